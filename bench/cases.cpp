@@ -1,0 +1,255 @@
+// The benchmark cases, their random inputs and the correctness check before timing.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "bench/bench.hpp"
+#include "codegen/emit.hpp"
+#include "codegen/eval.hpp"
+#include "codegen/half.hpp"
+#include "codegen/spec.hpp"
+#include "runtime/error.hpp"
+#include "runtime/ops.hpp"
+
+namespace kiln::bench {
+
+const char* kind_name(CaseKind k) {
+  switch (k) {
+    case CaseKind::copy: return "copy";
+    case CaseKind::op: return "op";
+    case CaseKind::fused: return "fused";
+  }
+  return "?";
+}
+
+const char* check_state_name(CheckResult::State s) {
+  switch (s) {
+    case CheckResult::State::pass: return "pass";
+    case CheckResult::State::fail: return "FAIL";
+    case CheckResult::State::skipped: return "skipped";
+    case CheckResult::State::error: return "ERROR";
+  }
+  return "?";
+}
+
+std::uint64_t BenchCase::bytes(std::uint64_t n) const {
+  std::uint64_t b = n * dtype_size(output_dtype());
+  for (DType t : input_dtypes()) b += n * dtype_size(t);
+  return b;
+}
+
+namespace {
+
+struct OpPick {
+  Op op;
+  DType dtype;
+  DType cast_to;
+};
+
+// The single-op kernels timed by default (picked from the conformance cases).
+constexpr OpPick kOpPicks[] = {
+    {Op::add, DType::f32, DType::f32},         {Op::multiply, DType::f16, DType::f16},
+    {Op::exp, DType::f32, DType::f32},         {Op::divide, DType::f32, DType::f32},
+    {Op::as_type, DType::f32, DType::f16},     {Op::select, DType::f32, DType::f32},
+    {Op::bitwise_xor, DType::s32, DType::s32}, {Op::less, DType::f32, DType::f32},
+};
+
+struct FusedPick {
+  const char* name;
+  const char* text;
+  int inputs;  // all f32
+};
+
+constexpr FusedPick kFusedPicks[] = {
+    {"fused.mix.f32", "x * sigmoid(x) + y * 0.5 - abs(x) / (1 + y * y)", 2},
+    {"fused.gelu_tanh.f32", "0.5 * x * (1 + tanh(0.7978845608 * (x + 0.044715 * x * x * x)))", 1},
+};
+
+std::uint64_t splitmix(std::uint64_t& s) {
+  std::uint64_t z = (s += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+// Whether |dev| can run |expr| (its dtypes and the emitter's target), with the reason if not.
+bool device_supports(const Expr& expr, Device& dev, std::string* why) {
+  if (dev.backend() == Backend::cpu) return true;
+  std::vector<DType> used = expr.input_dtypes();
+  used.push_back(expr.dtype(expr.root()));
+  const auto& ds = dev.info().dtypes;
+  for (DType t : used)
+    if (std::find(ds.begin(), ds.end(), t) == ds.end()) {
+      *why = fmt::format("{} does not support dtype {}", dev.id(), dtype_name(t));
+      return false;
+    }
+  const KernelSpec spec = make_map_spec(expr, expr.dtype(expr.root()));
+  return target_supports(spec, dev.backend() == Backend::cuda ? Target::cuda : Target::glsl, why);
+}
+
+// Element-wise comparison with an explicit tolerance (copy and fused cases).
+CheckResult compare_outputs(const BenchCase& c, const Tensor& got, const Tensor& want,
+                            const std::vector<Tensor>& cpu_inputs) {
+  CheckResult r;
+  const DType t = got.dtype();
+  const auto g = got.to_host(), w = want.to_host();
+  const std::size_t es = dtype_size(t);
+  std::int64_t bad = 0;
+  std::string first;
+  std::vector<std::vector<std::byte>> ins;
+  for (std::int64_t i = 0; i < got.numel(); ++i) {
+    const double x = scalar_to_double(load_scalar(t, g.data() + i * es), t);
+    const double y = scalar_to_double(load_scalar(t, w.data() + i * es), t);
+    bool same;
+    if (std::isnan(x) || std::isnan(y)) same = std::isnan(x) && std::isnan(y);
+    else if (std::isinf(x) || std::isinf(y)) same = x == y;
+    else same = std::fabs(x - y) <= c.atol + c.rtol * std::fabs(y);
+    if (same) continue;
+    if (++bad > 3) continue;
+    if (ins.empty())
+      for (const Tensor& in : cpu_inputs) ins.push_back(in.to_host());
+    std::string args;
+    for (std::size_t k = 0; k < ins.size(); ++k) {
+      const DType it = cpu_inputs[k].dtype();
+      args += fmt::format("{}{}", k ? ", " : "", scalar_to_double(load_scalar(it, ins[k].data() + i * dtype_size(it)), it));
+    }
+    first += fmt::format("  [{}] f({}) = {:.9g}, want {:.9g}\n", i, args, x, y);
+  }
+  if (bad) {
+    r.state = CheckResult::State::fail;
+    r.message = fmt::format("{}: {} of {} elements differ (atol {}, rtol {})\n{}", c.name, bad, got.numel(),
+                            c.atol, c.rtol, first);
+  }
+  return r;
+}
+
+}  // namespace
+
+std::vector<std::byte> random_input(DType t, InputRange range, std::uint64_t n, std::uint64_t seed) {
+  std::vector<std::byte> out(n * dtype_size(t));
+  std::uint64_t s = seed * 0x2545F4914F6CDD1Dull + 1;
+  const double span = range.hi - range.lo;
+  const double tiny = std::max(1e-3, 1e-4 * std::fabs(span));
+  std::byte* p = out.data();
+  for (std::uint64_t i = 0; i < n; ++i) {
+    const std::uint64_t bits = splitmix(s);
+    if (t == DType::pred) {
+      p[i] = std::byte(bits & 1);
+      continue;
+    }
+    if (!is_float(t)) {
+      const std::uint64_t v = bits ? bits : 1;  // non-zero in every width below
+      const std::uint64_t w = (v & 0xFF) ? v : (v | 1);
+      std::memcpy(p + i * dtype_size(t), &w, dtype_size(t));  // little endian: the low bytes
+      continue;
+    }
+    double v = range.lo + span * (double(bits >> 11) * 0x1.0p-53);
+    if (std::fabs(v) < tiny) v = v < 0 ? -1 : 1;
+    switch (t) {
+      case DType::f16: { const std::uint16_t h = f32_to_f16_bits(float(v)); std::memcpy(p + 2 * i, &h, 2); break; }
+      case DType::bf16: { const std::uint16_t h = f32_to_bf16_bits(float(v)); std::memcpy(p + 2 * i, &h, 2); break; }
+      case DType::f32: { const float f = float(v); std::memcpy(p + 4 * i, &f, 4); break; }
+      default: std::memcpy(p + 8 * i, &v, 8); break;
+    }
+  }
+  return out;
+}
+
+std::vector<BenchCase> bench_cases() {
+  std::vector<BenchCase> cases;
+  {
+    BenchCase copy;
+    copy.name = "copy.f32";
+    copy.kind = CaseKind::copy;
+    copy.expr_text = "x";
+    copy.expr = parse_expr(copy.expr_text, {DType::f32}, "copy");
+    copy.ranges = {{-1e4, 1e4}};
+    cases.push_back(std::move(copy));
+  }
+  const std::vector<conformance::Case> all = conformance::all_cases();
+  for (const OpPick& pick : kOpPicks) {
+    auto it = std::find_if(all.begin(), all.end(), [&](const conformance::Case& c) {
+      return c.op == pick.op && c.dtype == pick.dtype && c.cast_to == pick.cast_to &&
+             c.shape == conformance::ShapeClass::large;
+    });
+    if (it == all.end())
+      fail(ErrorCode::internal, fmt::format("kiln-bench: no conformance case for {} {}", op_info(pick.op).name,
+                                            dtype_name(pick.dtype)));
+    const OpInfo& info = op_info(pick.op);
+    BenchCase b;
+    b.kind = CaseKind::op;
+    b.conf = *it;
+    b.name = it->name();
+    b.name = b.name.substr(0, b.name.rfind('.'));  // "add.f32.large" -> "add.f32"
+    b.expr = single_op_expr(pick.op, pick.dtype, pick.cast_to);
+    b.expr_text = b.expr.to_string();
+    for (int k = 0; k < b.expr.num_inputs(); ++k) b.ranges.push_back({info.lo, info.hi});
+    cases.push_back(std::move(b));
+  }
+  for (const FusedPick& pick : kFusedPicks) {
+    BenchCase b;
+    b.kind = CaseKind::fused;
+    b.name = pick.name;
+    b.expr_text = pick.text;
+    b.expr = parse_expr(pick.text, std::vector<DType>(std::size_t(pick.inputs), DType::f32), pick.name);
+    b.ranges.assign(std::size_t(pick.inputs), InputRange{-3, 3});
+    b.atol = 1e-5;  // several rounded ops in a row: looser than any single op
+    b.rtol = 1e-4;
+    cases.push_back(std::move(b));
+  }
+  return cases;
+}
+
+CheckResult check_case(const BenchCase& c, Device& dev) {
+  CheckResult r;
+  const bool on_cpu = dev.backend() == Backend::cpu;
+  try {
+    std::string why;
+    if (!device_supports(c.expr, dev, &why)) {
+      r.state = CheckResult::State::skipped;
+      r.message = why;
+      return r;
+    }
+    if (c.conf) {
+      // The conformance case (2^20 + 7 elements: vector tails included; small on the CPU backend,
+      // which is the reference itself), run through the very kernel that is timed (map into).
+      conformance::Case cc = *c.conf;
+      cc.shape = on_cpu ? conformance::ShapeClass::odd : conformance::ShapeClass::large;
+      const auto cpu_ops = conformance::make_operands(cc);
+      const auto dev_ops = conformance::operands_on(cc, cpu_ops, dev);
+      const Tensor want = conformance::run(cc, cpu_ops);
+      const Tensor out = Tensor::empty(want.shape(), want.dtype(), dev);
+      const Tensor got = conformance::run(cc, dev_ops, &out);
+      const conformance::Verdict v = conformance::compare(cc, got, want, cpu_ops);
+      if (!v.ok) {
+        r.state = CheckResult::State::fail;
+        r.message = v.message;
+      }
+      return r;
+    }
+    const std::int64_t n = on_cpu ? 4099 : (1 << 20) + 7;
+    Device& cpu = device("cpu");
+    std::vector<Tensor> cpu_ins, dev_ins;
+    const auto dtypes = c.input_dtypes();
+    for (std::size_t k = 0; k < dtypes.size(); ++k) {
+      const auto data = random_input(dtypes[k], c.ranges[k], std::uint64_t(n), 1000 + k);
+      cpu_ins.push_back(Tensor::from_host(data.data(), data.size(), {n}, dtypes[k], cpu));
+      dev_ins.push_back(cpu_ins.back().to(dev));
+    }
+    const Tensor want = map(c.expr, cpu_ins);
+    const Tensor out = Tensor::empty(want.shape(), want.dtype(), dev);
+    const Tensor got = map(c.expr, dev_ins, std::nullopt, &out);
+    return compare_outputs(c, got, want, cpu_ins);
+  } catch (const Error& e) {
+    r.state = CheckResult::State::error;
+    r.message = fmt::format("[{}] {}", error_code_name(e.code()), e.what());
+  } catch (const std::exception& e) {
+    r.state = CheckResult::State::error;
+    r.message = e.what();
+  }
+  return r;
+}
+
+}  // namespace kiln::bench

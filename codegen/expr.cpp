@@ -1,0 +1,200 @@
+#include "codegen/expr.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <functional>
+
+#include <fmt/format.h>
+
+#include "codegen/eval.hpp"
+#include "runtime/error.hpp"
+
+namespace kiln {
+
+namespace {
+
+std::string node_key(const Node& n) {
+  std::string k = fmt::format("{}:{}:{}:{}:{}:{}", int(n.kind), int(n.op), int(n.dtype), n.input,
+                              n.value.u, n.num_args);
+  for (int i = 0; i < n.num_args; ++i) k += fmt::format(",{}", n.args[i]);
+  return k;
+}
+
+std::string scalar_text(Scalar v, DType t) {
+  if (is_float(t)) {
+    if (std::isnan(v.f)) return "nan";
+    if (std::isinf(v.f)) return v.f > 0 ? "inf" : "-inf";
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.17g", v.f);
+    std::string s = buf;
+    if (s.find_first_of(".eE") == std::string::npos) s += ".0";
+    return s;
+  }
+  if (is_signed_int(t)) return std::to_string(v.i);
+  return std::to_string(v.u);
+}
+
+}  // namespace
+
+NodeId Expr::intern(const Node& n) {
+  std::string key = node_key(n);
+  if (auto it = index_.find(key); it != index_.end()) return it->second;
+  nodes_.push_back(n);
+  NodeId id = NodeId(nodes_.size() - 1);
+  index_.emplace(std::move(key), id);
+  return id;
+}
+
+NodeId Expr::input(int index, DType t) {
+  if (index < 0 || index > 63)
+    fail(ErrorCode::invalid_argument, fmt::format("expression input index {} is out of range", index));
+  if (index >= int(inputs_.size())) inputs_.resize(index + 1, DType::s32);
+  inputs_[index] = t;
+  Node n{NodeKind::input};
+  n.dtype = t;
+  n.input = index;
+  return intern(n);
+}
+
+NodeId Expr::constant(double value, DType t) {
+  Node n{NodeKind::constant};
+  n.dtype = t;
+  if (is_float(t)) {
+    n.value = round_to_dtype(Scalar::from_f(value), t);
+  } else {
+    if (!std::isfinite(value) || value != std::floor(value))
+      fail(ErrorCode::invalid_argument,
+           fmt::format("constant {} is not a valid {} value", value, dtype_name(t)));
+    n.value = cast_scalar(Scalar::from_f(value), DType::f64, t);
+  }
+  return intern(n);
+}
+
+NodeId Expr::constant_int(std::int64_t value, DType t) {
+  Node n{NodeKind::constant};
+  n.dtype = t;
+  n.value = cast_scalar(Scalar::from_i(value), DType::s64, t);
+  return intern(n);
+}
+
+NodeId Expr::raw_op(Op op, DType result, std::initializer_list<NodeId> args) {
+  Node n{NodeKind::op};
+  n.op = op;
+  n.dtype = result;
+  for (NodeId a : args) n.args[n.num_args++] = a;
+  return intern(n);
+}
+
+NodeId Expr::cast(NodeId x, DType t) {
+  const Node& src = nodes_[x];
+  if (src.dtype == t) return x;
+  if (src.kind == NodeKind::constant) {
+    Node n{NodeKind::constant};
+    n.dtype = t;
+    n.value = cast_scalar(src.value, src.dtype, t);
+    return intern(n);
+  }
+  return raw_op(Op::as_type, t, {x});
+}
+
+NodeId Expr::apply(Op op, std::initializer_list<NodeId> args) {
+  const OpInfo& info = op_info(op);
+  if (int(args.size()) != info.arity)
+    fail(ErrorCode::invalid_argument,
+         fmt::format("{} takes {} operand(s), got {}", info.name, info.arity, args.size()));
+  std::vector<NodeId> a(args);
+  auto reject = [&](DType t) -> void {
+    std::string ts;
+    for (NodeId x : a) ts += (ts.empty() ? "" : ", ") + std::string(dtype_name(dtype(x)));
+    fail(ErrorCode::dtype_mismatch,
+         fmt::format("{} does not accept {} (operands: {})", info.name, dtype_name(t), ts));
+  };
+  // The dtype the operands are converted to.
+  auto operand_type = [&](DType t) {
+    if (t == DType::pred && !(info.accepts & kPred) && (info.accepts & dtype_bit(DType::u8)))
+      t = DType::u8;  // pred is u8 in arithmetic
+    if (!(info.accepts & dtype_bit(t))) reject(t);
+    if (info.result == ResultRule::floating) t = to_floating(t);
+    return t;
+  };
+  switch (info.arity) {
+    case 1: {
+      if (op == Op::as_type) fail(ErrorCode::invalid_argument, "as_type needs a target dtype: use cast()");
+      DType t = operand_type(dtype(a[0]));
+      NodeId x = cast(a[0], t);
+      return raw_op(op, *result_dtype(op, t), {x});
+    }
+    case 2: {
+      if (info.result == ResultRule::pred && op >= Op::logical_and) {
+        NodeId x = cast(a[0], DType::pred), y = cast(a[1], DType::pred);
+        return raw_op(op, DType::pred, {x, y});
+      }
+      DType t = operand_type(promote(dtype(a[0]), dtype(a[1])));
+      NodeId x = cast(a[0], t), y = cast(a[1], t);
+      return raw_op(op, *result_dtype(op, t), {x, y});
+    }
+    default: {  // select
+      DType t = promote(dtype(a[1]), dtype(a[2]));
+      NodeId c = cast(a[0], DType::pred), x = cast(a[1], t), y = cast(a[2], t);
+      return raw_op(op, t, {c, x, y});
+    }
+  }
+}
+
+Expr Expr::pruned() const {
+  std::vector<bool> live(nodes_.size(), false);
+  if (!nodes_.empty()) live[root_] = true;
+  for (std::size_t i = nodes_.size(); i-- > 0;)
+    if (live[i])
+      for (int k = 0; k < nodes_[i].num_args; ++k) live[nodes_[i].args[k]] = true;
+  Expr out;
+  out.inputs_ = inputs_;
+  std::vector<NodeId> map(nodes_.size());
+  for (std::size_t i = 0; i < nodes_.size(); ++i) {
+    if (!live[i]) continue;
+    Node n = nodes_[i];
+    for (int k = 0; k < n.num_args; ++k) n.args[k] = map[n.args[k]];
+    map[i] = out.intern(n);
+  }
+  if (!nodes_.empty()) out.root_ = map[root_];
+  return out;
+}
+
+std::string Expr::canonical() const {
+  Expr p = pruned();
+  std::string s;
+  for (std::size_t i = 0; i < p.nodes_.size(); ++i) {
+    const Node& n = p.nodes_[i];
+    s += fmt::format("%{}={}:", i, dtype_name(n.dtype));
+    switch (n.kind) {
+      case NodeKind::input: s += fmt::format("in{}", n.input); break;
+      case NodeKind::constant: s += fmt::format("const({:#x})", n.value.u); break;
+      case NodeKind::op:
+        s += op_info(n.op).name;
+        s += "(";
+        for (int k = 0; k < n.num_args; ++k) s += fmt::format("{}%{}", k ? "," : "", n.args[k]);
+        s += ")";
+        break;
+    }
+    s += ";";
+  }
+  return s;
+}
+
+std::string Expr::to_string() const {
+  std::function<std::string(NodeId)> text = [&](NodeId id) -> std::string {
+    const Node& n = nodes_[id];
+    switch (n.kind) {
+      case NodeKind::input: return fmt::format("in{}", n.input);
+      case NodeKind::constant: return fmt::format("{}({})", dtype_name(n.dtype), scalar_text(n.value, n.dtype));
+      case NodeKind::op: break;
+    }
+    if (n.op == Op::as_type) return fmt::format("{}({})", dtype_name(n.dtype), text(n.args[0]));
+    std::string s = std::string(op_info(n.op).name) + "(";
+    for (int k = 0; k < n.num_args; ++k) s += (k ? ", " : "") + text(n.args[k]);
+    return s + ")";
+  };
+  return nodes_.empty() ? std::string() : text(root_);
+}
+
+}  // namespace kiln

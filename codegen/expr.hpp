@@ -1,0 +1,99 @@
+// The expression IR: a hash-consed DAG of typed scalar operations. Fusion is building a bigger
+// expression; the CPU reference evaluates it (eval.hpp) and the emitters render it to CUDA C++ and
+// GLSL. Nodes are stored in topological order (operands before users), and equal subexpressions
+// are one node.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "codegen/dtype.hpp"
+#include "codegen/ops.hpp"
+
+namespace kiln {
+
+using NodeId = std::uint32_t;
+
+enum class NodeKind : std::uint8_t { input, constant, op };
+
+// A scalar value in the compute representation of a dtype (see compute_dtype): signed integers
+// in |i|, unsigned and pred in |u|, floats in |f| (already rounded to the dtype).
+struct Scalar {
+  union {
+    std::int64_t i;
+    std::uint64_t u;
+    double f;
+  };
+  Scalar() : u(0) {}
+  static Scalar from_i(std::int64_t v) { Scalar s; s.i = v; return s; }
+  static Scalar from_u(std::uint64_t v) { Scalar s; s.u = v; return s; }
+  static Scalar from_f(double v) { Scalar s; s.f = v; return s; }
+};
+
+struct Node {
+  NodeKind kind;
+  Op op = Op::add;      // when kind == op
+  DType dtype = DType::f32;  // result dtype
+  int input = -1;       // when kind == input
+  Scalar value;         // when kind == constant
+  std::array<NodeId, 3> args{};
+  int num_args = 0;
+};
+
+class Expr {
+ public:
+  Expr() = default;
+
+  // Input |index| of dtype |t|. Each index has one dtype.
+  NodeId input(int index, DType t);
+  // A constant of dtype |t| from a double (floats are rounded to |t|; integers must be integral
+  // and are wrapped to |t|'s width).
+  NodeId constant(double value, DType t);
+  NodeId constant_int(std::int64_t value, DType t);
+  // Applies |op| with Nx's rules: operands are promoted (casts are inserted), logical operands and
+  // select conditions become pred, and the result dtype follows the op table. Throws
+  // kiln::Error(dtype_mismatch) naming the op and dtypes when the op does not accept them.
+  NodeId apply(Op op, std::initializer_list<NodeId> args);
+  NodeId cast(NodeId x, DType t);
+
+  void set_root(NodeId root) { root_ = root; }
+  NodeId root() const { return root_; }
+  const Node& node(NodeId id) const { return nodes_[id]; }
+  const std::vector<Node>& nodes() const { return nodes_; }
+  DType dtype(NodeId id) const { return nodes_[id].dtype; }
+  // Dtypes of the inputs by index (inputs never referenced are s32 placeholders).
+  const std::vector<DType>& input_dtypes() const { return inputs_; }
+  int num_inputs() const { return int(inputs_.size()); }
+
+  // A copy holding only the nodes reachable from the root, renumbered in topological order.
+  Expr pruned() const;
+  // Canonical text: the same expression always gives the same text, on every machine.
+  std::string canonical() const;
+  // Readable infix text (parsable by parse_expr).
+  std::string to_string() const;
+
+ private:
+  NodeId intern(const Node& n);
+  NodeId raw_op(Op op, DType result, std::initializer_list<NodeId> args);
+
+  std::vector<Node> nodes_;
+  std::unordered_map<std::string, NodeId> index_;
+  std::vector<DType> inputs_;
+  NodeId root_ = 0;
+};
+
+// Parses the infix form, e.g. "0.5 * x * (1 + tanh(0.79788456 * (x + 0.044715 * x * x * x)))".
+// Inputs are x, y, z, w (inputs 0-3) or in0, in1, ...; |input_dtypes| gives their dtypes.
+// Operators, weakest first: ?: || && | ^ & (== !=) (< <= > >=) (<< >>) (+ -) (* / %) unary(- ! ~) **.
+// Calls: any op name, e.g. pow(x, 2), select(c, a, b), as_type(x, f16), and dtype names: f16(x).
+// Constants: numbers, pi, e, inf, nan. A number takes the dtype of what it meets (Nx's weak
+// scalars): an integer literal meets an f16 as f16, a fractional one meets an s32 as f32.
+// Errors throw kiln::Error(parse_error) with "<origin>:line:col: message".
+Expr parse_expr(std::string_view text, const std::vector<DType>& input_dtypes,
+                std::string_view origin = "expr", int first_line = 1, int first_col = 1);
+
+}  // namespace kiln

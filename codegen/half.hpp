@@ -1,0 +1,57 @@
+// Bit-exact conversions between f32 and the 16-bit float formats (round to nearest even, NaN
+// stays NaN, overflow goes to infinity). The same rules are written in the CUDA and GLSL preludes.
+#pragma once
+
+#include <bit>
+#include <cstdint>
+
+namespace kiln {
+
+inline std::uint16_t f32_to_f16_bits(float f) {
+  const std::uint32_t x = std::bit_cast<std::uint32_t>(f);
+  const std::uint32_t sign = (x >> 16) & 0x8000u;
+  const std::uint32_t abs = x & 0x7FFFFFFFu;
+  if (abs > 0x7F800000u) return std::uint16_t(sign | 0x7E00u);                 // NaN
+  if (abs >= 0x477FF000u) return std::uint16_t(sign | 0x7C00u);                // overflow / Inf
+  if (abs < 0x38800000u) {                                                      // subnormal or 0
+    if (abs < 0x33000000u) return std::uint16_t(sign);                          // < half of min
+    const std::uint32_t e = abs >> 23;
+    const std::uint32_t m = (abs & 0x7FFFFFu) | 0x800000u;
+    // value = m * 2^(e-150); in units of the f16 subnormal step 2^-24 that is m >> (126 - e).
+    const std::uint32_t shift = 126 - e;
+    const std::uint32_t r = m >> shift;
+    const std::uint32_t rem = m & ((1u << shift) - 1);
+    const std::uint32_t half = 1u << (shift - 1);
+    std::uint32_t out = r + ((rem > half || (rem == half && (r & 1))) ? 1 : 0);
+    return std::uint16_t(sign | out);
+  }
+  // normal: rebias exponent 127 -> 15, drop 13 mantissa bits with RNE
+  std::uint32_t v = abs - 0x38000000u;  // exponent - 112
+  v += 0x0FFFu + ((v >> 13) & 1u);
+  return std::uint16_t(sign | (v >> 13));
+}
+
+inline float f16_bits_to_f32(std::uint16_t h) {
+  const std::uint32_t sign = std::uint32_t(h & 0x8000u) << 16;
+  const std::uint32_t e = (h >> 10) & 0x1Fu;
+  const std::uint32_t m = h & 0x3FFu;
+  if (e == 0) {
+    const float v = float(m) * (1.0f / 16777216.0f);  // m * 2^-24
+    return sign ? -v : v;
+  }
+  if (e == 31) return std::bit_cast<float>(sign | 0x7F800000u | (m << 13));
+  return std::bit_cast<float>(sign | ((e + 112) << 23) | (m << 13));
+}
+
+inline std::uint16_t f32_to_bf16_bits(float f) {
+  std::uint32_t x = std::bit_cast<std::uint32_t>(f);
+  if ((x & 0x7FFFFFFFu) > 0x7F800000u) return std::uint16_t((x >> 16) | 0x40u);  // quiet NaN
+  x += 0x7FFFu + ((x >> 16) & 1u);
+  return std::uint16_t(x >> 16);
+}
+
+inline float bf16_bits_to_f32(std::uint16_t b) {
+  return std::bit_cast<float>(std::uint32_t(b) << 16);
+}
+
+}  // namespace kiln

@@ -1,0 +1,338 @@
+#include "codegen/manifest.hpp"
+
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <toml++/toml.h>
+
+#include "codegen/emit.hpp"
+#include "runtime/error.hpp"
+
+namespace kiln {
+
+const ManifestKernel* Manifest::find(std::string_view name) const {
+  auto it = std::lower_bound(kernels.begin(), kernels.end(), name,
+                             [](const ManifestKernel& k, std::string_view n) { return k.name < n; });
+  return it != kernels.end() && it->name == name ? &*it : nullptr;
+}
+
+std::vector<KernelSpec> expand_op(Op op, const std::vector<DType>& dtypes) {
+  std::vector<KernelSpec> out;
+  const OpInfo& info = op_info(op);
+  for (DType t : dtypes) {
+    if (!(info.accepts & dtype_bit(t))) continue;
+    if (op == Op::as_type) {
+      for (DType to : dtypes)
+        if (to != t) out.push_back(single_op_spec(op, t, to));
+    } else {
+      out.push_back(single_op_spec(op, t));
+    }
+  }
+  return out;
+}
+
+namespace {
+
+constexpr int kMinBlock = 32, kMaxBlock = 1024;
+
+class Reader {
+ public:
+  Reader(std::string_view text, std::string_view origin) : text_(text), origin_(origin) {
+    std::size_t start = 0;
+    while (start <= text.size()) {
+      const std::size_t nl = text.find('\n', start);
+      lines_.push_back(text.substr(start, nl == std::string_view::npos ? std::string_view::npos : nl - start));
+      if (nl == std::string_view::npos) break;
+      start = nl + 1;
+    }
+  }
+
+  Manifest read() {
+    toml::table root;
+    try {
+      root = toml::parse(text_, origin_);
+    } catch (const toml::parse_error& e) {
+      fail(ErrorCode::parse_error, fmt::format("{}:{}:{}: TOML syntax error: {}", origin_, e.source().begin.line,
+                                               e.source().begin.column, e.description()));
+    }
+    for (auto&& [key, node] : root) {
+      if (key.str() == "kernel" || key.str() == "ops") {
+        const toml::array* arr = node.as_array();
+        if (!arr || !arr->is_array_of_tables())
+          error(node, fmt::format("'{}' must be an array of tables: write [[{}]]", key.str(), key.str()));
+        for (const toml::node& t : *arr) {
+          if (key.str() == "kernel") read_kernel(*t.as_table());
+          else read_ops(*t.as_table());
+        }
+      } else {
+        error(key.source(), fmt::format("unknown top-level key '{}' (expected [[kernel]] or [[ops]] tables)", key.str()));
+      }
+    }
+    Manifest m;
+    for (auto& [name, k] : kernels_) {
+      std::sort(k.aliases.begin(), k.aliases.end());
+      k.aliases.erase(std::unique(k.aliases.begin(), k.aliases.end()), k.aliases.end());
+      m.kernels.push_back(std::move(k));
+    }
+    return m;  // std::map iterates in name order
+  }
+
+ private:
+  // ---- positions and errors ----
+  std::string where(const toml::source_position& p) const {
+    return fmt::format("{}:{}:{}", origin_, p.line, p.column);
+  }
+  [[noreturn]] void error(const toml::source_region& r, const std::string& msg) const {
+    fail(ErrorCode::parse_error, fmt::format("{}: {}", where(r.begin), msg));
+  }
+  [[noreturn]] void error(const toml::node& n, const std::string& msg) const { error(n.source(), msg); }
+
+  void check_keys(const toml::table& t, std::string_view kind, std::initializer_list<std::string_view> allowed) const {
+    for (auto&& [key, node] : t) {
+      if (std::find(allowed.begin(), allowed.end(), key.str()) != allowed.end()) continue;
+      std::string list;
+      for (auto a : allowed) list.append(list.empty() ? "" : ", ").append(a);
+      error(key.source(), fmt::format("unknown key '{}' in [[{}]] (expected one of: {})", key.str(), kind, list));
+    }
+  }
+
+  const toml::node* get(const toml::table& t, std::string_view key) const { return t.get(key); }
+
+  const toml::node& require(const toml::table& t, std::string_view kind, std::string_view key) const {
+    const toml::node* n = t.get(key);
+    if (!n) error(t, fmt::format("[[{}]] needs a '{}' key", kind, key));
+    return *n;
+  }
+
+  std::string string_of(const toml::node& n, std::string_view key) const {
+    const auto* s = n.as_string();
+    if (!s) error(n, fmt::format("'{}' must be a string, not {}", key, type_name(n)));
+    return s->get();
+  }
+
+  static std::string_view type_name(const toml::node& n) {
+    switch (n.type()) {
+      case toml::node_type::table: return "a table";
+      case toml::node_type::array: return "an array";
+      case toml::node_type::string: return "a string";
+      case toml::node_type::integer: return "an integer";
+      case toml::node_type::floating_point: return "a float";
+      case toml::node_type::boolean: return "a boolean";
+      default: return "a date/time";
+    }
+  }
+
+  DType dtype_of(const toml::node& n, std::string_view key) const {
+    const std::string s = string_of(n, key);
+    auto t = parse_dtype(s);
+    if (!t) {
+      std::string list;
+      for (DType d : kAllDTypes) list.append(list.empty() ? "" : " ").append(dtype_name(d));
+      error(n, fmt::format("unknown dtype '{}' (expected one of: {})", s, list));
+    }
+    return *t;
+  }
+
+  std::vector<DType> dtype_list(const toml::node& n, std::string_view key, bool allow_star) const {
+    if (allow_star && n.is_string() && n.as_string()->get() == "*")
+      return std::vector<DType>(kAllDTypes.begin(), kAllDTypes.end());
+    const auto* arr = n.as_array();
+    if (!arr) error(n, fmt::format("'{}' must be {}a list of dtype names", key, allow_star ? "\"*\" or " : ""));
+    std::vector<DType> out;
+    for (const toml::node& e : *arr) {
+      DType t = dtype_of(e, key);
+      if (allow_star && std::find(out.begin(), out.end(), t) != out.end()) continue;
+      out.push_back(t);
+    }
+    return out;
+  }
+
+  struct Targets {
+    TargetSet set;
+    bool explicit_ = false;
+    const toml::node* node = nullptr;
+  };
+
+  Targets targets_of(const toml::table& t) const {
+    Targets r;
+    const toml::node* n = get(t, "targets");
+    if (!n) return r;
+    r.explicit_ = true;
+    r.node = n;
+    r.set = {false, false};
+    const auto* arr = n->as_array();
+    if (!arr || arr->empty()) error(*n, "'targets' must be a non-empty list of \"cuda\" and/or \"vulkan\"");
+    for (const toml::node& e : *arr) {
+      const std::string s = string_of(e, "targets");
+      if (s == "cuda") r.set.cuda = true;
+      else if (s == "vulkan") r.set.vulkan = true;
+      else error(e, fmt::format("unknown target '{}' (expected \"cuda\" or \"vulkan\")", s));
+    }
+    return r;
+  }
+
+  int block_size_of(const toml::table& t) const {
+    const toml::node* n = get(t, "block_size");
+    if (!n) return KernelSpec{}.block_size;
+    const auto* i = n->as_integer();
+    if (!i) error(*n, fmt::format("'block_size' must be an integer, not {}", type_name(*n)));
+    const std::int64_t v = i->get();
+    if (v < kMinBlock || v > kMaxBlock || (v & (v - 1)))
+      error(*n, fmt::format("'block_size' must be a power of two in [{}, {}], not {}", kMinBlock, kMaxBlock, v));
+    return int(v);
+  }
+
+  // Line and column of the first character of a string value's content (after the opening
+  // quote, or after the newline that follows an opening """ / '''). Exact for strings without
+  // escape sequences; use literal strings ('...') for expressions to keep positions exact.
+  std::pair<int, int> content_start(const toml::node& n) const {
+    int line = int(n.source().begin.line), col = int(n.source().begin.column);
+    if (line < 1 || std::size_t(line) > lines_.size()) return {line, col + 1};
+    const std::string_view l = lines_[line - 1];
+    const std::size_t at = std::size_t(col - 1);
+    if (at < l.size() && (l.substr(at, 3) == "\"\"\"" || l.substr(at, 3) == "'''")) {
+      std::string_view rest = l.substr(at + 3);
+      if (rest.empty() || rest == "\r") return {line + 1, 1};
+      return {line, col + 3};
+    }
+    return {line, col + 1};
+  }
+
+  // ---- tables ----
+  void read_kernel(const toml::table& t) {
+    check_keys(t, "kernel", {"name", "family", "expr", "inputs", "output", "targets", "block_size"});
+    std::string alias;
+    if (const toml::node* n = get(t, "name")) {
+      alias = string_of(*n, "name");
+      const bool ok = !alias.empty() && !std::isdigit(static_cast<unsigned char>(alias[0])) &&
+                      std::all_of(alias.begin(), alias.end(), [](char c) {
+                        return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+                      });
+      if (!ok) error(*n, fmt::format("kernel name '{}' must be an identifier (letters, digits, _)", alias));
+    }
+    if (const toml::node* n = get(t, "family")) {
+      const std::string f = string_of(*n, "family");
+      if (f != "map") error(*n, fmt::format("unknown kernel family '{}' (expected \"map\")", f));
+    }
+    const toml::node& inputs_node = require(t, "kernel", "inputs");
+    std::vector<DType> inputs = dtype_list(inputs_node, "inputs", false);
+    if (inputs.empty()) error(inputs_node, "'inputs' must list at least one dtype");
+    const toml::node& expr_node = require(t, "kernel", "expr");
+    const std::string text = string_of(expr_node, "expr");
+    auto [line, col] = content_start(expr_node);
+    Expr e = parse_expr(text, inputs, origin_, line, col);
+
+    std::vector<bool> used(inputs.size(), false);
+    for (const Node& node : e.nodes())
+      if (node.kind == NodeKind::input && node.input >= 0 && std::size_t(node.input) < used.size()) used[node.input] = true;
+    for (std::size_t i = 0; i < used.size(); ++i)
+      if (!used[i])
+        error(expr_node, fmt::format("input {} ({}) is listed in 'inputs' but the expression does not use it", i,
+                                     i < 4 ? std::string(1, "xyzw"[i]) : fmt::format("in{}", i)));
+
+    DType output = e.dtype(e.root());
+    if (const toml::node* n = get(t, "output")) output = dtype_of(*n, "output");
+    KernelSpec spec = make_map_spec(e, output);
+    spec.block_size = block_size_of(t);
+
+    Targets targets = targets_of(t);
+    std::string why;
+    if (targets.set.vulkan && !target_supports(spec, Target::glsl, &why)) {
+      if (targets.explicit_) error(*targets.node, fmt::format("the kernel cannot target vulkan: {}", why));
+      targets.set.vulkan = false;
+    }
+    if (targets.set.cuda && !target_supports(spec, Target::cuda, &why)) {
+      if (targets.explicit_) error(*targets.node, fmt::format("the kernel cannot target cuda: {}", why));
+      targets.set.cuda = false;
+    }
+    if (!targets.set.cuda && !targets.set.vulkan) error(t, "the kernel is supported by no target: " + why);
+    add(std::move(spec), targets.set, alias, t, get(t, "name"));
+  }
+
+  void read_ops(const toml::table& t) {
+    check_keys(t, "ops", {"ops", "dtypes", "targets", "block_size"});
+    const toml::node& ops_node = require(t, "ops", "ops");
+    std::vector<Op> ops;
+    bool all_ops = false;
+    if (ops_node.is_string() && ops_node.as_string()->get() == "*") {
+      all_ops = true;
+      for (const OpInfo& info : op_table()) ops.push_back(info.op);
+    } else if (const auto* arr = ops_node.as_array()) {
+      for (const toml::node& e : *arr) {
+        const std::string s = string_of(e, "ops");
+        auto op = find_op(s);
+        if (!op) error(e, fmt::format("unknown op '{}' (kilnc ops lists them)", s));
+        ops.push_back(*op);
+      }
+    } else {
+      error(ops_node, "'ops' must be \"*\" or a list of op names");
+    }
+    const toml::node& dtypes_node = require(t, "ops", "dtypes");
+    const std::vector<DType> dtypes = dtype_list(dtypes_node, "dtypes", true);
+    const int block = block_size_of(t);
+    const Targets targets = targets_of(t);
+
+    for (std::size_t i = 0; i < ops.size(); ++i) {
+      std::vector<KernelSpec> specs = expand_op(ops[i], dtypes);
+      if (specs.empty() && !all_ops)
+        error(*ops_node.as_array()->get(i),
+              fmt::format("op '{}' accepts none of the listed dtypes", op_info(ops[i]).name));
+      for (KernelSpec& spec : specs) {
+        spec.block_size = block;
+        TargetSet set = targets.set;
+        if (set.vulkan && !target_supports(spec, Target::glsl)) set.vulkan = false;
+        if (set.cuda && !target_supports(spec, Target::cuda)) set.cuda = false;
+        if (!set.cuda && !set.vulkan) continue;  // e.g. exp on f64 with targets = ["vulkan"]
+        add(std::move(spec), set, "", t);
+      }
+    }
+  }
+
+  void add(KernelSpec spec, TargetSet targets, const std::string& alias, const toml::table& at,
+           const toml::node* alias_node = nullptr) {
+    std::string name = spec.name();
+    auto [it, inserted] = kernels_.try_emplace(name);
+    ManifestKernel& k = it->second;
+    if (inserted) {
+      k.name = name;
+      k.origin = where(at.source().begin);
+      k.targets = targets;
+      k.spec = std::move(spec);
+    } else {
+      if (k.spec.canonical() != spec.canonical())
+        fail(ErrorCode::internal, fmt::format("{}: kernel name {} collides with the kernel defined at {}",
+                                              where(at.source().begin), name, k.origin));
+      k.targets.cuda |= targets.cuda;
+      k.targets.vulkan |= targets.vulkan;
+    }
+    if (!alias.empty()) {
+      auto [a, fresh] = aliases_.try_emplace(alias, name);
+      if (!fresh && a->second != name)
+        error(alias_node ? *alias_node : at, fmt::format("kernel name '{}' is already used for a different kernel ({})", alias, a->second));
+      k.aliases.push_back(alias);
+    }
+  }
+
+  std::string_view text_;
+  std::string origin_;
+  std::vector<std::string_view> lines_;
+  std::map<std::string, ManifestKernel> kernels_;
+  std::map<std::string, std::string> aliases_;
+};
+
+}  // namespace
+
+Manifest parse_manifest(std::string_view text, std::string_view origin) { return Reader(text, origin).read(); }
+
+Manifest read_manifest(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) fail(ErrorCode::io_error, fmt::format("{}: cannot open the manifest", file.string()));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_manifest(ss.str(), file.string());
+}
+
+}  // namespace kiln

@@ -1,0 +1,49 @@
+// Kernel manifests: a TOML file listing the kernels to generate at build time (kilnc build). The
+// format is documented at the top of kernels/builtin.toml. Reading a manifest expands [[ops]]
+// tables through the op table and parses [[kernel]] expressions; every error is a
+// kiln::Error(parse_error) whose message starts with "<file>:<line>:<col>: ", pointing into the
+// manifest (inside the expression string for expression errors).
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "codegen/spec.hpp"
+
+namespace kiln {
+
+// The GPU targets a manifest kernel is built for. "vulkan" is emitted as GLSL and compiled to
+// SPIR-V.
+struct TargetSet {
+  bool cuda = true;
+  bool vulkan = true;
+  bool operator==(const TargetSet&) const = default;
+};
+
+struct ManifestKernel {
+  KernelSpec spec;
+  std::string name;                  // spec.name(), cached
+  TargetSet targets;
+  std::vector<std::string> aliases;  // user names from `name = ...`, sorted, unique
+  std::string origin;                // "<file>:<line>:<col>" of the first table that defined it
+};
+
+struct Manifest {
+  // One entry per distinct spec (duplicates merged: targets and aliases united), sorted by name.
+  std::vector<ManifestKernel> kernels;
+  const ManifestKernel* find(std::string_view name) const;
+};
+
+// Parses manifest text; |origin| names it in error messages (usually the file path).
+Manifest parse_manifest(std::string_view text, std::string_view origin);
+// Reads and parses a manifest file (io_error when it cannot be read).
+Manifest read_manifest(const std::filesystem::path& file);
+
+// The specs an [[ops]] table expands to for one op over |dtypes| (the op table drives it):
+// each dtype the op accepts gives single_op_spec(op, dtype); as_type gives every (from, to) pair
+// with from != to; select gives one spec per value dtype (the condition is pred).
+std::vector<KernelSpec> expand_op(Op op, const std::vector<DType>& dtypes);
+
+}  // namespace kiln

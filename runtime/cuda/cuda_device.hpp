@@ -1,0 +1,111 @@
+// The CUDA device: one per CUDA device ordinal, using the device's primary context, which is made
+// current on the calling thread at every entry.
+#pragma once
+
+#include <cuda.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "runtime/cuda/cuda_allocator.hpp"
+#include "runtime/cuda/cuda_driver.hpp"
+#include "runtime/device.hpp"
+
+namespace kiln::cuda {
+
+class CudaStream;
+class CudaDevice;
+
+class CudaBuffer final : public Buffer {
+ public:
+  CudaBuffer(CudaDevice* device, CachingAllocator* allocator, std::size_t size, CUdeviceptr ptr,
+             std::size_t size_class);
+  ~CudaBuffer() override;
+  CUdeviceptr ptr() const { return device_address(); }
+
+ private:
+  CachingAllocator* allocator_;
+  std::size_t size_class_;
+};
+
+class CudaKernel final : public Kernel {
+ public:
+  CudaKernel(std::string name, int block_size, CudaDevice* device, CUfunction function)
+      : Kernel(std::move(name), block_size), device_(device), function_(function) {}
+  CudaDevice* device() const { return device_; }
+  CUfunction function() const { return function_; }
+
+ private:
+  CudaDevice* device_;
+  CUfunction function_;
+};
+
+class CudaDevice final : public Device {
+ public:
+  CudaDevice(CUdevice device, DeviceInfo info, Dim3 max_grid);
+  ~CudaDevice() override;
+
+  const DeviceInfo& info() const override { return info_; }
+  std::shared_ptr<Buffer> allocate(std::size_t bytes) override;
+  Stream& default_stream() override;
+  std::unique_ptr<Stream> create_stream() override;
+  const Kernel& kernel(const Registry& registry, const KernelEntry& entry, int function) override;
+
+  // Throws device_lost after a sticky error; retains the primary context on first use and makes it
+  // current on the calling thread.
+  void bind();
+  // Like bind() but never throws; false when the device is lost or the context unusable.
+  bool try_bind() noexcept;
+  CUcontext context();
+  Health* health() { return &health_; }
+  const Dim3& max_grid() const { return max_grid_; }
+  CachingAllocator& allocator() { return allocator_; }
+
+  // Streams register themselves so that freed blocks can be fenced on every live stream.
+  void register_stream(CUstream s);
+  void unregister_stream(CUstream s);
+  // Records one event from |take| on every live stream; returns them. Requires a bound context.
+  template <class TakeEvent>
+  std::vector<CUevent> fence_streams(TakeEvent take);
+
+ private:
+  CUdevice cu_device_;
+  DeviceInfo info_;
+  Dim3 max_grid_;
+  Health health_;
+
+  std::once_flag context_once_;
+  CUcontext context_ = nullptr;
+
+  std::mutex streams_mu_;
+  std::vector<CUstream> streams_;
+
+  CachingAllocator allocator_;
+
+  std::once_flag default_stream_once_;
+  std::unique_ptr<CudaStream> default_stream_;
+
+  std::mutex kernels_mu_;
+  std::map<std::pair<const unsigned char*, std::size_t>, CUmodule> modules_;
+  std::map<std::tuple<const unsigned char*, std::string, int>, std::unique_ptr<CudaKernel>> kernels_;
+};
+
+template <class TakeEvent>
+std::vector<CUevent> CudaDevice::fence_streams(TakeEvent take) {
+  std::vector<CUevent> fences;
+  std::lock_guard lock(streams_mu_);
+  fences.reserve(streams_.size());
+  for (CUstream s : streams_) {
+    CUevent e = take();
+    fences.push_back(e);
+    KILN_CU(&health_, cuEventRecord, e, s);
+  }
+  return fences;
+}
+
+}  // namespace kiln::cuda

@@ -1,0 +1,26 @@
+// Public CUDA interop helpers of the runtime. Usable without cuda.h: native handles are void*.
+#pragma once
+
+#include <string>
+
+namespace kiln {
+class Device;
+class Stream;
+}  // namespace kiln
+
+namespace kiln::cuda {
+
+// True when libcuda.so.1 was loaded, every entry point resolved and cuInit succeeded. Otherwise
+// false, and *reason (when given) says why, e.g. "libcuda.so.1 not found (no NVIDIA driver): ...".
+bool driver_available(std::string* reason = nullptr);
+
+// The driver's CUDA version (cuDriverGetVersion, e.g. 13000 for 13.0), or 0 when unavailable.
+int driver_version();
+
+// The CUstream of a CUDA stream (for cuBLAS & co.); throws invalid_argument for other backends.
+void* native_stream(Stream& stream);
+// Makes |device|'s primary context current on the calling thread and returns it (a CUcontext).
+// Throws invalid_argument for non-CUDA devices, device_lost after a sticky error.
+void* make_context_current(Device& device);
+
+}  // namespace kiln::cuda

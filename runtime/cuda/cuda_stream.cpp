@@ -1,0 +1,196 @@
+#include "runtime/cuda/cuda_stream.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "runtime/cuda/cuda_device.hpp"
+#include "runtime/error.hpp"
+
+namespace kiln::cuda {
+namespace {
+
+// Transfers go through a pinned staging buffer of this size, chunk by chunk.
+constexpr std::size_t kStagingBytes = std::size_t(8) << 20;
+// The largest params block a kernel may take by value (CUDA 12.1+ on Volta and later).
+constexpr std::size_t kMaxParamsBytes = 32764;
+
+}  // namespace
+
+// ---- events ---------------------------------------------------------------------------------
+
+CudaEvent::~CudaEvent() {
+  if (device_.try_bind()) driver().cuEventDestroy(event_);
+}
+
+void CudaEvent::synchronize() {
+  device_.bind();
+  KILN_CU(device_.health(), cuEventSynchronize, event_);
+}
+
+double CudaEvent::elapsed_ms_since(const Event& start) const {
+  const auto* s = dynamic_cast<const CudaEvent*>(&start);
+  if (!s || &s->device_ != &device_)
+    fail(ErrorCode::invalid_argument, device_.id() +
+                                          ": elapsed_ms_since needs a start event recorded on a "
+                                          "stream of the same CUDA device");
+  device_.bind();
+  KILN_CU(device_.health(), cuEventSynchronize, event_);
+  KILN_CU(device_.health(), cuEventSynchronize, s->event_);
+  float ms = 0.0f;
+  KILN_CU(device_.health(), cuEventElapsedTime, &ms, s->event_, event_);
+  return double(ms);
+}
+
+// ---- streams --------------------------------------------------------------------------------
+
+CudaStream::CudaStream(CudaDevice& device) : device_(device) {
+  device_.bind();
+  KILN_CU(device_.health(), cuStreamCreate, &stream_, CU_STREAM_NON_BLOCKING);
+  device_.register_stream(stream_);
+}
+
+CudaStream::~CudaStream() {
+  device_.unregister_stream(stream_);
+  if (!device_.try_bind()) return;
+  // Pending work finishes on its own; staging memory is only used by synchronous calls.
+  driver().cuStreamDestroy(stream_);
+  if (staging_) driver().cuMemFreeHost(staging_);
+}
+
+Device& CudaStream::device() const { return device_; }
+
+void* CudaStream::staging() {
+  if (!staging_) KILN_CU(device_.health(), cuMemHostAlloc, &staging_, kStagingBytes, 0);
+  return staging_;
+}
+
+CUdeviceptr CudaStream::range(const Buffer& b, std::size_t offset, std::size_t bytes,
+                              const char* what) const {
+  if (&b.device() != &device_)
+    fail(ErrorCode::invalid_argument, device_.id() + " stream " + what + ": the buffer belongs to " +
+                                          b.device().id() + ", not to " + device_.id());
+  if (offset > b.size_bytes() || bytes > b.size_bytes() - offset)
+    fail(ErrorCode::invalid_argument,
+         device_.id() + " stream " + what + ": range [" + std::to_string(offset) + ", +" +
+             std::to_string(bytes) + ") is outside a buffer of " + std::to_string(b.size_bytes()) +
+             " bytes");
+  return CUdeviceptr(b.device_address() + offset);
+}
+
+void CudaStream::upload(Buffer& dst, std::size_t offset, const void* src, std::size_t bytes) {
+  const CUdeviceptr d = range(dst, offset, bytes, "upload");
+  if (bytes == 0) return;
+  if (!src) fail(ErrorCode::invalid_argument, device_.id() + " stream upload: source is null");
+  std::lock_guard lock(mu_);
+  device_.bind();
+  auto* stage = static_cast<unsigned char*>(staging());
+  const auto* from = static_cast<const unsigned char*>(src);
+  for (std::size_t done = 0; done < bytes;) {
+    const std::size_t n = std::min(kStagingBytes, bytes - done);
+    std::memcpy(stage, from + done, n);
+    KILN_CU(device_.health(), cuMemcpyHtoDAsync, d + done, stage, n, stream_);
+    // The staging buffer is reused by the next chunk or call: wait for the copy.
+    KILN_CU(device_.health(), cuStreamSynchronize, stream_);
+    done += n;
+  }
+}
+
+void CudaStream::download(const Buffer& src, std::size_t offset, void* dst, std::size_t bytes) {
+  const CUdeviceptr s = range(src, offset, bytes, "download");
+  if (bytes == 0) return;
+  if (!dst) fail(ErrorCode::invalid_argument, device_.id() + " stream download: destination is null");
+  std::lock_guard lock(mu_);
+  device_.bind();
+  auto* stage = static_cast<unsigned char*>(staging());
+  auto* to = static_cast<unsigned char*>(dst);
+  for (std::size_t done = 0; done < bytes;) {
+    const std::size_t n = std::min(kStagingBytes, bytes - done);
+    KILN_CU(device_.health(), cuMemcpyDtoHAsync, stage, s + done, n, stream_);
+    KILN_CU(device_.health(), cuStreamSynchronize, stream_);
+    std::memcpy(to + done, stage, n);
+    done += n;
+  }
+}
+
+void CudaStream::copy(const Buffer& src, std::size_t src_offset, Buffer& dst, std::size_t dst_offset,
+                      std::size_t bytes) {
+  const CUdeviceptr s = range(src, src_offset, bytes, "copy (source)");
+  const CUdeviceptr d = range(dst, dst_offset, bytes, "copy (destination)");
+  if (bytes == 0 || s == d) return;
+  if (s < d + bytes && d < s + bytes) {
+    // Overlapping ranges (cuMemcpyDtoD does not allow them): go through a temporary buffer.
+    auto tmp = device_.allocate(bytes);
+    const auto t = CUdeviceptr(tmp->device_address());
+    std::lock_guard lock(mu_);
+    device_.bind();
+    KILN_CU(device_.health(), cuMemcpyDtoDAsync, t, s, bytes, stream_);
+    KILN_CU(device_.health(), cuMemcpyDtoDAsync, d, t, bytes, stream_);
+    return;  // freeing |tmp| fences it on this stream
+  }
+  std::lock_guard lock(mu_);
+  device_.bind();
+  KILN_CU(device_.health(), cuMemcpyDtoDAsync, d, s, bytes, stream_);
+}
+
+void CudaStream::fill(Buffer& dst, std::size_t offset, std::size_t bytes, std::uint8_t value) {
+  const CUdeviceptr d = range(dst, offset, bytes, "fill");
+  if (bytes == 0) return;
+  std::lock_guard lock(mu_);
+  device_.bind();
+  KILN_CU(device_.health(), cuMemsetD8Async, d, static_cast<unsigned char>(value), bytes, stream_);
+}
+
+void CudaStream::launch(const Kernel& kernel, Dim3 groups, const void* params,
+                        std::size_t params_size) {
+  const auto* k = dynamic_cast<const CudaKernel*>(&kernel);
+  if (!k || k->device() != &device_)
+    fail(ErrorCode::invalid_argument, device_.id() + ": cannot launch '" + kernel.name() +
+                                          "': it was not loaded on this device");
+  const Dim3& max = device_.max_grid();
+  if (groups.x > max.x || groups.y > max.y || groups.z > max.z)
+    fail(ErrorCode::invalid_argument,
+         device_.id() + ": launching '" + kernel.name() + "' over " + std::to_string(groups.x) +
+             "x" + std::to_string(groups.y) + "x" + std::to_string(groups.z) +
+             " blocks exceeds the device's maximum grid " + std::to_string(max.x) + "x" +
+             std::to_string(max.y) + "x" + std::to_string(max.z));
+  if (params_size > kMaxParamsBytes)
+    fail(ErrorCode::invalid_argument, device_.id() + ": the params block of '" + kernel.name() +
+                                          "' is " + std::to_string(params_size) +
+                                          " bytes, more than the " +
+                                          std::to_string(kMaxParamsBytes) + " CUDA allows");
+  if (params_size > 0 && !params)
+    fail(ErrorCode::invalid_argument,
+         device_.id() + ": launching '" + kernel.name() + "' with a null params block");
+  if (groups.x == 0 || groups.y == 0 || groups.z == 0) return;  // empty launch: nothing to do
+
+  std::size_t size = params_size;
+  void* extra[] = {CU_LAUNCH_PARAM_BUFFER_POINTER, const_cast<void*>(params),
+                   CU_LAUNCH_PARAM_BUFFER_SIZE, &size, CU_LAUNCH_PARAM_END};
+  const auto block = static_cast<unsigned>(kernel.block_size());
+  std::lock_guard lock(mu_);
+  device_.bind();
+  if (params_size > 0)
+    KILN_CU(device_.health(), cuLaunchKernel, k->function(), groups.x, groups.y, groups.z, block, 1,
+            1, 0, stream_, nullptr, extra);
+  else
+    KILN_CU(device_.health(), cuLaunchKernel, k->function(), groups.x, groups.y, groups.z, block, 1,
+            1, 0, stream_, nullptr, nullptr);
+}
+
+std::unique_ptr<Event> CudaStream::record() {
+  std::lock_guard lock(mu_);
+  device_.bind();
+  CUevent e = nullptr;
+  KILN_CU(device_.health(), cuEventCreate, &e, CU_EVENT_DEFAULT);
+  auto event = std::make_unique<CudaEvent>(device_, e);
+  KILN_CU(device_.health(), cuEventRecord, e, stream_);
+  return event;
+}
+
+void CudaStream::synchronize() {
+  std::lock_guard lock(mu_);
+  device_.bind();
+  KILN_CU(device_.health(), cuStreamSynchronize, stream_);
+}
+
+}  // namespace kiln::cuda

@@ -1,0 +1,59 @@
+// CUDA streams (a non-blocking CUstream each) and events.
+#pragma once
+
+#include <cuda.h>
+
+#include <mutex>
+
+#include "runtime/stream.hpp"
+
+namespace kiln::cuda {
+
+class CudaDevice;
+
+class CudaEvent final : public Event {
+ public:
+  CudaEvent(CudaDevice& device, CUevent event) : device_(device), event_(event) {}
+  ~CudaEvent() override;
+  CudaEvent(const CudaEvent&) = delete;
+  CudaEvent& operator=(const CudaEvent&) = delete;
+
+  void synchronize() override;
+  double elapsed_ms_since(const Event& start) const override;
+  CUevent native() const { return event_; }
+
+ private:
+  CudaDevice& device_;
+  CUevent event_;
+};
+
+class CudaStream final : public Stream {
+ public:
+  explicit CudaStream(CudaDevice& device);
+  ~CudaStream() override;
+
+  Device& device() const override;
+  void upload(Buffer& dst, std::size_t offset, const void* src, std::size_t bytes) override;
+  void download(const Buffer& src, std::size_t offset, void* dst, std::size_t bytes) override;
+  void copy(const Buffer& src, std::size_t src_offset, Buffer& dst, std::size_t dst_offset,
+            std::size_t bytes) override;
+  void fill(Buffer& dst, std::size_t offset, std::size_t bytes, std::uint8_t value) override;
+  void launch(const Kernel& kernel, Dim3 groups, const void* params,
+              std::size_t params_size) override;
+  std::unique_ptr<Event> record() override;
+  void synchronize() override;
+
+  CUstream native() const { return stream_; }
+
+ private:
+  // Pinned host memory for transfers, allocated on first use. Requires mu_ and a bound context.
+  void* staging();
+  CUdeviceptr range(const Buffer& b, std::size_t offset, std::size_t bytes, const char* what) const;
+
+  CudaDevice& device_;
+  CUstream stream_ = nullptr;
+  std::mutex mu_;
+  void* staging_ = nullptr;
+};
+
+}  // namespace kiln::cuda

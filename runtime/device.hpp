@@ -1,0 +1,75 @@
+// Devices: enumeration, selection and the per-device factory of buffers, streams and kernels.
+// Devices live in a process-wide list for the life of the process (children die before parents).
+// Thread-safety: every Device method may be called from any thread.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "codegen/dtype.hpp"
+#include "runtime/buffer.hpp"
+#include "runtime/kernel.hpp"
+#include "runtime/registry.hpp"
+#include "runtime/stream.hpp"
+
+namespace kiln {
+
+enum class Backend { cpu, vulkan, cuda };
+std::string_view backend_name(Backend b);
+
+struct DeviceInfo {
+  Backend backend = Backend::cpu;
+  int index = 0;                 // among devices of the same backend
+  std::string name;              // e.g. "NVIDIA H100 80GB HBM3", "llvmpipe (LLVM 15.0.6, 256 bits)"
+  std::uint64_t memory_bytes = 0;
+  std::string arch;              // "sm_90", "vulkan 1.3 cpu", "x86_64"
+  std::string driver;            // driver version text
+  std::uint32_t subgroup_size = 1;
+  std::vector<DType> dtypes;     // dtypes the device's kernels can load, store and compute
+  std::uint64_t max_allocation_bytes = 0;
+};
+
+class Device {
+ public:
+  virtual ~Device() = default;
+  Device(const Device&) = delete;
+  Device& operator=(const Device&) = delete;
+
+  virtual const DeviceInfo& info() const = 0;
+  Backend backend() const { return info().backend; }
+  // "cpu", "vulkan:0", "cuda:1"
+  std::string id() const;
+
+  // Allocates |bytes| (at least 1) of device memory, 256-byte aligned. Throws out_of_memory.
+  virtual std::shared_ptr<Buffer> allocate(std::size_t bytes) = 0;
+  virtual Stream& default_stream() = 0;
+  virtual std::unique_ptr<Stream> create_stream() = 0;
+  // Loads (once, then cached) function |function| of registry kernel |entry|. Throws unsupported
+  // when the kernel was not built for this backend.
+  virtual const Kernel& kernel(const Registry& registry, const KernelEntry& entry, int function) = 0;
+
+ protected:
+  Device() = default;
+};
+
+// Why a backend is unavailable on this machine, or empty when it is available.
+struct BackendStatus {
+  Backend backend;
+  bool available;
+  std::string reason;
+};
+
+// Every device of every available backend (CUDA first, then Vulkan, then the CPU).
+const std::vector<Device*>& devices();
+std::vector<BackendStatus> backend_status();
+// The default device: KILN_DEVICE=cpu|vulkan:N|cuda:N when set, else the first CUDA GPU, else the
+// first Vulkan device, else the CPU. Throws device_unavailable when KILN_DEVICE names a missing one.
+Device& default_device();
+// Looks a device up by id ("cpu", "vulkan:0", "cuda:0"); throws device_unavailable with the reason.
+Device& device(std::string_view id);
+
+}  // namespace kiln

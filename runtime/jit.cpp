@@ -1,0 +1,158 @@
+#include "runtime/jit.hpp"
+
+#include <dlfcn.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+
+#include <fmt/format.h>
+#include <shaderc/shaderc.hpp>
+
+#include "codegen/emit.hpp"
+#include "runtime/error.hpp"
+
+namespace kiln {
+
+namespace {
+
+// A compiled kernel with the storage its registry entry points into.
+struct JitRecord {
+  std::string name, spec;
+  std::vector<std::vector<unsigned char>> blobs;  // SPIR-V per function, or one cubin
+  std::vector<std::string> symbols;
+  std::vector<KernelFunction> functions;
+  std::vector<EmbeddedBlob> cuda_images;
+  KernelEntry entry{};
+  Registry registry;
+};
+
+std::vector<unsigned char> compile_glsl(const std::string& source, const std::string& name) {
+  shaderc::Compiler compiler;
+  shaderc::CompileOptions options;
+  options.SetTargetEnvironment(shaderc_target_env_vulkan, shaderc_env_version_vulkan_1_3);
+  options.SetOptimizationLevel(shaderc_optimization_level_zero);
+  auto result = compiler.CompileGlslToSpv(source, shaderc_compute_shader, name.c_str(), options);
+  if (result.GetCompilationStatus() != shaderc_compilation_status_success)
+    fail(ErrorCode::compile_error, fmt::format("shaderc could not compile {}: {}", name, result.GetErrorMessage()));
+  std::vector<unsigned char> out(reinterpret_cast<const unsigned char*>(result.cbegin()),
+                                 reinterpret_cast<const unsigned char*>(result.cend()));
+  return out;
+}
+
+// NVRTC, opened at run time like the driver so that the runtime links without the CUDA toolkit.
+struct Nvrtc {
+  using Create = int (*)(void**, const char*, const char*, int, const char* const*, const char* const*);
+  using Compile = int (*)(void*, int, const char* const*);
+  using GetSize = int (*)(void*, std::size_t*);
+  using GetData = int (*)(void*, char*);
+  using Destroy = int (*)(void**);
+  Create create = nullptr;
+  Compile compile = nullptr;
+  GetSize log_size = nullptr, cubin_size = nullptr;
+  GetData log = nullptr, cubin = nullptr;
+  Destroy destroy = nullptr;
+  std::string error;
+
+  static const Nvrtc& get() {
+    static const Nvrtc n = [] {
+      Nvrtc r;
+      void* lib = nullptr;
+      for (const char* name : {"libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so"})
+        if ((lib = dlopen(name, RTLD_NOW | RTLD_LOCAL))) break;
+      if (!lib) {
+        r.error = "NVRTC (libnvrtc.so) was not found";
+        return r;
+      }
+      r.create = reinterpret_cast<Create>(dlsym(lib, "nvrtcCreateProgram"));
+      r.compile = reinterpret_cast<Compile>(dlsym(lib, "nvrtcCompileProgram"));
+      r.log_size = reinterpret_cast<GetSize>(dlsym(lib, "nvrtcGetProgramLogSize"));
+      r.log = reinterpret_cast<GetData>(dlsym(lib, "nvrtcGetProgramLog"));
+      r.cubin_size = reinterpret_cast<GetSize>(dlsym(lib, "nvrtcGetCUBINSize"));
+      r.cubin = reinterpret_cast<GetData>(dlsym(lib, "nvrtcGetCUBIN"));
+      r.destroy = reinterpret_cast<Destroy>(dlsym(lib, "nvrtcDestroyProgram"));
+      if (!r.create || !r.compile || !r.log_size || !r.log || !r.cubin_size || !r.cubin || !r.destroy)
+        r.error = "libnvrtc.so lacks an expected entry point";
+      return r;
+    }();
+    return n;
+  }
+};
+
+std::vector<unsigned char> compile_cuda(const std::string& source, const std::string& name, const std::string& arch) {
+  const Nvrtc& nv = Nvrtc::get();
+  if (!nv.error.empty()) fail(ErrorCode::unsupported, nv.error);
+  std::vector<const char*> header_text, header_names;
+  for (const auto& t : template_sources())
+    if (t.path.substr(0, 5) == "cuda/") {
+      header_text.push_back(t.text.data());
+      header_names.push_back(t.path.data());
+    }
+  void* prog = nullptr;
+  if (nv.create(&prog, source.c_str(), (name + ".cu").c_str(), int(header_text.size()), header_text.data(),
+                header_names.data()) != 0)
+    fail(ErrorCode::compile_error, "nvrtcCreateProgram failed for " + name);
+  const std::string arch_opt = "--gpu-architecture=" + arch;
+  const char* opts[] = {arch_opt.c_str(), "--fmad=false", "-std=c++17"};
+  const int rc = nv.compile(prog, 3, opts);
+  std::size_t log_size = 0;
+  nv.log_size(prog, &log_size);
+  std::string log(log_size, '\0');
+  if (log_size) nv.log(prog, log.data());
+  std::vector<unsigned char> cubin;
+  if (rc == 0) {
+    std::size_t size = 0;
+    nv.cubin_size(prog, &size);
+    cubin.resize(size);
+    nv.cubin(prog, reinterpret_cast<char*>(cubin.data()));
+  }
+  nv.destroy(&prog);
+  if (rc != 0) fail(ErrorCode::compile_error, fmt::format("NVRTC could not compile {} for {}: {}", name, arch, log));
+  return cubin;
+}
+
+std::unique_ptr<JitRecord> build(Device& device, const KernelSpec& spec) {
+  auto r = std::make_unique<JitRecord>();
+  r->name = spec.name();
+  r->spec = spec.canonical();
+  const int num_functions = 2;
+  if (device.backend() == Backend::vulkan) {
+    for (int f = 0; f < num_functions; ++f) r->blobs.push_back(compile_glsl(emit_glsl(spec, f), r->name));
+    for (int f = 0; f < num_functions; ++f)
+      r->functions.push_back({"main", {r->blobs[f].data(), r->blobs[f].size()}});
+  } else {
+    r->blobs.push_back(compile_cuda(emit_cuda(spec), r->name, device.info().arch));
+    r->symbols = cuda_symbols(spec);
+    for (const auto& s : r->symbols) r->functions.push_back({s.c_str(), {}});
+    r->cuda_images.push_back({r->blobs[0].data(), r->blobs[0].size()});
+  }
+  r->entry = KernelEntry{r->name.c_str(), r->spec.c_str(), device.backend() == Backend::cuda ? 0 : -1,
+                         num_functions, r->functions.data(), spec.block_size};
+  r->registry.kernels = std::span<const KernelEntry>(&r->entry, 1);
+  r->registry.cuda_images = r->cuda_images;
+  return r;
+}
+
+}  // namespace
+
+JitKernel jit_kernel(Device& device, const KernelSpec& spec, std::string* why) {
+  static std::mutex mutex;
+  static auto* cache = new std::map<std::pair<Device*, std::string>, std::unique_ptr<JitRecord>>;
+  const Target target = device.backend() == Backend::cuda ? Target::cuda : Target::glsl;
+  if (device.backend() == Backend::cpu) {
+    if (why) *why = "the CPU backend evaluates expressions directly";
+    return {};
+  }
+  std::string reason;
+  if (!target_supports(spec, target, &reason)) {
+    if (why) *why = reason;
+    return {};
+  }
+  std::lock_guard lock(mutex);
+  auto key = std::make_pair(&device, spec.name());
+  auto it = cache->find(key);
+  if (it == cache->end()) it = cache->emplace(key, build(device, spec)).first;
+  return {&it->second->registry, &it->second->entry};
+}
+
+}  // namespace kiln

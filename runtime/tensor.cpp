@@ -1,0 +1,232 @@
+#include "runtime/tensor.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <numeric>
+
+#include <fmt/format.h>
+
+#include "runtime/error.hpp"
+#include "runtime/ops.hpp"
+
+namespace kiln {
+
+std::string shape_text(const Shape& s) {
+  std::string t = "[";
+  for (std::size_t i = 0; i < s.size(); ++i) t += (i ? "," : "") + std::to_string(s[i]);
+  return t + "]";
+}
+
+std::int64_t shape_numel(const Shape& s) {
+  std::int64_t n = 1;
+  for (auto d : s) n *= d;
+  return n;
+}
+
+namespace {
+
+Shape row_major_strides(const Shape& shape) {
+  Shape st(shape.size());
+  std::int64_t s = 1;
+  for (std::size_t i = shape.size(); i-- > 0;) {
+    st[i] = s;
+    s *= std::max<std::int64_t>(shape[i], 1);
+  }
+  return st;
+}
+
+void check_shape(const Shape& shape, const char* what) {
+  for (auto d : shape)
+    if (d < 0) fail(ErrorCode::invalid_argument, fmt::format("{}: negative dimension in shape {}", what, shape_text(shape)));
+}
+
+// Calls f(linear_index, element_offset) for every element of a strided view in row-major order.
+template <class F>
+void for_each_offset(const Shape& shape, const Shape& strides, std::int64_t offset, F f) {
+  const std::int64_t n = shape_numel(shape);
+  if (n == 0) return;
+  std::vector<std::int64_t> idx(shape.size(), 0);
+  std::int64_t off = offset;
+  for (std::int64_t i = 0; i < n; ++i) {
+    f(i, off);
+    for (std::size_t d = shape.size(); d-- > 0;) {
+      if (++idx[d] < shape[d]) { off += strides[d]; break; }
+      off -= strides[d] * (shape[d] - 1);
+      idx[d] = 0;
+    }
+  }
+}
+
+}  // namespace
+
+Tensor Tensor::empty(const Shape& shape, DType dtype, Device& device) {
+  check_shape(shape, "Tensor::empty");
+  Tensor t;
+  t.storage_ = device.allocate(std::max<std::size_t>(std::size_t(shape_numel(shape)) * dtype_size(dtype), 1));
+  t.shape_ = shape;
+  t.strides_ = row_major_strides(shape);
+  t.dtype_ = dtype;
+  return t;
+}
+
+Tensor Tensor::from_host(const void* data, std::size_t bytes, const Shape& shape, DType dtype, Device& device) {
+  check_shape(shape, "Tensor::from_host");
+  const std::size_t want = std::size_t(shape_numel(shape)) * dtype_size(dtype);
+  if (bytes != want)
+    fail(ErrorCode::invalid_argument, fmt::format("Tensor::from_host: {} {} needs {} bytes, got {}",
+                                                  shape_text(shape), dtype_name(dtype), want, bytes));
+  Tensor t = empty(shape, dtype, device);
+  if (bytes) device.default_stream().upload(*t.storage_, 0, data, bytes);
+  return t;
+}
+
+Tensor Tensor::view(std::shared_ptr<Buffer> storage, const Shape& shape, const Shape& strides,
+                    std::int64_t offset, DType dtype) {
+  if (!storage) fail(ErrorCode::invalid_argument, "Tensor::view: no storage");
+  if (strides.size() != shape.size())
+    fail(ErrorCode::invalid_argument, "Tensor::view: shape and strides differ in rank");
+  check_shape(shape, "Tensor::view");
+  // Every element must lie inside the storage.
+  std::int64_t lo = offset, hi = offset;
+  for (std::size_t d = 0; d < shape.size(); ++d) {
+    if (shape[d] == 0) { lo = hi = offset; break; }
+    const std::int64_t ext = strides[d] * (shape[d] - 1);
+    (ext < 0 ? lo : hi) += ext;
+  }
+  const auto cap = std::int64_t(storage->size_bytes() / dtype_size(dtype));
+  if (shape_numel(shape) > 0 && (lo < 0 || hi >= cap))
+    fail(ErrorCode::invalid_argument,
+         fmt::format("Tensor::view: {} {} with strides {} at offset {} reaches outside a buffer of {} elements",
+                     shape_text(shape), dtype_name(dtype), shape_text(strides), offset, cap));
+  Tensor t;
+  t.storage_ = std::move(storage);
+  t.shape_ = shape;
+  t.strides_ = strides;
+  t.offset_ = offset;
+  t.dtype_ = dtype;
+  return t;
+}
+
+bool Tensor::is_contiguous() const {
+  if (numel() == 0) return true;
+  std::int64_t s = 1;
+  for (std::size_t i = shape_.size(); i-- > 0;) {
+    if (shape_[i] != 1 && strides_[i] != s) return false;
+    s *= shape_[i];
+  }
+  return true;
+}
+
+std::string Tensor::describe() const {
+  if (!defined()) return "undefined tensor";
+  return fmt::format("{} {} on {}", shape_text(shape_), dtype_name(dtype_), device().id());
+}
+
+void Tensor::to_host(void* dst, std::size_t bytes) const {
+  if (bytes != size_bytes())
+    fail(ErrorCode::invalid_argument,
+         fmt::format("Tensor::to_host: {} needs {} bytes, got {}", describe(), size_bytes(), bytes));
+  if (bytes == 0) return;
+  const std::size_t es = dtype_size(dtype_);
+  Stream& stream = device().default_stream();
+  if (is_contiguous()) {
+    stream.download(*storage_, std::size_t(offset_) * es, dst, bytes);
+    return;
+  }
+  // Download the span the view covers, then gather on the host.
+  std::int64_t lo = offset_, hi = offset_;
+  for (std::size_t d = 0; d < shape_.size(); ++d) {
+    const std::int64_t ext = strides_[d] * (shape_[d] - 1);
+    (ext < 0 ? lo : hi) += ext;
+  }
+  std::vector<std::byte> span(std::size_t(hi - lo + 1) * es);
+  stream.download(*storage_, std::size_t(lo) * es, span.data(), span.size());
+  auto* out = static_cast<std::byte*>(dst);
+  for_each_offset(shape_, strides_, offset_ - lo, [&](std::int64_t i, std::int64_t off) {
+    std::memcpy(out + i * es, span.data() + off * es, es);
+  });
+}
+
+std::vector<std::byte> Tensor::to_host() const {
+  std::vector<std::byte> v(size_bytes());
+  to_host(v.data(), v.size());
+  return v;
+}
+
+Tensor Tensor::to(Device& target) const {
+  if (&target == &device()) return *this;
+  std::vector<std::byte> host = to_host();
+  return from_host(host.data(), host.size(), shape_, dtype_, target);
+}
+
+Tensor Tensor::contiguous() const {
+  if (is_contiguous()) return *this;
+  Expr identity;
+  identity.set_root(identity.input(0, dtype_));
+  try {
+    return map(identity, {*this});
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::unsupported) throw;
+    std::vector<std::byte> host = to_host();  // no copy kernel for this dtype: go through the host
+    return from_host(host.data(), host.size(), shape_, dtype_, device());
+  }
+}
+
+Tensor Tensor::transpose(std::vector<int> perm) const {
+  if (perm.empty())
+    for (int i = rank() - 1; i >= 0; --i) perm.push_back(i);
+  if (int(perm.size()) != rank())
+    fail(ErrorCode::invalid_argument, fmt::format("transpose: {} axes given for {}", perm.size(), describe()));
+  std::vector<bool> seen(rank(), false);
+  Tensor t = *this;
+  for (int i = 0; i < rank(); ++i) {
+    if (perm[i] < 0 || perm[i] >= rank() || seen[perm[i]])
+      fail(ErrorCode::invalid_argument, fmt::format("transpose: axes are not a permutation for {}", describe()));
+    seen[perm[i]] = true;
+    t.shape_[i] = shape_[perm[i]];
+    t.strides_[i] = strides_[perm[i]];
+  }
+  return t;
+}
+
+Tensor Tensor::slice(int axis, std::int64_t start, std::int64_t stop, std::int64_t step) const {
+  if (axis < 0) axis += rank();
+  if (axis < 0 || axis >= rank() || step <= 0 || start < 0 || stop < start || stop > shape_[axis])
+    fail(ErrorCode::invalid_argument, fmt::format("slice: axis {} range [{}:{}:{}] is invalid for {}", axis,
+                                                  start, stop, step, describe()));
+  Tensor t = *this;
+  t.offset_ += start * strides_[axis];
+  t.shape_[axis] = (stop - start + step - 1) / step;
+  t.strides_[axis] *= step;
+  return t;
+}
+
+Tensor Tensor::broadcast_to(const Shape& shape) const {
+  if (shape.size() < shape_.size())
+    fail(ErrorCode::shape_mismatch, fmt::format("broadcast_to: {} cannot broadcast to {}", describe(), shape_text(shape)));
+  Tensor t = *this;
+  const std::size_t lead = shape.size() - shape_.size();
+  t.shape_ = shape;
+  t.strides_.assign(shape.size(), 0);
+  for (std::size_t i = 0; i < shape_.size(); ++i) {
+    if (shape_[i] == shape[lead + i]) t.strides_[lead + i] = strides_[i];
+    else if (shape_[i] != 1)
+      fail(ErrorCode::shape_mismatch, fmt::format("broadcast_to: {} cannot broadcast to {}", describe(), shape_text(shape)));
+  }
+  return t;
+}
+
+Tensor Tensor::reshape(const Shape& shape) const {
+  check_shape(shape, "reshape");
+  if (shape_numel(shape) != numel())
+    fail(ErrorCode::shape_mismatch, fmt::format("reshape: {} has {} elements, {} has {}", describe(), numel(),
+                                                shape_text(shape), shape_numel(shape)));
+  if (!is_contiguous())
+    fail(ErrorCode::invalid_argument, fmt::format("reshape: {} is not contiguous (call contiguous() first)", describe()));
+  Tensor t = *this;
+  t.shape_ = shape;
+  t.strides_ = row_major_strides(shape);
+  return t;
+}
+
+}  // namespace kiln

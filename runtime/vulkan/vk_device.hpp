@@ -1,0 +1,108 @@
+// Internal: the Vulkan Device. One per usable physical device; owns the VkDevice, its queues, the
+// buffer allocator, the default stream and the kernel (pipeline) cache.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "runtime/device.hpp"
+#include "runtime/vulkan/vk_common.hpp"
+#include "runtime/vulkan/vk_instance.hpp"
+
+namespace kiln::vk {
+
+class Allocator;
+class KernelCache;
+class VulkanStream;
+
+// A VkQueue with the lock that vkQueueSubmit needs (several streams may share one queue).
+struct Queue {
+  VkQueue queue = VK_NULL_HANDLE;
+  std::mutex mutex;
+};
+
+// Which optional features the device was created with.
+struct EnabledFeatures {
+  bool int8 = false, int16 = false, int64 = false, float16 = false, float64 = false;
+  bool storage8 = false, storage16 = false, push_constant8 = false, push_constant16 = false;
+  bool maintenance4 = false, memory_model = false, host_query_reset = false;
+  bool subgroup_size_control = false, scalar_block_layout = false, atomic_float = false;
+  bool int64_atomics = false;
+};
+
+class VulkanDevice final : public Device {
+ public:
+  // Throws kiln::Error when the device cannot be created; returns through |why| (and a null
+  // pointer from create_device) when it lacks what Kiln needs.
+  VulkanDevice(const InstanceState& instance, VkPhysicalDevice physical, int index);
+  ~VulkanDevice() override;
+
+  const DeviceInfo& info() const override { return info_; }
+  std::shared_ptr<Buffer> allocate(std::size_t bytes) override;
+  Stream& default_stream() override;
+  std::unique_ptr<Stream> create_stream() override;
+  const Kernel& kernel(const Registry& registry, const KernelEntry& entry, int function) override;
+
+  VkDevice handle() const { return device_; }
+  VkPhysicalDevice physical() const { return physical_; }
+  const VkPhysicalDeviceLimits& limits() const { return properties_.limits; }
+  const VkPhysicalDeviceProperties& properties() const { return properties_; }
+  const VkPhysicalDeviceMemoryProperties& memory_properties() const { return memory_; }
+  const EnabledFeatures& features() const { return features_; }
+  std::uint64_t max_buffer_size() const { return max_buffer_size_; }
+  std::uint32_t queue_family() const { return queue_family_; }
+  std::uint32_t timestamp_valid_bits() const { return timestamp_valid_bits_; }
+  // "vulkan:0 (llvmpipe (LLVM 15.0.6, 256 bits))", for error messages.
+  const std::string& label() const { return label_; }
+  // The queue for a new stream (round robin over the queues created).
+  Queue& next_queue();
+  // The one pipeline layout of every kernel: a 128-byte push-constant range, no descriptor sets.
+  VkPipelineLayout pipeline_layout() const { return pipeline_layout_; }
+  Allocator& allocator() { return *allocator_; }
+
+  // Streams register themselves so that memory released while work may be in flight is destroyed
+  // only once every stream has passed the point of release.
+  void register_stream(VulkanStream* s);
+  void unregister_stream(VulkanStream* s);
+  // (stream, timeline value) pairs that must complete before memory released now is unused.
+  std::vector<std::pair<const VulkanStream*, std::uint64_t>> stream_horizons();
+  // True when |stream| is gone or has reached |value|.
+  bool stream_reached(const VulkanStream* stream, std::uint64_t value);
+
+ private:
+  VkPhysicalDevice physical_;
+  VkDevice device_ = VK_NULL_HANDLE;
+  VkPhysicalDeviceProperties properties_{};
+  VkPhysicalDeviceMemoryProperties memory_{};
+  EnabledFeatures features_;
+  std::uint64_t max_buffer_size_ = 0;
+  std::uint32_t queue_family_ = 0;
+  std::uint32_t timestamp_valid_bits_ = 0;
+  DeviceInfo info_;
+  std::string label_;
+  std::vector<std::unique_ptr<Queue>> queues_;
+  std::atomic<std::size_t> next_queue_{0};
+  VkPipelineLayout pipeline_layout_ = VK_NULL_HANDLE;
+
+  std::mutex streams_mutex_;
+  std::vector<VulkanStream*> streams_;
+
+  std::unique_ptr<Allocator> allocator_;
+  std::unique_ptr<KernelCache> kernels_;
+  std::once_flag default_stream_once_;
+  std::unique_ptr<VulkanStream> default_stream_;
+};
+
+// Creates the device for |physical|, or returns null and says why through |why| when it lacks
+// Vulkan 1.2, bufferDeviceAddress or timelineSemaphore.
+std::unique_ptr<Device> create_device(const InstanceState& instance, VkPhysicalDevice physical,
+                                      int index, std::string* why);
+
+// The VulkanDevice behind |d|, or throws invalid_argument naming |what| when |d| is another kind.
+VulkanDevice& vulkan_device(Device& d, const char* what);
+
+}  // namespace kiln::vk

@@ -1,0 +1,214 @@
+// Vulkan kernels: SPIR-V checks, compute pipelines with the block size as specialization
+// constant 0, and a VkPipelineCache persisted on disk.
+#include "runtime/vulkan/vk_kernel.hpp"
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <string_view>
+#include <vector>
+
+#include "runtime/vulkan/vk_device.hpp"
+
+namespace kiln::vk {
+
+VulkanKernel::VulkanKernel(VulkanDevice& device, std::string name, int block_size, VkPipeline pipeline)
+    : Kernel(std::move(name), block_size), device_(device), pipeline_(pipeline) {}
+
+VulkanKernel::~VulkanKernel() { vkDestroyPipeline(device_.handle(), pipeline_, nullptr); }
+
+void check_spirv(std::span<const unsigned char> spirv, const std::string& kernel) {
+  auto bad = [&](const std::string& why) {
+    fail(ErrorCode::compile_error, "vulkan: kernel '" + kernel + "' has no usable SPIR-V: " + why);
+  };
+  if (spirv.empty()) bad("the blob is empty (the kernel was not built for Vulkan)");
+  if (spirv.size() % 4) bad("its size " + std::to_string(spirv.size()) + " is not a multiple of 4");
+  const std::size_t n = spirv.size() / 4;
+  std::vector<std::uint32_t> words(n);
+  std::memcpy(words.data(), spirv.data(), spirv.size());
+  if (n < 5 || words[0] != 0x07230203u) bad("it does not start with the SPIR-V magic number");
+  bool entry = false;
+  for (std::size_t i = 5; i < n;) {
+    const std::uint32_t count = words[i] >> 16, opcode = words[i] & 0xffffu;
+    if (count == 0 || i + count > n) bad("instruction at word " + std::to_string(i) + " is malformed");
+    // OpEntryPoint GLCompute %id "main"
+    if (opcode == 15 && count >= 4 && words[i + 1] == 5) {
+      const char* name = reinterpret_cast<const char*>(&words[i + 3]);
+      const std::size_t max = (count - 3) * 4;
+      if (strnlen(name, max) < max && std::string_view(name) == "main") entry = true;
+    }
+    i += count;
+  }
+  if (!entry) bad("it has no GLCompute entry point named 'main'");
+}
+
+// ---- pipeline cache on disk ------------------------------------------------------------------
+
+namespace {
+
+std::string cache_dir() {
+  if (const char* v = std::getenv("KILN_VK_PIPELINE_CACHE"); v && (!*v || !std::strcmp(v, "0")))
+    return {};
+  if (const char* v = std::getenv("KILN_CACHE_DIR"); v && *v) return std::string(v) + "/vulkan";
+  if (const char* v = std::getenv("XDG_CACHE_HOME"); v && *v) return std::string(v) + "/kiln/vulkan";
+  if (const char* v = std::getenv("HOME"); v && *v) return std::string(v) + "/.cache/kiln/vulkan";
+  return {};
+}
+
+std::string hex(const std::uint8_t* p, std::size_t n) {
+  static const char* digits = "0123456789abcdef";
+  std::string s;
+  for (std::size_t i = 0; i < n; ++i) {
+    s += digits[p[i] >> 4];
+    s += digits[p[i] & 15];
+  }
+  return s;
+}
+
+// Whether |data| starts with a VkPipelineCacheHeaderVersionOne for this device.
+bool header_matches(const std::vector<char>& data, const VkPhysicalDeviceProperties& props) {
+  if (data.size() < 16 + VK_UUID_SIZE) return false;
+  std::uint32_t header[4];
+  std::memcpy(header, data.data(), sizeof header);
+  return header[0] >= 16 + VK_UUID_SIZE && header[1] == VK_PIPELINE_CACHE_HEADER_VERSION_ONE &&
+         header[2] == props.vendorID && header[3] == props.deviceID &&
+         std::memcmp(data.data() + 16, props.pipelineCacheUUID, VK_UUID_SIZE) == 0;
+}
+
+}  // namespace
+
+KernelCache::KernelCache(VulkanDevice& device) : device_(device) {
+  const auto& props = device.properties();
+  std::vector<char> data;
+  if (std::string dir = cache_dir(); !dir.empty()) {
+    cache_path_ = dir + "/pipelines-" + std::to_string(props.vendorID) + "-" +
+                  std::to_string(props.deviceID) + "-" + hex(props.pipelineCacheUUID, VK_UUID_SIZE) + ".bin";
+    std::ifstream in(cache_path_, std::ios::binary);
+    if (in) data.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    if (!header_matches(data, props)) data.clear();  // stale or foreign: start empty
+  }
+  VkPipelineCacheCreateInfo ci{VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO};
+  ci.initialDataSize = data.size();
+  ci.pInitialData = data.empty() ? nullptr : data.data();
+  if (vkCreatePipelineCache(device.handle(), &ci, nullptr, &cache_) != VK_SUCCESS) {
+    ci.initialDataSize = 0;
+    ci.pInitialData = nullptr;
+    KILN_VK_CHECK(vkCreatePipelineCache(device.handle(), &ci, nullptr, &cache_));
+  }
+}
+
+KernelCache::~KernelCache() {
+  kernels_.clear();
+  vkDestroyPipelineCache(device_.handle(), cache_, nullptr);
+}
+
+void KernelCache::save() {
+  // Best effort: a cache that cannot be written is not an error. Written to a temporary file and
+  // renamed, so a reader never sees a partial file.
+  if (cache_path_.empty()) return;
+  std::size_t size = 0;
+  if (vkGetPipelineCacheData(device_.handle(), cache_, &size, nullptr) != VK_SUCCESS || !size) return;
+  std::vector<char> data(size);
+  if (vkGetPipelineCacheData(device_.handle(), cache_, &size, data.data()) != VK_SUCCESS) return;
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(cache_path_).parent_path(), ec);
+  const std::string tmp = cache_path_ + ".tmp" + std::to_string(reinterpret_cast<std::uintptr_t>(this));
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) return;
+    out.write(data.data(), std::streamsize(size));
+    if (!out) {
+      out.close();
+      std::filesystem::remove(tmp, ec);
+      return;
+    }
+  }
+  std::filesystem::rename(tmp, cache_path_, ec);
+  if (ec) std::filesystem::remove(tmp, ec);
+}
+
+// ---- loading ---------------------------------------------------------------------------------
+
+const Kernel& KernelCache::get(const KernelEntry& entry, int function) {
+  const std::string kernel_name = entry.name ? entry.name : "?";
+  if (function < 0 || function >= entry.num_functions || !entry.functions)
+    fail(ErrorCode::invalid_argument, device_.label() + ": kernel '" + kernel_name + "' has no function " +
+                                          std::to_string(function) + " (it has " +
+                                          std::to_string(entry.num_functions) + ")");
+  const KernelFunction& fn = entry.functions[function];
+  std::string name = kernel_name;
+  if (fn.symbol) {
+    name += ':';
+    name += fn.symbol;
+  } else {
+    name += '#';
+    name += std::to_string(function);
+  }
+  const std::span<const unsigned char> spirv(fn.spirv.data, fn.spirv.data ? fn.spirv.size : 0);
+  if (spirv.empty())
+    fail(ErrorCode::unsupported, device_.label() + ": kernel '" + name + "' was not built for Vulkan (no SPIR-V)");
+  if (entry.block_size <= 0 || std::uint32_t(entry.block_size) > device_.limits().maxComputeWorkGroupSize[0] ||
+      std::uint32_t(entry.block_size) > device_.limits().maxComputeWorkGroupInvocations)
+    fail(ErrorCode::unsupported, device_.label() + ": kernel '" + name + "' has block size " +
+                                     std::to_string(entry.block_size) + ", beyond the device limit " +
+                                     std::to_string(device_.limits().maxComputeWorkGroupInvocations));
+
+  // Keyed by content, not by address: registries built at run time may reuse addresses.
+  const std::string key = name + "|" + std::to_string(entry.block_size) + "|" + std::to_string(spirv.size()) +
+                          "|" + std::to_string(std::hash<std::string_view>{}(std::string_view(
+                                    reinterpret_cast<const char*>(spirv.data()), spirv.size())));
+  {
+    std::lock_guard lock(mutex_);
+    if (auto it = kernels_.find(key); it != kernels_.end()) return *it->second;
+  }
+  check_spirv(spirv, name);
+
+  VkDevice dev = device_.handle();
+  std::vector<std::uint32_t> code(spirv.size() / 4);
+  std::memcpy(code.data(), spirv.data(), spirv.size());
+  VkShaderModuleCreateInfo mi{VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO};
+  mi.codeSize = spirv.size();
+  mi.pCode = code.data();
+  VkShaderModule module = VK_NULL_HANDLE;
+  if (VkResult r = vkCreateShaderModule(dev, &mi, nullptr, &module); r != VK_SUCCESS)
+    fail(r == VK_ERROR_DEVICE_LOST ? ErrorCode::device_lost : ErrorCode::compile_error,
+         device_.label() + ": the driver rejected the SPIR-V of kernel '" + name +
+             "': vkCreateShaderModule failed with " + result_name(r));
+
+  const std::uint32_t block = std::uint32_t(entry.block_size);
+  VkSpecializationMapEntry map{0, 0, sizeof(std::uint32_t)};
+  VkSpecializationInfo spec{1, &map, sizeof block, &block};
+  VkComputePipelineCreateInfo pi{VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO};
+  pi.stage.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO;
+  pi.stage.stage = VK_SHADER_STAGE_COMPUTE_BIT;
+  pi.stage.module = module;
+  pi.stage.pName = "main";
+  pi.stage.pSpecializationInfo = &spec;
+  pi.layout = device_.pipeline_layout();
+  VkPipeline pipeline = VK_NULL_HANDLE;
+  VkResult r = vkCreateComputePipelines(dev, cache_, 1, &pi, nullptr, &pipeline);
+  vkDestroyShaderModule(dev, module, nullptr);
+  if (r != VK_SUCCESS)
+    fail(r == VK_ERROR_DEVICE_LOST ? ErrorCode::device_lost : ErrorCode::compile_error,
+         device_.label() + ": creating the compute pipeline of kernel '" + name +
+             "' failed with " + result_name(r));
+  auto kernel = std::make_unique<VulkanKernel>(device_, name, entry.block_size, pipeline);
+
+  std::lock_guard lock(mutex_);
+  auto [it, inserted] = kernels_.emplace(key, std::move(kernel));  // a racing thread may have won
+  // Persist the pipeline cache, at most every two seconds (devices are never destroyed, so there
+  // is no final save; a cache missing the last pipelines only costs a recompile).
+  const auto now = std::chrono::steady_clock::now();
+  if (inserted && (!saved_once_ || now - last_save_ >= std::chrono::seconds(2))) {
+    save();
+    saved_once_ = true;
+    last_save_ = now;
+  }
+  return *it->second;
+}
+
+}  // namespace kiln::vk

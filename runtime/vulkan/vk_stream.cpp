@@ -1,0 +1,463 @@
+// Vulkan streams: batched command buffers, barriers, staging, timeline semaphores; events.
+#include "runtime/vulkan/vk_stream.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+
+#include "runtime/vulkan/vk_device.hpp"
+#include "runtime/vulkan/vk_kernel.hpp"
+
+namespace kiln::vk {
+namespace {
+
+constexpr std::size_t kChunkSize = std::size_t(4) << 20;          // staging chunk
+constexpr std::size_t kMaxFreeChunks = 8;                          // kept for reuse
+constexpr std::size_t kPiece = std::size_t(32) << 20;              // largest staged transfer piece
+constexpr std::size_t kMaxBatchStaging = std::size_t(64) << 20;    // submit beyond this
+constexpr std::size_t kMaxInFlightStaging = std::size_t(256) << 20;  // wait beyond this
+constexpr std::size_t kMaxBatchCommands = 512;
+constexpr std::size_t kMaxPending = 128;
+
+bool overlaps(VkBuffer b, std::size_t off, std::size_t size, VkBuffer b2, std::size_t off2, std::size_t size2) {
+  return b == b2 && off < off2 + size2 && off2 < off + size;
+}
+
+void check_range(const VulkanDevice& d, const Buffer& b, std::size_t offset, std::size_t bytes,
+                 const char* what) {
+  if (offset > b.size_bytes() || bytes > b.size_bytes() - offset)
+    fail(ErrorCode::invalid_argument, d.label() + " stream " + what + ": range [" +
+                                          std::to_string(offset) + ", +" + std::to_string(bytes) +
+                                          ") is outside a buffer of " +
+                                          std::to_string(b.size_bytes()) + " bytes");
+}
+
+}  // namespace
+
+// ---- timeline --------------------------------------------------------------------------------
+
+Timeline::Timeline(VkDevice d) : device(d) {
+  VkSemaphoreTypeCreateInfo type{VK_STRUCTURE_TYPE_SEMAPHORE_TYPE_CREATE_INFO};
+  type.semaphoreType = VK_SEMAPHORE_TYPE_TIMELINE;
+  type.initialValue = 0;
+  VkSemaphoreCreateInfo ci{VK_STRUCTURE_TYPE_SEMAPHORE_CREATE_INFO};
+  ci.pNext = &type;
+  KILN_VK_CHECK(vkCreateSemaphore(device, &ci, nullptr, &semaphore));
+}
+
+Timeline::~Timeline() {
+  if (semaphore) vkDestroySemaphore(device, semaphore, nullptr);
+}
+
+std::uint64_t Timeline::completed() const {
+  std::uint64_t v = 0;
+  KILN_VK_CHECK(vkGetSemaphoreCounterValue(device, semaphore, &v));
+  return v;
+}
+
+void Timeline::wait(std::uint64_t value) const {
+  if (value == 0) return;
+  VkSemaphoreWaitInfo wi{VK_STRUCTURE_TYPE_SEMAPHORE_WAIT_INFO};
+  wi.semaphoreCount = 1;
+  wi.pSemaphores = &semaphore;
+  wi.pValues = &value;
+  KILN_VK_CHECK(vkWaitSemaphores(device, &wi, UINT64_MAX));
+}
+
+// ---- stream ----------------------------------------------------------------------------------
+
+VulkanStream::VulkanStream(VulkanDevice& device)
+    : device_(device), queue_(device.next_queue()), timeline_(std::make_shared<Timeline>(device.handle())) {
+  VkCommandPoolCreateInfo ci{VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
+  ci.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT | VK_COMMAND_POOL_CREATE_TRANSIENT_BIT;
+  ci.queueFamilyIndex = device.queue_family();
+  KILN_VK_CHECK(vkCreateCommandPool(device.handle(), &ci, nullptr, &pool_));
+  device_.register_stream(this);
+}
+
+VulkanStream::~VulkanStream() {
+  try {
+    synchronize();
+  } catch (...) {
+    // A lost device: nothing more can be waited for.
+  }
+  device_.unregister_stream(this);
+  in_flight_.clear();
+  current_.chunks.clear();
+  free_chunks_.clear();
+  vkDestroyCommandPool(device_.handle(), pool_, nullptr);  // frees its command buffers
+}
+
+Device& VulkanStream::device() const { return device_; }
+
+VkCommandBuffer VulkanStream::begin_locked() {
+  if (recording_) return current_.cmd;
+  VkCommandBuffer cmd;
+  if (!free_cmds_.empty()) {
+    cmd = free_cmds_.back();
+    free_cmds_.pop_back();
+  } else {
+    VkCommandBufferAllocateInfo ai{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
+    ai.commandPool = pool_;
+    ai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
+    ai.commandBufferCount = 1;
+    KILN_VK_CHECK(vkAllocateCommandBuffers(device_.handle(), &ai, &cmd));
+  }
+  VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
+  bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
+  VkResult r = vkBeginCommandBuffer(cmd, &bi);
+  if (r != VK_SUCCESS) {
+    free_cmds_.push_back(cmd);
+    throw_vk_error("vkBeginCommandBuffer(cmd, &bi)", r, __FILE__, __LINE__);
+  }
+  current_.cmd = cmd;
+  current_.value = submitted_value_.load() + 1;
+  recording_ = true;
+  horizon_ = current_.value;
+  return cmd;
+}
+
+void VulkanStream::barrier_locked() {
+  VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
+  mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
+  mb.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT |
+                     VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
+  const VkPipelineStageFlags stages = VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT;
+  vkCmdPipelineBarrier(current_.cmd, stages, stages, 0, 1, &mb, 0, nullptr, 0, nullptr);
+  pending_dispatch_ = false;
+  pending_reads_.clear();
+  pending_writes_.clear();
+}
+
+void VulkanStream::hazard_locked(const std::vector<Range>& reads, const std::vector<Range>& writes,
+                                 bool dispatch) {
+  bool need = pending_dispatch_;
+  if (dispatch) {
+    need = need || !pending_reads_.empty() || !pending_writes_.empty();
+  } else {
+    for (const Range& w : writes) {
+      for (const Range& p : pending_writes_)
+        need = need || overlaps(w.buffer, w.offset, w.size, p.buffer, p.offset, p.size);
+      for (const Range& p : pending_reads_)
+        need = need || overlaps(w.buffer, w.offset, w.size, p.buffer, p.offset, p.size);
+    }
+    for (const Range& r : reads)
+      for (const Range& p : pending_writes_)
+        need = need || overlaps(r.buffer, r.offset, r.size, p.buffer, p.offset, p.size);
+  }
+  if (need || pending_reads_.size() + pending_writes_.size() > kMaxPending) barrier_locked();
+  if (dispatch) {
+    pending_dispatch_ = true;
+  } else {
+    pending_reads_.insert(pending_reads_.end(), reads.begin(), reads.end());
+    pending_writes_.insert(pending_writes_.end(), writes.begin(), writes.end());
+  }
+}
+
+VulkanStream::Staging VulkanStream::stage_locked(std::size_t bytes, std::size_t align) {
+  if (recording_ && current_.staging_bytes + bytes > kMaxBatchStaging && current_.commands > 0)
+    submit_locked();
+  while (in_flight_staging_ > kMaxInFlightStaging && !in_flight_.empty()) {
+    timeline_->wait(in_flight_.front().value);
+    reclaim_locked();
+  }
+  RawBuffer* chunk = current_.chunks.empty() ? nullptr : current_.chunks.back().get();
+  std::size_t offset = chunk ? align_up(chunk_used_, align) : 0;
+  if (!chunk || offset + bytes > chunk->size) {
+    std::unique_ptr<RawBuffer> fresh;
+    for (auto it = free_chunks_.begin(); it != free_chunks_.end(); ++it)
+      if ((*it)->size >= bytes) {
+        fresh = std::move(*it);
+        free_chunks_.erase(it);
+        break;
+      }
+    if (!fresh)
+      fresh = std::make_unique<RawBuffer>(create_raw_buffer(
+          device_, std::max(kChunkSize, align_up(bytes, std::size_t(64) << 10)), MemoryKind::host));
+    chunk = fresh.get();
+    current_.chunks.push_back(std::move(fresh));
+    offset = 0;
+  }
+  chunk_used_ = offset + bytes;
+  current_.staging_bytes += bytes;
+  return {chunk->buffer, offset, chunk->mapped + offset, chunk->address + offset};
+}
+
+void VulkanStream::after_command_locked() { ++current_.commands; }
+
+void VulkanStream::end_op_locked() {
+  // Only between operations: staging memory of an operation must stay in its batch.
+  if (current_.commands >= kMaxBatchCommands) submit_locked();
+}
+
+void VulkanStream::copy_locked(VkBuffer src, std::size_t so, VkBuffer dst, std::size_t doff,
+                               std::size_t bytes) {
+  VkCommandBuffer cmd = begin_locked();
+  hazard_locked({{src, so, bytes}}, {{dst, doff, bytes}}, false);
+  VkBufferCopy region{so, doff, bytes};
+  vkCmdCopyBuffer(cmd, src, dst, 1, &region);
+  after_command_locked();
+}
+
+void VulkanStream::upload_locked(VkBuffer dst, std::size_t dst_offset, const void* src, std::size_t bytes) {
+  for (std::size_t done = 0; done < bytes;) {
+    const std::size_t piece = std::min(kPiece, bytes - done);
+    Staging s = stage_locked(piece, 16);
+    std::memcpy(s.host, static_cast<const std::byte*>(src) + done, piece);
+    copy_locked(s.buffer, s.offset, dst, dst_offset + done, piece);
+    done += piece;
+  }
+}
+
+void VulkanStream::submit_locked(bool reclaim) {
+  if (!recording_) return;
+  Batch batch = std::move(current_);
+  current_ = Batch{};
+  recording_ = false;
+  // Make device writes of this batch visible to the host (downloads read staging memory).
+  VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
+  mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
+  mb.dstAccessMask = VK_ACCESS_HOST_READ_BIT;
+  vkCmdPipelineBarrier(batch.cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                       VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0, nullptr, 0, nullptr);
+  VkResult r = vkEndCommandBuffer(batch.cmd);
+  if (r == VK_SUCCESS) {
+    VkTimelineSemaphoreSubmitInfo ts{VK_STRUCTURE_TYPE_TIMELINE_SEMAPHORE_SUBMIT_INFO};
+    ts.signalSemaphoreValueCount = 1;
+    ts.pSignalSemaphoreValues = &batch.value;
+    VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
+    si.pNext = &ts;
+    si.commandBufferCount = 1;
+    si.pCommandBuffers = &batch.cmd;
+    si.signalSemaphoreCount = 1;
+    si.pSignalSemaphores = &timeline_->semaphore;
+    std::lock_guard lock(queue_.mutex);
+    r = vkQueueSubmit(queue_.queue, 1, &si, VK_NULL_HANDLE);
+  }
+  if (r != VK_SUCCESS) {
+    // The batch never runs: its value is never signalled, so let later batches reuse it.
+    horizon_ = submitted_value_.load();
+    free_cmds_.push_back(batch.cmd);
+    throw_vk_error("vkQueueSubmit(batch)", r, __FILE__, __LINE__);
+  }
+  submitted_value_ = batch.value;
+  in_flight_staging_ += batch.staging_bytes;
+  in_flight_.push_back(std::move(batch));
+  if (reclaim) reclaim_locked();
+}
+
+void VulkanStream::wait_locked(std::uint64_t value) {
+  timeline_->wait(value);
+  reclaim_locked();
+}
+
+void VulkanStream::reclaim_locked() {
+  if (in_flight_.empty()) return;
+  const std::uint64_t done = timeline_->completed();
+  while (!in_flight_.empty() && in_flight_.front().value <= done) {
+    Batch& b = in_flight_.front();
+    free_cmds_.push_back(b.cmd);
+    for (auto& chunk : b.chunks)
+      if (chunk->size == kChunkSize && free_chunks_.size() < kMaxFreeChunks)
+        free_chunks_.push_back(std::move(chunk));
+    in_flight_staging_ -= b.staging_bytes;
+    in_flight_.pop_front();
+  }
+}
+
+// ---- the Stream interface --------------------------------------------------------------------
+
+void VulkanStream::upload(Buffer& dst, std::size_t offset, const void* src, std::size_t bytes) {
+  const VulkanBuffer& vb = vulkan_buffer(dst, device_, "upload");
+  check_range(device_, dst, offset, bytes, "upload");
+  if (!bytes) return;
+  if (!src) fail(ErrorCode::invalid_argument, device_.label() + " stream upload: null source pointer");
+  std::lock_guard lock(mutex_);
+  upload_locked(vb.vk_buffer(), vb.vk_offset() + offset, src, bytes);
+  end_op_locked();
+}
+
+void VulkanStream::download(const Buffer& src, std::size_t offset, void* dst, std::size_t bytes) {
+  const VulkanBuffer& vb = vulkan_buffer(src, device_, "download");
+  check_range(device_, src, offset, bytes, "download");
+  if (bytes && !dst) fail(ErrorCode::invalid_argument, device_.label() + " stream download: null destination");
+  std::lock_guard lock(mutex_);
+  if (!bytes) {
+    submit_locked();
+    wait_locked(submitted_value_.load());
+    return;
+  }
+  for (std::size_t done = 0; done < bytes;) {
+    const std::size_t piece = std::min(kPiece, bytes - done);
+    Staging s = stage_locked(piece, 64);
+    copy_locked(vb.vk_buffer(), vb.vk_offset() + offset + done, s.buffer, s.offset, piece);
+    submit_locked(/*reclaim=*/false);
+    timeline_->wait(submitted_value_.load());
+    std::memcpy(static_cast<std::byte*>(dst) + done, s.host, piece);  // before the chunk is recycled
+    reclaim_locked();
+    done += piece;
+  }
+}
+
+void VulkanStream::copy(const Buffer& src, std::size_t src_offset, Buffer& dst, std::size_t dst_offset,
+                        std::size_t bytes) {
+  const VulkanBuffer& vs = vulkan_buffer(src, device_, "copy");
+  const VulkanBuffer& vd = vulkan_buffer(dst, device_, "copy");
+  check_range(device_, src, src_offset, bytes, "copy (source)");
+  check_range(device_, dst, dst_offset, bytes, "copy (destination)");
+  if (!bytes) return;
+  std::lock_guard lock(mutex_);
+  const std::size_t so = vs.vk_offset() + src_offset, doff = vd.vk_offset() + dst_offset;
+  if (so == doff && vs.vk_buffer() == vd.vk_buffer()) return;
+  if (!overlaps(vs.vk_buffer(), so, bytes, vd.vk_buffer(), doff, bytes)) {
+    copy_locked(vs.vk_buffer(), so, vd.vk_buffer(), doff, bytes);
+    end_op_locked();
+    return;
+  }
+  // Overlapping ranges (vkCmdCopyBuffer forbids them): each piece goes through staging memory,
+  // pieces in the order that reads every source byte before it is overwritten (like memmove).
+  const std::size_t count = (bytes + kPiece - 1) / kPiece;
+  for (std::size_t i = 0; i < count; ++i) {
+    const std::size_t k = doff > so ? count - 1 - i : i;
+    const std::size_t at = k * kPiece, piece = std::min(kPiece, bytes - at);
+    Staging st = stage_locked(piece, 16);
+    copy_locked(vs.vk_buffer(), so + at, st.buffer, st.offset, piece);
+    copy_locked(st.buffer, st.offset, vd.vk_buffer(), doff + at, piece);
+  }
+  end_op_locked();
+}
+
+void VulkanStream::fill(Buffer& dst, std::size_t offset, std::size_t bytes, std::uint8_t value) {
+  const VulkanBuffer& vb = vulkan_buffer(dst, device_, "fill");
+  check_range(device_, dst, offset, bytes, "fill");
+  if (!bytes) return;
+  std::lock_guard lock(mutex_);
+  const std::size_t at = vb.vk_offset() + offset;
+  // vkCmdFillBuffer works on 4-byte-aligned whole words; the unaligned ends are uploaded.
+  const std::size_t head = std::min(bytes, (4 - at % 4) % 4);
+  const std::size_t middle = (bytes - head) / 4 * 4;
+  const std::size_t tail = bytes - head - middle;
+  const std::array<std::uint8_t, 4> pattern = {value, value, value, value};
+  if (head) upload_locked(vb.vk_buffer(), at, pattern.data(), head);
+  if (middle) {
+    VkCommandBuffer cmd = begin_locked();
+    hazard_locked({}, {{vb.vk_buffer(), at + head, middle}}, false);
+    vkCmdFillBuffer(cmd, vb.vk_buffer(), at + head, middle, std::uint32_t(value) * 0x01010101u);
+    after_command_locked();
+  }
+  if (tail) upload_locked(vb.vk_buffer(), at + head + middle, pattern.data(), tail);
+  end_op_locked();
+}
+
+void VulkanStream::launch(const Kernel& kernel, Dim3 groups, const void* params, std::size_t params_size) {
+  auto* vk = dynamic_cast<const VulkanKernel*>(&kernel);
+  if (!vk || &vk->owner() != &device_)
+    fail(ErrorCode::invalid_argument, device_.label() + " stream launch: kernel '" + kernel.name() +
+                                          "' was not loaded for this device");
+  if (params_size && !params)
+    fail(ErrorCode::invalid_argument, device_.label() + " stream launch of '" + kernel.name() +
+                                          "': null params with a nonzero size");
+  const auto& max = device_.limits().maxComputeWorkGroupCount;
+  if (groups.x > max[0] || groups.y > max[1] || groups.z > max[2])
+    fail(ErrorCode::invalid_argument,
+         device_.label() + " stream launch of '" + kernel.name() + "': " + std::to_string(groups.x) +
+             "x" + std::to_string(groups.y) + "x" + std::to_string(groups.z) +
+             " workgroups exceed the device limit " + std::to_string(max[0]) + "x" +
+             std::to_string(max[1]) + "x" + std::to_string(max[2]) + " (split the launch)");
+  if (!groups.x || !groups.y || !groups.z) return;
+  std::array<std::byte, kPushConstantBytes> push{};
+  std::lock_guard lock(mutex_);
+  if (params_size <= kPushConstantBytes) {
+    if (params_size) std::memcpy(push.data(), params, params_size);
+  } else {
+    // Too big for push constants: copy into the params arena, push its device address.
+    Staging s = stage_locked(params_size, 256);
+    std::memcpy(s.host, params, params_size);
+    const std::uint64_t address = s.address;
+    std::memcpy(push.data(), &address, sizeof address);
+  }
+  VkCommandBuffer cmd = begin_locked();
+  hazard_locked({}, {}, true);
+  vkCmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, vk->pipeline());
+  vkCmdPushConstants(cmd, device_.pipeline_layout(), VK_SHADER_STAGE_COMPUTE_BIT, 0, kPushConstantBytes,
+                     push.data());
+  vkCmdDispatch(cmd, groups.x, groups.y, groups.z);
+  after_command_locked();
+  end_op_locked();
+}
+
+std::unique_ptr<Event> VulkanStream::record() {
+  std::lock_guard lock(mutex_);
+  VkQueryPool pool = VK_NULL_HANDLE;
+  if (device_.timestamp_valid_bits()) {
+    VkQueryPoolCreateInfo qi{VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO};
+    qi.queryType = VK_QUERY_TYPE_TIMESTAMP;
+    qi.queryCount = 1;
+    KILN_VK_CHECK(vkCreateQueryPool(device_.handle(), &qi, nullptr, &pool));
+  }
+  try {
+    VkCommandBuffer cmd = begin_locked();
+    if (pool) {
+      vkCmdResetQueryPool(cmd, pool, 0, 1);
+      vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, pool, 0);
+    }
+    ++current_.commands;
+    const std::uint64_t value = current_.value;
+    submit_locked();
+    return std::make_unique<VulkanEvent>(device_, timeline_, value, pool);
+  } catch (...) {
+    if (pool) vkDestroyQueryPool(device_.handle(), pool, nullptr);
+    throw;
+  }
+}
+
+void VulkanStream::flush() {
+  std::lock_guard lock(mutex_);
+  submit_locked();
+}
+
+void VulkanStream::synchronize() {
+  std::lock_guard lock(mutex_);
+  submit_locked();
+  wait_locked(submitted_value_.load());
+}
+
+// ---- events ----------------------------------------------------------------------------------
+
+VulkanEvent::VulkanEvent(VulkanDevice& device, std::shared_ptr<Timeline> timeline, std::uint64_t value,
+                         VkQueryPool pool)
+    : device_(device), timeline_(std::move(timeline)), value_(value), pool_(pool) {}
+
+VulkanEvent::~VulkanEvent() {
+  if (!pool_) return;
+  try {
+    timeline_->wait(value_);  // the query must not be in use when its pool goes
+  } catch (...) {
+  }
+  vkDestroyQueryPool(device_.handle(), pool_, nullptr);
+}
+
+void VulkanEvent::synchronize() { timeline_->wait(value_); }
+
+std::uint64_t VulkanEvent::timestamp() const {
+  timeline_->wait(value_);
+  std::uint64_t t = 0;
+  KILN_VK_CHECK(vkGetQueryPoolResults(device_.handle(), pool_, 0, 1, sizeof t, &t, sizeof t,
+                                      VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT));
+  return t;
+}
+
+double VulkanEvent::elapsed_ms_since(const Event& start) const {
+  auto* s = dynamic_cast<const VulkanEvent*>(&start);
+  if (!s || &s->device_ != &device_)
+    fail(ErrorCode::invalid_argument, device_.label() + ": elapsed_ms_since needs an event of the same device");
+  if (!pool_ || !s->pool_)
+    fail(ErrorCode::unsupported, device_.label() + ": the compute queue has no timestamp support");
+  const std::uint32_t bits = device_.timestamp_valid_bits();
+  const std::uint64_t mask = bits >= 64 ? ~std::uint64_t(0) : (std::uint64_t(1) << bits) - 1;
+  const std::uint64_t diff = timestamp() - s->timestamp();
+  const double ticks = bits >= 64 ? double(std::int64_t(diff)) : double(diff & mask);
+  return ticks * double(device_.properties().limits.timestampPeriod) / 1e6;
+}
+
+}  // namespace kiln::vk

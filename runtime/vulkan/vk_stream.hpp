@@ -1,0 +1,126 @@
+// Internal: Vulkan streams and events. A stream records transfers and dispatches into a command
+// buffer (with barriers between dependent commands) and submits the batch to its queue on
+// flush(), synchronize(), download(), record(), or when the batch grows large. Each submission
+// signals the next value of the stream's timeline semaphore; staging memory and params arenas
+// used by a submission are recycled once the semaphore reaches that value.
+#pragma once
+
+#include <atomic>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "runtime/stream.hpp"
+#include "runtime/vulkan/vk_memory.hpp"
+
+namespace kiln::vk {
+
+class VulkanDevice;
+struct Queue;
+
+// A timeline semaphore, shared by a stream and its events (events may outlive the stream).
+struct Timeline {
+  VkDevice device = VK_NULL_HANDLE;
+  VkSemaphore semaphore = VK_NULL_HANDLE;
+  explicit Timeline(VkDevice d);
+  ~Timeline();
+  Timeline(const Timeline&) = delete;
+  Timeline& operator=(const Timeline&) = delete;
+  std::uint64_t completed() const;
+  void wait(std::uint64_t value) const;
+};
+
+class VulkanStream final : public Stream {
+ public:
+  explicit VulkanStream(VulkanDevice& device);
+  ~VulkanStream() override;
+
+  Device& device() const override;
+  void upload(Buffer& dst, std::size_t offset, const void* src, std::size_t bytes) override;
+  void download(const Buffer& src, std::size_t offset, void* dst, std::size_t bytes) override;
+  void copy(const Buffer& src, std::size_t src_offset, Buffer& dst, std::size_t dst_offset,
+            std::size_t bytes) override;
+  void fill(Buffer& dst, std::size_t offset, std::size_t bytes, std::uint8_t value) override;
+  void launch(const Kernel& kernel, Dim3 groups, const void* params, std::size_t params_size) override;
+  std::unique_ptr<Event> record() override;
+  void flush() override;
+  void synchronize() override;
+
+  // The timeline value that covers everything recorded so far (submitted or not).
+  std::uint64_t horizon() const { return horizon_.load(); }
+  std::uint64_t completed() const { return timeline_->completed(); }
+  // Submissions made so far (for tests of batching).
+  std::uint64_t submissions() const { return submitted_value_.load(); }
+
+ private:
+  struct Range {
+    VkBuffer buffer;
+    std::size_t offset, size;
+  };
+  struct Batch {
+    VkCommandBuffer cmd = VK_NULL_HANDLE;
+    std::uint64_t value = 0;
+    std::vector<std::unique_ptr<RawBuffer>> chunks;  // staging / params memory it uses
+    std::size_t commands = 0;
+    std::size_t staging_bytes = 0;
+  };
+  struct Staging {
+    VkBuffer buffer;
+    std::size_t offset;
+    std::byte* host;
+    VkDeviceAddress address;
+  };
+
+  VkCommandBuffer begin_locked();
+  // Emits a barrier when a command reading |reads| and writing |writes| (or, for a dispatch, any
+  // memory) depends on commands recorded since the last barrier.
+  void hazard_locked(const std::vector<Range>& reads, const std::vector<Range>& writes, bool dispatch);
+  void barrier_locked();
+  Staging stage_locked(std::size_t bytes, std::size_t align);
+  void upload_locked(VkBuffer dst, std::size_t dst_offset, const void* src, std::size_t bytes);
+  void copy_locked(VkBuffer src, std::size_t so, VkBuffer dst, std::size_t doff, std::size_t bytes);
+  void after_command_locked();
+  void end_op_locked();
+  // Submits the recording batch. |reclaim| false keeps finished batches (and their staging
+  // memory) until the next reclaim: download() still reads the staging chunk after the wait.
+  void submit_locked(bool reclaim = true);
+  void wait_locked(std::uint64_t value);
+  void reclaim_locked();
+
+  VulkanDevice& device_;
+  Queue& queue_;
+  std::shared_ptr<Timeline> timeline_;
+  std::mutex mutex_;
+  VkCommandPool pool_ = VK_NULL_HANDLE;
+  std::vector<VkCommandBuffer> free_cmds_;
+  std::vector<std::unique_ptr<RawBuffer>> free_chunks_;
+  std::deque<Batch> in_flight_;
+  std::size_t in_flight_staging_ = 0;
+  Batch current_;
+  std::size_t chunk_used_ = 0;  // bytes used in the last chunk of current_
+  bool recording_ = false;
+  bool pending_dispatch_ = false;  // a dispatch since the last barrier (may have touched anything)
+  std::vector<Range> pending_reads_, pending_writes_;
+  std::atomic<std::uint64_t> submitted_value_{0};
+  std::atomic<std::uint64_t> horizon_{0};
+};
+
+class VulkanEvent final : public Event {
+ public:
+  VulkanEvent(VulkanDevice& device, std::shared_ptr<Timeline> timeline, std::uint64_t value,
+              VkQueryPool pool);
+  ~VulkanEvent() override;
+  void synchronize() override;
+  double elapsed_ms_since(const Event& start) const override;
+
+ private:
+  std::uint64_t timestamp() const;
+
+  VulkanDevice& device_;
+  std::shared_ptr<Timeline> timeline_;
+  std::uint64_t value_;
+  VkQueryPool pool_;  // one timestamp query, or null when the queue has no timestamps
+};
+
+}  // namespace kiln::vk

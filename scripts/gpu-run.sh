@@ -1,0 +1,464 @@
+#!/usr/bin/env bash
+# gpu-run.sh: runs Kiln's checks from a device bundle (made by `scripts/device-check.sh bundle`) on
+# a machine with an NVIDIA GPU, and writes at most 8 files into OUTDIR:
+#   summary.txt        each step: status, exit code, seconds, tests passed/failed/skipped; bench table
+#   run.log            everything the steps printed (nvidia-smi, devices, gtest, sanitizers, bench)
+#   tests-unit.json    gtest JSON: unit tests (CudaRuntime, VulkanRuntime, Tensor, Ops, codegen ...)
+#   tests-cuda.json    gtest JSON: the conformance suite on cuda:0
+#   tests-vulkan.json  gtest JSON: the conformance suite on vulkan:0 with the validation layer on
+#   bench-cuda.json    kiln-bench --json on cuda:0
+#   bench-vulkan.json  kiln-bench --json on vulkan:0
+#   torch-peer.json    the same ops (and a cuBLAS GEMM peak) timed through PyTorch
+#
+# Usage (from the bundle folder; on the device machine OUTDIR is $OUT):
+#   ./gpu-run.sh OUTDIR [--dry-run] [--budget SECONDS] [STEP ...]
+# Steps, in the order they run (default: all):
+#   unit cuda vulkan bench-cuda torch bench-vulkan memcheck racecheck
+# (the `env` step, which sets up and prints the machine, always runs first).
+# Every step is time-boxed; together they stay inside --budget seconds (default 540, the device
+# tool's per-call limit is 600): a step that no longer fits is reported NOT-RUN, to be run in a
+# second call by naming it. A failing step does not stop the others.
+#
+# --dry-run (or KILN_DRY_RUN=1): for a machine without a GPU (CI, lavapipe). The CUDA steps expect
+# "no device" and skip; Vulkan runs a small subset of the conformance suite; the bench runs small.
+#
+# Environment overrides: KILN_UNIT_FILTER, KILN_CUDA_FILTER, KILN_VK_FILTER, KILN_SAN_FILTER,
+# KILN_BENCH_SIZE (elements), KILN_BENCH_ARGS (extra kiln-bench arguments).
+#
+# Exit status: 0 when every step passed (or skipped as expected), 1 when a step failed or did not
+# fit in the budget (NOT-RUN), 2 on bad usage.
+set -uo pipefail
+
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+
+BUNDLE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+OUTDIR=""
+DRY=${KILN_DRY_RUN:-0}
+[[ "$DRY" == "0" || -z "$DRY" ]] && DRY=0 || DRY=1
+BUDGET=${KILN_GPU_BUDGET_S:-540}
+ALL_STEPS=(unit cuda vulkan bench-cuda torch bench-vulkan memcheck racecheck)
+STEPS=()
+while (($#)); do
+  case "$1" in
+    --dry-run) DRY=1 ;;
+    --budget) BUDGET=${2:?--budget needs seconds}; shift ;;
+    --budget=*) BUDGET=${1#--budget=} ;;
+    -h|--help) usage; exit 0 ;;
+    -*) echo "gpu-run.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
+    *)
+      if [[ -z "$OUTDIR" ]]; then OUTDIR=$1
+      elif [[ " ${ALL_STEPS[*]} env " == *" $1 "* ]]; then [[ "$1" != env ]] && STEPS+=("$1")
+      else echo "gpu-run.sh: unknown step '$1' (steps: ${ALL_STEPS[*]})" >&2; exit 2
+      fi ;;
+  esac
+  shift
+done
+if [[ -z "$OUTDIR" ]]; then echo "gpu-run.sh: OUTDIR missing" >&2; usage >&2; exit 2; fi
+((${#STEPS[@]})) || STEPS=("${ALL_STEPS[@]}")
+mkdir -p "$OUTDIR" || exit 2
+OUTDIR=$(cd "$OUTDIR" && pwd)
+
+T_START=$(date +%s)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/kiln-gpu-run.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+LOG="$OUTDIR/run.log"
+SUMMARY="$OUTDIR/summary.txt"
+ROWS="$WORK/rows.tsv"       # step \t status \t rc \t seconds \t tests \t note
+: >"$LOG"; : >"$ROWS"
+PY=$(command -v python3 || true)
+
+log() { printf '%s\n' "$*" | tee -a "$LOG"; }
+now() { date +%s.%N; }
+elapsed() { echo $(( $(date +%s) - T_START )); }
+remaining() { echo $(( BUDGET - $(elapsed) )); }
+
+# ---- bundle contents: payload/ or payload.tar.{gz,xz}, unpacked into $WORK ------------------------
+PAYLOAD=""
+if [[ -d "$BUNDLE/payload" ]]; then
+  PAYLOAD="$BUNDLE/payload"
+else
+  for a in "$BUNDLE"/payload.tar.gz "$BUNDLE"/payload.tar.xz; do
+    [[ -f "$a" ]] || continue
+    mkdir -p "$WORK/unpacked"
+    if ! tar -xf "$a" -C "$WORK/unpacked" 2>>"$LOG"; then
+      [[ -n "$PY" ]] && "$PY" -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' "$a" "$WORK/unpacked" 2>>"$LOG"
+    fi
+    [[ -d "$WORK/unpacked/payload/bin" ]] && PAYLOAD="$WORK/unpacked/payload"
+    break
+  done
+fi
+if [[ -z "$PAYLOAD" ]]; then
+  echo "gpu-run.sh: no payload/ or payload.tar.* next to $0 (or it did not unpack): make the bundle with scripts/device-check.sh bundle" | tee -a "$LOG" >&2
+  printf 'Kiln GPU run: FAIL: the bundle has no payload (see run.log)\n' >"$SUMMARY"
+  exit 1
+fi
+BIN="$PAYLOAD/bin"
+TESTS="$BIN/kiln-tests"
+BENCH="$BIN/kiln-bench"
+REPORT="$PAYLOAD/gpu_report.py"
+[[ -f "$PAYLOAD/bundle.env" ]] && source "$PAYLOAD/bundle.env"
+KILN_BUNDLE_NVRTC=${KILN_BUNDLE_NVRTC:-libnvrtc.so.13}
+
+# ---- environment: libraries, Vulkan driver and layer, CUDA tools ------------------------------
+LDCONFIG=$(command -v ldconfig 2>/dev/null || echo /sbin/ldconfig)
+have_lib() {  # is soname $1 resolvable without the bundle's fallbacks?
+  local d
+  "$LDCONFIG" -p 2>/dev/null | grep -q "^[[:space:]]*$1 " && return 0
+  IFS=: read -ra _dirs <<<"${LD_LIBRARY_PATH:-}"
+  for d in "${_dirs[@]}"; do [[ -n "$d" && -e "$d/$1" ]] && return 0; done
+  return 1
+}
+find_first() {  # first existing path among the globs given
+  local g f
+  for g in "$@"; do for f in $g; do [[ -e "$f" ]] && { echo "$f"; return 0; }; done; done
+  return 1
+}
+prepend_ld() { [[ -n "$1" ]] && export LD_LIBRARY_PATH="$1${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"; }
+append_ld() { [[ -n "$1" ]] && export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$1"; }
+
+setup_env() {
+  ENV_NOTES=()
+  export LD_LIBRARY_PATH="$PAYLOAD/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+
+  # The NVIDIA driver libraries (libcuda.so.1 for CUDA, libGLX_nvidia.so.0 for Vulkan), in case the
+  # machine's loader path does not list them.
+  local d
+  if ! have_lib libcuda.so.1; then
+    d=$(find_first /usr/local/nvidia/lib64/libcuda.so.1 /usr/lib64/libcuda.so.1 /usr/local/nvidia/lib/libcuda.so.1 \
+          /usr/lib/x86_64-linux-gnu/nvidia/current/libcuda.so.1 2>/dev/null) && append_ld "$(dirname "$d")"
+  fi
+
+  # NVRTC comes from the machine's CUDA toolkit (it is ~110 MB, too big for the bundle).
+  if ! have_lib "$KILN_BUNDLE_NVRTC" && [[ ! -e "$PAYLOAD/lib/$KILN_BUNDLE_NVRTC" ]]; then
+    local cand
+    cand=$(find_first "/usr/local/cuda/lib64/$KILN_BUNDLE_NVRTC" "/usr/local/cuda/targets/x86_64-linux/lib/$KILN_BUNDLE_NVRTC" \
+             "/usr/local/cuda-*/lib64/$KILN_BUNDLE_NVRTC" "/usr/local/cuda-*/targets/x86_64-linux/lib/$KILN_BUNDLE_NVRTC" \
+             "/usr/local/cuda/lib/$KILN_BUNDLE_NVRTC" 2>/dev/null)
+    if [[ -z "$cand" && -n "$PY" ]]; then  # the pip wheel nvidia-cuda-nvrtc (PyTorch's)
+      local roots
+      roots=$("$PY" -c 'import sys,site; print(" ".join(site.getsitepackages()+[site.getusersitepackages()]))' 2>/dev/null)
+      for r in $roots; do
+        cand=$(find "$r/nvidia" -maxdepth 4 -name "$KILN_BUNDLE_NVRTC" 2>/dev/null | head -1)
+        [[ -n "$cand" ]] && break
+      done
+    fi
+    if [[ -n "$cand" ]]; then append_ld "$(dirname "$cand")"; ENV_NOTES+=("nvrtc: $cand")
+    else ENV_NOTES+=("nvrtc: $KILN_BUNDLE_NVRTC NOT FOUND (the tests cannot start)"); fi
+  fi
+
+  # Vulkan: the machine's loader if it has one, else the bundled one (same for libGLdispatch, which
+  # the NVIDIA ICD needs, and libstdc++ if the machine's is older than the build's).
+  mkdir -p "$WORK/fallback"
+  local f name
+  for f in "$PAYLOAD"/lib-fallback/*; do
+    [[ -e "$f" ]] || continue
+    name=$(basename "$f")
+    if [[ "$DRY" == 1 && "$name" == libvulkan.so.1 ]] || ! have_lib "$name"; then
+      ln -sf "$f" "$WORK/fallback/$name"; ENV_NOTES+=("using bundled $name")
+    fi
+  done
+  append_ld "$WORK/fallback"
+  if [[ -e "$PAYLOAD/lib-fallback/libstdc++.so.6" && -x "$BIN/kilnc" ]] &&
+     "$BIN/kilnc" --help 2>&1 | grep -q "GLIBCXX_\|CXXABI_"; then
+    ln -sf "$PAYLOAD/lib-fallback/libstdc++.so.6" "$WORK/fallback/"
+    [[ -e "$PAYLOAD/lib-fallback/libgcc_s.so.1" ]] && ln -sf "$PAYLOAD/lib-fallback/libgcc_s.so.1" "$WORK/fallback/"
+    prepend_ld "$WORK/fallback"; ENV_NOTES+=("the machine's libstdc++ is too old: using the bundled one")
+  fi
+
+  # The validation layer: the bundled one only.
+  export VK_LAYER_PATH="$PAYLOAD/layers"
+  unset VK_ADD_LAYER_PATH VK_INSTANCE_LAYERS VK_LOADER_LAYERS_ENABLE 2>/dev/null || true
+
+  # The Vulkan driver: on a GPU machine the NVIDIA ICD only (so vulkan:0 is the GPU); headless
+  # images keep its manifest under /usr/local/nvidia where the loader does not look.
+  if [[ "$DRY" == 0 ]]; then
+    local icd
+    icd=$(find_first /usr/share/vulkan/icd.d/nvidia_icd.json /etc/vulkan/icd.d/nvidia_icd.json \
+            /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json /usr/local/share/vulkan/icd.d/nvidia_icd.json \
+            '/usr/share/vulkan/icd.d/nvidia*.json' '/etc/vulkan/icd.d/nvidia*.json' \
+            '/usr/local/nvidia/share/vulkan/icd.d/nvidia*.json' 2>/dev/null)
+    if [[ -n "$icd" ]]; then
+      export VK_DRIVER_FILES="$icd" VK_ICD_FILENAMES="$icd"
+      ENV_NOTES+=("Vulkan ICD: $icd")
+      local icdlib
+      icdlib=$(sed -n 's/.*"library_path"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p' "$icd" | head -1)
+      if [[ -n "$icdlib" && "$icdlib" != */* ]] && ! have_lib "$icdlib"; then
+        d=$(find_first "/usr/local/nvidia/lib64/$icdlib" "/usr/lib64/$icdlib" "/usr/local/nvidia/lib/$icdlib" 2>/dev/null) &&
+          append_ld "$(dirname "$d")" && ENV_NOTES+=("ICD library: $d")
+      fi
+    else
+      ENV_NOTES+=("no NVIDIA Vulkan ICD manifest found: the loader's default search is used")
+    fi
+  fi
+  export KILN_CACHE_DIR="$WORK/cache"   # fresh JIT / pipeline caches
+
+  # The tests read fixtures from the source tree and run kilnc from the build tree at the paths
+  # they were built with: point those paths at this checkout and at the bundle when they are absent.
+  local repo
+  repo=$(cd "$BUNDLE/.." && pwd)
+  if [[ -n "${KILN_BUNDLE_SOURCE_DIR:-}" && ! -e "$KILN_BUNDLE_SOURCE_DIR/tests/data" && -d "$repo/tests/data" ]]; then
+    if [[ ! -e "$KILN_BUNDLE_SOURCE_DIR" ]] && mkdir -p "$(dirname "$KILN_BUNDLE_SOURCE_DIR")" 2>/dev/null &&
+       ln -s "$repo" "$KILN_BUNDLE_SOURCE_DIR" 2>/dev/null; then
+      ENV_NOTES+=("linked $KILN_BUNDLE_SOURCE_DIR -> $repo (test fixtures)")
+    else
+      ENV_NOTES+=("cannot provide $KILN_BUNDLE_SOURCE_DIR: the Manifest/Kilnc unit tests may fail")
+    fi
+  fi
+  if [[ -n "${KILN_BUNDLE_BINARY_DIR:-}" && ! -e "$KILN_BUNDLE_BINARY_DIR/kilnc" ]]; then
+    if [[ ! -e "$KILN_BUNDLE_BINARY_DIR" ]] && mkdir -p "$(dirname "$KILN_BUNDLE_BINARY_DIR")" 2>/dev/null &&
+       ln -s "$BIN" "$KILN_BUNDLE_BINARY_DIR" 2>/dev/null; then
+      ENV_NOTES+=("linked $KILN_BUNDLE_BINARY_DIR -> $BIN (kilnc)")
+    else
+      ENV_NOTES+=("cannot provide $KILN_BUNDLE_BINARY_DIR/kilnc: the Kilnc unit tests may fail")
+    fi
+  fi
+
+  SANITIZER=$(command -v compute-sanitizer 2>/dev/null || find_first '/usr/local/cuda/bin/compute-sanitizer' \
+                '/usr/local/cuda-*/bin/compute-sanitizer' '/usr/local/cuda/compute-sanitizer/compute-sanitizer' \
+                '/usr/local/cuda-*/compute-sanitizer/compute-sanitizer' '/opt/nvidia/*/compute-sanitizer' 2>/dev/null || true)
+  NVSMI=$(command -v nvidia-smi 2>/dev/null || find_first /usr/local/nvidia/bin/nvidia-smi /usr/bin/nvidia-smi 2>/dev/null || true)
+}
+
+# ---- running steps -----------------------------------------------------------------------------
+# run_step NAME CAP_SECONDS CMD... : runs CMD time-boxed, its output into $WORK/NAME.log and run.log.
+# Sets STEP_RC and STEP_SECS. Returns 1 (and records NOT-RUN) when the budget has no room left.
+run_step() {
+  local name=$1 cap=$2; shift 2
+  local left; left=$(remaining)
+  local t=$(( cap < left - 5 ? cap : left - 5 ))
+  STEP_LOG="$WORK/$name.log"
+  if (( t < 10 )); then
+    record "$name" NOT-RUN - 0 "" "no time left in the ${BUDGET}s budget: run again with './gpu-run.sh OUT $name'"
+    return 1
+  fi
+  log ""
+  log "=== $name: $* (timeout ${t}s, $(elapsed)s elapsed) ==="
+  local t0; t0=$(now)
+  timeout -k 10 "$t" "$@" >"$STEP_LOG" 2>&1 </dev/null
+  STEP_RC=$?
+  STEP_SECS=$(awk -v a="$t0" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}')
+  cat "$STEP_LOG" >>"$LOG"
+  log "=== $name: exit $STEP_RC after ${STEP_SECS}s ==="
+  (( STEP_RC == 124 || STEP_RC == 137 )) && STEP_TIMEOUT=1 || STEP_TIMEOUT=0
+  return 0
+}
+
+FAILED_STEPS=()
+NOT_RUN_STEPS=()
+record() {  # name status rc seconds tests note
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" "$6" >>"$ROWS"
+  [[ "$2" == FAIL ]] && FAILED_STEPS+=("$1")
+  [[ "$2" == NOT-RUN ]] && NOT_RUN_STEPS+=("$1")
+  write_summary
+}
+
+# gtest counts "pass fail skip total" from the JSON, else from the log (a run cut by its timeout).
+gtest_counts() {
+  local json=$1 logf=$2
+  if [[ -s "$json" && -n "$PY" ]]; then
+    "$PY" "$REPORT" gtest-counts "$json" && return
+  fi
+  local p f s
+  p=$(grep -c '^\[       OK \] .* ([0-9]* ms)$' "$logf" 2>/dev/null); f=$(grep -c '^\[  FAILED  \] .* ([0-9]* ms)$' "$logf" 2>/dev/null)
+  s=$(grep -c '^\[  SKIPPED \] .* ([0-9]* ms)$' "$logf" 2>/dev/null)
+  echo "${p:-0} ${f:-0} ${s:-0} $(( ${p:-0} + ${f:-0} + ${s:-0} ))"
+}
+
+# A test step: expect = pass (some tests must pass, none fail) | skip (every test must skip).
+gtest_step() {
+  local name=$1 cap=$2 expect=$3 json=$4; shift 4
+  rm -f "$json"
+  run_step "$name" "$cap" "$@" --gtest_output="json:$json" || return 0
+  local c p f s n status note=""
+  c=$(gtest_counts "$json" "$STEP_LOG"); read -r p f s n <<<"$c"
+  if (( STEP_TIMEOUT )); then
+    status=FAIL
+    note="timed out; last test started: $(grep '^\[ RUN      \]' "$STEP_LOG" | tail -1 | sed 's/^\[ RUN      \] //')"
+  elif [[ "$expect" == skip ]]; then
+    if (( STEP_RC == 0 && p == 0 && f == 0 )); then status=SKIP; note="no device, as expected ($s skipped)"
+    else status=FAIL; note="expected every test to skip"; fi
+  elif (( STEP_RC == 0 && f == 0 && p > 0 )); then status=PASS
+  elif (( STEP_RC == 0 && p == 0 )); then status=FAIL; note="nothing ran: every test skipped (device unavailable?)"
+  else status=FAIL
+  fi
+  if [[ "$status" == FAIL && ! -s "$json" ]] && (( ! STEP_TIMEOUT )); then
+    note="${note:+$note; }exit $STEP_RC without a JSON report (crashed?); last test started: $(grep '^\[ RUN      \]' "$STEP_LOG" | tail -1 | sed 's/^\[ RUN      \] //')"
+  fi
+  if [[ "$status" == FAIL && -s "$json" && -n "$PY" ]]; then
+    local ff; ff=$("$PY" "$REPORT" gtest-failures "$json" 3 2>/dev/null | tr '\n' ';')
+    [[ -n "$ff" ]] && note="${note:+$note; }failed: $ff"
+  fi
+  if (( s > 0 )) && [[ "$expect" == pass && -n "$PY" ]]; then
+    local sk; sk=$("$PY" "$REPORT" gtest-skips "$STEP_LOG" 3 2>/dev/null | tr '\n' ';')
+    [[ -n "$sk" ]] && note="${note:+$note; }skips: $sk"
+  fi
+  record "$name" "$status" "$STEP_RC" "$STEP_SECS" "$p/$f/$s" "$note"
+}
+
+sanitizer_step() {
+  local tool=$1 cap=$2
+  if [[ "$DRY" == 1 ]]; then record "$tool" SKIP - 0 "" "dry run: no GPU"; return; fi
+  if [[ -z "$SANITIZER" ]]; then record "$tool" SKIP - 0 "" "compute-sanitizer not found on this machine"; return; fi
+  local filter=${KILN_SAN_FILTER:-'Cuda/*/add_f32*:Cuda/*/exp_f16*:Cuda/*/as_type_f32_s8*:Cuda/*/select_*odd*:CudaRuntime.*-CudaRuntime.OutOfMemoryIsRecoverable:CudaRuntime.KernelLoadErrors'}
+  run_step "$tool" "$cap" "$SANITIZER" --tool "$tool" --error-exitcode 86 --report-api-errors no --print-limit 20 \
+    "$TESTS" --gtest_filter="$filter" || return 0
+  local errs p f s status note
+  errs=$(grep -o 'ERROR SUMMARY: [0-9]* error' "$STEP_LOG" | tail -1 | grep -o '[0-9]*' || true)
+  read -r p f s _ <<<"$(gtest_counts /nonexistent "$STEP_LOG")"
+  note="sanitizer errors: ${errs:-?}"
+  local first; first=$(grep -m1 -E '^========= (Invalid|Race|Error|.*[Hh]azard|.*not supported)' "$STEP_LOG" | cut -c1-160 || true)
+  [[ -n "$first" ]] && note="$note; first: $first"
+  if (( STEP_TIMEOUT )); then status=FAIL; note="timed out; $note"
+  elif (( STEP_RC == 0 && p > 0 )) && [[ "${errs:-0}" == 0 ]]; then status=PASS
+  elif (( STEP_RC == 0 && p == 0 )); then status=FAIL; note="nothing ran (every test skipped); $note"
+  else status=FAIL
+  fi
+  record "$tool" "$status" "$STEP_RC" "$STEP_SECS" "$p/$f/$s" "$note"
+}
+
+bench_step() {  # name device json expect(pass|skip)
+  local name=$1 dev=$2 json=$3 expect=$4 cap=$5
+  local args=(--device "$dev" --json "$json")
+  if [[ "$DRY" == 1 ]]; then args+=(--size "${KILN_BENCH_SIZE:-65536}" --repeats 3 --warmup 1)
+  elif [[ -n "${KILN_BENCH_SIZE:-}" ]]; then args+=(--size "$KILN_BENCH_SIZE"); fi
+  # shellcheck disable=SC2206
+  [[ -n "${KILN_BENCH_ARGS:-}" ]] && args+=($KILN_BENCH_ARGS)
+  rm -f "$json"
+  run_step "$name" "$cap" "$BENCH" "${args[@]}" || return 0
+  local status note=""
+  if (( STEP_TIMEOUT )); then status=FAIL; note="timed out"
+  elif [[ "$expect" == skip ]]; then
+    if (( STEP_RC == 2 )); then status=SKIP; note="no device, as expected"; else status=FAIL; note="expected 'device unavailable' (exit 2)"; fi
+  elif (( STEP_RC == 0 )) && [[ -s "$json" ]]; then status=PASS
+  else status=FAIL; note=$(grep -m1 -i 'kiln-bench:\|fail\|error' "$STEP_LOG" | cut -c1-200)
+  fi
+  if [[ -s "$json" && -n "$PY" ]]; then
+    local b; b=$("$PY" "$REPORT" bench-brief "$json" 2>/dev/null)
+    [[ -n "$b" ]] && note="${note:+$note; }$b"
+  fi
+  record "$name" "$status" "$STEP_RC" "$STEP_SECS" "" "$note"
+}
+
+torch_step() {
+  local cap=$1 json="$OUTDIR/torch-peer.json"
+  rm -f "$json"
+  if [[ -z "$PY" ]] || ! "$PY" -c 'import torch' >/dev/null 2>&1; then
+    if [[ "$DRY" == 1 ]]; then record torch SKIP - 0 "" "PyTorch not installed here"
+    else record torch FAIL - 0 "" "python3 with PyTorch not found"; fi
+    return
+  fi
+  if ! "$PY" -c 'import torch,sys; sys.exit(0 if torch.cuda.is_available() else 1)' >/dev/null 2>&1; then
+    if [[ "$DRY" == 1 ]]; then record torch SKIP - 0 "" "PyTorch sees no CUDA device (dry run)"
+    else record torch FAIL - 0 "" "PyTorch sees no CUDA device"; fi
+    return
+  fi
+  local size=${KILN_BENCH_SIZE:-}
+  if [[ -z "$size" && -s "$OUTDIR/bench-cuda.json" ]]; then
+    size=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["config"]["elements"])' "$OUTDIR/bench-cuda.json" 2>/dev/null)
+  fi
+  PYTHONUNBUFFERED=1 run_step torch "$cap" "$PY" "$PAYLOAD/torch_peer.py" --json "$json" ${size:+--size "$size"} || return 0
+  local status note=""
+  if (( STEP_TIMEOUT )); then status=FAIL; note="timed out"
+  elif (( STEP_RC == 0 )) && [[ -s "$json" ]]; then status=PASS
+  else status=FAIL; note=$(grep -m1 -i 'error' "$STEP_LOG" | cut -c1-200)
+  fi
+  record torch "$status" "$STEP_RC" "$STEP_SECS" "" "$note"
+}
+
+write_summary() {
+  {
+    echo "Kiln GPU run ($([[ $DRY == 1 ]] && echo 'DRY RUN, no GPU expected' || echo 'GPU machine'))"
+    echo "bundle: ${KILN_BUNDLE_COMMIT:-?} built ${KILN_BUNDLE_DATE:-?} for CUDA archs ${KILN_BUNDLE_CUDA_ARCHS:-?} (${KILN_BUNDLE_BUILD_TYPE:-?})"
+    echo "machine: ${GPU_NAME:-no GPU} | driver ${GPU_DRIVER:-?} | $(uname -srm) | started $(date -u -d "@$T_START" +%Y-%m-%dT%H:%M:%SZ 2>/dev/null)"
+    for n in "${ENV_NOTES[@]}"; do echo "note: $n"; done
+    echo
+    printf '%-13s %-8s %-4s %7s  %-18s %s\n' step status rc seconds 'pass/fail/skip' note
+    while IFS=$'\t' read -r s st rc secs tests note; do
+      printf '%-13s %-8s %-4s %7s  %-18s %s\n' "$s" "$st" "$rc" "$secs" "${tests:--}" "$note"
+    done <"$ROWS"
+  } >"$SUMMARY.tmp" && mv "$SUMMARY.tmp" "$SUMMARY"
+}
+
+# ---- the steps ---------------------------------------------------------------------------------
+ENV_NOTES=()
+setup_env
+GPU_NAME=""; GPU_DRIVER=""
+{
+  echo "=== env ==="
+  echo "bundle: $BUNDLE  outdir: $OUTDIR  dry-run: $DRY  budget: ${BUDGET}s  steps: ${STEPS[*]}"
+  date -u; uname -a; grep -h PRETTY_NAME /etc/os-release 2>/dev/null; nproc
+  echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+  echo "VK_LAYER_PATH=$VK_LAYER_PATH VK_DRIVER_FILES=${VK_DRIVER_FILES:-}"
+  echo "compute-sanitizer: ${SANITIZER:-none}  nvidia-smi: ${NVSMI:-none}  python3: ${PY:-none}"
+  for n in "${ENV_NOTES[@]}"; do echo "note: $n"; done
+  cat "$PAYLOAD/bundle.env" 2>/dev/null
+} 2>&1 | tee -a "$LOG" >/dev/null
+
+env_rc=0
+if [[ -n "$NVSMI" ]]; then
+  timeout 30 "$NVSMI" >>"$LOG" 2>&1 || env_rc=$?
+  q=$(timeout 20 "$NVSMI" --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,clocks.mem,power.limit,temperature.gpu --format=csv,noheader 2>/dev/null | head -1)
+  echo "nvidia-smi: $q" >>"$LOG"
+  GPU_NAME=$(cut -d, -f1 <<<"$q" | sed 's/^ *//'); GPU_DRIVER=$(cut -d, -f2 <<<"$q" | sed 's/^ *//')
+elif [[ "$DRY" == 0 ]]; then
+  env_rc=1
+fi
+for b in "$TESTS" "$BENCH" "$BIN/kilnc"; do
+  if [[ ! -x "$b" ]]; then echo "missing: $b" >>"$LOG"; env_rc=1; continue; fi
+  missing=$(ldd "$b" 2>&1 | grep -i 'not found' || true)
+  [[ -n "$missing" ]] && { echo "$(basename "$b"): $missing" >>"$LOG"; env_rc=1; ENV_NOTES+=("$(basename "$b") lacks: $(echo $missing)"); }
+done
+{ echo "--- ldd kiln-tests"; ldd "$TESTS" 2>&1; } >>"$LOG"
+{ echo "--- kiln-bench --devices (KILN_VK_VALIDATION=1)"; KILN_VK_VALIDATION=1 timeout 60 "$BENCH" --devices 2>&1; } >"$WORK/devices.log"
+cat "$WORK/devices.log" >>"$LOG"
+devnote=$(grep -E '^  (cuda|vulkan):[0-9]+ ' "$WORK/devices.log" | sed 's/^ *//; s/  */ /g' | tr '\n' ';')
+if [[ "$DRY" == 0 ]]; then
+  grep -q '^  cuda:0 ' "$WORK/devices.log" || { env_rc=1; devnote+=" NO cuda:0;"; }
+  grep -q '^  vulkan:0 ' "$WORK/devices.log" || { env_rc=1; devnote+=" NO vulkan:0;"; }
+else
+  grep -q '^  vulkan:0 ' "$WORK/devices.log" || { env_rc=1; devnote+=" NO vulkan:0 (lavapipe);"; }
+fi
+record env "$( ((env_rc == 0)) && echo PASS || echo FAIL)" "$env_rc" "$(elapsed)" "" "${devnote:-no GPU device listed}"
+
+if [[ "$DRY" == 1 ]]; then
+  UNIT_FILTER=${KILN_UNIT_FILTER:-'VulkanRuntime.*:CudaRuntime.*:Devices.*:Kilnc.*:Manifest.*'}
+  CUDA_FILTER=${KILN_CUDA_FILTER:-'Cuda/*/add_f32*:Cuda/*/exp_f16*'}
+  VK_FILTER=${KILN_VK_FILTER:-'Vulkan/*/add_*:Vulkan/*/exp_f32*'}
+  CUDA_EXPECT=skip
+else
+  UNIT_FILTER=${KILN_UNIT_FILTER:-'-Vulkan/*:Cuda/*'}
+  CUDA_FILTER=${KILN_CUDA_FILTER:-'Cuda/*'}
+  VK_FILTER=${KILN_VK_FILTER:-'Vulkan/*'}
+  CUDA_EXPECT=pass
+fi
+
+for step in "${STEPS[@]}"; do
+  case "$step" in
+    unit)   KILN_VK_VALIDATION=1 gtest_step unit 150 pass "$OUTDIR/tests-unit.json" "$TESTS" --gtest_filter="$UNIT_FILTER" ;;
+    cuda)   gtest_step cuda 180 "$CUDA_EXPECT" "$OUTDIR/tests-cuda.json" "$TESTS" --gtest_filter="$CUDA_FILTER" ;;
+    vulkan) KILN_VK_VALIDATION=1 gtest_step vulkan 210 pass "$OUTDIR/tests-vulkan.json" "$TESTS" --gtest_filter="$VK_FILTER" ;;
+    bench-cuda)   bench_step bench-cuda cuda:0 "$OUTDIR/bench-cuda.json" "$([[ $DRY == 1 ]] && echo skip || echo pass)" 120 ;;
+    torch)        torch_step 90 ;;
+    bench-vulkan) bench_step bench-vulkan vulkan:0 "$OUTDIR/bench-vulkan.json" pass 120 ;;
+    memcheck)     sanitizer_step memcheck 120 ;;
+    racecheck)    sanitizer_step racecheck 120 ;;
+  esac
+done
+
+# ---- the report --------------------------------------------------------------------------------
+write_summary
+if [[ -n "$PY" ]]; then
+  "$PY" "$REPORT" compare --kiln "$OUTDIR/bench-cuda.json" --vulkan "$OUTDIR/bench-vulkan.json" \
+    --torch "$OUTDIR/torch-peer.json" >>"$SUMMARY" 2>>"$LOG" || true
+fi
+{
+  echo
+  if ((${#FAILED_STEPS[@]})); then echo -n "RESULT: FAIL (${FAILED_STEPS[*]})"
+  elif ((${#NOT_RUN_STEPS[@]})); then echo -n "RESULT: INCOMPLETE"
+  else echo -n "RESULT: PASS"; fi
+  ((${#NOT_RUN_STEPS[@]})) && echo -n "; not run: ${NOT_RUN_STEPS[*]} (run them in another call: ./gpu-run.sh \$OUT ${NOT_RUN_STEPS[*]})"
+  echo " after $(elapsed)s"
+} >>"$SUMMARY"
+echo
+cat "$SUMMARY"
+((${#FAILED_STEPS[@]} == 0 && ${#NOT_RUN_STEPS[@]} == 0))

@@ -1,0 +1,233 @@
+#!/usr/bin/env python3
+"""Summaries for gpu-run.sh (standard library only; Python 3.8+).
+
+  gpu_report.py gtest-counts FILE.json            -> "pass fail skip total"
+  gpu_report.py gtest-failures FILE.json [N]      -> the first N failed tests, one line each
+  gpu_report.py gtest-skips FILE.log [N]          -> the N most common skip reasons with counts
+  gpu_report.py bench-brief FILE.json             -> one line: copy GB/s, slowest % of copy, failures
+  gpu_report.py compare --kiln B.json [--vulkan V.json] [--torch T.json]
+                                                  -> table: Kiln CUDA / Kiln Vulkan / PyTorch per case
+  gpu_report.py results DIR [--out bench/results] -> one JSON of a run (tests, benches, peer, summary)
+                                                     named <date>-<gpu>.json, to commit
+"""
+import argparse
+import collections
+import json
+import os
+import re
+import sys
+
+
+def load(path):
+    if not path or not os.path.isfile(path) or os.path.getsize(path) == 0:
+        return None
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def gtest_tests(d):
+    for suite in d.get("testsuites", []):
+        for t in suite.get("testsuite", []):
+            yield suite.get("name", "?") + "." + t.get("name", "?"), t
+
+
+def cmd_gtest_counts(a):
+    d = load(a.file)
+    if d is None:
+        return 1
+    p = f = s = 0
+    for _, t in gtest_tests(d):
+        if t.get("status") == "NOTRUN":
+            continue
+        if t.get("failures"):
+            f += 1
+        elif t.get("result") == "SKIPPED":
+            s += 1
+        else:
+            p += 1
+    print(p, f, s, p + f + s)
+    return 0
+
+
+def cmd_gtest_failures(a):
+    d = load(a.file)
+    if d is None:
+        return 1
+    n = 0
+    for name, t in gtest_tests(d):
+        if not t.get("failures"):
+            continue
+        msg = t["failures"][0].get("failure", "")
+        lines = [l for l in msg.splitlines() if l.strip() and not re.match(r"^/.*:\d+$", l.strip())]
+        first = lines[0].strip() if lines else ""
+        print(f"{name}: {first[:160]}")
+        n += 1
+        if n >= a.n:
+            break
+    return 0
+
+
+def cmd_gtest_skips(a):
+    try:
+        with open(a.file, errors="replace") as f:
+            text = f.read()
+    except OSError:
+        return 1
+    reasons = collections.Counter()
+    msg = None
+    for line in text.splitlines():
+        if line.startswith("[ RUN      ]"):
+            msg = None
+        elif re.search(r":\d+: Skipped$", line):
+            msg = []
+        elif line.startswith("[  SKIPPED ]") and line.endswith("ms)"):
+            r = " ".join(l.strip() for l in (msg or []) if l.strip()) or "(no reason given)"
+            r = re.sub(r"\b(on|for) (cuda|vulkan):\d+", r"\1 \2", r)
+            reasons[r[:140]] += 1
+            msg = None
+        elif msg is not None and len(msg) < 3:
+            msg.append(line)
+    for r, c in reasons.most_common(a.n):
+        print(f"{c}x {r}")
+    return 0
+
+
+def cases_by_name(d):
+    return {c["name"]: c for c in (d or {}).get("cases", [])}
+
+
+def cmd_bench_brief(a):
+    d = load(a.file)
+    if d is None:
+        return 1
+    cases = d.get("cases", [])
+    copy = next((c for c in cases if c.get("kind") == "copy"), None)
+    parts = [f"{d.get('device', {}).get('name', '?')}"]
+    if copy and copy.get("gb_per_s"):
+        g = copy["gb_per_s"]
+        parts.append(f"copy {g:.0f} GB/s" if g >= 10 else f"copy {g:.2f} GB/s")
+    pcts = [(c["pct_of_copy"], c["name"]) for c in cases if c.get("pct_of_copy") is not None and c.get("kind") != "copy"]
+    if pcts:
+        lo = min(pcts)
+        parts.append(f"ops {min(p for p, _ in pcts):.0f}-{max(p for p, _ in pcts):.0f}% of copy (lowest {lo[1]})")
+    failed = [c["name"] for c in cases if c.get("failed")]
+    if failed:
+        parts.append("failed: " + ",".join(failed))
+    print(", ".join(parts))
+    return 0
+
+
+def cmd_compare(a):
+    kiln, vk, torch = load(a.kiln), load(a.vulkan), load(a.torch)
+    if not (kiln or vk or torch):
+        return 0
+    K, V, T = cases_by_name(kiln), cases_by_name(vk), cases_by_name(torch)
+    names = list(K) + [n for n in V if n not in K] + [n for n in T if n not in K and n not in V]
+
+    def gb(c):
+        return f"{c['gb_per_s']:8.1f}" if c and c.get("gb_per_s") else "       -"
+
+    def pct(c):
+        return f"{c['pct_of_copy']:5.1f}%" if c and c.get("pct_of_copy") is not None else "     -"
+
+    print()
+    head = []
+    for label, d in (("Kiln CUDA", kiln), ("Kiln Vulkan", vk), ("PyTorch", torch)):
+        if d:
+            dev = d.get("device", {})
+            head.append(f"{label}: {dev.get('name', '?') if isinstance(dev, dict) else dev}, "
+                        f"{d.get('config', {}).get('elements', d.get('elements', '?'))} elements")
+    print("Bandwidth (GB/s, bytes read + written; % of that backend's own copy):  " + " | ".join(head))
+    print(f"{'case':<22} {'cuda GB/s':>9} {'%copy':>6} {'vk GB/s':>9} {'%copy':>6} {'torch GB/s':>10} {'%copy':>6} {'cuda/torch':>10}")
+    for n in names:
+        k, v, t = K.get(n), V.get(n), T.get(n)
+        ratio = "         -"
+        if k and t and k.get("gb_per_s") and t.get("gb_per_s"):
+            ratio = f"{k['gb_per_s'] / t['gb_per_s']:10.2f}"
+        flag = ""
+        for label, c in (("cuda", k), ("vk", v)):
+            if c and c.get("failed"):
+                flag += f" [{label} {c.get('check', 'failed')}]"
+        print(f"{n:<22} {gb(k):>9} {pct(k):>6} {gb(v):>9} {pct(v):>6} {gb(t):>10} {pct(t):>6} {ratio}{flag}")
+    for g in (torch or {}).get("gemm", []):
+        print(f"GEMM peak (PyTorch/cuBLAS) {g['name']:<18} {g.get('tflops', 0):8.1f} TFLOP/s  "
+              f"({g.get('time_us', {}).get('median', 0):.0f} us)")
+    return 0
+
+
+def cmd_results(a):
+    """Merges one run's files into the single JSON committed under bench/results/."""
+    d = a.dir
+    doc = {"schema": "kiln-gpu-run/1"}
+    summary = os.path.join(d, "summary.txt")
+    if os.path.isfile(summary):
+        with open(summary, errors="replace") as f:
+            doc["summary"] = f.read().splitlines()
+    tests = {}
+    for name in ("unit", "cuda", "vulkan"):
+        t = load(os.path.join(d, f"tests-{name}.json"))
+        if t is None:
+            continue
+        p = f = s = 0
+        failed = []
+        for tn, tc in gtest_tests(t):
+            if tc.get("failures"):
+                f += 1
+                failed.append(tn)
+            elif tc.get("result") == "SKIPPED":
+                s += 1
+            else:
+                p += 1
+        tests[name] = {"passed": p, "failed": f, "skipped": s, "failed_tests": failed[:200],
+                       "seconds": t.get("time"), "timestamp": t.get("timestamp")}
+    doc["tests"] = tests
+    for key, fname in (("kiln_cuda", "bench-cuda.json"), ("kiln_vulkan", "bench-vulkan.json"),
+                       ("torch", "torch-peer.json")):
+        b = load(os.path.join(d, fname))
+        if b is not None:
+            doc[key] = b
+    gpu = "gpu"
+    for key in ("kiln_cuda", "torch", "kiln_vulkan"):
+        dev = doc.get(key, {}).get("device")
+        if isinstance(dev, dict) and dev.get("name"):
+            gpu = dev["name"]
+            break
+    ts = next((doc[k].get("timestamp") for k in ("kiln_cuda", "torch", "kiln_vulkan") if k in doc), None)
+    date = (ts or "")[:10] or __import__("time").strftime("%Y-%m-%d")
+    doc["gpu"], doc["date"] = gpu, date
+    slug = re.sub(r"[^a-z0-9]+", "-", gpu.lower().replace("nvidia", "")).strip("-") or "gpu"
+    out = a.out
+    if os.path.isdir(out):
+        out = os.path.join(out, f"{date}-{slug}.json")
+    with open(out + ".tmp", "w") as f:
+        json.dump(doc, f, indent=1)
+        f.write("\n")
+    os.replace(out + ".tmp", out)
+    print(out)
+    return 0
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("gtest-counts"); s.add_argument("file"); s.set_defaults(fn=cmd_gtest_counts)
+    s = sub.add_parser("gtest-failures"); s.add_argument("file"); s.add_argument("n", type=int, nargs="?", default=5)
+    s.set_defaults(fn=cmd_gtest_failures)
+    s = sub.add_parser("gtest-skips"); s.add_argument("file"); s.add_argument("n", type=int, nargs="?", default=3)
+    s.set_defaults(fn=cmd_gtest_skips)
+    s = sub.add_parser("bench-brief"); s.add_argument("file"); s.set_defaults(fn=cmd_bench_brief)
+    s = sub.add_parser("compare"); s.add_argument("--kiln"); s.add_argument("--vulkan"); s.add_argument("--torch")
+    s.set_defaults(fn=cmd_compare)
+    s = sub.add_parser("results", help="merge a run's files into one JSON for bench/results/")
+    s.add_argument("dir", help="the folder the run's files came back to")
+    s.add_argument("--out", default="bench/results", help="file, or folder for <date>-<gpu>.json")
+    s.set_defaults(fn=cmd_results)
+    a = p.parse_args()
+    sys.exit(a.fn(a))
+
+
+if __name__ == "__main__":
+    main()

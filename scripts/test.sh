@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Builds Kiln and runs the whole test suite (unit tests, then the conformance suite on every
+# available backend; Vulkan with the validation layer on). Extra arguments go to ctest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+export PATH="/usr/local/cuda/bin:$PATH"
+cmake --preset default >/dev/null
+cmake --build --preset default
+KILN_VK_VALIDATION=1 ctest --preset default "$@"

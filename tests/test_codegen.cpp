@@ -1,0 +1,230 @@
+// Unit tests of the codegen core: dtypes and promotion, the op table, the expression IR and
+// parser, and the scalar semantics of the CPU reference against hand-computed values.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "codegen/eval.hpp"
+#include "codegen/half.hpp"
+#include "codegen/spec.hpp"
+#include "runtime/error.hpp"
+
+namespace kiln {
+namespace {
+
+using D = DType;
+
+TEST(DType, NamesRoundTrip) {
+  for (DType t : kAllDTypes) EXPECT_EQ(parse_dtype(dtype_name(t)), t);
+  EXPECT_FALSE(parse_dtype("f8"));
+  EXPECT_EQ(dtype_size(D::bf16), 2u);
+  EXPECT_EQ(dtype_size(D::pred), 1u);
+}
+
+TEST(DType, NxPromotion) {
+  // Nx.Type.merge, hand-checked.
+  EXPECT_EQ(promote(D::s8, D::u8), D::s16);
+  EXPECT_EQ(promote(D::u32, D::s8), D::s64);
+  EXPECT_EQ(promote(D::u64, D::s64), D::s64);
+  EXPECT_EQ(promote(D::s32, D::f16), D::f16);
+  EXPECT_EQ(promote(D::f16, D::bf16), D::f32);
+  EXPECT_EQ(promote(D::f32, D::f64), D::f64);
+  EXPECT_EQ(promote(D::u8, D::u16), D::u16);
+  EXPECT_EQ(promote(D::pred, D::pred), D::pred);
+  EXPECT_EQ(promote(D::pred, D::s8), D::s16);  // pred is u8
+  EXPECT_EQ(promote(D::pred, D::u32), D::u32);
+  EXPECT_EQ(to_floating(D::s64), D::f32);
+  EXPECT_EQ(to_floating(D::bf16), D::bf16);
+  // Promotion is commutative.
+  for (DType a : kAllDTypes)
+    for (DType b : kAllDTypes) EXPECT_EQ(promote(a, b), promote(b, a));
+}
+
+TEST(OpTable, CoversNxElementwiseOps) {
+  EXPECT_EQ(op_table().size(), 60u);
+  for (const OpInfo& o : op_table()) {
+    EXPECT_EQ(find_op(o.name), o.op);
+    EXPECT_NE(o.accepts, 0);
+    EXPECT_FALSE(o.formula.empty());
+  }
+  EXPECT_EQ(result_dtype(Op::exp, D::s32), D::f32);
+  EXPECT_EQ(result_dtype(Op::divide, D::u8), D::f32);
+  EXPECT_EQ(result_dtype(Op::less, D::f16), D::pred);
+  EXPECT_FALSE(result_dtype(Op::bitwise_and, D::f32));
+  EXPECT_FALSE(glsl_supports(Op::exp, D::f64));
+  EXPECT_TRUE(glsl_supports(Op::add, D::f64));
+}
+
+TEST(Half, F16RoundTripsEveryValue) {
+  for (std::uint32_t h = 0; h < 0x10000; ++h) {
+    const float f = f16_bits_to_f32(std::uint16_t(h));
+    if (std::isnan(f)) continue;
+    EXPECT_EQ(f32_to_f16_bits(f), h) << std::hex << h;
+  }
+}
+
+TEST(Half, RoundsToNearestEven) {
+  EXPECT_EQ(f32_to_f16_bits(1.0f + 1.0f / 2048), 0x3C00);           // tie, even stays
+  EXPECT_EQ(f32_to_f16_bits(1.0f + 3.0f / 2048), 0x3C02);           // tie, odd rounds up
+  EXPECT_EQ(f32_to_f16_bits(65520.0f), 0x7C00);                     // overflow to inf
+  EXPECT_EQ(f32_to_f16_bits(65519.0f), 0x7BFF);
+  EXPECT_EQ(f32_to_f16_bits(std::ldexp(1.0f, -25)), 0x0000);        // half of min subnormal: even
+  EXPECT_EQ(f32_to_f16_bits(std::ldexp(1.5f, -25)), 0x0001);
+  EXPECT_EQ(f32_to_f16_bits(-0.0f), 0x8000);
+  EXPECT_TRUE(std::isnan(f16_bits_to_f32(f32_to_f16_bits(NAN))));
+  EXPECT_EQ(f32_to_bf16_bits(1.0f), 0x3F80);
+  EXPECT_EQ(f32_to_bf16_bits(1.0f + 1.0f / 256), 0x3F80);           // tie to even
+  EXPECT_EQ(f32_to_bf16_bits(1.0f + 3.0f / 256), 0x3F82);
+  EXPECT_TRUE(std::isnan(bf16_bits_to_f32(f32_to_bf16_bits(NAN))));
+}
+
+// Evaluates "expr" on scalar inputs through the parser and the reference evaluator.
+double eval1(const std::string& text, std::vector<DType> dts, std::vector<double> xs) {
+  Expr e = parse_expr(text, dts);
+  Evaluator ev(e);
+  std::vector<Scalar> in;
+  for (std::size_t i = 0; i < xs.size(); ++i) in.push_back(cast_scalar(Scalar::from_f(xs[i]), D::f64, dts[i]));
+  return scalar_to_double(ev.eval(in.data()), ev.result_dtype());
+}
+
+TEST(Semantics, IntegerDivisionAndRemainder) {
+  EXPECT_EQ(eval1("quotient(x, y)", {D::s32, D::s32}, {-7, 2}), -3);   // truncates
+  EXPECT_EQ(eval1("x % y", {D::s32, D::s32}, {-7, 2}), -1);            // sign of dividend
+  EXPECT_EQ(eval1("x % y", {D::s32, D::s32}, {7, -2}), 1);
+  EXPECT_EQ(eval1("quotient(x, y)", {D::s32, D::s32}, {5, 0}), -1);
+  EXPECT_EQ(eval1("x % y", {D::s32, D::s32}, {5, 0}), 5);
+  EXPECT_EQ(eval1("quotient(x, y)", {D::s8, D::s8}, {-128, -1}), -128);
+  EXPECT_EQ(eval1("x % y", {D::s8, D::s8}, {-128, -1}), 0);
+  EXPECT_EQ(eval1("quotient(x, y)", {D::u8, D::u8}, {9, 0}), 255);
+  EXPECT_DOUBLE_EQ(eval1("x % y", {D::f32, D::f32}, {-7.5, 2}), -1.5);
+}
+
+TEST(Semantics, WrappingAndShifts) {
+  EXPECT_EQ(eval1("x + y", {D::s8, D::s8}, {127, 1}), -128);
+  EXPECT_EQ(eval1("x * y", {D::u8, D::u8}, {16, 17}), 16);             // 272 mod 256
+  EXPECT_EQ(eval1("-x", {D::u16}, {1}), 65535);
+  EXPECT_EQ(eval1("abs(x)", {D::s16}, {-32768}), -32768);
+  EXPECT_EQ(eval1("x << y", {D::s32, D::s32}, {1, 31}), -2147483648.0);
+  EXPECT_EQ(eval1("x << y", {D::s32, D::s32}, {1, 32}), 0);
+  EXPECT_EQ(eval1("x >> y", {D::s32, D::s32}, {-8, 1}), -4);           // arithmetic
+  EXPECT_EQ(eval1("x >> y", {D::s32, D::s32}, {-8, 40}), -1);          // past the width: sign fill
+  EXPECT_EQ(eval1("x >> y", {D::u32, D::u32}, {8, 40}), 0);
+  EXPECT_EQ(eval1("x << y", {D::s32, D::s32}, {1, -1}), 0);
+  EXPECT_EQ(eval1("count_leading_zeros(x)", {D::u8}, {1}), 7);
+  EXPECT_EQ(eval1("count_leading_zeros(x)", {D::s16}, {0}), 16);
+  EXPECT_EQ(eval1("count_leading_zeros(x)", {D::s8}, {-1}), 0);
+  EXPECT_EQ(eval1("population_count(x)", {D::s8}, {-1}), 8);
+  EXPECT_EQ(eval1("pow(x, y)", {D::s32, D::s32}, {3, 4}), 81);
+  EXPECT_EQ(eval1("pow(x, y)", {D::s32, D::s32}, {-1, -3}), -1);
+  EXPECT_EQ(eval1("pow(x, y)", {D::s32, D::s32}, {2, -1}), 0);
+  EXPECT_EQ(eval1("pow(x, y)", {D::u8, D::u8}, {2, 9}), 0);           // 512 wraps
+}
+
+TEST(Semantics, FloatRules) {
+  EXPECT_EQ(eval1("round(x)", {D::f32}, {2.5}), 3);
+  EXPECT_EQ(eval1("round(x)", {D::f32}, {-2.5}), -3);
+  EXPECT_EQ(eval1("round(x)", {D::f32}, {0.49999997}), 0);
+  EXPECT_TRUE(std::isnan(eval1("max(x, y)", {D::f32, D::f32}, {NAN, 1})));
+  EXPECT_TRUE(std::isnan(eval1("min(x, y)", {D::f32, D::f32}, {1, NAN})));
+  EXPECT_TRUE(std::isnan(eval1("sign(x)", {D::f32}, {NAN})));
+  EXPECT_TRUE(std::signbit(eval1("sign(x)", {D::f32}, {-0.0})));
+  EXPECT_EQ(eval1("x != y", {D::f32, D::f32}, {NAN, NAN}), 1);
+  EXPECT_EQ(eval1("x == y", {D::f32, D::f32}, {NAN, NAN}), 0);
+  EXPECT_EQ(eval1("is_nan(x)", {D::s32}, {5}), 0);
+  EXPECT_EQ(eval1("x / y", {D::s32, D::s32}, {7, 2}), 3.5);          // divide is floating
+  EXPECT_FLOAT_EQ(eval1("erf_inv(erf(x))", {D::f64}, {0.7}), 0.7);
+  EXPECT_EQ(eval1("x + y", {D::f16, D::f16}, {2048, 1}), 2048);     // f16 rounding per op
+  EXPECT_EQ(eval1("exp(x)", {D::s32}, {0}), 1);
+}
+
+TEST(Semantics, Casts) {
+  EXPECT_EQ(eval1("as_type(x, s8)", {D::f32}, {300.7}), 127);       // saturates
+  EXPECT_EQ(eval1("as_type(x, s8)", {D::f32}, {-300}), -128);
+  EXPECT_EQ(eval1("as_type(x, u8)", {D::f32}, {-3.5}), 0);
+  EXPECT_EQ(eval1("as_type(x, s32)", {D::f32}, {NAN}), 0);
+  EXPECT_EQ(eval1("as_type(x, s32)", {D::f32}, {-2.9}), -2);        // truncates
+  EXPECT_EQ(eval1("as_type(x, u64)", {D::f64}, {1e30}), double(~0ull));
+  EXPECT_EQ(eval1("as_type(x, s8)", {D::s32}, {200}), -56);         // wraps
+  EXPECT_EQ(eval1("as_type(x, pred)", {D::f32}, {NAN}), 1);
+  EXPECT_EQ(eval1("as_type(x, pred)", {D::s32}, {-4}), 1);
+  EXPECT_EQ(eval1("as_type(x, f16)", {D::f32}, {1e6}), INFINITY);
+  EXPECT_EQ(eval1("as_type(x, u32)", {D::s8}, {-1}), 4294967295.0);
+}
+
+TEST(Parser, GeluParsesAndEvaluates) {
+  const char* gelu = "0.5 * x * (1 + tanh(0.7978845608 * (x + 0.044715 * x * x * x)))";
+  Expr e = parse_expr(gelu, {D::f32});
+  EXPECT_EQ(e.dtype(e.root()), D::f32);
+  const double x = 1.3;
+  const double want = 0.5 * x * (1 + std::tanh(0.7978845608 * (x + 0.044715 * x * x * x)));
+  EXPECT_NEAR(eval1(gelu, {D::f64}, {x}), want, 1e-12);
+  // f16 input: the literals become f16 (weak scalars) and so does the result.
+  Expr h = parse_expr(gelu, {D::f16});
+  EXPECT_EQ(h.dtype(h.root()), D::f16);
+}
+
+TEST(Parser, PrecedenceAndAssociativity) {
+  EXPECT_EQ(eval1("x + y * 2", {D::s32, D::s32}, {1, 3}), 7);
+  EXPECT_EQ(eval1("x - y - 1", {D::s32, D::s32}, {10, 3}), 6);
+  EXPECT_EQ(eval1("-x ** 2", {D::s32}, {3}), -9);
+  EXPECT_EQ(eval1("2 ** 3 ** 2", {D::s32}, {0}), 512);
+  EXPECT_EQ(eval1("x < 3 && y > 1 ? 10 : 20", {D::s32, D::s32}, {1, 2}), 10);
+  EXPECT_EQ(eval1("x & 6 | 1", {D::s32}, {7}), 7);
+  EXPECT_EQ(eval1("1 << x + 1", {D::s32}, {2}), 8);
+  EXPECT_EQ(eval1("!x", {D::s32}, {0}), 1);
+  EXPECT_EQ(eval1("x + 0.5", {D::s32}, {1}), 1.5);  // a fractional literal makes an integer f32
+}
+
+void expect_parse_error(const std::string& text, const std::string& where, const std::string& what) {
+  try {
+    parse_expr(text, {D::f32, D::f32});
+    FAIL() << "no error for " << text;
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::parse_error);
+    const std::string m = e.what();
+    EXPECT_NE(m.find(where), std::string::npos) << m;
+    EXPECT_NE(m.find(what), std::string::npos) << m;
+  }
+}
+
+TEST(Parser, ErrorsGiveLineColumnAndExpectation) {
+  expect_parse_error("x + ", "expr:1:5", "expected");
+  expect_parse_error("(x + y", "expr:1:7", "expected ')'");
+  expect_parse_error("x +\n  foo(y)", "expr:2:3", "unknown function 'foo'");
+  expect_parse_error("x $ y", "expr:1:3", "unexpected character");
+  expect_parse_error("z + 1", "expr:1:1", "input 'z'");
+  expect_parse_error("x & y", "expr:1:3", "bitwise_and does not accept f32");
+  expect_parse_error("pow(x)", "expr:1:1", "takes 2 argument");
+  expect_parse_error("as_type(x, f17)", "expr:1:12", "expected a dtype");
+}
+
+TEST(Expr, HashConsingSharesSubexpressions) {
+  Expr e = parse_expr("x * y + x * y", {D::f32, D::f32});
+  // in0, in1, multiply, add: the product appears once.
+  EXPECT_EQ(e.nodes().size(), 4u);
+  Expr a = parse_expr("exp(x) + 1", {D::f32});
+  Expr b = parse_expr("exp(x)+1.0", {D::f32});
+  EXPECT_EQ(a.canonical(), b.canonical());
+  Expr c = parse_expr("exp(x) + 2", {D::f32});
+  EXPECT_NE(a.canonical(), c.canonical());
+}
+
+TEST(Expr, ToStringParsesBackToTheSameExpression) {
+  Expr e = parse_expr("select(x > 0, sqrt(x), as_type(y, f16)) * 3", {D::f32, D::s8});
+  Expr back = parse_expr(e.to_string(), {D::f32, D::s8});
+  EXPECT_EQ(e.canonical(), back.canonical()) << e.to_string();
+}
+
+TEST(Spec, NamesAreStableAndEncodeDtypes) {
+  KernelSpec s = single_op_spec(Op::add, D::f32);
+  EXPECT_EQ(s.name().substr(0, 15), "map_f32f32_f32_");
+  EXPECT_EQ(s.name().size(), 23u);
+  EXPECT_EQ(s.name(), single_op_spec(Op::add, D::f32).name());
+  EXPECT_NE(s.name(), single_op_spec(Op::subtract, D::f32).name());
+  KernelSpec c = single_op_spec(Op::as_type, D::f32, D::s8);
+  EXPECT_EQ(c.name().substr(0, 11), "map_f32_s8_");
+}
+
+}  // namespace
+}  // namespace kiln

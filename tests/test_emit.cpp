@@ -1,0 +1,372 @@
+// Tests of the CUDA and GLSL emitters (codegen/emit.cpp) and the map templates: every op of the
+// op table with every dtype it accepts (plus as_type for all 13x13 pairs and select for every
+// dtype) is emitted for both targets; the CUDA units are compiled with NVRTC to sm_90 cubin (many
+// units per program, which also checks that units concatenate into one TU), and the GLSL shaders
+// are compiled with shaderc for Vulkan 1.3 and checked by the SPIR-V validator. Where GLSL cannot
+// run an op (f64 transcendental functions), target_supports must say so, and only there.
+// Execution is tested by the conformance suite (tests/conformance/).
+#include <gtest/gtest.h>
+#include <nvrtc.h>
+#include <shaderc/shaderc.h>
+#include <spirv-tools/libspirv.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "codegen/emit.hpp"
+#include "codegen/spec.hpp"
+#include "runtime/error.hpp"
+
+namespace kiln {
+namespace {
+
+struct Case {
+  std::string label;  // e.g. "add(f16)" or "as_type(s8 -> f32)"
+  KernelSpec spec;
+  Op op;
+  DType operand;
+};
+
+// Every op with every dtype it accepts; as_type for every pair; select for every dtype.
+const std::vector<Case>& all_cases() {
+  static const std::vector<Case> cases = [] {
+    std::vector<Case> v;
+    for (const OpInfo& o : op_table()) {
+      for (DType t : kAllDTypes) {
+        if (o.op == Op::as_type) {
+          for (DType to : kAllDTypes)
+            v.push_back({fmt::format("as_type({} -> {})", dtype_name(t), dtype_name(to)),
+                         single_op_spec(o.op, t, to), o.op, t});
+        } else if (o.op == Op::select || (o.accepts & dtype_bit(t))) {
+          v.push_back({fmt::format("{}({})", o.name, dtype_name(t)), single_op_spec(o.op, t), o.op, t});
+        }
+      }
+    }
+    return v;
+  }();
+  return cases;
+}
+
+unsigned worker_count() { return std::clamp(std::thread::hardware_concurrency(), 2u, 8u); }
+
+// Compiles |source| with NVRTC to an sm_90 cubin, the templates as headers, with the build's flags
+// plus |extra| options. Empty on success, else the log.
+std::string nvrtc_compile(const std::string& source, std::vector<const char*> extra = {}) {
+  std::vector<const char*> names, texts;
+  std::vector<std::string> storage;
+  storage.reserve(16);
+  for (const auto& t : template_sources()) {
+    if (!t.path.starts_with("cuda/")) continue;
+    storage.emplace_back(t.path);
+    names.push_back(storage.back().c_str());
+    storage.emplace_back(t.text);
+    texts.push_back(storage.back().c_str());
+  }
+  nvrtcProgram prog = nullptr;
+  if (nvrtcCreateProgram(&prog, source.c_str(), "kiln_emit_test.cu", int(names.size()), texts.data(),
+                         names.data()) != NVRTC_SUCCESS)
+    return "nvrtcCreateProgram failed";
+  std::vector<const char*> opts = {"--gpu-architecture=sm_90", "--fmad=false", "-std=c++17"};
+  opts.insert(opts.end(), extra.begin(), extra.end());
+  const nvrtcResult r = nvrtcCompileProgram(prog, int(opts.size()), opts.data());
+  std::string log;
+  std::size_t log_size = 0;
+  nvrtcGetProgramLogSize(prog, &log_size);
+  if (log_size > 1) {
+    log.resize(log_size);
+    nvrtcGetProgramLog(prog, log.data());
+    log.pop_back();  // the terminating NUL
+  }
+  std::size_t size = 0;
+  if (r == NVRTC_SUCCESS) nvrtcGetCUBINSize(prog, &size);
+  nvrtcDestroyProgram(&prog);
+  if (r != NVRTC_SUCCESS) return std::string(nvrtcGetErrorString(r)) + "\n" + log;
+  if (size == 0) return "NVRTC produced no cubin\n" + log;
+  return {};
+}
+
+// Runs fn(i) -> error text for i in [0, n) in |workers| processes: NVRTC serializes compilations
+// inside one process, so threads do not help. Falls back to this process when fork fails.
+std::vector<std::string> run_in_processes(std::size_t n, unsigned workers,
+                                          const std::function<std::string(std::size_t)>& fn) {
+  std::vector<std::string> results(n);
+  struct Child {
+    pid_t pid;
+    int fd;
+  };
+  std::vector<Child> children;
+  for (unsigned w = 1; w < workers; ++w) {
+    int fds[2];
+    if (pipe(fds) != 0) break;
+    const pid_t pid = fork();
+    if (pid < 0) {
+      close(fds[0]);
+      close(fds[1]);
+      break;
+    }
+    if (pid == 0) {  // child: items w, w + workers, ...; writes (index, length, text) records
+      close(fds[0]);
+      for (std::size_t i = w; i < n; i += workers) {
+        const std::string r = fn(i);
+        const std::uint64_t header[2] = {i, r.size()};
+        if (write(fds[1], header, sizeof header) != ssize_t(sizeof header)) _exit(1);
+        if (!r.empty() && write(fds[1], r.data(), r.size()) != ssize_t(r.size())) _exit(1);
+      }
+      _exit(0);
+    }
+    close(fds[1]);
+    children.push_back({pid, fds[0]});
+  }
+  const unsigned stride = unsigned(children.size()) + 1;
+  std::vector<bool> done(n, false);
+  for (std::size_t i = 0; i < n; i += stride) {
+    results[i] = fn(i);
+    done[i] = true;
+  }
+  auto read_all = [](int fd, void* p, std::size_t size) {
+    for (std::size_t got = 0; got < size;) {
+      const ssize_t k = read(fd, static_cast<char*>(p) + got, size - got);
+      if (k <= 0) return false;
+      got += std::size_t(k);
+    }
+    return true;
+  };
+  for (const Child& c : children) {
+    std::uint64_t header[2];
+    while (read_all(c.fd, header, sizeof header)) {
+      std::string text(header[1], '\0');
+      if (!read_all(c.fd, text.data(), text.size()) || header[0] >= n) break;
+      results[header[0]] = std::move(text);
+      done[header[0]] = true;
+    }
+    close(c.fd);
+    int status = 0;
+    waitpid(c.pid, &status, 0);
+  }
+  for (std::size_t i = 0; i < n; ++i)
+    if (!done[i]) results[i] = "no result from the worker process";
+  return results;
+}
+
+// One shaderc compiler and SPIR-V validator context per thread.
+struct GlslTools {
+  shaderc_compiler_t compiler = shaderc_compiler_initialize();
+  shaderc_compile_options_t options = shaderc_compile_options_initialize();
+  spv_context context = spvContextCreate(SPV_ENV_VULKAN_1_3);
+  GlslTools() {
+    shaderc_compile_options_set_target_env(options, shaderc_target_env_vulkan, shaderc_env_version_vulkan_1_3);
+  }
+  ~GlslTools() {
+    spvContextDestroy(context);
+    shaderc_compile_options_release(options);
+    shaderc_compiler_release(compiler);
+  }
+};
+
+// Compiles a GLSL compute shader for Vulkan 1.3 and validates the SPIR-V. Empty on success.
+std::string glsl_compile(const std::string& source, const std::string& name,
+                         std::vector<std::uint32_t>* spirv = nullptr) {
+  thread_local GlslTools tools;
+  shaderc_compilation_result_t result =
+      shaderc_compile_into_spv(tools.compiler, source.data(), source.size(), shaderc_glsl_compute_shader,
+                               name.c_str(), "main", tools.options);
+  std::string error;
+  if (shaderc_result_get_compilation_status(result) != shaderc_compilation_status_success) {
+    error = std::string("shaderc: ") + shaderc_result_get_error_message(result);
+  } else {
+    const auto* words = reinterpret_cast<const std::uint32_t*>(shaderc_result_get_bytes(result));
+    const std::size_t count = shaderc_result_get_length(result) / 4;
+    spv_diagnostic diagnostic = nullptr;
+    if (spvValidateBinary(tools.context, words, count, &diagnostic) != SPV_SUCCESS)
+      error = std::string("spirv-val: ") + (diagnostic ? diagnostic->error : "invalid");
+    spvDiagnosticDestroy(diagnostic);
+    if (spirv) spirv->assign(words, words + count);
+  }
+  shaderc_result_release(result);
+  return error;
+}
+
+// The capabilities a SPIR-V module declares (OpCapability operands).
+std::set<std::uint32_t> capabilities(const std::vector<std::uint32_t>& spirv) {
+  std::set<std::uint32_t> caps;
+  for (std::size_t i = 5; i < spirv.size();) {
+    const std::uint32_t count = spirv[i] >> 16, opcode = spirv[i] & 0xFFFF;
+    if (opcode == 17 /* OpCapability */) caps.insert(spirv[i + 1]);
+    if (count == 0) break;
+    i += count;
+  }
+  return caps;
+}
+constexpr std::uint32_t kCapFloat16 = 9, kCapFloat64 = 10, kCapInt16 = 22, kCapInt8 = 39;
+
+// Only the f64 transcendental functions are refused on GLSL (OpInfo::glsl_no_f64).
+bool glsl_should_support(const Case& c) {
+  return !(op_info(c.op).glsl_no_f64 && c.operand == DType::f64);
+}
+
+// -Ofc=max (fast compile): this sweep checks that every unit compiles (front end, code generation and
+// ptxas for sm_90); the kernels built with full optimization are covered by the tests below and
+// by the kernel library build.
+TEST(EmitCuda, EveryOpAndDTypeCompilesWithNvrtc) {
+  const auto& cases = all_cases();
+  constexpr std::size_t kPerProgram = 100;
+  std::vector<std::string> programs, labels;
+  for (std::size_t i = 0; i < cases.size(); i += kPerProgram) {
+    std::string src, names;
+    for (std::size_t j = i; j < std::min(cases.size(), i + kPerProgram); ++j) {
+      src += emit_cuda(cases[j].spec);
+      names += cases[j].label + " ";
+    }
+    programs.push_back(std::move(src));
+    labels.push_back(std::move(names));
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto errors = run_in_processes(programs.size(), worker_count(), [&](std::size_t i) {
+    return nvrtc_compile(programs[i], {"-Ofc=max"});
+  });
+  for (std::size_t i = 0; i < programs.size(); ++i)
+    EXPECT_EQ(errors[i], "") << "program " << i << " with " << labels[i];
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("[ info ] %zu kernels in %zu NVRTC programs: %.1f s\n", cases.size(), programs.size(), s);
+}
+
+// glslang also serializes most of a compilation inside one process: this sweep uses processes too.
+TEST(EmitGlsl, EveryOpAndDTypeCompilesAndValidates) {
+  const auto& cases = all_cases();
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto errors = run_in_processes(cases.size(), worker_count(), [&](std::size_t i) -> std::string {
+    const Case& c = cases[i];
+    std::string why;
+    const bool supported = target_supports(c.spec, Target::glsl, &why);
+    if (supported != glsl_should_support(c)) return fmt::format("target_supports = {} ({})", supported, why);
+    if (!supported) {
+      if (why.find("f64") == std::string::npos || why.find(op_info(c.op).name) == std::string::npos)
+        return "the refusal does not name the op and f64: " + why;
+      if (!target_supports(c.spec, Target::cuda)) return "CUDA must support every op";
+      return {};
+    }
+    for (int f = 0; f < 2; ++f)
+      if (std::string e = glsl_compile(emit_glsl(c.spec, f), c.spec.name()); !e.empty())
+        return fmt::format("function {}: {}", f, e);
+    return {};
+  });
+  int shaders = 0;
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    EXPECT_EQ(errors[i], "") << cases[i].label;
+    shaders += glsl_should_support(cases[i]) ? 2 : 0;
+  }
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("[ info ] %d GLSL shaders compiled and validated: %.1f s\n", shaders, s);
+}
+
+TEST(EmitGlsl, RefusesOnlyF64Transcendentals) {
+  std::string why;
+  EXPECT_FALSE(target_supports(single_op_spec(Op::exp, DType::f64), Target::glsl, &why));
+  EXPECT_EQ(why, "GLSL has no f64 exp");
+  EXPECT_TRUE(target_supports(single_op_spec(Op::exp, DType::f32), Target::glsl));
+  EXPECT_TRUE(target_supports(single_op_spec(Op::sqrt, DType::f64), Target::glsl));
+  EXPECT_TRUE(target_supports(single_op_spec(Op::exp, DType::f64), Target::cuda));
+  EXPECT_THROW(emit_glsl(single_op_spec(Op::exp, DType::f64), 0), Error);
+}
+
+TEST(EmitGlsl, PureF32KernelNeedsNoNarrowOrF64Capabilities) {
+  const KernelSpec spec = make_map_spec(
+      parse_expr("0.5 * x * (1 + tanh(0.7978845608 * (x + 0.044715 * x * x * x))) + erf(y)", {DType::f32, DType::f32}),
+      DType::f32);
+  for (int f = 0; f < 2; ++f) {
+    std::vector<std::uint32_t> spirv;
+    ASSERT_EQ(glsl_compile(emit_glsl(spec, f), spec.name(), &spirv), "");
+    const auto caps = capabilities(spirv);
+    for (std::uint32_t cap : {kCapFloat16, kCapFloat64, kCapInt16, kCapInt8})
+      EXPECT_FALSE(caps.count(cap)) << "function " << f << " declares capability " << cap;
+  }
+}
+
+// A kernel of the GELU expression for f32 and f16 compiles for both targets.
+TEST(EmitBoth, GeluCompiles) {
+  std::string cuda;
+  for (DType t : {DType::f32, DType::f16}) {
+    const KernelSpec spec =
+        make_map_spec(parse_expr("0.5 * x * (1 + tanh(0.7978845608 * (x + 0.044715 * x * x * x)))", {t}), t);
+    EXPECT_EQ(spec.output, t);
+    cuda += emit_cuda(spec);
+    for (int f = 0; f < 2; ++f) EXPECT_EQ(glsl_compile(emit_glsl(spec, f), spec.name()), "") << dtype_name(t);
+  }
+  EXPECT_EQ(nvrtc_compile(cuda), "");
+}
+
+// Fused expressions mixing element sizes (vector steps of 1-, 2- and 8-byte elements in one
+// kernel), special constants, zero inputs and four inputs.
+TEST(EmitBoth, MixedDTypesConstantsAndArities) {
+  std::vector<KernelSpec> specs;
+  specs.push_back(make_map_spec(parse_expr("select(w, x * 2 + f16(z), y - 3)", {DType::f16, DType::s64, DType::u8, DType::pred}), DType::f32));
+  specs.push_back(make_map_spec(parse_expr("select(x > 0, x + inf, nan) - (-inf)", {DType::f32}), DType::f32));
+  specs.push_back(make_map_spec(parse_expr("select(x > 0, x + inf, nan) * -0.0", {DType::f64}), DType::f64));
+  specs.push_back(make_map_spec(parse_expr("select(x > 0, x + inf, nan)", {DType::bf16}), DType::bf16));
+  specs.push_back(make_map_spec(parse_expr("x + (-2147483647 - 1)", {DType::s32}), DType::s32));
+  specs.push_back(make_map_spec(parse_expr("x * 9223372036854775807 + 18446744073709551615", {DType::s64, DType::u64}), DType::u64));
+  specs.push_back(make_map_spec(parse_expr("(x & 255) << 3", {DType::u8}), DType::pred));
+  specs.push_back(make_map_spec(parse_expr("x / y + z", {DType::s16, DType::u16, DType::f64}), DType::f16));
+  specs.push_back(make_map_spec(parse_expr("2.5", {}), DType::f32));
+  std::string cuda;
+  for (const KernelSpec& spec : specs) {
+    SCOPED_TRACE(spec.expr.to_string());
+    ASSERT_TRUE(target_supports(spec, Target::glsl));
+    cuda += emit_cuda(spec);
+    for (int f = 0; f < 2; ++f) EXPECT_EQ(glsl_compile(emit_glsl(spec, f), spec.name()), "") << "function " << f;
+  }
+  EXPECT_EQ(nvrtc_compile(cuda), "");
+}
+
+TEST(EmitBoth, DeterministicAndNamedAfterTheSpec) {
+  const auto make = [] {
+    return make_map_spec(parse_expr("sigmoid(x) * y + 1", {DType::bf16, DType::f32}), DType::bf16);
+  };
+  const KernelSpec a = make(), b = make();
+  EXPECT_EQ(emit_cuda(a), emit_cuda(b));
+  for (int f = 0; f < 2; ++f) EXPECT_EQ(emit_glsl(a, f), emit_glsl(b, f));
+  const std::string name = a.name();
+  ASSERT_EQ(cuda_symbols(a), (std::vector<std::string>{name + "_contig", name + "_strided"}));
+  const std::string cuda = emit_cuda(a);
+  for (const std::string& sym : cuda_symbols(a))
+    EXPECT_NE(cuda.find(fmt::format("__launch_bounds__({}) {}(", a.block_size, sym)), std::string::npos) << sym;
+  EXPECT_NE(emit_glsl(a, 0).find(name + " (contiguous)"), std::string::npos);
+  EXPECT_NE(emit_glsl(a, 1).find(name + " (strided)"), std::string::npos);
+  EXPECT_EQ(emit_glsl(a, 0).find("#include"), std::string::npos);  // self-contained
+  EXPECT_THROW(emit_glsl(a, 2), Error);
+}
+
+TEST(EmitBoth, RejectsWhatTheTemplatesCannotDo) {
+  Expr e;
+  NodeId sum = e.input(0, DType::f32);
+  for (int k = 1; k < 5; ++k) sum = e.apply(Op::add, {sum, e.input(k, DType::f32)});
+  e.set_root(sum);
+  const KernelSpec spec = make_map_spec(e, DType::f32);
+  std::string why;
+  EXPECT_FALSE(target_supports(spec, Target::cuda, &why));
+  EXPECT_NE(why.find("at most 4"), std::string::npos) << why;
+  EXPECT_THROW(emit_cuda(spec), Error);
+  EXPECT_THROW(emit_glsl(spec, 0), Error);
+}
+
+TEST(EmitTemplates, AreEmbedded) {
+  std::set<std::string> paths;
+  for (const auto& t : template_sources()) {
+    paths.insert(std::string(t.path));
+    EXPECT_GT(t.text.size(), 100u) << t.path;
+  }
+  for (const char* p : {"cuda/map.cuh", "cuda/ops.cuh", "glsl/map.glsl", "glsl/ops.glsl"})
+    EXPECT_TRUE(paths.count(p)) << p;
+}
+
+}  // namespace
+}  // namespace kiln

@@ -1,0 +1,349 @@
+// Manifests (codegen/manifest.hpp), the kilnc CLI and the built-in registry it produces.
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "codegen/emit.hpp"
+#include "codegen/manifest.hpp"
+#include "runtime/error.hpp"
+#include "runtime/registry.hpp"
+
+namespace kiln {
+namespace {
+
+namespace fs = std::filesystem;
+
+const fs::path kFixtures = fs::path(KILN_SOURCE_DIR) / "tests/data/manifests";
+const fs::path kKilnc = fs::path(KILN_BINARY_DIR) / "kilnc";
+
+std::string read_all(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The parse_error message of reading a fixture ("" when it parses).
+std::string manifest_error(const std::string& fixture) {
+  try {
+    read_manifest(kFixtures / fixture);
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::parse_error) << e.what();
+    return e.what();
+  }
+  return "";
+}
+
+struct BadCase {
+  const char* file;
+  const char* position;  // line:col
+  const char* words;     // part of the message
+};
+
+TEST(Manifest, ErrorsPointIntoTheFile) {
+  const BadCase cases[] = {
+      {"syntax_error.toml", "3:17", "TOML syntax error"},
+      {"unknown_op.toml", "2:15", "unknown op 'frobnicate'"},
+      {"bad_dtype.toml", "3:18", "unknown dtype 'f31'"},
+      {"bad_expr.toml", "4:15", "unexpected character '$'"},
+      {"bad_expr_multiline.toml", "4:3", "found ')'"},
+      {"type_error.toml", "2:13", "bitwise_not"},
+      {"unknown_key.toml", "4:1", "unknown key 'blocksize'"},
+      {"wrong_type.toml", "4:14", "'block_size' must be an integer"},
+      {"bad_target.toml", "4:20", "unknown target 'metal'"},
+      {"bad_family.toml", "2:10", "unknown kernel family 'reduce'"},
+      {"unused_input.toml", "2:8", "does not use it"},
+      {"alias_clash.toml", "7:8", "kernel name 'k' is already used"},
+      {"vulkan_f64.toml", "4:11", "cannot target vulkan"},
+  };
+  for (const BadCase& c : cases) {
+    const std::string msg = manifest_error(c.file);
+    const std::string prefix = (kFixtures / c.file).string() + ":" + c.position + ": ";
+    EXPECT_EQ(msg.rfind(prefix, 0), 0u) << c.file << ": " << msg;
+    EXPECT_NE(msg.find(c.words), std::string::npos) << c.file << ": " << msg;
+  }
+}
+
+TEST(Manifest, InlineTextErrorsUseTheOrigin) {
+  try {
+    parse_manifest("[[kernel]]\nexpr = \"x +\"\ninputs = [\"f32\"]\n", "inline.toml");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("inline.toml:2:", 0), 0u) << e.what();
+  }
+  EXPECT_THROW(parse_manifest("[[kernel]]\ninputs = [\"f32\"]\n", "m"), Error);  // no expr
+  EXPECT_THROW(parse_manifest("kernel = 3\n", "m"), Error);
+  EXPECT_THROW(parse_manifest("[stuff]\n", "m"), Error);
+  EXPECT_THROW(parse_manifest("[[ops]]\nops = [\"quotient\"]\ndtypes = [\"f32\"]\n", "m"), Error);
+  EXPECT_THROW(parse_manifest("[[ops]]\nops = \"*\"\ndtypes = \"*\"\nblock_size = 100\n", "m"), Error);
+  EXPECT_NO_THROW(parse_manifest("", "empty"));
+}
+
+TEST(Manifest, GoodFixture) {
+  const Manifest m = read_manifest(kFixtures / "good.toml");
+  // add, exp over f32 and s32 (4), as_type f32<->s32 (2), axpb (merged twice), exp f16 -> f32;
+  // "multiline" is x + y over s32: the same spec as add on s32, so it merges into it.
+  ASSERT_EQ(m.kernels.size(), 8u);
+  EXPECT_TRUE(std::is_sorted(m.kernels.begin(), m.kernels.end(),
+                             [](const auto& a, const auto& b) { return a.name < b.name; }));
+
+  const ManifestKernel* add_s32 = m.find(single_op_spec(Op::add, DType::s32).name());
+  ASSERT_NE(add_s32, nullptr);
+  EXPECT_EQ(add_s32->aliases, std::vector<std::string>{"multiline"});
+
+  const auto axpb = std::find_if(m.kernels.begin(), m.kernels.end(),
+                                 [](const auto& k) { return !k.aliases.empty() && k.aliases[0] == "axpb"; });
+  ASSERT_NE(axpb, m.kernels.end());
+  EXPECT_EQ(axpb->aliases, (std::vector<std::string>{"axpb", "axpb_again"}));
+  EXPECT_EQ(axpb->spec.block_size, 128);
+  EXPECT_EQ(axpb->spec.inputs, (std::vector<DType>{DType::f32, DType::f32}));
+  EXPECT_TRUE(axpb->targets.cuda && axpb->targets.vulkan);  // targets of duplicates are united
+  EXPECT_EQ(axpb->name.rfind("map_f32f32_f32_", 0), 0u);
+
+  const auto exp16 = std::find_if(m.kernels.begin(), m.kernels.end(),
+                                  [](const auto& k) { return k.spec.inputs == std::vector<DType>{DType::f16}; });
+  ASSERT_NE(exp16, m.kernels.end());
+  EXPECT_EQ(exp16->spec.output, DType::f32);
+  EXPECT_FALSE(exp16->targets.cuda);
+  EXPECT_TRUE(exp16->targets.vulkan);
+
+  EXPECT_NE(m.find(single_op_spec(Op::as_type, DType::s32, DType::f32).name()), nullptr);
+  EXPECT_NE(m.find(single_op_spec(Op::exp, DType::s32).name()), nullptr);
+}
+
+// Every single-op spec the op table defines, with the targets that can run it.
+std::map<std::string, TargetSet> all_single_op_specs() {
+  std::map<std::string, TargetSet> out;
+  for (const OpInfo& op : op_table())
+    for (DType t : kAllDTypes) {
+      if (!(op.accepts & dtype_bit(t))) continue;
+      std::vector<KernelSpec> specs;
+      if (op.op == Op::as_type) {
+        for (DType to : kAllDTypes)
+          if (to != t) specs.push_back(single_op_spec(op.op, t, to));
+      } else {
+        specs.push_back(single_op_spec(op.op, t));
+      }
+      for (const KernelSpec& s : specs) {
+        TargetSet& ts = out[s.name()];
+        ts.vulkan = ts.vulkan && glsl_supports(op.op, t);
+      }
+    }
+  return out;
+}
+
+TEST(Manifest, OpsExpansionMatchesTheOpTable) {
+  std::size_t expected = 0;
+  for (const OpInfo& op : op_table()) {
+    std::size_t n = 0;
+    for (DType t : kAllDTypes) n += (op.accepts & dtype_bit(t)) != 0;
+    expected += op.op == Op::as_type ? n * (kNumDTypes - 1) : n;
+    EXPECT_EQ(expand_op(op.op, std::vector<DType>(kAllDTypes.begin(), kAllDTypes.end())).size(),
+              op.op == Op::as_type ? n * (kNumDTypes - 1) : n)
+        << op.name;
+  }
+  const auto specs = all_single_op_specs();
+  EXPECT_LE(specs.size(), expected);
+
+  const Manifest m = parse_manifest("[[ops]]\nops = \"*\"\ndtypes = \"*\"\n", "all.toml");
+  EXPECT_EQ(m.kernels.size(), specs.size());
+  for (const auto& [name, targets] : specs) {
+    const ManifestKernel* k = m.find(name);
+    ASSERT_NE(k, nullptr) << name;
+    EXPECT_TRUE(k->targets.cuda) << name;
+    EXPECT_EQ(k->targets.vulkan, targets.vulkan) << name << ": " << k->spec.canonical();
+  }
+  // Restricting targets and dtypes.
+  const Manifest v = parse_manifest("[[ops]]\nops = [\"exp\", \"add\"]\ndtypes = [\"f64\"]\ntargets = [\"vulkan\"]\n", "v");
+  ASSERT_EQ(v.kernels.size(), 1u);  // GLSL has no f64 exp
+  EXPECT_EQ(v.kernels[0].name, single_op_spec(Op::add, DType::f64).name());
+  EXPECT_FALSE(v.kernels[0].targets.cuda);
+}
+
+TEST(Manifest, BuiltinManifest) {
+  const Manifest m = read_manifest(fs::path(KILN_SOURCE_DIR) / "kernels/builtin.toml");
+  for (const auto& [name, targets] : all_single_op_specs()) EXPECT_NE(m.find(name), nullptr) << name;
+  std::set<std::string> aliases;
+  for (const auto& k : m.kernels) aliases.insert(k.aliases.begin(), k.aliases.end());
+  for (const char* a : {"gelu_tanh_f32", "gelu_tanh_f16", "gelu_tanh_bf16", "chain6_f32", "copy_8", "copy_16",
+                        "copy_32", "copy_64"})
+    EXPECT_TRUE(aliases.count(a)) << a;
+}
+
+// ---- the kilnc binary -------------------------------------------------------------------------
+
+struct KilncRun {
+  int status;
+  std::string out, err;
+};
+
+KilncRun kilnc(const std::string& args) {
+  const fs::path dir = fs::temp_directory_path() / ("kiln-kilnc-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const std::string cmd = "'" + kKilnc.string() + "' " + args + " >'" + (dir / "out").string() + "' 2>'" +
+                          (dir / "err").string() + "'";
+  const int rc = std::system(cmd.c_str());
+  KilncRun r{WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, read_all(dir / "out"), read_all(dir / "err")};
+  fs::remove_all(dir);
+  return r;
+}
+
+class Kilnc : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!fs::exists(kKilnc)) GTEST_SKIP() << "kilnc not built at " << kKilnc;
+    tmp_ = fs::temp_directory_path() / ("kiln-test-manifest-" + std::to_string(::getpid()));
+    fs::remove_all(tmp_);
+    fs::create_directories(tmp_);
+  }
+  void TearDown() override {
+    if (!tmp_.empty()) fs::remove_all(tmp_);
+  }
+  fs::path tmp_;
+};
+
+std::map<std::string, fs::file_time_type> snapshot(const fs::path& dir) {
+  std::map<std::string, fs::file_time_type> out;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) out[e.path().string()] = e.last_write_time();
+  return out;
+}
+
+TEST_F(Kilnc, BadManifestExits2AndLeavesTheOutputUntouched) {
+  const fs::path out = tmp_ / "out";
+  // A previous good build, then a bad one into the same folder.
+  KilncRun good = kilnc("build --manifest '" + (kFixtures / "good.toml").string() + "' --out '" + out.string() + "'");
+  ASSERT_EQ(good.status, 0) << good.err;
+  const auto before = snapshot(out);
+  const std::string index = read_all(out / "kernels.json");
+  for (const char* bad : {"bad_expr.toml", "syntax_error.toml", "unknown_op.toml"}) {
+    KilncRun r = kilnc("build --manifest '" + (kFixtures / bad).string() + "' --out '" + out.string() + "'");
+    EXPECT_EQ(r.status, 2) << bad;
+    EXPECT_NE(r.err.find(bad), std::string::npos) << r.err;
+    EXPECT_EQ(snapshot(out), before) << bad;
+  }
+  KilncRun r = kilnc("build --manifest '" + (kFixtures / "bad_expr.toml").string() + "' --out '" + out.string() + "'");
+  EXPECT_NE(r.err.find("bad_expr.toml:4:15: "), std::string::npos) << r.err;
+  EXPECT_EQ(read_all(out / "kernels.json"), index);
+
+  // Into a fresh folder: nothing is created.
+  KilncRun fresh = kilnc("build --manifest '" + (kFixtures / "bad_dtype.toml").string() + "' --out '" + (tmp_ / "fresh").string() + "'");
+  EXPECT_EQ(fresh.status, 2);
+  EXPECT_FALSE(fs::exists(tmp_ / "fresh"));
+}
+
+TEST_F(Kilnc, BuildIsIncremental) {
+  const fs::path out = tmp_ / "out";
+  const std::string args = "build --manifest '" + (kFixtures / "good.toml").string() + "' --out '" + out.string() + "'";
+  ASSERT_EQ(kilnc(args).status, 0);
+  EXPECT_TRUE(fs::exists(out / "kernels.json"));
+  EXPECT_TRUE(fs::exists(out / "cuda/batch_000.cu"));
+  const auto before = snapshot(out);
+  std::size_t comps = 0;
+  for (const auto& [path, t] : before) comps += path.ends_with(".comp");
+  EXPECT_EQ(comps, 16u);  // 8 kernels x 2 functions, all with vulkan
+  ASSERT_EQ(kilnc(args).status, 0);
+  EXPECT_EQ(snapshot(out), before);  // nothing rewritten
+
+  const std::string index = read_all(out / "kernels.json");
+  const std::string add = single_op_spec(Op::add, DType::f32).name();
+  EXPECT_NE(index.find("\"" + add + "\""), std::string::npos);
+  EXPECT_NE(index.find("\"axpb_again\""), std::string::npos);
+  EXPECT_NE(index.find("\"" + add + "_contig\""), std::string::npos);
+}
+
+TEST_F(Kilnc, PackValidatesBlobs) {
+  const fs::path out = tmp_ / "out";
+  ASSERT_EQ(kilnc("build --manifest '" + (kFixtures / "good.toml").string() + "' --out '" + out.string() + "'").status, 0);
+  fs::create_directories(out / "spirv");
+  for (const auto& e : fs::directory_iterator(out / "glsl")) {
+    std::ofstream f(out / "spirv" / fs::path(e.path().filename()).replace_extension(".spv"), std::ios::binary);
+    f << "not spirv";
+  }
+  KilncRun r = kilnc("pack --index '" + (out / "kernels.json").string() + "' --spirv-dir '" + (out / "spirv").string() +
+                "' --out '" + (tmp_ / "registry.cpp").string() + "'");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("not a SPIR-V module"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(tmp_ / "registry.cpp"));
+
+  // Without blobs the registry lists the kernels with no CUDA image and no SPIR-V.
+  r = kilnc("pack --index '" + (out / "kernels.json").string() + "' --out '" + (tmp_ / "registry.cpp").string() + "'");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const std::string src = read_all(tmp_ / "registry.cpp");
+  EXPECT_NE(src.find("const kiln::Registry& builtin_registry()"), std::string::npos);
+  EXPECT_NE(src.find(".incbin"), std::string::npos);
+}
+
+TEST_F(Kilnc, EmitPrintsTheKernel) {
+  const KernelSpec spec = make_map_spec(parse_expr("x * sigmoid(x) + y", {DType::f32, DType::f32}), DType::f32);
+  KilncRun cuda = kilnc("emit --expr 'x * sigmoid(x) + y' --dtypes f32,f32,f32 --target cuda");
+  ASSERT_EQ(cuda.status, 0) << cuda.err;
+  EXPECT_NE(cuda.out.find(spec.name()), std::string::npos) << cuda.out;
+  EXPECT_EQ(cuda.out, emit_cuda(spec));
+  KilncRun glsl = kilnc("emit --expr 'x * sigmoid(x) + y' --dtypes f32,f32,f32 --target glsl --function strided");
+  ASSERT_EQ(glsl.status, 0) << glsl.err;
+  EXPECT_EQ(glsl.out, emit_glsl(spec, kMapStrided));
+
+  KilncRun bad = kilnc("emit --expr 'x +' --dtypes f32,f32 --target cuda");
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_NE(bad.err.find("--expr:1:4: "), std::string::npos) << bad.err;
+  EXPECT_EQ(kilnc("emit --expr 'x' --dtypes f33,f32 --target cuda").status, 2);
+  EXPECT_EQ(kilnc("emit --expr 'exp(x)' --dtypes f64,f64 --target glsl").status, 2);  // no f64 exp in GLSL
+}
+
+TEST_F(Kilnc, OpsListsTheTable) {
+  KilncRun text = kilnc("ops");
+  ASSERT_EQ(text.status, 0);
+  KilncRun js = kilnc("ops --json");
+  ASSERT_EQ(js.status, 0);
+  for (const OpInfo& op : op_table()) {
+    EXPECT_NE(text.out.find(std::string(op.name) + " "), std::string::npos) << op.name;
+    EXPECT_NE(js.out.find("\"name\": \"" + std::string(op.name) + "\""), std::string::npos) << op.name;
+  }
+  EXPECT_NE(js.out.find("\"vulkan\""), std::string::npos);
+}
+
+// ---- the built-in registry --------------------------------------------------------------------
+
+TEST(BuiltinRegistry, HasEverySingleOpKernel) {
+  const Registry& r = builtin_registry();
+  if (r.kernels.empty()) GTEST_SKIP() << "built with KILN_BUILD_KERNELS=OFF";
+  EXPECT_TRUE(std::is_sorted(r.kernels.begin(), r.kernels.end(), [](const KernelEntry& a, const KernelEntry& b) {
+    return std::string_view(a.name) < std::string_view(b.name);
+  }));
+  for (const OpInfo& op : op_table())
+    for (DType t : kAllDTypes) {
+      if (!(op.accepts & dtype_bit(t))) continue;
+      const KernelSpec spec = op.op == Op::as_type ? single_op_spec(op.op, t, t == DType::f32 ? DType::s32 : DType::f32)
+                                                   : single_op_spec(op.op, t);
+      const KernelEntry* e = r.find(spec.name());
+      ASSERT_NE(e, nullptr) << op.name << " " << dtype_name(t) << ": " << spec.name();
+      EXPECT_EQ(std::string(e->spec), spec.canonical());
+      EXPECT_EQ(e->block_size, spec.block_size);
+      ASSERT_EQ(e->num_functions, 2);
+      EXPECT_EQ(std::string(e->functions[kMapContiguous].symbol), cuda_symbols(spec)[kMapContiguous]);
+      EXPECT_LT(e->cuda_image, int(r.cuda_images.size()));
+      for (int f = 0; f < e->num_functions; ++f) {
+        const EmbeddedBlob& spv = e->functions[f].spirv;
+        EXPECT_EQ(spv.empty(), !target_supports(spec, Target::glsl)) << e->name;
+        if (spv.empty()) continue;
+        EXPECT_EQ(spv.size % 4, 0u);
+        EXPECT_EQ(reinterpret_cast<std::uintptr_t>(spv.data) % 4, 0u);
+        EXPECT_EQ(*reinterpret_cast<const std::uint32_t*>(spv.data), 0x07230203u) << e->name;
+      }
+    }
+  for (const EmbeddedBlob& img : r.cuda_images) {
+    ASSERT_GE(img.size, 4u);
+    EXPECT_EQ(*reinterpret_cast<const std::uint32_t*>(img.data), 0xBA55ED50u);  // fatbin magic
+  }
+}
+
+}  // namespace
+}  // namespace kiln

@@ -1,0 +1,140 @@
+// Tensors and tensor ops on the CPU backend (and, where present, the Vulkan device): views,
+// transfers, broadcasting, promotion, and the errors users see.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "runtime/error.hpp"
+#include "runtime/ops.hpp"
+
+namespace kiln {
+namespace {
+
+template <class T>
+Tensor make(const std::vector<T>& v, const Shape& shape, DType t, Device& d = device("cpu")) {
+  return Tensor::from_host(v.data(), v.size() * sizeof(T), shape, t, d);
+}
+
+template <class T>
+std::vector<T> values(const Tensor& t) {
+  std::vector<T> v(std::size_t(t.numel()));
+  t.to_host(v.data(), v.size() * sizeof(T));
+  return v;
+}
+
+TEST(Tensor, ViewsAreZeroCopyAndReadCorrectly) {
+  auto x = make<float>({0, 1, 2, 3, 4, 5}, {2, 3}, DType::f32);
+  auto t = x.transpose({1, 0});
+  EXPECT_EQ(t.shape(), (Shape{3, 2}));
+  EXPECT_EQ(t.storage(), x.storage());
+  EXPECT_FALSE(t.is_contiguous());
+  EXPECT_EQ(values<float>(t), (std::vector<float>{0, 3, 1, 4, 2, 5}));
+  auto s = x.slice(1, 0, 3, 2);
+  EXPECT_EQ(values<float>(s), (std::vector<float>{0, 2, 3, 5}));
+  auto b = make<float>({7, 8}, {2, 1}, DType::f32).broadcast_to({2, 3});
+  EXPECT_EQ(values<float>(b), (std::vector<float>{7, 7, 7, 8, 8, 8}));
+  EXPECT_EQ(values<float>(t.contiguous()), values<float>(t));
+  EXPECT_EQ(x.reshape({3, 2}).shape(), (Shape{3, 2}));
+  EXPECT_THROW(t.reshape({6}), Error);
+}
+
+TEST(Tensor, ViewOutsideStorageIsRejected) {
+  auto x = make<float>({1, 2, 3}, {3}, DType::f32);
+  EXPECT_THROW(Tensor::view(x.storage(), {4}, {1}, 0, DType::f32), Error);
+  EXPECT_THROW(Tensor::view(x.storage(), {2}, {1}, 2, DType::f32), Error);
+}
+
+TEST(Ops, BroadcastAndPromoteLikeNx) {
+  auto a = make<std::int32_t>({1, 2, 3}, {3}, DType::s32);
+  auto b = make<float>({0.5f, 1.5f}, {2, 1}, DType::f32);
+  auto c = add(a, b);
+  EXPECT_EQ(c.shape(), (Shape{2, 3}));
+  EXPECT_EQ(c.dtype(), DType::f32);
+  EXPECT_EQ(values<float>(c), (std::vector<float>{1.5f, 2.5f, 3.5f, 2.5f, 3.5f, 4.5f}));
+  auto u = make<std::uint8_t>({200, 100}, {2}, DType::u8);
+  auto s = make<std::int8_t>({-100, 50}, {2}, DType::s8);
+  auto r = add(u, s);  // u8 + s8 -> s16, no wrap
+  EXPECT_EQ(r.dtype(), DType::s16);
+  EXPECT_EQ(values<std::int16_t>(r), (std::vector<std::int16_t>{100, 150}));
+  auto e = exp(make<std::int32_t>({0, 1}, {2}, DType::s32));  // integers become f32
+  EXPECT_EQ(e.dtype(), DType::f32);
+  EXPECT_FLOAT_EQ(values<float>(e)[1], std::exp(1.0f));
+  auto p = less(a, make<std::int32_t>({2}, {1}, DType::s32));
+  EXPECT_EQ(p.dtype(), DType::pred);
+  EXPECT_EQ(values<std::uint8_t>(p), (std::vector<std::uint8_t>{1, 0, 0}));
+  auto sel = select(p, a, make<std::int32_t>({-1}, {}, DType::s32));
+  EXPECT_EQ(values<std::int32_t>(sel), (std::vector<std::int32_t>{1, -1, -1}));
+  auto h = as_type(make<float>({1.5f, 70000.f}, {2}, DType::f32), DType::f16);
+  EXPECT_EQ(values<std::uint16_t>(h), (std::vector<std::uint16_t>{0x3E00, 0x7C00}));
+}
+
+TEST(Ops, ScalarAndEmptyTensors) {
+  auto s = make<float>({2}, {}, DType::f32);
+  EXPECT_EQ(multiply(s, s).shape(), Shape{});
+  EXPECT_FLOAT_EQ(values<float>(multiply(s, s))[0], 4);
+  auto z = Tensor::empty({0, 3}, DType::f32, device("cpu"));
+  EXPECT_EQ(add(z, z).numel(), 0);
+  EXPECT_EQ(add(z, s).shape(), (Shape{0, 3}));
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+TEST(Ops, ErrorsNameOpShapesDtypesAndDevice) {
+  auto a = make<float>(std::vector<float>(12), {4, 3}, DType::f32);
+  auto b = make<float>(std::vector<float>(8), {4, 2}, DType::f32);
+  const std::string m = error_of([&] { add(a, b); });
+  EXPECT_NE(m.find("kiln::add"), std::string::npos) << m;
+  EXPECT_NE(m.find("[4,3]"), std::string::npos) << m;
+  EXPECT_NE(m.find("[4,2]"), std::string::npos) << m;
+  EXPECT_NE(m.find("f32"), std::string::npos) << m;
+  EXPECT_NE(m.find("cpu"), std::string::npos) << m;
+  const std::string d = error_of([&] { bitwise_and(a, a); });
+  EXPECT_NE(d.find("bitwise_and does not accept f32"), std::string::npos) << d;
+  const std::string u = error_of([] { device("cuda:7"); });
+  EXPECT_NE(u.find("cuda:7"), std::string::npos) << u;
+  const std::string n = error_of([&] { add(a, Tensor()); });
+  EXPECT_NE(n.find("undefined"), std::string::npos) << n;
+}
+
+TEST(Ops, FusedMapMatchesOpByOp) {
+  std::vector<float> xs = {-2, -0.5f, 0, 0.25f, 1, 3};
+  auto x = make<float>(xs, {6}, DType::f32);
+  auto y = make<float>({0.5f}, {1}, DType::f32);
+  Expr e = parse_expr("x * sigmoid(x) + y", {DType::f32, DType::f32});
+  auto fused = map(e, {x, y});
+  auto unfused = add(multiply(x, sigmoid(x)), y);
+  EXPECT_EQ(values<float>(fused), values<float>(unfused));
+  EXPECT_THROW(map(e, {x}), Error);
+  EXPECT_THROW(map(e, {x, as_type(y, DType::f16)}), Error);
+}
+
+TEST(Devices, CpuIsAlwaysThereAndDefaultHonoursEnvironment) {
+  bool cpu = false;
+  for (Device* d : devices()) cpu = cpu || d->backend() == Backend::cpu;
+  EXPECT_TRUE(cpu);
+  EXPECT_EQ(device("cpu").id(), "cpu");
+  EXPECT_FALSE(default_device().id().empty());
+  for (const auto& s : backend_status())
+    if (!s.available) EXPECT_FALSE(s.reason.empty()) << backend_name(s.backend);
+}
+
+TEST(Devices, TransfersBetweenDevicesKeepValues) {
+  for (Device* d : devices()) {
+    auto x = make<std::int16_t>({1, -2, 3, -4, 5, -6}, {2, 3}, DType::s16);
+    auto on = x.transpose({1, 0}).to(*d);
+    EXPECT_EQ(&on.device(), d);
+    EXPECT_EQ(values<std::int16_t>(on.to(device("cpu"))), (std::vector<std::int16_t>{1, -4, -2, 5, 3, -6}))
+        << d->id();
+  }
+}
+
+}  // namespace
+}  // namespace kiln

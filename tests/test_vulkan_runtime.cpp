@@ -1,0 +1,483 @@
+// Tests of the Vulkan backend of the runtime (runtime/vulkan). They run on whatever Vulkan device
+// the machine has (Mesa lavapipe in CI) and skip when there is none. Run them with
+// KILN_VK_VALIDATION=1 in the environment: every test then also checks that the validation layer
+// (with synchronization validation) reported nothing.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <numeric>
+#include <random>
+#include <shaderc/shaderc.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "runtime/device.hpp"
+#include "runtime/error.hpp"
+#include "runtime/vulkan/vk_validation.hpp"
+
+namespace {
+
+using kiln::Buffer;
+using kiln::Device;
+using kiln::Dim3;
+using kiln::ErrorCode;
+
+Device* first_vulkan_device(std::string* why) {
+  for (Device* d : kiln::devices())
+    if (d->backend() == kiln::Backend::vulkan) return d;
+  for (const auto& s : kiln::backend_status())
+    if (s.backend == kiln::Backend::vulkan) *why = s.reason;
+  return nullptr;
+}
+
+std::vector<std::uint32_t> compile_glsl(const std::string& source, const char* name) {
+  shaderc::Compiler compiler;
+  shaderc::CompileOptions options;
+  options.SetTargetEnvironment(shaderc_target_env_vulkan, shaderc_env_version_vulkan_1_3);
+  options.SetOptimizationLevel(shaderc_optimization_level_performance);
+  auto result = compiler.CompileGlslToSpv(source, shaderc_compute_shader, name, options);
+  EXPECT_EQ(result.GetCompilationStatus(), shaderc_compilation_status_success) << result.GetErrorMessage();
+  return {result.cbegin(), result.cend()};
+}
+
+// out[i] = in0[i] * 2 + 1 over f32, with the kernel ABI: addresses and sizes in push constants.
+const char* kTwicePlusOne = R"(#version 460
+#extension GL_EXT_buffer_reference : require
+#extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
+layout(local_size_x_id = 0) in;
+layout(buffer_reference, std430, buffer_reference_align = 4) buffer F32 { float v[]; };
+layout(push_constant) uniform Params { uint64_t out_; uint64_t in0; uint64_t n; } p;
+void main() {
+  uint i = gl_GlobalInvocationID.x;
+  if (uint64_t(i) >= p.n) return;
+  F32(p.out_).v[i] = F32(p.in0).v[i] * 2.0 + 1.0;
+}
+)";
+
+// out[i] = in0[i] + 1 over f32.
+const char* kPlusOne = R"(#version 460
+#extension GL_EXT_buffer_reference : require
+#extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
+layout(local_size_x_id = 0) in;
+layout(buffer_reference, std430, buffer_reference_align = 4) buffer F32 { float v[]; };
+layout(push_constant) uniform Params { uint64_t out_; uint64_t in0; uint64_t n; } p;
+void main() {
+  uint i = gl_GlobalInvocationID.x;
+  if (uint64_t(i) >= p.n) return;
+  F32(p.out_).v[i] = F32(p.in0).v[i] + 1.0;
+}
+)";
+
+// A params block of 152 bytes, read through its device address: out[i] = in0[i] * scale[i % 32].
+const char* kBigParams = R"(#version 460
+#extension GL_EXT_buffer_reference : require
+#extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
+layout(local_size_x_id = 0) in;
+layout(buffer_reference, std430, buffer_reference_align = 4) buffer F32 { float v[]; };
+layout(buffer_reference, std430, buffer_reference_align = 8) readonly buffer Params {
+  uint64_t out_; uint64_t in0; uint64_t n; float scale[32];
+};
+layout(push_constant) uniform Push { uint64_t params; } p;
+void main() {
+  Params q = Params(p.params);
+  uint i = gl_GlobalInvocationID.x;
+  if (uint64_t(i) >= q.n) return;
+  F32(q.out_).v[i] = F32(q.in0).v[i] * q.scale[i % 32];
+}
+)";
+
+struct SmallParams {
+  std::uint64_t out, in0, n;
+};
+struct BigParams {
+  std::uint64_t out, in0, n;
+  float scale[32];
+};
+static_assert(sizeof(BigParams) == 152);
+
+// A one-kernel registry built at test time around a SPIR-V blob.
+struct TestKernel {
+  std::vector<std::uint32_t> spirv;
+  kiln::KernelFunction function;
+  kiln::KernelEntry entry;
+  kiln::Registry registry;
+  TestKernel(std::vector<std::uint32_t> code, const char* name, int block_size)
+      : spirv(std::move(code)) {
+    function = {"main", {reinterpret_cast<const unsigned char*>(spirv.data()), spirv.size() * 4}};
+    entry = {name, "test", -1, 1, &function, block_size};
+    registry.kernels = std::span<const kiln::KernelEntry>(&entry, 1);
+  }
+  TestKernel(const TestKernel&) = delete;
+};
+
+std::vector<std::uint8_t> random_bytes(std::size_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::vector<std::uint8_t> v(n);
+  for (auto& b : v) b = std::uint8_t(rng());
+  return v;
+}
+
+std::vector<std::uint8_t> download_all(kiln::Stream& s, const Buffer& b) {
+  std::vector<std::uint8_t> v(b.size_bytes());
+  s.download(b, 0, v.data(), v.size());
+  return v;
+}
+
+class VulkanRuntime : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string why;
+    dev_ = first_vulkan_device(&why);
+    if (!dev_) GTEST_SKIP() << "no Vulkan device: " << why;
+    kiln::vk::take_validation_messages();  // start clean
+  }
+  void TearDown() override {
+    if (!dev_) return;
+    dev_->default_stream().synchronize();
+    if (kiln::vk::validation_enabled()) {
+      auto messages = kiln::vk::take_validation_messages();
+      EXPECT_EQ(messages.size(), 0u) << "validation messages, the first: " << messages.front();
+    }
+  }
+  Device& dev() { return *dev_; }
+  kiln::Stream& stream() { return dev_->default_stream(); }
+
+  Device* dev_ = nullptr;
+};
+
+TEST_F(VulkanRuntime, EnumeratesDevicesWithInfo) {
+  int count = 0;
+  for (Device* d : kiln::devices()) {
+    if (d->backend() != kiln::Backend::vulkan) continue;
+    const auto& info = d->info();
+    EXPECT_EQ(info.index, count);
+    EXPECT_EQ(d->id(), "vulkan:" + std::to_string(count));
+    ++count;
+    std::string dtypes;
+    for (auto t : info.dtypes) dtypes += std::string(kiln::dtype_name(t)) + " ";
+    std::printf("%s: %s\n  arch %s\n  driver %s\n  memory %llu MiB, max allocation %llu MiB, subgroup %u\n"
+                "  dtypes %s\n",
+                d->id().c_str(), info.name.c_str(), info.arch.c_str(), info.driver.c_str(),
+                (unsigned long long)(info.memory_bytes >> 20),
+                (unsigned long long)(info.max_allocation_bytes >> 20), info.subgroup_size, dtypes.c_str());
+    EXPECT_FALSE(info.name.empty());
+    EXPECT_EQ(info.arch.rfind("vulkan 1.", 0), 0u) << info.arch;
+    EXPECT_FALSE(info.driver.empty());
+    EXPECT_GT(info.memory_bytes, 0u);
+    EXPECT_GT(info.max_allocation_bytes, 0u);
+    EXPECT_GE(info.subgroup_size, 1u);
+    EXPECT_NE(std::find(info.dtypes.begin(), info.dtypes.end(), kiln::DType::f32), info.dtypes.end());
+  }
+  EXPECT_GE(count, 1);
+  for (const auto& s : kiln::backend_status())
+    if (s.backend == kiln::Backend::vulkan) {
+      EXPECT_TRUE(s.available) << s.reason;
+    }
+  EXPECT_EQ(&kiln::device("vulkan:0"), &dev());
+}
+
+TEST_F(VulkanRuntime, AllocatesAlignedDistinctBuffers) {
+  std::vector<std::size_t> sizes = {0, 1, 3, 255, 256, 257, 1000, 4097, 65537, (1u << 20) + 7,
+                                    (20u << 20) + 1 /* dedicated */};
+  for (int i = 0; i < 200; ++i) sizes.push_back(std::size_t(1 + (i * 7919) % 50000));
+  std::vector<std::shared_ptr<Buffer>> buffers;
+  auto check_disjoint = [&] {
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;
+    for (auto& b : buffers) {
+      EXPECT_EQ(b->device_address() % 256, 0u);
+      EXPECT_NE(b->device_address(), 0u);
+      EXPECT_EQ(&b->device(), &dev());
+      ranges.push_back({b->device_address(), b->device_address() + std::max<std::size_t>(b->size_bytes(), 1)});
+    }
+    std::sort(ranges.begin(), ranges.end());
+    for (std::size_t i = 1; i < ranges.size(); ++i) EXPECT_LE(ranges[i - 1].second, ranges[i].first);
+  };
+  for (std::size_t s : sizes) {
+    buffers.push_back(dev().allocate(s));
+    EXPECT_EQ(buffers.back()->size_bytes(), s);
+  }
+  check_disjoint();
+  // Free every other one, then allocate again: the freed ranges are reused, still disjoint.
+  for (std::size_t i = 0; i < buffers.size(); i += 2) buffers[i].reset();
+  std::erase(buffers, nullptr);
+  for (int i = 0; i < 100; ++i) buffers.push_back(dev().allocate(std::size_t(1 + (i * 104729) % 30000)));
+  check_disjoint();
+  buffers.clear();
+
+  // Allocation and release from several threads at once.
+  std::vector<std::thread> threads;
+  std::vector<std::vector<std::shared_ptr<Buffer>>> kept(4);
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(t);
+      std::vector<std::shared_ptr<Buffer>> mine;
+      for (int i = 0; i < 500; ++i) {
+        mine.push_back(dev().allocate(1 + rng() % 20000));
+        if (rng() % 3 == 0) mine.erase(mine.begin() + std::ptrdiff_t(rng() % mine.size()));
+      }
+      kept[t] = std::move(mine);
+    });
+  for (auto& th : threads) th.join();
+  for (auto& k : kept) buffers.insert(buffers.end(), k.begin(), k.end());
+  check_disjoint();
+
+  // Too large for the device: out_of_memory naming the size.
+  try {
+    dev().allocate(std::size_t(1) << 50);
+    ADD_FAILURE() << "a 1 PiB allocation succeeded";
+  } catch (const kiln::Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::out_of_memory);
+    EXPECT_NE(std::string(e.what()).find(std::to_string(std::size_t(1) << 50)), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(VulkanRuntime, UploadDownloadRoundTrip) {
+  auto& s = stream();
+  const std::size_t n = 10007;
+  auto buf = dev().allocate(n);
+  auto data = random_bytes(n, 1);
+  s.upload(*buf, 0, data.data(), n);
+  EXPECT_EQ(download_all(s, *buf), data);
+
+  // Unaligned offsets and sizes, and zero bytes.
+  auto part = random_bytes(1001, 2);
+  s.upload(*buf, 3, part.data(), part.size());
+  std::copy(part.begin(), part.end(), data.begin() + 3);
+  s.upload(*buf, 17, nullptr, 0);
+  s.upload(*buf, n, part.data(), 0);
+  std::vector<std::uint8_t> out(997);
+  s.download(*buf, 5, out.data(), out.size());
+  EXPECT_TRUE(std::equal(out.begin(), out.end(), data.begin() + 5));
+  s.download(*buf, n, nullptr, 0);
+  EXPECT_EQ(download_all(s, *buf), data);
+
+  // The host source may be reused as soon as upload returns.
+  std::vector<std::uint8_t> scratch(64, 0xab);
+  s.upload(*buf, 100, scratch.data(), scratch.size());
+  std::fill(scratch.begin(), scratch.end(), 0);
+  std::fill(data.begin() + 100, data.begin() + 164, 0xab);
+  EXPECT_EQ(download_all(s, *buf), data);
+
+  // Larger than one staging piece (and a dedicated allocation).
+  const std::size_t big = (40u << 20) + 13;
+  auto large = dev().allocate(big);
+  auto bytes = random_bytes(big, 3);
+  s.upload(*large, 0, bytes.data(), big);
+  EXPECT_TRUE(download_all(s, *large) == bytes);
+
+  // Out-of-range transfers are errors.
+  EXPECT_THROW(s.upload(*buf, n - 1, part.data(), 2), kiln::Error);
+  EXPECT_THROW(s.download(*buf, n + 1, out.data(), 0), kiln::Error);
+}
+
+TEST_F(VulkanRuntime, CopyAndFillByteByByte) {
+  auto& s = stream();
+  const std::size_t n = 4099;
+  auto a = dev().allocate(n), b = dev().allocate(n);
+  auto ha = random_bytes(n, 4), hb = random_bytes(n, 5);
+  s.upload(*a, 0, ha.data(), n);
+  s.upload(*b, 0, hb.data(), n);
+  struct C { std::size_t so, doff, bytes; };
+  for (C c : {C{0, 0, 16}, C{1, 2, 3}, C{3, 7, 1000}, C{4, 8, 4}, C{17, 1, 0}, C{5, 2000, 2099}}) {
+    s.copy(*a, c.so, *b, c.doff, c.bytes);
+    std::copy(ha.begin() + c.so, ha.begin() + c.so + c.bytes, hb.begin() + c.doff);
+  }
+  EXPECT_EQ(download_all(s, *b), hb);
+  // Overlapping copies inside one buffer behave like memmove.
+  s.copy(*b, 10, *b, 13, 500);
+  std::memmove(hb.data() + 13, hb.data() + 10, 500);
+  s.copy(*b, 1000, *b, 997, 501);
+  std::memmove(hb.data() + 997, hb.data() + 1000, 501);
+  EXPECT_EQ(download_all(s, *b), hb);
+
+  struct F { std::size_t off, bytes; std::uint8_t v; };
+  for (F f : {F{0, 1, 1}, F{1, 1, 2}, F{3, 10, 3}, F{4, 8, 4}, F{5, 2, 5}, F{6, 3, 6}, F{9, 0, 7},
+              F{11, 4000, 8}, F{n - 3, 3, 9}, F{0, n, 0xfe}, F{2, 5, 0}}) {
+    s.fill(*a, f.off, f.bytes, f.v);
+    std::fill(ha.begin() + f.off, ha.begin() + f.off + f.bytes, f.v);
+    auto got = download_all(s, *a);
+    for (std::size_t i = 0; i < n; ++i)
+      ASSERT_EQ(got[i], ha[i]) << "byte " << i << " after fill(" << f.off << ", " << f.bytes << ")";
+  }
+  EXPECT_THROW(s.fill(*a, n, 1, 0), kiln::Error);
+  EXPECT_THROW(s.copy(*a, 0, *b, n - 1, 2), kiln::Error);
+}
+
+TEST_F(VulkanRuntime, LaunchesAComputeKernel) {
+  TestKernel k(compile_glsl(kTwicePlusOne, "twice_plus_one.comp"), "test_twice_plus_one", 64);
+  const kiln::Kernel& kernel = dev().kernel(k.registry, k.entry, 0);
+  EXPECT_EQ(kernel.block_size(), 64);
+  EXPECT_NE(kernel.name().find("test_twice_plus_one"), std::string::npos);
+  EXPECT_EQ(&dev().kernel(k.registry, k.entry, 0), &kernel);  // cached
+
+  const std::uint32_t n = 100003;
+  std::vector<float> in(n), out(n);
+  for (std::uint32_t i = 0; i < n; ++i) in[i] = float(i % 1000) * 0.25f - 7.0f;
+  auto bin = dev().allocate(n * 4), bout = dev().allocate(n * 4);
+  auto& s = stream();
+  s.upload(*bin, 0, in.data(), n * 4);
+  s.fill(*bout, 0, n * 4, 0);
+  SmallParams p{bout->device_address(), bin->device_address(), n};
+  s.launch(kernel, Dim3{(n + 63) / 64, 1, 1}, &p, sizeof p);
+  s.download(*bout, 0, out.data(), n * 4);
+  for (std::uint32_t i = 0; i < n; ++i) ASSERT_EQ(out[i], in[i] * 2 + 1) << i;
+
+  // Too many workgroups for one launch is an error (the caller splits).
+  EXPECT_THROW(s.launch(kernel, Dim3{0xffffffffu, 1, 1}, &p, sizeof p), kiln::Error);
+  // Zero workgroups: nothing happens.
+  s.launch(kernel, Dim3{0, 1, 1}, &p, sizeof p);
+}
+
+TEST_F(VulkanRuntime, PassesLargeParamsByAddress) {
+  TestKernel k(compile_glsl(kBigParams, "big_params.comp"), "test_big_params", 128);
+  const kiln::Kernel& kernel = dev().kernel(k.registry, k.entry, 0);
+  const std::uint32_t n = 5000;
+  std::vector<float> in(n), out(n);
+  for (std::uint32_t i = 0; i < n; ++i) in[i] = float(i);
+  auto bin = dev().allocate(n * 4);
+  auto& s = stream();
+  s.upload(*bin, 0, in.data(), n * 4);
+  std::vector<std::shared_ptr<Buffer>> outs;
+  // Several launches with different params in one batch: each keeps its own params copy.
+  for (int round = 0; round < 3; ++round) {
+    outs.push_back(dev().allocate(n * 4));
+    BigParams p{outs.back()->device_address(), bin->device_address(), n, {}};
+    for (int j = 0; j < 32; ++j) p.scale[j] = float(j + round * 100);
+    s.launch(kernel, Dim3{(n + 127) / 128, 1, 1}, &p, sizeof p);
+    std::memset(&p, 0, sizeof p);  // the params may be reused at once
+  }
+  for (int round = 0; round < 3; ++round) {
+    s.download(*outs[round], 0, out.data(), n * 4);
+    for (std::uint32_t i = 0; i < n; ++i)
+      ASSERT_EQ(out[i], in[i] * float(i % 32 + round * 100)) << "round " << round << " i " << i;
+  }
+}
+
+TEST_F(VulkanRuntime, EventsTimeALaunch) {
+  TestKernel k(compile_glsl(kTwicePlusOne, "twice_plus_one.comp"), "test_twice_plus_one", 64);
+  const kiln::Kernel& kernel = dev().kernel(k.registry, k.entry, 0);
+  const std::uint32_t n = 1 << 20;
+  auto a = dev().allocate(n * 4), b = dev().allocate(n * 4);
+  auto& s = stream();
+  s.fill(*a, 0, n * 4, 0);
+  SmallParams p{b->device_address(), a->device_address(), n};
+  auto start = s.record();
+  for (int i = 0; i < 4; ++i) s.launch(kernel, Dim3{n / 64, 1, 1}, &p, sizeof p);
+  auto stop = s.record();
+  stop->synchronize();
+  const double ms = stop->elapsed_ms_since(*start);
+  std::printf("4 launches over %u floats: %.3f ms\n", n, ms);
+  EXPECT_GE(ms, 0.0);
+  EXPECT_GE(start->elapsed_ms_since(*start), 0.0);
+}
+
+TEST_F(VulkanRuntime, BatchesManyDependentLaunches) {
+  TestKernel k(compile_glsl(kPlusOne, "plus_one.comp"), "test_plus_one", 64);
+  const kiln::Kernel& kernel = dev().kernel(k.registry, k.entry, 0);
+  const std::uint32_t n = 1000;
+  auto a = dev().allocate(n * 4), b = dev().allocate(n * 4);
+  auto& s = stream();
+  s.fill(*a, 0, n * 4, 0);
+  // 700 launches, each reading what the previous one wrote (ping-pong between a and b), more
+  // than one batch holds; one download at the end.
+  const int launches = 700;
+  for (int i = 0; i < launches; ++i) {
+    const bool even = i % 2 == 0;
+    SmallParams p{(even ? b : a)->device_address(), (even ? a : b)->device_address(), n};
+    s.launch(kernel, Dim3{(n + 63) / 64, 1, 1}, &p, sizeof p);
+  }
+  std::vector<float> out(n);
+  s.download(launches % 2 ? *b : *a, 0, out.data(), n * 4);
+  for (std::uint32_t i = 0; i < n; ++i) ASSERT_EQ(out[i], float(launches)) << i;
+
+  // The same on a stream of its own, in place.
+  auto other = dev().create_stream();
+  other->fill(*a, 0, n * 4, 0);
+  SmallParams p{a->device_address(), a->device_address(), n};
+  for (int i = 0; i < 50; ++i) other->launch(kernel, Dim3{(n + 63) / 64, 1, 1}, &p, sizeof p);
+  other->flush();
+  other->download(*a, 0, out.data(), n * 4);
+  for (std::uint32_t i = 0; i < n; ++i) ASSERT_EQ(out[i], 50.0f) << i;
+  other->synchronize();
+}
+
+TEST_F(VulkanRuntime, StreamsAreThreadSafeAndFreesWhileInFlightAreSafe) {
+  // Several threads share the default stream and a stream of their own.
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      auto own = dev().create_stream();
+      for (int round = 0; round < 20; ++round) {
+        kiln::Stream& s = (round % 2) ? *own : stream();
+        const std::size_t n = 1000 + std::size_t(t) * 37 + std::size_t(round);
+        auto buf = dev().allocate(n);
+        auto data = random_bytes(n, unsigned(t * 100 + round));
+        s.upload(*buf, 0, data.data(), n);
+        s.fill(*buf, 1, 5, std::uint8_t(t));
+        std::fill(data.begin() + 1, data.begin() + 6, std::uint8_t(t));
+        if (download_all(s, *buf) != data) ++failures;
+      }
+    });
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+
+  // Buffers (pooled and dedicated) released while copies into them are still queued.
+  auto& s = stream();
+  auto src = dev().allocate(24u << 20);
+  s.fill(*src, 0, src->size_bytes(), 7);
+  for (int i = 0; i < 4; ++i) {
+    auto big = dev().allocate(24u << 20);    // dedicated
+    auto small = dev().allocate(1u << 16);   // pooled
+    s.copy(*src, 0, *big, 0, big->size_bytes());
+    s.copy(*src, 0, *small, 0, small->size_bytes());
+    s.flush();
+  }  // released here, possibly before the copies ran
+  s.synchronize();
+  auto check = dev().allocate(100);
+  s.copy(*src, 12345, *check, 0, 100);
+  std::vector<std::uint8_t> got(100);
+  s.download(*check, 0, got.data(), 100);
+  EXPECT_EQ(got, std::vector<std::uint8_t>(100, 7));
+}
+
+TEST_F(VulkanRuntime, RejectsBadSpirv) {
+  auto expect_error = [&](std::vector<unsigned char> blob, const char* what) {
+    kiln::KernelFunction f{"main", {blob.data(), blob.size()}};
+    kiln::KernelEntry e{"test_bad_kernel", "test", -1, 1, &f, 64};
+    kiln::Registry r;
+    r.kernels = std::span<const kiln::KernelEntry>(&e, 1);
+    try {
+      dev().kernel(r, e, 0);
+      ADD_FAILURE() << what << ": no error";
+    } catch (const kiln::Error& err) {
+      EXPECT_TRUE(err.code() == ErrorCode::compile_error || err.code() == ErrorCode::unsupported)
+          << what << ": " << err.what();
+      EXPECT_NE(std::string(err.what()).find("test_bad_kernel"), std::string::npos) << err.what();
+    }
+  };
+  expect_error({}, "empty");
+  expect_error({3, 2, 0x23, 7, 1}, "size not a multiple of 4");
+  expect_error(std::vector<unsigned char>(64, 0x11), "no magic number");
+  // The magic number, then garbage.
+  std::vector<unsigned char> garbage(64, 0xff);
+  const std::uint32_t magic = 0x07230203;
+  std::memcpy(garbage.data(), &magic, 4);
+  expect_error(garbage, "garbage after the magic number");
+  // A valid module whose entry point is not a compute shader named main: compile a vertex shader.
+  shaderc::Compiler compiler;
+  auto vs = compiler.CompileGlslToSpv("#version 450\nvoid main() { gl_Position = vec4(0); }\n",
+                                      shaderc_vertex_shader, "v.vert");
+  std::vector<unsigned char> vert(reinterpret_cast<const unsigned char*>(vs.cbegin()),
+                                  reinterpret_cast<const unsigned char*>(vs.cend()));
+  expect_error(vert, "vertex shader");
+
+  // A function index out of range.
+  TestKernel k(compile_glsl(kPlusOne, "plus_one.comp"), "test_plus_one", 64);
+  EXPECT_THROW(dev().kernel(k.registry, k.entry, 1), kiln::Error);
+}
+
+}  // namespace
