@@ -20,6 +20,7 @@ const char* kind_name(CaseKind k) {
     case CaseKind::copy: return "copy";
     case CaseKind::op: return "op";
     case CaseKind::fused: return "fused";
+    case CaseKind::peak: return "peak";
   }
   return "?";
 }
@@ -38,6 +39,24 @@ std::uint64_t BenchCase::bytes(std::uint64_t n) const {
   std::uint64_t b = n * dtype_size(output_dtype());
   for (DType t : input_dtypes()) b += n * dtype_size(t);
   return b;
+}
+
+std::vector<DType> BenchCase::match_dtypes() const {
+  if (conf) {
+    std::vector<DType> d{conf->dtype};
+    if (conf->op == Op::as_type) d.push_back(conf->cast_to);
+    return d;
+  }
+  std::vector<DType> d = input_dtypes();
+  d.push_back(output_dtype());
+  return d;
+}
+
+double BenchCase::flops_per_element() const {
+  double f = 0;
+  for (const Node& n : expr.pruned().nodes())
+    if (n.kind == NodeKind::op && n.op != Op::as_type && n.op != Op::select) f += 1;
+  return f;
 }
 
 namespace {
@@ -157,40 +176,87 @@ std::vector<std::byte> random_input(DType t, InputRange range, std::uint64_t n, 
   return out;
 }
 
+std::vector<std::vector<std::byte>> case_inputs(const BenchCase& c, std::uint64_t n) {
+  std::vector<std::vector<std::byte>> out;
+  const auto dtypes = c.input_dtypes();
+  if (!c.conf) {
+    for (std::size_t k = 0; k < dtypes.size(); ++k) out.push_back(random_input(dtypes[k], c.ranges[k], n, 17 + k));
+    return out;
+  }
+  // The conformance operands (2^20 + 7 values where the op is well defined), tiled to |n|.
+  conformance::Case cc = *c.conf;
+  cc.shape = conformance::ShapeClass::large;
+  const std::vector<Tensor> ops = conformance::make_operands(cc, 17);
+  for (std::size_t k = 0; k < ops.size(); ++k) {
+    const DType t = ops[k].dtype();
+    const std::size_t es = dtype_size(t);
+    std::vector<std::byte> src = ops[k].to_host();
+    if (t != DType::pred) {
+      // No exact zeros (a zero page flatters some memory systems): take the previous non-zero value.
+      const std::size_t m = src.size() / es;
+      std::vector<std::byte> last(es, std::byte{0});
+      for (int pass = 0; pass < 2; ++pass)
+        for (std::size_t i = 0; i < m; ++i) {
+          std::byte* v = src.data() + i * es;
+          if (std::any_of(v, v + es, [](std::byte b) { return b != std::byte{0}; })) std::copy(v, v + es, last.begin());
+          else if (std::any_of(last.begin(), last.end(), [](std::byte b) { return b != std::byte{0}; }))
+            std::copy(last.begin(), last.end(), v);
+        }
+    }
+    std::vector<std::byte> data(n * es);
+    for (std::size_t off = 0; off < data.size(); off += src.size())
+      std::memcpy(data.data() + off, src.data(), std::min(src.size(), data.size() - off));
+    out.push_back(std::move(data));
+  }
+  return out;
+}
+
 std::vector<BenchCase> bench_cases() {
   std::vector<BenchCase> cases;
   {
     BenchCase copy;
     copy.name = "copy.f32";
     copy.kind = CaseKind::copy;
+    copy.op = "copy";
+    copy.in_default = true;
     copy.expr_text = "x";
     copy.expr = parse_expr(copy.expr_text, {DType::f32}, "copy");
     copy.ranges = {{-1e4, 1e4}};
     cases.push_back(std::move(copy));
   }
-  const std::vector<conformance::Case> all = conformance::all_cases();
-  for (const OpPick& pick : kOpPicks) {
-    auto it = std::find_if(all.begin(), all.end(), [&](const conformance::Case& c) {
-      return c.op == pick.op && c.dtype == pick.dtype && c.cast_to == pick.cast_to &&
-             c.shape == conformance::ShapeClass::large;
+  auto is_pick = [](const conformance::Case& c) {
+    return std::any_of(std::begin(kOpPicks), std::end(kOpPicks), [&](const OpPick& p) {
+      return p.op == c.op && p.dtype == c.dtype && p.cast_to == c.cast_to;
     });
-    if (it == all.end())
-      fail(ErrorCode::internal, fmt::format("kiln-bench: no conformance case for {} {}", op_info(pick.op).name,
-                                            dtype_name(pick.dtype)));
-    const OpInfo& info = op_info(pick.op);
+  };
+  // Every op x dtype (x target dtype for as_type) of the conformance suite; the picks first.
+  std::vector<BenchCase> rest;
+  for (const conformance::Case& cc : conformance::all_cases()) {
+    if (cc.shape != conformance::ShapeClass::large) continue;
     BenchCase b;
     b.kind = CaseKind::op;
-    b.conf = *it;
-    b.name = it->name();
+    b.op = std::string(op_info(cc.op).name);
+    b.conf = cc;
+    b.name = cc.name();
     b.name = b.name.substr(0, b.name.rfind('.'));  // "add.f32.large" -> "add.f32"
-    b.expr = single_op_expr(pick.op, pick.dtype, pick.cast_to);
+    b.expr = single_op_expr(cc.op, cc.dtype, cc.cast_to);
     b.expr_text = b.expr.to_string();
-    for (int k = 0; k < b.expr.num_inputs(); ++k) b.ranges.push_back({info.lo, info.hi});
-    cases.push_back(std::move(b));
+    b.in_default = is_pick(cc);
+    (b.in_default ? cases : rest).push_back(std::move(b));
+  }
+  for (const OpPick& pick : kOpPicks) {
+    const bool found = std::any_of(cases.begin(), cases.end(), [&](const BenchCase& b) {
+      return b.conf && b.conf->op == pick.op && b.conf->dtype == pick.dtype && b.conf->cast_to == pick.cast_to;
+    });
+    if (!found)
+      fail(ErrorCode::internal, fmt::format("kiln-bench: no conformance case for {} {}", op_info(pick.op).name,
+                                            dtype_name(pick.dtype)));
   }
   for (const FusedPick& pick : kFusedPicks) {
     BenchCase b;
     b.kind = CaseKind::fused;
+    b.op = "fused";
+    b.in_default = true;
     b.name = pick.name;
     b.expr_text = pick.text;
     b.expr = parse_expr(pick.text, std::vector<DType>(std::size_t(pick.inputs), DType::f32), pick.name);
@@ -199,7 +265,96 @@ std::vector<BenchCase> bench_cases() {
     b.rtol = 1e-4;
     cases.push_back(std::move(b));
   }
+  for (BenchCase& b : rest) cases.push_back(std::move(b));
   return cases;
+}
+
+BenchCase fma_peak_case(int steps) {
+  BenchCase b;
+  b.kind = CaseKind::peak;
+  b.op = "peak";
+  b.name = fmt::format("fma{}.f32", steps);
+  Expr e;
+  const NodeId x = e.input(0, DType::f32);
+  const NodeId half = e.constant(0.5, DType::f32);
+  NodeId t = x;
+  // t = t * 0.5 + x: a dependent chain the compiler cannot fold without reassociating (IEEE
+  // forbids it), |t| stays below 2 |x|.
+  for (int i = 0; i < steps; ++i) t = e.apply(Op::add, {e.apply(Op::multiply, {t, half}), x});
+  e.set_root(t);
+  b.expr = e;
+  b.expr_text = fmt::format("t = x; {} times: t = t * 0.5 + x", steps);
+  b.ranges = {{-1, 1}};
+  b.atol = 1e-5;
+  b.rtol = 1e-5;
+  return b;
+}
+
+std::vector<const BenchCase*> select_cases(const std::vector<BenchCase>& all, const Selection& sel) {
+  const bool any_filter = !sel.ops.empty() || !sel.dtypes.empty() || !sel.filter.empty();
+  std::vector<const BenchCase*> out;
+  for (const BenchCase& c : all) {
+    if (!any_filter && !sel.all && !c.in_default) continue;
+    if (!sel.ops.empty() && std::find(sel.ops.begin(), sel.ops.end(), c.op) == sel.ops.end()) continue;
+    if (!sel.dtypes.empty()) {
+      const auto ds = c.match_dtypes();
+      if (std::none_of(sel.dtypes.begin(), sel.dtypes.end(),
+                       [&](DType t) { return std::find(ds.begin(), ds.end(), t) != ds.end(); }))
+        continue;
+    }
+    if (!sel.filter.empty() && c.name.find(sel.filter) == std::string::npos) continue;
+    out.push_back(&c);
+  }
+  return out;
+}
+
+bool case_supported(const BenchCase& c, Device& dev, std::string* why) {
+  if (c.conf) return conformance::supported(*c.conf, dev, why);
+  return device_supports(c.expr, dev, why);
+}
+
+CheckResult verify_sample(const BenchCase& c, const std::vector<std::vector<std::byte>>& inputs, const Tensor& out) {
+  CheckResult r;
+  try {
+    const std::uint64_t n = std::uint64_t(out.numel());
+    const std::uint64_t want_samples = 4096;
+    const std::uint64_t step = std::max<std::uint64_t>(1, n / want_samples);
+    std::vector<std::uint64_t> idx;
+    for (std::uint64_t i = 0; i < n; i += step) idx.push_back(i);
+    if (n && idx.back() != n - 1) idx.push_back(n - 1);
+    const std::int64_t m = std::int64_t(idx.size());
+    auto gather = [&](const std::byte* src, DType t) {
+      const std::size_t es = dtype_size(t);
+      std::vector<std::byte> g(idx.size() * es);
+      for (std::size_t j = 0; j < idx.size(); ++j) std::memcpy(g.data() + j * es, src + idx[j] * es, es);
+      return g;
+    };
+    Device& cpu = device("cpu");
+    const auto dtypes = c.input_dtypes();
+    std::vector<Tensor> cpu_ins;
+    for (std::size_t k = 0; k < dtypes.size(); ++k) {
+      const auto g = gather(inputs[k].data(), dtypes[k]);
+      cpu_ins.push_back(Tensor::from_host(g.data(), g.size(), {m}, dtypes[k], cpu));
+    }
+    const auto all_out = out.to_host();
+    const auto g = gather(all_out.data(), out.dtype());
+    const Tensor got = Tensor::from_host(g.data(), g.size(), {m}, out.dtype(), cpu);
+    const Tensor want = map(c.expr, cpu_ins);
+    if (c.conf) {
+      const conformance::Verdict v = conformance::compare(*c.conf, got, want, cpu_ins);
+      if (!v.ok) {
+        r.state = CheckResult::State::fail;
+        r.message = "timed output, sampled: " + v.message;
+      }
+      return r;
+    }
+    r = compare_outputs(c, got, want, cpu_ins);
+    if (r.state == CheckResult::State::fail) r.message = "timed output, sampled: " + r.message;
+  } catch (const Error& e) {
+    r.state = CheckResult::State::error;
+    r.message = fmt::format("[{}] {}", error_code_name(e.code()), e.what());
+  }
+  return r;
 }
 
 CheckResult check_case(const BenchCase& c, Device& dev) {
@@ -207,7 +362,7 @@ CheckResult check_case(const BenchCase& c, Device& dev) {
   const bool on_cpu = dev.backend() == Backend::cpu;
   try {
     std::string why;
-    if (!device_supports(c.expr, dev, &why)) {
+    if (!case_supported(c, dev, &why)) {
       r.state = CheckResult::State::skipped;
       r.message = why;
       return r;

@@ -1,10 +1,20 @@
-// kiln-bench: profiles the copy kernel, single-op map kernels and fused chains on one device.
-//   kiln-bench --devices
-//   kiln-bench [--device ID] [--size N] [--repeats R] [--warmup W] [--json FILE] [--filter SUBSTR] [--list]
-// Exit status: 0 all checks passed, 1 a check failed or a case could not run, 2 bad usage or device.
-#include <chrono>
+// kiln-bench: the command line.
+//   kiln-bench [run] [--device ID] [--op LIST] [--dtype LIST] [--filter TEXT] [--all] [--size LIST]
+//              [--repeats R] [--warmup W] [--batch|--no-batch] [--batches B] [--no-peaks]
+//              [--peer torch] [--json FILE] [--csv FILE] [--plot FILE.svg]
+//   kiln-bench list [filters]            the cases (default ones marked *)
+//   kiln-bench devices                   every device, and why unavailable backends are
+//   kiln-bench peaks [--device ID]       the measured peaks only
+//   kiln-bench compare A.json B.json [--threshold PCT] [--fail-on-slower]
+//   kiln-bench plot REPORT.json --out FILE.svg
+//   kiln-bench support [--out docs/ops.md]
+//   kiln-bench micro [Google Benchmark flags]   (runs kiln-bench-micro)
+// Exit status: 0 fine, 1 a check failed or a case could not run, 2 bad usage or device.
+#include <unistd.h>
+
+#include <climits>
 #include <cstdio>
-#include <ctime>
+#include <filesystem>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -18,59 +28,108 @@ using namespace kiln::bench;
 
 namespace {
 
-std::string utc_timestamp() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
-std::string available_ids() {
-  std::string s;
-  try {
-    for (const Device* d : devices()) s += (s.empty() ? "" : ", ") + d->id();
-  } catch (const std::exception&) {
+std::vector<std::string> split_list(const std::vector<std::string>& items) {
+  std::vector<std::string> out;
+  for (const std::string& item : items) {
+    std::size_t start = 0;
+    while (start <= item.size()) {
+      const std::size_t comma = std::min(item.find(',', start), item.size());
+      if (comma > start) out.push_back(item.substr(start, comma - start));
+      start = comma + 1;
+    }
   }
-  return s.empty() ? "(none)" : s;
+  return out;
 }
 
-// Device sizes: beyond the last-level cache on GPUs; small where kernels run on the host CPU.
-bool host_like(const Device& d) {
-  return d.backend() == Backend::cpu || (d.backend() == Backend::vulkan && d.info().arch.find("cpu") != std::string::npos);
+int list_cases(const Selection& sel) {
+  const std::vector<BenchCase> all = bench_cases();
+  Selection s = sel;
+  const bool filtered = !s.ops.empty() || !s.dtypes.empty() || !s.filter.empty();
+  if (!filtered) s.all = true;  // list shows the catalogue; * marks the default run
+  const auto chosen = select_cases(all, s);
+  fmt::print("{:<2}{:<26} {:<6} {:>9} {:>9}  {}\n", "", "case", "kind", "bytes/el", "FLOP/el", "expression");
+  for (const BenchCase* c : chosen)
+    fmt::print("{:<2}{:<26} {:<6} {:>9} {:>9}  {}\n", c->in_default ? "*" : "", c->name, kind_name(c->kind),
+               c->bytes(1), c->flops_per_element(), c->expr_text);
+  fmt::print("{} case(s); * = in the default run (kiln-bench run --all runs every case)\n", chosen.size());
+  return 0;
 }
 
-std::uint64_t default_elements(const Device& d) {
-  if (d.backend() == Backend::cpu) return 1ull << 20;
-  if (host_like(d)) return 1ull << 22;
-  return 1ull << 26;
-}
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+int run_micro(const std::vector<std::string>& args) {
+  char self[PATH_MAX];
+  const ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+  std::filesystem::path micro = "kiln-bench-micro";
+  if (len > 0) micro = std::filesystem::path(std::string(self, std::size_t(len))).parent_path() / "kiln-bench-micro";
+  if (!std::filesystem::exists(micro)) {
+    fmt::print(stderr, "kiln-bench: {} was not built (it needs Google Benchmark: Debian libbenchmark-dev)\n",
+               micro.string());
+    return 2;
+  }
+  std::vector<std::string> argv_s{micro.string()};
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (std::string& s : argv_s) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  std::fflush(stdout);
+  execv(micro.c_str(), argv.data());
+  fmt::print(stderr, "kiln-bench: cannot run {}\n", micro.string());
+  return 2;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"kiln-bench: times Kiln's kernels on one device against its copy bandwidth"};
-  bool list_devices = false, list_cases = false, batch_on = false, batch_off = false;
-  std::string device_id, json_path, filter;
-  std::uint64_t size = 0;
-  int repeats = 0, warmup = 2;
+  CLI::App app{"kiln-bench: times Kiln's kernels against the peaks of the device, measured in the same run"};
+  app.require_subcommand(0, 1);
+  RunOptions opt;
+  bool list_devices = false, list_flag = false, batch_on = false, batch_off = false, no_peaks = false;
+  std::vector<std::string> ops, dtypes, sizes;
   app.add_flag("--devices", list_devices, "List the devices and the unavailable backends, then exit");
-  app.add_flag("--list", list_cases, "List the benchmark cases, then exit");
-  app.add_option("--device", device_id, "Device id (cpu, vulkan:N, cuda:N); default: KILN_DEVICE or the first GPU");
-  app.add_option("--size", size, "Elements per case (default: 2^26 on GPUs, 2^22 on CPU Vulkan, 2^20 on the CPU)")
-      ->check(CLI::Range(std::uint64_t(1), std::uint64_t(1) << 32));
-  app.add_option("--repeats", repeats, "Timed repeats per case (default: 20 on GPUs, 5 on CPU devices)")
+  app.add_flag("--list", list_flag, "List the cases, then exit (as kiln-bench list)");
+  app.add_option("--device", opt.device_id, "Device id (cpu, vulkan:N, cuda:N); default: KILN_DEVICE or the first GPU");
+  app.add_option("--op", ops, "Only these ops (comma-separated; copy and fused too)");
+  app.add_option("--dtype", dtypes, "Only cases of these dtypes (comma-separated)");
+  app.add_option("--filter", opt.selection.filter, "Only the cases whose name contains this text");
+  app.add_flag("--all", opt.selection.all, "Every case of the catalogue (default: the curated set)");
+  app.add_option("--size", sizes,
+                 "Elements per case, a list (4M, 1<<22, 65536); default: 64M on GPUs, 4M on CPU Vulkan, 1M on the CPU");
+  app.add_option("--repeats", opt.timing.repeats, "Timed repeats per case (default: 20 on GPUs, 5 on CPU devices)")
       ->check(CLI::Range(1, 100000));
-  app.add_option("--warmup", warmup, "Warm-up runs per case")->check(CLI::Range(1, 1000))->capture_default_str();
-  app.add_flag("--batch", batch_on, "Also time the repeats back to back (default on GPUs)");
-  app.add_flag("--no-batch", batch_off, "Do not time a back-to-back batch")->excludes("--batch");
-  app.add_option("--json", json_path, "Write the results as JSON to this file");
-  app.add_option("--filter", filter, "Only the cases whose name contains this text (the copy kernel always runs)");
+  app.add_option("--warmup", opt.timing.warmup, "Warm-up runs per case")->check(CLI::Range(1, 1000))->capture_default_str();
+  app.add_flag("--batch", batch_on, "Headline from back-to-back batches (default on GPUs)");
+  app.add_flag("--no-batch", batch_off, "Headline from one pair of events per run")->excludes("--batch");
+  app.add_option("--batches", opt.timing.batches, "Batches per case")->check(CLI::Range(1, 1000))->capture_default_str();
+  app.add_option("--budget", opt.timing.case_budget_s, "Soft limit of the timed part of one case, seconds")
+      ->capture_default_str();
+  app.add_flag("--no-peaks", no_peaks, "Do not measure the peaks (no fractions of peak)");
+  app.add_option("--peer", opt.peer, "Also time the cases with a peer: torch (eager and torch.compile)");
+  app.add_option("--json", opt.json, "Write the report as JSON");
+  app.add_option("--csv", opt.csv, "Write the results as CSV");
+  app.add_option("--plot", opt.plot, "Write a roofline chart (SVG)");
+
+  auto* run_cmd = app.add_subcommand("run", "Run the cases (the default)")->fallthrough();
+  auto* list_cmd = app.add_subcommand("list", "List the cases (with the filters)")->fallthrough();
+  auto* dev_cmd = app.add_subcommand("devices", "List the devices and the unavailable backends");
+  auto* peaks_cmd = app.add_subcommand("peaks", "Measure the device's peaks only")->fallthrough();
+  auto* cmp_cmd = app.add_subcommand("compare", "Compare two JSON reports case by case");
+  std::string cmp_a, cmp_b;
+  double threshold = 2.0;
+  bool fail_on_slower = false;
+  cmp_cmd->add_option("A", cmp_a, "The baseline report")->required()->check(CLI::ExistingFile);
+  cmp_cmd->add_option("B", cmp_b, "The new report")->required()->check(CLI::ExistingFile);
+  cmp_cmd->add_option("--threshold", threshold, "Smallest change reported, percent (also: 2x the noise)")
+      ->capture_default_str();
+  cmp_cmd->add_flag("--fail-on-slower", fail_on_slower, "Exit 1 when a case is slower beyond the noise");
+  auto* plot_cmd = app.add_subcommand("plot", "Draw the roofline of a JSON report");
+  std::string plot_in, plot_out;
+  plot_cmd->add_option("REPORT", plot_in, "A kiln-bench JSON report")->required()->check(CLI::ExistingFile);
+  plot_cmd->add_option("--out", plot_out, "The SVG file")->required();
+  auto* sup_cmd = app.add_subcommand("support", "Write the op x dtype x backend support matrix (Markdown)");
+  std::string sup_out;
+  sup_cmd->add_option("--out", sup_out, "The file (default: stdout), e.g. docs/ops.md");
+  auto* micro_cmd = app.add_subcommand("micro", "Host-side micro-benchmarks (kiln-bench-micro; Google Benchmark flags)");
+  micro_cmd->prefix_command();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -79,86 +138,52 @@ int main(int argc, char** argv) {
   }
 
   try {
-    if (list_devices) {
+    for (const std::string& s : split_list(ops)) opt.selection.ops.push_back(s);
+    for (const std::string& s : split_list(dtypes)) {
+      const auto t = parse_dtype(s);
+      if (!t) {
+        fmt::print(stderr, "kiln-bench: unknown dtype '{}'\n", s);
+        return 2;
+      }
+      opt.selection.dtypes.push_back(*t);
+    }
+    for (const std::string& s : split_list(sizes)) {
+      const auto n = parse_count(s);
+      if (!n || *n == 0 || *n > (1ull << 32)) {
+        fmt::print(stderr, "kiln-bench: bad --size '{}' (1 to 4G elements, e.g. 4M, 1<<22, 65536)\n", s);
+        return 2;
+      }
+      opt.sizes.push_back(*n);
+    }
+    opt.repeats_given = app.count("--repeats") > 0;
+    opt.batch_given = batch_on || batch_off;
+    opt.timing.batch = batch_on || !batch_off;
+    opt.peaks = !no_peaks;
+
+    if (*micro_cmd) return run_micro(micro_cmd->remaining());
+    if (list_devices || *dev_cmd) {
       print_devices();
       return 0;
     }
-    std::vector<BenchCase> all = bench_cases();
-    if (list_cases) {
-      for (const BenchCase& c : all) fmt::print("{:<22} {:<6} {}\n", c.name, kind_name(c.kind), c.expr_text);
+    if (list_flag || *list_cmd) return list_cases(opt.selection);
+    if (*peaks_cmd) return run_peaks(opt);
+    if (*cmp_cmd) return compare_reports(cmp_a, cmp_b, threshold, fail_on_slower);
+    if (*plot_cmd) {
+      write_file(plot_out, roofline_svg(read_json(plot_in)));
+      fmt::print("wrote {}\n", plot_out);
       return 0;
     }
-
-    Device* dev = nullptr;
-    try {
-      dev = device_id.empty() ? &default_device() : &device(device_id);
-    } catch (const Error& e) {
-      fmt::print(stderr, "kiln-bench: {}\navailable devices: {}\n", e.what(), available_ids());
-      return 2;
-    }
-
-    std::vector<const BenchCase*> chosen;
-    for (const BenchCase& c : all)
-      if (c.kind == CaseKind::copy || filter.empty() || c.name.find(filter) != std::string::npos) chosen.push_back(&c);
-    if (!filter.empty() && chosen.size() == 1) {
-      fmt::print(stderr, "kiln-bench: no case matches --filter '{}' (see --list)\n", filter);
-      return 2;
-    }
-
-    TimingOptions opt;
-    opt.elements = size ? size : default_elements(*dev);
-    opt.repeats_given = repeats > 0;
-    opt.repeats = repeats > 0 ? repeats : host_like(*dev) ? 5 : 20;
-    opt.warmup = warmup;
-    opt.batch = batch_on || (!batch_off && !host_like(*dev));
-
-    RunInfo run;
-    run.device_id = dev->id();
-    run.device = &dev->info();
-    run.elements = opt.elements;
-    run.repeats = opt.repeats;
-    run.warmup = opt.warmup;
-    run.timestamp = utc_timestamp();
-    fmt::print(stderr, "kiln-bench: {} ({}), {} elements, {} cases\n", run.device_id, run.device->name,
-               run.elements, chosen.size());
-
-    const auto t0 = std::chrono::steady_clock::now();
-    std::vector<Result> results;
-    std::optional<double> copy_gbps;
-    for (std::size_t i = 0; i < chosen.size(); ++i) {
-      const BenchCase& c = *chosen[i];
-      fmt::print(stderr, "[{:>2}/{}] {:<22} (elapsed {:.1f} s)\n", i + 1, chosen.size(), c.name, seconds_since(t0));
-      const auto c0 = std::chrono::steady_clock::now();
-      Result r;
-      r.bench = &c;
-      r.elements = opt.elements;
-      r.bytes = c.bytes(opt.elements);
-      r.check = check_case(c, *dev);
-      if (r.check.state != CheckResult::State::skipped && r.check.state != CheckResult::State::error)
-        r.timing = time_case(c, *dev, opt);
-      else
-        r.timing.error = r.check.state == CheckResult::State::error ? "not timed: the check could not run" : "";
-      if (r.timing.ok && r.timing.median_us > 0) {
-        r.gbps = double(r.bytes) / (r.timing.median_us * 1e-6) / 1e9;
-        if (c.kind == CaseKind::copy && r.check.state == CheckResult::State::pass) copy_gbps = r.gbps;
-        if (copy_gbps && *copy_gbps > 0) r.pct_of_copy = 100.0 * r.gbps / *copy_gbps;
+    if (*sup_cmd) {
+      const std::string md = support_markdown();
+      if (sup_out.empty()) fmt::print("{}", md);
+      else {
+        write_file(sup_out, md);
+        fmt::print("wrote {}\n", sup_out);
       }
-      r.wall_s = seconds_since(c0);
-      if (r.failed())
-        fmt::print(stderr, "        {}: {}\n", check_state_name(r.check.state),
-                   r.check.message.empty() ? r.timing.error : r.check.message.substr(0, r.check.message.find('\n')));
-      results.push_back(std::move(r));
+      return 0;
     }
-    run.total_s = seconds_since(t0);
-
-    print_table(run, results);
-    if (!json_path.empty()) {
-      write_json(json_path, run, results);
-      fmt::print("wrote {}\n", json_path);
-    }
-    for (const Result& r : results)
-      if (r.failed()) return 1;
-    return 0;
+    (void)run_cmd;
+    return run_bench(opt);
   } catch (const Error& e) {
     fmt::print(stderr, "kiln-bench: [{}] {}\n", error_code_name(e.code()), e.what());
     return e.code() == ErrorCode::device_unavailable || e.code() == ErrorCode::invalid_argument ? 2 : 1;

@@ -1,29 +1,19 @@
-// Reports: the device list, the results table and the JSON file.
+// Reports on the terminal: the device list, the peaks and the results table.
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
+#include <cstdlib>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "bench/bench.hpp"
+#include "bench/version.hpp"
 #include "runtime/error.hpp"
-
-#ifndef KILN_GIT_COMMIT
-#define KILN_GIT_COMMIT "unknown"
-#endif
-#ifndef KILN_VERSION
-#define KILN_VERSION "unknown"
-#endif
-#ifndef KILN_BUILD_TYPE
-#define KILN_BUILD_TYPE "unknown"
-#endif
 
 namespace kiln::bench {
 
 bool Result::failed() const {
   return check.state == CheckResult::State::fail || check.state == CheckResult::State::error ||
-         (check.state == CheckResult::State::pass && !timing.ok);
+         (check.state == CheckResult::State::pass && !timing.ok) ||
+         (timing.ok && (verify.state == CheckResult::State::fail || verify.state == CheckResult::State::error));
 }
 
 std::string format_bytes(std::uint64_t bytes) {
@@ -32,6 +22,34 @@ std::string format_bytes(std::uint64_t bytes) {
   if (bytes >= (1ull << 20)) return fmt::format("{:.1f} MiB", b / double(1ull << 20));
   if (bytes >= (1ull << 10)) return fmt::format("{:.1f} KiB", b / double(1ull << 10));
   return fmt::format("{} B", bytes);
+}
+
+std::string format_count(std::uint64_t n) {
+  if (n && n % (1ull << 30) == 0) return fmt::format("{}G", n >> 30);
+  if (n && n % (1ull << 20) == 0) return fmt::format("{}M", n >> 20);
+  if (n && n % (1ull << 10) == 0) return fmt::format("{}K", n >> 10);
+  return fmt::format("{}", n);
+}
+
+std::optional<std::uint64_t> parse_count(const std::string& s) {
+  if (s.empty()) return std::nullopt;
+  const auto shift = s.find("<<");
+  char* end = nullptr;
+  if (shift != std::string::npos) {
+    const unsigned long long base = std::strtoull(s.c_str(), &end, 10);
+    if (end != s.c_str() + shift) return std::nullopt;
+    const unsigned long long sh = std::strtoull(s.c_str() + shift + 2, &end, 10);
+    if (*end || sh > 40) return std::nullopt;
+    return std::uint64_t(base) << sh;
+  }
+  const unsigned long long v = std::strtoull(s.c_str(), &end, 10);
+  if (end == s.c_str()) return std::nullopt;
+  std::uint64_t mult = 1;
+  if (*end == 'K' || *end == 'k') mult = 1ull << 10, ++end;
+  else if (*end == 'M' || *end == 'm') mult = 1ull << 20, ++end;
+  else if (*end == 'G' || *end == 'g') mult = 1ull << 30, ++end;
+  if (*end) return std::nullopt;
+  return std::uint64_t(v) * mult;
 }
 
 namespace {
@@ -44,24 +62,6 @@ std::string dtype_list(const std::vector<DType>& ds) {
 
 std::string fmt_us(double us) {
   return us >= 1e5 ? fmt::format("{:.0f}", us) : us >= 100 ? fmt::format("{:.1f}", us) : fmt::format("{:.2f}", us);
-}
-
-nlohmann::json dtype_names(const std::vector<DType>& ds) {
-  nlohmann::json a = nlohmann::json::array();
-  for (DType d : ds) a.push_back(std::string(dtype_name(d)));
-  return a;
-}
-
-nlohmann::json device_json(const DeviceInfo& d, const std::string& id) {
-  return {{"id", id},
-          {"backend", std::string(backend_name(d.backend))},
-          {"name", d.name},
-          {"arch", d.arch},
-          {"driver", d.driver},
-          {"memory_bytes", d.memory_bytes},
-          {"max_allocation_bytes", d.max_allocation_bytes},
-          {"subgroup_size", d.subgroup_size},
-          {"dtypes", dtype_names(d.dtypes)}};
 }
 
 }  // namespace
@@ -87,117 +87,86 @@ void print_devices() {
   }
 }
 
+void print_peaks(const Peaks& p) {
+  for (const Peak& k : p.list) {
+    if (k.error.empty())
+      fmt::print("  {:<14} {:>10.2f} {:<8} {}  [{} median of {}, noise {:.1f}%]\n", k.name, k.value, k.unit, k.what,
+                 k.timing.mode(), k.timing.headline().samples_us.size(), 100 * k.timing.headline().noise());
+    else
+      fmt::print("  {:<14} {:>10} {:<8} {}: {}\n", k.name, "-", k.unit, k.what, k.error);
+  }
+  fmt::print("  roofs: bandwidth {:.2f} GB/s ({}), compute {:.2f} GFLOP/s ({})\n", p.bandwidth_gbps,
+             p.bandwidth_from.empty() ? "not measured" : p.bandwidth_from, p.gflops,
+             p.gflops_from.empty() ? "not measured" : p.gflops_from);
+}
+
+namespace {
+
+std::string opt_pct(const std::optional<double>& v) { return v ? fmt::format("{:.1f}", *v) : "-"; }
+
+// Kiln / peer speed: peer time / Kiln time (above 1: Kiln is faster).
+std::string peer_cell(const Result& r, const std::string& name) {
+  for (const PeerResult& p : r.peers)
+    if (p.peer == name) return p.ok && r.time_us > 0 ? fmt::format("{:.2f}x", p.time.median_us / r.time_us) : "n/a";
+  return "n/a";
+}
+
+}  // namespace
+
 void print_table(const RunInfo& run, const std::vector<Result>& results) {
   const DeviceInfo& d = *run.device;
-  bool batch = false;
-  for (const Result& r : results) batch = batch || r.timing.batch_us > 0;
-  fmt::print("kiln-bench {} ({}, {}) on {}: {} [{}, driver {}]\n", KILN_VERSION, KILN_GIT_COMMIT, KILN_BUILD_TYPE,
+  fmt::print("kiln-bench {} ({}, {}) on {}: {} [{}, driver {}]\n", kVersion, kGitCommit, kBuildType,
              run.device_id, d.name, d.arch, d.driver);
-  fmt::print("{} elements per case, up to {} timed repeats after {} warm-up; device time of each run, median of the "
-             "repeats{}\n\n", run.elements, run.repeats, run.warmup,
-             batch ? "; batch: the repeats back to back between one pair of events" : "");
-  fmt::print("{:<22} {:>10} {:>5} {:>11} {:>11} {:>11} {:>9} {:>7}{}  {}\n", "case", "bytes", "reps", "median us",
-             "min us", "max us", "GB/s", "% copy", batch ? fmt::format(" {:>10}", "batch GB/s") : "", "check");
+  fmt::print("timing: {} warm-up, up to {} repeats{}; device time per run, median (min, max); "
+             "inputs rotate through up to 3 buffer sets\n",
+             run.timing.warmup, run.timing.repeats,
+             run.timing.batch ? fmt::format(", headline = {} batches of the repeats back to back", run.timing.batches)
+                              : ", headline = one pair of events per run");
+  if (!run.peaks.list.empty()) {
+    fmt::print("peaks measured in this run:\n");
+    print_peaks(run.peaks);
+  }
+  const bool peer = !run.peer.empty();
+  fmt::print("\n{:<24} {:>6} {:>10} {:>10} {:>10} {:>6} {:>9} {:>6} {:>9} {:>6}{}  {}\n", "case", "elems", "median us",
+             "min us", "max us", "noise%", "GB/s", "%bw", "GFLOP/s", "%flop",
+             peer ? fmt::format(" {:>8} {:>8}", "eager", "compile") : "", "check");
   std::vector<const Result*> notes;
   for (const Result& r : results) {
     std::string check = check_state_name(r.check.state);
+    if (r.check.state == CheckResult::State::pass && r.timing.ok) check += fmt::format("/{}", check_state_name(r.verify.state));
+    const std::string peers =
+        peer ? fmt::format(" {:>8} {:>8}", peer_cell(r, "torch.eager"), peer_cell(r, "torch.compile")) : "";
     if (r.timing.ok) {
-      const std::string pct = r.pct_of_copy ? fmt::format("{:.1f}", *r.pct_of_copy) : "-";
-      std::string b;
-      if (batch)
-        b = r.timing.batch_us > 0
-                ? fmt::format(" {:>10.2f}", double(r.bytes) / (r.timing.batch_us * 1e-6) / 1e9) : fmt::format(" {:>10}", "-");
-      fmt::print("{:<22} {:>10} {:>5} {:>11} {:>11} {:>11} {:>9.2f} {:>7}{}  {}\n", r.bench->name,
-                 format_bytes(r.bytes), r.timing.samples_us.size(), fmt_us(r.timing.median_us),
-                 fmt_us(r.timing.min_us), fmt_us(r.timing.max_us), r.gbps, pct, b, check);
+      const Stats& s = r.timing.headline();
+      fmt::print("{:<24} {:>6} {:>10} {:>10} {:>10} {:>6.1f} {:>9.2f} {:>6} {:>9} {:>6}{}  {}\n", r.bench->name,
+                 format_count(r.elements), fmt_us(s.median_us), fmt_us(s.min_us), fmt_us(s.max_us), 100 * s.noise(),
+                 r.gbps, opt_pct(r.pct_bw), r.flops > 0 ? fmt::format("{:.2f}", r.gflops) : "-", opt_pct(r.pct_flops),
+                 peers, check);
     } else {
-      fmt::print("{:<22} {:>10} {:>5} {:>11} {:>11} {:>11} {:>9} {:>7}{}  {}\n", r.bench->name, format_bytes(r.bytes),
-                 "-", "-", "-", "-", "-", "-", batch ? fmt::format(" {:>10}", "-") : "",
+      fmt::print("{:<24} {:>6} {:>10} {:>10} {:>10} {:>6} {:>9} {:>6} {:>9} {:>6}{}  {}\n", r.bench->name,
+                 format_count(r.elements), "-", "-", "-", "-", "-", "-", "-", "-", peers,
                  r.timing.error.empty() ? check : check + ", not timed");
     }
-    if (!r.check.message.empty() || !r.timing.error.empty()) notes.push_back(&r);
+    if (!r.check.message.empty() || !r.timing.error.empty() || !r.verify.message.empty()) notes.push_back(&r);
   }
   if (!notes.empty()) fmt::print("\n");
   for (const Result* r : notes) {
-    if (!r->check.message.empty()) {
-      std::string msg = r->check.message;
+    for (const CheckResult* c : {&r->check, &r->verify}) {
+      if (c->message.empty()) continue;
+      std::string msg = c->message;
       while (!msg.empty() && msg.back() == '\n') msg.pop_back();
-      fmt::print("{} ({}): {}\n", r->bench->name, check_state_name(r->check.state), msg);
+      fmt::print("{} ({}): {}\n", r->bench->name, check_state_name(c->state), msg);
     }
     if (!r->timing.error.empty()) fmt::print("{} (timing): {}\n", r->bench->name, r->timing.error);
   }
+  fmt::print("\n%bw: of the bandwidth roof; %flop: of the compute roof (1 FLOP per arithmetic node; casts and "
+             "selects 0); check: before timing/timed output sampled\n");
+  if (peer)
+    fmt::print("eager, compile: Kiln's speed over PyTorch's (peer time / Kiln time; above 1: Kiln is faster){}\n",
+               run.peer_status.empty() ? "" : "\npeer " + run.peer + ": " + run.peer_status);
   int failed = 0;
   for (const Result& r : results) failed += r.failed();
-  fmt::print("\n{} case(s), {} failed, {:.1f} s\n", results.size(), failed, run.total_s);
-}
-
-void write_json(const std::string& path, const RunInfo& run, const std::vector<Result>& results) {
-  nlohmann::json j;
-  j["kiln"] = {{"version", KILN_VERSION}, {"commit", KILN_GIT_COMMIT}, {"build_type", KILN_BUILD_TYPE}};
-  j["timestamp"] = run.timestamp;
-  j["device"] = device_json(*run.device, run.device_id);
-  j["config"] = {{"elements", run.elements}, {"repeats", run.repeats}, {"warmup", run.warmup},
-                 {"timer", run.device->backend == Backend::cpu ? "host steady_clock"
-                           : run.device->backend == Backend::cuda ? "CUDA events" : "Vulkan timestamp queries"}};
-  j["total_seconds"] = run.total_s;
-  nlohmann::json cases = nlohmann::json::array();
-  int failed = 0;
-  for (const Result& r : results) {
-    failed += r.failed();
-    const BenchCase& b = *r.bench;
-    const nlohmann::json in = dtype_names(b.input_dtypes());
-    nlohmann::json c = {{"name", b.name},
-                        {"kind", kind_name(b.kind)},
-                        {"expr", b.expr_text},
-                        {"inputs", in},
-                        {"output", std::string(dtype_name(b.output_dtype()))},
-                        {"elements", r.elements},
-                        {"bytes", r.bytes},
-                        {"check", check_state_name(r.check.state)},
-                        {"failed", r.failed()},
-                        {"wall_seconds", r.wall_s}};
-    if (!r.check.message.empty()) c["check_message"] = r.check.message;
-    if (b.conf) c["conformance_case"] = b.conf->name();
-    if (r.timing.ok) {
-      c["buffer_sets"] = r.timing.sets;
-      c["time_us"] = {{"median", r.timing.median_us}, {"min", r.timing.min_us}, {"max", r.timing.max_us}};
-      c["samples_us"] = r.timing.samples_us;
-      c["host_us_per_run"] = r.timing.host_us;
-      if (r.timing.batch_us > 0) {
-        c["batch_us_per_run"] = r.timing.batch_us;
-        c["batch_gb_per_s"] = double(r.bytes) / (r.timing.batch_us * 1e-6) / 1e9;
-      }
-      c["gb_per_s"] = r.gbps;
-      c["pct_of_copy"] = r.pct_of_copy ? nlohmann::json(*r.pct_of_copy) : nlohmann::json(nullptr);
-    } else {
-      c["time_error"] = r.timing.error;
-    }
-    cases.push_back(std::move(c));
-  }
-  j["cases"] = std::move(cases);
-  j["failed"] = failed;
-
-  namespace fs = std::filesystem;
-  const fs::path target(path);
-  fs::path tmp = target;
-  tmp += ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) fail(ErrorCode::io_error, fmt::format("kiln-bench: cannot write {}", tmp.string()));
-    f << j.dump(2) << "\n";
-    f.close();
-    if (!f) {
-      std::error_code ec;
-      fs::remove(tmp, ec);
-      fail(ErrorCode::io_error, fmt::format("kiln-bench: writing {} failed", tmp.string()));
-    }
-  }
-  std::error_code ec;
-  fs::rename(tmp, target, ec);
-  if (ec) {
-    fs::remove(tmp, ec);
-    fail(ErrorCode::io_error, fmt::format("kiln-bench: cannot move the report to {}: {}", path, ec.message()));
-  }
+  fmt::print("{} case(s), {} failed, {:.1f} s\n", results.size(), failed, run.total_s);
 }
 
 }  // namespace kiln::bench

@@ -5,6 +5,7 @@
 //                                           the generated source of one kernel, on stdout
 //   kilnc build --manifest M --out DIR      every kernel of a manifest: DIR/cuda/batch_NNN.cu,
 //                                           DIR/glsl/<name>.<fn>.comp and the index DIR/kernels.json
+//     [--header H --namespace NS --registry FN]  and the typed C++ API header (codegen/api_header.hpp)
 //   kilnc compile --index DIR/kernels.json  nvcc -> DIR/cuda/batch_NNN.fatbin; glslc, spirv-opt,
 //                                           spirv-val -> DIR/spirv/<name>.<fn>.spv; in parallel,
 //                                           skipping outputs whose inputs, flags and tools are
@@ -40,6 +41,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "codegen/api_header.hpp"
 #include "codegen/emit.hpp"
 #include "codegen/manifest.hpp"
 #include "runtime/error.hpp"
@@ -202,9 +204,15 @@ int cmd_emit(const std::string& family, const std::string& expr, const std::stri
 
 // ---- kilnc build ----------------------------------------------------------------------------
 
-int cmd_build(const fs::path& manifest_path, const fs::path& out, int batch_size) {
+int cmd_build(const fs::path& manifest_path, const fs::path& out, int batch_size, const fs::path& header,
+              ApiHeaderOptions header_options) {
   const Manifest manifest = read_manifest(manifest_path);
   if (batch_size < 1) fail(ErrorCode::invalid_argument, "--batch-size must be at least 1");
+  std::string header_text;
+  if (!header.empty()) {
+    header_options.manifest = manifest_path.filename().string();
+    header_text = emit_api_header(manifest, header_options);
+  }
 
   // Everything is emitted in memory first: an error here leaves |out| untouched.
   std::size_t num_cuda = 0;
@@ -274,6 +282,7 @@ int cmd_build(const fs::path& manifest_path, const fs::path& out, int batch_size
   }
   remove_stale(out / "cuda", ".cu", keep_cu);
   remove_stale(out / "glsl", ".comp", keep_comp);
+  if (!header.empty()) written += write_if_changed(header, header_text);
   // The index goes last: it changes whenever any emitted file does (it holds their hashes).
   written += write_if_changed(out / "kernels.json", index.dump(1) + "\n");
   std::cerr << fmt::format("kilnc build: {} kernels ({} CUDA batches, {} GLSL shaders), {} files updated\n",
@@ -335,7 +344,28 @@ struct CompileOptions {
   std::vector<std::string> cuda_includes;
   bool cuda = true, vulkan = true;
   int jobs = 2;
+  // A content-addressed store of compiled blobs shared by every build on the machine (fresh
+  // clones and CI reuse kernels compiled before). Empty: no cache.
+  fs::path cache_dir;
 };
+
+// The cache directory: $KILN_KERNEL_CACHE, else $XDG_CACHE_HOME/kiln/kernels, else
+// ~/.cache/kiln/kernels; "off" disables it.
+fs::path default_kernel_cache() {
+  if (const char* e = std::getenv("KILN_KERNEL_CACHE"); e && *e) return std::string(e) == "off" ? fs::path() : fs::path(e);
+  if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) return fs::path(x) / "kiln" / "kernels";
+  if (const char* h = std::getenv("HOME"); h && *h) return fs::path(h) / ".cache" / "kiln" / "kernels";
+  return {};
+}
+
+// A tool's identity for cache keys: its path, size and modification time.
+std::string tool_identity(const std::string& tool) {
+  std::error_code ec;
+  fs::path p = tool;
+  if (p.is_relative() || !fs::exists(p, ec)) return tool;
+  return fmt::format("{}:{}:{}", tool, fs::file_size(p, ec),
+                     fs::last_write_time(p, ec).time_since_epoch().count());
+}
 
 int cmd_compile(const CompileOptions& o) {
   const fs::path dir = o.index.parent_path();
@@ -395,14 +425,33 @@ int cmd_compile(const CompileOptions& o) {
     }
   }
 
-  // Skip the jobs whose output exists with the same key (inputs, flags and tools unchanged).
+  // Skip the jobs whose output exists with the same key (inputs, flags and tools unchanged), or
+  // whose output is in the machine-wide cache.
+  const std::string tools = tool_identity(o.nvcc) + tool_identity(o.glslc) + tool_identity(o.spirv_opt);
+  auto cached = [&](const Job& j) {
+    return o.cache_dir.empty() ? fs::path()
+                               : o.cache_dir / (hex64(hash_of(tools + j.key)) + j.output.extension().string());
+  };
   std::vector<Job*> todo;
+  std::size_t from_cache = 0;
   for (Job& j : jobs) {
     std::error_code ec;
     if (fs::exists(j.output, ec) && fs::exists(j.key_file, ec) && read_text(j.key_file) == j.key) continue;
     fs::create_directories(j.output.parent_path());
+    if (const fs::path c = cached(j); !c.empty() && fs::exists(c, ec)) {
+      fs::copy_file(c, j.tmp, fs::copy_options::overwrite_existing, ec);
+      if (!ec) {
+        fs::rename(j.tmp, j.output, ec);
+        if (!ec) {
+          write_if_changed(j.key_file, j.key);
+          ++from_cache;
+          continue;
+        }
+      }
+    }
     todo.push_back(&j);
   }
+  if (from_cache) std::cerr << fmt::format("kilnc compile: {} blobs from the cache {}\n", from_cache, o.cache_dir.string());
   // CUDA batches first: they are the long ones.
   std::stable_sort(todo.begin(), todo.end(), [](const Job* a, const Job* b) {
     return a->output.extension() == ".fatbin" && b->output.extension() != ".fatbin";
@@ -434,6 +483,13 @@ int cmd_compile(const CompileOptions& o) {
       if (failed) break;
       fs::rename(j.tmp, j.output);
       write_if_changed(j.key_file, j.key);
+      if (const fs::path c = cached(j); !c.empty()) {  // best effort: a full disk only costs reuse
+        fs::create_directories(c.parent_path(), ec);
+        const fs::path tmp = c.string() + fmt::format(".{}.tmp", ::getpid());
+        fs::copy_file(j.output, tmp, fs::copy_options::overwrite_existing, ec);
+        if (!ec) fs::rename(tmp, c, ec);
+        if (ec) fs::remove(tmp, ec);
+      }
       fs::remove(log, ec);
       const std::size_t n = ++done;
       if (j.output.extension() == ".fatbin" || n % 200 == 0 || n == todo.size()) {
@@ -629,6 +685,12 @@ int main(int argc, char** argv) {
   build->add_option("--manifest", manifest, "Manifest file (TOML)")->required();
   build->add_option("--out", out_dir, "Output folder")->required();
   build->add_option("--batch-size", batch_size, "Kernels per CUDA translation unit")->capture_default_str();
+  std::string header;
+  ApiHeaderOptions header_options{"kernels", "kernels::registry", ""};
+  build->add_option("--header", header, "Also write the typed C++ API header of the manifest");
+  build->add_option("--namespace", header_options.ns, "C++ namespace of the header's functions")->capture_default_str();
+  build->add_option("--registry", header_options.registry, "Registry function (as given to kilnc pack --function)")
+      ->capture_default_str();
 
   CompileOptions co;
   std::string includes;
@@ -637,6 +699,10 @@ int main(int argc, char** argv) {
   compile->add_option("--nvcc", co.nvcc, "nvcc; without it no CUDA batch is compiled");
   compile->add_option("--nvcc-flags", co.nvcc_flags, "nvcc flags, space separated");
   compile->add_option("--cuda-include", includes, "Include folders, comma separated (hashed for rebuilds)");
+  co.cache_dir = default_kernel_cache();
+  compile->add_option("--cache-dir", co.cache_dir,
+                      "Machine-wide cache of compiled blobs (default $KILN_KERNEL_CACHE or ~/.cache/kiln/kernels; "
+                      "empty disables)");
   compile->add_option("--glslc", co.glslc, "glslc")->capture_default_str();
   compile->add_option("--glslc-flags", co.glslc_flags, "glslc flags, space separated")->capture_default_str();
   compile->add_option("--spirv-opt", co.spirv_opt, "spirv-opt (empty: no optimization)")->capture_default_str();
@@ -664,7 +730,7 @@ int main(int argc, char** argv) {
   try {
     if (*ops) return cmd_ops(ops_json);
     if (*emit) return cmd_emit(family, expr, dtypes, target, function, block_size);
-    if (*build) return cmd_build(manifest, out_dir, batch_size);
+    if (*build) return cmd_build(manifest, out_dir, batch_size, header, header_options);
     if (*compile) {
       co.cuda_includes = split(includes, ',');
       return cmd_compile(co);

@@ -159,7 +159,22 @@ class Parser {
   }
 
   // ---- grammar ----
+  // Nesting (parentheses, calls, conditionals, unary operators) is bounded so that hostile input
+  // gets an error rather than a stack overflow (found by fuzz/: fuzz/corpus/expr/deep-nesting).
+  static constexpr int kMaxDepth = 256;
+  struct Nest {
+    Parser& p;
+    Nest(Parser& parser, const Token& at) : p(parser) {
+      if (++p.depth_ > kMaxDepth) {
+        --p.depth_;
+        p.error(at, fmt::format("the expression nests deeper than {} levels", kMaxDepth));
+      }
+    }
+    ~Nest() { --p.depth_; }
+  };
+
   Val ternary() {
+    Nest nest(*this, tok_);
     Val c = binary(0);
     if (!is("?")) return c;
     advance();
@@ -209,6 +224,7 @@ class Parser {
   }
 
   Val unary() {
+    Nest nest(*this, tok_);
     if (is("-") || is("!") || is("~") || is("+")) {
       Token at = tok_;
       advance();
@@ -318,6 +334,7 @@ class Parser {
   const std::vector<DType>& inputs_;
   std::string_view origin_;
   int line_, col_;
+  int depth_ = 0;
   std::size_t pos_ = 0;
   Token tok_;
   Expr expr_;

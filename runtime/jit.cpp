@@ -133,11 +133,19 @@ std::unique_ptr<JitRecord> build(Device& device, const KernelSpec& spec) {
   return r;
 }
 
+// One cache slot per (device, spec): its own lock serializes the compiles of that spec only, so
+// different kernels compile in parallel and one spec compiles once. A compile that throws leaves
+// the slot empty (the next call tries again).
+struct JitSlot {
+  std::mutex mutex;
+  std::unique_ptr<JitRecord> record;
+};
+
 }  // namespace
 
 JitKernel jit_kernel(Device& device, const KernelSpec& spec, std::string* why) {
-  static std::mutex mutex;
-  static auto* cache = new std::map<std::pair<Device*, std::string>, std::unique_ptr<JitRecord>>;
+  static std::mutex mutex;  // guards the map only
+  static auto* cache = new std::map<std::pair<Device*, std::string>, std::unique_ptr<JitSlot>>;
   const Target target = device.backend() == Backend::cuda ? Target::cuda : Target::glsl;
   if (device.backend() == Backend::cpu) {
     if (why) *why = "the CPU backend evaluates expressions directly";
@@ -148,11 +156,16 @@ JitKernel jit_kernel(Device& device, const KernelSpec& spec, std::string* why) {
     if (why) *why = reason;
     return {};
   }
-  std::lock_guard lock(mutex);
-  auto key = std::make_pair(&device, spec.name());
-  auto it = cache->find(key);
-  if (it == cache->end()) it = cache->emplace(key, build(device, spec)).first;
-  return {&it->second->registry, &it->second->entry};
+  JitSlot* slot;
+  {
+    std::lock_guard lock(mutex);
+    auto& s = (*cache)[std::make_pair(&device, spec.name())];
+    if (!s) s = std::make_unique<JitSlot>();
+    slot = s.get();  // slots are never erased: the pointer stays valid
+  }
+  std::lock_guard lock(slot->mutex);
+  if (!slot->record) slot->record = build(device, spec);
+  return {&slot->record->registry, &slot->record->entry};
 }
 
 }  // namespace kiln

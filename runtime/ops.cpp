@@ -101,11 +101,23 @@ void run_cpu(const KernelSpec& spec, const std::vector<Tensor>& operands, const 
   }
 }
 
+}  // namespace
+
+bool built_for(const KernelEntry& entry, Backend backend) {
+  if (backend == Backend::cuda) return entry.cuda_image >= 0;
+  if (backend == Backend::vulkan) return entry.num_functions > 0 && !entry.functions[0].spirv.empty();
+  return false;
+}
+
+namespace {
+
 void run_gpu(std::string_view op, const KernelSpec& spec, const std::vector<Tensor>& operands,
-             const Tensor& out) {
+             const Tensor& out, const Registry* first) {
   Device& device = out.device();
-  const Registry* registry = &builtin_registry();
-  const KernelEntry* entry = registry->find(spec.name());
+  const Registry* registry = first;
+  const KernelEntry* entry = first ? first->find(spec.name()) : nullptr;
+  if (entry && !built_for(*entry, device.backend())) entry = nullptr;  // e.g. built without nvcc: JIT
+  if (!entry) entry = (registry = &builtin_registry())->find(spec.name());
   if (!entry) {
     std::string why;
     auto jit = jit_kernel(device, spec, &why);
@@ -151,7 +163,7 @@ void run_gpu(std::string_view op, const KernelSpec& spec, const std::vector<Tens
 }
 
 Tensor run_map(std::string_view op, const Expr& expr, const std::vector<Tensor>& operands,
-               std::optional<DType> out_dtype, const Tensor* into) {
+               std::optional<DType> out_dtype, const Tensor* into, const Registry* registry = nullptr) {
   check_operands(op, operands);
   if (int(operands.size()) != expr.num_inputs())
     op_fail(ErrorCode::invalid_argument, op, operands,
@@ -184,7 +196,7 @@ Tensor run_map(std::string_view op, const Expr& expr, const std::vector<Tensor>&
   std::vector<Tensor> views;
   for (const Tensor& t : operands) views.push_back(t.broadcast_to(*shape));
   if (device.backend() == Backend::cpu) run_cpu(spec, views, out);
-  else run_gpu(op, spec, views, out);
+  else run_gpu(op, spec, views, out, registry);
   return out;
 }
 
@@ -209,6 +221,11 @@ std::optional<Shape> broadcast_shapes(const std::vector<Shape>& shapes) {
 Tensor map(const Expr& expr, const std::vector<Tensor>& operands, std::optional<DType> out,
            const Tensor* into) {
   return run_map("map", expr, operands, out, into);
+}
+
+Tensor map(const Registry& registry, const Expr& expr, const std::vector<Tensor>& operands,
+           std::optional<DType> out, const Tensor* into) {
+  return run_map("map", expr, operands, out, into, &registry);
 }
 
 Tensor apply_op(Op op, const std::vector<Tensor>& operands) {

@@ -161,10 +161,16 @@ Tensor Tensor::to(Device& target) const {
 
 Tensor Tensor::contiguous() const {
   if (is_contiguous()) return *this;
+  // A copy moves bits: run the built-in copy kernel of the element size (copy_8 ... copy_64 of
+  // kernels/builtin.toml) on an unsigned view of the same storage.
+  const DType bits = dtype_size(dtype_) == 1 ? DType::u8 : dtype_size(dtype_) == 2 ? DType::u16
+                   : dtype_size(dtype_) == 4 ? DType::u32 : DType::u64;
   Expr identity;
-  identity.set_root(identity.input(0, dtype_));
+  identity.set_root(identity.input(0, bits));
   try {
-    return map(identity, {*this});
+    Tensor dense = map(identity, {view(storage_, shape_, strides_, offset_, bits)});
+    dense.dtype_ = dtype_;
+    return dense;
   } catch (const Error& e) {
     if (e.code() != ErrorCode::unsupported) throw;
     std::vector<std::byte> host = to_host();  // no copy kernel for this dtype: go through the host

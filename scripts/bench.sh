@@ -4,9 +4,6 @@
 # to kiln-bench; results are written to build/bench-results.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
-export PATH="/usr/local/cuda/bin:$PATH"
-cmake --preset default >/dev/null
-cmake --build --preset default
+scripts/build.sh
 ./build/bench/kiln-bench --devices
 ./build/bench/kiln-bench --json build/bench-results.json "$@"

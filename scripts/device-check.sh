@@ -207,7 +207,8 @@ make_bundle() {
 
   # Pack: gzip (fast, everywhere); xz when gzip does not fit.
   local tree_bytes packed="" method=$COMPRESS
-  tree_bytes=$(git ls-files -z -c -o --exclude-standard 2>/dev/null | xargs -0 -r stat -L -c %s 2>/dev/null | awk '{s+=$1} END{print s+0}')
+  tree_bytes=$( (git ls-files -z -c -o --exclude-standard 2>/dev/null || true) | (xargs -0 -r stat -L -c %s 2>/dev/null || true) |
+                awk '{s+=$1} END{print s+0}')
   if [[ "$method" == auto || "$method" == gzip ]]; then
     tar -C "$OUT" -cf - payload | gzip -6 >"$OUT/payload.tar.gz"
     packed="$OUT/payload.tar.gz"

@@ -13,7 +13,9 @@
 # Usage (from the bundle folder; on the device machine OUTDIR is $OUT):
 #   ./gpu-run.sh OUTDIR [--dry-run] [--budget SECONDS] [STEP ...]
 # Steps, in the order they run (default: all):
-#   unit cuda vulkan bench-cuda torch bench-vulkan memcheck racecheck
+#   unit cuda vulkan bench-cuda torch bench-vulkan bench-peer memcheck racecheck
+# (bench-peer: kiln-bench --peer torch on cuda:0, when this kiln-bench has --peer; on success its
+# report replaces bench-cuda.json)
 # (the `env` step, which sets up and prints the machine, always runs first).
 # Every step is time-boxed; together they stay inside --budget seconds (default 540, the device
 # tool's per-call limit is 600): a step that no longer fits is reported NOT-RUN, to be run in a
@@ -36,7 +38,7 @@ OUTDIR=""
 DRY=${KILN_DRY_RUN:-0}
 [[ "$DRY" == "0" || -z "$DRY" ]] && DRY=0 || DRY=1
 BUDGET=${KILN_GPU_BUDGET_S:-540}
-ALL_STEPS=(unit cuda vulkan bench-cuda torch bench-vulkan memcheck racecheck)
+ALL_STEPS=(unit cuda vulkan bench-cuda torch bench-vulkan bench-peer memcheck racecheck)
 STEPS=()
 while (($#)); do
   case "$1" in
@@ -128,23 +130,25 @@ setup_env() {
           /usr/lib/x86_64-linux-gnu/nvidia/current/libcuda.so.1 2>/dev/null) && append_ld "$(dirname "$d")"
   fi
 
-  # NVRTC comes from the machine's CUDA toolkit (it is ~110 MB, too big for the bundle).
-  if ! have_lib "$KILN_BUNDLE_NVRTC" && [[ ! -e "$PAYLOAD/lib/$KILN_BUNDLE_NVRTC" ]]; then
-    local cand
-    cand=$(find_first "/usr/local/cuda/lib64/$KILN_BUNDLE_NVRTC" "/usr/local/cuda/targets/x86_64-linux/lib/$KILN_BUNDLE_NVRTC" \
-             "/usr/local/cuda-*/lib64/$KILN_BUNDLE_NVRTC" "/usr/local/cuda-*/targets/x86_64-linux/lib/$KILN_BUNDLE_NVRTC" \
-             "/usr/local/cuda/lib/$KILN_BUNDLE_NVRTC" 2>/dev/null)
-    if [[ -z "$cand" && -n "$PY" ]]; then  # the pip wheel nvidia-cuda-nvrtc (PyTorch's)
-      local roots
-      roots=$("$PY" -c 'import sys,site; print(" ".join(site.getsitepackages()+[site.getusersitepackages()]))' 2>/dev/null)
+  # NVRTC (the tests link it) and cuBLAS (kiln-bench opens it for its peaks) come from the
+  # machine's CUDA toolkit, or from PyTorch's nvidia wheels: NVRTC is ~110 MB, too big to bundle.
+  local so cand roots="" r
+  [[ -n "$PY" ]] && roots=$("$PY" -c 'import site; print(" ".join(site.getsitepackages()+[site.getusersitepackages()]))' 2>/dev/null)
+  for so in "$KILN_BUNDLE_NVRTC" libcublas.so.13 libcublasLt.so.13; do
+    have_lib "$so" && continue
+    [[ -e "$PAYLOAD/lib/$so" ]] && continue
+    cand=$(find_first "/usr/local/cuda/lib64/$so" "/usr/local/cuda/targets/x86_64-linux/lib/$so" \
+             "/usr/local/cuda-*/lib64/$so" "/usr/local/cuda-*/targets/x86_64-linux/lib/$so" "/usr/local/cuda/lib/$so" 2>/dev/null)
+    if [[ -z "$cand" ]]; then
       for r in $roots; do
-        cand=$(find "$r/nvidia" -maxdepth 4 -name "$KILN_BUNDLE_NVRTC" 2>/dev/null | head -1)
+        cand=$(find "$r/nvidia" -maxdepth 4 -name "$so" 2>/dev/null | head -1)
         [[ -n "$cand" ]] && break
       done
     fi
-    if [[ -n "$cand" ]]; then append_ld "$(dirname "$cand")"; ENV_NOTES+=("nvrtc: $cand")
-    else ENV_NOTES+=("nvrtc: $KILN_BUNDLE_NVRTC NOT FOUND (the tests cannot start)"); fi
-  fi
+    if [[ -n "$cand" ]]; then append_ld "$(dirname "$cand")"; ENV_NOTES+=("$so: $cand")
+    elif [[ "$so" == "$KILN_BUNDLE_NVRTC" ]]; then ENV_NOTES+=("$so NOT FOUND (the tests cannot start)")
+    else ENV_NOTES+=("$so not found (kiln-bench has no cuBLAS peak)"); fi
+  done
 
   # Vulkan: the machine's loader if it has one, else the bundled one (same for libGLdispatch, which
   # the NVIDIA ICD needs, and libstdc++ if the machine's is older than the build's).
@@ -212,6 +216,10 @@ setup_env() {
       ENV_NOTES+=("cannot provide $KILN_BUNDLE_BINARY_DIR/kilnc: the Kilnc unit tests may fail")
     fi
   fi
+
+  # kiln-bench --peer torch runs bench/torch_peer.py from the checkout with python3.
+  [[ -f "$repo/bench/torch_peer.py" && -z "${KILN_TORCH_PEER:-}" ]] && export KILN_TORCH_PEER="$repo/bench/torch_peer.py"
+  [[ -n "$PY" && -z "${KILN_PYTHON:-}" ]] && export KILN_PYTHON="$PY"
 
   SANITIZER=$(command -v compute-sanitizer 2>/dev/null || find_first '/usr/local/cuda/bin/compute-sanitizer' \
                 '/usr/local/cuda-*/bin/compute-sanitizer' '/usr/local/cuda/compute-sanitizer/compute-sanitizer' \
@@ -354,7 +362,7 @@ torch_step() {
   fi
   local size=${KILN_BENCH_SIZE:-}
   if [[ -z "$size" && -s "$OUTDIR/bench-cuda.json" ]]; then
-    size=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["config"]["elements"])' "$OUTDIR/bench-cuda.json" 2>/dev/null)
+    size=$("$PY" -c 'import json,sys; c=json.load(open(sys.argv[1]))["config"]; print(c.get("elements") or max(c["sizes"]))' "$OUTDIR/bench-cuda.json" 2>/dev/null)
   fi
   PYTHONUNBUFFERED=1 run_step torch "$cap" "$PY" "$PAYLOAD/torch_peer.py" --json "$json" ${size:+--size "$size"} || return 0
   local status note=""
@@ -363,6 +371,23 @@ torch_step() {
   else status=FAIL; note=$(grep -m1 -i 'error' "$STEP_LOG" | cut -c1-200)
   fi
   record torch "$status" "$STEP_RC" "$STEP_SECS" "" "$note"
+}
+
+bench_peer_step() {
+  local cap=$1 json="$WORK/bench-peer.json"
+  if [[ "$DRY" == 1 ]]; then record bench-peer SKIP - 0 "" "dry run: no GPU"; return; fi
+  if ! "$BENCH" --help 2>&1 | grep -q -- '--peer'; then record bench-peer SKIP - 0 "" "this kiln-bench has no --peer"; return; fi
+  if [[ -z "$PY" ]] || ! "$PY" -c 'import torch' >/dev/null 2>&1; then record bench-peer FAIL - 0 "" "python3 with PyTorch not found"; return; fi
+  local args=(--device cuda:0 --peer torch --json "$json")
+  [[ -n "${KILN_BENCH_SIZE:-}" ]] && args+=(--size "$KILN_BENCH_SIZE")
+  run_step bench-peer "$cap" "$BENCH" "${args[@]}" || return 0
+  local status note=""
+  if (( STEP_TIMEOUT )); then status=FAIL; note="timed out (bench-cuda.json kept)"
+  elif (( STEP_RC == 0 )) && [[ -s "$json" ]]; then
+    status=PASS; mv -f "$json" "$OUTDIR/bench-cuda.json"; note="its report (with peers) replaced bench-cuda.json"
+  else status=FAIL; note="$(grep -m1 -i 'kiln-bench:\|fail\|error' "$STEP_LOG" | cut -c1-200) (bench-cuda.json kept)"
+  fi
+  record bench-peer "$status" "$STEP_RC" "$STEP_SECS" "" "$note"
 }
 
 write_summary() {
@@ -440,6 +465,7 @@ for step in "${STEPS[@]}"; do
     bench-cuda)   bench_step bench-cuda cuda:0 "$OUTDIR/bench-cuda.json" "$([[ $DRY == 1 ]] && echo skip || echo pass)" 120 ;;
     torch)        torch_step 90 ;;
     bench-vulkan) bench_step bench-vulkan vulkan:0 "$OUTDIR/bench-vulkan.json" pass 120 ;;
+    bench-peer)   bench_peer_step 200 ;;
     memcheck)     sanitizer_step memcheck 120 ;;
     racecheck)    sanitizer_step racecheck 120 ;;
   esac

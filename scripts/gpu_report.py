@@ -96,23 +96,52 @@ def cmd_gtest_skips(a):
 
 
 def cases_by_name(d):
-    return {c["name"]: c for c in (d or {}).get("cases", [])}
+    """One row per case name (the largest size when a report has several)."""
+    out = {}
+    for c in (d or {}).get("cases", []):
+        old = out.get(c.get("name"))
+        if old is None or (c.get("elements") or 0) > (old.get("elements") or 0):
+            out[c.get("name")] = c
+    return out
+
+
+def pct_of(c):
+    """Fraction of the bandwidth roof: of the copy kernel (kiln-bench/1) or of the measured peak (/2)."""
+    if not c:
+        return None
+    v = c.get("pct_of_copy")
+    return v if v is not None else c.get("pct_of_peak_bandwidth")
+
+
+def peer_gbps(c, name="torch.eager"):
+    p = (c or {}).get("peers") or {}
+    p = p.get(name) if isinstance(p, dict) else None
+    return p.get("gb_per_s") if isinstance(p, dict) and p.get("ok", True) else None
+
+
+def elements_of(d):
+    cfg = (d or {}).get("config", {})
+    if cfg.get("elements"):
+        return cfg["elements"]
+    sizes = cfg.get("sizes") or []
+    return max(sizes) if sizes else (d or {}).get("elements", "?")
 
 
 def cmd_bench_brief(a):
     d = load(a.file)
     if d is None:
         return 1
-    cases = d.get("cases", [])
+    cases = list(cases_by_name(d).values())
     copy = next((c for c in cases if c.get("kind") == "copy"), None)
     parts = [f"{d.get('device', {}).get('name', '?')}"]
     if copy and copy.get("gb_per_s"):
         g = copy["gb_per_s"]
         parts.append(f"copy {g:.0f} GB/s" if g >= 10 else f"copy {g:.2f} GB/s")
-    pcts = [(c["pct_of_copy"], c["name"]) for c in cases if c.get("pct_of_copy") is not None and c.get("kind") != "copy"]
+    pcts = [(pct_of(c), c["name"]) for c in cases if pct_of(c) is not None and c.get("kind") != "copy"]
     if pcts:
         lo = min(pcts)
-        parts.append(f"ops {min(p for p, _ in pcts):.0f}-{max(p for p, _ in pcts):.0f}% of copy (lowest {lo[1]})")
+        roof = "copy" if any(c.get("pct_of_copy") is not None for c in cases) else "peak bandwidth"
+        parts.append(f"ops {min(p for p, _ in pcts):.0f}-{max(p for p, _ in pcts):.0f}% of {roof} (lowest {lo[1]})")
     failed = [c["name"] for c in cases if c.get("failed")]
     if failed:
         parts.append("failed: " + ",".join(failed))
@@ -131,7 +160,8 @@ def cmd_compare(a):
         return f"{c['gb_per_s']:8.1f}" if c and c.get("gb_per_s") else "       -"
 
     def pct(c):
-        return f"{c['pct_of_copy']:5.1f}%" if c and c.get("pct_of_copy") is not None else "     -"
+        v = pct_of(c)
+        return f"{v:5.1f}%" if v is not None else "     -"
 
     print()
     head = []
@@ -139,14 +169,17 @@ def cmd_compare(a):
         if d:
             dev = d.get("device", {})
             head.append(f"{label}: {dev.get('name', '?') if isinstance(dev, dict) else dev}, "
-                        f"{d.get('config', {}).get('elements', d.get('elements', '?'))} elements")
-    print("Bandwidth (GB/s, bytes read + written; % of that backend's own copy):  " + " | ".join(head))
-    print(f"{'case':<22} {'cuda GB/s':>9} {'%copy':>6} {'vk GB/s':>9} {'%copy':>6} {'torch GB/s':>10} {'%copy':>6} {'cuda/torch':>10}")
+                        f"{elements_of(d)} elements")
+    print("Bandwidth (GB/s, bytes read + written; % of that device's copy or bandwidth peak):  " + " | ".join(head))
+    print(f"{'case':<22} {'cuda GB/s':>9} {'%roof':>6} {'vk GB/s':>9} {'%roof':>6} {'torch GB/s':>10} {'%copy':>6} {'cuda/torch':>10}")
     for n in names:
         k, v, t = K.get(n), V.get(n), T.get(n)
+        tg = peer_gbps(k) or (t or {}).get("gb_per_s")
+        if t is None and tg:
+            t = {"gb_per_s": tg}
         ratio = "         -"
-        if k and t and k.get("gb_per_s") and t.get("gb_per_s"):
-            ratio = f"{k['gb_per_s'] / t['gb_per_s']:10.2f}"
+        if k and k.get("gb_per_s") and tg:
+            ratio = f"{k['gb_per_s'] / tg:10.2f}"
         flag = ""
         for label, c in (("cuda", k), ("vk", v)):
             if c and c.get("failed"):

@@ -3,8 +3,5 @@
 # available backend; Vulkan with the validation layer on). Extra arguments go to ctest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
-export PATH="/usr/local/cuda/bin:$PATH"
-cmake --preset default >/dev/null
-cmake --build --preset default
+scripts/build.sh
 KILN_VK_VALIDATION=1 ctest --preset default "$@"

@@ -136,5 +136,22 @@ TEST(Devices, TransfersBetweenDevicesKeepValues) {
   }
 }
 
+TEST(Devices, ContiguousCopiesViewsOnEveryDevice) {
+  for (Device* d : devices()) {
+    for (DType t : {DType::pred, DType::f16, DType::f32, DType::f64}) {
+      std::vector<std::uint8_t> bytes(6 * 4 * dtype_size(t));
+      for (std::size_t i = 0; i < bytes.size(); ++i) bytes[i] = std::uint8_t(i * 7 + 1);
+      if (t == DType::pred)
+        for (auto& b : bytes) b &= 1;
+      auto x = Tensor::from_host(bytes.data(), bytes.size(), {6, 4}, t, *d);
+      auto view = x.transpose({1, 0}).slice(1, 1, 6, 2);
+      auto dense = view.contiguous();
+      EXPECT_TRUE(dense.is_contiguous());
+      EXPECT_EQ(dense.dtype(), t);
+      EXPECT_EQ(dense.to_host(), view.to(device("cpu")).to_host()) << d->id() << " " << dtype_name(t);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace kiln

@@ -1,6 +1,7 @@
 #include "runtime/cuda/cuda_allocator.hpp"
 
 #include "runtime/cuda/cuda_device.hpp"
+#include "runtime/device_state.hpp"
 #include "runtime/error.hpp"
 
 namespace kiln::cuda {
@@ -72,6 +73,7 @@ std::size_t CachingAllocator::release_cache_locked() {
         raise(r, "cuMemFree(cached block)", __FILE__, __LINE__, device_.health());
       released += cls;
       allocated_bytes_ -= cls;
+      detail::device_state(device_).unreserve(cls);
     }
   }
   cache_.clear();
@@ -101,6 +103,10 @@ std::shared_ptr<Buffer> CachingAllocator::allocate(std::size_t bytes) {
   if (cls == 0)
     fail(ErrorCode::out_of_memory, id + ": cannot allocate " + std::to_string(bytes) + " bytes");
   device_.bind();
+  detail::DeviceState& state = detail::device_state(device_);
+  if (state.take_oom_fault())
+    fail(ErrorCode::out_of_memory, id + ": out of memory allocating " + std::to_string(bytes) +
+                                       " bytes (injected fault)");
 
   // 1. A cached block of the same class, preferring one whose fences have completed.
   std::optional<Block> reuse;
@@ -127,6 +133,7 @@ std::shared_ptr<Buffer> CachingAllocator::allocate(std::size_t bytes) {
       std::lock_guard lock(mu_);
       recycle_fences(*reuse);
       allocated_bytes_ -= cls;  // the block is dropped (the device is lost)
+      state.unreserve(cls);
       throw;
     }
     CUdeviceptr ptr = reuse->ptr;
@@ -137,17 +144,31 @@ std::shared_ptr<Buffer> CachingAllocator::allocate(std::size_t bytes) {
     return std::make_shared<CudaBuffer>(&device_, this, bytes, ptr, cls);
   }
 
-  // 2. A new block; on out-of-memory release the cache and retry once.
+  // 2. A new block under the memory cap (kiln::set_memory_limit); on out-of-memory (the cap or
+  // the driver) release the cache and retry once.
   CUdeviceptr ptr = 0;
-  CUresult r = driver().cuMemAlloc(&ptr, cls);
+  bool over_cap = false;
+  auto try_alloc = [&] {
+    over_cap = !state.try_reserve(cls);
+    if (over_cap) return CUDA_ERROR_OUT_OF_MEMORY;
+    const CUresult res = driver().cuMemAlloc(&ptr, cls);
+    if (res != CUDA_SUCCESS) state.unreserve(cls);
+    return res;
+  };
+  CUresult r = try_alloc();
   std::size_t released = 0;
   if (r == CUDA_ERROR_OUT_OF_MEMORY) {
     {
       std::lock_guard lock(mu_);
       released = release_cache_locked();
     }
-    r = driver().cuMemAlloc(&ptr, cls);
+    r = try_alloc();
   }
+  if (r == CUDA_ERROR_OUT_OF_MEMORY && over_cap)
+    fail(ErrorCode::out_of_memory, id + ": out of memory allocating " + std::to_string(bytes) +
+                                       " bytes (size class " + std::to_string(cls) + ")" +
+                                       state.cap_text() + " after releasing " + std::to_string(released) +
+                                       " cached bytes");
   if (r == CUDA_ERROR_OUT_OF_MEMORY) {
     std::size_t free_bytes = 0, total_bytes = 0;
     const bool have_info = driver().cuMemGetInfo(&free_bytes, &total_bytes) == CUDA_SUCCESS;
@@ -167,6 +188,7 @@ std::shared_ptr<Buffer> CachingAllocator::allocate(std::size_t bytes) {
     return std::make_shared<CudaBuffer>(&device_, this, bytes, ptr, cls);
   } catch (...) {
     driver().cuMemFree(ptr);
+    state.unreserve(cls);
     std::lock_guard lock(mu_);
     allocated_bytes_ -= cls;
     throw;
@@ -175,7 +197,10 @@ std::shared_ptr<Buffer> CachingAllocator::allocate(std::size_t bytes) {
 
 void CachingAllocator::release(CUdeviceptr ptr, std::size_t cls) noexcept {
   try {
-    if (!device_.try_bind()) return;  // lost device: the block is dropped with the context
+    if (!device_.try_bind()) {  // lost device: the block is dropped with the context
+      detail::device_state(device_).unreserve(cls);
+      return;
+    }
     Block b;
     b.ptr = ptr;
     b.fences = device_.fence_streams([this] {

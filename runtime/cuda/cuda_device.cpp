@@ -69,7 +69,8 @@ void CudaDevice::register_stream(CUstream s) {
 
 void CudaDevice::unregister_stream(CUstream s) {
   std::lock_guard lock(streams_mu_);
-  streams_.erase(std::remove(streams_.begin(), streams_.end(), s), streams_.end());
+  // One registration: a wrapped stream (cuda::wrap_stream) may share its CUstream with another.
+  if (auto it = std::find(streams_.begin(), streams_.end(), s); it != streams_.end()) streams_.erase(it);
 }
 
 std::shared_ptr<Buffer> CudaDevice::allocate(std::size_t bytes) {

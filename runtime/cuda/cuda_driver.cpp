@@ -180,11 +180,21 @@ bool is_sticky(CUresult r) {
   }
 }
 
-void Health::mark_lost(const std::string& why) {
+void Health::mark_lost(const std::string& why, bool injected) {
   std::lock_guard lock(mu_);
   if (!lost_.load(std::memory_order_relaxed)) {
     why_ = why;
+    injected_ = injected;
     lost_.store(true, std::memory_order_release);
+  }
+}
+
+void Health::clear_injected() {
+  std::lock_guard lock(mu_);
+  if (lost_.load(std::memory_order_relaxed) && injected_) {
+    why_.clear();
+    injected_ = false;
+    lost_.store(false, std::memory_order_release);
   }
 }
 

@@ -38,7 +38,9 @@ class Health {
   explicit Health(std::string device_id) : id_(std::move(device_id)) {}
   const std::string& id() const { return id_; }
   bool lost() const { return lost_.load(std::memory_order_acquire); }
-  void mark_lost(const std::string& why);
+  // |injected|: a test fault (kiln::inject_fault), which clear_injected() can undo.
+  void mark_lost(const std::string& why, bool injected = false);
+  void clear_injected();
   // Throws device_lost when the device was lost.
   void check() const;
 
@@ -47,6 +49,7 @@ class Health {
   std::atomic<bool> lost_{false};
   mutable std::mutex mu_;
   std::string why_;
+  bool injected_ = false;
 };
 
 // Throws kiln::Error for a failed driver call: out_of_memory, device_lost (and marks |health|

@@ -1,6 +1,7 @@
 // Public CUDA interop helpers of the runtime. Usable without cuda.h: native handles are void*.
 #pragma once
 
+#include <memory>
 #include <string>
 
 namespace kiln {
@@ -22,5 +23,12 @@ void* native_stream(Stream& stream);
 // Makes |device|'s primary context current on the calling thread and returns it (a CUcontext).
 // Throws invalid_argument for non-CUDA devices, device_lost after a sticky error.
 void* make_context_current(Device& device);
+
+// A Kiln Stream over the caller's CUstream / cudaStream_t |stream| (a stream of |device|'s primary
+// context, the one the CUDA runtime uses; null means the legacy default stream). Not owned: the
+// returned Stream never destroys it, and the caller destroys it only after the Stream. Kiln work
+// enqueued on the returned Stream is ordered with the caller's work on |stream|. Throws
+// invalid_argument for non-CUDA devices, device_unavailable without a driver.
+std::unique_ptr<Stream> wrap_stream(Device& device, void* stream);
 
 }  // namespace kiln::cuda

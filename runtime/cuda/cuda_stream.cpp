@@ -49,11 +49,16 @@ CudaStream::CudaStream(CudaDevice& device) : device_(device) {
   device_.register_stream(stream_);
 }
 
+CudaStream::CudaStream(CudaDevice& device, CUstream foreign) : device_(device), stream_(foreign), owned_(false) {
+  device_.bind();
+  device_.register_stream(stream_);
+}
+
 CudaStream::~CudaStream() {
   device_.unregister_stream(stream_);
   if (!device_.try_bind()) return;
   // Pending work finishes on its own; staging memory is only used by synchronous calls.
-  driver().cuStreamDestroy(stream_);
+  if (owned_) driver().cuStreamDestroy(stream_);
   if (staging_) driver().cuMemFreeHost(staging_);
 }
 

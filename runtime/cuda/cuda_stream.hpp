@@ -30,6 +30,9 @@ class CudaEvent final : public Event {
 class CudaStream final : public Stream {
  public:
   explicit CudaStream(CudaDevice& device);
+  // Wraps the caller's |foreign| stream of |device|'s primary context without owning it: the
+  // destructor leaves it alive (runtime/cuda/cuda_interop.hpp).
+  CudaStream(CudaDevice& device, CUstream foreign);
   ~CudaStream() override;
 
   Device& device() const override;
@@ -52,6 +55,7 @@ class CudaStream final : public Stream {
 
   CudaDevice& device_;
   CUstream stream_ = nullptr;
+  bool owned_ = true;
   std::mutex mu_;
   void* staging_ = nullptr;
 };

@@ -74,7 +74,8 @@ struct Query {
 
 }  // namespace
 
-VulkanDevice::VulkanDevice(const InstanceState& instance, VkPhysicalDevice physical, int index)
+VulkanDevice::VulkanDevice(const InstanceState& instance, VkPhysicalDevice physical, int index,
+                           const AdoptedDevice* adopt)
     : physical_(physical) {
   Query q(physical, instance.api_version);
   properties_ = q.props;
@@ -97,6 +98,7 @@ VulkanDevice::VulkanDevice(const InstanceState& instance, VkPhysicalDevice physi
       best_score = score;
     }
   }
+  if (adopt) best = int(adopt->queue_family);
   if (best < 0) fail(ErrorCode::device_unavailable, label_ + " has no compute queue");
   queue_family_ = std::uint32_t(best);
   timestamp_valid_bits_ = families[queue_family_].timestampValidBits;
@@ -172,6 +174,7 @@ VulkanDevice::VulkanDevice(const InstanceState& instance, VkPhysicalDevice physi
   f.scalar_block_layout = e12.scalarBlockLayout;
   f.atomic_float = eaf.shaderBufferFloat32AtomicAdd;
   f.int64_atomics = e12.shaderBufferInt64Atomics;
+  if (adopt) f = adopt->features;
 
   const float priorities[4] = {1, 1, 1, 1};
   VkDeviceQueueCreateInfo qi{VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO};
@@ -184,11 +187,17 @@ VulkanDevice::VulkanDevice(const InstanceState& instance, VkPhysicalDevice physi
   ci.pQueueCreateInfos = &qi;
   ci.enabledExtensionCount = std::uint32_t(extensions.size());
   ci.ppEnabledExtensionNames = extensions.data();
-  KILN_VK_CHECK(vkCreateDevice(physical, &ci, nullptr, &device_));
-  for (std::uint32_t i = 0; i < queue_count; ++i) {
-    auto queue = std::make_unique<Queue>();
-    vkGetDeviceQueue(device_, queue_family_, i, &queue->queue);
-    queues_.push_back(std::move(queue));
+  if (adopt) {
+    device_ = adopt->device;
+    owns_device_ = false;
+    for (VkQueue q : adopt->queues) queues_.push_back(std::make_unique<Queue>()), queues_.back()->queue = q;
+  } else {
+    KILN_VK_CHECK(vkCreateDevice(physical, &ci, nullptr, &device_));
+    for (std::uint32_t i = 0; i < queue_count; ++i) {
+      auto queue = std::make_unique<Queue>();
+      vkGetDeviceQueue(device_, queue_family_, i, &queue->queue);
+      queues_.push_back(std::move(queue));
+    }
   }
 
   VkPushConstantRange range{VK_SHADER_STAGE_COMPUTE_BIT, 0, kPushConstantBytes};
@@ -240,7 +249,7 @@ VulkanDevice::~VulkanDevice() {
   kernels_.reset();
   allocator_.reset();
   if (pipeline_layout_) vkDestroyPipelineLayout(device_, pipeline_layout_, nullptr);
-  vkDestroyDevice(device_, nullptr);
+  if (owns_device_) vkDestroyDevice(device_, nullptr);
 }
 
 std::shared_ptr<Buffer> VulkanDevice::allocate(std::size_t bytes) { return allocator_->allocate(bytes); }

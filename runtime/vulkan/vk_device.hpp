@@ -34,11 +34,21 @@ struct EnabledFeatures {
   bool int64_atomics = false;
 };
 
+// A caller's VkDevice that a VulkanDevice uses without owning it (runtime/interop.hpp).
+struct AdoptedDevice {
+  VkDevice device = VK_NULL_HANDLE;
+  std::vector<VkQueue> queues;   // of |queue_family|, at least one
+  std::uint32_t queue_family = 0;
+  EnabledFeatures features;      // what the caller enabled at vkCreateDevice
+};
+
 class VulkanDevice final : public Device {
  public:
   // Throws kiln::Error when the device cannot be created; returns through |why| (and a null
-  // pointer from create_device) when it lacks what Kiln needs.
-  VulkanDevice(const InstanceState& instance, VkPhysicalDevice physical, int index);
+  // pointer from create_device) when it lacks what Kiln needs. With |adopt|, no VkDevice is
+  // created: the caller's is used (and not destroyed), with the features the caller enabled.
+  VulkanDevice(const InstanceState& instance, VkPhysicalDevice physical, int index,
+               const AdoptedDevice* adopt = nullptr);
   ~VulkanDevice() override;
 
   const DeviceInfo& info() const override { return info_; }
@@ -48,6 +58,7 @@ class VulkanDevice final : public Device {
   const Kernel& kernel(const Registry& registry, const KernelEntry& entry, int function) override;
 
   VkDevice handle() const { return device_; }
+  bool owns_device() const { return owns_device_; }  // false for a caller's VkDevice
   VkPhysicalDevice physical() const { return physical_; }
   const VkPhysicalDeviceLimits& limits() const { return properties_.limits; }
   const VkPhysicalDeviceProperties& properties() const { return properties_; }
@@ -76,6 +87,7 @@ class VulkanDevice final : public Device {
  private:
   VkPhysicalDevice physical_;
   VkDevice device_ = VK_NULL_HANDLE;
+  bool owns_device_ = true;
   VkPhysicalDeviceProperties properties_{};
   VkPhysicalDeviceMemoryProperties memory_{};
   EnabledFeatures features_;

@@ -9,9 +9,14 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iostream>
 #include <string_view>
 #include <vector>
 
+#include <spirv-tools/libspirv.hpp>
+
+#include "runtime/device_state.hpp"
+#include "runtime/vulkan/vk_cache_file.hpp"
 #include "runtime/vulkan/vk_device.hpp"
 
 namespace kiln::vk {
@@ -44,6 +49,14 @@ void check_spirv(std::span<const unsigned char> spirv, const std::string& kernel
     i += count;
   }
   if (!entry) bad("it has no GLCompute entry point named 'main'");
+  // Drivers trust the modules they are given (a malformed one can crash them): run the validator
+  // (spirv-val), as the build does for the built-in kernels. Once per kernel: loads are cached.
+  spvtools::SpirvTools tools(SPV_ENV_VULKAN_1_3);
+  std::string first;
+  tools.SetMessageConsumer([&](spv_message_level_t, const char*, const spv_position_t& at, const char* text) {
+    if (first.empty()) first = "word " + std::to_string(at.index) + ": " + text;
+  });
+  if (!tools.Validate(words.data(), words.size())) bad("spirv-val rejects it: " + first);
 }
 
 // ---- pipeline cache on disk ------------------------------------------------------------------
@@ -69,14 +82,12 @@ std::string hex(const std::uint8_t* p, std::size_t n) {
   return s;
 }
 
-// Whether |data| starts with a VkPipelineCacheHeaderVersionOne for this device.
-bool header_matches(const std::vector<char>& data, const VkPhysicalDeviceProperties& props) {
-  if (data.size() < 16 + VK_UUID_SIZE) return false;
-  std::uint32_t header[4];
-  std::memcpy(header, data.data(), sizeof header);
-  return header[0] >= 16 + VK_UUID_SIZE && header[1] == VK_PIPELINE_CACHE_HEADER_VERSION_ONE &&
-         header[2] == props.vendorID && header[3] == props.deviceID &&
-         std::memcmp(data.data() + 16, props.pipelineCacheUUID, VK_UUID_SIZE) == 0;
+PipelineCacheIdentity identity(const VkPhysicalDeviceProperties& props) {
+  PipelineCacheIdentity id;
+  id.vendor_id = props.vendorID;
+  id.device_id = props.deviceID;
+  std::memcpy(id.uuid, props.pipelineCacheUUID, VK_UUID_SIZE);
+  return id;
 }
 
 }  // namespace
@@ -84,16 +95,25 @@ bool header_matches(const std::vector<char>& data, const VkPhysicalDevicePropert
 KernelCache::KernelCache(VulkanDevice& device) : device_(device) {
   const auto& props = device.properties();
   std::vector<char> data;
+  std::span<const char> payload;
   if (std::string dir = cache_dir(); !dir.empty()) {
     cache_path_ = dir + "/pipelines-" + std::to_string(props.vendorID) + "-" +
                   std::to_string(props.deviceID) + "-" + hex(props.pipelineCacheUUID, VK_UUID_SIZE) + ".bin";
     std::ifstream in(cache_path_, std::ios::binary);
     if (in) data.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    if (!header_matches(data, props)) data.clear();  // stale or foreign: start empty
+    // The driver trusts the data it is given: hand it only a complete file written for it.
+    std::string why;
+    if (!data.empty()) {
+      if (auto p = unwrap_pipeline_cache(data, identity(props), &why))
+        payload = *p;
+      else
+        std::cerr << "kiln: warning: " << device.label() << ": ignoring the pipeline cache '" << cache_path_
+                  << "': " << why << "; starting with an empty cache (it is rewritten)\n";
+    }
   }
   VkPipelineCacheCreateInfo ci{VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO};
-  ci.initialDataSize = data.size();
-  ci.pInitialData = data.empty() ? nullptr : data.data();
+  ci.initialDataSize = payload.size();
+  ci.pInitialData = payload.empty() ? nullptr : payload.data();
   if (vkCreatePipelineCache(device.handle(), &ci, nullptr, &cache_) != VK_SUCCESS) {
     ci.initialDataSize = 0;
     ci.pInitialData = nullptr;
@@ -112,8 +132,11 @@ void KernelCache::save() {
   if (cache_path_.empty()) return;
   std::size_t size = 0;
   if (vkGetPipelineCacheData(device_.handle(), cache_, &size, nullptr) != VK_SUCCESS || !size) return;
-  std::vector<char> data(size);
-  if (vkGetPipelineCacheData(device_.handle(), cache_, &size, data.data()) != VK_SUCCESS) return;
+  std::vector<char> raw(size);
+  if (vkGetPipelineCacheData(device_.handle(), cache_, &size, raw.data()) != VK_SUCCESS) return;
+  const std::vector<char> data = wrap_pipeline_cache(std::span<const char>(raw.data(), size),
+                                                     identity(device_.properties()));
+  size = data.size();
   std::error_code ec;
   std::filesystem::create_directories(std::filesystem::path(cache_path_).parent_path(), ec);
   const std::string tmp = cache_path_ + ".tmp" + std::to_string(reinterpret_cast<std::uintptr_t>(this));
@@ -134,6 +157,7 @@ void KernelCache::save() {
 // ---- loading ---------------------------------------------------------------------------------
 
 const Kernel& KernelCache::get(const KernelEntry& entry, int function) {
+  detail::device_state(device_).check("loading a kernel");
   const std::string kernel_name = entry.name ? entry.name : "?";
   if (function < 0 || function >= entry.num_functions || !entry.functions)
     fail(ErrorCode::invalid_argument, device_.label() + ": kernel '" + kernel_name + "' has no function " +

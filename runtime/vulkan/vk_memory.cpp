@@ -139,30 +139,81 @@ const VulkanBuffer& vulkan_buffer(const Buffer& b, const VulkanDevice& device, c
 
 // ---- the allocator ---------------------------------------------------------------------------
 
+Allocator::Allocator(VulkanDevice& device) : device_(device), state_(detail::device_state(device)) {}
+
 Allocator::~Allocator() {
   // Destroyed with the device, after every stream finished: nothing is in flight.
   retired_.clear();
   blocks_.clear();
 }
 
+void Allocator::create_block_memory_locked(Block& block, std::size_t size, std::size_t request) {
+  block.raw.reset();
+  block.state = &state_;
+  state_.unreserve(block.charged);
+  block.charged = 0;
+  std::string why;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (attempt) release_cached_locked();
+    if (!state_.try_reserve(size)) {
+      why = "over the memory cap";
+      continue;
+    }
+    try {
+      block.raw = create_raw_buffer(device_, size, MemoryKind::device);
+      block.charged = size;
+      return;
+    } catch (const Error& e) {
+      state_.unreserve(size);
+      if (e.code() != ErrorCode::out_of_memory) throw;
+      why = e.what();
+    }
+  }
+  std::size_t held = 0;
+  for (auto& b : blocks_) held += b->raw.size;
+  fail(ErrorCode::out_of_memory,
+       device_.label() + ": out of memory allocating " + size_text(request) + " (a block of " +
+           size_text(size) + "): " + why + "; after releasing cached blocks and retrying, Kiln holds " +
+           size_text(held) + " in " + std::to_string(blocks_.size()) + " blocks of the " +
+           size_text(device_.info().memory_bytes) + " device heap" + state_.cap_text());
+}
+
+void Allocator::release_cached_locked() {
+  for (auto it = blocks_.begin(); it != blocks_.end();) {
+    if (!(*it)->dedicated && (*it)->used == 0) {
+      std::unique_ptr<Block> b = std::move(*it);
+      it = blocks_.erase(it);
+      retire_locked(std::move(b));
+    } else {
+      ++it;
+    }
+  }
+  collect_locked();
+}
+
 std::shared_ptr<Buffer> Allocator::allocate(std::size_t bytes) {
+  state_.check("allocate");
+  if (state_.take_oom_fault())
+    fail(ErrorCode::out_of_memory, device_.label() + ": out of memory allocating " + size_text(bytes) +
+                                       " (injected fault)");
   const std::size_t reserved = align_up(std::max<std::size_t>(bytes, 1), kBufferAlignment);
   const std::uint64_t limit = std::min<std::uint64_t>(device_.info().max_allocation_bytes,
                                                       device_.max_buffer_size());
-  if (reserved > limit)
+  if (bytes > limit || reserved > limit)
     fail(ErrorCode::out_of_memory,
          device_.label() + ": cannot allocate " + size_text(bytes) +
-             ": larger than the device's largest allocation (" + size_text(limit) + ")");
+             ": larger than the device's largest allocation (" + size_text(limit) +
+             ", maxMemoryAllocationSize); the device heap has " + size_text(device_.info().memory_bytes) +
+             ", Kiln holds " + size_text(state_.reserved()) + state_.cap_text());
 
   std::lock_guard lock(mutex_);
   collect_locked();
   if (reserved > kDedicatedThreshold) {
     auto block = std::make_unique<Block>();
     block->dedicated = true;
-    block->raw = create_raw_buffer(device_, reserved, MemoryKind::device);
+    create_block_memory_locked(*block, reserved, bytes);
     if (block->raw.address % kBufferAlignment) {  // rare: over-allocate to align
-      block->raw.reset();
-      block->raw = create_raw_buffer(device_, reserved + kBufferAlignment, MemoryKind::device);
+      create_block_memory_locked(*block, reserved + kBufferAlignment, bytes);
       block->begin = (kBufferAlignment - block->raw.address % kBufferAlignment) % kBufferAlignment;
     }
     block->used = reserved;
@@ -184,8 +235,13 @@ std::shared_ptr<Buffer> Allocator::allocate(std::size_t bytes) {
   }
   if (!best) {
     auto block = std::make_unique<Block>();
-    const std::size_t size = std::min<std::uint64_t>(kBlockSize, limit);
-    block->raw = create_raw_buffer(device_, size, MemoryKind::device);
+    std::size_t size = std::min<std::uint64_t>(kBlockSize, limit);
+    // Under a memory cap with less than a block free, a smaller block that still fits the request.
+    if (const std::uint64_t cap = state_.limit(); cap) {
+      const std::uint64_t held = state_.reserved(), room = held < cap ? cap - held : 0;
+      if (room < size && room >= reserved + kBufferAlignment) size = room / kBufferAlignment * kBufferAlignment;
+    }
+    create_block_memory_locked(*block, size, bytes);
     block->begin = (kBufferAlignment - block->raw.address % kBufferAlignment) % kBufferAlignment;
     if (size - block->begin < reserved)
       fail(ErrorCode::out_of_memory, device_.label() + ": cannot allocate " + size_text(bytes));
@@ -212,7 +268,11 @@ void Allocator::release(Block* block, std::size_t offset, std::size_t reserved) 
     std::unique_ptr<Block> b = std::move(*owned);
     blocks_.erase(owned);
     retire_locked(std::move(b));
-    collect_locked();
+    try {
+      collect_locked();
+    } catch (...) {
+      // As below: never throw from a Buffer destructor.
+    }
     return;
   }
   // Insert the range and coalesce with its neighbours.
@@ -240,7 +300,11 @@ void Allocator::release(Block* block, std::size_t offset, std::size_t reserved) 
       retire_locked(std::move(b));
     }
   }
-  collect_locked();
+  try {
+    collect_locked();
+  } catch (...) {
+    // Called from Buffer destructors: a failing driver query must not escape; collected later.
+  }
 }
 
 void Allocator::retire_locked(std::unique_ptr<Block> block) {

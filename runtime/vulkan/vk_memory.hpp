@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "runtime/buffer.hpp"
+#include "runtime/device_state.hpp"
 #include "runtime/vulkan/vk_common.hpp"
 
 namespace kiln::vk {
@@ -50,6 +51,15 @@ struct Block {
   std::map<std::size_t, std::size_t> free;   // offset -> size, coalesced
   std::size_t used = 0;                      // bytes allocated
   bool dedicated = false;
+  detail::DeviceState* state = nullptr;      // |charged| bytes are held under its memory cap
+  std::size_t charged = 0;
+
+  Block() = default;
+  Block(const Block&) = delete;
+  Block& operator=(const Block&) = delete;
+  ~Block() {
+    if (state) state->unreserve(charged);
+  }
 };
 
 class Allocator;
@@ -71,7 +81,7 @@ class VulkanBuffer final : public Buffer {
 
 class Allocator {
  public:
-  explicit Allocator(VulkanDevice& device) : device_(device) {}
+  explicit Allocator(VulkanDevice& device);
   ~Allocator();
   Allocator(const Allocator&) = delete;
   Allocator& operator=(const Allocator&) = delete;
@@ -89,8 +99,15 @@ class Allocator {
   };
   void retire_locked(std::unique_ptr<Block> block);
   void collect_locked();
+  // Device memory of |size| bytes for |block| (charged under the memory cap). On out-of-memory
+  // (the cap or the driver) releases the cached blocks and retries once; then throws
+  // out_of_memory naming |request| and what is free.
+  void create_block_memory_locked(Block& block, std::size_t size, std::size_t request);
+  // Gives the empty pooled blocks back (once no stream can still use them).
+  void release_cached_locked();
 
   VulkanDevice& device_;
+  detail::DeviceState& state_;
   std::mutex mutex_;
   std::vector<std::unique_ptr<Block>> blocks_;  // pooled and dedicated
   std::vector<Retired> retired_;

@@ -36,7 +36,7 @@ void check_range(const VulkanDevice& d, const Buffer& b, std::size_t offset, std
 
 // ---- timeline --------------------------------------------------------------------------------
 
-Timeline::Timeline(VkDevice d) : device(d) {
+Timeline::Timeline(VkDevice d, detail::DeviceState* s) : device(d), state(s) {
   VkSemaphoreTypeCreateInfo type{VK_STRUCTURE_TYPE_SEMAPHORE_TYPE_CREATE_INFO};
   type.semaphoreType = VK_SEMAPHORE_TYPE_TIMELINE;
   type.initialValue = 0;
@@ -51,23 +51,34 @@ Timeline::~Timeline() {
 
 std::uint64_t Timeline::completed() const {
   std::uint64_t v = 0;
-  KILN_VK_CHECK(vkGetSemaphoreCounterValue(device, semaphore, &v));
+  const VkResult r = vkGetSemaphoreCounterValue(device, semaphore, &v);
+  if (r == VK_ERROR_DEVICE_LOST) {
+    state->mark_lost("vkGetSemaphoreCounterValue returned VK_ERROR_DEVICE_LOST");
+    return UINT64_MAX;  // nothing runs any more: everything may be reclaimed
+  }
+  if (r < 0) throw_vk_error("vkGetSemaphoreCounterValue(device, semaphore, &v)", r, __FILE__, __LINE__);
   return v;
 }
 
-void Timeline::wait(std::uint64_t value) const {
+void Timeline::wait(std::uint64_t value, bool checked) const {
   if (value == 0) return;
+  if (checked) state->check("wait");
   VkSemaphoreWaitInfo wi{VK_STRUCTURE_TYPE_SEMAPHORE_WAIT_INFO};
   wi.semaphoreCount = 1;
   wi.pSemaphores = &semaphore;
   wi.pValues = &value;
-  KILN_VK_CHECK(vkWaitSemaphores(device, &wi, UINT64_MAX));
+  const VkResult r = vkWaitSemaphores(device, &wi, UINT64_MAX);
+  if (r == VK_ERROR_DEVICE_LOST) state->mark_lost("vkWaitSemaphores returned VK_ERROR_DEVICE_LOST");
+  if (r < 0 && checked) throw_vk_error("vkWaitSemaphores(device, &wi, UINT64_MAX)", r, __FILE__, __LINE__);
 }
 
 // ---- stream ----------------------------------------------------------------------------------
 
 VulkanStream::VulkanStream(VulkanDevice& device)
-    : device_(device), queue_(device.next_queue()), timeline_(std::make_shared<Timeline>(device.handle())) {
+    : device_(device),
+      queue_(device.next_queue()),
+      timeline_(std::make_shared<Timeline>(device.handle(), &detail::device_state(device))) {
+  timeline_->state->check("create_stream");
   VkCommandPoolCreateInfo ci{VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
   ci.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT | VK_COMMAND_POOL_CREATE_TRANSIENT_BIT;
   ci.queueFamilyIndex = device.queue_family();
@@ -79,7 +90,8 @@ VulkanStream::~VulkanStream() {
   try {
     synchronize();
   } catch (...) {
-    // A lost device: nothing more can be waited for.
+    // A lost device: wait (unchecked; at once when really lost) for what was submitted.
+    timeline_->wait(submitted_value_.load(), /*checked=*/false);
   }
   device_.unregister_stream(this);
   in_flight_.clear();
@@ -90,7 +102,19 @@ VulkanStream::~VulkanStream() {
 
 Device& VulkanStream::device() const { return device_; }
 
+void VulkanStream::alive_locked(const char* what) {
+  detail::DeviceState& state = *timeline_->state;
+  if (state.take_lost_fault()) {
+    // Simulated VK_ERROR_DEVICE_LOST: the work already submitted still runs on the real device;
+    // let it finish so that nothing is in use when memory and command buffers are released.
+    timeline_->wait(submitted_value_.load(), /*checked=*/false);
+    state.mark_lost("VK_ERROR_DEVICE_LOST injected by kiln::inject_fault", /*injected=*/true);
+  }
+  state.check(what);
+}
+
 VkCommandBuffer VulkanStream::begin_locked() {
+  alive_locked("recording a command");
   if (recording_) return current_.cmd;
   VkCommandBuffer cmd;
   if (!free_cmds_.empty()) {
@@ -210,6 +234,7 @@ void VulkanStream::upload_locked(VkBuffer dst, std::size_t dst_offset, const voi
 }
 
 void VulkanStream::submit_locked(bool reclaim) {
+  alive_locked("submit");
   if (!recording_) return;
   Batch batch = std::move(current_);
   current_ = Batch{};
@@ -238,6 +263,7 @@ void VulkanStream::submit_locked(bool reclaim) {
     // The batch never runs: its value is never signalled, so let later batches reuse it.
     horizon_ = submitted_value_.load();
     free_cmds_.push_back(batch.cmd);
+    if (r == VK_ERROR_DEVICE_LOST) timeline_->state->mark_lost("vkQueueSubmit returned VK_ERROR_DEVICE_LOST");
     throw_vk_error("vkQueueSubmit(batch)", r, __FILE__, __LINE__);
   }
   submitted_value_ = batch.value;
@@ -247,6 +273,7 @@ void VulkanStream::submit_locked(bool reclaim) {
 }
 
 void VulkanStream::wait_locked(std::uint64_t value) {
+  alive_locked("wait");
   timeline_->wait(value);
   reclaim_locked();
 }
@@ -430,10 +457,7 @@ VulkanEvent::VulkanEvent(VulkanDevice& device, std::shared_ptr<Timeline> timelin
 
 VulkanEvent::~VulkanEvent() {
   if (!pool_) return;
-  try {
-    timeline_->wait(value_);  // the query must not be in use when its pool goes
-  } catch (...) {
-  }
+  timeline_->wait(value_, /*checked=*/false);  // the query must not be in use when its pool goes
   vkDestroyQueryPool(device_.handle(), pool_, nullptr);
 }
 

@@ -20,15 +20,19 @@ class VulkanDevice;
 struct Queue;
 
 // A timeline semaphore, shared by a stream and its events (events may outlive the stream).
+// Waits throw device_lost once the device is lost (VK_ERROR_DEVICE_LOST latches the device's
+// state); |checked| false waits without that check (destructors) and never throws.
 struct Timeline {
   VkDevice device = VK_NULL_HANDLE;
   VkSemaphore semaphore = VK_NULL_HANDLE;
-  explicit Timeline(VkDevice d);
+  detail::DeviceState* state = nullptr;
+  Timeline(VkDevice d, detail::DeviceState* s);
   ~Timeline();
   Timeline(const Timeline&) = delete;
   Timeline& operator=(const Timeline&) = delete;
+  // The value reached; everything (UINT64_MAX) once the device is lost.
   std::uint64_t completed() const;
-  void wait(std::uint64_t value) const;
+  void wait(std::uint64_t value, bool checked = true) const;
 };
 
 class VulkanStream final : public Stream {
@@ -72,6 +76,9 @@ class VulkanStream final : public Stream {
     VkDeviceAddress address;
   };
 
+  // Throws device_lost once the device is lost; consumes an injected device_lost fault (after
+  // letting the work already submitted finish).
+  void alive_locked(const char* what);
   VkCommandBuffer begin_locked();
   // Emits a barrier when a command reading |reads| and writing |writes| (or, for a dispatch, any
   // memory) depends on commands recorded since the last barrier.

@@ -1,0 +1,128 @@
+// kiln-bench-micro: Google Benchmark micro-benchmarks of Kiln's host-side costs.
+//   parse / emit     parse_expr, emit_cuda, emit_glsl of a fused GELU
+//   lookup           builtin_registry().find(name), single_op_spec(...).name()
+//   eager/<device>   kiln::add on 1-element tensors on each available device: the dispatch cost
+//                    (shape/dtype rules, kernel lookup, params, recording the launch), with the
+//                    device work excluded as far as the backend allows: the stream is drained
+//                    outside the timed region every 256 iterations (on the CPU backend the
+//                    1-element add itself runs inline and is included).
+//   kiln-bench-micro [--benchmark_filter=REGEX] [--benchmark_format=json] ...
+#include <benchmark/benchmark.h>
+
+#include <string>
+#include <vector>
+
+#include "codegen/emit.hpp"
+#include "codegen/spec.hpp"
+#include "runtime/device.hpp"
+#include "runtime/ops.hpp"
+
+using namespace kiln;
+
+namespace {
+
+constexpr const char* kGelu = "0.5 * x * (1 + tanh(0.7978845608 * (x + 0.044715 * x * x * x)))";
+
+void BM_ParseExpr(benchmark::State& state) {
+  for (auto _ : state) benchmark::DoNotOptimize(parse_expr(kGelu, {DType::f32}));
+}
+BENCHMARK(BM_ParseExpr);
+
+void BM_EmitCuda(benchmark::State& state) {
+  const Expr e = parse_expr(kGelu, {DType::f32});
+  const KernelSpec spec = make_map_spec(e, DType::f32);
+  for (auto _ : state) benchmark::DoNotOptimize(emit_cuda(spec));
+}
+BENCHMARK(BM_EmitCuda);
+
+void BM_EmitGlsl(benchmark::State& state) {
+  const Expr e = parse_expr(kGelu, {DType::f32});
+  const KernelSpec spec = make_map_spec(e, DType::f32);
+  for (auto _ : state) benchmark::DoNotOptimize(emit_glsl(spec, kMapContiguous));
+}
+BENCHMARK(BM_EmitGlsl);
+
+void BM_ParseAndEmitGlsl(benchmark::State& state) {
+  for (auto _ : state) {
+    const Expr e = parse_expr(kGelu, {DType::f32});
+    benchmark::DoNotOptimize(emit_glsl(make_map_spec(e, DType::f32), kMapContiguous));
+  }
+}
+BENCHMARK(BM_ParseAndEmitGlsl);
+
+void BM_SpecName(benchmark::State& state) {
+  for (auto _ : state) benchmark::DoNotOptimize(single_op_spec(Op::add, DType::f32).name());
+}
+BENCHMARK(BM_SpecName);
+
+void BM_RegistryFind(benchmark::State& state) {
+  const Registry& reg = builtin_registry();
+  if (reg.kernels.empty()) {
+    state.SkipWithError("the built-in registry is empty (built with KILN_BUILD_KERNELS=OFF)");
+    return;
+  }
+  const std::string name = single_op_spec(Op::add, DType::f32).name();
+  for (auto _ : state) benchmark::DoNotOptimize(reg.find(name));
+}
+BENCHMARK(BM_RegistryFind);
+
+void BM_RegistryFindMissing(benchmark::State& state) {
+  const Registry& reg = builtin_registry();
+  for (auto _ : state) benchmark::DoNotOptimize(reg.find("map_f32_f32_00000000"));
+}
+BENCHMARK(BM_RegistryFindMissing);
+
+void eager_add(benchmark::State& state, Device* dev) {
+  const float one = 1.0f;
+  const Tensor x = Tensor::from_host(&one, sizeof one, {1}, DType::f32, *dev);
+  const Tensor y = Tensor::from_host(&one, sizeof one, {1}, DType::f32, *dev);
+  benchmark::DoNotOptimize(add(x, y));  // kernel loaded, caches warm
+  dev->default_stream().synchronize();
+  std::int64_t i = 0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(add(x, y));
+    if (++i % 256 == 0) {
+      state.PauseTiming();
+      dev->default_stream().synchronize();
+      state.ResumeTiming();
+    }
+  }
+  dev->default_stream().synchronize();
+  state.SetLabel(dev->info().name);
+}
+
+void eager_fused(benchmark::State& state, Device* dev) {
+  const Expr e = parse_expr(kGelu, {DType::f32});
+  const float one = 1.0f;
+  const Tensor x = Tensor::from_host(&one, sizeof one, {1}, DType::f32, *dev);
+  benchmark::DoNotOptimize(map(e, {x}));  // JIT-compiled once, then cached
+  dev->default_stream().synchronize();
+  std::int64_t i = 0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(map(e, {x}));
+    if (++i % 256 == 0) {
+      state.PauseTiming();
+      dev->default_stream().synchronize();
+      state.ResumeTiming();
+    }
+  }
+  dev->default_stream().synchronize();
+  state.SetLabel(dev->info().name);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;
+  for (const BackendStatus& s : backend_status())
+    if (!s.available) std::fprintf(stderr, "kiln-bench-micro: %s unavailable: %s\n",
+                                   std::string(backend_name(s.backend)).c_str(), s.reason.c_str());
+  for (Device* dev : devices()) {
+    benchmark::RegisterBenchmark(("BM_EagerAdd1/" + dev->id()).c_str(), eager_add, dev);
+    benchmark::RegisterBenchmark(("BM_EagerFusedMap1/" + dev->id()).c_str(), eager_fused, dev);
+  }
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,49 @@
+// A kernel of a registry generated at build time by kiln_add_kernels() (cmake/KilnKernels.cmake),
+// as the typed header that kilnc writes next to the registry describes it: the header defines one
+// function per manifest kernel that calls AotKernel::run or AotKernel::launch.
+// Thread-safety: an AotKernel is immutable after construction; run and launch may be called from
+// any thread (streams serialize their own calls).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "codegen/spec.hpp"
+#include "runtime/registry.hpp"
+#include "runtime/tensor.hpp"
+
+namespace kiln {
+
+class AotKernel {
+ public:
+  // |name| is the kernel's registry name (map_f32f32_f32_1a2b3c4d), |canonical| its spec's canonical
+  // text (KernelSpec::canonical). Throws internal when they disagree (a header that does not match
+  // its registry).
+  AotKernel(const Registry& registry, const char* name, const char* canonical);
+
+  const std::string& name() const { return name_; }
+  const KernelSpec& spec() const { return spec_; }
+  const Registry& registry() const { return registry_; }
+
+  // Tensor form: operands broadcast (Nx rules) and must have exactly the kernel's input dtypes and
+  // one device; the result is a new contiguous tensor, or is written into |into| (a contiguous
+  // tensor of the broadcast shape and the output dtype on the same device). Runs on the device's
+  // default stream; the CPU device runs the reference evaluator.
+  Tensor run(const std::vector<Tensor>& operands, const Tensor* into = nullptr) const;
+
+  // Raw-buffer form: out[i] = f(in0[i], in1[i], ...) for i < n over contiguous elements starting
+  // |offsets| bytes into each buffer (inputs first, then the output; empty means all zero), enqueued
+  // on |stream| (every buffer must belong to its device). No dtype or shape checks beyond the
+  // buffer sizes: the buffers hold the kernel's dtypes by contract.
+  void launch(Stream& stream, const std::vector<const Buffer*>& inputs, Buffer& out, std::uint64_t n,
+              const std::vector<std::size_t>& offsets = {}) const;
+
+ private:
+  const Registry& registry_;
+  std::string name_;
+  KernelSpec spec_;
+};
+
+}  // namespace kiln

@@ -1,0 +1,16 @@
+// CUDA interop (runtime/cuda/cuda_interop.hpp): Kiln streams over a caller's CUstream.
+#include "runtime/cuda/cuda_interop.hpp"
+
+#include "runtime/cuda/cuda_device.hpp"
+#include "runtime/cuda/cuda_stream.hpp"
+#include "runtime/error.hpp"
+
+namespace kiln::cuda {
+
+std::unique_ptr<Stream> wrap_stream(Device& device, void* stream) {
+  auto* d = dynamic_cast<CudaDevice*>(&device);
+  if (!d) kiln::fail(kiln::ErrorCode::invalid_argument, "cuda::wrap_stream: " + device.id() + " is not a CUDA device");
+  return std::make_unique<CudaStream>(*d, static_cast<CUstream>(stream));
+}
+
+}  // namespace kiln::cuda

@@ -1,0 +1,27 @@
+// Fault injection, for tests of the failure paths: compiled into every build, inert unless called.
+// Thread-safety: every function may be called from any thread.
+#pragma once
+
+namespace kiln {
+
+class Device;
+
+enum class Fault {
+  none,           // clears an injected device loss (a real one is permanent)
+  device_lost,    // the device behaves as if the driver reported it lost (see below)
+  out_of_memory,  // the next allocation on the device fails as if the driver were out of memory
+};
+
+// Injects |fault| into |device|.
+//   device_lost: Vulkan: the next queue submission or wait fails as if it returned
+//     VK_ERROR_DEVICE_LOST; CUDA: the device is marked lost through the sticky-error path; CPU:
+//     the next stream operation fails. From then on every call that needs the device (streams,
+//     allocation, kernel loading, events) throws kiln::Error(device_lost); destructors never throw.
+//     Work submitted before the fault still completes on the real hardware.
+//   out_of_memory: the next allocation throws out_of_memory (after the pool's release-and-retry).
+void inject_fault(Device& device, Fault fault);
+
+// True once |device| was lost (really or by injection).
+bool device_is_lost(const Device& device);
+
+}  // namespace kiln

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# CI step "Kiln in someone else's build": installs Kiln from a build folder into PREFIX_DIR, builds
+# examples/host-app against that installed package in BUILD_DIR (a separate folder, nothing from
+# the source tree but the example's own files), runs it on the default device (lavapipe on CI), and
+# checks that an invalid manifest fails the consumer's build with the manifest's file:line:col.
+#
+#   scripts/check-install.sh PREFIX_DIR BUILD_DIR [KILN_BUILD_DIR]
+#
+# KILN_BUILD_DIR (default build/) must be configured and built already (scripts/build.sh).
+# Environment: KILN_BUILD_CUDA_KERNELS (default ON when nvcc is found) and KILN_CUDA_ARCHS
+# (default 90: one arch keeps nvcc short) for the example's kernels; KILN_DEVICE to pick a device.
+set -euo pipefail
+if [[ $# -lt 2 ]]; then
+  sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+  exit 2
+fi
+root="$(cd "$(dirname "$0")/.." && pwd)"
+prefix="$(mkdir -p "$1" && cd "$1" && pwd)"
+build="$(mkdir -p "$2" && cd "$2" && pwd)"
+kiln_build="${3:-$root/build}"
+export PATH="/usr/local/cuda/bin:$PATH"
+step() { printf '\n== %s (%ds)\n' "$*" "$SECONDS"; }
+
+step "install $kiln_build to $prefix"
+cmake --build "$kiln_build"
+cmake --install "$kiln_build" --prefix "$prefix" >/dev/null
+for f in lib/libkiln_runtime.so lib/libkiln_runtime.a bin/kilnc bin/kiln-bench lib/cmake/Kiln/KilnConfig.cmake \
+         lib/pkgconfig/kiln.pc include/kiln/runtime/ops.hpp share/kiln/templates/cuda/map.cuh; do
+  [[ -e "$prefix/$f" ]] || { echo "check-install: $prefix/$f is missing" >&2; exit 1; }
+done
+
+# The example is copied out of the source tree, so it can only find Kiln through the prefix.
+step "build examples/host-app against $prefix"
+rm -rf "$build/src" "$build/app" "$build/app-static"
+mkdir -p "$build/src"
+cp -r "$root/examples/host-app/." "$build/src/"
+cuda_args=()
+[[ -n "${KILN_BUILD_CUDA_KERNELS:-}" ]] && cuda_args+=("-DKILN_BUILD_CUDA_KERNELS=$KILN_BUILD_CUDA_KERNELS")
+cmake -S "$build/src" -B "$build/app" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" \
+      -DKILN_CUDA_ARCHS="${KILN_CUDA_ARCHS:-90}" "${cuda_args[@]}" >/dev/null
+cmake --build "$build/app"
+
+step "run host-app"
+"$build/app/host-app"
+
+step "the same against the static library (Kiln::runtime_static)"
+cmake -S "$build/src" -B "$build/app-static" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" -DHOST_APP_STATIC=ON \
+      -DKILN_CUDA_ARCHS="${KILN_CUDA_ARCHS:-90}" "${cuda_args[@]}" >/dev/null
+cmake --build "$build/app-static" >/dev/null
+"$build/app-static/host-app" | tail -1
+
+step "rebuild after a manifest edit regenerates only the edited kernel"
+sed -i 's/x \* sigmoid(x) \* y/y * sigmoid(x) * x/' "$build/src/kernels.toml"   # same value, new spec
+log="$build/rebuild.log"
+cmake --build "$build/app" >"$log" 2>&1 || { cat "$log"; exit 1; }
+grep -E "kilnc (build|compile)" "$log" || true
+grep -q "kilnc compile: [0-9]* compiled, [1-9]" "$log" || { echo "check-install: nothing was reused" >&2; cat "$log"; exit 1; }
+"$build/app/host-app" >/dev/null
+
+step "an invalid manifest fails the consumer's build with file:line:col"
+cat >>"$build/src/kernels.toml" <<'TOML'
+
+[[kernel]]
+name = "broken"
+expr = 'x + nosuchop(x)'
+inputs = ["f32"]
+TOML
+if cmake --build "$build/app" >"$log" 2>&1; then
+  echo "check-install: the build accepted an invalid manifest" >&2; exit 1
+fi
+grep -E "kernels\.toml:[0-9]+:[0-9]+: " "$log" || { echo "check-install: no file:line:col message" >&2; cat "$log"; exit 1; }
+
+step "pkg-config"
+PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --cflags --libs kiln
+
+step "check-install: ok"

@@ -1,0 +1,370 @@
+// Tests of runtime/interop.hpp (DLPack, foreign memory, Vulkan device wrapping and buffer export,
+// CUDA stream wrapping) and of runtime/aot_kernel.hpp (what kiln_add_kernels' headers call).
+// Vulkan tests run on lavapipe in CI; CUDA tests skip without a device.
+#include <dlpack/dlpack.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstring>
+#include <numeric>
+#include <vector>
+
+#include "codegen/api_header.hpp"
+#include "codegen/spec.hpp"
+#include "runtime/aot_kernel.hpp"
+#include "runtime/error.hpp"
+#include "runtime/interop.hpp"
+#include "runtime/ops.hpp"
+#include "runtime/vulkan/vk_common.hpp"
+
+namespace {
+
+using kiln::DType;
+using kiln::ErrorCode;
+using kiln::Tensor;
+
+kiln::Device* first_device(kiln::Backend b) {
+  for (kiln::Device* d : kiln::devices())
+    if (d->backend() == b) return d;
+  return nullptr;
+}
+
+std::string unavailable(kiln::Backend b) {
+  for (const auto& s : kiln::backend_status())
+    if (s.backend == b) return s.reason.empty() ? "no device" : s.reason;
+  return "no device";
+}
+
+std::vector<float> host_floats(const Tensor& t) {
+  std::vector<float> v(std::size_t(t.numel()));
+  t.to_host(v.data(), v.size() * 4);
+  return v;
+}
+
+Tensor iota(kiln::Shape shape, kiln::Device& d) {
+  std::vector<float> v(std::size_t(kiln::shape_numel(shape)));
+  std::iota(v.begin(), v.end(), 1.f);
+  return Tensor::from_host(v.data(), v.size() * 4, shape, DType::f32, d);
+}
+
+// ---- DLPack on the CPU ----------------------------------------------------------------------------
+
+TEST(Interop, DlpackExportIsZeroCopyAndKeepsStorageAlive) {
+  kiln::Device& cpu = kiln::device("cpu");
+  DLManagedTensor* m = nullptr;
+  std::uint64_t storage = 0;
+  {
+    Tensor t = iota({3, 4}, cpu).transpose({}).slice(0, 1, 4);  // [3,3] view, strides [1,4], offset 1
+    storage = t.storage()->device_address();
+    m = kiln::to_dlpack(t);
+  }  // the tensor is gone; the export still holds the storage
+  const DLTensor& d = m->dl_tensor;
+  EXPECT_EQ(d.device.device_type, kDLCPU);
+  EXPECT_EQ(reinterpret_cast<std::uint64_t>(d.data), storage);
+  EXPECT_EQ(d.byte_offset, 4u);
+  ASSERT_EQ(d.ndim, 2);
+  EXPECT_EQ(d.shape[0], 3);
+  EXPECT_EQ(d.shape[1], 3);
+  EXPECT_EQ(d.strides[0], 1);
+  EXPECT_EQ(d.strides[1], 4);
+  EXPECT_EQ(d.dtype.code, kDLFloat);
+  EXPECT_EQ(d.dtype.bits, 32);
+  const float* p = reinterpret_cast<const float*>(static_cast<const char*>(d.data) + d.byte_offset);
+  EXPECT_EQ(p[0], 2.f);          // element [0,0] = original [0,1]
+  EXPECT_EQ(p[2 + 4 * 1], 8.f);  // element [r,c] is at r + 4c: [2,1] = original flat index 7
+  m->deleter(m);
+}
+
+struct Owned {
+  std::vector<float> data;
+  std::vector<std::int64_t> shape, strides;
+  int* deleted;
+};
+
+DLManagedTensor* make_managed(std::vector<float> data, std::vector<std::int64_t> shape,
+                              std::vector<std::int64_t> strides, int* deleted) {
+  auto* o = new Owned{std::move(data), std::move(shape), std::move(strides), deleted};
+  auto* m = new DLManagedTensor{};
+  m->dl_tensor.data = o->data.data();
+  m->dl_tensor.device = {kDLCPU, 0};
+  m->dl_tensor.ndim = int(o->shape.size());
+  m->dl_tensor.dtype = {kDLFloat, 32, 1};
+  m->dl_tensor.shape = o->shape.data();
+  m->dl_tensor.strides = o->strides.empty() ? nullptr : o->strides.data();
+  m->manager_ctx = o;
+  m->deleter = [](DLManagedTensor* self) {
+    auto* o = static_cast<Owned*>(self->manager_ctx);
+    ++*o->deleted;
+    delete o;
+    delete self;
+  };
+  return m;
+}
+
+TEST(Interop, DlpackImportViewsTheMemoryAndCallsTheDeleterOnce) {
+  int deleted = 0;
+  DLManagedTensor* m = make_managed({1, 2, 3, 4, 5, 6}, {2, 3}, {}, &deleted);
+  const float* data = static_cast<const float*>(m->dl_tensor.data);
+  {
+    Tensor t = kiln::from_dlpack(m);
+    EXPECT_EQ(t.shape(), (kiln::Shape{2, 3}));
+    EXPECT_EQ(t.address(), reinterpret_cast<std::uint64_t>(data));  // no copy
+    Tensor u = kiln::add(t, t);
+    EXPECT_EQ(host_floats(u), (std::vector<float>{2, 4, 6, 8, 10, 12}));
+    Tensor view = t.transpose({});
+    t = Tensor();
+    EXPECT_EQ(deleted, 0);  // the view still shares the memory
+    EXPECT_EQ(host_floats(view), (std::vector<float>{1, 4, 2, 5, 3, 6}));
+  }
+  EXPECT_EQ(deleted, 1);
+}
+
+TEST(Interop, DlpackImportNegativeStridesAndRoundTrip) {
+  int deleted = 0;
+  // A reversed 4-vector: data points at the last element of the allocation, stride -1.
+  DLManagedTensor* m = make_managed({10, 20, 30, 40}, {4}, {-1}, &deleted);
+  m->dl_tensor.byte_offset = 3 * 4;
+  Tensor t = kiln::from_dlpack(m);
+  EXPECT_EQ(host_floats(t), (std::vector<float>{40, 30, 20, 10}));
+  DLManagedTensor* back = kiln::to_dlpack(t);
+  Tensor again = kiln::from_dlpack(back);
+  EXPECT_EQ(again.address(), t.address());
+  EXPECT_EQ(host_floats(again), (std::vector<float>{40, 30, 20, 10}));
+  t = again = Tensor();
+  EXPECT_EQ(deleted, 1);
+}
+
+TEST(Interop, DlpackImportRejectsWhatKilnCannotView) {
+  int deleted = 0;
+  DLManagedTensor* m = make_managed({1, 2}, {2}, {}, &deleted);
+  m->dl_tensor.dtype.lanes = 2;
+  try {
+    kiln::from_dlpack(m);
+    FAIL() << "expected unsupported";
+  } catch (const kiln::Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::unsupported);
+    EXPECT_NE(std::string(e.what()).find("lanes 2"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(deleted, 1);  // ownership was taken even though the import failed
+  DLManagedTensor* v = make_managed({1}, {1}, {}, &deleted);
+  v->dl_tensor.device = {kDLVulkan, 0};
+  EXPECT_THROW(kiln::from_dlpack(v), kiln::Error);
+  EXPECT_EQ(deleted, 2);
+}
+
+TEST(Interop, DlpackDtypes) {
+  kiln::Device& cpu = kiln::device("cpu");
+  for (DType t : kiln::kAllDTypes) {
+    Tensor x = Tensor::empty({2}, t, cpu);
+    DLManagedTensor* m = kiln::to_dlpack(x);
+    EXPECT_EQ(m->dl_tensor.dtype.bits, kiln::dtype_size(t) * 8) << kiln::dtype_name(t);
+    Tensor y = kiln::from_dlpack(m);
+    EXPECT_EQ(y.dtype(), t);
+  }
+}
+
+TEST(Interop, WrapMemoryOnTheCpuIsWrittenInPlace) {
+  kiln::Device& cpu = kiln::device("cpu");
+  std::vector<float> mine(6, 0.f);
+  auto buffer = kiln::wrap_memory(cpu, reinterpret_cast<std::uint64_t>(mine.data()), mine.size() * 4);
+  Tensor out = Tensor::view(buffer, {2, 3}, {3, 1}, 0, DType::f32);
+  Tensor x = iota({2, 3}, cpu);
+  kiln::map(kiln::parse_expr("x * 2", {DType::f32}), {x}, std::nullopt, &out);
+  EXPECT_EQ(mine, (std::vector<float>{2, 4, 6, 8, 10, 12}));
+}
+
+// ---- AOT kernels (what generated headers call) -------------------------------------------------------
+
+TEST(Interop, AotKernelTensorAndRawForms) {
+  const kiln::KernelSpec spec = kiln::make_map_spec(kiln::parse_expr("x * sigmoid(x)", {DType::f32}), DType::f32);
+  kiln::AotKernel k(kiln::builtin_registry(), spec.name().c_str(), spec.canonical().c_str());
+  EXPECT_THROW(kiln::AotKernel(kiln::builtin_registry(), "map_f32_f32_00000000", spec.canonical().c_str()),
+               kiln::Error);
+  EXPECT_THROW(kiln::AotKernel(kiln::builtin_registry(), spec.name().c_str(), "map|in=f32|out=f32|block=256|%0=f32:nosuch(%0);"),
+               kiln::Error);
+  // Every built-in kernel's spec rebuilds from its canonical text (what generated headers embed).
+  for (const kiln::KernelEntry& e : kiln::builtin_registry().kernels)
+    EXPECT_EQ(kiln::spec_from_canonical(e.spec).name(), e.name) << e.spec;
+  kiln::Device& cpu = kiln::device("cpu");
+  const Tensor x = iota({5, 7}, cpu);
+  const std::vector<float> want = host_floats(k.run({x}));
+  for (kiln::Device* d : kiln::devices()) {
+    SCOPED_TRACE(d->id());
+    const Tensor xd = x.to(*d);
+    const std::vector<float> got = host_floats(k.run({xd}));
+    for (std::size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-5f * std::abs(want[i]));
+    Tensor out = Tensor::empty({5, 7}, DType::f32, *d);
+    k.launch(d->default_stream(), {xd.storage().get()}, *out.storage(), 35);
+    const std::vector<float> raw = host_floats(out);
+    for (std::size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(raw[i], want[i], 1e-5f * std::abs(want[i]));
+    EXPECT_THROW(k.launch(d->default_stream(), {xd.storage().get()}, *out.storage(), 36), kiln::Error);
+  }
+}
+
+TEST(Interop, AotKernelNotBuiltForTheBackendIsCompiledJustInTime) {
+  const kiln::KernelSpec spec = kiln::make_map_spec(kiln::parse_expr("x * 3 - 1", {DType::f32}), DType::f32);
+  const std::string name = spec.name(), canonical = spec.canonical();
+  // A registry as kilnc pack writes it for a build with neither nvcc nor SPIR-V for this kernel.
+  const kiln::KernelFunction functions[] = {{"contig", {}}, {"strided", {}}};
+  const kiln::KernelEntry entries[] = {{name.c_str(), canonical.c_str(), -1, 2, functions, 256}};
+  const kiln::Registry registry{std::span<const kiln::KernelEntry>(entries, 1), {}};
+  kiln::AotKernel k(registry, name.c_str(), canonical.c_str());
+  for (kiln::Device* d : kiln::devices()) {
+    SCOPED_TRACE(d->id());
+    const Tensor x = iota({3, 3}, *d);
+    EXPECT_EQ(host_floats(k.run({x}))[8], 26.f);
+    Tensor out = Tensor::empty({9}, DType::f32, *d);
+    k.launch(d->default_stream(), {x.storage().get()}, *out.storage(), 9);
+    EXPECT_EQ(host_floats(out)[0], 2.f);
+  }
+}
+
+// ---- Vulkan -------------------------------------------------------------------------------------------
+
+TEST(Interop, VulkanBufferRangeMatchesTheDeviceAddress) {
+  kiln::Device* d = first_device(kiln::Backend::vulkan);
+  if (!d) GTEST_SKIP() << "no Vulkan device: " << unavailable(kiln::Backend::vulkan);
+  Tensor t = iota({100}, *d);
+  const kiln::VulkanBufferRange r = kiln::vulkan_buffer(*t.storage());
+  ASSERT_NE(r.buffer, nullptr);
+  EXPECT_EQ(r.size, 400u);
+  const kiln::VulkanDeviceHandles h = kiln::vulkan_handles(*d);
+  VkBufferDeviceAddressInfo info{VK_STRUCTURE_TYPE_BUFFER_DEVICE_ADDRESS_INFO};
+  info.buffer = r.buffer;
+  EXPECT_EQ(vkGetBufferDeviceAddress(h.device, &info) + r.offset, r.device_address);
+  EXPECT_EQ(r.device_address, t.storage()->device_address());
+  EXPECT_THROW(kiln::vulkan_buffer(*iota({1}, kiln::device("cpu")).storage()), kiln::Error);
+  try {
+    kiln::to_dlpack(t);
+    FAIL() << "expected unsupported";
+  } catch (const kiln::Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::unsupported);
+  }
+  EXPECT_THROW(kiln::wrap_memory(*d, r.device_address, 4), kiln::Error);
+}
+
+// The caller's own instance and device, created with volk's entry points (Kiln loaded them).
+struct CallerVulkan {
+  VkInstance instance = VK_NULL_HANDLE;
+  VkPhysicalDevice physical = VK_NULL_HANDLE;
+  VkDevice device = VK_NULL_HANDLE;
+  VkQueue queue = VK_NULL_HANDLE;
+  std::uint32_t family = 0;
+  VkPhysicalDeviceFeatures2 f2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
+  VkPhysicalDeviceVulkan11Features f11{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES};
+  VkPhysicalDeviceVulkan12Features f12{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
+
+  explicit CallerVulkan(bool with_kiln_features) {
+    VkApplicationInfo app{VK_STRUCTURE_TYPE_APPLICATION_INFO};
+    app.apiVersion = VK_API_VERSION_1_3;
+    VkInstanceCreateInfo ici{VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO};
+    ici.pApplicationInfo = &app;
+    if (vkCreateInstance(&ici, nullptr, &instance) != VK_SUCCESS) return;
+    std::uint32_t n = 1;
+    vkEnumeratePhysicalDevices(instance, &n, &physical);
+    std::uint32_t nf = 0;
+    vkGetPhysicalDeviceQueueFamilyProperties(physical, &nf, nullptr);
+    std::vector<VkQueueFamilyProperties> fams(nf);
+    vkGetPhysicalDeviceQueueFamilyProperties(physical, &nf, fams.data());
+    for (std::uint32_t i = 0; i < nf; ++i)
+      if (fams[i].queueFlags & VK_QUEUE_COMPUTE_BIT) { family = i; break; }
+    f2.pNext = &f11;
+    f11.pNext = &f12;
+    if (with_kiln_features) {
+      f2.features.shaderInt64 = VK_TRUE;
+      f12.bufferDeviceAddress = VK_TRUE;
+      f12.timelineSemaphore = VK_TRUE;
+    }
+    const float prio = 1;
+    VkDeviceQueueCreateInfo qi{VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO};
+    qi.queueFamilyIndex = family;
+    qi.queueCount = 1;
+    qi.pQueuePriorities = &prio;
+    VkDeviceCreateInfo ci{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
+    ci.pNext = &f2;
+    ci.queueCreateInfoCount = 1;
+    ci.pQueueCreateInfos = &qi;
+    if (vkCreateDevice(physical, &ci, nullptr, &device) != VK_SUCCESS) return;
+    vkGetDeviceQueue(device, family, 0, &queue);
+  }
+  ~CallerVulkan() {
+    if (device) vkDestroyDevice(device, nullptr);
+    if (instance) vkDestroyInstance(instance, nullptr);
+  }
+  kiln::VulkanDeviceHandles handles() const {
+    return {instance, physical, device, family, {queue}, VK_API_VERSION_1_3, &f2};
+  }
+};
+
+TEST(Interop, WrapCallersVulkanDevice) {
+  if (!first_device(kiln::Backend::vulkan)) GTEST_SKIP() << "no Vulkan device: " << unavailable(kiln::Backend::vulkan);
+  CallerVulkan caller(true);
+  ASSERT_NE(caller.queue, nullptr) << "creating the caller's VkDevice failed";
+  {
+    std::unique_ptr<kiln::Device> dev = kiln::wrap_vulkan_device(caller.handles());
+    EXPECT_EQ(dev->backend(), kiln::Backend::vulkan);
+    // Without 8/16-bit features the narrow dtypes are not offered; f32 and s64 are.
+    const auto& dts = dev->info().dtypes;
+    EXPECT_NE(std::find(dts.begin(), dts.end(), DType::f32), dts.end());
+    EXPECT_NE(std::find(dts.begin(), dts.end(), DType::s64), dts.end());
+    EXPECT_EQ(std::find(dts.begin(), dts.end(), DType::f16), dts.end());
+    const kiln::VulkanDeviceHandles h = kiln::vulkan_handles(*dev);
+    EXPECT_EQ(h.device, caller.device);
+    EXPECT_EQ(h.instance, nullptr);
+    Tensor x = iota({4, 5}, *dev);
+    Tensor y = kiln::multiply(kiln::add(x, x), x.slice(0, 0, 1));  // broadcast: strided kernel
+    const std::vector<float> got = host_floats(y);
+    for (int i = 0; i < 20; ++i) EXPECT_EQ(got[i], 2.f * (i + 1) * float(i % 5 + 1)) << i;
+    auto s = dev->create_stream();
+    Tensor z = x.to(kiln::device("cpu"));
+    EXPECT_EQ(host_floats(z)[19], 20.f);
+  }  // the Kiln device goes first, then the caller destroys its VkDevice
+}
+
+TEST(Interop, WrapVulkanDeviceNamesMissingFeatures) {
+  if (!first_device(kiln::Backend::vulkan)) GTEST_SKIP() << "no Vulkan device: " << unavailable(kiln::Backend::vulkan);
+  CallerVulkan caller(false);
+  ASSERT_NE(caller.queue, nullptr);
+  try {
+    kiln::wrap_vulkan_device(caller.handles());
+    FAIL() << "expected unsupported";
+  } catch (const kiln::Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::unsupported);
+    EXPECT_NE(std::string(e.what()).find("bufferDeviceAddress timelineSemaphore"), std::string::npos) << e.what();
+  }
+  kiln::VulkanDeviceHandles h = caller.handles();
+  h.queues.clear();
+  EXPECT_THROW(kiln::wrap_vulkan_device(h), kiln::Error);
+}
+
+// ---- CUDA ---------------------------------------------------------------------------------------------
+
+TEST(Interop, CudaWrapStreamAndDlpack) {
+  kiln::Device* d = first_device(kiln::Backend::cuda);
+  if (!d) GTEST_SKIP() << "no CUDA device: " << unavailable(kiln::Backend::cuda);
+  void* native = kiln::cuda::native_stream(d->default_stream());
+  std::unique_ptr<kiln::Stream> s = kiln::cuda::wrap_stream(*d, native);
+  EXPECT_EQ(kiln::cuda::native_stream(*s), native);
+  Tensor x = iota({64}, *d);
+  Tensor out = Tensor::empty({64}, DType::f32, *d);
+  const kiln::KernelSpec spec = kiln::make_map_spec(kiln::parse_expr("x + 1", {DType::f32}), DType::f32);
+  kiln::AotKernel k(kiln::builtin_registry(), spec.name().c_str(), spec.canonical().c_str());
+  k.launch(*s, {x.storage().get()}, *out.storage(), 64);
+  s->synchronize();
+  s.reset();  // the caller's stream survives
+  EXPECT_EQ(host_floats(out)[63], 65.f);
+  // DLPack both ways on the device: same device pointer.
+  DLManagedTensor* m = kiln::to_dlpack(x);
+  EXPECT_EQ(m->dl_tensor.device.device_type, kDLCUDA);
+  Tensor back = kiln::from_dlpack(m);
+  EXPECT_EQ(back.address(), x.address());
+  EXPECT_EQ(host_floats(back)[0], 1.f);
+  auto wrapped = kiln::wrap_memory(*d, x.storage()->device_address(), 64 * 4);
+  EXPECT_EQ(host_floats(Tensor::view(wrapped, {64}, {1}, 0, DType::f32))[10], 11.f);
+}
+
+TEST(Interop, CudaWrapStreamRejectsOtherDevices) {
+  EXPECT_THROW(kiln::cuda::wrap_stream(kiln::device("cpu"), nullptr), kiln::Error);
+}
+
+}  // namespace
