@@ -319,7 +319,8 @@ class Parser {
     if (cast_to) {
       if (args.size() != 1)
         error(at.line, at.col, fmt::format("{} takes one value to convert", name.text));
-      return make(expr_.cast(materialize(args[0], std::nullopt), *cast_to), at);
+      // A number converted to a dtype is that dtype's value of the number: f64(0.1) is exact.
+      return make(expr_.cast(materialize(args[0], cast_to), *cast_to), at);
     }
     auto op = find_op(name.text);
     if (!op) error(name, fmt::format("unknown function '{}'", name.text));

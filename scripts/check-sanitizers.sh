@@ -6,7 +6,8 @@
 #         just in time); runs the threading and runtime tests.
 # Usage: scripts/check-sanitizers.sh [asan|tsan|all]   (default all). Any sanitizer report fails.
 # Both builds leave out nvcc (KILN_BUILD_CUDA_KERNELS=OFF): the CUDA tests skip without a GPU.
-# Suppressions (third-party driver code only, each with its reason) are in scripts/sanitizers/.
+# Suppressions (third-party driver code only, each with its reason) are in scripts/sanitizers/:
+# lavapipe and the validation layer (LSan), lavapipe (TSan).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}

@@ -216,6 +216,15 @@ TEST(Expr, ToStringParsesBackToTheSameExpression) {
   EXPECT_EQ(e.canonical(), back.canonical()) << e.to_string();
 }
 
+TEST(Expr, ToStringKeepsConstantsExact) {
+  // A number inside a dtype call takes that dtype directly (no detour through f32).
+  Expr e = parse_expr("x * f64(1e-30) + f64(0.1)", {D::f64});
+  Expr back = parse_expr(e.to_string(), {D::f64});
+  EXPECT_EQ(e.canonical(), back.canonical()) << e.to_string();
+  EXPECT_DOUBLE_EQ(eval1("f64(0.1) + x", {D::f64}, {0}), 0.1);
+  EXPECT_EQ(eval1("s8(300)", {D::s32}, {0}), 44);  // integers still wrap like a cast
+}
+
 TEST(Spec, NamesAreStableAndEncodeDtypes) {
   KernelSpec s = single_op_spec(Op::add, D::f32);
   EXPECT_EQ(s.name().substr(0, 15), "map_f32f32_f32_");
