@@ -114,10 +114,18 @@ namespace {
 void run_gpu(std::string_view op, const KernelSpec& spec, const std::vector<Tensor>& operands,
              const Tensor& out, const Registry* first) {
   Device& device = out.device();
-  const Registry* registry = first;
-  const KernelEntry* entry = first ? first->find(spec.name()) : nullptr;
-  if (entry && !built_for(*entry, device.backend())) entry = nullptr;  // e.g. built without nvcc: JIT
-  if (!entry) entry = (registry = &builtin_registry())->find(spec.name());
+  // The caller's registry first, then the built-in one; an entry not built for this backend
+  // (e.g. a build without nvcc) counts as absent, so the spec is compiled just in time instead.
+  const Registry* registry = nullptr;
+  const KernelEntry* entry = nullptr;
+  for (const Registry* r : {first, &builtin_registry()}) {
+    const KernelEntry* e = r ? r->find(spec.name()) : nullptr;
+    if (e && built_for(*e, device.backend())) {
+      registry = r;
+      entry = e;
+      break;
+    }
+  }
   if (!entry) {
     std::string why;
     auto jit = jit_kernel(device, spec, &why);
