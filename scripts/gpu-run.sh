@@ -12,20 +12,28 @@
 #
 # Usage (from the bundle folder; on the device machine OUTDIR is $OUT):
 #   ./gpu-run.sh OUTDIR [--dry-run] [--budget SECONDS] [STEP ...]
-# Steps, in the order they run (default: all):
-#   unit cuda vulkan bench-cuda torch bench-vulkan bench-peer memcheck racecheck
-# (bench-peer: kiln-bench --peer torch on cuda:0, when this kiln-bench has --peer; on success its
-# report replaces bench-cuda.json)
-# (the `env` step, which sets up and prints the machine, always runs first).
-# Every step is time-boxed; together they stay inside --budget seconds (default 540, the device
-# tool's per-call limit is 600): a step that no longer fits is reported NOT-RUN, to be run in a
-# second call by naming it. A failing step does not stop the others.
+# Steps, in the order they run (default: cuda vulkan bench-cuda bench-vulkan torch memcheck):
+#   cuda          the conformance suite on cuda:0 in KILN_SHARDS concurrent processes, and beside it
+#                 the unit tests (whose default device there is cuda:0): rows `cuda` and `unit`
+#   vulkan        the conformance suite on vulkan:0 (the NVIDIA driver), validation layer on, sharded
+#   bench-cuda    kiln-bench on cuda:0: its peaks (copy, FMA, cuBLAS) and headline cases, with
+#                 --peer torch (PyTorch eager and torch.compile in the same run) when PyTorch is there
+#   bench-vulkan  kiln-bench on vulkan:0 (the Vulkan/CUDA ratio on the same GPU)
+#   torch         torch_peer.py: PyTorch's own kernels and cuBLAS GEMM peaks through torch.matmul
+#   memcheck      compute-sanitizer memcheck on a small CUDA subset
+# Nameable too: unit (alone), racecheck. (The `env` step, which sets up and prints the machine,
+# always runs first.) Every step is time-boxed; together they stay inside --budget seconds (default
+# 450: one device call of at most 8 minutes with the unpacking, leaving time in a 15-minute lease to
+# start the machine and rerun one step). A step that no longer fits is reported NOT-RUN, to be run
+# in a second call by naming it. A failing step does not stop the others, and every step writes its
+# files and the summary as soon as it ends, so a call cut short keeps what finished.
 #
 # --dry-run (or KILN_DRY_RUN=1): for a machine without a GPU (CI, lavapipe). The CUDA steps expect
 # "no device" and skip; Vulkan runs a small subset of the conformance suite; the bench runs small.
 #
 # Environment overrides: KILN_UNIT_FILTER, KILN_CUDA_FILTER, KILN_VK_FILTER, KILN_SAN_FILTER,
-# KILN_BENCH_SIZE (elements), KILN_BENCH_ARGS (extra kiln-bench arguments).
+# KILN_BENCH_SIZE (elements), KILN_BENCH_ARGS (extra kiln-bench arguments), KILN_SHARDS (concurrent
+# conformance processes; default: a quarter of the cores, 1 to 6), KILN_GPU_BUDGET_S.
 #
 # Exit status: 0 when every step passed (or skipped as expected), 1 when a step failed or did not
 # fit in the budget (NOT-RUN), 2 on bad usage.
@@ -37,8 +45,9 @@ BUNDLE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 OUTDIR=""
 DRY=${KILN_DRY_RUN:-0}
 [[ "$DRY" == "0" || -z "$DRY" ]] && DRY=0 || DRY=1
-BUDGET=${KILN_GPU_BUDGET_S:-540}
-ALL_STEPS=(unit cuda vulkan bench-cuda torch bench-vulkan bench-peer memcheck racecheck)
+BUDGET=${KILN_GPU_BUDGET_S:-450}
+ALL_STEPS=(cuda vulkan bench-cuda bench-vulkan torch memcheck unit racecheck)
+DEFAULT_STEPS=(cuda vulkan bench-cuda bench-vulkan torch memcheck)
 STEPS=()
 while (($#)); do
   case "$1" in
@@ -56,7 +65,10 @@ while (($#)); do
   shift
 done
 if [[ -z "$OUTDIR" ]]; then echo "gpu-run.sh: OUTDIR missing" >&2; usage >&2; exit 2; fi
-((${#STEPS[@]})) || STEPS=("${ALL_STEPS[@]}")
+((${#STEPS[@]})) || STEPS=("${DEFAULT_STEPS[@]}")
+SHARDS=${KILN_SHARDS:-$(( $(nproc 2>/dev/null || echo 4) / 4 ))}
+(( SHARDS < 1 )) && SHARDS=1
+(( SHARDS > 6 )) && SHARDS=6
 mkdir -p "$OUTDIR" || exit 2
 OUTDIR=$(cd "$OUTDIR" && pwd)
 
@@ -277,6 +289,37 @@ gtest_step() {
   local name=$1 cap=$2 expect=$3 json=$4; shift 4
   rm -f "$json"
   run_step "$name" "$cap" "$@" --gtest_output="json:$json" || return 0
+  gtest_record "$name" "$expect" "$json"
+}
+
+# Runs kiln-tests with a filter in $2 concurrent gtest shards (GTEST_TOTAL_SHARDS), each
+# time-boxed to $1 s, in the background; the shards' JSON reports are merged into $4 and their logs
+# into $5 by gtest_shards_wait. $6... : extra environment (VAR=value) for the shards.
+gtest_shards_start() {
+  local t=$1 n=$2 filter=$3 json=$4 logf=$5 i; shift 5
+  SHARD_PIDS=(); rm -f "$json" "$json".shard* "$logf".shard*
+  for ((i = 0; i < n; i++)); do
+    env "$@" GTEST_TOTAL_SHARDS="$n" GTEST_SHARD_INDEX="$i" timeout -k 10 "$t" "$TESTS" \
+      --gtest_filter="$filter" --gtest_output="json:$json.shard$i" >"$logf.shard$i" 2>&1 </dev/null &
+    SHARD_PIDS+=($!)
+  done
+}
+gtest_shards_wait() {  # json logf: sets STEP_RC (the worst shard's), STEP_TIMEOUT
+  local json=$1 logf=$2 pid r
+  STEP_RC=0; STEP_TIMEOUT=0
+  for pid in "${SHARD_PIDS[@]}"; do
+    wait "$pid"; r=$?
+    (( r == 124 || r == 137 )) && STEP_TIMEOUT=1
+    (( r > STEP_RC )) && STEP_RC=$r
+  done
+  cat "$logf".shard* >"$logf" 2>/dev/null; rm -f "$logf".shard*
+  if [[ -n "$PY" ]] && compgen -G "$json.shard*" >/dev/null; then "$PY" "$REPORT" gtest-merge "$json" "$json".shard* 2>>"$LOG"; fi
+  rm -f "$json".shard*
+}
+
+# Records a finished gtest run (STEP_RC, STEP_TIMEOUT, STEP_SECS, STEP_LOG set) as row $1.
+gtest_record() {
+  local name=$1 expect=$2 json=$3
   local c p f s n status note=""
   c=$(gtest_counts "$json" "$STEP_LOG"); read -r p f s n <<<"$c"
   if (( STEP_TIMEOUT )); then
@@ -301,6 +344,43 @@ gtest_step() {
     [[ -n "$sk" ]] && note="${note:+$note; }skips: $sk"
   fi
   record "$name" "$status" "$STEP_RC" "$STEP_SECS" "$p/$f/$s" "$note"
+}
+# The conformance suite of one device in $SHARDS concurrent gtest shards. With $6 = 1 the unit
+# tests run beside it in one more process (their default device on a GPU machine is cuda:0) and
+# are recorded as the row `unit`.
+conformance_step() {  # name cap expect json filter [with_unit]
+  local name=$1 cap=$2 expect=$3 json=$4 filter=$5 with_unit=${6:-0}
+  local left t upid="" t0 env=()
+  left=$(remaining); t=$(( cap < left - 5 ? cap : left - 5 ))
+  if (( t < 10 )); then
+    record "$name" NOT-RUN - 0 "" "no time left in the ${BUDGET}s budget: run again with './gpu-run.sh OUT $name'"
+    (( with_unit )) && record unit NOT-RUN - 0 "" "no time left in the ${BUDGET}s budget"
+    return 0
+  fi
+  log ""
+  log "=== $name: kiln-tests --gtest_filter=$filter in $SHARDS shards$( ((with_unit)) && echo " + unit ($UNIT_FILTER)") (timeout ${t}s, $(elapsed)s elapsed) ==="
+  t0=$(now)
+  if (( with_unit )); then
+    rm -f "$OUTDIR/tests-unit.json"
+    KILN_VK_VALIDATION=1 timeout -k 10 "$t" "$TESTS" --gtest_filter="$UNIT_FILTER" \
+      --gtest_output="json:$OUTDIR/tests-unit.json" >"$WORK/unit.log" 2>&1 </dev/null &
+    upid=$!
+  fi
+  [[ "$name" == vulkan ]] && env=(KILN_VK_VALIDATION=1)
+  gtest_shards_start "$t" "$SHARDS" "$filter" "$json" "$WORK/$name.log" "${env[@]}"
+  gtest_shards_wait "$json" "$WORK/$name.log"
+  STEP_SECS=$(awk -v a="$t0" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}'); STEP_LOG="$WORK/$name.log"
+  cat "$STEP_LOG" >>"$LOG"
+  log "=== $name: exit $STEP_RC after ${STEP_SECS}s ==="
+  gtest_record "$name" "$expect" "$json"
+  if [[ -n "$upid" ]]; then
+    wait "$upid"; STEP_RC=$?
+    (( STEP_RC == 124 || STEP_RC == 137 )) && STEP_TIMEOUT=1 || STEP_TIMEOUT=0
+    STEP_SECS=$(awk -v a="$t0" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}'); STEP_LOG="$WORK/unit.log"
+    cat "$STEP_LOG" >>"$LOG"
+    log "=== unit: exit $STEP_RC after ${STEP_SECS}s ==="
+    gtest_record unit pass "$OUTDIR/tests-unit.json"
+  fi
 }
 
 sanitizer_step() {
@@ -327,6 +407,9 @@ sanitizer_step() {
 bench_step() {  # name device json expect(pass|skip)
   local name=$1 dev=$2 json=$3 expect=$4 cap=$5
   local args=(--device "$dev" --json "$json")
+  # The PyTorch peer (eager and torch.compile) in the same run, on CUDA, when PyTorch is there.
+  if [[ "$dev" == cuda:* && "$DRY" == 0 && -n "$PY" ]] && "$BENCH" --help 2>&1 | grep -q -- '--peer' &&
+     "$PY" -c 'import torch' >/dev/null 2>&1; then args+=(--peer torch); fi
   if [[ "$DRY" == 1 ]]; then args+=(--size "${KILN_BENCH_SIZE:-65536}" --repeats 3 --warmup 1)
   elif [[ -n "${KILN_BENCH_SIZE:-}" ]]; then args+=(--size "$KILN_BENCH_SIZE"); fi
   # shellcheck disable=SC2206
@@ -371,23 +454,6 @@ torch_step() {
   else status=FAIL; note=$(grep -m1 -i 'error' "$STEP_LOG" | cut -c1-200)
   fi
   record torch "$status" "$STEP_RC" "$STEP_SECS" "" "$note"
-}
-
-bench_peer_step() {
-  local cap=$1 json="$WORK/bench-peer.json"
-  if [[ "$DRY" == 1 ]]; then record bench-peer SKIP - 0 "" "dry run: no GPU"; return; fi
-  if ! "$BENCH" --help 2>&1 | grep -q -- '--peer'; then record bench-peer SKIP - 0 "" "this kiln-bench has no --peer"; return; fi
-  if [[ -z "$PY" ]] || ! "$PY" -c 'import torch' >/dev/null 2>&1; then record bench-peer FAIL - 0 "" "python3 with PyTorch not found"; return; fi
-  local args=(--device cuda:0 --peer torch --json "$json")
-  [[ -n "${KILN_BENCH_SIZE:-}" ]] && args+=(--size "$KILN_BENCH_SIZE")
-  run_step bench-peer "$cap" "$BENCH" "${args[@]}" || return 0
-  local status note=""
-  if (( STEP_TIMEOUT )); then status=FAIL; note="timed out (bench-cuda.json kept)"
-  elif (( STEP_RC == 0 )) && [[ -s "$json" ]]; then
-    status=PASS; mv -f "$json" "$OUTDIR/bench-cuda.json"; note="its report (with peers) replaced bench-cuda.json"
-  else status=FAIL; note="$(grep -m1 -i 'kiln-bench:\|fail\|error' "$STEP_LOG" | cut -c1-200) (bench-cuda.json kept)"
-  fi
-  record bench-peer "$status" "$STEP_RC" "$STEP_SECS" "" "$note"
 }
 
 write_summary() {
@@ -459,15 +525,14 @@ fi
 
 for step in "${STEPS[@]}"; do
   case "$step" in
+    cuda)   conformance_step cuda 150 "$CUDA_EXPECT" "$OUTDIR/tests-cuda.json" "$CUDA_FILTER" 1 ;;
+    vulkan) conformance_step vulkan 120 pass "$OUTDIR/tests-vulkan.json" "$VK_FILTER" ;;
     unit)   KILN_VK_VALIDATION=1 gtest_step unit 150 pass "$OUTDIR/tests-unit.json" "$TESTS" --gtest_filter="$UNIT_FILTER" ;;
-    cuda)   gtest_step cuda 180 "$CUDA_EXPECT" "$OUTDIR/tests-cuda.json" "$TESTS" --gtest_filter="$CUDA_FILTER" ;;
-    vulkan) KILN_VK_VALIDATION=1 gtest_step vulkan 210 pass "$OUTDIR/tests-vulkan.json" "$TESTS" --gtest_filter="$VK_FILTER" ;;
     bench-cuda)   bench_step bench-cuda cuda:0 "$OUTDIR/bench-cuda.json" "$([[ $DRY == 1 ]] && echo skip || echo pass)" 120 ;;
-    torch)        torch_step 90 ;;
-    bench-vulkan) bench_step bench-vulkan vulkan:0 "$OUTDIR/bench-vulkan.json" pass 120 ;;
-    bench-peer)   bench_peer_step 200 ;;
-    memcheck)     sanitizer_step memcheck 120 ;;
-    racecheck)    sanitizer_step racecheck 120 ;;
+    bench-vulkan) bench_step bench-vulkan vulkan:0 "$OUTDIR/bench-vulkan.json" pass 50 ;;
+    torch)        torch_step 40 ;;
+    memcheck)     sanitizer_step memcheck 60 ;;
+    racecheck)    sanitizer_step racecheck 90 ;;
   esac
 done
 

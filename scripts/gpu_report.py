@@ -4,11 +4,12 @@
   gpu_report.py gtest-counts FILE.json            -> "pass fail skip total"
   gpu_report.py gtest-failures FILE.json [N]      -> the first N failed tests, one line each
   gpu_report.py gtest-skips FILE.log [N]          -> the N most common skip reasons with counts
+  gpu_report.py gtest-merge OUT.json IN.json...   -> one gtest JSON of several shards' reports
   gpu_report.py bench-brief FILE.json             -> one line: copy GB/s, slowest % of copy, failures
   gpu_report.py compare --kiln B.json [--vulkan V.json] [--torch T.json]
                                                   -> table: Kiln CUDA / Kiln Vulkan / PyTorch per case
   gpu_report.py results DIR [--out bench/results] -> one JSON of a run (tests, benches, peer, summary)
-                                                     named <date>-<gpu>.json, to commit
+                                                     named <date>-<gpu>-<commit>.json, to commit
 """
 import argparse
 import collections
@@ -49,6 +50,34 @@ def cmd_gtest_counts(a):
         else:
             p += 1
     print(p, f, s, p + f + s)
+    return 0
+
+
+def cmd_gtest_merge(a):
+    """Merges the JSON reports of gtest shards (GTEST_SHARD_INDEX) into one; missing or cut-off
+    shards (a timeout leaves none) are skipped, so counts come from what did report."""
+    out = {"tests": 0, "failures": 0, "disabled": 0, "errors": 0, "time": "0s", "testsuites": []}
+    suites = collections.OrderedDict()
+    secs = 0.0
+    for path in a.inputs:
+        d = load(path)
+        if d is None:
+            continue
+        out.setdefault("timestamp", d.get("timestamp"))
+        for k in ("tests", "failures", "disabled", "errors"):
+            out[k] += int(d.get(k, 0))
+        secs = max(secs, float(str(d.get("time", "0s")).rstrip("s") or 0))
+        for suite in d.get("testsuites", []):
+            s = suites.setdefault(suite.get("name", "?"), {"name": suite.get("name", "?"), "tests": 0,
+                                                          "failures": 0, "testsuite": []})
+            s["tests"] += int(suite.get("tests", 0))
+            s["failures"] += int(suite.get("failures", 0))
+            s["testsuite"].extend(suite.get("testsuite", []))
+    out["time"] = f"{secs:.3f}s"
+    out["testsuites"] = list(suites.values())
+    with open(a.out + ".tmp", "w") as f:
+        json.dump(out, f, indent=1)
+    os.replace(a.out + ".tmp", a.out)
     return 0
 
 
@@ -230,11 +259,15 @@ def cmd_results(a):
             break
     ts = next((doc[k].get("timestamp") for k in ("kiln_cuda", "torch", "kiln_vulkan") if k in doc), None)
     date = (ts or "")[:10] or __import__("time").strftime("%Y-%m-%d")
-    doc["gpu"], doc["date"] = gpu, date
+    commit = next((doc[k].get("kiln", {}).get("commit") for k in ("kiln_cuda", "kiln_vulkan") if k in doc), None)
+    if not commit:
+        m = re.search(r"bundle: (\S+) built", "\n".join(doc.get("summary", [])))
+        commit = m.group(1) if m else "unknown"
+    doc["gpu"], doc["date"], doc["commit"] = gpu, date, commit
     slug = re.sub(r"[^a-z0-9]+", "-", gpu.lower().replace("nvidia", "")).strip("-") or "gpu"
     out = a.out
     if os.path.isdir(out):
-        out = os.path.join(out, f"{date}-{slug}.json")
+        out = os.path.join(out, f"{date}-{slug}-{re.sub(r'[^A-Za-z0-9]+', '-', commit).strip('-')}.json")
     with open(out + ".tmp", "w") as f:
         json.dump(doc, f, indent=1)
         f.write("\n")
@@ -251,6 +284,8 @@ def main():
     s.set_defaults(fn=cmd_gtest_failures)
     s = sub.add_parser("gtest-skips"); s.add_argument("file"); s.add_argument("n", type=int, nargs="?", default=3)
     s.set_defaults(fn=cmd_gtest_skips)
+    s = sub.add_parser("gtest-merge"); s.add_argument("out"); s.add_argument("inputs", nargs="+")
+    s.set_defaults(fn=cmd_gtest_merge)
     s = sub.add_parser("bench-brief"); s.add_argument("file"); s.set_defaults(fn=cmd_bench_brief)
     s = sub.add_parser("compare"); s.add_argument("--kiln"); s.add_argument("--vulkan"); s.add_argument("--torch")
     s.set_defaults(fn=cmd_compare)
