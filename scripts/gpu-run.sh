@@ -415,7 +415,29 @@ bench_step() {  # name device json expect(pass|skip)
   # shellcheck disable=SC2206
   [[ -n "${KILN_BENCH_ARGS:-}" ]] && args+=($KILN_BENCH_ARGS)
   rm -f "$json"
-  run_step "$name" "$cap" "$BENCH" "${args[@]}" || return 0
+  # The clocks while it runs (sampled every 250 ms): a slow case may be a slow clock, not a slow kernel.
+  local smi_pid=""
+  if [[ -n "$NVSMI" && "$DRY" == 0 ]]; then
+    "$NVSMI" --query-gpu=clocks.sm,clocks.mem,pstate,power.draw --format=csv,noheader,nounits -lms 250 \
+      >"$WORK/$name.clocks" 2>/dev/null &
+    smi_pid=$!
+  fi
+  run_step "$name" "$cap" "$BENCH" "${args[@]}"
+  local started=$?
+  if [[ -n "$smi_pid" ]]; then kill "$smi_pid" 2>/dev/null; wait "$smi_pid" 2>/dev/null; fi
+  ((started == 0)) || return 0
+  local clocks=""
+  if [[ -s "$WORK/$name.clocks" ]]; then
+    { echo "--- $name: nvidia-smi clocks.sm, clocks.mem, pstate, power.draw every 250 ms"; cat "$WORK/$name.clocks"; } >>"$LOG"
+    local f="$WORK/$name.clocks" n sm mem ps
+    n=$(grep -c '^[0-9]' "$f")
+    if ((n > 0)); then
+      sm=$(grep '^[0-9]' "$f" | cut -d, -f1 | tr -d ' ' | sort -n | awk -v n="$n" 'NR == 1 { lo = $1 } NR == int((n + 1) / 2) { med = $1 } END { printf "%s MHz (min %s, max %s)", med, lo, $1 }')
+      mem=$(grep '^[0-9]' "$f" | cut -d, -f2 | tr -d ' ' | sort -n | awk -v n="$n" 'NR == int((n + 1) / 2) { print $1 }')
+      ps=$(grep '^[0-9]' "$f" | cut -d, -f3 | tr -d ' ' | sort | uniq -c | awk '{ printf "%s%s x%s", (NR > 1 ? ", " : ""), $2, $1 }')
+      clocks="clocks: SM median $sm, memory $mem MHz, $ps"
+    fi
+  fi
   local status note=""
   if (( STEP_TIMEOUT )); then status=FAIL; note="timed out"
   elif [[ "$expect" == skip ]]; then
@@ -427,6 +449,7 @@ bench_step() {  # name device json expect(pass|skip)
     local b; b=$("$PY" "$REPORT" bench-brief "$json" 2>/dev/null)
     [[ -n "$b" ]] && note="${note:+$note; }$b"
   fi
+  [[ -n "$clocks" ]] && note="${note:+$note; }$clocks"
   record "$name" "$status" "$STEP_RC" "$STEP_SECS" "" "$note"
 }
 

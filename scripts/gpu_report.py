@@ -185,9 +185,6 @@ def cmd_compare(a):
     K, V, T = cases_by_name(kiln), cases_by_name(vk), cases_by_name(torch)
     names = list(K) + [n for n in V if n not in K] + [n for n in T if n not in K and n not in V]
 
-    def gb(c):
-        return f"{c['gb_per_s']:8.1f}" if c and c.get("gb_per_s") else "       -"
-
     def pct(c):
         v = pct_of(c)
         return f"{v:5.1f}%" if v is not None else "     -"
@@ -200,20 +197,27 @@ def cmd_compare(a):
             head.append(f"{label}: {dev.get('name', '?') if isinstance(dev, dict) else dev}, "
                         f"{elements_of(d)} elements")
     print("Bandwidth (GB/s, bytes read + written; % of that device's copy or bandwidth peak):  " + " | ".join(head))
-    print(f"{'case':<22} {'cuda GB/s':>9} {'%roof':>6} {'vk GB/s':>9} {'%roof':>6} {'torch GB/s':>10} {'%copy':>6} {'cuda/torch':>10}")
+    print("eager / compile: the same expression through PyTorch eager and torch.compile (kiln-bench --peer torch);"
+          " torch op: PyTorch's own kernel for the op (torch_peer.py)")
+    print(f"{'case':<22} {'cuda GB/s':>9} {'%roof':>6} {'vk GB/s':>8} {'%roof':>6} {'vk/cuda':>7} {'eager':>8} "
+          f"{'compile':>8} {'torch op':>8} {'cuda/eager':>10} {'cuda/compile':>12} {'cuda/op':>7}")
+
+    def num(v, w, f="8.1f"):
+        return f"{v:{w}.{f.split('.')[1]}}" if isinstance(v, (int, float)) else " " * (w - 1) + "-"
+
     for n in names:
         k, v, t = K.get(n), V.get(n), T.get(n)
-        tg = peer_gbps(k) or (t or {}).get("gb_per_s")
-        if t is None and tg:
-            t = {"gb_per_s": tg}
-        ratio = "         -"
-        if k and k.get("gb_per_s") and tg:
-            ratio = f"{k['gb_per_s'] / tg:10.2f}"
+        kg = (k or {}).get("gb_per_s")
+        vg = (v or {}).get("gb_per_s")
+        eg, cg, tg = peer_gbps(k, "torch.eager"), peer_gbps(k, "torch.compile"), (t or {}).get("gb_per_s")
+        ratio = lambda a, b: a / b if a and b else None  # noqa: E731
         flag = ""
         for label, c in (("cuda", k), ("vk", v)):
             if c and c.get("failed"):
                 flag += f" [{label} {c.get('check', 'failed')}]"
-        print(f"{n:<22} {gb(k):>9} {pct(k):>6} {gb(v):>9} {pct(v):>6} {gb(t):>10} {pct(t):>6} {ratio}{flag}")
+        print(f"{n:<22} {num(kg, 9)} {pct(k):>6} {num(vg, 8)} {pct(v):>6} {num(ratio(vg, kg), 7, '.2f')} {num(eg, 8)} "
+              f"{num(cg, 8)} {num(tg, 8)} {num(ratio(kg, eg), 10, '.2f')} {num(ratio(kg, cg), 12, '.2f')} "
+              f"{num(ratio(kg, tg), 7, '.2f')}{flag}")
     for g in (torch or {}).get("gemm", []):
         print(f"GEMM peak (PyTorch/cuBLAS) {g['name']:<18} {g.get('tflops', 0):8.1f} TFLOP/s  "
               f"({g.get('time_us', {}).get('median', 0):.0f} us)")

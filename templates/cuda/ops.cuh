@@ -5,8 +5,8 @@
 // long long, unsigned long long, float for f16/bf16/f32, double. After every op the emitter brings
 // narrow results back with kiln_narrow_<dtype> (integers wrap, f16/bf16 round to nearest even).
 // Signed arithmetic is done in unsigned types (wraps, no UB). f16 and bf16 live in memory as 16-bit
-// patterns; the conversions are the bit code of codegen/half.hpp (no cuda_fp16.h: NVRTC has no
-// include path for it).
+// patterns; f16 converts with the PTX cvt instructions, bf16 with the bit code of codegen/half.hpp
+// (no cuda_fp16.h: NVRTC has no include path for it).
 //
 // Build contract: compile with --fmad=false (nvcc and NVRTC) so a*b+c is never contracted into an
 // fma and results match the reference bit for bit; keep the IEEE defaults -prec-div=true,
@@ -28,36 +28,21 @@ template <> struct kiln_int_traits<kiln_u64> { typedef kiln_u64 U; static conste
 #define KILN_U(T) typename kiln_int_traits<T>::U
 
 // ---- f16 / bf16 bit conversions (codegen/half.hpp, round to nearest even) ----------------------
+// The hardware conversions (PTX cvt, sm_53+) round to nearest even and keep subnormals, exactly
+// as half.hpp; only NaN differs (cvt gives the canonical 0x7FFF), so NaN keeps half.hpp's quiet
+// NaN with the input's sign. The bit code these replaced cost f16 kernels about 45 % of the copy
+// bandwidth on an H100 (multiply.f16 at 56 %: bench/results/2026-11-27-*).
 KILN_DEVICE unsigned kiln_f32_to_f16_bits(float f) {
   const unsigned x = __float_as_uint(f);
-  const unsigned sign = (x >> 16) & 0x8000u;
-  const unsigned a = x & 0x7FFFFFFFu;
-  if (a > 0x7F800000u) return sign | 0x7E00u;   // NaN
-  if (a >= 0x477FF000u) return sign | 0x7C00u;  // overflow / Inf
-  if (a < 0x38800000u) {                        // f16 subnormal or zero
-    if (a < 0x33000000u) return sign;
-    const unsigned e = a >> 23;
-    const unsigned m = (a & 0x7FFFFFu) | 0x800000u;
-    const unsigned shift = 126u - e;
-    const unsigned r = m >> shift;
-    const unsigned rem = m & ((1u << shift) - 1u);
-    const unsigned half = 1u << (shift - 1u);
-    return sign | (r + ((rem > half || (rem == half && (r & 1u))) ? 1u : 0u));
-  }
-  unsigned v = a - 0x38000000u;
-  v += 0x0FFFu + ((v >> 13) & 1u);
-  return sign | (v >> 13);
+  if ((x & 0x7FFFFFFFu) > 0x7F800000u) return ((x >> 16) & 0x8000u) | 0x7E00u;  // NaN
+  unsigned short h;
+  asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+  return h;
 }
 KILN_DEVICE float kiln_f16_bits_to_f32(unsigned h) {
-  const unsigned sign = (h & 0x8000u) << 16;
-  const unsigned e = (h >> 10) & 0x1Fu;
-  const unsigned m = h & 0x3FFu;
-  if (e == 0u) {
-    const float v = float(m) * (1.0f / 16777216.0f);
-    return sign ? -v : v;
-  }
-  if (e == 31u) return __uint_as_float(sign | 0x7F800000u | (m << 13));
-  return __uint_as_float(sign | ((e + 112u) << 23) | (m << 13));
+  float f;
+  asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"((unsigned short)h));
+  return f;
 }
 KILN_DEVICE unsigned kiln_f32_to_bf16_bits(float f) {
   unsigned x = __float_as_uint(f);

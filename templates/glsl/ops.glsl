@@ -92,7 +92,6 @@ float kiln_copysign(float m, float s) { return uintBitsToFloat((floatBitsToUint(
   T kiln_add(T x, T y) { precise T r = x + y; return r; }                                           \
   T kiln_subtract(T x, T y) { precise T r = x - y; return r; }                                      \
   T kiln_multiply(T x, T y) { precise T r = x * y; return r; }                                      \
-  T kiln_divide(T x, T y) { precise T r = x / y; return r; }                                        \
   T kiln_negate(T x) { return -x; }                                                                 \
   T kiln_abs(T x) { return abs(x); }                                                                \
   T kiln_ceil(T x) { return ceil(x); }                                                              \
@@ -120,6 +119,16 @@ float kiln_copysign(float m, float s) { return uintBitsToFloat((floatBitsToUint(
 
 #ifdef KILN_USE_F32
 KILN_FLOAT_COMMON(float)
+
+// NVIDIA's Vulkan compiler divides as x * (1 / y): for |y| > 2^126 the reciprocal is subnormal and
+// flushed to zero (H100, driver 580.159: inf / FLT_MAX gave NaN, 1 / FLT_MAX gave 0). There the
+// divisor is scaled by 2^-4 (exact) and the quotient scaled back, which rounds a subnormal quotient
+// once. (The conformance case divide.f32.specials is the regression test; lavapipe divides exactly.)
+float kiln_divide(float x, float y) {
+  if (abs(y) > 8.5070592e+37) { precise float q = x / (y * 0.0625); precise float r = q * 0.0625; return r; }
+  precise float r = x / y;
+  return r;
+}
 
 // Exact fmod (the result is always representable): shift-and-subtract on the significands, as in
 // musl's fmodf. GLSL's mod() is x - y * floor(x / y), neither exact nor truncating.
@@ -518,6 +527,7 @@ float kiln_pow(float x, float y) {
 bool kiln_isnan(double x) { uvec2 b = unpackDouble2x32(x); return (b.y & 0x7FFFFFFFu) > 0x7FF00000u || ((b.y & 0x7FFFFFFFu) == 0x7FF00000u && b.x != 0u); }
 bool kiln_isinf(double x) { uvec2 b = unpackDouble2x32(x); return (b.y & 0x7FFFFFFFu) == 0x7FF00000u && b.x == 0u; }
 KILN_FLOAT_COMMON(double)
+double kiln_divide(double x, double y) { precise double r = x / y; return r; }
 
 double kiln_remainder(double x, double y) {  // exact fmod, as the f32 version
   uint64_t ux = doubleBitsToUint64(x), uy = doubleBitsToUint64(y);
@@ -612,7 +622,8 @@ int kiln_popcount64(uint64_t x) { uvec2 h = unpackUint2x32(x); return bitCount(h
 #define KILN_INT_SIGNED(T, U, Z, ONE, W)                                                            \
   KILN_INT_COMMON(T, U, Z, ONE, W)                                                                  \
   T kiln_abs(T x) { return x < Z ? Z - x : x; }                                                     \
-  T kiln_sign(T x) { return x > Z ? ONE : (x < Z ? Z - ONE : Z); }                                  \
+  /* branch-free: NVIDIA's compiler crashed on the select chain for s8/s16 (strided kernel) */      \
+  T kiln_sign(T x) { return (x >> (W - 1)) | T(U(Z - x) >> (W - 1)); }                              \
   T kiln_quotient(T x, T y) {                                                                       \
     if (y == Z) return Z - ONE;                                                                     \
     U q = U(x < Z ? Z - x : x) / U(y < Z ? Z - y : y);                                              \
@@ -649,12 +660,14 @@ int kiln_popcount64(uint64_t x) { uvec2 h = unpackUint2x32(x); return bitCount(h
 #ifdef KILN_USE_S32
 KILN_INT_SIGNED(int, uint, 0, 1, 32)
 int kiln_count_leading_zeros(int x, int bits) { return kiln_clz32(uint(x) & kiln_width_mask_32(bits)) - (32 - bits); }
-int kiln_population_count(int x, int bits) { return bitCount(uint(x) & kiln_width_mask_32(bits)); }
+// Set bits within the low |bits|: shifted to the top rather than masked. NVIDIA's compiler (driver
+// 580.159) dropped the mask of a zero-extended 8/16-bit load and counted 8/16 extra bits.
+int kiln_population_count(int x, int bits) { return bitCount(uint(x) << uint(32 - bits)); }
 #endif
 #ifdef KILN_USE_U32
 KILN_INT_UNSIGNED(uint, 0u, 1u, 32)
 uint kiln_count_leading_zeros(uint x, int bits) { return uint(kiln_clz32(x & kiln_width_mask_32(bits)) - (32 - bits)); }
-uint kiln_population_count(uint x, int bits) { return uint(bitCount(x & kiln_width_mask_32(bits))); }
+uint kiln_population_count(uint x, int bits) { return uint(bitCount(x << uint(32 - bits))); }
 #endif
 #ifdef KILN_USE_S64
 KILN_INT_SIGNED(int64_t, uint64_t, 0l, 1l, 64)
