@@ -54,7 +54,8 @@ std::vector<DType> BenchCase::match_dtypes() const {
 
 double BenchCase::flops_per_element() const {
   double f = 0;
-  for (const Node& n : expr.pruned().nodes())
+  const Expr pruned = expr.pruned();  // alive for the loop: nodes() refers into it
+  for (const Node& n : pruned.nodes())
     if (n.kind == NodeKind::op && n.op != Op::as_type && n.op != Op::select) f += 1;
   return f;
 }

@@ -1,6 +1,6 @@
 // kiln-bench: the command line.
 //   kiln-bench [run] [--device ID] [--op LIST] [--dtype LIST] [--filter TEXT] [--all] [--size LIST]
-//              [--repeats R] [--warmup W] [--batch|--no-batch] [--batches B] [--no-peaks]
+//              [--repeats R] [--warmup W] [--warmup-ms MS] [--batch|--no-batch] [--batches B] [--no-peaks]
 //              [--peer torch] [--json FILE] [--csv FILE] [--plot FILE.svg]
 //   kiln-bench list [filters]            the cases (default ones marked *)
 //   kiln-bench devices                   every device, and why unavailable backends are
@@ -96,6 +96,9 @@ int main(int argc, char** argv) {
   app.add_option("--repeats", opt.timing.repeats, "Timed repeats per case (default: 20 on GPUs, 5 on CPU devices)")
       ->check(CLI::Range(1, 100000));
   app.add_option("--warmup", opt.timing.warmup, "Warm-up runs per case")->check(CLI::Range(1, 1000))->capture_default_str();
+  app.add_option("--warmup-ms", opt.timing.warmup_ms,
+                 "Then warm up until this many milliseconds have passed (default: 300 on GPUs, so the clocks are up; 0 on CPUs)")
+      ->check(CLI::Range(0.0, 60000.0));
   app.add_flag("--batch", batch_on, "Headline from back-to-back batches (default on GPUs)");
   app.add_flag("--no-batch", batch_off, "Headline from one pair of events per run")->excludes("--batch");
   app.add_option("--batches", opt.timing.batches, "Batches per case")->check(CLI::Range(1, 1000))->capture_default_str();
@@ -156,6 +159,7 @@ int main(int argc, char** argv) {
       opt.sizes.push_back(*n);
     }
     opt.repeats_given = app.count("--repeats") > 0;
+    opt.timing.warmup_ms_given = app.count("--warmup-ms") > 0;
     opt.batch_given = batch_on || batch_off;
     opt.timing.batch = batch_on || !batch_off;
     opt.peaks = !no_peaks;

@@ -59,6 +59,7 @@ nlohmann::json report_json(const RunInfo& run, const std::vector<Result>& result
   j["config"] = {{"sizes", run.sizes},
                  {"repeats", run.timing.repeats},
                  {"warmup", run.timing.warmup},
+                 {"warmup_ms", run.timing.warmup_ms},
                  {"batches", run.timing.batch ? run.timing.batches : 0},
                  {"timer", timer},
                  {"flop_convention", "1 FLOP per arithmetic op node (transcendentals 1); as_type and select 0"}};

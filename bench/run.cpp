@@ -40,6 +40,7 @@ TimingOptions timing_for(const Device& dev, const RunOptions& opt) {
   t.repeats_given = opt.repeats_given;
   if (!opt.repeats_given) t.repeats = host_like(dev) ? 5 : 20;
   if (!opt.batch_given) t.batch = !host_like(dev);
+  if (!opt.timing.warmup_ms_given) t.warmup_ms = host_like(dev) ? 0 : 300;
   return t;
 }
 

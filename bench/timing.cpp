@@ -77,6 +77,14 @@ Timing time_runs(Stream& stream, const std::function<void(int)>& run, int sets, 
   stream.synchronize();
   const double per_run_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count() / warmup;
   t.host_us = per_run_s * 1e6;
+  if (opt.warmup_ms > 0) {  // sustained load until the clocks are up: chunks of ~10 ms, synchronized
+    const int chunk = int(std::clamp(0.010 / std::max(per_run_s, 1e-7), 1.0, 10000.0));
+    int r = warmup;
+    while (std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - w0).count() < opt.warmup_ms) {
+      for (int i = 0; i < chunk; ++i) run(r++);
+      stream.synchronize();
+    }
+  }
   int repeats = std::max(1, opt.repeats);
   int batches = opt.batch ? std::max(1, opt.batches) : 0;
   if (!opt.repeats_given && per_run_s > 0) {
