@@ -14,8 +14,10 @@
 
 #include "codegen/emit.hpp"
 #include "codegen/spec.hpp"
+#include "runtime/aot_kernel.hpp"
 #include "runtime/device.hpp"
 #include "runtime/ops.hpp"
+#include "runtime/registry.hpp"
 
 using namespace kiln;
 
@@ -110,6 +112,34 @@ void eager_fused(benchmark::State& state, Device* dev) {
   state.SetLabel(dev->info().name);
 }
 
+// What a generated header's function costs: AotKernel::run of a registry kernel (the built-in SiLU
+// with 128 threads per block) on a 1-element tensor.
+void aot_run(benchmark::State& state, Device* dev) {
+  const KernelEntry* entry = nullptr;
+  for (const KernelEntry& e : builtin_registry().kernels)
+    if (e.block_size == 128) entry = &e;
+  if (!entry) {
+    state.SkipWithError("no built-in kernel with block_size 128 (built with KILN_BUILD_KERNELS=OFF?)");
+    return;
+  }
+  const AotKernel k(builtin_registry(), entry->name, entry->spec);
+  const float one = 1.0f;
+  const Tensor x = Tensor::from_host(&one, sizeof one, {1}, DType::f32, *dev);
+  benchmark::DoNotOptimize(k.run({x}));
+  dev->default_stream().synchronize();
+  std::int64_t i = 0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(k.run({x}));
+    if (++i % 256 == 0) {
+      state.PauseTiming();
+      dev->default_stream().synchronize();
+      state.ResumeTiming();
+    }
+  }
+  dev->default_stream().synchronize();
+  state.SetLabel(dev->info().name);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -121,6 +151,7 @@ int main(int argc, char** argv) {
   for (Device* dev : devices()) {
     benchmark::RegisterBenchmark(("BM_EagerAdd1/" + dev->id()).c_str(), eager_add, dev);
     benchmark::RegisterBenchmark(("BM_EagerFusedMap1/" + dev->id()).c_str(), eager_fused, dev);
+    benchmark::RegisterBenchmark(("BM_AotKernelRun1/" + dev->id()).c_str(), aot_run, dev);
   }
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

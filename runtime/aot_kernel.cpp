@@ -4,24 +4,24 @@
 
 #include <fmt/format.h>
 
-#include "codegen/abi.hpp"
 #include "codegen/api_header.hpp"
 #include "codegen/eval.hpp"
+#include "runtime/dispatch.hpp"
 #include "runtime/error.hpp"
-#include "runtime/jit.hpp"
-#include "runtime/ops.hpp"
 
 namespace kiln {
 
 AotKernel::AotKernel(const Registry& registry, const char* name, const char* canonical)
-    : registry_(registry), name_(name), spec_(spec_from_canonical(canonical)) {
+    : registry_(registry), name_(name), spec_(spec_from_canonical(canonical)), entry_(registry.find(name_)) {
   if (spec_.name() != name_)
     fail(ErrorCode::internal, fmt::format("kernel {}: the spec text rebuilds {}; the generated header does not "
                                           "match its registry (rebuild it)", name_, spec_.name()));
 }
 
 Tensor AotKernel::run(const std::vector<Tensor>& operands, const Tensor* into) const {
-  return map(registry_, spec_.expr, operands, spec_.output, into);
+  // Its own registry entry, never a rebuilt spec: the entry carries the manifest's block size and
+  // binaries (a rebuilt spec with the default block size missed it and was compiled just in time).
+  return run_map_kernel(name_, spec_, &name_, operands, into, &registry_, entry_);
 }
 
 void AotKernel::launch(Stream& stream, const std::vector<const Buffer*>& inputs, Buffer& out, std::uint64_t n,
@@ -63,27 +63,14 @@ void AotKernel::launch(Stream& stream, const std::vector<const Buffer*>& inputs,
     }
     return;
   }
-  const Registry* registry = &registry_;
-  const KernelEntry* entry = registry_.find(name_);
-  if (!entry) fail(ErrorCode::internal, fmt::format("{}: not in its registry (rebuild the kernels)", name_));
-  if (!built_for(*entry, device.backend())) {  // the build left this target out: compile it now
-    std::string why;
-    const JitKernel jit = jit_kernel(device, spec_, &why);
-    if (!jit.entry)
-      fail(ErrorCode::unsupported, fmt::format("{} was not built for {} and cannot be compiled just in time: {}",
-                                               name_, device.id(), why));
-    registry = jit.registry;
-    entry = jit.entry;
-  }
-  const Kernel& kernel = device.kernel(*registry, *entry, kMapContiguous);
-  const std::uint64_t per_group = std::uint64_t(kernel.block_size()) * 4;
-  Dim3 groups;
-  groups.x = std::uint32_t(std::clamp<std::uint64_t>((n + per_group - 1) / per_group, 1, 65535));
-  KilnMapParams p{};
-  p.out = address[k];
-  for (std::size_t j = 0; j < k; ++j) p.in[j] = address[j];
-  p.n = n;
-  stream.launch(kernel, groups, &p, sizeof p);
+  if (!entry_) fail(ErrorCode::internal, fmt::format("{}: not in its registry (rebuild the kernels)", name_));
+  std::string why;
+  const KernelRef ref = resolve_entry(device, spec_, registry_, *entry_, &why);
+  if (!ref)
+    fail(ErrorCode::unsupported, fmt::format("{} was not built for {} and cannot be compiled just in time: {}", name_,
+                                             device.id(), why));
+  std::vector<std::uint64_t> in(address.begin(), address.end() - 1);
+  launch_map_contiguous(stream, ref, in, address[k], n);
 }
 
 }  // namespace kiln

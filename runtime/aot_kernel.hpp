@@ -44,6 +44,7 @@ class AotKernel {
   const Registry& registry_;
   std::string name_;
   KernelSpec spec_;
+  const KernelEntry* entry_;  // in |registry_|; null when the registry lacks it (launch then fails)
 };
 
 }  // namespace kiln

@@ -2,6 +2,7 @@
 
 #include <dlfcn.h>
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -111,7 +112,10 @@ std::vector<unsigned char> compile_cuda(const std::string& source, const std::st
   return cubin;
 }
 
+std::atomic<std::uint64_t> g_compiles{0};
+
 std::unique_ptr<JitRecord> build(Device& device, const KernelSpec& spec) {
+  g_compiles.fetch_add(1, std::memory_order_relaxed);
   auto r = std::make_unique<JitRecord>();
   r->name = spec.name();
   r->spec = spec.canonical();
@@ -143,7 +147,9 @@ struct JitSlot {
 
 }  // namespace
 
-JitKernel jit_kernel(Device& device, const KernelSpec& spec, std::string* why) {
+std::uint64_t jit_compile_count() { return g_compiles.load(std::memory_order_relaxed); }
+
+JitKernel jit_kernel(Device& device, const KernelSpec& spec, std::string* why, const std::string* name) {
   static std::mutex mutex;  // guards the map only
   static auto* cache = new std::map<std::pair<Device*, std::string>, std::unique_ptr<JitSlot>>;
   const Target target = device.backend() == Backend::cuda ? Target::cuda : Target::glsl;
@@ -159,7 +165,7 @@ JitKernel jit_kernel(Device& device, const KernelSpec& spec, std::string* why) {
   JitSlot* slot;
   {
     std::lock_guard lock(mutex);
-    auto& s = (*cache)[std::make_pair(&device, spec.name())];
+    auto& s = (*cache)[std::make_pair(&device, name ? *name : spec.name())];
     if (!s) s = std::make_unique<JitSlot>();
     slot = s.get();  // slots are never erased: the pointer stays valid
   }

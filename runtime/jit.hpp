@@ -4,6 +4,7 @@
 // Thread-safety: jit_kernel may be called from any thread; concurrent calls for one spec compile once.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "codegen/spec.hpp"
@@ -16,6 +17,11 @@ struct JitKernel {
   const KernelEntry* entry = nullptr;  // nullptr when the spec cannot be compiled; see |why|
 };
 
-JitKernel jit_kernel(Device& device, const KernelSpec& spec, std::string* why);
+// |name|, when given, is spec.name() already computed by the caller (the cache key).
+JitKernel jit_kernel(Device& device, const KernelSpec& spec, std::string* why, const std::string* name = nullptr);
+
+// How many kernels this process has compiled just in time (on any device), for tests and tools
+// that check a kernel came from a registry.
+std::uint64_t jit_compile_count();
 
 }  // namespace kiln

@@ -15,6 +15,7 @@
 #include "runtime/aot_kernel.hpp"
 #include "runtime/error.hpp"
 #include "runtime/interop.hpp"
+#include "runtime/jit.hpp"
 #include "runtime/ops.hpp"
 #include "runtime/vulkan/vk_common.hpp"
 
@@ -217,6 +218,38 @@ TEST(Interop, AotKernelNotBuiltForTheBackendIsCompiledJustInTime) {
     Tensor out = Tensor::empty({9}, DType::f32, *d);
     k.launch(d->default_stream(), {x.storage().get()}, *out.storage(), 9);
     EXPECT_EQ(host_floats(out)[0], 2.f);
+  }
+}
+
+TEST(Interop, AotKernelWithItsOwnBlockSizeRunsItsRegistryEntry) {
+  // Regression: AotKernel::run rebuilt the spec with the default block size, missed its own entry
+  // (block_size = 128 in the manifest) and compiled the kernel just in time (or failed without NVRTC).
+  const kiln::KernelEntry* entry = nullptr;
+  for (const kiln::KernelEntry& e : kiln::builtin_registry().kernels)
+    if (e.block_size == 128) entry = &e;
+  ASSERT_NE(entry, nullptr) << "kernels/builtin.toml declares silu_f32_block128";
+  const kiln::AotKernel k(kiln::builtin_registry(), entry->name, entry->spec);
+  EXPECT_EQ(k.spec().block_size, 128);
+  kiln::Device& cpu = kiln::device("cpu");
+  const Tensor x = iota({4, 33}, cpu);
+  const std::vector<float> want = host_floats(k.run({x}));
+  const std::vector<float> want_t = host_floats(k.run({x.transpose({1, 0})}));
+  for (kiln::Device* d : kiln::devices()) {
+    if (d->backend() == kiln::Backend::cpu || !kiln::built_for(*entry, d->backend())) continue;
+    SCOPED_TRACE(d->id());
+    const std::uint64_t compiles = kiln::jit_compile_count();
+    const Tensor xd = x.to(*d);
+    const std::vector<float> got = host_floats(k.run({xd}));                       // contiguous entry point
+    const std::vector<float> got_t = host_floats(k.run({xd.transpose({1, 0})}));  // strided entry point
+    Tensor out = Tensor::empty({4, 33}, DType::f32, *d);
+    k.launch(d->default_stream(), {xd.storage().get()}, *out.storage(), 4 * 33);
+    const std::vector<float> raw = host_floats(out);
+    EXPECT_EQ(kiln::jit_compile_count(), compiles) << entry->name << " was compiled just in time";
+    for (std::size_t i = 0; i < want.size(); ++i) {
+      EXPECT_NEAR(got[i], want[i], 1e-5f * std::max(1.f, std::abs(want[i]))) << i;
+      EXPECT_NEAR(got_t[i], want_t[i], 1e-5f * std::max(1.f, std::abs(want_t[i]))) << i;
+      EXPECT_NEAR(raw[i], want[i], 1e-5f * std::max(1.f, std::abs(want[i]))) << i;
+    }
   }
 }
 

@@ -1,0 +1,68 @@
+// One path from a kernel to a launch, shared by the tensor ops (runtime/ops.cpp) and the kernels of
+// generated headers (runtime/aot_kernel.cpp): the caller's registry, then the built-in registry,
+// then the JIT (memory cache); then the map launch plan (grid and params from shapes, strides and
+// addresses); then Stream::launch. The spec's name is computed once by the caller and passed in.
+// Thread-safety: every function may be called from any thread (the JIT locks per spec; streams
+// serialize their own calls).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "codegen/spec.hpp"
+#include "runtime/error.hpp"
+#include "runtime/registry.hpp"
+#include "runtime/tensor.hpp"
+
+namespace kiln {
+
+// A kernel found in a registry (or in the JIT's one-kernel registry).
+struct KernelRef {
+  const Registry* registry = nullptr;
+  const KernelEntry* entry = nullptr;
+  explicit operator bool() const { return entry != nullptr; }
+};
+
+// Looks |name| (== spec.name()) up in |first| (may be null), then in the built-in registry; an
+// entry not built for |device|'s backend (a manifest that left the target out) counts as absent.
+// Otherwise compiles |spec| just in time. Returns an empty ref with the reason in |why| when the
+// spec can be neither found nor compiled for the device (compile errors throw compile_error).
+KernelRef resolve_kernel(Device& device, const KernelSpec& spec, const std::string& name, const Registry* first,
+                         std::string* why);
+
+// As resolve_kernel, for a known registry entry (a generated header's kernel): the entry itself
+// when it was built for the device's backend, else the JIT's compile of |spec| (its spec).
+KernelRef resolve_entry(Device& device, const KernelSpec& spec, const Registry& registry, const KernelEntry& entry,
+                        std::string* why);
+
+// The map family's launch plan on a GPU device. |operands| are views of |out|'s shape (broadcast
+// already); contiguous operands take the vectorized entry point, anything else the strided one
+// after collapsing dimensions. |op| names the caller in errors.
+void launch_map(std::string_view op, const KernelRef& kernel, const std::vector<Tensor>& operands, const Tensor& out);
+
+// The contiguous map entry point over raw device addresses: out[i] = f(in0[i], ...) for i < n.
+void launch_map_contiguous(Stream& stream, const KernelRef& kernel, const std::vector<std::uint64_t>& inputs,
+                           std::uint64_t out, std::uint64_t n);
+
+// Runs the map kernel of |spec| on the operands' device (|name|: spec.name() when the caller has it,
+// else computed here, only for GPU devices): checks the operands against the spec's inputs, broadcasts them (Nx rules),
+// makes the output or checks |into| (a contiguous tensor of the broadcast shape and the spec's
+// output dtype on the same device), then runs the CPU reference or resolves the kernel (|entry| of
+// |first| when given, else by name: |first|, the built-in registry, the JIT) and launches it.
+Tensor run_map_kernel(std::string_view op, const KernelSpec& spec, const std::string* name,
+                      const std::vector<Tensor>& operands, const Tensor* into, const Registry* first,
+                      const KernelEntry* entry = nullptr);
+
+// Throws invalid_argument when an operand is undefined or the operands are on different devices.
+void check_operands(std::string_view op, const std::vector<Tensor>& operands);
+
+// Throws |code| with "kiln::<op>: <what> — shapes [..] and [..] (dtypes on device)".
+[[noreturn]] void fail_op(ErrorCode code, std::string_view op, const std::vector<Tensor>& operands,
+                          const std::string& what);
+
+// The CPU backend of the map family: the reference evaluator over (strided) views into |out|.
+void run_map_cpu(const Expr& expr, const std::vector<Tensor>& operands, const Tensor& out);
+
+}  // namespace kiln
