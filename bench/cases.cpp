@@ -8,9 +8,9 @@
 #include "bench/bench.hpp"
 #include "codegen/emit.hpp"
 #include "codegen/eval.hpp"
-#include "codegen/half.hpp"
+#include "core/half.hpp"
 #include "codegen/spec.hpp"
-#include "runtime/error.hpp"
+#include "core/error.hpp"
 #include "runtime/ops.hpp"
 
 namespace kiln::bench {

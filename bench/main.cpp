@@ -21,7 +21,7 @@
 #include <fmt/format.h>
 
 #include "bench/bench.hpp"
-#include "runtime/error.hpp"
+#include "core/error.hpp"
 
 using namespace kiln;
 using namespace kiln::bench;

@@ -16,7 +16,7 @@
 
 #include "bench/bench.hpp"
 #include "runtime/cuda/cuda_interop.hpp"
-#include "runtime/error.hpp"
+#include "core/error.hpp"
 #include "runtime/ops.hpp"
 #include "runtime/tensor.hpp"
 

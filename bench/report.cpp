@@ -6,7 +6,7 @@
 
 #include "bench/bench.hpp"
 #include "bench/version.hpp"
-#include "runtime/error.hpp"
+#include "core/error.hpp"
 
 namespace kiln::bench {
 

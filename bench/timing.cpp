@@ -9,7 +9,7 @@
 #include <fmt/format.h>
 
 #include "bench/bench.hpp"
-#include "runtime/error.hpp"
+#include "core/error.hpp"
 #include "runtime/ops.hpp"
 #include "runtime/tensor.hpp"
 

@@ -16,7 +16,7 @@
 #include <fmt/format.h>
 
 #include "codegen/abi.hpp"
-#include "runtime/error.hpp"
+#include "core/error.hpp"
 
 namespace kiln {
 

@@ -5,7 +5,7 @@
 #include <cstring>
 #include <limits>
 
-#include "codegen/half.hpp"
+#include "core/half.hpp"
 
 namespace kiln {
 

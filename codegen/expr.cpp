@@ -7,7 +7,7 @@
 #include <fmt/format.h>
 
 #include "codegen/eval.hpp"
-#include "runtime/error.hpp"
+#include "core/error.hpp"
 
 namespace kiln {
 

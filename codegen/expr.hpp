@@ -11,28 +11,15 @@
 #include <unordered_map>
 #include <vector>
 
-#include "codegen/dtype.hpp"
 #include "codegen/ops.hpp"
+#include "core/dtype.hpp"
+#include "core/scalar.hpp"
 
 namespace kiln {
 
 using NodeId = std::uint32_t;
 
 enum class NodeKind : std::uint8_t { input, constant, op };
-
-// A scalar value in the compute representation of a dtype (see compute_dtype): signed integers
-// in |i|, unsigned and pred in |u|, floats in |f| (already rounded to the dtype).
-struct Scalar {
-  union {
-    std::int64_t i;
-    std::uint64_t u;
-    double f;
-  };
-  Scalar() : u(0) {}
-  static Scalar from_i(std::int64_t v) { Scalar s; s.i = v; return s; }
-  static Scalar from_u(std::uint64_t v) { Scalar s; s.u = v; return s; }
-  static Scalar from_f(double v) { Scalar s; s.f = v; return s; }
-};
 
 struct Node {
   NodeKind kind;

@@ -44,7 +44,7 @@
 #include "codegen/api_header.hpp"
 #include "codegen/emit.hpp"
 #include "codegen/manifest.hpp"
-#include "runtime/error.hpp"
+#include "core/error.hpp"
 
 namespace fs = std::filesystem;
 using json = nlohmann::ordered_json;

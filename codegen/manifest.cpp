@@ -9,7 +9,7 @@
 #include <toml++/toml.h>
 
 #include "codegen/emit.hpp"
-#include "runtime/error.hpp"
+#include "core/error.hpp"
 
 namespace kiln {
 

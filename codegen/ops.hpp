@@ -9,7 +9,7 @@
 #include <span>
 #include <string_view>
 
-#include "codegen/dtype.hpp"
+#include "core/dtype.hpp"
 
 namespace kiln {
 

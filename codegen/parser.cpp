@@ -9,7 +9,7 @@
 #include <fmt/format.h>
 
 #include "codegen/expr.hpp"
-#include "runtime/error.hpp"
+#include "core/error.hpp"
 
 namespace kiln {
 

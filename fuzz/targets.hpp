@@ -16,7 +16,7 @@
 
 #include "codegen/expr.hpp"
 #include "codegen/manifest.hpp"
-#include "runtime/error.hpp"
+#include "core/error.hpp"
 #include "runtime/vulkan/vk_cache_file.hpp"
 
 #define KILN_FUZZ_CHECK(cond)                                                       \

@@ -7,7 +7,7 @@
 #include "codegen/api_header.hpp"
 #include "codegen/eval.hpp"
 #include "runtime/dispatch.hpp"
-#include "runtime/error.hpp"
+#include "core/error.hpp"
 
 namespace kiln {
 

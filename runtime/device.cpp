@@ -4,7 +4,7 @@
 #include <mutex>
 
 #include "runtime/backends.hpp"
-#include "runtime/error.hpp"
+#include "core/error.hpp"
 
 namespace kiln {
 

@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "codegen/dtype.hpp"
+#include "core/dtype.hpp"
 #include "runtime/buffer.hpp"
 #include "runtime/kernel.hpp"
 #include "runtime/registry.hpp"

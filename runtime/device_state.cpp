@@ -8,7 +8,7 @@
 
 #include "runtime/cuda/cuda_device.hpp"
 #include "runtime/device.hpp"
-#include "runtime/error.hpp"
+#include "core/error.hpp"
 #include "runtime/faults.hpp"
 #include "runtime/limits.hpp"
 

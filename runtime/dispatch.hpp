@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "codegen/spec.hpp"
-#include "runtime/error.hpp"
+#include "core/error.hpp"
 #include "runtime/registry.hpp"
 #include "runtime/tensor.hpp"
 

@@ -5,7 +5,7 @@
 
 #include <fmt/format.h>
 
-#include "runtime/error.hpp"
+#include "core/error.hpp"
 #include "runtime/interop.hpp"
 
 namespace kiln {

@@ -11,7 +11,7 @@
 #include <shaderc/shaderc.hpp>
 
 #include "codegen/emit.hpp"
-#include "runtime/error.hpp"
+#include "core/error.hpp"
 
 namespace kiln {
 

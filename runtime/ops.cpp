@@ -8,7 +8,7 @@
 
 #include "codegen/spec.hpp"
 #include "runtime/dispatch.hpp"
-#include "runtime/error.hpp"
+#include "core/error.hpp"
 
 namespace kiln {
 

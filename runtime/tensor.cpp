@@ -6,7 +6,7 @@
 
 #include <fmt/format.h>
 
-#include "runtime/error.hpp"
+#include "core/error.hpp"
 #include "runtime/ops.hpp"
 
 namespace kiln {

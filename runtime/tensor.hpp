@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "codegen/dtype.hpp"
+#include "core/dtype.hpp"
 #include "runtime/device.hpp"
 
 namespace kiln {

@@ -6,9 +6,9 @@
 #include <limits>
 
 #include "codegen/eval.hpp"
-#include "codegen/half.hpp"
+#include "core/half.hpp"
 #include "codegen/spec.hpp"
-#include "runtime/error.hpp"
+#include "core/error.hpp"
 
 namespace kiln {
 namespace {

@@ -18,7 +18,7 @@
 
 #include "runtime/cuda/cuda_interop.hpp"
 #include "runtime/device.hpp"
-#include "runtime/error.hpp"
+#include "core/error.hpp"
 #include "runtime/registry.hpp"
 
 namespace {

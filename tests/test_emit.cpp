@@ -24,7 +24,7 @@
 
 #include "codegen/emit.hpp"
 #include "codegen/spec.hpp"
-#include "runtime/error.hpp"
+#include "core/error.hpp"
 
 namespace kiln {
 namespace {

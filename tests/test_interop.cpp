@@ -13,7 +13,7 @@
 #include "codegen/api_header.hpp"
 #include "codegen/spec.hpp"
 #include "runtime/aot_kernel.hpp"
-#include "runtime/error.hpp"
+#include "core/error.hpp"
 #include "runtime/interop.hpp"
 #include "runtime/jit.hpp"
 #include "runtime/ops.hpp"

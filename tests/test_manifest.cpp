@@ -13,7 +13,7 @@
 
 #include "codegen/emit.hpp"
 #include "codegen/manifest.hpp"
-#include "runtime/error.hpp"
+#include "core/error.hpp"
 #include "runtime/registry.hpp"
 
 namespace kiln {

@@ -18,7 +18,7 @@
 
 #include "fuzz/targets.hpp"
 #include "runtime/device.hpp"
-#include "runtime/error.hpp"
+#include "core/error.hpp"
 #include "runtime/faults.hpp"
 #include "runtime/limits.hpp"
 #include "runtime/ops.hpp"

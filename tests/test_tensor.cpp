@@ -5,7 +5,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "runtime/error.hpp"
+#include "core/error.hpp"
 #include "runtime/ops.hpp"
 
 namespace kiln {
@@ -122,8 +122,11 @@ TEST(Devices, CpuIsAlwaysThereAndDefaultHonoursEnvironment) {
   EXPECT_TRUE(cpu);
   EXPECT_EQ(device("cpu").id(), "cpu");
   EXPECT_FALSE(default_device().id().empty());
-  for (const auto& s : backend_status())
-    if (!s.available) EXPECT_FALSE(s.reason.empty()) << backend_name(s.backend);
+  for (const auto& s : backend_status()) {
+    if (!s.available) {
+      EXPECT_FALSE(s.reason.empty()) << backend_name(s.backend);
+    }
+  }
 }
 
 TEST(Devices, TransfersBetweenDevicesKeepValues) {

@@ -13,7 +13,7 @@
 #include "codegen/expr.hpp"
 #include "codegen/spec.hpp"
 #include "runtime/device.hpp"
-#include "runtime/error.hpp"
+#include "core/error.hpp"
 #include "runtime/jit.hpp"
 #include "runtime/ops.hpp"
 #include "runtime/tensor.hpp"

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "runtime/device.hpp"
-#include "runtime/error.hpp"
+#include "core/error.hpp"
 #include "runtime/vulkan/vk_validation.hpp"
 
 namespace {

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "host_kernels.hpp"        // generated from kernels.toml by kiln_add_kernels()
-#include "runtime/error.hpp"
+#include "core/error.hpp"
 #include "runtime/ops.hpp"
 
 namespace {

@@ -10,7 +10,7 @@
 
 #include "runtime/backends.hpp"
 #include "runtime/device_state.hpp"
-#include "runtime/error.hpp"
+#include "core/error.hpp"
 
 namespace kiln {
 namespace {

@@ -2,7 +2,7 @@
 
 #include "runtime/cuda/cuda_device.hpp"
 #include "runtime/device_state.hpp"
-#include "runtime/error.hpp"
+#include "core/error.hpp"
 
 namespace kiln::cuda {
 namespace {

@@ -5,7 +5,7 @@
 #include "runtime/backends.hpp"
 #include "runtime/cuda/cuda_interop.hpp"
 #include "runtime/cuda/cuda_stream.hpp"
-#include "runtime/error.hpp"
+#include "core/error.hpp"
 
 namespace kiln::cuda {
 

@@ -3,7 +3,7 @@
 #include <dlfcn.h>
 
 #include "runtime/cuda/cuda_interop.hpp"
-#include "runtime/error.hpp"
+#include "core/error.hpp"
 
 namespace kiln::cuda {
 namespace {

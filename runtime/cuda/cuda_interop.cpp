@@ -3,7 +3,7 @@
 
 #include "runtime/cuda/cuda_device.hpp"
 #include "runtime/cuda/cuda_stream.hpp"
-#include "runtime/error.hpp"
+#include "core/error.hpp"
 
 namespace kiln::cuda {
 

@@ -4,7 +4,7 @@
 #include <cstring>
 
 #include "runtime/cuda/cuda_device.hpp"
-#include "runtime/error.hpp"
+#include "core/error.hpp"
 
 namespace kiln::cuda {
 namespace {

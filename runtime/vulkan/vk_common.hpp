@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <string>
 
-#include "runtime/error.hpp"
+#include "core/error.hpp"
 
 namespace kiln::vk {
 

@@ -5,7 +5,7 @@
 // long long, unsigned long long, float for f16/bf16/f32, double. After every op the emitter brings
 // narrow results back with kiln_narrow_<dtype> (integers wrap, f16/bf16 round to nearest even).
 // Signed arithmetic is done in unsigned types (wraps, no UB). f16 and bf16 live in memory as 16-bit
-// patterns; f16 converts with the PTX cvt instructions, bf16 with the bit code of codegen/half.hpp
+// patterns; f16 converts with the PTX cvt instructions, bf16 with the bit code of core/half.hpp
 // (no cuda_fp16.h: NVRTC has no include path for it).
 //
 // Build contract: compile with --fmad=false (nvcc and NVRTC) so a*b+c is never contracted into an
@@ -27,7 +27,7 @@ template <> struct kiln_int_traits<long long> { typedef kiln_u64 U; static const
 template <> struct kiln_int_traits<kiln_u64> { typedef kiln_u64 U; static constexpr bool is_signed = false; static constexpr int bits = 64; };
 #define KILN_U(T) typename kiln_int_traits<T>::U
 
-// ---- f16 / bf16 bit conversions (codegen/half.hpp, round to nearest even) ----------------------
+// ---- f16 / bf16 bit conversions (core/half.hpp, round to nearest even) ----------------------
 // The hardware conversions (PTX cvt, sm_53+) round to nearest even and keep subnormals, exactly
 // as half.hpp; only NaN differs (cvt gives the canonical 0x7FFF), so NaN keeps half.hpp's quiet
 // NaN with the input's sign. The bit code these replaced cost f16 kernels about 45 % of the copy

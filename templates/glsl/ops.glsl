@@ -26,7 +26,7 @@
 #extension GL_EXT_shader_explicit_arithmetic_types_int16 : require
 #endif
 
-// ---- f16 / bf16 bit conversions (codegen/half.hpp, round to nearest even) ----------------------
+// ---- f16 / bf16 bit conversions (core/half.hpp, round to nearest even) ----------------------
 uint kiln_f32_to_f16_bits(float f) {
   uint x = floatBitsToUint(f);
   uint sign = (x >> 16) & 0x8000u;

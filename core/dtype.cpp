@@ -1,4 +1,4 @@
-#include "codegen/dtype.hpp"
+#include "core/dtype.hpp"
 
 #include <algorithm>
 
