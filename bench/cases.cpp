@@ -7,6 +7,7 @@
 
 #include "bench/bench.hpp"
 #include "codegen/emit.hpp"
+#include "codegen/family.hpp"
 #include "codegen/eval.hpp"
 #include "core/half.hpp"
 #include "codegen/spec.hpp"
@@ -35,10 +36,10 @@ const char* check_state_name(CheckResult::State s) {
   return "?";
 }
 
+// Bytes and FLOPs come from the family's cost model (codegen/family.hpp).
 std::uint64_t BenchCase::bytes(std::uint64_t n) const {
-  std::uint64_t b = n * dtype_size(output_dtype());
-  for (DType t : input_dtypes()) b += n * dtype_size(t);
-  return b;
+  const KernelSpec spec = make_map_spec(expr, output_dtype());
+  return std::uint64_t(family_of(spec).cost(spec).bytes_per_element * double(n));
 }
 
 std::vector<DType> BenchCase::match_dtypes() const {
@@ -53,11 +54,8 @@ std::vector<DType> BenchCase::match_dtypes() const {
 }
 
 double BenchCase::flops_per_element() const {
-  double f = 0;
-  const Expr pruned = expr.pruned();  // alive for the loop: nodes() refers into it
-  for (const Node& n : pruned.nodes())
-    if (n.kind == NodeKind::op && n.op != Op::as_type && n.op != Op::select) f += 1;
-  return f;
+  const KernelSpec spec = make_map_spec(expr, output_dtype());
+  return family_of(spec).cost(spec).flops_per_element;
 }
 
 namespace {

@@ -19,16 +19,17 @@ std::string_view target_name(Target t);
 // |why| says what is missing (e.g. "GLSL has no f64 exp").
 bool target_supports(const KernelSpec& spec, Target target, std::string* why = nullptr);
 
-// CUDA: one instantiation unit defining extern "C" __global__ functions
-//   <name>_contig(KilnMapParams) and <name>_strided(KilnStridedParams).
-// It #includes "cuda/map.cuh" (templates/ must be on the include path: nvcc -I, or the header
+// These dispatch on the spec's family (codegen/family.hpp).
+// CUDA: one instantiation unit defining an extern "C" __global__ function <name>_<suffix> per entry
+// point of the family (map: <name>_contig(KilnMapParams), <name>_strided(KilnStridedParams)). It
+// #includes "cuda/<family>.cuh" (templates/ must be on the include path: nvcc -I, or the header
 // sources from template_sources() for NVRTC). Many units can be concatenated in one TU.
 std::string emit_cuda(const KernelSpec& spec);
-// The CUDA function symbols of a spec, in registry function order (kMapContiguous, kMapStrided).
+// The CUDA function symbols of a spec, in registry function order (the family's entry points).
 std::vector<std::string> cuda_symbols(const KernelSpec& spec);
 
-// GLSL: one self-contained compute shader per function (kMapContiguous or kMapStrided), with the
-// templates inlined, for glslc/shaderc with --target-env=vulkan1.3. Entry point "main".
+// GLSL: one self-contained compute shader per entry point |function|, with the templates inlined,
+// for glslc/shaderc with --target-env=vulkan1.3. Entry point "main".
 std::string emit_glsl(const KernelSpec& spec, int function);
 
 // The template files (path relative to templates/, text), embedded in the library at build time.

@@ -43,6 +43,7 @@
 
 #include "codegen/api_header.hpp"
 #include "codegen/emit.hpp"
+#include "codegen/family.hpp"
 #include "codegen/manifest.hpp"
 #include "core/error.hpp"
 
@@ -171,7 +172,8 @@ int cmd_ops(bool as_json) {
 
 int cmd_emit(const std::string& family, const std::string& expr, const std::string& dtypes_csv,
              const std::string& target, const std::string& function, int block_size) {
-  if (family != "map") fail(ErrorCode::invalid_argument, fmt::format("unknown kernel family '{}' (expected map)", family));
+  if (!find_family(family))
+    fail(ErrorCode::invalid_argument, fmt::format("--family: unknown kernel family '{}' (families: {})", family, family_names()));
   std::vector<DType> dtypes;
   for (const std::string& s : split(dtypes_csv, ',')) {
     auto t = parse_dtype(s);
@@ -577,6 +579,11 @@ int cmd_pack(const PackOptions& o) {
     const auto& symbols = k["symbols"];
     const auto& fns = k["functions"];
     const std::size_t first = num_functions;
+    const std::string spec_text = k["spec"].get<std::string>();
+    const Family* family = find_family(spec_text.substr(0, spec_text.find('|')));
+    if (!family || family->entry_points.size() != symbols.size())
+      fail(ErrorCode::invalid_argument, fmt::format("{}: kernel {} has an unknown family or {} functions (spec {})",
+                                                    o.index.string(), name, symbols.size(), spec_text));
     for (std::size_t f = 0; f < symbols.size(); ++f, ++num_functions) {
       std::string blob_ref = "{}";
       if (vulkan && !o.spirv_dir.empty()) {
@@ -588,12 +595,12 @@ int cmd_pack(const PackOptions& o) {
           fail(ErrorCode::invalid_argument, fmt::format("{}: not a SPIR-V module (bad magic or size {})", spv.string(), blob.size()));
         blob_ref = fmt::format("{{kSpirv + {}, {}}}", spirv.add(blob), blob.size());
       }
-      functions += fmt::format("    {{{}, {}}},\n", c_string(symbols[f].get<std::string>()), blob_ref);
+      functions += fmt::format("    {{{}, {}, {}}},\n", c_string(symbols[f].get<std::string>()), blob_ref,
+                               family->entry_points[f].params_bytes);
     }
     const int image = cuda && !fatbins.empty() && k["cuda_batch"].is_number() ? k["cuda_batch"].get<int>() : -1;
-    entries += fmt::format("    {{{}, {}, {}, {}, kFunctions + {}, {}}},\n", c_string(name),
-                           c_string(k["spec"].get<std::string>()), image, symbols.size(), first,
-                           k["block_size"].get<int>());
+    entries += fmt::format("    {{{}, {}, {}, {}, kFunctions + {}, {}, {}}},\n", c_string(name), c_string(spec_text),
+                           image, symbols.size(), first, k["block_size"].get<int>(), c_string(std::string(family->name)));
   }
 
   // Symbol names and the packed blob files derive from the registry function's name.
@@ -628,7 +635,7 @@ int cmd_pack(const PackOptions& o) {
   src += fmt::format("[[maybe_unused]] const unsigned char* const kCuda = {}_cuda_data;\n", prefix);
   src += fmt::format("[[maybe_unused]] const unsigned char* const kSpirv = {}_spirv_data;\n\n", prefix);
   src += "const kiln::KernelFunction kFunctions[] = {\n" + functions + "    {nullptr, {}},\n};\n\n";
-  src += "const kiln::KernelEntry kKernels[] = {\n" + entries + "    {nullptr, nullptr, -1, 0, nullptr, 0},\n};\n\n";
+  src += "const kiln::KernelEntry kKernels[] = {\n" + entries + "    {nullptr, nullptr, -1, 0, nullptr, 0, nullptr},\n};\n\n";
   src += "const kiln::EmbeddedBlob kCudaImages[] = {\n";
   for (const auto& [at, size] : images) src += fmt::format("    {{kCuda + {}, {}}},\n", at, size);
   src += "    {},\n};\n\n}  // namespace\n\n";

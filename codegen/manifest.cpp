@@ -3,12 +3,14 @@
 #include <algorithm>
 #include <fstream>
 #include <map>
+#include <span>
 #include <sstream>
 
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
 #include "codegen/emit.hpp"
+#include "codegen/family.hpp"
 #include "core/error.hpp"
 
 namespace kiln {
@@ -90,7 +92,7 @@ class Reader {
   }
   [[noreturn]] void error(const toml::node& n, const std::string& msg) const { error(n.source(), msg); }
 
-  void check_keys(const toml::table& t, std::string_view kind, std::initializer_list<std::string_view> allowed) const {
+  void check_keys(const toml::table& t, std::string_view kind, std::span<const std::string_view> allowed) const {
     for (auto&& [key, node] : t) {
       if (std::find(allowed.begin(), allowed.end(), key.str()) != allowed.end()) continue;
       std::string list;
@@ -203,7 +205,14 @@ class Reader {
 
   // ---- tables ----
   void read_kernel(const toml::table& t) {
-    check_keys(t, "kernel", {"name", "family", "expr", "inputs", "output", "targets", "block_size"});
+    // The family first: its descriptor says which keys a kernel of it may have.
+    const Family* family = &kMapFamily;
+    if (const toml::node* n = get(t, "family")) {
+      const std::string f = string_of(*n, "family");
+      family = find_family(f);
+      if (!family) error(*n, fmt::format("unknown kernel family '{}' (families: {})", f, family_names()));
+    }
+    check_keys(t, "kernel", family->manifest_keys);
     std::string alias;
     if (const toml::node* n = get(t, "name")) {
       alias = string_of(*n, "name");
@@ -212,10 +221,6 @@ class Reader {
                         return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
                       });
       if (!ok) error(*n, fmt::format("kernel name '{}' must be an identifier (letters, digits, _)", alias));
-    }
-    if (const toml::node* n = get(t, "family")) {
-      const std::string f = string_of(*n, "family");
-      if (f != "map") error(*n, fmt::format("unknown kernel family '{}' (expected \"map\")", f));
     }
     const toml::node& inputs_node = require(t, "kernel", "inputs");
     std::vector<DType> inputs = dtype_list(inputs_node, "inputs", false);
@@ -253,7 +258,8 @@ class Reader {
   }
 
   void read_ops(const toml::table& t) {
-    check_keys(t, "ops", {"ops", "dtypes", "targets", "block_size"});
+    static constexpr std::string_view kOpsKeys[] = {"ops", "dtypes", "targets", "block_size"};
+    check_keys(t, "ops", kOpsKeys);
     const toml::node& ops_node = require(t, "ops", "ops");
     std::vector<Op> ops;
     bool all_ops = false;

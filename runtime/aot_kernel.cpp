@@ -1,11 +1,11 @@
 #include "runtime/aot_kernel.hpp"
 
 #include <algorithm>
+#include <array>
 
 #include <fmt/format.h>
 
 #include "codegen/api_header.hpp"
-#include "codegen/eval.hpp"
 #include "runtime/dispatch.hpp"
 #include "core/error.hpp"
 
@@ -52,15 +52,13 @@ void AotKernel::launch(Stream& stream, const std::vector<const Buffer*>& inputs,
   check(&out, k, spec_.output, "output");
   if (n == 0) return;
 
+  // One dimension of n elements, every operand dense: the family's contiguous plan.
+  const std::array<std::int64_t, 1> shape{std::int64_t(n)}, unit{1};
+  std::vector<PlanOperand> ops;
+  for (std::size_t i = 0; i < k; ++i) ops.push_back({address[i], unit});
+  const Family& family = family_of(spec_);
   if (device.backend() == Backend::cpu) {  // in order on the calling thread, like the CPU stream
-    Evaluator ev(spec_.expr);
-    std::vector<Scalar> in(k);
-    const std::size_t osize = dtype_size(spec_.output);
-    for (std::uint64_t i = 0; i < n; ++i) {
-      for (std::size_t j = 0; j < k; ++j)
-        in[j] = load_scalar(spec_.inputs[j], reinterpret_cast<const std::byte*>(address[j]) + i * dtype_size(spec_.inputs[j]));
-      store_scalar(spec_.output, reinterpret_cast<std::byte*>(address[k]) + i * osize, ev.eval(in.data()));
-    }
+    family.run_cpu(spec_, shape, ops, address[k]);
     return;
   }
   if (!entry_) fail(ErrorCode::internal, fmt::format("{}: not in its registry (rebuild the kernels)", name_));
@@ -69,8 +67,9 @@ void AotKernel::launch(Stream& stream, const std::vector<const Buffer*>& inputs,
   if (!ref)
     fail(ErrorCode::unsupported, fmt::format("{} was not built for {} and cannot be compiled just in time: {}", name_,
                                              device.id(), why));
-  std::vector<std::uint64_t> in(address.begin(), address.end() - 1);
-  launch_map_contiguous(stream, ref, in, address[k], n);
+  const LaunchPlan plan = family.plan(spec_, shape, ops, address[k], ref.entry->block_size, &why);
+  if (plan.function < 0) fail(ErrorCode::unsupported, fmt::format("{}: {}", name_, why));
+  kiln::launch(stream, ref, plan);
 }
 
 }  // namespace kiln

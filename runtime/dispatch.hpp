@@ -1,7 +1,7 @@
 // One path from a kernel to a launch, shared by the tensor ops (runtime/ops.cpp) and the kernels of
-// generated headers (runtime/aot_kernel.cpp): the caller's registry, then the built-in registry,
-// then the JIT (memory cache); then the map launch plan (grid and params from shapes, strides and
-// addresses); then Stream::launch. The spec's name is computed once by the caller and passed in.
+// generated headers (runtime/aot_kernel.cpp), for every family: the caller's registry, then the
+// built-in registry, then the JIT (memory cache); then the family's launch plan (codegen/family.hpp:
+// grid and params from shapes, strides and addresses); then Stream::launch. The spec's name is computed once by the caller and passed in.
 // Thread-safety: every function may be called from any thread (the JIT locks per spec; streams
 // serialize their own calls).
 #pragma once
@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "codegen/family.hpp"
 #include "codegen/spec.hpp"
 #include "core/error.hpp"
 #include "runtime/registry.hpp"
@@ -37,14 +38,9 @@ KernelRef resolve_kernel(Device& device, const KernelSpec& spec, const std::stri
 KernelRef resolve_entry(Device& device, const KernelSpec& spec, const Registry& registry, const KernelEntry& entry,
                         std::string* why);
 
-// The map family's launch plan on a GPU device. |operands| are views of |out|'s shape (broadcast
-// already); contiguous operands take the vectorized entry point, anything else the strided one
-// after collapsing dimensions. |op| names the caller in errors.
-void launch_map(std::string_view op, const KernelRef& kernel, const std::vector<Tensor>& operands, const Tensor& out);
-
-// The contiguous map entry point over raw device addresses: out[i] = f(in0[i], ...) for i < n.
-void launch_map_contiguous(Stream& stream, const KernelRef& kernel, const std::vector<std::uint64_t>& inputs,
-                           std::uint64_t out, std::uint64_t n);
+// Launches function plan.function of |kernel| with the plan's grid and params on |stream|; checks
+// the params size against the one the registry entry records.
+void launch(Stream& stream, const KernelRef& kernel, const LaunchPlan& plan);
 
 // Runs the map kernel of |spec| on the operands' device (|name|: spec.name() when the caller has it,
 // else computed here, only for GPU devices): checks the operands against the spec's inputs, broadcasts them (Nx rules),
@@ -61,8 +57,5 @@ void check_operands(std::string_view op, const std::vector<Tensor>& operands);
 // Throws |code| with "kiln::<op>: <what> — shapes [..] and [..] (dtypes on device)".
 [[noreturn]] void fail_op(ErrorCode code, std::string_view op, const std::vector<Tensor>& operands,
                           const std::string& what);
-
-// The CPU backend of the map family: the reference evaluator over (strided) views into |out|.
-void run_map_cpu(const Expr& expr, const std::vector<Tensor>& operands, const Tensor& out);
 
 }  // namespace kiln

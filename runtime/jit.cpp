@@ -11,6 +11,7 @@
 #include <shaderc/shaderc.hpp>
 
 #include "codegen/emit.hpp"
+#include "codegen/family.hpp"
 #include "core/error.hpp"
 
 namespace kiln {
@@ -119,19 +120,21 @@ std::unique_ptr<JitRecord> build(Device& device, const KernelSpec& spec) {
   auto r = std::make_unique<JitRecord>();
   r->name = spec.name();
   r->spec = spec.canonical();
-  const int num_functions = 2;
+  const Family& family = family_of(spec);
+  const int num_functions = int(family.entry_points.size());
   if (device.backend() == Backend::vulkan) {
     for (int f = 0; f < num_functions; ++f) r->blobs.push_back(compile_glsl(emit_glsl(spec, f), r->name));
     for (int f = 0; f < num_functions; ++f)
-      r->functions.push_back({"main", {r->blobs[f].data(), r->blobs[f].size()}});
+      r->functions.push_back({"main", {r->blobs[f].data(), r->blobs[f].size()}, family.entry_points[f].params_bytes});
   } else {
     r->blobs.push_back(compile_cuda(emit_cuda(spec), r->name, device.info().arch));
     r->symbols = cuda_symbols(spec);
-    for (const auto& s : r->symbols) r->functions.push_back({s.c_str(), {}});
+    for (int f = 0; f < num_functions; ++f)
+      r->functions.push_back({r->symbols[f].c_str(), {}, family.entry_points[f].params_bytes});
     r->cuda_images.push_back({r->blobs[0].data(), r->blobs[0].size()});
   }
   r->entry = KernelEntry{r->name.c_str(), r->spec.c_str(), device.backend() == Backend::cuda ? 0 : -1,
-                         num_functions, r->functions.data(), spec.block_size};
+                         num_functions, r->functions.data(), spec.block_size, family.name.data()};
   r->registry.kernels = std::span<const KernelEntry>(&r->entry, 1);
   r->registry.cuda_images = r->cuda_images;
   return r;

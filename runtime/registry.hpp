@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <span>
 #include <string_view>
 
@@ -19,6 +20,7 @@ struct EmbeddedBlob {
 struct KernelFunction {
   const char* symbol;
   EmbeddedBlob spirv;
+  std::uint32_t params_bytes = 0;  // the size of the params block it takes (0: not recorded)
 };
 
 // Map kernels have two functions: kMapContiguous and kMapStrided.
@@ -32,6 +34,7 @@ struct KernelEntry {
   int num_functions;
   const KernelFunction* functions;
   int block_size;      // threads per CUDA block = Vulkan workgroup size (specialization constant 0)
+  const char* family = nullptr;  // the spec's family ("map"); null in registries from before it was recorded
 };
 
 struct Registry {

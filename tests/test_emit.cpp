@@ -13,7 +13,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
+#include <cstring>
 #include <functional>
 #include <set>
 #include <string>
@@ -22,8 +24,12 @@
 
 #include <fmt/format.h>
 
+#include "codegen/abi.hpp"
+#include "codegen/api_header.hpp"
 #include "codegen/emit.hpp"
+#include "codegen/family.hpp"
 #include "codegen/spec.hpp"
+#include "runtime/registry.hpp"
 #include "core/error.hpp"
 
 namespace kiln {
@@ -356,6 +362,102 @@ TEST(EmitBoth, RejectsWhatTheTemplatesCannotDo) {
   EXPECT_NE(why.find("at most 4"), std::string::npos) << why;
   EXPECT_THROW(emit_cuda(spec), Error);
   EXPECT_THROW(emit_glsl(spec, 0), Error);
+}
+
+// ---- family descriptors ----------------------------------------------------------------------------
+
+TEST(Families, EveryFamilyIsFoundByNameAndHasItsTemplates) {
+  ASSERT_FALSE(all_families().empty());
+  std::set<std::string> paths;
+  for (const auto& t : template_sources()) paths.insert(std::string(t.path));
+  for (const Family* f : all_families()) {
+    EXPECT_EQ(find_family(f->name), f);
+    EXPECT_FALSE(f->entry_points.empty()) << f->name;
+    EXPECT_FALSE(f->slots.empty()) << f->name;
+    for (const FamilyEntryPoint& e : f->entry_points) EXPECT_GT(e.params_bytes, 0u) << f->name << " " << e.suffix;
+    EXPECT_TRUE(paths.count(fmt::format("cuda/{}.cuh", f->name))) << f->name;
+    EXPECT_TRUE(paths.count(fmt::format("glsl/{}.glsl", f->name))) << f->name;
+  }
+  EXPECT_EQ(find_family("nosuch"), nullptr);
+  KernelSpec bad = single_op_spec(Op::add, DType::f32);
+  bad.family = "nosuch";
+  std::string why;
+  EXPECT_FALSE(target_supports(bad, Target::cuda, &why));
+  EXPECT_NE(why.find("families: map"), std::string::npos) << why;
+  EXPECT_THROW(family_of(bad), Error);
+}
+
+TEST(Families, BuiltInRegistryRecordsFamiliesAndParamsSizes) {
+  const Registry& reg = builtin_registry();
+  if (reg.kernels.empty()) GTEST_SKIP() << "built with KILN_BUILD_KERNELS=OFF";
+  for (const KernelEntry& e : reg.kernels) {
+    ASSERT_NE(e.family, nullptr) << e.name;
+    const Family* f = find_family(e.family);
+    ASSERT_NE(f, nullptr) << e.name << " " << e.family;
+    ASSERT_EQ(std::size_t(e.num_functions), f->entry_points.size()) << e.name;
+    const KernelSpec spec = spec_from_canonical(e.spec);
+    const std::vector<std::string> symbols = cuda_symbols(spec);
+    for (int k = 0; k < e.num_functions; ++k) {
+      EXPECT_EQ(e.functions[k].params_bytes, f->entry_points[std::size_t(k)].params_bytes) << e.name;
+      EXPECT_EQ(std::string(e.functions[k].symbol), symbols[std::size_t(k)]) << e.name;
+    }
+  }
+}
+
+TEST(Families, MapPlanPicksTheEntryPointAndCollapsesDimensions) {
+  const KernelSpec spec = single_op_spec(Op::add, DType::f32);
+  const Family& map = family_of(spec);
+  std::string why;
+  // Dense operands of the output's shape: the contiguous entry point, 4 elements per thread.
+  const std::array<std::int64_t, 3> shape{3, 1, 1000};
+  const std::int64_t dense[] = {1000, 1000, 1}, bcast[] = {0, 0, 1};
+  const PlanOperand a{0x1000, dense}, b{0x9000, dense};
+  LaunchPlan p = map.plan(spec, shape, std::vector<PlanOperand>{a, b}, 0x20000, 256, &why);
+  ASSERT_EQ(p.function, 0) << why;
+  ASSERT_EQ(p.params.size(), sizeof(KilnMapParams));
+  KilnMapParams mp;
+  std::memcpy(&mp, p.params.data(), sizeof mp);
+  EXPECT_EQ(mp.n, 3000u);
+  EXPECT_EQ(mp.out, 0x20000u);
+  EXPECT_EQ(mp.in[1], 0x9000u);
+  EXPECT_EQ(p.groups_x, (3000u + 1023u) / 1024u);
+  // A broadcast operand: the strided entry point; the size-1 dimension is dropped and the two
+  // remaining ones stay apart (the broadcast operand's strides do not merge).
+  p = map.plan(spec, shape, std::vector<PlanOperand>{a, {0x9000, bcast}}, 0x20000, 128, &why);
+  ASSERT_EQ(p.function, 1) << why;
+  ASSERT_EQ(p.params.size(), sizeof(KilnStridedParams));
+  KilnStridedParams sp;
+  std::memcpy(&sp, p.params.data(), sizeof sp);
+  EXPECT_EQ(sp.rank, 2);
+  EXPECT_EQ(sp.shape[0], 3);
+  EXPECT_EQ(sp.shape[1], 1000);
+  EXPECT_EQ(sp.strides[0][0], 1000);
+  EXPECT_EQ(sp.strides[1][0], 0);
+  EXPECT_EQ(p.groups_x, (3000u + 127u) / 128u);
+  // Transposed strides never merge; seven non-mergeable dimensions are refused with the reason.
+  const std::array<std::int64_t, 7> shape7{2, 2, 2, 2, 2, 2, 2};
+  const std::int64_t odd7[] = {1, 3, 9, 27, 81, 243, 729}, dense7[] = {64, 32, 16, 8, 4, 2, 1};
+  p = map.plan(spec, shape7, std::vector<PlanOperand>{{0, odd7}, {0, dense7}}, 0, 256, &why);
+  EXPECT_EQ(p.function, -1);
+  EXPECT_NE(why.find("7 non-mergeable dimensions"), std::string::npos) << why;
+}
+
+TEST(Families, MapCpuReferenceAndCost) {
+  const KernelSpec spec = make_map_spec(parse_expr("x * 2 + y", {DType::f32, DType::f32}), DType::f32);
+  const Family& map = family_of(spec);
+  const float x[] = {1, 2, 3}, y[] = {10};
+  float out[3] = {0, 0, 0};
+  const std::array<std::int64_t, 1> shape{3};
+  const std::int64_t unit[] = {1}, zero[] = {0};
+  map.run_cpu(spec, shape,
+              std::vector<PlanOperand>{{reinterpret_cast<std::uint64_t>(x), unit}, {reinterpret_cast<std::uint64_t>(y), zero}},
+              reinterpret_cast<std::uint64_t>(out));
+  EXPECT_EQ(out[0], 12.f);
+  EXPECT_EQ(out[1], 14.f);
+  EXPECT_EQ(out[2], 16.f);
+  const FamilyCost c = map.cost(spec);
+  EXPECT_EQ(c.bytes_per_element, 12.0);  // two f32 reads, one f32 write
+  EXPECT_EQ(c.flops_per_element, 2.0);   // multiply, add
 }
 
 TEST(EmitTemplates, AreEmbedded) {

@@ -1,0 +1,82 @@
+// A template family is one descriptor: everything about one kind of kernel (map, reduce, ...) that
+// the rest of Kiln handles generically (spec text, manifests, kilnc, the registry, the JIT, the
+// dispatch path, the conformance suite, the bench). A family is this descriptor
+// (codegen/families/<name>.cpp), its two templates (templates/cuda/<name>.cuh,
+// templates/glsl/<name>.glsl), its tests, and one line in all_families() (codegen/family.cpp).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "codegen/emit.hpp"
+#include "codegen/spec.hpp"
+
+namespace kiln {
+
+// One entry point of a family's kernels: the suffix of its CUDA symbol (<kernel name>_<suffix>)
+// and of its SPIR-V module, and the size of the params block it takes by value.
+struct FamilyEntryPoint {
+  std::string_view suffix;
+  std::uint32_t params_bytes;
+};
+
+// An operand of a launch: its address (device address, or host pointer on the CPU) and its strides
+// in elements over the launch's shape (0 broadcasts; negative strides allowed).
+struct PlanOperand {
+  std::uint64_t address = 0;
+  std::span<const std::int64_t> strides;
+};
+
+// What a launch needs: the entry point, the grid (x only for now) and the params block.
+struct LaunchPlan {
+  int function = -1;  // -1: no plan; see the |why| of plan()
+  std::uint32_t groups_x = 1;
+  std::vector<std::byte> params;
+};
+
+// Bytes moved and arithmetic done per output element (each input read once, the output written
+// once); the bench divides by the measured time.
+struct FamilyCost {
+  double bytes_per_element = 0;
+  double flops_per_element = 0;
+};
+
+struct Family {
+  std::string_view name;                         // the spec's family, e.g. "map"
+  std::span<const FamilyEntryPoint> entry_points;  // in registry function order
+  std::span<const std::string_view> slots;       // its expression slots (map: "expr")
+  std::span<const std::string_view> manifest_keys;  // the keys a manifest [[kernel]] of it may have
+
+  // Whether |spec| can be emitted for |target|; when not, |why| says what is missing.
+  bool (*supports)(const KernelSpec& spec, Target target, std::string* why);
+  // The CUDA instantiation unit: every entry point as an extern "C" __global__ function.
+  std::string (*emit_cuda)(const KernelSpec& spec);
+  // One self-contained GLSL compute shader for entry point |function|.
+  std::string (*emit_glsl)(const KernelSpec& spec, int function);
+  // The launch of |spec| writing |out| (contiguous, row-major over |shape|) from |inputs|, for
+  // kernels of |block_size| threads; function -1 with the reason in |why| when it cannot run.
+  LaunchPlan (*plan)(const KernelSpec& spec, std::span<const std::int64_t> shape, std::span<const PlanOperand> inputs,
+                     std::uint64_t out, int block_size, std::string* why);
+  // The CPU reference (the CPU backend and the conformance oracle): the same as a launch, on host
+  // memory, with the semantics of codegen/eval.cpp.
+  void (*run_cpu)(const KernelSpec& spec, std::span<const std::int64_t> shape, std::span<const PlanOperand> inputs,
+                  std::uint64_t out);
+  FamilyCost (*cost)(const KernelSpec& spec);
+};
+
+// Every family, in a fixed order; find_family returns nullptr for an unknown name.
+std::span<const Family* const> all_families();
+const Family* find_family(std::string_view name);
+// The family of |spec|; throws invalid_argument naming the known families when there is none.
+const Family& family_of(const KernelSpec& spec);
+// "map, reduce" (for error messages).
+std::string family_names();
+
+// The descriptors (codegen/families/*.cpp).
+extern const Family kMapFamily;
+
+}  // namespace kiln
