@@ -325,16 +325,35 @@ std::string command_line(const std::vector<std::string>& argv) {
   return s;
 }
 
-// Hash of every file under |dirs| (the CUDA templates a batch includes).
-std::uint64_t hash_tree(const std::vector<std::string>& dirs) {
-  std::vector<fs::path> paths;
-  for (const auto& d : dirs)
-    if (fs::is_directory(d))
-      for (const auto& e : fs::recursive_directory_iterator(d))
-        if (e.is_regular_file()) paths.push_back(e.path());
-  std::sort(paths.begin(), paths.end());
+// Hash of the files a CUDA source really includes: its #include "..." lines, resolved against
+// |dirs| and followed recursively (angle-bracket includes are the toolkit's, keyed by nvcc). A
+// GLSL prelude edit therefore leaves every CUDA batch's key unchanged.
+std::uint64_t hash_includes(const std::string& source, const std::vector<std::string>& dirs) {
+  std::set<fs::path> seen;
+  std::vector<std::string> todo = {source};
   std::uint64_t h = 0;
-  for (const auto& p : paths) h = hash_of(p.string() + "\n" + read_text(p), h);
+  while (!todo.empty()) {
+    const std::string text = std::move(todo.back());
+    todo.pop_back();
+    std::istringstream lines(text);
+    for (std::string line; std::getline(lines, line);) {
+      const std::size_t at = line.find_first_not_of(" \t");
+      if (at == std::string::npos || line.compare(at, 8, "#include") != 0) continue;
+      const std::size_t q0 = line.find('"', at + 8), q1 = q0 == std::string::npos ? q0 : line.find('"', q0 + 1);
+      if (q1 == std::string::npos) continue;
+      const std::string name = line.substr(q0 + 1, q1 - q0 - 1);
+      for (const auto& d : dirs) {
+        const fs::path p = fs::path(d) / name;
+        if (!fs::is_regular_file(p)) continue;
+        if (seen.insert(p.lexically_normal()).second) {
+          std::string body = read_text(p);
+          h = hash_of(name + "\n" + body, h);
+          todo.push_back(std::move(body));
+        }
+        break;
+      }
+    }
+  }
   return h;
 }
 
@@ -377,14 +396,15 @@ int cmd_compile(const CompileOptions& o) {
 
   if (o.cuda && !o.nvcc.empty()) {
     const std::vector<std::string> flags = split_ws(o.nvcc_flags);
-    const std::string base_key = hex64(hash_tree(o.cuda_includes)) + command_line(flags) + o.nvcc;
+    const std::string base_key = command_line(flags) + o.nvcc;
     for (const json& b : index["cuda_batches"]) {
       const fs::path cu = dir / b["file"].get<std::string>();
       Job j;
       j.output = fs::path(cu).replace_extension(".fatbin");
       j.tmp = j.output.string() + ".tmp";
       j.key_file = j.output.string() + ".key";
-      j.key = hex64(hash_of(base_key + read_text(cu))) + "\n";
+      const std::string source = read_text(cu);
+      j.key = hex64(hash_of(base_key + hex64(hash_includes(source, o.cuda_includes)) + source)) + "\n";
       std::vector<std::string> cmd = {o.nvcc, "-fatbin"};
       cmd.insert(cmd.end(), flags.begin(), flags.end());
       for (const auto& inc : o.cuda_includes) cmd.push_back("-I" + inc);

@@ -259,6 +259,37 @@ TEST_F(Kilnc, BuildIsIncremental) {
   EXPECT_NE(index.find("\"" + add + "_contig\""), std::string::npos);
 }
 
+TEST_F(Kilnc, CudaBatchesRebuildOnlyWhenTheTemplatesTheyIncludeChange) {
+  // A CUDA batch's key covers the templates it includes, not the whole templates tree: editing the
+  // GLSL prelude must not recompile every fatbin. A stand-in nvcc counts its runs.
+  const fs::path out = tmp_ / "out", templates = tmp_ / "templates", count = tmp_ / "nvcc-runs";
+  ASSERT_EQ(kilnc("build --manifest '" + (kFixtures / "good.toml").string() + "' --out '" + out.string() + "'").status, 0);
+  fs::copy(fs::path(KILN_SOURCE_DIR) / "templates", templates, fs::copy_options::recursive);
+  const fs::path nvcc = tmp_ / "fake-nvcc";
+  {
+    std::ofstream f(nvcc);
+    f << "#!/bin/sh\necho run >> '" << count.string() << "'\n"
+      << "while [ $# -gt 0 ]; do if [ \"$1\" = -o ]; then printf 'P\\355U\\272' > \"$2\"; fi; shift; done\n";
+  }
+  fs::permissions(nvcc, fs::perms::owner_all);
+  const std::string compile = "compile --index '" + (out / "kernels.json").string() + "' --nvcc '" + nvcc.string() +
+                              "' --cuda-include '" + templates.string() + "' --no-vulkan --cache-dir ''";
+  auto runs = [&] {
+    const std::string t = fs::exists(count) ? read_all(count) : "";
+    return std::count(t.begin(), t.end(), '\n');
+  };
+  KilncRun r = kilnc(compile);
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto batches = runs();
+  ASSERT_GT(batches, 0);
+  std::ofstream(templates / "glsl/ops.glsl", std::ios::app) << "\n// an edit of the GLSL prelude\n";
+  ASSERT_EQ(kilnc(compile).status, 0);
+  EXPECT_EQ(runs(), batches) << "a GLSL edit recompiled CUDA batches";
+  std::ofstream(templates / "cuda/ops.cuh", std::ios::app) << "\n// an edit of the CUDA prelude\n";
+  ASSERT_EQ(kilnc(compile).status, 0);
+  EXPECT_EQ(runs(), 2 * batches) << "a CUDA prelude edit must recompile every batch (map.cuh includes it)";
+}
+
 TEST_F(Kilnc, PackValidatesBlobs) {
   const fs::path out = tmp_ / "out";
   ASSERT_EQ(kilnc("build --manifest '" + (kFixtures / "good.toml").string() + "' --out '" + out.string() + "'").status, 0);
