@@ -261,6 +261,10 @@ def cmd_results(a):
         if isinstance(dev, dict) and dev.get("name"):
             gpu = dev["name"]
             break
+    if gpu == "gpu":  # a run without benches: the summary's machine line names the GPU
+        m = re.search(r"^machine: ([^|]+?) \|", "\n".join(doc.get("summary", [])), re.M)
+        if m and m.group(1) != "no GPU":
+            gpu = m.group(1)
     ts = next((doc[k].get("timestamp") for k in ("kiln_cuda", "torch", "kiln_vulkan") if k in doc), None)
     date = (ts or "")[:10] or __import__("time").strftime("%Y-%m-%d")
     commit = next((doc[k].get("kiln", {}).get("commit") for k in ("kiln_cuda", "kiln_vulkan") if k in doc), None)
