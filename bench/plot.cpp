@@ -62,7 +62,8 @@ std::string roofline_svg(const nlohmann::json& rep) {
   for (const auto& c : rep.at("cases")) {
     if (!c.contains("gb_per_s")) continue;
     Point p;
-    p.label = c.value("name", "?") + (many_sizes ? "@" + format_count(c.value("elements", std::uint64_t(0))) : "");
+    p.label = c.value("name", "?");
+    if (many_sizes) p.label.append("@").append(format_count(c.value("elements", std::uint64_t(0))));
     p.gbps = c.value("gb_per_s", 0.0);
     p.gflops = c.value("gflop_per_s", 0.0);
     const double bytes = c.value("bytes", 0.0), flops = c.value("flops", 0.0);

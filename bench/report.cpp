@@ -56,7 +56,7 @@ namespace {
 
 std::string dtype_list(const std::vector<DType>& ds) {
   std::string s;
-  for (DType d : ds) s += (s.empty() ? "" : " ") + std::string(dtype_name(d));
+  for (DType d : ds) s.append(s.empty() ? "" : " ").append(dtype_name(d));
   return s.empty() ? "-" : s;
 }
 

@@ -25,7 +25,7 @@ std::string utc_timestamp() {
 std::string available_ids() {
   std::string s;
   try {
-    for (const Device* d : devices()) s += (s.empty() ? "" : ", ") + d->id();
+    for (const Device* d : devices()) s.append(s.empty() ? "" : ", ").append(d->id());
   } catch (const std::exception&) {
   }
   return s.empty() ? "(none)" : s;

@@ -102,7 +102,7 @@ std::string support_markdown() {
       for (std::size_t k = 0; k < cols.size(); ++k) {
         const Cell& c = it->second;
         if (c.ok[k] == 0) continue;
-        s += (s.empty() ? "" : " ") + std::string(cols[k].letter);
+        s.append(s.empty() ? "" : " ").append(cols[k].letter);
         if (c.ok[k] < c.total) s += fmt::format(" {}/{}", c.ok[k], c.total);
       }
       md << " " << (s.empty() ? "—" : s) << " |";
@@ -116,7 +116,7 @@ std::string support_markdown() {
     for (const auto& [why, names] : why_not[k]) {
       any = true;
       std::string list;
-      for (const std::string& n : names) list += (list.empty() ? "" : ", ") + ("`" + n + "`");
+      for (const std::string& n : names) list.append(list.empty() ? "" : ", ").append("`").append(n).append("`");
       md << fmt::format("- **{}**: {} — {}\n", backend_name(cols[k].backend), why, list);
     }
   }

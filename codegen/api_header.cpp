@@ -145,10 +145,10 @@ std::string emit_api_header(const Manifest& manifest, const ApiHeaderOptions& o)
     for (std::size_t i = 0; i < spec.inputs.size(); ++i) {
       const std::string p = param_name(i);
       tensor_params += fmt::format("const kiln::Tensor& {}, ", p);
-      tensor_args += (i ? ", " : "") + p;
+      tensor_args.append(i ? ", " : "").append(p);
       buffer_params += fmt::format("const kiln::Buffer& {}, ", p);
-      buffer_args += (i ? ", &" : "&") + p;
-      sig += (i ? ", " : "") + std::string(dtype_name(spec.inputs[i]));
+      buffer_args.append(i ? ", &" : "&").append(p);  // append, not "..." + string: GCC 12 -Wrestrict
+      sig.append(i ? ", " : "").append(dtype_name(spec.inputs[i]));
     }
     for (const std::string& name : names) {
       if (kReserved.count(name))

@@ -154,7 +154,7 @@ std::string node_value(const Expr& e, NodeId id, const Dialect& d) {
   auto arg = [&](int k) { return fmt::format("v{}", n.args[k]); };
   if (n.op == Op::as_type) return fmt::format("kiln_cast_{}({})", dtype_name(n.dtype), arg(0));
   std::string call = fmt::format("kiln_{}(", op_info(n.op).name);
-  for (int k = 0; k < n.num_args; ++k) call += (k ? ", " : "") + arg(k);
+  for (int k = 0; k < n.num_args; ++k) call.append(k ? ", " : "").append(arg(k));
   switch (n.op) {  // ops that depend on the dtype's width
     case Op::count_leading_zeros: case Op::population_count: case Op::left_shift:
     case Op::right_shift:

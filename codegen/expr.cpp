@@ -105,7 +105,7 @@ NodeId Expr::apply(Op op, std::initializer_list<NodeId> args) {
   std::vector<NodeId> a(args);
   auto reject = [&](DType t) -> void {
     std::string ts;
-    for (NodeId x : a) ts += (ts.empty() ? "" : ", ") + std::string(dtype_name(dtype(x)));
+    for (NodeId x : a) ts.append(ts.empty() ? "" : ", ").append(dtype_name(dtype(x)));
     fail(ErrorCode::dtype_mismatch,
          fmt::format("{} does not accept {} (operands: {})", info.name, dtype_name(t), ts));
   };
@@ -191,7 +191,7 @@ std::string Expr::to_string() const {
     }
     if (n.op == Op::as_type) return fmt::format("{}({})", dtype_name(n.dtype), text(n.args[0]));
     std::string s = std::string(op_info(n.op).name) + "(";
-    for (int k = 0; k < n.num_args; ++k) s += (k ? ", " : "") + text(n.args[k]);
+    for (int k = 0; k < n.num_args; ++k) s.append(k ? ", " : "").append(text(n.args[k]));
     return s + ")";
   };
   return nodes_.empty() ? std::string() : text(root_);

@@ -22,7 +22,7 @@ const Family* find_family(std::string_view name) {
 
 std::string family_names() {
   std::string s;
-  for (const Family* f : all_families()) s += (s.empty() ? "" : ", ") + std::string(f->name);
+  for (const Family* f : all_families()) s.append(s.empty() ? "" : ", ").append(f->name);
   return s;
 }
 

@@ -158,7 +158,7 @@ int cmd_ops(bool as_json) {
   }
   for (const json& j : ops) {
     std::string accepts;
-    for (const auto& t : j["accepts"]) accepts += (accepts.empty() ? "" : " ") + t.get<std::string>();
+    for (const auto& t : j["accepts"]) accepts.append(accepts.empty() ? "" : " ").append(t.get<std::string>());
     std::string vk = "all";
     if (j["targets"]["vulkan"].size() != j["accepts"].size()) vk = "no f64";
     std::cout << fmt::format("{:<20} {}  {:<8} tol={:g}/{:g} vulkan:{:<6} [{}]  {}\n", j["name"].get<std::string>(),
@@ -321,7 +321,7 @@ int spawn(const std::vector<std::string>& argv, const fs::path& log) {
 
 std::string command_line(const std::vector<std::string>& argv) {
   std::string s;
-  for (const auto& a : argv) s += (s.empty() ? "" : " ") + a;
+  for (const auto& a : argv) s.append(s.empty() ? "" : " ").append(a);
   return s;
 }
 

@@ -7,7 +7,7 @@ namespace kiln {
 
 std::string KernelSpec::canonical() const {
   std::string s = family + "|in=";
-  for (std::size_t i = 0; i < inputs.size(); ++i) s += (i ? "," : "") + std::string(dtype_name(inputs[i]));
+  for (std::size_t i = 0; i < inputs.size(); ++i) s.append(i ? "," : "").append(dtype_name(inputs[i]));
   s += fmt::format("|out={}|block={}|", dtype_name(output), block_size);
   return s + expr.canonical();
 }

@@ -16,7 +16,7 @@ std::string operands_text(const std::vector<Tensor>& xs) {
   std::string shapes, dtypes;
   for (std::size_t i = 0; i < xs.size(); ++i) {
     shapes += (i ? (i + 1 == xs.size() ? " and " : ", ") : "") + shape_text(xs[i].shape());
-    dtypes += (i ? ", " : "") + std::string(dtype_name(xs[i].dtype()));
+    dtypes.append(i ? ", " : "").append(dtype_name(xs[i].dtype()));
   }
   return fmt::format("shapes {} ({}{})", shapes, dtypes,
                      xs.empty() || !xs[0].defined() ? "" : " on " + xs[0].device().id());

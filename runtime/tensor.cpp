@@ -13,7 +13,7 @@ namespace kiln {
 
 std::string shape_text(const Shape& s) {
   std::string t = "[";
-  for (std::size_t i = 0; i < s.size(); ++i) t += (i ? "," : "") + std::to_string(s[i]);
+  for (std::size_t i = 0; i < s.size(); ++i) t.append(i ? "," : "").append(std::to_string(s[i]));
   return t + "]";
 }
 

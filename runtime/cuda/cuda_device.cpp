@@ -246,7 +246,7 @@ BackendProbe probe_cuda() {
     try {
       p.devices.push_back(cuda::make_device(i));
     } catch (const std::exception& e) {
-      errors += (errors.empty() ? "" : "; ") + std::string(e.what());
+      errors.append(errors.empty() ? "" : "; ").append(e.what());
     }
   }
   if (p.devices.empty()) p.unavailable_reason = "no usable CUDA device: " + errors;

@@ -12,10 +12,17 @@ constexpr char kMagic[8] = {'K', 'I', 'L', 'N', 'V', 'K', 'P', 'C'};
 constexpr std::uint32_t kVkHeaderVersionOne = 1;  // VK_PIPELINE_CACHE_HEADER_VERSION_ONE
 constexpr std::size_t kVkHeaderBytes = 16 + 16;   // VkPipelineCacheHeaderVersionOne
 
+// Appends |n| bytes (resize + memcpy: GCC 12 reports a false -Wstringop-overflow for
+// vector::insert after reserve, GCC PR 105651).
+void put_bytes(std::vector<char>& out, const void* p, std::size_t n) {
+  const std::size_t at = out.size();
+  out.resize(at + n);
+  if (n) std::memcpy(out.data() + at, p, n);
+}
+
 template <class T>
 void put(std::vector<char>& out, const T& v) {
-  const char* p = reinterpret_cast<const char*>(&v);
-  out.insert(out.end(), p, p + sizeof v);
+  put_bytes(out, &v, sizeof v);
 }
 
 template <class T>
@@ -30,14 +37,14 @@ T get(const char* p) {
 std::vector<char> wrap_pipeline_cache(std::span<const char> payload, const PipelineCacheIdentity& id) {
   std::vector<char> out;
   out.reserve(kPipelineCacheHeaderBytes + payload.size());
-  out.insert(out.end(), kMagic, kMagic + sizeof kMagic);
+  put_bytes(out, kMagic, sizeof kMagic);
   put(out, kPipelineCacheFormat);
   put(out, id.vendor_id);
   put(out, id.device_id);
-  out.insert(out.end(), reinterpret_cast<const char*>(id.uuid), reinterpret_cast<const char*>(id.uuid) + 16);
+  put_bytes(out, id.uuid, 16);
   put(out, std::uint64_t(payload.size()));
   put(out, std::uint64_t(XXH64(payload.data(), payload.size(), 0)));
-  out.insert(out.end(), payload.begin(), payload.end());
+  put_bytes(out, payload.data(), payload.size());
   return out;
 }
 

@@ -223,7 +223,7 @@ BackendProbe probe_vulkan() {
     } catch (const std::exception& e) {
       why = e.what();
     }
-    reasons += (reasons.empty() ? "" : "; ") + why;
+    reasons.append(reasons.empty() ? "" : "; ").append(why);
   }
   if (probe.devices.empty())
     probe.unavailable_reason = "no usable Vulkan 1.2+ device with bufferDeviceAddress and timelineSemaphore (" +

@@ -130,7 +130,7 @@ const char* shape_class_name(ShapeClass c) {
 
 std::string Case::name() const {
   std::string d = std::string(dtype_name(dtype));
-  if (op == Op::as_type) d += "_" + std::string(dtype_name(cast_to));
+  if (op == Op::as_type) d.append("_").append(dtype_name(cast_to));
   return fmt::format("{}.{}.{}", op_info(op).name, d, shape_class_name(shape));
 }
 
