@@ -23,6 +23,27 @@ std::int64_t shape_numel(const Shape& s) {
   return n;
 }
 
+std::int64_t checked_numel(const Shape& shape, DType dtype, std::string_view what) {
+  // The product of max(d, 1) must fit too: row-major strides of an empty tensor are computed from it.
+  std::int64_t n = 1;
+  bool empty = false;
+  for (auto d : shape) {
+    if (d < 0)
+      fail(ErrorCode::invalid_argument,
+           fmt::format("{}: negative dimension in shape {} ({})", what, shape_text(shape), dtype_name(dtype)));
+    empty |= d == 0;
+    if (__builtin_mul_overflow(n, std::max<std::int64_t>(d, 1), &n))
+      fail(ErrorCode::invalid_argument, fmt::format("{}: shape {} ({}) has more than 2^63 elements", what,
+                                                    shape_text(shape), dtype_name(dtype)));
+  }
+  if (empty) return 0;
+  std::int64_t bytes;
+  if (__builtin_mul_overflow(n, std::int64_t(dtype_size(dtype)), &bytes))
+    fail(ErrorCode::out_of_memory, fmt::format("{}: shape {} of {} needs {} x {} bytes, more than 2^63", what,
+                                               shape_text(shape), dtype_name(dtype), n, dtype_size(dtype)));
+  return n;
+}
+
 namespace {
 
 Shape row_major_strides(const Shape& shape) {
@@ -35,10 +56,6 @@ Shape row_major_strides(const Shape& shape) {
   return st;
 }
 
-void check_shape(const Shape& shape, const char* what) {
-  for (auto d : shape)
-    if (d < 0) fail(ErrorCode::invalid_argument, fmt::format("{}: negative dimension in shape {}", what, shape_text(shape)));
-}
 
 // Calls f(linear_index, element_offset) for every element of a strided view in row-major order.
 template <class F>
@@ -60,9 +77,9 @@ void for_each_offset(const Shape& shape, const Shape& strides, std::int64_t offs
 }  // namespace
 
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device& device) {
-  check_shape(shape, "Tensor::empty");
+  const std::int64_t n = checked_numel(shape, dtype, "Tensor::empty");
   Tensor t;
-  t.storage_ = device.allocate(std::max<std::size_t>(std::size_t(shape_numel(shape)) * dtype_size(dtype), 1));
+  t.storage_ = device.allocate(std::max<std::size_t>(std::size_t(n) * dtype_size(dtype), 1));
   t.shape_ = shape;
   t.strides_ = row_major_strides(shape);
   t.dtype_ = dtype;
@@ -70,8 +87,7 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, Device& device) {
 }
 
 Tensor Tensor::from_host(const void* data, std::size_t bytes, const Shape& shape, DType dtype, Device& device) {
-  check_shape(shape, "Tensor::from_host");
-  const std::size_t want = std::size_t(shape_numel(shape)) * dtype_size(dtype);
+  const std::size_t want = std::size_t(checked_numel(shape, dtype, "Tensor::from_host")) * dtype_size(dtype);
   if (bytes != want)
     fail(ErrorCode::invalid_argument, fmt::format("Tensor::from_host: {} {} needs {} bytes, got {}",
                                                   shape_text(shape), dtype_name(dtype), want, bytes));
@@ -85,16 +101,17 @@ Tensor Tensor::view(std::shared_ptr<Buffer> storage, const Shape& shape, const S
   if (!storage) fail(ErrorCode::invalid_argument, "Tensor::view: no storage");
   if (strides.size() != shape.size())
     fail(ErrorCode::invalid_argument, "Tensor::view: shape and strides differ in rank");
-  check_shape(shape, "Tensor::view");
-  // Every element must lie inside the storage.
+  const std::int64_t n = checked_numel(shape, dtype, "Tensor::view");
+  // Every element must lie inside the storage (the extents computed without overflow).
   std::int64_t lo = offset, hi = offset;
-  for (std::size_t d = 0; d < shape.size(); ++d) {
-    if (shape[d] == 0) { lo = hi = offset; break; }
-    const std::int64_t ext = strides[d] * (shape[d] - 1);
-    (ext < 0 ? lo : hi) += ext;
+  bool overflow = false;
+  for (std::size_t d = 0; d < shape.size() && n > 0; ++d) {
+    std::int64_t ext;
+    overflow |= __builtin_mul_overflow(strides[d], shape[d] - 1, &ext);
+    overflow |= __builtin_add_overflow(ext < 0 ? lo : hi, ext, ext < 0 ? &lo : &hi);
   }
   const auto cap = std::int64_t(storage->size_bytes() / dtype_size(dtype));
-  if (shape_numel(shape) > 0 && (lo < 0 || hi >= cap))
+  if (n > 0 && (overflow || lo < 0 || hi >= cap))
     fail(ErrorCode::invalid_argument,
          fmt::format("Tensor::view: {} {} with strides {} at offset {} reaches outside a buffer of {} elements",
                      shape_text(shape), dtype_name(dtype), shape_text(strides), offset, cap));
@@ -117,12 +134,20 @@ bool Tensor::is_contiguous() const {
   return true;
 }
 
+Buffer& Tensor::storage(const char* call) const {
+  if (!storage_)
+    fail(ErrorCode::invalid_argument,
+         fmt::format("{}: the tensor is undefined (default-constructed or moved-from)", call));
+  return *storage_;
+}
+
 std::string Tensor::describe() const {
   if (!defined()) return "undefined tensor";
   return fmt::format("{} {} on {}", shape_text(shape_), dtype_name(dtype_), device().id());
 }
 
 void Tensor::to_host(void* dst, std::size_t bytes) const {
+  storage("Tensor::to_host");
   if (bytes != size_bytes())
     fail(ErrorCode::invalid_argument,
          fmt::format("Tensor::to_host: {} needs {} bytes, got {}", describe(), size_bytes(), bytes));
@@ -154,12 +179,13 @@ std::vector<std::byte> Tensor::to_host() const {
 }
 
 Tensor Tensor::to(Device& target) const {
-  if (&target == &device()) return *this;
+  if (&target == &storage("Tensor::to").device()) return *this;
   std::vector<std::byte> host = to_host();
   return from_host(host.data(), host.size(), shape_, dtype_, target);
 }
 
 Tensor Tensor::contiguous() const {
+  storage("Tensor::contiguous");
   if (is_contiguous()) return *this;
   // A copy moves bits: run the built-in copy kernel of the element size (copy_8 ... copy_64 of
   // kernels/builtin.toml) on an unsigned view of the same storage.
@@ -179,6 +205,7 @@ Tensor Tensor::contiguous() const {
 }
 
 Tensor Tensor::transpose(std::vector<int> perm) const {
+  storage("Tensor::transpose");
   if (perm.empty())
     for (int i = rank() - 1; i >= 0; --i) perm.push_back(i);
   if (int(perm.size()) != rank())
@@ -196,18 +223,21 @@ Tensor Tensor::transpose(std::vector<int> perm) const {
 }
 
 Tensor Tensor::slice(int axis, std::int64_t start, std::int64_t stop, std::int64_t step) const {
+  storage("Tensor::slice");
   if (axis < 0) axis += rank();
   if (axis < 0 || axis >= rank() || step <= 0 || start < 0 || stop < start || stop > shape_[axis])
     fail(ErrorCode::invalid_argument, fmt::format("slice: axis {} range [{}:{}:{}] is invalid for {}", axis,
                                                   start, stop, step, describe()));
   Tensor t = *this;
   t.offset_ += start * strides_[axis];
-  t.shape_[axis] = (stop - start + step - 1) / step;
+  t.shape_[axis] = stop == start ? 0 : (stop - start - 1) / step + 1;  // no overflow for any step
   t.strides_[axis] *= step;
   return t;
 }
 
 Tensor Tensor::broadcast_to(const Shape& shape) const {
+  storage("Tensor::broadcast_to");
+  checked_numel(shape, dtype_, "Tensor::broadcast_to");
   if (shape.size() < shape_.size())
     fail(ErrorCode::shape_mismatch, fmt::format("broadcast_to: {} cannot broadcast to {}", describe(), shape_text(shape)));
   Tensor t = *this;
@@ -223,7 +253,8 @@ Tensor Tensor::broadcast_to(const Shape& shape) const {
 }
 
 Tensor Tensor::reshape(const Shape& shape) const {
-  check_shape(shape, "reshape");
+  storage("Tensor::reshape");
+  checked_numel(shape, dtype_, "Tensor::reshape");
   if (shape_numel(shape) != numel())
     fail(ErrorCode::shape_mismatch, fmt::format("reshape: {} has {} elements, {} has {}", describe(), numel(),
                                                 shape_text(shape), shape_numel(shape)));

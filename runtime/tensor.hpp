@@ -3,12 +3,15 @@
 // explicit: from_host, to_host, to(device).
 // Thread-safety: a Tensor value may be copied and read from several threads; operations that write
 // a tensor's storage must be ordered by the caller.
+// An undefined tensor (default-constructed or moved-from) has defined() false and describe()
+// "undefined tensor"; every other member that needs storage throws invalid_argument naming itself.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/dtype.hpp"
@@ -20,6 +23,10 @@ using Shape = std::vector<std::int64_t>;
 
 std::string shape_text(const Shape& s);  // "[4,3]"
 std::int64_t shape_numel(const Shape& s);
+// The element count of |shape| for a tensor of |dtype|, checked: throws invalid_argument naming
+// |what|, the shape and the dtype for a negative dimension or a count past 2^63, and out_of_memory
+// when the bytes would not fit in 63 bits.
+std::int64_t checked_numel(const Shape& shape, DType dtype, std::string_view what);
 
 class Tensor {
  public:
@@ -42,10 +49,12 @@ class Tensor {
   int rank() const { return int(shape_.size()); }
   std::int64_t numel() const { return shape_numel(shape_); }
   std::size_t size_bytes() const { return std::size_t(numel()) * dtype_size(dtype_); }
-  Device& device() const { return storage_->device(); }
+  Device& device() const { return storage("Tensor::device").device(); }
   const std::shared_ptr<Buffer>& storage() const { return storage_; }
   // The device address of element 0.
-  std::uint64_t address() const { return storage_->device_address() + std::uint64_t(offset_) * dtype_size(dtype_); }
+  std::uint64_t address() const {
+    return storage("Tensor::address").device_address() + std::uint64_t(offset_) * dtype_size(dtype_);
+  }
   bool is_contiguous() const;
   // "[4,3] f32 on vulkan:0"
   std::string describe() const;
@@ -65,6 +74,9 @@ class Tensor {
   Tensor reshape(const Shape& shape) const;  // contiguous tensors only
 
  private:
+  // The storage, or invalid_argument "<call>: the tensor is undefined ..." when there is none.
+  Buffer& storage(const char* call) const;
+
   std::shared_ptr<Buffer> storage_;
   Shape shape_, strides_;
   std::int64_t offset_ = 0;

@@ -4,6 +4,9 @@
 
 #include <cmath>
 #include <cstring>
+#include <initializer_list>
+#include <limits>
+#include <string>
 
 #include "core/error.hpp"
 #include "runtime/ops.hpp"
@@ -43,6 +46,74 @@ TEST(Tensor, ViewOutsideStorageIsRejected) {
   auto x = make<float>({1, 2, 3}, {3}, DType::f32);
   EXPECT_THROW(Tensor::view(x.storage(), {4}, {1}, 0, DType::f32), Error);
   EXPECT_THROW(Tensor::view(x.storage(), {2}, {1}, 2, DType::f32), Error);
+}
+
+// Runs |f|, which must throw kiln::Error with |code| and a message containing |text|.
+template <class F>
+void expect_error(F f, ErrorCode code, const std::string& text) {
+  try {
+    f();
+    ADD_FAILURE() << "no error; expected one containing '" << text << "'";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), code) << e.what();
+    EXPECT_NE(std::string(e.what()).find(text), std::string::npos) << e.what();
+  }
+}
+
+TEST(Tensor, EveryMemberOfAnUndefinedTensorWorksOrThrows) {
+  // Regression: to_host(), to(dev) and device() of a default-constructed or moved-from tensor
+  // crashed; contiguous(), transpose() and reshape() returned silently.
+  Tensor moved_from = make<float>({1, 2}, {2}, DType::f32);
+  const Tensor keeper = std::move(moved_from);
+  const Tensor never_made;
+  for (const Tensor* t : std::initializer_list<const Tensor*>{&moved_from, &never_made}) {
+    EXPECT_FALSE(t->defined());
+    EXPECT_EQ(t->describe(), "undefined tensor");
+    EXPECT_EQ(t->storage(), nullptr);
+    const auto inv = ErrorCode::invalid_argument;
+    expect_error([&] { (void)t->to_host(); }, inv, "Tensor::to_host: the tensor is undefined");
+    expect_error([&] { (void)t->to(device("cpu")); }, inv, "Tensor::to:");
+    expect_error([&] { (void)t->device(); }, inv, "Tensor::device:");
+    expect_error([&] { (void)t->address(); }, inv, "Tensor::address:");
+    expect_error([&] { (void)t->contiguous(); }, inv, "Tensor::contiguous:");
+    expect_error([&] { (void)t->transpose({}); }, inv, "Tensor::transpose:");
+    expect_error([&] { (void)t->reshape({1}); }, inv, "Tensor::reshape:");
+    expect_error([&] { (void)t->slice(0, 0, 0); }, inv, "Tensor::slice:");
+    expect_error([&] { (void)t->broadcast_to({2}); }, inv, "Tensor::broadcast_to:");
+    expect_error([&] { (void)exp(*t); }, inv, "undefined tensor");
+  }
+  EXPECT_EQ(values<float>(keeper), (std::vector<float>{1, 2}));
+}
+
+TEST(Tensor, ShapesWhoseCountsOverflowAreRefused) {
+  // Regression: {1<<40, 1<<40} gave numel 0, {3, 1<<62} a negative numel, and {1<<62} f32 a tensor
+  // over a 1-byte storage on which exp crashed.
+  Device& cpu = device("cpu");
+  const std::int64_t g40 = std::int64_t(1) << 40, g62 = std::int64_t(1) << 62;
+  expect_error([&] { Tensor::empty({g40, g40}, DType::f32, cpu); }, ErrorCode::invalid_argument, "[1099511627776,1099511627776] (f32)");
+  expect_error([&] { Tensor::empty({3, g62}, DType::u8, cpu); }, ErrorCode::invalid_argument, "more than 2^63 elements");
+  expect_error([&] { Tensor::empty({g62}, DType::f32, cpu); }, ErrorCode::out_of_memory, "[4611686018427387904] of f32");
+  expect_error([&] { Tensor::empty({0, g62, g62}, DType::f32, cpu); }, ErrorCode::invalid_argument, "more than 2^63");
+  expect_error([&] { Tensor::empty({2, -1}, DType::f32, cpu); }, ErrorCode::invalid_argument, "negative dimension");
+  expect_error([&] { Tensor::from_host(nullptr, 0, {g40, g40}, DType::u8, cpu); }, ErrorCode::invalid_argument,
+               "Tensor::from_host");
+  const Tensor one = make<float>({1}, {1}, DType::f32);
+  expect_error([&] { (void)one.broadcast_to({g62, g62}); }, ErrorCode::invalid_argument, "Tensor::broadcast_to");
+  expect_error([&] { (void)one.reshape({g62, 4}); }, ErrorCode::invalid_argument, "Tensor::reshape");
+  // Strides whose extent overflows are outside the storage, not a wrapped-around offset inside it.
+  expect_error([&] { Tensor::view(one.storage(), {3}, {g62}, 0, DType::f32); }, ErrorCode::invalid_argument,
+               "reaches outside");
+  // A broadcast view of 2^40 elements is fine as a view; an op on it needs 2^42 bytes and says so.
+  for (Device* d : devices()) {
+    SCOPED_TRACE(d->id());
+    const Tensor big = make<float>({1}, {1}, DType::f32, *d).broadcast_to({g40});
+    EXPECT_EQ(big.numel(), g40);
+    expect_error([&] { (void)exp(big); }, ErrorCode::out_of_memory, "");
+  }
+  // Slices with huge steps do not overflow the size computation.
+  const Tensor x = make<float>({1, 2, 3}, {3}, DType::f32);
+  EXPECT_EQ(x.slice(0, 0, 3, std::numeric_limits<std::int64_t>::max()).shape(), (Shape{1}));
+  EXPECT_EQ(x.slice(0, 1, 1).shape(), (Shape{0}));
 }
 
 TEST(Ops, BroadcastAndPromoteLikeNx) {
