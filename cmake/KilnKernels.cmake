@@ -5,7 +5,9 @@
 #
 #   kiln_add_kernels(<target> MANIFEST <file.toml>
 #                    [TARGETS cuda vulkan]   GPU targets to compile (default both); the other's
-#                                            entries get cuda_image = -1 / empty SPIR-V
+#                                            entries get cuda_image = -1 / empty SPIR-V. A
+#                                            [[kernel]] one of them cannot run stops the build
+#                                            at its manifest line (give it its own `targets`)
 #                    [CUDA_ARCHS <n>...]     real archs of the fatbin (default KILN_CUDA_ARCHS)
 #                    [NAMESPACE <ns>]        C++ namespace of the generated functions (default
 #                                            <target>); the header is <target>.hpp
@@ -93,7 +95,20 @@ function(kiln_add_kernels target)
   set(templates "${KILN_TEMPLATES_DIR}")
   file(GLOB_RECURSE template_files CONFIGURE_DEPENDS "${templates}/*")
 
-  set(build_args --manifest "${manifest}" --out "${out}" --batch-size ${ARG_BATCH_SIZE})
+  # The targets this build compiles: a [[kernel]] one of them cannot run stops the build at its
+  # manifest line (kilnc build --targets), instead of being left out silently.
+  set(requested "")
+  if(NOT ARG_NO_CUDA)
+    list(APPEND requested cuda)
+  endif()
+  if(NOT ARG_NO_VULKAN)
+    list(APPEND requested vulkan)
+  endif()
+  if(NOT requested)
+    message(FATAL_ERROR "kiln_add_kernels(${target}): NO_CUDA and NO_VULKAN leave no target to build")
+  endif()
+  string(JOIN "," requested ${requested})
+  set(build_args --manifest "${manifest}" --out "${out}" --batch-size ${ARG_BATCH_SIZE} --targets "${requested}")
   set(build_outputs "${out}/kernels.json")
   set(header "${out}/include/${target}.hpp")
   if(NOT ARG_NO_HEADER)

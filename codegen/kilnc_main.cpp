@@ -207,8 +207,15 @@ int cmd_emit(const std::string& family, const std::string& expr, const std::stri
 // ---- kilnc build ----------------------------------------------------------------------------
 
 int cmd_build(const fs::path& manifest_path, const fs::path& out, int batch_size, const fs::path& header,
-              ApiHeaderOptions header_options) {
-  const Manifest manifest = read_manifest(manifest_path);
+              ApiHeaderOptions header_options, const std::string& targets_csv) {
+  TargetSet requested{false, false};
+  for (const std::string& t : split(targets_csv, ',')) {
+    if (t == "cuda") requested.cuda = true;
+    else if (t == "vulkan") requested.vulkan = true;
+    else fail(ErrorCode::invalid_argument, fmt::format("--targets: unknown target '{}' (cuda, vulkan)", t));
+  }
+  if (!requested.cuda && !requested.vulkan) fail(ErrorCode::invalid_argument, "--targets: name cuda and/or vulkan");
+  const Manifest manifest = read_manifest(manifest_path, requested);
   if (batch_size < 1) fail(ErrorCode::invalid_argument, "--batch-size must be at least 1");
   std::string header_text;
   if (!header.empty()) {
@@ -712,6 +719,10 @@ int main(int argc, char** argv) {
   build->add_option("--manifest", manifest, "Manifest file (TOML)")->required();
   build->add_option("--out", out_dir, "Output folder")->required();
   build->add_option("--batch-size", batch_size, "Kernels per CUDA translation unit")->capture_default_str();
+  std::string build_targets = "cuda,vulkan";
+  build->add_option("--targets", build_targets,
+                    "The targets the build compiles (a [[kernel]] one of them cannot run is an error)")
+      ->capture_default_str();
   std::string header;
   ApiHeaderOptions header_options{"kernels", "kernels::registry", ""};
   build->add_option("--header", header, "Also write the typed C++ API header of the manifest");
@@ -757,7 +768,7 @@ int main(int argc, char** argv) {
   try {
     if (*ops) return cmd_ops(ops_json);
     if (*emit) return cmd_emit(family, expr, dtypes, target, function, block_size);
-    if (*build) return cmd_build(manifest, out_dir, batch_size, header, header_options);
+    if (*build) return cmd_build(manifest, out_dir, batch_size, header, header_options, build_targets);
     if (*compile) {
       co.cuda_includes = split(includes, ',');
       return cmd_compile(co);

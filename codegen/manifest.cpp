@@ -5,6 +5,7 @@
 #include <map>
 #include <span>
 #include <sstream>
+#include <tuple>
 
 #include <fmt/format.h>
 #include <toml++/toml.h>
@@ -42,7 +43,8 @@ constexpr int kMinBlock = 32, kMaxBlock = 1024;
 
 class Reader {
  public:
-  Reader(std::string_view text, std::string_view origin) : text_(text), origin_(origin) {
+  Reader(std::string_view text, std::string_view origin, TargetSet requested)
+      : text_(text), origin_(origin), requested_(requested) {
     std::size_t start = 0;
     while (start <= text.size()) {
       const std::size_t nl = text.find('\n', start);
@@ -244,14 +246,17 @@ class Reader {
     spec.block_size = block_size_of(t);
 
     Targets targets = targets_of(t);
+    if (!targets.explicit_) targets.set = requested_;
     std::string why;
-    if (targets.set.vulkan && !target_supports(spec, Target::glsl, &why)) {
-      if (targets.explicit_) error(*targets.node, fmt::format("the kernel cannot target vulkan: {}", why));
-      targets.set.vulkan = false;
-    }
-    if (targets.set.cuda && !target_supports(spec, Target::cuda, &why)) {
-      if (targets.explicit_) error(*targets.node, fmt::format("the kernel cannot target cuda: {}", why));
-      targets.set.cuda = false;
+    // A target the kernel cannot run is an error, whether the kernel lists it or the build asks
+    // for it: a kernel silently left out failed only at run time, far from its manifest line.
+    for (auto [target, on, name] : {std::tuple{Target::glsl, &targets.set.vulkan, "vulkan"},
+                                   std::tuple{Target::cuda, &targets.set.cuda, "cuda"}}) {
+      if (!*on || target_supports(spec, target, &why)) continue;
+      if (targets.explicit_) error(*targets.node, fmt::format("the kernel cannot target {}: {}", name, why));
+      const std::string other = target == Target::glsl ? "cuda" : "vulkan";
+      error(expr_node, fmt::format("the kernel cannot target {} ({}), which this build compiles for; add "
+                                   "targets = [\"{}\"] to build it for {} only", name, why, other, other));
     }
     if (!targets.set.cuda && !targets.set.vulkan) error(t, "the kernel is supported by no target: " + why);
     add(std::move(spec), targets.set, alias, t, get(t, "name"));
@@ -324,6 +329,7 @@ class Reader {
 
   std::string_view text_;
   std::string origin_;
+  TargetSet requested_;
   std::vector<std::string_view> lines_;
   std::map<std::string, ManifestKernel> kernels_;
   std::map<std::string, std::string> aliases_;
@@ -331,14 +337,16 @@ class Reader {
 
 }  // namespace
 
-Manifest parse_manifest(std::string_view text, std::string_view origin) { return Reader(text, origin).read(); }
+Manifest parse_manifest(std::string_view text, std::string_view origin, TargetSet requested) {
+  return Reader(text, origin, requested).read();
+}
 
-Manifest read_manifest(const std::filesystem::path& file) {
+Manifest read_manifest(const std::filesystem::path& file, TargetSet requested) {
   std::ifstream in(file, std::ios::binary);
   if (!in) fail(ErrorCode::io_error, fmt::format("{}: cannot open the manifest", file.string()));
   std::stringstream ss;
   ss << in.rdbuf();
-  return parse_manifest(ss.str(), file.string());
+  return parse_manifest(ss.str(), file.string(), requested);
 }
 
 }  // namespace kiln

@@ -36,10 +36,14 @@ struct Manifest {
   const ManifestKernel* find(std::string_view name) const;
 };
 
-// Parses manifest text; |origin| names it in error messages (usually the file path).
-Manifest parse_manifest(std::string_view text, std::string_view origin);
+// Parses manifest text; |origin| names it in error messages (usually the file path). |requested|
+// are the targets the build compiles (kiln_add_kernels' TARGETS): a [[kernel]] without its own
+// `targets` key that one of them cannot run is an error at its table (never a silent drop); a
+// [[kernel]] lists `targets` to be built for fewer. [[ops]] tables leave out, per target, the op
+// and dtype pairs the target cannot run (GLSL has no f64 transcendentals), as documented.
+Manifest parse_manifest(std::string_view text, std::string_view origin, TargetSet requested = {});
 // Reads and parses a manifest file (io_error when it cannot be read).
-Manifest read_manifest(const std::filesystem::path& file);
+Manifest read_manifest(const std::filesystem::path& file, TargetSet requested = {});
 
 // The specs an [[ops]] table expands to for one op over |dtypes| (the op table drives it):
 // each dtype the op accepts gives single_op_spec(op, dtype); as_type gives every (from, to) pair

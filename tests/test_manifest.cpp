@@ -216,6 +216,41 @@ std::map<std::string, fs::file_time_type> snapshot(const fs::path& dir) {
   return out;
 }
 
+TEST(Manifest, AKernelTheBuildsTargetsCannotRunIsAnErrorAtItsLine) {
+  // Regression: f64 exp without a `targets` key was left out of the Vulkan build silently, and
+  // failed at run time with a message about the built-in library.
+  const std::string text = "[[kernel]]\nexpr = 'exp(x)'\ninputs = [\"f64\"]\n";
+  try {
+    parse_manifest(text, "user.toml");
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("user.toml:2:8: "), std::string::npos) << m;
+    EXPECT_NE(m.find("cannot target vulkan (GLSL has no f64 exp)"), std::string::npos) << m;
+    EXPECT_NE(m.find("targets = [\"cuda\"]"), std::string::npos) << m;
+  }
+  // A build that compiles CUDA only takes it; so does the kernel's own opt-out.
+  const Manifest cuda_only = parse_manifest(text, "user.toml", TargetSet{true, false});
+  ASSERT_EQ(cuda_only.kernels.size(), 1u);
+  EXPECT_EQ(cuda_only.kernels[0].targets, (TargetSet{true, false}));
+  const Manifest opted = parse_manifest(text + "targets = [\"cuda\"]\n", "user.toml");
+  ASSERT_EQ(opted.kernels.size(), 1u);
+  EXPECT_EQ(opted.kernels[0].targets, (TargetSet{true, false}));
+  // [[ops]] tables still leave out, per target, what the target cannot run (documented).
+  EXPECT_EQ(parse_manifest("[[ops]]\nops = [\"exp\"]\ndtypes = [\"f64\"]\n", "ops.toml").kernels.size(), 1u);
+}
+
+TEST_F(Kilnc, BuildTargetsComeFromTheCommandLine) {
+  const fs::path m = tmp_ / "f64.toml";
+  std::ofstream(m) << "[[kernel]]\nexpr = 'exp(x)'\ninputs = [\"f64\"]\n";
+  KilncRun both = kilnc("build --manifest '" + m.string() + "' --out '" + (tmp_ / "a").string() + "'");
+  EXPECT_EQ(both.status, 2);
+  EXPECT_NE(both.err.find("f64.toml:2:8: "), std::string::npos) << both.err;
+  KilncRun cuda = kilnc("build --manifest '" + m.string() + "' --out '" + (tmp_ / "b").string() + "' --targets cuda");
+  EXPECT_EQ(cuda.status, 0) << cuda.err;
+  EXPECT_EQ(kilnc("build --manifest '" + m.string() + "' --out '" + (tmp_ / "c").string() + "' --targets metal").status, 2);
+}
+
 TEST_F(Kilnc, BadManifestExits2AndLeavesTheOutputUntouched) {
   const fs::path out = tmp_ / "out";
   // A previous good build, then a bad one into the same folder.
