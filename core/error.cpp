@@ -2,19 +2,20 @@
 
 namespace kiln {
 
+// Spelled as the enumerators (and the docs): invalid_argument, out_of_memory, ...
 std::string_view error_code_name(ErrorCode code) {
   switch (code) {
-    case ErrorCode::invalid_argument: return "invalid argument";
-    case ErrorCode::shape_mismatch: return "shape mismatch";
-    case ErrorCode::dtype_mismatch: return "dtype mismatch";
+    case ErrorCode::invalid_argument: return "invalid_argument";
+    case ErrorCode::shape_mismatch: return "shape_mismatch";
+    case ErrorCode::dtype_mismatch: return "dtype_mismatch";
     case ErrorCode::unsupported: return "unsupported";
-    case ErrorCode::out_of_memory: return "out of memory";
-    case ErrorCode::device_unavailable: return "device unavailable";
-    case ErrorCode::compile_error: return "compile error";
-    case ErrorCode::device_lost: return "device lost";
-    case ErrorCode::parse_error: return "parse error";
-    case ErrorCode::io_error: return "I/O error";
-    case ErrorCode::internal: return "internal error";
+    case ErrorCode::out_of_memory: return "out_of_memory";
+    case ErrorCode::device_unavailable: return "device_unavailable";
+    case ErrorCode::compile_error: return "compile_error";
+    case ErrorCode::device_lost: return "device_lost";
+    case ErrorCode::parse_error: return "parse_error";
+    case ErrorCode::io_error: return "io_error";
+    case ErrorCode::internal: return "internal";
   }
   return "error";
 }

@@ -1,10 +1,13 @@
 #include "runtime/device.hpp"
 
+#include <cctype>
 #include <cstdlib>
 #include <mutex>
 
-#include "runtime/backends.hpp"
+#include <fmt/format.h>
+
 #include "core/error.hpp"
+#include "runtime/backends.hpp"
 
 namespace kiln {
 
@@ -76,7 +79,22 @@ Device& device(std::string_view id) {
 }
 
 Device& default_device() {
-  if (const char* env = std::getenv("KILN_DEVICE"); env && *env) return device(env);
+  if (const char* env = std::getenv("KILN_DEVICE"); env && *env) {
+    // Surrounding spaces are not part of the id (KILN_DEVICE=" vulkan:0" from a shell script).
+    std::string_view id = env;
+    while (!id.empty() && std::isspace(static_cast<unsigned char>(id.front()))) id.remove_prefix(1);
+    while (!id.empty() && std::isspace(static_cast<unsigned char>(id.back()))) id.remove_suffix(1);
+    try {
+      return device(id);
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::device_unavailable) throw;
+      std::string ids;
+      for (Device* d : devices()) ids.append(ids.empty() ? "" : ", ").append(d->id());
+      fail(ErrorCode::device_unavailable,
+           fmt::format("KILN_DEVICE=\"{}\": {} (devices here: {}; ids are cpu, cuda:N, vulkan:N)", env, e.what(),
+                       ids.empty() ? "none" : ids));
+    }
+  }
   for (Backend b : {Backend::cuda, Backend::vulkan, Backend::cpu})
     for (Device* d : devices())
       if (d->backend() == b) return *d;

@@ -12,14 +12,26 @@ namespace kiln {
 
 namespace {
 
+// "shapes [4,3] and [4,2] (f16, f16 on vulkan:0)"; when the operands are not all on one device,
+// each dtype names its own: "(f32 on cpu, f32 on vulkan:0)".
 std::string operands_text(const std::vector<Tensor>& xs) {
+  bool one_device = !xs.empty() && xs[0].defined();
+  for (const Tensor& t : xs) one_device = one_device && t.defined() && &t.device() == &xs[0].device();
   std::string shapes, dtypes;
   for (std::size_t i = 0; i < xs.size(); ++i) {
-    shapes += (i ? (i + 1 == xs.size() ? " and " : ", ") : "") + shape_text(xs[i].shape());
+    shapes.append(i ? (i + 1 == xs.size() ? " and " : ", ") : "").append(shape_text(xs[i].shape()));
     dtypes.append(i ? ", " : "").append(dtype_name(xs[i].dtype()));
+    if (!one_device) dtypes.append(xs[i].defined() ? " on " + xs[i].device().id() : " (undefined)");
   }
-  return fmt::format("shapes {} ({}{})", shapes, dtypes,
-                     xs.empty() || !xs[0].defined() ? "" : " on " + xs[0].device().id());
+  return fmt::format("shapes {} ({}{})", shapes, dtypes, one_device ? " on " + xs[0].device().id() : "");
+}
+
+// A tensor with its layout, for messages about outputs: "[2,3] f32 on cpu, strides [1,2] (not contiguous)".
+std::string layout_text(const Tensor& t) {
+  if (!t.defined()) return t.describe();
+  return fmt::format("{}, strides {}{}{}", t.describe(), shape_text(t.strides()),
+                     t.offset() ? fmt::format(", offset {}", t.offset()) : "",
+                     t.is_contiguous() ? " (contiguous)" : " (not contiguous)");
 }
 
 // The family's view of tensors: addresses and element strides over |shape|.
@@ -71,7 +83,7 @@ Tensor run_map_kernel(std::string_view op, const KernelSpec& spec, const std::st
         &into->device() != &device)
       fail_op(ErrorCode::invalid_argument, op, operands,
               fmt::format("the output must be a contiguous {} {} on {}, got {}", shape_text(*shape),
-                          dtype_name(spec.output), device.id(), into->describe()));
+                          dtype_name(spec.output), device.id(), layout_text(*into)));
     out = *into;
   } else {
     out = Tensor::empty(*shape, spec.output, device);

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <initializer_list>
 #include <limits>
@@ -173,6 +174,37 @@ TEST(Ops, ErrorsNameOpShapesDtypesAndDevice) {
   EXPECT_NE(u.find("cuda:7"), std::string::npos) << u;
   const std::string n = error_of([&] { add(a, Tensor()); });
   EXPECT_NE(n.find("undefined"), std::string::npos) << n;
+}
+
+TEST(Ops, ErrorsDescribeEachDeviceAndTheOutputsLayout) {
+  auto a = make<float>({1, 2, 3, 4, 5, 6}, {2, 3}, DType::f32);
+  for (Device* d : devices()) {
+    if (d->backend() == Backend::cpu) continue;
+    const std::string m = error_of([&] { add(a, a.to(*d)); });
+    EXPECT_NE(m.find("f32 on cpu, f32 on " + d->id()), std::string::npos) << m;
+    break;
+  }
+  // An output of the right shape and dtype but not contiguous: the message shows why it differs.
+  auto storage = make<float>(std::vector<float>(6), {3, 2}, DType::f32).transpose({1, 0});
+  const std::string m = error_of([&] { map(parse_expr("x * 2", {DType::f32}), {a}, std::nullopt, &storage); });
+  EXPECT_NE(m.find("must be a contiguous [2,3] f32 on cpu, got [2,3] f32 on cpu, strides [1,2] (not contiguous)"),
+            std::string::npos) << m;
+  EXPECT_EQ(error_code_name(ErrorCode::invalid_argument), "invalid_argument");  // as the docs spell it
+  EXPECT_EQ(error_code_name(ErrorCode::out_of_memory), "out_of_memory");
+}
+
+TEST(Devices, KilnDeviceErrorsNameTheVariableAndListTheDevices) {
+  const char* old = std::getenv("KILN_DEVICE");
+  const std::string saved = old ? old : "";
+  ::setenv("KILN_DEVICE", "  cpu ", 1);
+  EXPECT_EQ(default_device().id(), "cpu");  // surrounding spaces trimmed
+  ::setenv("KILN_DEVICE", "vulkan:9", 1);
+  const std::string m = error_of([] { default_device(); });
+  EXPECT_NE(m.find("KILN_DEVICE=\"vulkan:9\""), std::string::npos) << m;
+  EXPECT_NE(m.find("devices here: "), std::string::npos) << m;
+  EXPECT_NE(m.find("cpu"), std::string::npos) << m;
+  if (old) ::setenv("KILN_DEVICE", saved.c_str(), 1);
+  else ::unsetenv("KILN_DEVICE");
 }
 
 TEST(Ops, FusedMapMatchesOpByOp) {
