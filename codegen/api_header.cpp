@@ -137,10 +137,14 @@ std::string emit_api_header(const Manifest& manifest, const ApiHeaderOptions& o)
     std::vector<std::string> names = k.aliases;
     if (names.empty()) names.push_back(k.name);
     const std::string handle = "kernel_" + k.name;
+    // Errors name the user's function and its manifest line: "app::swiglu (kernels.toml:12:1)".
+    const std::size_t cut = k.origin.find_last_of('/');
+    const std::string label = fmt::format("{}::{} ({})", o.ns, names.front(),
+                                          cut == std::string::npos ? k.origin : k.origin.substr(cut + 1));
     h += fmt::format("\nnamespace detail {{\ninline const kiln::AotKernel& {}() {{\n"
-                     "  static const kiln::AotKernel kernel({}(), {},\n      {});\n"
+                     "  static const kiln::AotKernel kernel({}(), {},\n      {},\n      {});\n"
                      "  return kernel;\n}}\n}}  // namespace detail\n",
-                     handle, o.registry, cpp_string(k.name), cpp_string(spec.canonical()));
+                     handle, o.registry, cpp_string(k.name), cpp_string(spec.canonical()), cpp_string(label));
     std::string tensor_params, tensor_args, buffer_params, buffer_args, sig;
     for (std::size_t i = 0; i < spec.inputs.size(); ++i) {
       const std::string p = param_name(i);

@@ -11,8 +11,9 @@
 
 namespace kiln {
 
-AotKernel::AotKernel(const Registry& registry, const char* name, const char* canonical)
-    : registry_(registry), name_(name), spec_(spec_from_canonical(canonical)), entry_(registry.find(name_)) {
+AotKernel::AotKernel(const Registry& registry, const char* name, const char* canonical, const char* label)
+    : registry_(registry), name_(name), label_(label ? label : name), spec_(spec_from_canonical(canonical)),
+      entry_(registry.find(name_)) {
   if (spec_.name() != name_)
     fail(ErrorCode::internal, fmt::format("kernel {}: the spec text rebuilds {}; the generated header does not "
                                           "match its registry (rebuild it)", name_, spec_.name()));
@@ -21,30 +22,30 @@ AotKernel::AotKernel(const Registry& registry, const char* name, const char* can
 Tensor AotKernel::run(const std::vector<Tensor>& operands, const Tensor* into) const {
   // Its own registry entry, never a rebuilt spec: the entry carries the manifest's block size and
   // binaries (a rebuilt spec with the default block size missed it and was compiled just in time).
-  return run_map_kernel(name_, spec_, &name_, operands, into, &registry_, entry_);
+  return run_map_kernel(label_, spec_, &name_, operands, into, &registry_, entry_);
 }
 
 void AotKernel::launch(Stream& stream, const std::vector<const Buffer*>& inputs, Buffer& out, std::uint64_t n,
                        const std::vector<std::size_t>& offsets) const {
   const std::size_t k = spec_.inputs.size();
   if (inputs.size() != k)
-    fail(ErrorCode::invalid_argument, fmt::format("{}: takes {} input buffers, got {}", name_, k, inputs.size()));
+    fail(ErrorCode::invalid_argument, fmt::format("{}: takes {} input buffers, got {}", label_, k, inputs.size()));
   if (!offsets.empty() && offsets.size() != k + 1)
     fail(ErrorCode::invalid_argument,
-         fmt::format("{}: {} byte offsets given; give one per input and one for the output ({})", name_,
+         fmt::format("{}: {} byte offsets given; give one per input and one for the output ({})", label_,
                      offsets.size(), k + 1));
   Device& device = stream.device();
   std::vector<std::uint64_t> address(k + 1);
   auto check = [&](const Buffer* b, std::size_t i, DType t, const char* what) {
-    if (!b) fail(ErrorCode::invalid_argument, fmt::format("{}: {} {} is null", name_, what, i));
+    if (!b) fail(ErrorCode::invalid_argument, fmt::format("{}: {} {} is null", label_, what, i));
     if (&b->device() != &device)
-      fail(ErrorCode::invalid_argument, fmt::format("{}: {} {} is on {}, the stream on {}", name_, what, i,
+      fail(ErrorCode::invalid_argument, fmt::format("{}: {} {} is on {}, the stream on {}", label_, what, i,
                                                     b->device().id(), device.id()));
     const std::size_t off = offsets.empty() ? 0 : offsets[i];
     const std::uint64_t need = n * dtype_size(t);
     if (off > b->size_bytes() || need > b->size_bytes() - off)
       fail(ErrorCode::invalid_argument,
-           fmt::format("{}: {} {} holds {} bytes; {} elements of {} at offset {} need {}", name_, what, i,
+           fmt::format("{}: {} {} holds {} bytes; {} elements of {} at offset {} need {}", label_, what, i,
                        b->size_bytes(), n, dtype_name(t), off, need));
     address[i] = b->device_address() + off;
   };
@@ -61,14 +62,14 @@ void AotKernel::launch(Stream& stream, const std::vector<const Buffer*>& inputs,
     family.run_cpu(spec_, shape, ops, address[k]);
     return;
   }
-  if (!entry_) fail(ErrorCode::internal, fmt::format("{}: not in its registry (rebuild the kernels)", name_));
+  if (!entry_) fail(ErrorCode::internal, fmt::format("{}: {} is not in its registry (rebuild the kernels)", label_, name_));
   std::string why;
   const KernelRef ref = resolve_entry(device, spec_, registry_, *entry_, &why);
   if (!ref)
-    fail(ErrorCode::unsupported, fmt::format("{} was not built for {} and cannot be compiled just in time: {}", name_,
+    fail(ErrorCode::unsupported, fmt::format("{}: {} was not built for {} and cannot be compiled just in time: {}", label_, name_,
                                              device.id(), why));
   const LaunchPlan plan = family.plan(spec_, shape, ops, address[k], ref.entry->block_size, &why);
-  if (plan.function < 0) fail(ErrorCode::unsupported, fmt::format("{}: {}", name_, why));
+  if (plan.function < 0) fail(ErrorCode::unsupported, fmt::format("{}: {}", label_, why));
   kiln::launch(stream, ref, plan);
 }
 

@@ -19,11 +19,13 @@ namespace kiln {
 class AotKernel {
  public:
   // |name| is the kernel's registry name (map_f32f32_f32_1a2b3c4d), |canonical| its spec's canonical
-  // text (KernelSpec::canonical). Throws internal when they disagree (a header that does not match
-  // its registry).
-  AotKernel(const Registry& registry, const char* name, const char* canonical);
+  // text (KernelSpec::canonical), |label| what errors call it (generated headers pass the user's
+  // function and manifest line, "app::swiglu (kernels.toml:12:1)"; default: |name|). Throws
+  // internal when name and text disagree (a header that does not match its registry).
+  AotKernel(const Registry& registry, const char* name, const char* canonical, const char* label = nullptr);
 
   const std::string& name() const { return name_; }
+  const std::string& label() const { return label_; }
   const KernelSpec& spec() const { return spec_; }
   const Registry& registry() const { return registry_; }
 
@@ -42,7 +44,7 @@ class AotKernel {
 
  private:
   const Registry& registry_;
-  std::string name_;
+  std::string name_, label_;
   KernelSpec spec_;
   const KernelEntry* entry_;  // in |registry_|; null when the registry lacks it (launch then fails)
 };

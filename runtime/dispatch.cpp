@@ -44,7 +44,9 @@ std::vector<PlanOperand> plan_operands(const std::vector<Tensor>& operands) {
 }  // namespace
 
 void fail_op(ErrorCode code, std::string_view op, const std::vector<Tensor>& operands, const std::string& what) {
-  fail(code, fmt::format("kiln::{}: {} — {}", op, what, operands_text(operands)));
+  // Kiln's ops are kiln::<op>; a generated function names itself ("app::swiglu (kernels.toml:3:1)").
+  const bool qualified = op.find("::") != std::string_view::npos;
+  fail(code, fmt::format("{}{}: {} — {}", qualified ? "" : "kiln::", op, what, operands_text(operands)));
 }
 
 void check_operands(std::string_view op, const std::vector<Tensor>& xs) {
@@ -98,8 +100,13 @@ Tensor run_map_kernel(std::string_view op, const KernelSpec& spec, const std::st
   }
   std::string why, computed;
   if (!name && !entry) name = &(computed = spec.name());
-  const KernelRef ref = entry ? resolve_entry(device, spec, *first, *entry, &why)
-                              : resolve_kernel(device, spec, *name, first, &why);
+  KernelRef ref;
+  try {
+    ref = entry ? resolve_entry(device, spec, *first, *entry, &why) : resolve_kernel(device, spec, *name, first, &why);
+  } catch (const Error& e) {  // a JIT compile error: give it the op, the shapes and the device
+    if (e.code() != ErrorCode::compile_error) throw;
+    fail_op(e.code(), op, operands, e.what());
+  }
   if (!ref)
     fail_op(ErrorCode::unsupported, op, operands,
             fmt::format("kernel {} is not in the built-in library and cannot be compiled just in time on {}: {}",

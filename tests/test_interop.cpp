@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "codegen/api_header.hpp"
+#include "codegen/manifest.hpp"
 #include "codegen/spec.hpp"
 #include "runtime/aot_kernel.hpp"
 #include "core/error.hpp"
@@ -218,6 +219,36 @@ TEST(Interop, AotKernelNotBuiltForTheBackendIsCompiledJustInTime) {
     Tensor out = Tensor::empty({9}, DType::f32, *d);
     k.launch(d->default_stream(), {x.storage().get()}, *out.storage(), 9);
     EXPECT_EQ(host_floats(out)[0], 2.f);
+  }
+}
+
+TEST(Interop, GeneratedFunctionsNameTheUsersKernelInErrors) {
+  // Errors name the user's function and manifest line, not kiln::map and a hash.
+  kiln::Manifest m = kiln::parse_manifest("[[kernel]]\nname = \"swiglu\"\nexpr = 'x * sigmoid(x) * y'\n"
+                                          "inputs = [\"f32\", \"f32\"]\n", "/somewhere/kernels.toml");
+  const std::string header = kiln::emit_api_header(m, {"app", "app::registry", "kernels.toml"});
+  EXPECT_NE(header.find("\"app::swiglu (kernels.toml:1:1)\""), std::string::npos) << header;
+  const kiln::KernelSpec& spec = m.kernels[0].spec;
+  const kiln::AotKernel k(kiln::builtin_registry(), spec.name().c_str(), spec.canonical().c_str(),
+                          "app::swiglu (kernels.toml:1:1)");
+  kiln::Device& cpu = kiln::device("cpu");
+  const Tensor x = iota({4}, cpu);
+  try {
+    k.run({x, iota({4}, cpu).to(cpu)}, nullptr);  // fine
+    k.run({x, x.slice(0, 0, 3)});                  // shapes do not broadcast
+    ADD_FAILURE() << "no error";
+  } catch (const kiln::Error& e) {
+    const std::string what = e.what();
+    EXPECT_EQ(what.rfind("app::swiglu (kernels.toml:1:1): shapes do not broadcast", 0), 0u) << what;
+  }
+  std::vector<float> host(4);
+  Tensor out = Tensor::empty({4}, DType::f32, cpu);
+  try {
+    k.launch(cpu.default_stream(), {x.storage().get()}, *out.storage(), 4);
+    ADD_FAILURE() << "no error";
+  } catch (const kiln::Error& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("app::swiglu (kernels.toml:1:1): takes 2 input buffers, got 1", 0), 0u)
+        << e.what();
   }
 }
 
