@@ -425,6 +425,26 @@ TEST(ReliabilityChild, MemoryLimitFromEnvironment) {
   std::printf("child ok\n");
 }
 
+// Child: the default device with KILN_VK_VALIDATION=1 and no validation layer to be found.
+TEST(ReliabilityChild, DefaultDeviceWithoutTheValidationLayer) {
+  if (!std::getenv("KILN_RELIABILITY_CHILD")) GTEST_SKIP() << "run by Reliability.ValidationRequestedWithoutTheLayer";
+  std::printf("default device: %s\n", kiln::default_device().id().c_str());
+  EXPECT_FALSE(kiln::vk::validation_enabled());
+}
+
+TEST(Reliability, ValidationRequestedWithoutTheLayerKeepsVulkanAndSaysSo) {
+  // Regression: the default device silently became the CPU.
+  if (!first_device(kiln::Backend::vulkan)) GTEST_SKIP() << "no Vulkan device";
+  if (first_device(kiln::Backend::cuda)) GTEST_SKIP() << "the default device is CUDA here";
+  std::string out;
+  const int status = run_child("ReliabilityChild.DefaultDeviceWithoutTheValidationLayer",
+                               "KILN_VK_VALIDATION=1 VK_LAYER_PATH=/nonexistent-kiln-layers", &out);
+  EXPECT_EQ(status, 0) << out;
+  EXPECT_TRUE(contains(out, "default device: vulkan:0")) << out;
+  EXPECT_TRUE(contains(out, "KILN_VK_VALIDATION is set but the layer VK_LAYER_KHRONOS_validation is not installed"))
+      << out;
+}
+
 TEST(Reliability, MemoryLimitEnvironment) {
   std::string out;
   const int status = run_child("ReliabilityChild.MemoryLimitFromEnvironment", "KILN_MEMORY_LIMIT=3145728", &out);

@@ -83,20 +83,24 @@ InstanceState create_instance() {
   features.pEnabledValidationFeatures = enables;
 
   const void* next = nullptr;
+  bool layer_found = false;
   if (validation_requested()) {
     std::uint32_t n = 0;
     vkEnumerateInstanceLayerProperties(&n, nullptr);
     std::vector<VkLayerProperties> props(n);
     vkEnumerateInstanceLayerProperties(&n, props.data());
-    bool found = std::any_of(props.begin(), props.end(), [](const VkLayerProperties& p) {
+    layer_found = std::any_of(props.begin(), props.end(), [](const VkLayerProperties& p) {
       return std::strcmp(p.layerName, kValidationLayer) == 0;
     });
-    if (!found) {
-      st.error = std::string("KILN_VK_VALIDATION is set but the layer ") + kValidationLayer +
-                 " is not installed";
-      return st;
-    }
-    n = 0;
+  }
+  if (validation_requested() && !layer_found) {
+    // Vulkan stays the default device (falling back to the CPU silently hid the problem); say so once.
+    std::fprintf(stderr,
+                 "kiln: KILN_VK_VALIDATION is set but the layer %s is not installed (Debian: apt-get install "
+                 "vulkan-validationlayers); Vulkan runs without validation\n",
+                 kValidationLayer);
+  } else if (validation_requested()) {
+    std::uint32_t n = 0;
     vkEnumerateInstanceExtensionProperties(kValidationLayer, &n, nullptr);
     std::vector<VkExtensionProperties> exts(n);
     vkEnumerateInstanceExtensionProperties(kValidationLayer, &n, exts.data());
