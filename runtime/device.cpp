@@ -27,55 +27,78 @@ std::string Device::id() const {
 
 namespace {
 
-struct DeviceList {
+// Backends are probed lazily, each once: device("cpu") (and so KILN_DEVICE=cpu) starts neither
+// Vulkan nor CUDA; devices() and backend_status() probe them all. Never destroyed, so devices
+// outlive every static that may still hold a tensor.
+struct BackendSlot {
+  std::once_flag once;
   std::vector<std::unique_ptr<Device>> owned;
+  BackendStatus status;
+};
+
+struct DeviceList {
+  BackendSlot slots[3];  // indexed by kProbeOrder position
+  std::once_flag all_once;
   std::vector<Device*> devices;
   std::vector<BackendStatus> status;
 };
 
+constexpr Backend kProbeOrder[] = {Backend::cuda, Backend::vulkan, Backend::cpu};
+
 DeviceList& device_list() {
-  // Built once; never destroyed, so devices outlive every static that may still hold a tensor.
-  static DeviceList* list = [] {
-    auto* l = new DeviceList;
-    const std::pair<Backend, detail::BackendProbe (*)()> probes[] = {
-        {Backend::cuda, detail::probe_cuda},
-        {Backend::vulkan, detail::probe_vulkan},
-        {Backend::cpu, detail::probe_cpu},
-    };
-    for (auto [backend, probe] : probes) {
-      detail::BackendProbe p;
-      try {
-        p = probe();
-      } catch (const std::exception& e) {
-        p.devices.clear();
-        p.unavailable_reason = e.what();
-      }
-      l->status.push_back({backend, !p.devices.empty(), p.unavailable_reason});
-      for (auto& d : p.devices) {
-        l->devices.push_back(d.get());
-        l->owned.push_back(std::move(d));
-      }
-    }
-    return l;
-  }();
+  static DeviceList* list = new DeviceList;
   return *list;
+}
+
+BackendSlot& probed(Backend backend) {
+  DeviceList& l = device_list();
+  const std::size_t i = backend == Backend::cuda ? 0 : backend == Backend::vulkan ? 1 : 2;
+  BackendSlot& slot = l.slots[i];
+  std::call_once(slot.once, [&] {
+    detail::BackendProbe p;
+    try {
+      p = backend == Backend::cuda ? detail::probe_cuda() : backend == Backend::vulkan ? detail::probe_vulkan()
+                                                                                       : detail::probe_cpu();
+    } catch (const std::exception& e) {
+      p.devices.clear();
+      p.unavailable_reason = e.what();
+    }
+    slot.status = {backend, !p.devices.empty(), p.unavailable_reason};
+    slot.owned = std::move(p.devices);
+  });
+  return slot;
+}
+
+const DeviceList& all_probed() {
+  DeviceList& l = device_list();
+  std::call_once(l.all_once, [&] {
+    for (Backend b : kProbeOrder) {
+      BackendSlot& slot = probed(b);
+      l.status.push_back(slot.status);
+      for (auto& d : slot.owned) l.devices.push_back(d.get());
+    }
+  });
+  return l;
 }
 
 }  // namespace
 
-const std::vector<Device*>& devices() { return device_list().devices; }
-std::vector<BackendStatus> backend_status() { return device_list().status; }
+const std::vector<Device*>& devices() { return all_probed().devices; }
+std::vector<BackendStatus> backend_status() { return all_probed().status; }
 
 Device& device(std::string_view id) {
-  auto& list = device_list();
-  for (Device* d : list.devices)
-    if (d->id() == id || (d->backend() == Backend::cpu && id == "cpu:0")) return *d;
-  std::string why;
-  for (const auto& s : list.status)
-    if (id.substr(0, backend_name(s.backend).size()) == backend_name(s.backend))
-      why = s.available ? "no device with that index" : s.reason;
-  fail(ErrorCode::device_unavailable,
-       "device '" + std::string(id) + "' is not available" + (why.empty() ? "" : ": " + why));
+  // Only the backend the id names is probed.
+  for (Backend b : kProbeOrder) {
+    const std::string_view name = backend_name(b);
+    if (id.substr(0, name.size()) != name) continue;
+    BackendSlot& slot = probed(b);
+    for (const auto& d : slot.owned)
+      if (d->id() == id || (b == Backend::cpu && id == "cpu:0")) return *d;
+    fail(ErrorCode::device_unavailable,
+         fmt::format("device '{}' is not available: {}", id,
+                     slot.status.available ? "no device with that index" : slot.status.reason));
+  }
+  fail(ErrorCode::device_unavailable, fmt::format("device '{}' is not available: ids are cpu, cuda:N and vulkan:N", id));
 }
 
 Device& default_device() {

@@ -445,6 +445,26 @@ TEST(Reliability, ValidationRequestedWithoutTheLayerKeepsVulkanAndSaysSo) {
       << out;
 }
 
+// Child: KILN_DEVICE=cpu runs on the CPU without loading the Vulkan loader or the CUDA driver.
+TEST(ReliabilityChild, CpuDeviceStartsNoGpuBackend) {
+  if (!std::getenv("KILN_RELIABILITY_CHILD")) GTEST_SKIP() << "run by Reliability.KilnDeviceCpuStartsNoGpuBackend";
+  kiln::Device& d = kiln::default_device();
+  std::vector<float> x = {1, 2};
+  auto t = kiln::Tensor::from_host(x.data(), 8, {2}, kiln::DType::f32, d);
+  EXPECT_EQ(reinterpret_cast<const float*>(kiln::add(t, t).to_host().data())[1], 4.0f);
+  std::ifstream maps("/proc/self/maps");
+  const std::string text((std::istreambuf_iterator<char>(maps)), std::istreambuf_iterator<char>());
+  std::printf("device %s; libvulkan %s; libcuda %s\n", d.id().c_str(),
+              text.find("libvulkan") == std::string::npos ? "not loaded" : "LOADED",
+              text.find("libcuda.so") == std::string::npos ? "not loaded" : "LOADED");
+}
+
+TEST(Reliability, KilnDeviceCpuStartsNoGpuBackend) {
+  std::string out;
+  EXPECT_EQ(run_child("ReliabilityChild.CpuDeviceStartsNoGpuBackend", "KILN_DEVICE=cpu", &out), 0) << out;
+  EXPECT_TRUE(contains(out, "device cpu; libvulkan not loaded; libcuda not loaded")) << out;
+}
+
 TEST(Reliability, MemoryLimitEnvironment) {
   std::string out;
   const int status = run_child("ReliabilityChild.MemoryLimitFromEnvironment", "KILN_MEMORY_LIMIT=3145728", &out);
