@@ -74,15 +74,16 @@ void BM_RegistryFindMissing(benchmark::State& state) {
 }
 BENCHMARK(BM_RegistryFindMissing);
 
-void eager_add(benchmark::State& state, Device* dev) {
-  const float one = 1.0f;
-  const Tensor x = Tensor::from_host(&one, sizeof one, {1}, DType::f32, *dev);
-  const Tensor y = Tensor::from_host(&one, sizeof one, {1}, DType::f32, *dev);
-  benchmark::DoNotOptimize(add(x, y));  // kernel loaded, caches warm
+// Times |dispatch| (one host-side call that enqueues work on |dev|): one warm call first (kernel
+// loaded, JIT compiled, caches warm), then the device is drained outside the timed region every 256
+// calls so queues never fill.
+template <class F>
+void time_dispatch(benchmark::State& state, Device* dev, F dispatch) {
+  benchmark::DoNotOptimize(dispatch());
   dev->default_stream().synchronize();
   std::int64_t i = 0;
   for (auto _ : state) {
-    benchmark::DoNotOptimize(add(x, y));
+    benchmark::DoNotOptimize(dispatch());
     if (++i % 256 == 0) {
       state.PauseTiming();
       dev->default_stream().synchronize();
@@ -93,23 +94,20 @@ void eager_add(benchmark::State& state, Device* dev) {
   state.SetLabel(dev->info().name);
 }
 
+Tensor one_element(Device* dev) {
+  const float one = 1.0f;
+  return Tensor::from_host(&one, sizeof one, {1}, DType::f32, *dev);
+}
+
+void eager_add(benchmark::State& state, Device* dev) {
+  const Tensor x = one_element(dev), y = one_element(dev);
+  time_dispatch(state, dev, [&] { return add(x, y); });
+}
+
 void eager_fused(benchmark::State& state, Device* dev) {
   const Expr e = parse_expr(kGelu, {DType::f32});
-  const float one = 1.0f;
-  const Tensor x = Tensor::from_host(&one, sizeof one, {1}, DType::f32, *dev);
-  benchmark::DoNotOptimize(map(e, {x}));  // JIT-compiled once, then cached
-  dev->default_stream().synchronize();
-  std::int64_t i = 0;
-  for (auto _ : state) {
-    benchmark::DoNotOptimize(map(e, {x}));
-    if (++i % 256 == 0) {
-      state.PauseTiming();
-      dev->default_stream().synchronize();
-      state.ResumeTiming();
-    }
-  }
-  dev->default_stream().synchronize();
-  state.SetLabel(dev->info().name);
+  const Tensor x = one_element(dev);
+  time_dispatch(state, dev, [&] { return map(e, {x}); });
 }
 
 // What a generated header's function costs: AotKernel::run of a registry kernel (the built-in SiLU
@@ -123,21 +121,8 @@ void aot_run(benchmark::State& state, Device* dev) {
     return;
   }
   const AotKernel k(builtin_registry(), entry->name, entry->spec);
-  const float one = 1.0f;
-  const Tensor x = Tensor::from_host(&one, sizeof one, {1}, DType::f32, *dev);
-  benchmark::DoNotOptimize(k.run({x}));
-  dev->default_stream().synchronize();
-  std::int64_t i = 0;
-  for (auto _ : state) {
-    benchmark::DoNotOptimize(k.run({x}));
-    if (++i % 256 == 0) {
-      state.PauseTiming();
-      dev->default_stream().synchronize();
-      state.ResumeTiming();
-    }
-  }
-  dev->default_stream().synchronize();
-  state.SetLabel(dev->info().name);
+  const Tensor x = one_element(dev);
+  time_dispatch(state, dev, [&] { return k.run({x}); });
 }
 
 }  // namespace
