@@ -12,9 +12,11 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "core/dtype.hpp"
+#include "core/half.hpp"
 #include "runtime/device.hpp"
 
 namespace kiln {
@@ -28,9 +30,39 @@ std::int64_t shape_numel(const Shape& s);
 // when the bytes would not fit in 63 bits.
 std::int64_t checked_numel(const Shape& shape, DType dtype, std::string_view what);
 
+// The dtype of a host element type: bool (pred), std::int8_t ... std::int64_t, std::uint8_t ...
+// std::uint64_t, kiln::half (f16), kiln::bfloat16 (bf16), float (f32), double (f64).
+template <class T>
+constexpr DType dtype_of() {
+  if constexpr (std::is_same_v<T, bool>) return DType::pred;
+  else if constexpr (std::is_same_v<T, std::int8_t>) return DType::s8;
+  else if constexpr (std::is_same_v<T, std::int16_t>) return DType::s16;
+  else if constexpr (std::is_same_v<T, std::int32_t>) return DType::s32;
+  else if constexpr (std::is_same_v<T, std::int64_t>) return DType::s64;
+  else if constexpr (std::is_same_v<T, std::uint8_t>) return DType::u8;
+  else if constexpr (std::is_same_v<T, std::uint16_t>) return DType::u16;
+  else if constexpr (std::is_same_v<T, std::uint32_t>) return DType::u32;
+  else if constexpr (std::is_same_v<T, std::uint64_t>) return DType::u64;
+  else if constexpr (std::is_same_v<T, half>) return DType::f16;
+  else if constexpr (std::is_same_v<T, bfloat16>) return DType::bf16;
+  else if constexpr (std::is_same_v<T, float>) return DType::f32;
+  else if constexpr (std::is_same_v<T, double>) return DType::f64;
+  else static_assert(sizeof(T) == 0, "no Kiln dtype for this host type");
+}
+
 class Tensor {
  public:
   Tensor() = default;
+
+  // Typed host I/O. from_vector: |values| row-major, as many as |shape| has elements
+  // (invalid_argument naming the counts otherwise), dtype dtype_of<T>(). to_vector: the elements
+  // row-major; T must be the tensor's dtype (dtype_mismatch naming both otherwise).
+  template <class T>
+  static Tensor from_vector(std::span<const T> values, const Shape& shape, Device& device = default_device());
+  template <class T>
+  static Tensor from_vector(const std::vector<T>& values, const Shape& shape, Device& device = default_device());
+  template <class T>
+  std::vector<T> to_vector() const;
 
   // Uninitialized contiguous tensor.
   static Tensor empty(const Shape& shape, DType dtype, Device& device = default_device());
@@ -82,5 +114,41 @@ class Tensor {
   std::int64_t offset_ = 0;
   DType dtype_ = DType::f32;
 };
+
+namespace detail {
+void check_count(const char* what, std::size_t n, const Shape& shape, DType dtype);  // invalid_argument
+void check_dtype(const char* what, const Tensor& t, DType want);                    // dtype_mismatch
+}  // namespace detail
+
+template <class T>
+Tensor Tensor::from_vector(std::span<const T> values, const Shape& shape, Device& device) {
+  detail::check_count("Tensor::from_vector", values.size(), shape, dtype_of<T>());
+  return from_host(values.data(), values.size_bytes(), shape, dtype_of<T>(), device);
+}
+
+template <class T>
+Tensor Tensor::from_vector(const std::vector<T>& values, const Shape& shape, Device& device) {
+  if constexpr (std::is_same_v<T, bool>) {  // std::vector<bool> is packed: one byte each here
+    const std::vector<std::uint8_t> bytes(values.begin(), values.end());
+    detail::check_count("Tensor::from_vector", bytes.size(), shape, DType::pred);
+    return from_host(bytes.data(), bytes.size(), shape, DType::pred, device);
+  } else {
+    return from_vector(std::span<const T>(values), shape, device);
+  }
+}
+
+template <class T>
+std::vector<T> Tensor::to_vector() const {
+  detail::check_dtype("Tensor::to_vector", *this, dtype_of<T>());
+  if constexpr (std::is_same_v<T, bool>) {
+    std::vector<std::uint8_t> bytes(static_cast<std::size_t>(numel()));
+    to_host(bytes.data(), bytes.size());
+    return std::vector<bool>(bytes.begin(), bytes.end());
+  } else {
+    std::vector<T> out(static_cast<std::size_t>(numel()));
+    to_host(out.data(), out.size() * sizeof(T));
+    return out;
+  }
+}
 
 }  // namespace kiln

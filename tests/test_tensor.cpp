@@ -10,6 +10,7 @@
 #include <string>
 
 #include "core/error.hpp"
+#include "runtime/host.hpp"
 #include "runtime/ops.hpp"
 
 namespace kiln {
@@ -115,6 +116,83 @@ TEST(Tensor, ShapesWhoseCountsOverflowAreRefused) {
   const Tensor x = make<float>({1, 2, 3}, {3}, DType::f32);
   EXPECT_EQ(x.slice(0, 0, 3, std::numeric_limits<std::int64_t>::max()).shape(), (Shape{1}));
   EXPECT_EQ(x.slice(0, 1, 1).shape(), (Shape{0}));
+}
+
+template <class T>
+void expect_round_trip(const std::vector<T>& v, Device& d) {
+  const Tensor t = Tensor::from_vector(v, {std::int64_t(v.size())}, d);
+  EXPECT_EQ(t.dtype(), dtype_of<T>());
+  EXPECT_EQ(t.device().id(), d.id());
+  EXPECT_EQ(t.to_vector<T>(), v) << dtype_name(dtype_of<T>()) << " on " << d.id();
+}
+
+TEST(Tensor, TypedHostIoOfEveryDtypeOnEveryDevice) {
+  for (Device* d : devices()) {
+    expect_round_trip<bool>({true, false, true}, *d);
+    expect_round_trip<std::int8_t>({-128, 0, 127}, *d);
+    expect_round_trip<std::int16_t>({-32768, 1, 32767}, *d);
+    expect_round_trip<std::int32_t>({std::numeric_limits<std::int32_t>::min(), -1, 7}, *d);
+    expect_round_trip<std::int64_t>({std::numeric_limits<std::int64_t>::min(), 0, std::numeric_limits<std::int64_t>::max()}, *d);
+    expect_round_trip<std::uint8_t>({0, 1, 255}, *d);
+    expect_round_trip<std::uint16_t>({0, 65535}, *d);
+    expect_round_trip<std::uint32_t>({0, 4294967295u}, *d);
+    expect_round_trip<std::uint64_t>({0, ~std::uint64_t(0)}, *d);
+    expect_round_trip<float>({-0.0f, 1.5f, std::numeric_limits<float>::denorm_min()}, *d);
+    expect_round_trip<double>({-1e300, 2.5, std::numeric_limits<double>::infinity()}, *d);
+    // half / bfloat16: the bit patterns travel unchanged; the float conversions round to nearest even.
+    const Tensor h = Tensor::from_vector(std::vector<half>{half(1.0f), half(0.1f), half::from_bits(0x7C00)}, {3}, *d);
+    const auto hv = h.to_vector<half>();
+    EXPECT_EQ(hv[1].bits, half(0.1f).bits);
+    EXPECT_EQ(float(hv[1]), 0.0999755859375f);  // the f16 nearest 0.1
+    EXPECT_TRUE(std::isinf(float(hv[2])));
+    const auto bv = Tensor::from_vector(std::vector<bfloat16>{bfloat16(3.0f)}, {1}, *d).to_vector<bfloat16>();
+    EXPECT_EQ(float(bv[0]), 3.0f);
+  }
+  expect_error([] { Tensor::from_vector(std::vector<float>{1, 2, 3}, {2, 2}, device("cpu")); },
+               ErrorCode::invalid_argument, "3 values for shape [2,2] (4 elements of f32)");
+  expect_error([] { (void)Tensor::from_vector(std::vector<float>{1, 2}, {2}, device("cpu")).to_vector<double>(); },
+               ErrorCode::dtype_mismatch, "the tensor is [2] f32 on cpu, the host type is f64");
+  expect_error([] { (void)Tensor().to_vector<float>(); }, ErrorCode::invalid_argument, "undefined");
+}
+
+TEST(Tensor, CreationHelpersConvertAsAsTypeDoes) {
+  Device& cpu = device("cpu");
+  EXPECT_EQ(zeros({2, 2}, DType::f32, cpu).to_vector<float>(), (std::vector<float>{0, 0, 0, 0}));
+  EXPECT_EQ(ones({3}, DType::u8, cpu).to_vector<std::uint8_t>(), (std::vector<std::uint8_t>{1, 1, 1}));
+  EXPECT_EQ(full({3}, 2.5, DType::s32, cpu).to_vector<std::int32_t>(), (std::vector<std::int32_t>{2, 2, 2}));
+  EXPECT_EQ(full({1}, 1e10, DType::s8, cpu).to_vector<std::int8_t>(), (std::vector<std::int8_t>{127}));  // saturates
+  EXPECT_EQ(full({1}, -1.0, DType::u16, cpu).to_vector<std::uint16_t>(), (std::vector<std::uint16_t>{0}));
+  EXPECT_EQ(full({1}, std::nan(""), DType::s64, cpu).to_vector<std::int64_t>(), (std::vector<std::int64_t>{0}));
+  EXPECT_EQ(full({1}, 0.1, DType::f16, cpu).to_vector<half>()[0].bits, half(0.1f).bits);
+  const Tensor s = scalar(7, DType::f64, cpu);
+  EXPECT_EQ(s.rank(), 0);
+  EXPECT_EQ(s.to_vector<double>(), (std::vector<double>{7}));
+  EXPECT_EQ(arange(5, DType::s64, cpu).to_vector<std::int64_t>(), (std::vector<std::int64_t>{0, 1, 2, 3, 4}));
+  EXPECT_EQ(arange(0, DType::f32, cpu).numel(), 0);
+  expect_error([&] { arange(-1, DType::f32, cpu); }, ErrorCode::invalid_argument, "negative dimension");
+}
+
+TEST(Ops, OperatorsAreTheOpsWithNxWeakLiterals) {
+  for (Device* d : devices()) {
+    SCOPED_TRACE(d->id());
+    const Tensor x = Tensor::from_vector(std::vector<float>{1, 2, 4}, {3}, *d);
+    const Tensor y = Tensor::from_vector(std::vector<float>{2, 2, 2}, {3}, *d);
+    EXPECT_EQ((x + y).to_vector<float>(), add(x, y).to_vector<float>());
+    EXPECT_EQ((x - y).to_vector<float>(), (std::vector<float>{-1, 0, 2}));
+    EXPECT_EQ((x * y / x).to_vector<float>(), (std::vector<float>{2, 2, 2}));
+    EXPECT_EQ((-x).to_vector<float>(), (std::vector<float>{-1, -2, -4}));
+    EXPECT_EQ((x < y).to_vector<bool>(), (std::vector<bool>{true, false, false}));
+    EXPECT_EQ((x == y).to_vector<bool>(), (std::vector<bool>{false, true, false}));
+    EXPECT_EQ((x >= y).dtype(), DType::pred);
+    EXPECT_EQ((1.0 - x * 0.5).to_vector<float>(), (std::vector<float>{0.5f, 0, -1}));
+    const Tensor i = Tensor::from_vector(std::vector<std::int32_t>{1, 2, 3}, {3}, *d);
+    EXPECT_EQ((i * 2.0).dtype(), DType::s32);  // an integer literal the dtype holds
+    EXPECT_EQ((i * 2.0).to_vector<std::int32_t>(), (std::vector<std::int32_t>{2, 4, 6}));
+    EXPECT_EQ((i * 2.5).dtype(), DType::f32);  // promotes, as Nx
+    EXPECT_EQ((i * 2.5).to_vector<float>(), (std::vector<float>{2.5f, 5, 7.5f}));
+    const Tensor h = Tensor::from_vector(std::vector<half>{half(1.0f)}, {1}, *d);
+    EXPECT_EQ((h * 0.1).dtype(), DType::f16);  // a float tensor keeps its dtype
+  }
 }
 
 TEST(Ops, BroadcastAndPromoteLikeNx) {
