@@ -43,15 +43,19 @@ std::vector<PlanOperand> plan_operands(const std::vector<Tensor>& operands) {
 
 }  // namespace
 
+// Kiln's ops are kiln::<op>; a generated function names itself ("app::swiglu (kernels.toml:3:1)").
+static std::string op_title(std::string_view op) {
+  return op.find("::") != std::string_view::npos ? std::string(op) : "kiln::" + std::string(op);
+}
+
 void fail_op(ErrorCode code, std::string_view op, const std::vector<Tensor>& operands, const std::string& what) {
-  // Kiln's ops are kiln::<op>; a generated function names itself ("app::swiglu (kernels.toml:3:1)").
-  const bool qualified = op.find("::") != std::string_view::npos;
-  fail(code, fmt::format("{}{}: {} — {}", qualified ? "" : "kiln::", op, what, operands_text(operands)));
+  fail(code, fmt::format("{}: {} — {}", op_title(op), what, operands_text(operands)));
 }
 
 void check_operands(std::string_view op, const std::vector<Tensor>& xs) {
   for (std::size_t i = 0; i < xs.size(); ++i) {
-    if (!xs[i].defined()) fail(ErrorCode::invalid_argument, fmt::format("kiln::{}: operand {} is an undefined tensor", op, i));
+    if (!xs[i].defined())
+      fail(ErrorCode::invalid_argument, fmt::format("{}: operand {} is an undefined tensor", op_title(op), i));
     if (&xs[i].device() != &xs[0].device())
       fail_op(ErrorCode::invalid_argument, op, xs,
               fmt::format("operands are on different devices ({} and {}); move them with to()",
