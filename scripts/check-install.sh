@@ -28,6 +28,11 @@ for f in lib/libkiln_runtime.so lib/libkiln_runtime.a bin/kilnc bin/kiln-bench l
          lib/pkgconfig/kiln.pc include/kiln/runtime/ops.hpp share/kiln/templates/cuda/map.cuh; do
   [[ -e "$prefix/$f" ]] || { echo "check-install: $prefix/$f is missing" >&2; exit 1; }
 done
+# The installed kiln-bench finds its micro-benchmarks (it said "not built" when only kiln-bench was installed).
+if [[ -e "$kiln_build/bench/kiln-bench-micro" ]]; then
+  "$prefix/bin/kiln-bench" micro --benchmark_list_tests | grep -q '^BM_ParseExpr$' ||
+    { echo "check-install: the installed 'kiln-bench micro' does not run its micro-benchmarks" >&2; exit 1; }
+fi
 
 # The example is copied out of the source tree, so it can only find Kiln through the prefix.
 step "build examples/host-app against $prefix"
