@@ -13,6 +13,7 @@
 #include "codegen/emit.hpp"
 #include "codegen/family.hpp"
 #include "core/error.hpp"
+#include "core/suggest.hpp"
 
 namespace kiln {
 
@@ -99,7 +100,8 @@ class Reader {
       if (std::find(allowed.begin(), allowed.end(), key.str()) != allowed.end()) continue;
       std::string list;
       for (auto a : allowed) list.append(list.empty() ? "" : ", ").append(a);
-      error(key.source(), fmt::format("unknown key '{}' in [[{}]] (expected one of: {})", key.str(), kind, list));
+      error(key.source(), fmt::format("unknown key '{}' in [[{}]]{} (expected one of: {})", key.str(), kind,
+                                      did_you_mean(key.str(), allowed), list));
     }
   }
 
@@ -135,7 +137,7 @@ class Reader {
     if (!t) {
       std::string list;
       for (DType d : kAllDTypes) list.append(list.empty() ? "" : " ").append(dtype_name(d));
-      error(n, fmt::format("unknown dtype '{}' (expected one of: {})", s, list));
+      error(n, fmt::format("unknown dtype '{}'{} (expected one of: {})", s, did_you_mean(s, dtype_names()), list));
     }
     return *t;
   }
@@ -275,7 +277,7 @@ class Reader {
       for (const toml::node& e : *arr) {
         const std::string s = string_of(e, "ops");
         auto op = find_op(s);
-        if (!op) error(e, fmt::format("unknown op '{}' (kilnc ops lists them)", s));
+        if (!op) error(e, fmt::format("unknown op '{}'{} (kilnc ops lists them)", s, did_you_mean(s, op_names())));
         ops.push_back(*op);
       }
     } else {

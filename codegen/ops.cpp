@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <vector>
 
 namespace kiln {
 
@@ -90,6 +91,15 @@ static_assert(kOps.size() == static_cast<std::size_t>(Op::as_type) + 1, "one row
 
 std::span<const OpInfo> op_table() { return kOps; }
 const OpInfo& op_info(Op op) { return kOps[static_cast<int>(op)]; }
+
+std::span<const std::string_view> op_names() {
+  static const std::vector<std::string_view> names = [] {
+    std::vector<std::string_view> v;
+    for (const OpInfo& o : op_table()) v.push_back(o.name);
+    return v;
+  }();
+  return names;
+}
 
 std::optional<Op> find_op(std::string_view name) {
   for (const auto& o : kOps)

@@ -73,6 +73,8 @@ struct OpInfo {
 std::span<const OpInfo> op_table();
 const OpInfo& op_info(Op op);
 std::optional<Op> find_op(std::string_view name);
+// Every op's name, in table order (for "did you mean" suggestions).
+std::span<const std::string_view> op_names();
 
 // The result dtype of |op| for operands already promoted to |operand|, or nullopt when the op
 // does not accept |operand|. as_type is not handled here (its result is the requested dtype).

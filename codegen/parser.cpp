@@ -5,11 +5,13 @@
 #include <cstdlib>
 #include <numbers>
 #include <optional>
+#include <vector>
 
 #include <fmt/format.h>
 
 #include "codegen/expr.hpp"
 #include "core/error.hpp"
+#include "core/suggest.hpp"
 
 namespace kiln {
 
@@ -323,7 +325,11 @@ class Parser {
       return make(expr_.cast(materialize(args[0], cast_to), *cast_to), at);
     }
     auto op = find_op(name.text);
-    if (!op) error(name, fmt::format("unknown function '{}'", name.text));
+    if (!op) {
+      std::vector<std::string_view> known(op_names().begin(), op_names().end());
+      known.insert(known.end(), dtype_names().begin(), dtype_names().end());  // conversions: f16(x)
+      error(name, fmt::format("unknown function '{}'{}", name.text, did_you_mean(name.text, known)));
+    }
     if (*op == Op::as_type) error(name, "as_type takes a value and a dtype: as_type(x, f16)");
     const int arity = op_info(*op).arity;
     if (int(args.size()) != arity)

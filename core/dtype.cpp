@@ -1,6 +1,7 @@
 #include "core/dtype.hpp"
 
 #include <algorithm>
+#include <vector>
 
 namespace kiln {
 
@@ -20,6 +21,15 @@ DType sized(bool is_signed, int bits) {
 }  // namespace
 
 std::string_view dtype_name(DType t) { return kNames[static_cast<int>(t)]; }
+
+std::span<const std::string_view> dtype_names() {
+  static const std::vector<std::string_view> names = [] {
+    std::vector<std::string_view> v;
+    for (DType d : kAllDTypes) v.push_back(dtype_name(d));
+    return v;
+  }();
+  return names;
+}
 
 std::optional<DType> parse_dtype(std::string_view name) {
   for (int i = 0; i < kNumDTypes; ++i)

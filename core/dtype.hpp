@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string_view>
 
 namespace kiln {
@@ -19,6 +20,8 @@ inline constexpr std::array<DType, kNumDTypes> kAllDTypes = {
 
 std::string_view dtype_name(DType t);
 std::optional<DType> parse_dtype(std::string_view name);
+// Every dtype's name (for "did you mean" suggestions).
+std::span<const std::string_view> dtype_names();
 
 std::size_t dtype_size(DType t);
 inline int dtype_bits(DType t) { return t == DType::pred ? 1 : int(dtype_size(t) * 8); }

@@ -9,6 +9,7 @@
 #include "core/half.hpp"
 #include "codegen/spec.hpp"
 #include "core/error.hpp"
+#include "core/suggest.hpp"
 
 namespace kiln {
 namespace {
@@ -162,6 +163,25 @@ TEST(Parser, GeluParsesAndEvaluates) {
   // f16 input: the literals become f16 (weak scalars) and so does the result.
   Expr h = parse_expr(gelu, {D::f16});
   EXPECT_EQ(h.dtype(h.root()), D::f16);
+}
+
+TEST(Parser, UnknownNamesSuggestTheClosest) {
+  auto message = [](const char* text) {
+    try {
+      parse_expr(text, {DType::f32});
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message("sigmod(x)").find("unknown function 'sigmod'; did you mean 'sigmoid'?"), std::string::npos);
+  EXPECT_NE(message("f23(x)").find("did you mean 'f32'?"), std::string::npos);  // conversions too
+  EXPECT_EQ(message("frobnicate(x)").find("did you mean"), std::string::npos);  // nothing close: no guess
+  const std::string_view names[] = {"exp", "expm1", "log"};
+  EXPECT_EQ(closest_name("ex", names), "exp");
+  EXPECT_EQ(closest_name("expm2", names), "expm1");
+  EXPECT_EQ(closest_name("exp", names), "");  // exact names are not typos
+  EXPECT_EQ(closest_name("zzzzzz", names), "");
 }
 
 TEST(Parser, PrecedenceAndAssociativity) {

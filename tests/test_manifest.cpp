@@ -52,11 +52,11 @@ TEST(Manifest, ErrorsPointIntoTheFile) {
   const BadCase cases[] = {
       {"syntax_error.toml", "3:17", "TOML syntax error"},
       {"unknown_op.toml", "2:15", "unknown op 'frobnicate'"},
-      {"bad_dtype.toml", "3:18", "unknown dtype 'f31'"},
+      {"bad_dtype.toml", "3:18", "unknown dtype 'f31'; did you mean 'f32'?"},
       {"bad_expr.toml", "4:15", "unexpected character '$'"},
       {"bad_expr_multiline.toml", "4:3", "found ')'"},
       {"type_error.toml", "2:13", "bitwise_not"},
-      {"unknown_key.toml", "4:1", "unknown key 'blocksize'"},
+      {"unknown_key.toml", "4:1", "unknown key 'blocksize' in [[kernel]]; did you mean 'block_size'?"},
       {"wrong_type.toml", "4:14", "'block_size' must be an integer"},
       {"bad_target.toml", "4:20", "unknown target 'metal'"},
       {"bad_family.toml", "2:10", "unknown kernel family 'reduce'"},
