@@ -52,7 +52,7 @@ Tensor map(const Registry& registry, const Expr& expr, const std::vector<Tensor>
   return run_map("map", expr, operands, out, into, &registry);
 }
 
-Tensor apply_op(Op op, const std::vector<Tensor>& operands) {
+Tensor apply_op(Op op, const std::vector<Tensor>& operands, const Tensor* into) {
   const OpInfo& info = op_info(op);
   check_operands(info.name, operands);
   if (int(operands.size()) != info.arity)
@@ -77,7 +77,7 @@ Tensor apply_op(Op op, const std::vector<Tensor>& operands) {
   for (std::size_t k = (op == Op::select ? 2 : 1); k < operands.size(); ++k)
     uniform = uniform && operands[k].dtype() == operands[k - 1].dtype();
   if (op == Op::select) uniform = uniform && operands[0].dtype() == DType::pred;
-  if (uniform) return run_map(info.name, typed.pruned(), operands, std::nullopt, nullptr);
+  if (uniform) return run_map(info.name, typed.pruned(), operands, std::nullopt, into);
   // Mixed dtypes: convert the operands to the dtypes the op computes in, then run the kernel.
   const Node& node = typed.node(root);
   std::vector<Tensor> converted = operands;
@@ -85,23 +85,26 @@ Tensor apply_op(Op op, const std::vector<Tensor>& operands) {
     if (converted[k].dtype() != typed.dtype(node.args[k]))
       converted[k] = as_type(converted[k], typed.dtype(node.args[k]));
   const DType operand = typed.dtype(node.args[op == Op::select ? 1 : 0]);
-  return run_map(info.name, single_op_expr(op, operand), converted, std::nullopt, nullptr);
+  return run_map(info.name, single_op_expr(op, operand), converted, std::nullopt, into);
 }
 
-Tensor as_type(const Tensor& x, DType dtype) {
+Tensor as_type(const Tensor& x, DType dtype, const Tensor* into) {
   check_operands("as_type", {x});
-  if (x.dtype() == dtype) return x;
-  return run_map("as_type", single_op_expr(Op::as_type, x.dtype(), dtype), {x}, std::nullopt, nullptr);
+  if (x.dtype() != dtype) return run_map("as_type", single_op_expr(Op::as_type, x.dtype(), dtype), {x}, std::nullopt, into);
+  if (!into) return x;
+  Expr copy;  // the same dtype into another tensor: a copy
+  copy.set_root(copy.input(0, dtype));
+  return run_map("as_type", copy, {x}, std::nullopt, into);
 }
 
-Tensor select(const Tensor& cond, const Tensor& on_true, const Tensor& on_false) {
-  return apply_op(Op::select, {cond, on_true, on_false});
+Tensor select(const Tensor& cond, const Tensor& on_true, const Tensor& on_false, const Tensor* into) {
+  return apply_op(Op::select, {cond, on_true, on_false}, into);
 }
 
 #define KILN_DEFINE_UNARY(name) \
-  Tensor name(const Tensor& x) { return apply_op(Op::name, {x}); }
+  Tensor name(const Tensor& x, const Tensor* into) { return apply_op(Op::name, {x}, into); }
 #define KILN_DEFINE_BINARY(name) \
-  Tensor name(const Tensor& x, const Tensor& y) { return apply_op(Op::name, {x, y}); }
+  Tensor name(const Tensor& x, const Tensor& y, const Tensor* into) { return apply_op(Op::name, {x, y}, into); }
 KILN_UNARY_OPS(KILN_DEFINE_UNARY)
 KILN_BINARY_OPS(KILN_DEFINE_BINARY)
 #undef KILN_DEFINE_UNARY

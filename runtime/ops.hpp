@@ -11,18 +11,20 @@
 
 namespace kiln {
 
-#define KILN_DECLARE_UNARY(name) Tensor name(const Tensor& x);
-#define KILN_DECLARE_BINARY(name) Tensor name(const Tensor& x, const Tensor& y);
+// Every op takes an optional |into|: a contiguous tensor of the result's shape and dtype on the
+// operands' device that receives the result (invalid_argument showing both layouts otherwise).
+#define KILN_DECLARE_UNARY(name) Tensor name(const Tensor& x, const Tensor* into = nullptr);
+#define KILN_DECLARE_BINARY(name) Tensor name(const Tensor& x, const Tensor& y, const Tensor* into = nullptr);
 KILN_UNARY_OPS(KILN_DECLARE_UNARY)
 KILN_BINARY_OPS(KILN_DECLARE_BINARY)
 #undef KILN_DECLARE_UNARY
 #undef KILN_DECLARE_BINARY
 
-Tensor select(const Tensor& cond, const Tensor& on_true, const Tensor& on_false);
-Tensor as_type(const Tensor& x, DType dtype);
+Tensor select(const Tensor& cond, const Tensor& on_true, const Tensor& on_false, const Tensor* into = nullptr);
+Tensor as_type(const Tensor& x, DType dtype, const Tensor* into = nullptr);
 
 // Applies one op (by its table entry) to |operands|.
-Tensor apply_op(Op op, const std::vector<Tensor>& operands);
+Tensor apply_op(Op op, const std::vector<Tensor>& operands, const Tensor* into = nullptr);
 
 // A fused elementwise kernel: |expr|'s input k is operands[k] (dtypes must match the expression's
 // input dtypes); the result has the broadcast shape and dtype |out| (default: the expression's).

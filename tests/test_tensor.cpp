@@ -172,6 +172,33 @@ TEST(Tensor, CreationHelpersConvertAsAsTypeDoes) {
   expect_error([&] { arange(-1, DType::f32, cpu); }, ErrorCode::invalid_argument, "negative dimension");
 }
 
+TEST(Ops, EveryOpWritesIntoAGivenOutput) {
+  for (Device* d : devices()) {
+    SCOPED_TRACE(d->id());
+    const Tensor x = Tensor::from_vector(std::vector<float>{1, 2, 4}, {3}, *d);
+    Tensor out = zeros({3}, DType::f32, *d);
+    const Tensor r = add(x, x, &out);
+    EXPECT_EQ(r.storage(), out.storage());
+    EXPECT_EQ(out.to_vector<float>(), (std::vector<float>{2, 4, 8}));
+    exp(zeros({3}, DType::f32, *d), &out);
+    EXPECT_EQ(out.to_vector<float>(), (std::vector<float>{1, 1, 1}));
+    Tensor pred = zeros({3}, DType::pred, *d);
+    less(x, full({3}, 3, DType::f32, *d), &pred);
+    EXPECT_EQ(pred.to_vector<bool>(), (std::vector<bool>{true, true, false}));
+    Tensor half_out = zeros({3}, DType::f16, *d);
+    as_type(x, DType::f16, &half_out);
+    EXPECT_EQ(float(half_out.to_vector<half>()[2]), 4.0f);
+    Tensor copy = zeros({3}, DType::f32, *d);
+    as_type(x, DType::f32, &copy);  // same dtype: a copy into |copy|
+    EXPECT_EQ(copy.to_vector<float>(), x.to_vector<float>());
+    select(pred, x, -x, &out);
+    EXPECT_EQ(out.to_vector<float>(), (std::vector<float>{1, 2, -4}));
+    // The wrong dtype for the result: the message shows both.
+    Tensor wrong = zeros({3}, DType::s32, *d);
+    expect_error([&] { add(x, x, &wrong); }, ErrorCode::invalid_argument, "must be a contiguous [3] f32");
+  }
+}
+
 TEST(Ops, OperatorsAreTheOpsWithNxWeakLiterals) {
   for (Device* d : devices()) {
     SCOPED_TRACE(d->id());
