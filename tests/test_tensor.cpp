@@ -9,9 +9,7 @@
 #include <limits>
 #include <string>
 
-#include "core/error.hpp"
-#include "runtime/host.hpp"
-#include "runtime/ops.hpp"
+#include <kiln/kiln.hpp>  // the umbrella header alone: the README example below compiles with it
 
 namespace kiln {
 namespace {
@@ -220,6 +218,20 @@ TEST(Ops, OperatorsAreTheOpsWithNxWeakLiterals) {
     const Tensor h = Tensor::from_vector(std::vector<half>{half(1.0f)}, {1}, *d);
     EXPECT_EQ((h * 0.1).dtype(), DType::f16);  // a float tensor keeps its dtype
   }
+}
+
+TEST(Ops, TheReadmeExampleRuns) {
+  // README.md, "Using the tensor API", with <kiln/kiln.hpp> only; checked against hand-computed values.
+  auto x = kiln::Tensor::from_vector(std::vector<float>{1, 2, 3, 4}, {2, 2});  // on the default device
+  auto y = kiln::exp(x + x.transpose({1, 0})) * 0.5;            // broadcasting, views, Nx weak literals
+  auto gelu = kiln::parse_expr("0.5 * x * (1 + tanh(0.7978845608 * (x + 0.044715 * x * x * x)))",
+                               {kiln::DType::f32});
+  auto z = kiln::map(gelu, {y});                                 // one fused kernel
+  std::vector<float> out = z.to_vector<float>();                 // dtype checked
+  auto mask = z > kiln::zeros({2, 2}, kiln::DType::f32);         // pred tensor
+  const float s01 = 0.5f * std::exp(2.0f + 3.0f);                // y[0][1] = exp(x01 + x10) / 2
+  EXPECT_NEAR(out[1], s01, 1e-5f * s01);                          // GELU(v) ~ v for large v
+  EXPECT_EQ(mask.to_vector<bool>(), (std::vector<bool>{true, true, true, true}));
 }
 
 TEST(Ops, BroadcastAndPromoteLikeNx) {

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "host_kernels.hpp"        // generated from kernels.toml by kiln_add_kernels()
-#include "core/error.hpp"
+#include <kiln/kiln.hpp>          // Kiln's host API in one header
 #include "runtime/ops.hpp"
 
 namespace {
