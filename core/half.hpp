@@ -56,20 +56,20 @@ inline float bf16_bits_to_f32(std::uint16_t b) {
 
 // Host types for f16 and bf16 elements (Tensor::from_vector / to_vector): the 16-bit pattern, built
 // from a float with round to nearest even and read back as a float exactly.
-struct half {
+template <std::uint16_t (*ToBits)(float), float (*FromBits)(std::uint16_t)>
+struct Float16Storage {
   std::uint16_t bits = 0;
-  half() = default;
-  explicit half(float f) : bits(f32_to_f16_bits(f)) {}
-  static half from_bits(std::uint16_t b) { half h; h.bits = b; return h; }
-  explicit operator float() const { return f16_bits_to_f32(bits); }
+  Float16Storage() = default;
+  explicit Float16Storage(float f) : bits(ToBits(f)) {}
+  static Float16Storage from_bits(std::uint16_t b) {
+    Float16Storage h;
+    h.bits = b;
+    return h;
+  }
+  explicit operator float() const { return FromBits(bits); }
 };
-struct bfloat16 {
-  std::uint16_t bits = 0;
-  bfloat16() = default;
-  explicit bfloat16(float f) : bits(f32_to_bf16_bits(f)) {}
-  static bfloat16 from_bits(std::uint16_t b) { bfloat16 h; h.bits = b; return h; }
-  explicit operator float() const { return bf16_bits_to_f32(bits); }
-};
+using half = Float16Storage<f32_to_f16_bits, f16_bits_to_f32>;
+using bfloat16 = Float16Storage<f32_to_bf16_bits, bf16_bits_to_f32>;
 static_assert(sizeof(half) == 2 && sizeof(bfloat16) == 2);
 
 }  // namespace kiln

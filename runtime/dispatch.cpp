@@ -70,9 +70,6 @@ Tensor run_map_kernel(std::string_view op, const KernelSpec& spec, const std::st
   if (operands.size() != spec.inputs.size())
     fail_op(ErrorCode::invalid_argument, op, operands,
             fmt::format("the expression takes {} inputs, got {}", spec.inputs.size(), operands.size()));
-  std::string unsupported;
-  if (!family_of(spec).supports(spec, Target::cuda, &unsupported))  // limits of the family itself (inputs, ...)
-    fail_op(ErrorCode::unsupported, op, operands, unsupported);
   for (std::size_t k = 0; k < operands.size(); ++k)
     if (operands[k].dtype() != spec.inputs[k])
       fail_op(ErrorCode::dtype_mismatch, op, operands,

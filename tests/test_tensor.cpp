@@ -306,6 +306,16 @@ TEST(Ops, ErrorsDescribeEachDeviceAndTheOutputsLayout) {
   const std::string m = error_of([&] { map(parse_expr("x * 2", {DType::f32}), {a}, std::nullopt, &storage); });
   EXPECT_NE(m.find("must be a contiguous [2,3] f32 on cpu, got [2,3] f32 on cpu, strides [1,2] (not contiguous)"),
             std::string::npos) << m;
+  // Five inputs: the CPU reference runs them; a GPU refuses with the map family's limit.
+  const std::vector<DType> five(5, DType::f32);
+  const Expr sum5 = parse_expr("in0 + in1 + in2 + in3 + in4", five);
+  const std::vector<Tensor> ins(5, a);
+  EXPECT_EQ(map(sum5, ins).to_vector<float>(), (std::vector<float>{5, 10, 15, 20, 25, 30}));
+  for (Device* d : devices()) {
+    if (d->backend() == Backend::cpu) continue;
+    const std::vector<Tensor> ins_d(5, a.to(*d));
+    EXPECT_NE(error_of([&] { map(sum5, ins_d); }).find("map kernels take at most 4"), std::string::npos) << d->id();
+  }
   EXPECT_EQ(error_code_name(ErrorCode::invalid_argument), "invalid_argument");  // as the docs spell it
   EXPECT_EQ(error_code_name(ErrorCode::out_of_memory), "out_of_memory");
 }
