@@ -33,4 +33,28 @@ struct KilnStridedParams {
 };
 static_assert(sizeof(KilnStridedParams) == 296);
 
+// Reduction (templates/cuda/reduce.cuh, templates/glsl/reduce.glsl): output o (row-major over
+// out_shape, the kept dimensions) combines the elements r < n_red of the reduced dimensions
+// (row-major over red_shape); input k's element (o, r) is at in[k] + sum(o_d * out_strides[k][d]) +
+// sum(r_d * red_strides[k][d]) elements. Dimensions are collapsed before launch. Long reductions
+// split in two launches: "rows"/"cols" reduce segment s (elements [s * seg, (s + 1) * seg)) of
+// output o into the accumulator scratch[s * n_out + o], then "final" combines the n_split
+// accumulators of each output in order.
+struct KilnReduceParams {
+  std::uint64_t out;
+  std::uint64_t in[kMaxMapInputs];
+  std::int64_t n_out;
+  std::int64_t n_red;
+  std::int64_t out_rank;
+  std::int64_t red_rank;
+  std::int64_t out_shape[kMaxMapRank];
+  std::int64_t red_shape[kMaxMapRank];
+  std::int64_t out_strides[kMaxMapInputs][kMaxMapRank];
+  std::int64_t red_strides[kMaxMapInputs][kMaxMapRank];
+  std::uint64_t scratch;  // n_split > 1: n_out * n_split accumulators
+  std::int64_t n_split;   // >= 1
+  std::int64_t seg;       // elements per segment (n_red when n_split == 1)
+};
+static_assert(sizeof(KilnReduceParams) == 576);
+
 }  // namespace kiln

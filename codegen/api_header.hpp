@@ -16,10 +16,6 @@ struct ApiHeaderOptions {
   std::string manifest;  // the manifest's file name, for the header's comment
 };
 
-// The spec whose canonical text (KernelSpec::canonical) is |canonical|: the generated headers carry
-// their kernels in this exact form. Throws parse_error for text that is not a canonical spec.
-KernelSpec spec_from_canonical(std::string_view canonical);
-
 // Throws kiln::Error(invalid_argument) when a function name is not a usable C++ identifier or
 // names two kernels, and internal when a kernel's readable expression does not rebuild its spec.
 std::string emit_api_header(const Manifest& manifest, const ApiHeaderOptions& options);

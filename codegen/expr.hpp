@@ -82,5 +82,9 @@ class Expr {
 // Errors throw kiln::Error(parse_error) with "<origin>:line:col: message".
 Expr parse_expr(std::string_view text, const std::vector<DType>& input_dtypes,
                 std::string_view origin = "expr", int first_line = 1, int first_col = 1);
+// As parse_expr, where input k may also be written |names[k]| (a reduction's epilogue: acc, n).
+Expr parse_expr_named(std::string_view text, const std::vector<DType>& input_dtypes,
+                      const std::vector<std::string_view>& names, std::string_view origin = "expr",
+                      int first_line = 1, int first_col = 1);
 
 }  // namespace kiln

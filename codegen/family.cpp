@@ -10,6 +10,7 @@ std::span<const Family* const> all_families() {
   // One line per family.
   static const Family* const kFamilies[] = {
       &kMapFamily,
+      &kReduceFamily,
   };
   return kFamilies;
 }

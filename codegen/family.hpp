@@ -31,11 +31,32 @@ struct PlanOperand {
   std::span<const std::int64_t> strides;
 };
 
-// What a launch needs: the entry point, the grid (x only for now) and the params block.
-struct LaunchPlan {
+// A launch request in plain numbers: the iteration |shape| (map: the output's; reduce: the inputs'
+// broadcast shape), the operands over it, the output (contiguous row-major: map over |shape|,
+// reduce over the dims not in |axes|), the reduced |axes| (sorted, distinct; map: none) and the
+// kernel's block size.
+struct PlanRequest {
+  std::span<const std::int64_t> shape;
+  std::span<const PlanOperand> inputs;
+  std::uint64_t out = 0;
+  std::span<const int> axes;
+  int block_size = 256;
+  std::uint64_t scratch = 0;  // the address of plan().scratch_bytes of device memory, once allocated
+};
+
+// One kernel launch: the entry point, the grid (x only for now) and the params block.
+struct LaunchStep {
   int function = -1;  // -1: no plan; see the |why| of plan()
   std::uint32_t groups_x = 1;
   std::vector<std::byte> params;
+};
+
+// What a run needs: a first launch, then |then| in order on the same stream. A plan that needs
+// scratch memory says how much in |scratch_bytes| when the request has none; the caller allocates
+// it, sets PlanRequest::scratch and plans again.
+struct LaunchPlan : LaunchStep {
+  std::uint64_t scratch_bytes = 0;
+  std::vector<LaunchStep> then;
 };
 
 // Bytes moved and arithmetic done per output element (each input read once, the output written
@@ -57,15 +78,14 @@ struct Family {
   std::string (*emit_cuda)(const KernelSpec& spec);
   // One self-contained GLSL compute shader for entry point |function|.
   std::string (*emit_glsl)(const KernelSpec& spec, int function);
-  // The launch of |spec| writing |out| (contiguous, row-major over |shape|) from |inputs|, for
-  // kernels of |block_size| threads; function -1 with the reason in |why| when it cannot run.
-  LaunchPlan (*plan)(const KernelSpec& spec, std::span<const std::int64_t> shape, std::span<const PlanOperand> inputs,
-                     std::uint64_t out, int block_size, std::string* why);
+  // The launch of |spec| for |request|; function -1 with the reason in |why| when it cannot run.
+  LaunchPlan (*plan)(const KernelSpec& spec, const PlanRequest& request, std::string* why);
   // The CPU reference (the CPU backend and the conformance oracle): the same as a launch, on host
-  // memory, with the semantics of codegen/eval.cpp.
-  void (*run_cpu)(const KernelSpec& spec, std::span<const std::int64_t> shape, std::span<const PlanOperand> inputs,
-                  std::uint64_t out);
+  // memory (addresses are host pointers), with the semantics of codegen/eval.cpp.
+  void (*run_cpu)(const KernelSpec& spec, const PlanRequest& request);
   FamilyCost (*cost)(const KernelSpec& spec);
+  // One line for docs and `kilnc ops`: what a kernel of the family computes.
+  std::string_view summary;
 };
 
 // Every family, in a fixed order; find_family returns nullptr for an unknown name.
@@ -78,5 +98,6 @@ std::string family_names();
 
 // The descriptors (codegen/families/*.cpp).
 extern const Family kMapFamily;
+extern const Family kReduceFamily;
 
 }  // namespace kiln

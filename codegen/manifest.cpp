@@ -12,6 +12,7 @@
 
 #include "codegen/emit.hpp"
 #include "codegen/family.hpp"
+#include "codegen/families/reduce.hpp"
 #include "core/error.hpp"
 #include "core/suggest.hpp"
 
@@ -242,9 +243,10 @@ class Reader {
         error(expr_node, fmt::format("input {} ({}) is listed in 'inputs' but the expression does not use it", i,
                                      i < 4 ? std::string(1, "xyzw"[i]) : fmt::format("in{}", i)));
 
-    DType output = e.dtype(e.root());
+    std::optional<DType> output;
     if (const toml::node* n = get(t, "output")) output = dtype_of(*n, "output");
-    KernelSpec spec = make_map_spec(e, output);
+    KernelSpec spec = family == &kReduceFamily ? reduce_spec_of(t, e, expr_node, output)
+                                               : make_map_spec(e, output.value_or(e.dtype(e.root())));
     spec.block_size = block_size_of(t);
 
     Targets targets = targets_of(t);
@@ -264,9 +266,59 @@ class Reader {
     add(std::move(spec), targets.set, alias, t, get(t, "name"));
   }
 
+  // A reduce kernel: `reduce` names the combiner, `expr` is the prologue, `epilogue` (optional) is
+  // over acc (the reduced value) and n (the count, s64), `tie_break` "low"/"high" for argmax/argmin.
+  KernelSpec reduce_spec_of(const toml::table& t, const Expr& prologue, const toml::node& expr_node,
+                            std::optional<DType> output) const {
+    const toml::node& rn = require(t, "kernel", "reduce");
+    const std::string rs = string_of(rn, "reduce");
+    const auto c = find_combiner(rs);
+    if (!c) error(rn, fmt::format("unknown reduction '{}'{} (expected one of: {})", rs, did_you_mean(rs, combiner_names()),
+                                  [] {
+                                    std::string l;
+                                    for (const CombinerInfo& i : combiner_table()) l.append(l.empty() ? "" : ", ").append(i.name);
+                                    return l;
+                                  }()));
+    bool tie_high = false;
+    if (const toml::node* n = get(t, "tie_break")) {
+      const std::string v = string_of(*n, "tie_break");
+      if (v != "low" && v != "high") error(*n, fmt::format("'tie_break' must be \"low\" or \"high\", not '{}'", v));
+      if (!is_arg_combiner(*c)) error(*n, fmt::format("'tie_break' applies to argmax and argmin, not {}", rs));
+      tie_high = v == "high";
+    }
+    const DType values = prologue.dtype(prologue.root());
+    if (!(combiner_info(*c).accepts & dtype_bit(values)))
+      error(expr_node, fmt::format("{} does not accept {} values", combiner_info(*c).op, dtype_name(values)));
+    std::optional<Expr> epilogue;
+    if (const toml::node* n = get(t, "epilogue")) {
+      const std::string text = string_of(*n, "epilogue");
+      auto [line, col] = content_start(*n);
+      epilogue = parse_expr_named(text, {reduce_result_dtype(*c, values), DType::s64}, {"acc", "n"}, origin_, line, col);
+    }
+    try {
+      return make_reduce_spec(*c, prologue, epilogue ? &*epilogue : nullptr, output, tie_high);
+    } catch (const Error& e) {
+      error(t, e.what());
+    }
+  }
+
+  static std::span<const std::string_view> combiner_names() {
+    static const std::vector<std::string_view> names = [] {
+      std::vector<std::string_view> v;
+      for (const CombinerInfo& i : combiner_table()) v.push_back(i.name);
+      return v;
+    }();
+    return names;
+  }
+
   void read_ops(const toml::table& t) {
-    static constexpr std::string_view kOpsKeys[] = {"ops", "dtypes", "targets", "block_size"};
+    static constexpr std::string_view kOpsKeys[] = {"ops", "dtypes", "targets", "block_size", "family"};
     check_keys(t, "ops", kOpsKeys);
+    if (const toml::node* f = get(t, "family")) {
+      const std::string fam = string_of(*f, "family");
+      if (fam == "reduce") return read_reduce_ops(t);
+      if (fam != "map") error(*f, fmt::format("[[ops]] tables expand the map and reduce families, not '{}'", fam));
+    }
     const toml::node& ops_node = require(t, "ops", "ops");
     std::vector<Op> ops;
     bool all_ops = false;
@@ -302,6 +354,39 @@ class Reader {
         add(std::move(spec), set, "", t);
       }
     }
+  }
+
+  // [[ops]] family = "reduce": ops are reductions ("*" or names: sum, reduce_max, argmax, ...).
+  void read_reduce_ops(const toml::table& t) {
+    const toml::node& ops_node = require(t, "ops", "ops");
+    std::vector<Combiner> cs;
+    if (ops_node.is_string() && ops_node.as_string()->get() == "*") {
+      for (const CombinerInfo& i : combiner_table()) cs.push_back(i.combiner);
+    } else if (const auto* arr = ops_node.as_array()) {
+      for (const toml::node& e : *arr) {
+        const std::string s = string_of(e, "ops");
+        auto c = find_combiner(s);
+        if (!c) error(e, fmt::format("unknown reduction '{}'{}", s, did_you_mean(s, combiner_names())));
+        cs.push_back(*c);
+      }
+    } else {
+      error(ops_node, "'ops' must be \"*\" or a list of reduction names");
+    }
+    const std::vector<DType> dtypes = dtype_list(require(t, "ops", "dtypes"), "dtypes", true);
+    const int block = block_size_of(t);
+    const Targets targets = targets_of(t);
+    for (Combiner c : cs)
+      for (DType d : dtypes) {
+        if (!(combiner_info(c).accepts & dtype_bit(d))) continue;
+        Expr e;
+        e.set_root(e.input(0, d));
+        KernelSpec spec = make_reduce_spec(c, e);
+        spec.block_size = block;
+        TargetSet set = targets.set;
+        if (set.vulkan && !target_supports(spec, Target::glsl)) set.vulkan = false;
+        if (set.cuda && !target_supports(spec, Target::cuda)) set.cuda = false;
+        if (set.cuda || set.vulkan) add(std::move(spec), set, "", t);
+      }
   }
 
   void add(KernelSpec spec, TargetSet targets, const std::string& alias, const toml::table& at,

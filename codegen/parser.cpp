@@ -43,6 +43,8 @@ class Parser {
     advance();
   }
 
+  void set_names(const std::vector<std::string_view>& names) { names_ = names; }
+
   Expr parse() {
     if (tok_.kind == Tok::end) error(tok_, "expected an expression, found end of input");
     Val v = ternary();
@@ -284,6 +286,8 @@ class Parser {
     if (t.text.size() > 2 && t.text.substr(0, 2) == "in" &&
         t.text.find_first_not_of("0123456789", 2) == std::string::npos)
       index = std::atoi(t.text.c_str() + 2);
+    for (std::size_t i = 0; i < names_.size(); ++i)
+      if (t.text == names_[i]) index = int(i);
     if (index >= 0) {
       if (index >= int(inputs_.size()))
         error(t, fmt::format("input '{}' (input {}) is not given: the kernel has {} input(s)", t.text, index, inputs_.size()));
@@ -294,7 +298,9 @@ class Parser {
     if (t.text == "e") { c.number = std::numbers::e; return c; }
     if (t.text == "inf") { c.number = INFINITY; return c; }
     if (t.text == "nan") { c.number = NAN; return c; }
-    error(t, fmt::format("unknown name '{}': inputs are x, y, z, w or in0, in1, ...", t.text));
+    std::string extra;
+    for (std::string_view n : names_) extra += fmt::format("{}, ", n);
+    error(t, fmt::format("unknown name '{}': inputs are {}x, y, z, w or in0, in1, ...", t.text, extra));
   }
 
   Val call(const Token& name, const Val& at) {
@@ -339,6 +345,7 @@ class Parser {
 
   std::string_view text_;
   const std::vector<DType>& inputs_;
+  std::vector<std::string_view> names_;  // extra names of the inputs, by index
   std::string_view origin_;
   int line_, col_;
   int depth_ = 0;
@@ -352,6 +359,14 @@ class Parser {
 Expr parse_expr(std::string_view text, const std::vector<DType>& input_dtypes, std::string_view origin,
                 int first_line, int first_col) {
   Parser p(text, input_dtypes, origin, first_line, first_col);
+  return p.parse();
+}
+
+Expr parse_expr_named(std::string_view text, const std::vector<DType>& input_dtypes,
+                      const std::vector<std::string_view>& names, std::string_view origin, int first_line,
+                      int first_col) {
+  Parser p(text, input_dtypes, origin, first_line, first_col);
+  p.set_names(names);
   return p.parse();
 }
 

@@ -59,7 +59,7 @@ void AotKernel::launch(Stream& stream, const std::vector<const Buffer*>& inputs,
   for (std::size_t i = 0; i < k; ++i) ops.push_back({address[i], unit});
   const Family& family = family_of(spec_);
   if (device.backend() == Backend::cpu) {  // in order on the calling thread, like the CPU stream
-    family.run_cpu(spec_, shape, ops, address[k]);
+    family.run_cpu(spec_, {shape, ops, address[k], {}, spec_.block_size});
     return;
   }
   if (!entry_) fail(ErrorCode::internal, fmt::format("{}: {} is not in its registry (rebuild the kernels)", label_, name_));
@@ -68,7 +68,7 @@ void AotKernel::launch(Stream& stream, const std::vector<const Buffer*>& inputs,
   if (!ref)
     fail(ErrorCode::unsupported, fmt::format("{}: {} was not built for {} and cannot be compiled just in time: {}", label_, name_,
                                              device.id(), why));
-  const LaunchPlan plan = family.plan(spec_, shape, ops, address[k], ref.entry->block_size, &why);
+  const LaunchPlan plan = family.plan(spec_, {shape, ops, address[k], {}, ref.entry->block_size}, &why);
   if (plan.function < 0) fail(ErrorCode::unsupported, fmt::format("{}: {}", label_, why));
   kiln::launch(stream, ref, plan);
 }

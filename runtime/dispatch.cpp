@@ -1,6 +1,7 @@
 #include "runtime/dispatch.hpp"
 
 #include <algorithm>
+#include <memory>
 
 #include <fmt/format.h>
 
@@ -26,7 +27,8 @@ std::string operands_text(const std::vector<Tensor>& xs) {
   return fmt::format("shapes {} ({}{})", shapes, dtypes, one_device ? " on " + xs[0].device().id() : "");
 }
 
-// A tensor with its layout, for messages about outputs: "[2,3] f32 on cpu, strides [1,2] (not contiguous)".
+}  // namespace
+
 std::string layout_text(const Tensor& t) {
   if (!t.defined()) return t.describe();
   return fmt::format("{}, strides {}{}{}", t.describe(), shape_text(t.strides()),
@@ -34,14 +36,11 @@ std::string layout_text(const Tensor& t) {
                      t.is_contiguous() ? " (contiguous)" : " (not contiguous)");
 }
 
-// The family's view of tensors: addresses and element strides over |shape|.
 std::vector<PlanOperand> plan_operands(const std::vector<Tensor>& operands) {
   std::vector<PlanOperand> ops;
   for (const Tensor& t : operands) ops.push_back({t.address(), std::span<const std::int64_t>(t.strides())});
   return ops;
 }
-
-}  // namespace
 
 // Kiln's ops are kiln::<op>; a generated function names itself ("app::swiglu (kernels.toml:3:1)").
 static std::string op_title(std::string_view op) {
@@ -63,9 +62,7 @@ void check_operands(std::string_view op, const std::vector<Tensor>& xs) {
   }
 }
 
-Tensor run_map_kernel(std::string_view op, const KernelSpec& spec, const std::string* name,
-                      const std::vector<Tensor>& operands, const Tensor* into, const Registry* first,
-                      const KernelEntry* entry) {
+Shape check_spec_operands(std::string_view op, const KernelSpec& spec, const std::vector<Tensor>& operands) {
   check_operands(op, operands);
   if (operands.size() != spec.inputs.size())
     fail_op(ErrorCode::invalid_argument, op, operands,
@@ -79,6 +76,13 @@ Tensor run_map_kernel(std::string_view op, const KernelSpec& spec, const std::st
   for (const Tensor& t : operands) shapes.push_back(t.shape());
   auto shape = broadcast_shapes(shapes);
   if (!shape) fail_op(ErrorCode::shape_mismatch, op, operands, "shapes do not broadcast");
+  return *shape;
+}
+
+Tensor run_map_kernel(std::string_view op, const KernelSpec& spec, const std::string* name,
+                      const std::vector<Tensor>& operands, const Tensor* into, const Registry* first,
+                      const KernelEntry* entry) {
+  const std::optional<Shape> shape = check_spec_operands(op, spec, operands);
   Device& device = operands.empty() ? default_device() : operands[0].device();
   Tensor out;
   if (into) {
@@ -94,10 +98,17 @@ Tensor run_map_kernel(std::string_view op, const KernelSpec& spec, const std::st
   if (out.numel() == 0) return out;
   std::vector<Tensor> views;
   for (const Tensor& t : operands) views.push_back(t.broadcast_to(*shape));
+  const auto ops = plan_operands(views);
+  run_plan(op, spec, name, operands, device, {out.shape(), ops, out.address(), {}, spec.block_size}, first, entry);
+  return out;
+}
+
+void run_plan(std::string_view op, const KernelSpec& spec, const std::string* name, const std::vector<Tensor>& operands,
+              Device& device, PlanRequest request, const Registry* first, const KernelEntry* entry) {
   const Family& family = family_of(spec);
   if (device.backend() == Backend::cpu) {
-    family.run_cpu(spec, out.shape(), plan_operands(views), out.address());
-    return out;
+    family.run_cpu(spec, request);
+    return;
   }
   std::string why, computed;
   if (!name && !entry) name = &(computed = spec.name());
@@ -113,11 +124,18 @@ Tensor run_map_kernel(std::string_view op, const KernelSpec& spec, const std::st
             fmt::format("kernel {} is not in the built-in library and cannot be compiled just in time on {}: {}",
                         entry ? entry->name : *name, device.id(), why));
   std::string no_plan;
-  const LaunchPlan plan = family.plan(spec, out.shape(), plan_operands(views), out.address(), ref.entry->block_size,
-                                      &no_plan);
-  if (plan.function < 0) fail_op(ErrorCode::unsupported, op, views, no_plan);
-  launch(device.default_stream(), ref, plan);
-  return out;
+  request.block_size = ref.entry->block_size;
+  LaunchPlan plan = family.plan(spec, request, &no_plan);
+  std::shared_ptr<Buffer> scratch;  // freed when the stream is done with it (the allocators defer)
+  if (plan.function >= 0 && plan.scratch_bytes > 0) {
+    scratch = device.allocate(plan.scratch_bytes);
+    request.scratch = scratch->device_address();
+    plan = family.plan(spec, request, &no_plan);
+  }
+  if (plan.function < 0) fail_op(ErrorCode::unsupported, op, operands, no_plan);
+  Stream& stream = device.default_stream();
+  launch(stream, ref, plan);
+  for (const LaunchStep& step : plan.then) launch(stream, ref, step);
 }
 
 bool built_for(const KernelEntry& entry, Backend backend) {
@@ -143,7 +161,7 @@ KernelRef resolve_entry(Device& device, const KernelSpec& spec, const Registry& 
   return {jit.registry, jit.entry};
 }
 
-void launch(Stream& stream, const KernelRef& ref, const LaunchPlan& plan) {
+void launch(Stream& stream, const KernelRef& ref, const LaunchStep& plan) {
   const KernelEntry& e = *ref.entry;
   if (plan.function < 0 || plan.function >= e.num_functions)
     fail(ErrorCode::internal, fmt::format("{}: no function {} (the kernel has {})", e.name, plan.function, e.num_functions));

@@ -40,7 +40,7 @@ KernelRef resolve_entry(Device& device, const KernelSpec& spec, const Registry& 
 
 // Launches function plan.function of |kernel| with the plan's grid and params on |stream|; checks
 // the params size against the one the registry entry records.
-void launch(Stream& stream, const KernelRef& kernel, const LaunchPlan& plan);
+void launch(Stream& stream, const KernelRef& kernel, const LaunchStep& plan);
 
 // Runs the map kernel of |spec| on the operands' device (|name|: spec.name() when the caller has it,
 // else computed here, only for GPU devices): checks the operands against the spec's inputs, broadcasts them (Nx rules),
@@ -50,6 +50,22 @@ void launch(Stream& stream, const KernelRef& kernel, const LaunchPlan& plan);
 Tensor run_map_kernel(std::string_view op, const KernelSpec& spec, const std::string* name,
                       const std::vector<Tensor>& operands, const Tensor* into, const Registry* first,
                       const KernelEntry* entry = nullptr);
+
+// Runs |spec| for |request| on |device|: the family's CPU reference on the CPU; elsewhere the kernel
+// (|entry| of |first| when given, else by |name| or spec.name(): |first|, the built-in registry,
+// the JIT) with the family's plan (request.block_size becomes the kernel's). Errors name |op| and
+// describe |operands|.
+void run_plan(std::string_view op, const KernelSpec& spec, const std::string* name, const std::vector<Tensor>& operands,
+              Device& device, PlanRequest request, const Registry* first, const KernelEntry* entry = nullptr);
+
+// The family's view of tensors: addresses and element strides.
+std::vector<PlanOperand> plan_operands(const std::vector<Tensor>& operands);
+// A tensor with its layout, for messages about outputs: "[2,3] f32 on cpu, strides [1,2] (not contiguous)".
+std::string layout_text(const Tensor& t);
+
+// Checks |operands| against the inputs of |spec| (count, dtypes, one device) and returns their
+// broadcast shape; errors name |op|.
+Shape check_spec_operands(std::string_view op, const KernelSpec& spec, const std::vector<Tensor>& operands);
 
 // Throws invalid_argument when an operand is undefined or the operands are on different devices.
 void check_operands(std::string_view op, const std::vector<Tensor>& operands);

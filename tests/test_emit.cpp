@@ -27,6 +27,7 @@
 #include "codegen/abi.hpp"
 #include "codegen/api_header.hpp"
 #include "codegen/emit.hpp"
+#include "codegen/families/reduce.hpp"
 #include "codegen/family.hpp"
 #include "codegen/spec.hpp"
 #include "runtime/registry.hpp"
@@ -383,7 +384,7 @@ TEST(Families, EveryFamilyIsFoundByNameAndHasItsTemplates) {
   bad.family = "nosuch";
   std::string why;
   EXPECT_FALSE(target_supports(bad, Target::cuda, &why));
-  EXPECT_NE(why.find("families: map"), std::string::npos) << why;
+  EXPECT_NE(why.find("families: map, reduce"), std::string::npos) << why;
   EXPECT_THROW(family_of(bad), Error);
 }
 
@@ -412,7 +413,7 @@ TEST(Families, MapPlanPicksTheEntryPointAndCollapsesDimensions) {
   const std::array<std::int64_t, 3> shape{3, 1, 1000};
   const std::int64_t dense[] = {1000, 1000, 1}, bcast[] = {0, 0, 1};
   const PlanOperand a{0x1000, dense}, b{0x9000, dense};
-  LaunchPlan p = map.plan(spec, shape, std::vector<PlanOperand>{a, b}, 0x20000, 256, &why);
+  LaunchPlan p = map.plan(spec, {shape, std::vector<PlanOperand>{a, b}, 0x20000, {}, 256}, &why);
   ASSERT_EQ(p.function, 0) << why;
   ASSERT_EQ(p.params.size(), sizeof(KilnMapParams));
   KilnMapParams mp;
@@ -423,7 +424,7 @@ TEST(Families, MapPlanPicksTheEntryPointAndCollapsesDimensions) {
   EXPECT_EQ(p.groups_x, (3000u + 1023u) / 1024u);
   // A broadcast operand: the strided entry point; the size-1 dimension is dropped and the two
   // remaining ones stay apart (the broadcast operand's strides do not merge).
-  p = map.plan(spec, shape, std::vector<PlanOperand>{a, {0x9000, bcast}}, 0x20000, 128, &why);
+  p = map.plan(spec, {shape, std::vector<PlanOperand>{a, {0x9000, bcast}}, 0x20000, {}, 128}, &why);
   ASSERT_EQ(p.function, 1) << why;
   ASSERT_EQ(p.params.size(), sizeof(KilnStridedParams));
   KilnStridedParams sp;
@@ -437,9 +438,77 @@ TEST(Families, MapPlanPicksTheEntryPointAndCollapsesDimensions) {
   // Transposed strides never merge; seven non-mergeable dimensions are refused with the reason.
   const std::array<std::int64_t, 7> shape7{2, 2, 2, 2, 2, 2, 2};
   const std::int64_t odd7[] = {1, 3, 9, 27, 81, 243, 729}, dense7[] = {64, 32, 16, 8, 4, 2, 1};
-  p = map.plan(spec, shape7, std::vector<PlanOperand>{{0, odd7}, {0, dense7}}, 0, 256, &why);
+  p = map.plan(spec, {shape7, std::vector<PlanOperand>{{0, odd7}, {0, dense7}}, 0, {}, 256}, &why);
   EXPECT_EQ(p.function, -1);
   EXPECT_NE(why.find("7 non-mergeable dimensions"), std::string::npos) << why;
+}
+
+// Every reduction of every dtype, and fused prologues/epilogues, through NVRTC (the JIT's path; the
+// built-in library checks the same sources with nvcc at build time).
+TEST(Families, ReduceKernelsCompileWithNvrtc) {
+  std::vector<KernelSpec> specs;
+  for (const CombinerInfo& c : combiner_table())
+    for (DType t : kAllDTypes) {
+      if (!(c.accepts & dtype_bit(t))) continue;
+      Expr e;
+      e.set_root(e.input(0, t));
+      specs.push_back(make_reduce_spec(c.combiner, e, nullptr, std::nullopt, t == DType::s32));
+    }
+  const Expr sq = parse_expr("x * y", {DType::bf16, DType::f32});
+  const Expr rms = parse_expr_named("rsqrt(acc / n + 1e-6)", {DType::f32, DType::s64}, {"acc", "n"});
+  specs.push_back(make_reduce_spec(Combiner::sum, sq, &rms, DType::f16));
+  specs.push_back(make_reduce_spec(Combiner::argmin, parse_expr("abs(x - y)", {DType::f64, DType::f64})));
+  std::string src;
+  for (const KernelSpec& spec : specs) src += emit_cuda(spec);
+  EXPECT_EQ(nvrtc_compile(src), "");
+  for (const KernelSpec& spec : specs) {
+    std::string why;
+    EXPECT_TRUE(target_supports(spec, Target::glsl, &why) || spec.inputs[0] == DType::f64) << spec.name() << ": " << why;
+  }
+}
+
+// The reduce plan: rows for inner axes, cols for outer axes with many outputs, a split (two
+// launches, scratch memory) for long reductions; collapsed dimensions keep the flattened order.
+TEST(Families, ReducePlanPicksKernelsAndSplits) {
+  Expr e;
+  e.set_root(e.input(0, DType::f32));
+  const KernelSpec spec = make_reduce_spec(Combiner::sum, e);
+  const Family& reduce = family_of(spec);
+  std::string why;
+  auto plan = [&](std::vector<std::int64_t> shape, std::vector<std::int64_t> strides, std::vector<int> axes,
+                  std::uint64_t scratch = 0) {
+    const std::vector<PlanOperand> ops{{0x1000, strides}};
+    return reduce.plan(spec, {shape, ops, 0x9000, axes, 256, scratch}, &why);
+  };
+  auto params = [](const LaunchPlan& p) {
+    KilnReduceParams r;
+    std::memcpy(&r, p.params.data(), sizeof r);
+    return r;
+  };
+  LaunchPlan p = plan({64, 1000}, {1000, 1}, {1});  // rows of 1000: a block per row
+  ASSERT_EQ(p.function, 0) << why;
+  EXPECT_EQ(p.groups_x, 64u);
+  EXPECT_EQ(p.scratch_bytes, 0u);
+  EXPECT_EQ(params(p).n_split, 1);
+  p = plan({1000, 4096}, {4096, 1}, {0});  // over the outer axis, 4096 contiguous outputs
+  ASSERT_EQ(p.function, 1) << why;
+  EXPECT_EQ(params(p).n_out, 4096);
+  p = plan({4, 5, 6}, {30, 6, 1}, {1, 2});  // the two inner axes merge into one of 30
+  EXPECT_EQ(params(p).red_rank, 1);
+  EXPECT_EQ(params(p).red_shape[0], 30);
+  p = plan({6, 5}, {1, 6}, {1});  // transposed: the reduced axis has stride 6
+  EXPECT_EQ(params(p).red_strides[0][0], 6);
+  p = plan({1 << 24}, {1}, {0});  // one long row: split, asks for scratch first
+  ASSERT_EQ(p.function, 0) << why;
+  ASSERT_GT(p.scratch_bytes, 0u);
+  const std::int64_t split = params(p).n_split;
+  EXPECT_GT(split, 1);
+  EXPECT_EQ(p.scratch_bytes, std::uint64_t(split) * 4);
+  p = plan({1 << 24}, {1}, {0}, 0x70000);
+  EXPECT_EQ(params(p).scratch, 0x70000u);
+  ASSERT_EQ(p.then.size(), 1u);
+  EXPECT_EQ(p.then[0].function, 2);  // the final combine
+  EXPECT_LE(params(p).seg / 256, 16384);  // elements per thread stay bounded
 }
 
 TEST(Families, MapCpuReferenceAndCost) {
@@ -449,9 +518,8 @@ TEST(Families, MapCpuReferenceAndCost) {
   float out[3] = {0, 0, 0};
   const std::array<std::int64_t, 1> shape{3};
   const std::int64_t unit[] = {1}, zero[] = {0};
-  map.run_cpu(spec, shape,
-              std::vector<PlanOperand>{{reinterpret_cast<std::uint64_t>(x), unit}, {reinterpret_cast<std::uint64_t>(y), zero}},
-              reinterpret_cast<std::uint64_t>(out));
+  const std::vector<PlanOperand> ops{{reinterpret_cast<std::uint64_t>(x), unit}, {reinterpret_cast<std::uint64_t>(y), zero}};
+  map.run_cpu(spec, {shape, ops, reinterpret_cast<std::uint64_t>(out), {}, 256});
   EXPECT_EQ(out[0], 12.f);
   EXPECT_EQ(out[1], 14.f);
   EXPECT_EQ(out[2], 16.f);

@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include "codegen/emit.hpp"
+#include "codegen/families/reduce.hpp"
 #include "codegen/manifest.hpp"
 #include "core/error.hpp"
 #include "runtime/registry.hpp"
@@ -59,7 +60,12 @@ TEST(Manifest, ErrorsPointIntoTheFile) {
       {"unknown_key.toml", "4:1", "unknown key 'blocksize' in [[kernel]]; did you mean 'block_size'?"},
       {"wrong_type.toml", "4:14", "'block_size' must be an integer"},
       {"bad_target.toml", "4:20", "unknown target 'metal'"},
-      {"bad_family.toml", "2:10", "unknown kernel family 'reduce'"},
+      {"bad_family.toml", "2:10", "unknown kernel family 'scan'"},
+      {"bad_reduce.toml", "3:10", "unknown reduction 'summ'; did you mean 'sum'?"},
+      {"reduce_missing.toml", "1:1", "needs a 'reduce' key"},
+      {"bad_epilogue.toml", "5:25", "unknown name 'm'"},
+      {"bad_tie.toml", "4:13", "'tie_break' applies to argmax and argmin"},
+      {"reduce_pred.toml", "4:8", "reduce_max does not accept pred values"},
       {"unused_input.toml", "2:8", "does not use it"},
       {"alias_clash.toml", "7:8", "kernel name 'k' is already used"},
       {"vulkan_f64.toml", "4:11", "cannot target vulkan"},
@@ -69,6 +75,50 @@ TEST(Manifest, ErrorsPointIntoTheFile) {
     const std::string prefix = (kFixtures / c.file).string() + ":" + c.position + ": ";
     EXPECT_EQ(msg.rfind(prefix, 0), 0u) << c.file << ": " << msg;
     EXPECT_NE(msg.find(c.words), std::string::npos) << c.file << ": " << msg;
+  }
+}
+
+TEST(Manifest, ReduceKernelsAndTables) {
+  const Manifest m = parse_manifest(R"(
+[[ops]]
+family = "reduce"
+ops = ["sum", "argmax"]
+dtypes = ["f16", "s8", "pred"]
+
+[[kernel]]
+name = "rms_factor"
+family = "reduce"
+reduce = "sum"
+expr = 'x * x'
+epilogue = 'rsqrt(acc / n + 1e-6)'
+inputs = ["f32"]
+
+[[kernel]]
+name = "last_max"
+family = "reduce"
+reduce = "argmax"
+tie_break = "high"
+expr = 'abs(x - y)'
+inputs = ["f32", "f16"]
+)", "inline.toml");
+  // sum over f16, s8, pred (3) and argmax over f16, s8 (pred is not a number) + 2 kernels.
+  ASSERT_EQ(m.kernels.size(), 7u);
+  Expr x;
+  x.set_root(x.input(0, DType::s8));
+  const ManifestKernel* sum_s8 = m.find(make_reduce_spec(Combiner::sum, x).name());
+  ASSERT_NE(sum_s8, nullptr);
+  EXPECT_EQ(sum_s8->spec.output, DType::s64);  // Nx: sums of signed integers are s64
+  for (const ManifestKernel& k : m.kernels) {
+    EXPECT_EQ(k.spec.family, "reduce");
+    EXPECT_EQ(spec_from_canonical(k.spec.canonical()).name(), k.name);  // the generated header rebuilds it
+    if (k.aliases == std::vector<std::string>{"rms_factor"}) {
+      EXPECT_EQ(k.spec.output, DType::f32);
+      EXPECT_EQ(k.spec.epilogue.to_string().find("rsqrt") != std::string::npos, true) << k.spec.epilogue.to_string();
+    }
+    if (k.aliases == std::vector<std::string>{"last_max"}) {
+      EXPECT_EQ(k.spec.attribute("tie_break"), "high");
+      EXPECT_EQ(k.spec.output, DType::s64);
+    }
   }
 }
 

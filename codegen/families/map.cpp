@@ -123,8 +123,11 @@ std::uint32_t map_groups(std::uint64_t n, int block_size, bool contiguous) {
   return std::uint32_t(std::clamp<std::uint64_t>((n + per_group - 1) / per_group, 1, 65535));
 }
 
-LaunchPlan map_plan(const KernelSpec&, std::span<const std::int64_t> shape, std::span<const PlanOperand> inputs,
-                    std::uint64_t out, int block_size, std::string* why) {
+LaunchPlan map_plan(const KernelSpec&, const PlanRequest& r, std::string* why) {
+  const std::span<const std::int64_t> shape = r.shape;
+  const std::span<const PlanOperand> inputs = r.inputs;
+  const std::uint64_t out = r.out;
+  const int block_size = r.block_size;
   LaunchPlan plan;
   if (inputs.size() > std::size_t(kMaxMapInputs)) {
     *why = fmt::format("{} inputs; map kernels take at most {}", inputs.size(), kMaxMapInputs);
@@ -192,8 +195,10 @@ LaunchPlan map_plan(const KernelSpec&, std::span<const std::int64_t> shape, std:
   return plan;
 }
 
-void map_run_cpu(const KernelSpec& spec, std::span<const std::int64_t> shape, std::span<const PlanOperand> inputs,
-                 std::uint64_t out) {
+void map_run_cpu(const KernelSpec& spec, const PlanRequest& r) {
+  const std::span<const std::int64_t> shape = r.shape;
+  const std::span<const PlanOperand> inputs = r.inputs;
+  const std::uint64_t out = r.out;
   Evaluator ev(spec.expr);
   std::int64_t n = 1;
   for (std::int64_t d : shape) n *= d;
@@ -236,7 +241,7 @@ FamilyCost map_cost(const KernelSpec& spec) {
 
 const Family kMapFamily = {
     "map", kEntryPoints, kSlots, kManifestKeys, map_supports, map_emit_cuda, map_emit_glsl, map_plan, map_run_cpu,
-    map_cost,
+    map_cost, "out[i] = expr(in0[i], in1[i], ...): one fused elementwise expression over broadcast inputs",
 };
 
 }  // namespace kiln

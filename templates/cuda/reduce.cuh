@@ -1,0 +1,220 @@
+// Reduction kernels: out[o] = R.finish(combine over r of R.prologue(r, in0[o, r], ...), n_red).
+//
+// R is the emitted functor (codegen/families/reduce.cpp):
+//   typedef ... Acc;                                  the accumulator (a compute type, or ArgAcc<V>)
+//   Acc identity() const;                             the combiner's identity
+//   Acc prologue(long long r, In... a) const;         the fused prologue on storage-typed inputs
+//   Acc combine(Acc a, Acc b) const;                  associative; arguments in index order
+//   Out finish(Acc acc, long long n) const;           the epilogue, to the output's storage type
+// Three entry points, all deterministic (a fixed combining order, no atomics). Work items are
+// (segment s, output o) pairs, w = s * n_out + o; with n_split == 1 they are the outputs.
+//   reduce_rows: one block per work item (grid-stride); each thread combines the elements
+//     r = first + tid, first + tid + BLOCK, ... of the segment in order (in chunks of kReduceChunk),
+//     then the block combines its threads' values in a tree: shared memory down to one warp, then
+//     warp shuffles.
+//   reduce_cols: one thread per work item, combining the segment's elements in order (chunked).
+//   reduce_final: one thread per output, combining its n_split segment accumulators in order.
+// A work item writes the finished output when n_split == 1, else its accumulator to scratch.
+// Indices are 64-bit; offsets use wrapping unsigned math, so negative strides work.
+#ifndef KILN_TEMPLATES_CUDA_REDUCE_CUH
+#define KILN_TEMPLATES_CUDA_REDUCE_CUH
+
+#include "cuda/ops.cuh"
+
+namespace kiln {
+
+// The kernel ABI (codegen/abi.hpp), redeclared without <cstdint> for NVRTC.
+constexpr int kReduceInputs = 4;
+constexpr int kReduceRank = 6;
+constexpr int kReduceChunk = 256;
+struct KilnReduceParams {
+  unsigned long long out;
+  unsigned long long in[kReduceInputs];
+  long long n_out;
+  long long n_red;
+  long long out_rank;
+  long long red_rank;
+  long long out_shape[kReduceRank];
+  long long red_shape[kReduceRank];
+  long long out_strides[kReduceInputs][kReduceRank];
+  long long red_strides[kReduceInputs][kReduceRank];
+  unsigned long long scratch;  // n_split > 1: the accumulator of segment s of output o at [s * n_out + o]
+  long long n_split;
+  long long seg;               // elements per segment
+};
+static_assert(sizeof(KilnReduceParams) == 576, "KilnReduceParams must match codegen/abi.hpp");
+
+// argmax/argmin: the candidate value and its index (-1: the identity, no candidate yet).
+template <class V> struct ArgAcc {
+  V v;
+  long long i;
+};
+
+template <class T> __device__ __forceinline__ bool reduce_isnan(T v) { return v != v; }
+
+// The better candidate whatever the order of a and b: NaN first, then the larger (kMax) or
+// smaller value, then the lower index (or the higher with kTieHigh).
+template <bool kMax, bool kTieHigh, class V>
+__device__ __forceinline__ ArgAcc<V> arg_combine(ArgAcc<V> a, ArgAcc<V> b) {
+  if (a.i < 0) return b;
+  if (b.i < 0) return a;
+  const bool an = reduce_isnan(a.v), bn = reduce_isnan(b.v);
+  bool take_b;
+  if (an != bn) take_b = bn;
+  else if (!an && a.v != b.v) take_b = kMax ? b.v > a.v : b.v < a.v;
+  else take_b = kTieHigh ? b.i > a.i : b.i < a.i;
+  return take_b ? b : a;
+}
+
+namespace reduce_detail {
+
+template <int... I> struct Seq {};
+template <int N, int... I> struct MakeSeq : MakeSeq<N - 1, N - 1, I...> {};
+template <int... I> struct MakeSeq<0, I...> { typedef Seq<I...> type; };
+
+// A value moved between lanes as 32-bit words (accumulators are 4, 8 or 16 bytes).
+template <class T> __device__ __forceinline__ T shfl_down(T v, int delta) {
+  constexpr int kWords = (int(sizeof(T)) + 3) / 4;
+  union U {
+    T t;
+    int w[kWords];
+  } u;
+  u.t = v;
+#pragma unroll
+  for (int k = 0; k < kWords; ++k) u.w[k] = __shfl_down_sync(0xFFFFFFFFu, u.w[k], delta);
+  return u.t;
+}
+
+// Element offsets of output o over the kept dimensions.
+__device__ __forceinline__ void out_offsets(const KilnReduceParams& p, int inputs, long long o, unsigned long long* off) {
+  unsigned long long rem = (unsigned long long)o;
+#pragma unroll 1
+  for (int d = int(p.out_rank) - 1; d >= 0; --d) {
+    const unsigned long long s = (unsigned long long)p.out_shape[d], q = rem / s, idx = rem - q * s;
+    rem = q;
+#pragma unroll
+    for (int k = 0; k < kReduceInputs; ++k)
+      if (k < inputs) off[k] += idx * (unsigned long long)p.out_strides[k][d];
+  }
+}
+
+// Adds the offsets of reduced element r to |off|.
+__device__ __forceinline__ void red_offsets(const KilnReduceParams& p, int inputs, long long r, unsigned long long* off) {
+  unsigned long long rem = (unsigned long long)r;
+#pragma unroll 1
+  for (int d = int(p.red_rank) - 1; d >= 0; --d) {
+    const unsigned long long s = (unsigned long long)p.red_shape[d], q = rem / s, idx = rem - q * s;
+    rem = q;
+#pragma unroll
+    for (int k = 0; k < kReduceInputs; ++k)
+      if (k < inputs) off[k] += idx * (unsigned long long)p.red_strides[k][d];
+  }
+}
+
+template <class R, class... In, int... I>
+__device__ __forceinline__ typename R::Acc element(const KilnReduceParams& p, const R& r, long long j,
+                                                   const unsigned long long* base, Seq<I...>) {
+  unsigned long long off[kReduceInputs] = {0, 0, 0, 0};
+#pragma unroll
+  for (int k = 0; k < kReduceInputs; ++k) off[k] = base[k];
+  if (p.red_rank == 1) {
+#pragma unroll
+    for (int k = 0; k < kReduceInputs; ++k) off[k] += (unsigned long long)j * (unsigned long long)p.red_strides[k][0];
+  } else {
+    red_offsets(p, int(sizeof...(In)), j, off);
+  }
+  return r.prologue(j, *reinterpret_cast<const In*>(p.in[I] + off[I] * sizeof(In))...);
+}
+
+// Combines elements first, first + step, ... < end in order, in chunks of kReduceChunk.
+template <class R, class... In>
+__device__ __forceinline__ typename R::Acc run(const KilnReduceParams& p, const R& r, long long first, long long step,
+                                               long long end, const unsigned long long* base) {
+  typedef typename MakeSeq<int(sizeof...(In))>::type Inputs;
+  typename R::Acc total = r.identity();
+  for (long long j0 = first; j0 < end; j0 += step * kReduceChunk) {
+    typename R::Acc part = r.identity();
+    const long long stop = j0 + step * kReduceChunk < end ? j0 + step * kReduceChunk : end;
+    for (long long j = j0; j < stop; j += step) part = r.combine(part, element<R, In...>(p, r, j, base, Inputs()));
+    total = r.combine(total, part);
+  }
+  return total;
+}
+
+// Work item w: its output, the first element of its segment and the end of the segment.
+__device__ __forceinline__ void work_item(const KilnReduceParams& p, long long w, long long* o, long long* first,
+                                          long long* end) {
+  const long long s = w / p.n_out;
+  *o = w - s * p.n_out;
+  *first = s * p.seg;
+  *end = *first + p.seg < p.n_red ? *first + p.seg : p.n_red;
+}
+
+template <class R, class Out>
+__device__ __forceinline__ void put(const KilnReduceParams& p, const R& r, long long w, long long o,
+                                    typename R::Acc v) {
+  if (p.n_split == 1) reinterpret_cast<Out*>(p.out)[o] = r.finish(v, p.n_red);
+  else reinterpret_cast<typename R::Acc*>(p.scratch)[w] = v;
+}
+
+}  // namespace reduce_detail
+
+template <int BLOCK, class R, class Out, class... In>
+__device__ __forceinline__ void reduce_rows(const KilnReduceParams& p, R r) {
+  typedef typename R::Acc Acc;
+  __shared__ Acc smem[BLOCK];
+  const int tid = int(threadIdx.x);
+  const long long work = p.n_out * p.n_split;
+  for (long long w = blockIdx.x; w < work; w += gridDim.x) {
+    long long o, first, end;
+    reduce_detail::work_item(p, w, &o, &first, &end);
+    unsigned long long base[kReduceInputs] = {0, 0, 0, 0};
+    reduce_detail::out_offsets(p, int(sizeof...(In)), o, base);
+    Acc v = reduce_detail::run<R, In...>(p, r, first + tid, BLOCK, end, base);
+    smem[tid] = v;
+    __syncthreads();
+#pragma unroll
+    for (int s = BLOCK / 2; s >= 32; s >>= 1) {
+      if (tid < s) smem[tid] = r.combine(smem[tid], smem[tid + s]);
+      __syncthreads();
+    }
+    if (tid < 32) {
+      v = smem[tid];
+#pragma unroll
+      for (int s = 16; s > 0; s >>= 1) {
+        const Acc other = reduce_detail::shfl_down(v, s);
+        if (tid + s < 32) v = r.combine(v, other);
+      }
+      if (tid == 0) reduce_detail::put<R, Out>(p, r, w, o, v);
+    }
+    __syncthreads();  // smem is reused by the next work item
+  }
+}
+
+template <int BLOCK, class R, class Out, class... In>
+__device__ __forceinline__ void reduce_cols(const KilnReduceParams& p, R r) {
+  const long long work = p.n_out * p.n_split, step = (long long)gridDim.x * BLOCK;
+  for (long long w = (long long)blockIdx.x * BLOCK + threadIdx.x; w < work; w += step) {
+    long long o, first, end;
+    reduce_detail::work_item(p, w, &o, &first, &end);
+    unsigned long long base[kReduceInputs] = {0, 0, 0, 0};
+    reduce_detail::out_offsets(p, int(sizeof...(In)), o, base);
+    reduce_detail::put<R, Out>(p, r, w, o, reduce_detail::run<R, In...>(p, r, first, 1, end, base));
+  }
+}
+
+template <int BLOCK, class R, class Out, class... In>
+__device__ __forceinline__ void reduce_final(const KilnReduceParams& p, R r) {
+  typedef typename R::Acc Acc;
+  const Acc* scratch = reinterpret_cast<const Acc*>(p.scratch);
+  const long long step = (long long)gridDim.x * BLOCK;
+  for (long long o = (long long)blockIdx.x * BLOCK + threadIdx.x; o < p.n_out; o += step) {
+    Acc v = r.identity();
+    for (long long s = 0; s < p.n_split; ++s) v = r.combine(v, scratch[s * p.n_out + o]);
+    reinterpret_cast<Out*>(p.out)[o] = r.finish(v, p.n_red);
+  }
+}
+
+}  // namespace kiln
+
+#endif  // KILN_TEMPLATES_CUDA_REDUCE_CUH

@@ -1,0 +1,174 @@
+// Reduction kernels: out[o] = kiln_finish(combine over r of kiln_prologue(r, in0[o, r], ...), n_red).
+// Vulkan compute, GLSL 4.50 + buffer device addresses; inlined after glsl/ops.glsl and the
+// emitter's definitions (codegen/families/reduce.cpp):
+//   KILN_REDUCE_ROWS / _COLS / _FINAL     which entry point
+//   KILN_ACC_SIZE                         bytes of one accumulator in scratch memory
+//   KILN_NUM_INPUTS, KILN_CHUNK           inputs (0..4); elements combined in order per chunk
+//   KILN_T<k>, KILN_S<k>, KILN_LOAD<k>(v) storage type, size and storage -> compute of input k
+//   KILN_TOUT, KILN_SOUT, KILN_STORE(c)   the output's storage type, size, compute -> storage
+//   KILN_ACC                              the accumulator type (a compute type or KilnAcc)
+//   kiln_identity(), kiln_combine(a, b), kiln_finish(acc, n), KILN_PROLOGUE(r, a0, a1, a2, a3)
+// ABI: the device address of a KilnReduceParams block (576 bytes, codegen/abi.hpp) as the push
+// constant. Every entry point combines in a fixed order (deterministic; no atomics). Work items
+// are (segment s, output o) pairs, w = s * n_out + o (the outputs when n_split == 1):
+//   rows:  one workgroup per work item; thread t combines r = first + t, first + t + size, ... in
+//          order (chunked), then the workgroup combines its threads' values in a tree in shared
+//          memory.
+//   cols:  one thread per work item, combining the segment's elements in order (chunked).
+//   final: one thread per output, combining its n_split segment accumulators in order.
+// A work item writes the finished output when n_split == 1, else its accumulator to scratch.
+// This path uses shared memory only (no subgroup operations), so it runs the same on every
+// device. Block size: specialization constant 0 (default 256, a power of two).
+layout(local_size_x_id = 0) in;
+
+layout(buffer_reference, std430, buffer_reference_align = KILN_SOUT) buffer KilnOutRef { KILN_TOUT v; };
+#if KILN_NUM_INPUTS > 0
+layout(buffer_reference, std430, buffer_reference_align = KILN_S0) readonly buffer KilnIn0Ref { KILN_T0 v; };
+#endif
+#if KILN_NUM_INPUTS > 1
+layout(buffer_reference, std430, buffer_reference_align = KILN_S1) readonly buffer KilnIn1Ref { KILN_T1 v; };
+#endif
+#if KILN_NUM_INPUTS > 2
+layout(buffer_reference, std430, buffer_reference_align = KILN_S2) readonly buffer KilnIn2Ref { KILN_T2 v; };
+#endif
+#if KILN_NUM_INPUTS > 3
+layout(buffer_reference, std430, buffer_reference_align = KILN_S3) readonly buffer KilnIn3Ref { KILN_T3 v; };
+#endif
+
+layout(buffer_reference, std430, buffer_reference_align = 8) readonly buffer KilnReduceParams {
+  uint64_t out_;
+  uint64_t in_[4];
+  int64_t n_out;
+  int64_t n_red;
+  int64_t out_rank;
+  int64_t red_rank;
+  int64_t out_shape[6];
+  int64_t red_shape[6];
+  int64_t out_strides[24];  // [input][dim], in elements
+  int64_t red_strides[24];
+  uint64_t scratch;
+  int64_t n_split;
+  int64_t seg;
+};
+layout(buffer_reference, std430, buffer_reference_align = KILN_ACC_SIZE) buffer KilnAccRef { KILN_ACC v; };
+layout(push_constant, std430) uniform KilnReducePush { KilnReduceParams params; } pc;
+
+uint64_t kiln_in[4];
+uint64_t kiln_red_shape[6];
+uint64_t kiln_red_st[24];
+int kiln_red_rank;
+
+// Adds the element offsets of output o (over the kept dimensions) to |off|.
+void kiln_out_offsets(KilnReduceParams P, int64_t o, inout uint64_t off[4]) {
+  uint64_t rem = uint64_t(o);
+  const int rank = int(P.out_rank);
+  [[unroll]] for (int d = 5; d >= 0; --d) {
+    if (d < rank) {
+      const uint64_t s = uint64_t(P.out_shape[d]);
+      const uint64_t q = rem / s;
+      const uint64_t idx = rem - q * s;
+      rem = q;
+      [[unroll]] for (int k = 0; k < KILN_NUM_INPUTS; ++k) off[k] += idx * uint64_t(P.out_strides[k * 6 + d]);
+    }
+  }
+}
+
+KILN_ACC kiln_element(int64_t j, uint64_t base[4]) {
+  uint64_t off[4] = base;
+  if (kiln_red_rank == 1) {
+    [[unroll]] for (int k = 0; k < KILN_NUM_INPUTS; ++k) off[k] += uint64_t(j) * kiln_red_st[k * 6];
+  } else {
+    uint64_t rem = uint64_t(j);
+    [[unroll]] for (int d = 5; d >= 0; --d) {
+      if (d < kiln_red_rank) {
+        const uint64_t q = rem / kiln_red_shape[d];
+        const uint64_t idx = rem - q * kiln_red_shape[d];
+        rem = q;
+        [[unroll]] for (int k = 0; k < KILN_NUM_INPUTS; ++k) off[k] += idx * kiln_red_st[k * 6 + d];
+      }
+    }
+  }
+  return KILN_PROLOGUE(j, KILN_LOAD0(KilnIn0Ref(kiln_in[0] + off[0] * KILN_S0).v),
+                       KILN_LOAD1(KilnIn1Ref(kiln_in[1] + off[1] * KILN_S1).v),
+                       KILN_LOAD2(KilnIn2Ref(kiln_in[2] + off[2] * KILN_S2).v),
+                       KILN_LOAD3(KilnIn3Ref(kiln_in[3] + off[3] * KILN_S3).v));
+}
+
+// Combines elements first, first + step, ... < end in order, in chunks of KILN_CHUNK. (The inner
+// count is a 32-bit int. Note lavapipe ends any loop nest after 65535 iterations: the plan keeps
+// every thread's elements well below that.)
+KILN_ACC kiln_run(int64_t first, int64_t step, int64_t end, uint64_t base[4]) {
+  KILN_ACC total = kiln_identity();
+  const int64_t m = end > first ? (end - first + step - 1) / step : 0l;  // this thread's elements
+  for (int64_t c0 = 0l; c0 < m; c0 += int64_t(KILN_CHUNK)) {
+    KILN_ACC part = kiln_identity();
+    const int count = int(min(m - c0, int64_t(KILN_CHUNK)));
+    for (int c = 0; c < count; ++c) part = kiln_combine(part, kiln_element(first + (c0 + int64_t(c)) * step, base));
+    total = kiln_combine(total, part);
+  }
+  return total;
+}
+
+#ifdef KILN_REDUCE_ROWS
+shared KILN_ACC kiln_smem[gl_WorkGroupSize.x];
+#endif
+
+// Work item w: its output, and the first element and end of its segment.
+void kiln_work_item(KilnReduceParams P, int64_t w, out int64_t o, out int64_t first, out int64_t end) {
+  const int64_t s = w / P.n_out;
+  o = w - s * P.n_out;
+  first = s * P.seg;
+  end = min(first + P.seg, P.n_red);
+}
+
+void kiln_put(KilnReduceParams P, int64_t w, int64_t o, KILN_ACC v) {
+  if (P.n_split == 1l) KilnOutRef(P.out_ + uint64_t(o) * KILN_SOUT).v = KILN_STORE(kiln_finish(v, P.n_red));
+  else KilnAccRef(P.scratch + uint64_t(w) * KILN_ACC_SIZE).v = v;
+}
+
+void main() {
+  KilnReduceParams P = pc.params;
+  [[unroll]] for (int k = 0; k < 4; ++k) kiln_in[k] = k < KILN_NUM_INPUTS ? P.in_[k] : 0ul;
+  kiln_red_rank = int(P.red_rank);
+  [[unroll]] for (int d = 0; d < 6; ++d) {
+    kiln_red_shape[d] = d < kiln_red_rank ? uint64_t(P.red_shape[d]) : 1ul;
+    [[unroll]] for (int k = 0; k < KILN_NUM_INPUTS; ++k)
+      kiln_red_st[k * 6 + d] = d < kiln_red_rank ? uint64_t(P.red_strides[k * 6 + d]) : 0ul;
+  }
+  const int64_t work = P.n_out * P.n_split;
+#if defined(KILN_REDUCE_ROWS)
+  const uint tid = gl_LocalInvocationID.x;
+  for (int64_t w = int64_t(gl_WorkGroupID.x); w < work; w += int64_t(gl_NumWorkGroups.x)) {
+    int64_t o, first, end;
+    kiln_work_item(P, w, o, first, end);
+    uint64_t base[4] = uint64_t[4](0ul, 0ul, 0ul, 0ul);
+    kiln_out_offsets(P, o, base);
+    kiln_smem[tid] = kiln_run(first + int64_t(tid), int64_t(gl_WorkGroupSize.x), end, base);
+    barrier();
+    for (uint s = gl_WorkGroupSize.x / 2u; s > 0u; s >>= 1) {
+      if (tid < s) kiln_smem[tid] = kiln_combine(kiln_smem[tid], kiln_smem[tid + s]);
+      barrier();
+    }
+    if (tid == 0u) kiln_put(P, w, o, kiln_smem[0]);
+    barrier();  // kiln_smem is reused by the next work item
+  }
+#else
+  const int64_t step = int64_t(gl_NumWorkGroups.x) * int64_t(gl_WorkGroupSize.x);
+  const int64_t me = int64_t(gl_WorkGroupID.x) * int64_t(gl_WorkGroupSize.x) + int64_t(gl_LocalInvocationID.x);
+#if defined(KILN_REDUCE_COLS)
+  for (int64_t w = me; w < work; w += step) {
+    int64_t o, first, end;
+    kiln_work_item(P, w, o, first, end);
+    uint64_t base[4] = uint64_t[4](0ul, 0ul, 0ul, 0ul);
+    kiln_out_offsets(P, o, base);
+    kiln_put(P, w, o, kiln_run(first, 1l, end, base));
+  }
+#else  // final
+  for (int64_t o = me; o < P.n_out; o += step) {
+    KILN_ACC v = kiln_identity();
+    for (int64_t s = 0l; s < P.n_split; ++s) v = kiln_combine(v, KilnAccRef(P.scratch + uint64_t(s * P.n_out + o) * KILN_ACC_SIZE).v);
+    KilnOutRef(P.out_ + uint64_t(o) * KILN_SOUT).v = KILN_STORE(kiln_finish(v, P.n_red));
+  }
+#endif
+#endif
+}
