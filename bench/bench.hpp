@@ -19,12 +19,17 @@
 #include <nlohmann/json.hpp>
 
 #include "codegen/expr.hpp"
+#include "codegen/families/reduce.hpp"
 #include "runtime/device.hpp"
 #include "tests/conformance/cases.hpp"
 
 namespace kiln::bench {
 
-enum class CaseKind { copy, op, fused, peak };
+enum class CaseKind { copy, op, fused, peak, reduce };
+// Which axes a reduce case reduces: the last (rows of kReduceRow elements), the first (columns),
+// or all elements.
+enum class ReduceAxes { last, first, all };
+inline constexpr std::int64_t kReduceRow = 4096;
 const char* kind_name(CaseKind k);
 
 // Range of the random inputs of one operand (floats: uniform in [lo, hi] away from 0; integers:
@@ -43,9 +48,19 @@ struct BenchCase {
   std::optional<conformance::Case> conf;  // op cases: the conformance case (sample-size check)
   std::vector<InputRange> ranges;         // per input (copy, fused and peak cases)
   double atol = 0, rtol = 0;              // copy and fused checks (op cases use the op table's)
+  std::optional<Combiner> combiner;       // reduce cases: expr is the prologue
+  ReduceAxes reduce_axes = ReduceAxes::last;
 
   std::vector<DType> input_dtypes() const { return expr.input_dtypes(); }
-  DType output_dtype() const { return expr.dtype(expr.root()); }
+  DType output_dtype() const;
+  // The spec that is timed (a map of expr, or the reduction).
+  KernelSpec spec() const;
+  // The inputs' shape for |n| elements (n itself, or [n / kReduceRow, kReduceRow] and its
+  // transpose for reductions over the last and first axis), and the output's.
+  Shape input_shape(std::uint64_t n) const;
+  Shape output_shape(std::uint64_t n) const;
+  // Runs the case: map(expr, inputs) or the reduction, into |out| when given.
+  Tensor run(const std::vector<Tensor>& inputs, const Tensor* out = nullptr) const;
   // The dtypes --dtype matches: the operand dtype (and as_type's target) of op cases, the input
   // and output dtypes of the others.
   std::vector<DType> match_dtypes() const;

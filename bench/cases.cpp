@@ -13,6 +13,7 @@
 #include "codegen/spec.hpp"
 #include "core/error.hpp"
 #include "runtime/ops.hpp"
+#include "runtime/reduce.hpp"
 
 namespace kiln::bench {
 
@@ -22,6 +23,7 @@ const char* kind_name(CaseKind k) {
     case CaseKind::op: return "op";
     case CaseKind::fused: return "fused";
     case CaseKind::peak: return "peak";
+    case CaseKind::reduce: return "reduce";
   }
   return "?";
 }
@@ -36,10 +38,38 @@ const char* check_state_name(CheckResult::State s) {
   return "?";
 }
 
+KernelSpec BenchCase::spec() const {
+  if (combiner) return make_reduce_spec(*combiner, expr);
+  return make_map_spec(expr, expr.dtype(expr.root()));
+}
+
+DType BenchCase::output_dtype() const { return combiner ? spec().output : expr.dtype(expr.root()); }
+
+Shape BenchCase::input_shape(std::uint64_t n) const {
+  const std::int64_t m = std::int64_t(n);
+  if (!combiner || reduce_axes == ReduceAxes::all || m % kReduceRow != 0) return {m};
+  return reduce_axes == ReduceAxes::last ? Shape{m / kReduceRow, kReduceRow} : Shape{kReduceRow, m / kReduceRow};
+}
+
+Shape BenchCase::output_shape(std::uint64_t n) const {
+  if (!combiner) return {std::int64_t(n)};
+  const Shape in = input_shape(n);
+  if (in.size() == 1) return {};
+  return {reduce_axes == ReduceAxes::last ? in[0] : in[1]};
+}
+
+Tensor BenchCase::run(const std::vector<Tensor>& inputs, const Tensor* out) const {
+  if (!combiner) return map(expr, inputs, std::nullopt, out);
+  ReduceOptions o;
+  const Shape in = inputs.empty() ? Shape{} : inputs[0].shape();
+  if (in.size() == 2) o.axes = {reduce_axes == ReduceAxes::last ? 1 : 0};
+  return reduce(*combiner, expr, inputs, o, out);
+}
+
 // Bytes and FLOPs come from the family's cost model (codegen/family.hpp).
 std::uint64_t BenchCase::bytes(std::uint64_t n) const {
-  const KernelSpec spec = make_map_spec(expr, output_dtype());
-  return std::uint64_t(family_of(spec).cost(spec).bytes_per_element * double(n));
+  const KernelSpec k = spec();
+  return std::uint64_t(family_of(k).cost(k).bytes_per_element * double(n));
 }
 
 std::vector<DType> BenchCase::match_dtypes() const {
@@ -54,8 +84,8 @@ std::vector<DType> BenchCase::match_dtypes() const {
 }
 
 double BenchCase::flops_per_element() const {
-  const KernelSpec spec = make_map_spec(expr, output_dtype());
-  return family_of(spec).cost(spec).flops_per_element;
+  const KernelSpec k = spec();
+  return family_of(k).cost(k).flops_per_element;
 }
 
 namespace {
@@ -92,19 +122,39 @@ std::uint64_t splitmix(std::uint64_t& s) {
   return z ^ (z >> 31);
 }
 
-// Whether |dev| can run |expr| (its dtypes and the emitter's target), with the reason if not.
-bool device_supports(const Expr& expr, Device& dev, std::string* why) {
+// Reductions timed by default (issue 9's list): sum and reduce_max over the last axis, the first
+// axis and all elements in f32 and bf16; argmax; a fused sum of squares.
+struct ReducePick {
+  Combiner combiner;
+  const char* prologue;
+  DType dtype;
+  ReduceAxes axes;
+};
+constexpr ReducePick kReducePicks[] = {
+    {Combiner::sum, "x", DType::f32, ReduceAxes::last},   {Combiner::sum, "x", DType::f32, ReduceAxes::first},
+    {Combiner::sum, "x", DType::f32, ReduceAxes::all},    {Combiner::sum, "x", DType::bf16, ReduceAxes::last},
+    {Combiner::sum, "x", DType::bf16, ReduceAxes::first}, {Combiner::sum, "x", DType::bf16, ReduceAxes::all},
+    {Combiner::max, "x", DType::f32, ReduceAxes::last},   {Combiner::max, "x", DType::f32, ReduceAxes::first},
+    {Combiner::max, "x", DType::f32, ReduceAxes::all},    {Combiner::max, "x", DType::bf16, ReduceAxes::last},
+    {Combiner::max, "x", DType::bf16, ReduceAxes::all},   {Combiner::argmax, "x", DType::f32, ReduceAxes::last},
+    {Combiner::sum, "x * x", DType::f32, ReduceAxes::last},
+};
+
+const char* axes_name(ReduceAxes a) { return a == ReduceAxes::last ? "last" : a == ReduceAxes::first ? "first" : "all"; }
+
+// Whether |dev| can run |c| (its dtypes and the emitter's target), with the reason if not.
+bool device_supports(const BenchCase& c, Device& dev, std::string* why) {
   if (dev.backend() == Backend::cpu) return true;
+  const Expr& expr = c.expr;
   std::vector<DType> used = expr.input_dtypes();
-  used.push_back(expr.dtype(expr.root()));
+  used.push_back(c.output_dtype());
   const auto& ds = dev.info().dtypes;
   for (DType t : used)
     if (std::find(ds.begin(), ds.end(), t) == ds.end()) {
       *why = fmt::format("{} does not support dtype {}", dev.id(), dtype_name(t));
       return false;
     }
-  const KernelSpec spec = make_map_spec(expr, expr.dtype(expr.root()));
-  return target_supports(spec, dev.backend() == Backend::cuda ? Target::cuda : Target::glsl, why);
+  return target_supports(c.spec(), dev.backend() == Backend::cuda ? Target::cuda : Target::glsl, why);
 }
 
 // Element-wise comparison with an explicit tolerance (copy and fused cases).
@@ -264,6 +314,26 @@ std::vector<BenchCase> bench_cases() {
     b.rtol = 1e-4;
     cases.push_back(std::move(b));
   }
+  for (const ReducePick& pick : kReducePicks) {
+    BenchCase b;
+    b.kind = CaseKind::reduce;
+    b.combiner = pick.combiner;
+    b.reduce_axes = pick.axes;
+    b.op = std::string(combiner_info(pick.combiner).op);
+    b.in_default = true;
+    const bool fused = std::string_view(pick.prologue) != "x";
+    b.name = fmt::format("{}{}.{}.{}", fused ? "fused_" : "", b.op, axes_name(pick.axes), dtype_name(pick.dtype));
+    b.expr = parse_expr(pick.prologue, {pick.dtype}, b.name);
+    b.expr_text = fmt::format("{}({}) over {}", b.op, pick.prologue,
+                              pick.axes == ReduceAxes::all ? "all elements" : pick.axes == ReduceAxes::last ? "rows of 4096"
+                                                                                                         : "columns of 4096");
+    // Sums of positive values (no cancellation): relative error of the order of the tree depth;
+    // bf16 results round to 8 bits. max and argmax are exact.
+    const bool sums = pick.combiner == Combiner::sum;
+    b.ranges = {sums ? InputRange{0.5, 1.5} : InputRange{-1e3, 1e3}};
+    b.rtol = !sums ? 0 : pick.dtype == DType::bf16 ? 1e-2 : 2e-4;
+    cases.push_back(std::move(b));
+  }
   for (BenchCase& b : rest) cases.push_back(std::move(b));
   return cases;
 }
@@ -309,11 +379,26 @@ std::vector<const BenchCase*> select_cases(const std::vector<BenchCase>& all, co
 
 bool case_supported(const BenchCase& c, Device& dev, std::string* why) {
   if (c.conf) return conformance::supported(*c.conf, dev, why);
-  return device_supports(c.expr, dev, why);
+  return device_supports(c, dev, why);
 }
 
 CheckResult verify_sample(const BenchCase& c, const std::vector<std::vector<std::byte>>& inputs, const Tensor& out) {
   CheckResult r;
+  if (c.combiner) {  // every output, against the CPU backend on the same inputs
+    try {
+      const auto dtypes = c.input_dtypes();
+      std::vector<Tensor> cpu_ins;
+      for (std::size_t k = 0; k < dtypes.size(); ++k)
+        cpu_ins.push_back(Tensor::from_host(inputs[k].data(), inputs[k].size(), c.input_shape(inputs[k].size() / dtype_size(dtypes[k])),
+                                            dtypes[k], device("cpu")));
+      r = compare_outputs(c, out.to(device("cpu")), c.run(cpu_ins), {});
+      if (r.state == CheckResult::State::fail) r.message = "timed output: " + r.message;
+    } catch (const Error& e) {
+      r.state = CheckResult::State::error;
+      r.message = fmt::format("[{}] {}", error_code_name(e.code()), e.what());
+    }
+    return r;
+  }
   try {
     const std::uint64_t n = std::uint64_t(out.numel());
     const std::uint64_t want_samples = 4096;
@@ -383,18 +468,20 @@ CheckResult check_case(const BenchCase& c, Device& dev) {
       }
       return r;
     }
-    const std::int64_t n = on_cpu ? 4099 : (1 << 20) + 7;
+    // Reductions: 64 rows or columns (and all of 2^18 + ...) on every backend; maps 2^20 + 7.
+    const std::int64_t n = c.combiner ? 64 * kReduceRow + (c.reduce_axes == ReduceAxes::all ? 7 : 0)
+                                      : on_cpu ? 4099 : (1 << 20) + 7;
     Device& cpu = device("cpu");
     std::vector<Tensor> cpu_ins, dev_ins;
     const auto dtypes = c.input_dtypes();
     for (std::size_t k = 0; k < dtypes.size(); ++k) {
       const auto data = random_input(dtypes[k], c.ranges[k], std::uint64_t(n), 1000 + k);
-      cpu_ins.push_back(Tensor::from_host(data.data(), data.size(), {n}, dtypes[k], cpu));
+      cpu_ins.push_back(Tensor::from_host(data.data(), data.size(), c.input_shape(std::uint64_t(n)), dtypes[k], cpu));
       dev_ins.push_back(cpu_ins.back().to(dev));
     }
-    const Tensor want = map(c.expr, cpu_ins);
+    const Tensor want = c.run(cpu_ins);
     const Tensor out = Tensor::empty(want.shape(), want.dtype(), dev);
-    const Tensor got = map(c.expr, dev_ins, std::nullopt, &out);
+    const Tensor got = c.run(dev_ins, &out);
     return compare_outputs(c, got, want, cpu_ins);
   } catch (const Error& e) {
     r.state = CheckResult::State::error;

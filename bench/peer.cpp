@@ -127,7 +127,24 @@ void run_torch_peer(Device& dev, const RunInfo& run, std::vector<Result>& result
   for (std::size_t i = 0; i < results.size(); ++i) {
     const BenchCase& c = *results[i].bench;
     std::string why;
-    const auto body = torch_expr(c.expr, &why);
+    auto body = torch_expr(c.expr, &why);
+    if (body && c.combiner) {  // the prologue, reshaped like Kiln's input, then torch's reduction
+      const std::size_t ret = body->rfind("return ");
+      std::string value = body->substr(ret + 7);
+      value.pop_back();  // the newline
+      const Shape shape = c.input_shape(results[i].elements);
+      std::string dims;
+      for (std::int64_t d : shape) dims += fmt::format("{}, ", d);
+      const std::string dim = shape.size() == 2 ? fmt::format(", dim={}", c.reduce_axes == ReduceAxes::last ? 1 : 0) : "";
+      const char* fn = *c.combiner == Combiner::sum ? "torch.sum" : *c.combiner == Combiner::max ? "torch.amax"
+                     : *c.combiner == Combiner::argmax ? "torch.argmax" : nullptr;
+      if (!fn) {
+        why = fmt::format("no PyTorch peer for {}", combiner_info(*c.combiner).op);
+        body.reset();
+      } else {
+        *body = body->substr(0, ret) + fmt::format("r = {}.reshape({})\nreturn {}(r{})\n", value, dims, fn, dim);
+      }
+    }
     if (!body) {
       results[i].peers = {{"torch.eager", false, {}, why}, {"torch.compile", false, {}, why}};
       continue;

@@ -7,6 +7,7 @@
 
 #include "codegen/api_header.hpp"
 #include "runtime/dispatch.hpp"
+#include "runtime/reduce.hpp"
 #include "core/error.hpp"
 
 namespace kiln {
@@ -22,11 +23,23 @@ AotKernel::AotKernel(const Registry& registry, const char* name, const char* can
 Tensor AotKernel::run(const std::vector<Tensor>& operands, const Tensor* into) const {
   // Its own registry entry, never a rebuilt spec: the entry carries the manifest's block size and
   // binaries (a rebuilt spec with the default block size missed it and was compiled just in time).
+  if (spec_.family != "map")
+    fail(ErrorCode::invalid_argument, fmt::format("{}: a {} kernel; call it with its axes (AotKernel::reduce)", label_,
+                                                  spec_.family));
   return run_map_kernel(label_, spec_, &name_, operands, into, &registry_, entry_);
+}
+
+Tensor AotKernel::reduce(const std::vector<Tensor>& operands, const std::vector<int>& axes, bool keep_axes,
+                         const Tensor* into) const {
+  if (spec_.family != "reduce")
+    fail(ErrorCode::invalid_argument, fmt::format("{}: a {} kernel, not a reduction", label_, spec_.family));
+  return run_reduce_kernel(label_, spec_, &name_, operands, axes, keep_axes, into, &registry_, entry_);
 }
 
 void AotKernel::launch(Stream& stream, const std::vector<const Buffer*>& inputs, Buffer& out, std::uint64_t n,
                        const std::vector<std::size_t>& offsets) const {
+  if (spec_.family != "map")
+    fail(ErrorCode::invalid_argument, fmt::format("{}: {} kernels have no raw-buffer form", label_, spec_.family));
   const std::size_t k = spec_.inputs.size();
   if (inputs.size() != k)
     fail(ErrorCode::invalid_argument, fmt::format("{}: takes {} input buffers, got {}", label_, k, inputs.size()));

@@ -35,6 +35,11 @@ class AotKernel {
   // default stream; the CPU device runs the reference evaluator.
   Tensor run(const std::vector<Tensor>& operands, const Tensor* into = nullptr) const;
 
+  // Reduce kernels: the prologue over |operands| (broadcast together) reduced over |axes| (empty:
+  // all; negative from the back), as kiln::reduce does (runtime/reduce.hpp).
+  Tensor reduce(const std::vector<Tensor>& operands, const std::vector<int>& axes, bool keep_axes,
+                const Tensor* into = nullptr) const;
+
   // Raw-buffer form: out[i] = f(in0[i], in1[i], ...) for i < n over contiguous elements starting
   // |offsets| bytes into each buffer (inputs first, then the output; empty means all zero), enqueued
   // on |stream| (every buffer must belong to its device). No dtype or shape checks beyond the

@@ -84,6 +84,12 @@ int main() try {
   kiln::Tensor out = kiln::Tensor::empty({rows, cols}, kiln::DType::f32, gpu);
   host::silu_mul(gpu.default_stream(), *gx.storage(), *gy.storage(), *out.storage(), n);
   check("silu_mul (raw buffers)", out, host::silu_mul(x, y), 1e-5, 1e-4);
+  // A fused reduction from the manifest: RMS norm = x * rms_scale(x) over the last axis.
+  const kiln::Tensor scale = host::rms_scale(gx, {-1}, true);
+  check("rms_scale [256,1024] -> [256,1]", scale, host::rms_scale(x, {-1}, true), 1e-6, 1e-5);
+  check("rms norm (scale, then map)", kiln::multiply(gx, scale),
+        kiln::multiply(x, kiln::rsqrt(kiln::sum(kiln::multiply(x, x), {-1}, true) / double(cols) + 1e-6)), 1e-5, 1e-4);
+  check("max_abs_diff", host::max_abs_diff(gx, gy), kiln::reduce_max(kiln::abs(x - y)), 0, 0);
 
   std::printf("timings on %s (%lld elements, device timers):\n", gpu.id().c_str(), (long long)n);
   const double bytes = double(n) * 4 * 3;
@@ -97,6 +103,9 @@ int main() try {
     host::silu_mul(gpu.default_stream(), *gx.storage(), *gy.storage(), *out.storage(), n);
   }));
   report("masked_select", time_ms(gpu, reps, [&] { host::masked_select(gmask, gx, gy, &out); }));
+  kiln::Tensor scale_out = kiln::Tensor::empty({rows, 1}, kiln::DType::f32, gpu);
+  const double rms_ms = time_ms(gpu, reps, [&] { host::rms_scale(gx, {-1}, true, &scale_out); });
+  std::printf("  %-28s %8.3f ms  %7.2f GB/s\n", "rms_scale (fused reduce)", rms_ms, double(n) * 4 / (rms_ms * 1e-3) / 1e9);
 
   // Errors are kiln::Error with a message naming the op, shapes, dtypes and device.
   try {
