@@ -1,0 +1,274 @@
+// kilnc compile: nvcc, glslc, spirv-opt and spirv-val over the index, in parallel, with a cache.
+// emits everything in memory first, so an invalid manifest leaves the output folder untouched.
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "codegen/api_header.hpp"
+#include "codegen/emit.hpp"
+#include "codegen/families/reduce.hpp"
+#include "codegen/family.hpp"
+#include "codegen/manifest.hpp"
+#include "core/error.hpp"
+
+namespace fs = std::filesystem;
+using json = nlohmann::ordered_json;
+
+extern char** environ;
+
+#include "codegen/kilnc/kilnc.hpp"
+
+namespace kiln::kilnc {
+
+// ---- kilnc compile --------------------------------------------------------------------------
+
+struct Job {
+  std::vector<std::vector<std::string>> commands;  // run in order; the first failure stops
+  fs::path tmp, output, key_file;                  // tmp is renamed to output on success
+  std::string key;
+  std::string what;
+};
+
+// Runs |argv| with stdout and stderr going to |log|; returns the exit status.
+int spawn(const std::vector<std::string>& argv, const fs::path& log) {
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  pid_t pid = 0;
+  const int rc = posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) return 127;
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
+std::string command_line(const std::vector<std::string>& argv) {
+  std::string s;
+  for (const auto& a : argv) s.append(s.empty() ? "" : " ").append(a);
+  return s;
+}
+
+// Hash of the files a CUDA source really includes: its #include "..." lines, resolved against
+// |dirs| and followed recursively (angle-bracket includes are the toolkit's, keyed by nvcc). A
+// GLSL prelude edit therefore leaves every CUDA batch's key unchanged.
+std::uint64_t hash_includes(const std::string& source, const std::vector<std::string>& dirs) {
+  std::set<fs::path> seen;
+  std::vector<std::string> todo = {source};
+  std::uint64_t h = 0;
+  while (!todo.empty()) {
+    const std::string text = std::move(todo.back());
+    todo.pop_back();
+    std::istringstream lines(text);
+    for (std::string line; std::getline(lines, line);) {
+      const std::size_t at = line.find_first_not_of(" \t");
+      if (at == std::string::npos || line.compare(at, 8, "#include") != 0) continue;
+      const std::size_t q0 = line.find('"', at + 8), q1 = q0 == std::string::npos ? q0 : line.find('"', q0 + 1);
+      if (q1 == std::string::npos) continue;
+      const std::string name = line.substr(q0 + 1, q1 - q0 - 1);
+      for (const auto& d : dirs) {
+        const fs::path p = fs::path(d) / name;
+        if (!fs::is_regular_file(p)) continue;
+        if (seen.insert(p.lexically_normal()).second) {
+          std::string body = read_text(p);
+          h = hash_of(name + "\n" + body, h);
+          todo.push_back(std::move(body));
+        }
+        break;
+      }
+    }
+  }
+  return h;
+}
+
+
+
+// The cache directory: $KILN_KERNEL_CACHE, else $XDG_CACHE_HOME/kiln/kernels, else
+// ~/.cache/kiln/kernels; "off" disables it.
+fs::path default_kernel_cache() {
+  if (const char* e = std::getenv("KILN_KERNEL_CACHE"); e && *e) return std::string(e) == "off" ? fs::path() : fs::path(e);
+  if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) return fs::path(x) / "kiln" / "kernels";
+  if (const char* h = std::getenv("HOME"); h && *h) return fs::path(h) / ".cache" / "kiln" / "kernels";
+  return {};
+}
+
+// A tool's identity for cache keys: its path, size and modification time.
+std::string tool_identity(const std::string& tool) {
+  std::error_code ec;
+  fs::path p = tool;
+  if (p.is_relative() || !fs::exists(p, ec)) return tool;
+  return fmt::format("{}:{}:{}", tool, fs::file_size(p, ec),
+                     fs::last_write_time(p, ec).time_since_epoch().count());
+}
+
+int cmd_compile(const CompileOptions& o) {
+  const fs::path dir = o.index.parent_path();
+  const json index = json::parse(read_text(o.index));
+  std::vector<Job> jobs;
+  std::set<std::string> keep_fatbin, keep_spv;
+
+  if (o.cuda && !o.nvcc.empty()) {
+    const std::vector<std::string> flags = split_ws(o.nvcc_flags);
+    const std::string base_key = command_line(flags) + o.nvcc;
+    for (const json& b : index["cuda_batches"]) {
+      const fs::path cu = dir / b["file"].get<std::string>();
+      Job j;
+      j.output = fs::path(cu).replace_extension(".fatbin");
+      j.tmp = j.output.string() + ".tmp";
+      j.key_file = j.output.string() + ".key";
+      const std::string source = read_text(cu);
+      j.key = hex64(hash_of(base_key + hex64(hash_includes(source, o.cuda_includes)) + source)) + "\n";
+      std::vector<std::string> cmd = {o.nvcc, "-fatbin"};
+      cmd.insert(cmd.end(), flags.begin(), flags.end());
+      for (const auto& inc : o.cuda_includes) cmd.push_back("-I" + inc);
+      cmd.insert(cmd.end(), {"-o", j.tmp.string(), cu.string()});
+      j.commands.push_back(cmd);
+      j.what = cu.filename().string();
+      keep_fatbin.insert(j.output.filename().string());
+      jobs.push_back(std::move(j));
+    }
+  }
+  if (o.vulkan) {
+    const std::vector<std::string> flags = split_ws(o.glslc_flags);
+    for (const json& k : index["kernels"]) {
+      if (!k.contains("glsl")) continue;
+      for (const json& g : k["glsl"]) {
+        const fs::path comp = dir / g["file"].get<std::string>();
+        Job j;
+        j.output = dir / "spirv" / fs::path(comp.filename()).replace_extension(".spv");
+        j.tmp = j.output.string() + ".tmp";
+        j.key_file = j.output.string() + ".key";
+        j.key = hex64(hash_of(o.glslc + command_line(flags) + o.spirv_opt + o.spirv_opt_flags + o.spirv_val +
+                              read_text(comp))) + "\n";
+        std::vector<std::string> cmd = {o.glslc};
+        cmd.insert(cmd.end(), flags.begin(), flags.end());
+        cmd.insert(cmd.end(), {"-o", j.tmp.string(), comp.string()});
+        j.commands.push_back(cmd);
+        // glslc -O (its built-in optimizer) crashes on some shaders (SPIRV-Tools 2022.4, e.g. pow
+        // on bf16); spirv-opt as a separate step does not.
+        if (!o.spirv_opt.empty()) {
+          cmd = {o.spirv_opt};
+          for (const auto& f : split_ws(o.spirv_opt_flags)) cmd.push_back(f);
+          cmd.insert(cmd.end(), {j.tmp.string(), "-o", j.tmp.string()});
+          j.commands.push_back(cmd);
+        }
+        j.commands.push_back({o.spirv_val, "--target-env", "vulkan1.3", j.tmp.string()});
+        j.what = comp.filename().string();
+        keep_spv.insert(j.output.filename().string());
+        jobs.push_back(std::move(j));
+      }
+    }
+  }
+
+  // Skip the jobs whose output exists with the same key (inputs, flags and tools unchanged), or
+  // whose output is in the machine-wide cache.
+  const std::string tools = tool_identity(o.nvcc) + tool_identity(o.glslc) + tool_identity(o.spirv_opt);
+  auto cached = [&](const Job& j) {
+    return o.cache_dir.empty() ? fs::path()
+                               : o.cache_dir / (hex64(hash_of(tools + j.key)) + j.output.extension().string());
+  };
+  std::vector<Job*> todo;
+  std::size_t from_cache = 0;
+  for (Job& j : jobs) {
+    std::error_code ec;
+    if (fs::exists(j.output, ec) && fs::exists(j.key_file, ec) && read_text(j.key_file) == j.key) continue;
+    fs::create_directories(j.output.parent_path());
+    if (const fs::path c = cached(j); !c.empty() && fs::exists(c, ec)) {
+      fs::copy_file(c, j.tmp, fs::copy_options::overwrite_existing, ec);
+      if (!ec) {
+        fs::rename(j.tmp, j.output, ec);
+        if (!ec) {
+          write_if_changed(j.key_file, j.key);
+          ++from_cache;
+          continue;
+        }
+      }
+    }
+    todo.push_back(&j);
+  }
+  if (from_cache) std::cerr << fmt::format("kilnc compile: {} blobs from the cache {}\n", from_cache, o.cache_dir.string());
+  // CUDA batches first: they are the long ones.
+  std::stable_sort(todo.begin(), todo.end(), [](const Job* a, const Job* b) {
+    return a->output.extension() == ".fatbin" && b->output.extension() != ".fatbin";
+  });
+
+  const auto start = std::chrono::steady_clock::now();
+  std::atomic<std::size_t> next{0}, done{0};
+  std::atomic<bool> failed{false};
+  std::mutex io;
+  auto worker = [&] {
+    for (std::size_t i; !failed && (i = next++) < todo.size();) {
+      Job& j = *todo[i];
+      const fs::path log = j.output.string() + ".log";
+      std::error_code ec;
+      fs::remove(log, ec);
+      fs::remove(j.key_file, ec);
+      for (const auto& cmd : j.commands) {
+        const int rc = spawn(cmd, log);
+        if (rc != 0) {
+          std::lock_guard lock(io);
+          std::cerr << fmt::format("kilnc compile: {} failed (exit {}):\n  {}\n", j.what, rc, command_line(cmd));
+          std::ifstream in(log);
+          std::cerr << in.rdbuf();
+          failed = true;
+          fs::remove(j.tmp, ec);
+          break;
+        }
+      }
+      if (failed) break;
+      fs::rename(j.tmp, j.output);
+      write_if_changed(j.key_file, j.key);
+      if (const fs::path c = cached(j); !c.empty()) {  // best effort: a full disk only costs reuse
+        fs::create_directories(c.parent_path(), ec);
+        const fs::path tmp = c.string() + fmt::format(".{}.tmp", ::getpid());
+        fs::copy_file(j.output, tmp, fs::copy_options::overwrite_existing, ec);
+        if (!ec) fs::rename(tmp, c, ec);
+        if (ec) fs::remove(tmp, ec);
+      }
+      fs::remove(log, ec);
+      const std::size_t n = ++done;
+      if (j.output.extension() == ".fatbin" || n % 200 == 0 || n == todo.size()) {
+        std::lock_guard lock(io);
+        std::cerr << fmt::format("kilnc compile: [{}/{}] {} ({:.0f} s)\n", n, todo.size(), j.what,
+                                 std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int t = 0; t < std::max(1, o.jobs); ++t) threads.emplace_back(worker);
+  for (auto& t : threads) t.join();
+  if (failed) return 1;
+
+  if (o.cuda && !o.nvcc.empty()) remove_stale(dir / "cuda", ".fatbin", keep_fatbin);
+  if (o.vulkan) remove_stale(dir / "spirv", ".spv", keep_spv);
+  std::cerr << fmt::format("kilnc compile: {} compiled, {} up to date, {:.1f} s\n", todo.size(), jobs.size() - todo.size(),
+                           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  return 0;
+}
+
+}  // namespace kiln::kilnc
