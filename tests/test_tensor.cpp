@@ -229,6 +229,10 @@ TEST(Ops, TheReadmeExampleRuns) {
   auto z = kiln::map(gelu, {y});                                 // one fused kernel
   std::vector<float> out = z.to_vector<float>();                 // dtype checked
   auto mask = z > kiln::zeros({2, 2}, kiln::DType::f32);         // pred tensor
+  auto rows = kiln::sum(x, {-1});                                // reductions: [3, 7]
+  auto where = kiln::argmax(x, 0);                               // s64 indices: [1, 1]
+  EXPECT_EQ(rows.to_vector<float>(), (std::vector<float>{3, 7}));
+  EXPECT_EQ(where.to_vector<std::int64_t>(), (std::vector<std::int64_t>{1, 1}));
   const float s01 = 0.5f * std::exp(2.0f + 3.0f);                // y[0][1] = exp(x01 + x10) / 2
   EXPECT_NEAR(out[1], s01, 1e-5f * s01);                          // GELU(v) ~ v for large v
   EXPECT_EQ(mask.to_vector<bool>(), (std::vector<bool>{true, true, true, true}));
