@@ -28,14 +28,22 @@ namespace {
 using namespace emit_parts;
 
 constexpr CombinerInfo kCombiners[] = {
-    {Combiner::sum, "sum", "sum", kAll, "the sum of the elements (0 when there are none)"},
-    {Combiner::product, "product", "product", kAll, "the product of the elements (1 when there are none)"},
-    {Combiner::max, "max", "reduce_max", kNumbers, "the largest element; NaN if any is NaN (-inf or the lowest integer when there are none)"},
-    {Combiner::min, "min", "reduce_min", kNumbers, "the smallest element; NaN if any is NaN (+inf or the highest integer when there are none)"},
-    {Combiner::all, "all", "all", kAll, "1 if every element is non-zero (NaN counts as non-zero), else 0 (1 when there are none)"},
-    {Combiner::any, "any", "any", kAll, "1 if any element is non-zero, else 0 (0 when there are none)"},
-    {Combiner::argmax, "argmax", "argmax", kNumbers, "the index of the largest element, NaN the largest; ties: the first (tie_break low) or last"},
-    {Combiner::argmin, "argmin", "argmin", kNumbers, "the index of the smallest element, NaN the smallest; ties: the first (tie_break low) or last"},
+    {Combiner::sum, "sum", "sum", kAll, Op::add,
+     "the sum of the elements (0 when there are none)"},
+    {Combiner::product, "product", "product", kAll, Op::multiply,
+     "the product of the elements (1 when there are none)"},
+    {Combiner::max, "max", "reduce_max", kNumbers, Op::max,
+     "the largest element; NaN if any is NaN (-inf or the lowest integer when there are none)"},
+    {Combiner::min, "min", "reduce_min", kNumbers, Op::min,
+     "the smallest element; NaN if any is NaN (+inf or the highest integer when there are none)"},
+    {Combiner::all, "all", "all", kAll, Op::logical_and,
+     "1 if every element is non-zero (NaN counts as non-zero), else 0 (1 when there are none)"},
+    {Combiner::any, "any", "any", kAll, Op::logical_or,
+     "1 if any element is non-zero, else 0 (0 when there are none)"},
+    {Combiner::argmax, "argmax", "argmax", kNumbers, Op::greater,
+     "the index of the largest element, NaN the largest; ties: the first (tie_break low) or last"},
+    {Combiner::argmin, "argmin", "argmin", kNumbers, Op::less,
+     "the index of the smallest element, NaN the smallest; ties: the first (tie_break low) or last"},
 };
 
 constexpr FamilyEntryPoint kEntryPoints[] = {
@@ -61,11 +69,11 @@ std::uint64_t accumulator_bytes(const KernelSpec& spec) {
   return dtype_size(compute_dtype(prologue_dtype(spec)));
 }
 
-// combine(a, b) over two accumulators (not for argmax/argmin).
+// combine(a, b) over two accumulators: the combiner's elementwise op, with its semantics (NaN in
+// max/min, integer wrap-around) from the op table (not for argmax/argmin).
 Expr combine_expr(Combiner c, DType acc) {
-  static constexpr Op kOps[] = {Op::add, Op::multiply, Op::max, Op::min, Op::logical_and, Op::logical_or};
   Expr e;
-  e.set_root(e.apply(kOps[int(c)], {e.input(0, acc), e.input(1, acc)}));
+  e.set_root(e.apply(kCombiners[int(c)].combine, {e.input(0, acc), e.input(1, acc)}));
   return e;
 }
 

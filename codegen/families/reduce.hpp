@@ -17,6 +17,7 @@ struct CombinerInfo {
   std::string_view name;  // the spec attribute and the manifest's `reduce = ...`
   std::string_view op;    // Nx's function: sum, product, reduce_max, reduce_min, all, any, argmax, argmin
   DTypeSet accepts;       // dtypes of the reduced values
+  Op combine;             // the elementwise op combining two accumulators (argmax/argmin: compare)
   std::string_view formula;
 };
 
