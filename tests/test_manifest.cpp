@@ -412,6 +412,21 @@ TEST_F(Kilnc, EmitPrintsTheKernel) {
   EXPECT_NE(bad.err.find("--expr:1:4: "), std::string::npos) << bad.err;
   EXPECT_EQ(kilnc("emit --expr 'x' --dtypes f33,f32 --target cuda").status, 2);
   EXPECT_EQ(kilnc("emit --expr 'exp(x)' --dtypes f64,f64 --target glsl").status, 2);  // no f64 exp in GLSL
+
+  // The reduce family: the prologue, the reduction, the epilogue; any of its functions.
+  const Expr epi = parse_expr_named("rsqrt(acc / n + 1e-6)", {DType::f32, DType::s64}, {"acc", "n"});
+  const KernelSpec rms = make_reduce_spec(Combiner::sum, parse_expr("x * x", {DType::f32}), &epi, DType::f32);
+  const std::string r = "emit --family reduce --reduce sum --expr 'x * x' --epilogue 'rsqrt(acc / n + 1e-6)' --dtypes f32,f32";
+  KilncRun rc = kilnc(r + " --target cuda");
+  ASSERT_EQ(rc.status, 0) << rc.err;
+  EXPECT_EQ(rc.out, emit_cuda(rms));
+  KilncRun rg = kilnc(r + " --target glsl --function final");
+  ASSERT_EQ(rg.status, 0) << rg.err;
+  EXPECT_EQ(rg.out, emit_glsl(rms, 2));
+  KilncRun rbad = kilnc(r + " --target glsl --function strided");
+  EXPECT_EQ(rbad.status, 2);
+  EXPECT_NE(rbad.err.find("(rows, cols, final)"), std::string::npos) << rbad.err;
+  EXPECT_EQ(kilnc("emit --family reduce --reduce summ --expr x --dtypes f32,f32 --target cuda").status, 2);
 }
 
 TEST_F(Kilnc, OpsListsTheTable) {
@@ -424,9 +439,33 @@ TEST_F(Kilnc, OpsListsTheTable) {
     EXPECT_NE(js.out.find("\"name\": \"" + std::string(op.name) + "\""), std::string::npos) << op.name;
   }
   EXPECT_NE(js.out.find("\"vulkan\""), std::string::npos);
+  for (const CombinerInfo& c : combiner_table()) {
+    EXPECT_NE(text.out.find(std::string(c.op) + " "), std::string::npos) << c.op;
+    EXPECT_NE(js.out.find("\"name\": \"" + std::string(c.op) + "\""), std::string::npos) << c.op;
+  }
+  EXPECT_NE(js.out.find("\"family\": \"reduce\""), std::string::npos);
 }
 
 // ---- the built-in registry --------------------------------------------------------------------
+
+TEST(BuiltinRegistry, HasEveryReductionOfEveryDtype) {
+  const Registry& r = builtin_registry();
+  if (r.kernels.empty()) GTEST_SKIP() << "built with KILN_BUILD_KERNELS=OFF";
+  int found = 0;
+  for (const CombinerInfo& c : combiner_table())
+    for (DType t : kAllDTypes) {
+      if (!(c.accepts & dtype_bit(t))) continue;
+      Expr e;
+      e.set_root(e.input(0, t));
+      const KernelSpec spec = make_reduce_spec(c.combiner, e);  // what kiln::sum(x) etc. look up
+      const KernelEntry* k = r.find(spec.name());
+      ASSERT_NE(k, nullptr) << c.op << " " << dtype_name(t);
+      EXPECT_EQ(std::string(k->family), "reduce");
+      EXPECT_EQ(k->num_functions, 3);
+      ++found;
+    }
+  EXPECT_EQ(found, 100);  // 8 reductions: 13 + 13 + 12 + 12 + 13 + 13 + 12 + 12 dtypes
+}
 
 TEST(BuiltinRegistry, HasEverySingleOpKernel) {
   const Registry& r = builtin_registry();

@@ -32,8 +32,12 @@ int exit_code(const Error& e);
 
 // ---- commands ----
 int cmd_ops(bool as_json);                                                      // ops.cpp
-int cmd_emit(const std::string& family, const std::string& expr, const std::string& dtypes_csv,
-             const std::string& target, const std::string& function, int block_size);  // ops.cpp
+struct EmitOptions {
+  std::string family, expr, dtypes_csv, target, function;  // function: empty for the first
+  int block_size = 256;
+  std::string reduce, epilogue;  // the reduce family
+};
+int cmd_emit(const EmitOptions& o);                                             // ops.cpp
 int cmd_build(const fs::path& manifest_path, const fs::path& out, int batch_size, const fs::path& header,
               ApiHeaderOptions header_options, const std::string& targets_csv);       // build.cpp
 

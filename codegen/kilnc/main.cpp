@@ -2,6 +2,7 @@
 //
 //   kilnc ops [--json]                      the op table (arity, dtypes, result rule, formula, ...)
 //   kilnc emit --expr E --dtypes a,..,out --target cuda|glsl [--function contig|strided]
+//     [--family reduce --reduce sum [--epilogue E]]
 //                                           the generated source of one kernel, on stdout
 //   kilnc build --manifest M --out DIR      every kernel of a manifest: DIR/cuda/batch_NNN.cu,
 //                                           DIR/glsl/<name>.<fn>.comp and the index DIR/kernels.json
@@ -65,14 +66,17 @@ int main(int argc, char** argv) {
   auto* ops = app.add_subcommand("ops", "List the op table");
   ops->add_flag("--json", ops_json, "Print JSON");
 
-  std::string family = "map", expr, dtypes, target, function = "contig";
+  std::string family = "map", expr, dtypes, target, function, reduce, epilogue;
   int block_size = 256;
   auto* emit = app.add_subcommand("emit", "Print the generated source of one kernel");
   emit->add_option("--family", family, "Kernel family")->capture_default_str();
   emit->add_option("--expr", expr, "Infix expression over x, y, z, w")->required();
   emit->add_option("--dtypes", dtypes, "Input dtypes then the output dtype, e.g. f32,f32,f32")->required();
   emit->add_option("--target", target, "cuda or glsl")->required()->check(CLI::IsMember({"cuda", "glsl"}));
-  emit->add_option("--function", function, "GLSL function: contig or strided")->capture_default_str();
+  emit->add_option("--function", function, "GLSL function (map: contig or strided; reduce: rows, cols or final); "
+                                           "default: the first");
+  emit->add_option("--reduce", reduce, "reduce family: the reduction (sum, max, argmax, ...); --expr is the prologue");
+  emit->add_option("--epilogue", epilogue, "reduce family: the epilogue over acc and n");
   emit->add_option("--block-size", block_size, "Threads per block")->capture_default_str();
 
   std::string manifest, out_dir;
@@ -129,7 +133,7 @@ int main(int argc, char** argv) {
   }
   try {
     if (*ops) return cmd_ops(ops_json);
-    if (*emit) return cmd_emit(family, expr, dtypes, target, function, block_size);
+    if (*emit) return cmd_emit({family, expr, dtypes, target, function, block_size, reduce, epilogue});
     if (*build) return cmd_build(manifest, out_dir, batch_size, header, header_options, build_targets);
     if (*compile) {
       co.cuda_includes = split(includes, ',');

@@ -112,12 +112,12 @@ int cmd_ops(bool as_json) {
 
 // ---- kilnc emit -----------------------------------------------------------------------------
 
-int cmd_emit(const std::string& family, const std::string& expr, const std::string& dtypes_csv,
-             const std::string& target, const std::string& function, int block_size) {
-  if (!find_family(family))
-    fail(ErrorCode::invalid_argument, fmt::format("--family: unknown kernel family '{}' (families: {})", family, family_names()));
+int cmd_emit(const EmitOptions& o) {
+  const Family* family = find_family(o.family);
+  if (!family)
+    fail(ErrorCode::invalid_argument, fmt::format("--family: unknown kernel family '{}' (families: {})", o.family, family_names()));
   std::vector<DType> dtypes;
-  for (const std::string& s : split(dtypes_csv, ',')) {
+  for (const std::string& s : split(o.dtypes_csv, ',')) {
     auto t = parse_dtype(s);
     if (!t) fail(ErrorCode::invalid_argument, fmt::format("--dtypes: unknown dtype '{}'", s));
     dtypes.push_back(*t);
@@ -126,24 +126,39 @@ int cmd_emit(const std::string& family, const std::string& expr, const std::stri
     fail(ErrorCode::invalid_argument, "--dtypes lists the input dtypes then the output dtype, e.g. f32,f32");
   const DType output = dtypes.back();
   dtypes.pop_back();
-  KernelSpec spec = make_map_spec(parse_expr(expr, dtypes, "--expr"), output);
-  spec.block_size = block_size;
-  const Target t = target == "cuda" ? Target::cuda : Target::glsl;
+  const Expr e = parse_expr(o.expr, dtypes, "--expr");
+  KernelSpec spec;
+  if (family == &kReduceFamily) {
+    const auto c = find_combiner(o.reduce);
+    if (!c) fail(ErrorCode::invalid_argument, fmt::format("--reduce: unknown reduction '{}' (sum, product, max, min, all, "
+                                                          "any, argmax, argmin)", o.reduce));
+    const DType result = reduce_result_dtype(*c, e.dtype(e.root()));
+    std::optional<Expr> epi;
+    if (!o.epilogue.empty()) epi = parse_expr_named(o.epilogue, {result, DType::s64}, {"acc", "n"}, "--epilogue");
+    spec = make_reduce_spec(*c, e, epi ? &*epi : nullptr, output);
+  } else {
+    if (!o.reduce.empty() || !o.epilogue.empty())
+      fail(ErrorCode::invalid_argument, "--reduce and --epilogue need --family reduce");
+    spec = make_map_spec(e, output);
+  }
+  spec.block_size = o.block_size;
+  const Target t = o.target == "cuda" ? Target::cuda : Target::glsl;
   std::string why;
   if (!target_supports(spec, t, &why))
-    fail(ErrorCode::unsupported, fmt::format("{} cannot be emitted for {}: {}", spec.name(), target, why));
+    fail(ErrorCode::unsupported, fmt::format("{} cannot be emitted for {}: {}", spec.name(), o.target, why));
   if (t == Target::cuda) {
     std::cout << emit_cuda(spec);
     return 0;
   }
-  const std::vector<std::string> symbols = cuda_symbols(spec);
-  const std::string name = spec.name();
-  for (std::size_t i = 0; i < symbols.size(); ++i)
-    if (function_suffix(name, symbols[i]) == function) {
+  std::string names;
+  for (std::size_t i = 0; i < family->entry_points.size(); ++i) {
+    if (o.function.empty() || family->entry_points[i].suffix == o.function) {
       std::cout << emit_glsl(spec, int(i));
       return 0;
     }
-  fail(ErrorCode::invalid_argument, fmt::format("--function: {} has no function '{}'", name, function));
+    names.append(names.empty() ? "" : ", ").append(family->entry_points[i].suffix);
+  }
+  fail(ErrorCode::invalid_argument, fmt::format("--function: {} has no function '{}' ({})", spec.name(), o.function, names));
 }
 
 }  // namespace kiln::kilnc
