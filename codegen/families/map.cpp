@@ -107,7 +107,7 @@ std::string map_emit_glsl(const KernelSpec& spec, int function) {
   s += fmt::format("#define KILN_EXPR(a0, a1, a2, a3) kiln_expr({})\n", args);
   s += fmt::format("{} kiln_expr({}) {{\n", glsl_compute(spec.output), fparams);
   s += glsl_locals(e, "  ") + fmt::format("  return v{};\n}}\n", e.root());
-  s += glsl_inline("glsl/map.glsl");
+  s += glsl_inline("glsl/operands.glsl") + glsl_inline("glsl/map.glsl");
   return s;
 }
 

@@ -280,7 +280,7 @@ std::string reduce_emit_glsl(const KernelSpec& spec, int function) {
   s += fmt::format("{} kiln_finish(KILN_ACC acc, int64_t a1) {{\n  {} a0 = acc{};\n", glsl_compute(spec.output),
                    arg ? "int64_t" : std::string(v), arg ? ".i" : "");
   s += glsl_locals(finish, "  ") + fmt::format("  return v{};\n}}\n", finish.root());
-  s += glsl_inline("glsl/reduce.glsl");
+  s += glsl_inline("glsl/operands.glsl") + glsl_inline("glsl/reduce.glsl");
   return s;
 }
 

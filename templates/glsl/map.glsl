@@ -18,20 +18,6 @@
 // specialization constant 0 (default 256).
 layout(local_size_x_id = 0) in;
 
-layout(buffer_reference, std430, buffer_reference_align = KILN_SOUT) buffer KilnOutRef { KILN_TOUT v; };
-#if KILN_NUM_INPUTS > 0
-layout(buffer_reference, std430, buffer_reference_align = KILN_S0) readonly buffer KilnIn0Ref { KILN_T0 v; };
-#endif
-#if KILN_NUM_INPUTS > 1
-layout(buffer_reference, std430, buffer_reference_align = KILN_S1) readonly buffer KilnIn1Ref { KILN_T1 v; };
-#endif
-#if KILN_NUM_INPUTS > 2
-layout(buffer_reference, std430, buffer_reference_align = KILN_S2) readonly buffer KilnIn2Ref { KILN_T2 v; };
-#endif
-#if KILN_NUM_INPUTS > 3
-layout(buffer_reference, std430, buffer_reference_align = KILN_S3) readonly buffer KilnIn3Ref { KILN_T3 v; };
-#endif
-
 uint64_t kiln_thread_index() {
   return uint64_t(gl_WorkGroupID.x) * uint64_t(gl_WorkGroupSize.x) + uint64_t(gl_LocalInvocationID.x);
 }

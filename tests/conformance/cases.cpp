@@ -279,4 +279,35 @@ Verdict compare(const Case& c, const Tensor& got, const Tensor& want, const std:
   return v;
 }
 
+namespace {
+constexpr std::size_t kGuardBytes = 256;
+constexpr std::uint8_t kGuard = 0xA5;
+}  // namespace
+
+GuardedOutput::GuardedOutput(Device& device, const Shape& shape, DType dtype) {
+  const std::size_t es = dtype_size(dtype);
+  bytes_ = std::size_t(shape_numel(shape)) * es;
+  storage_ = device.allocate(kGuardBytes * 2 + bytes_);
+  device.default_stream().fill(*storage_, 0, storage_->size_bytes(), kGuard);
+  Shape strides(shape.size(), 1);
+  for (int d = int(shape.size()) - 2; d >= 0; --d)
+    strides[std::size_t(d)] = strides[std::size_t(d) + 1] * std::max<std::int64_t>(shape[std::size_t(d) + 1], 1);
+  view_ = Tensor::view(storage_, shape, strides, std::int64_t(kGuardBytes / es), dtype);
+}
+
+std::string GuardedOutput::touched_guards() const {
+  std::vector<std::uint8_t> all(storage_->size_bytes());
+  storage_->device().default_stream().download(*storage_, 0, all.data(), all.size());
+  std::size_t touched = 0;
+  std::string where;
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    if (i == kGuardBytes) i += bytes_;
+    if (i >= all.size() || all[i] == kGuard) continue;
+    if (++touched <= 4)
+      where += fmt::format(" {}{}=0x{:02x}", i < kGuardBytes ? "before-" : "after+",
+                           i < kGuardBytes ? kGuardBytes - i : i - kGuardBytes - bytes_, all[i]);
+  }
+  return touched ? fmt::format("the kernel wrote {} guard bytes outside the output:{}", touched, where) : "";
+}
+
 }  // namespace kiln::conformance

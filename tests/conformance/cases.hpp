@@ -58,4 +58,20 @@ Verdict compare(const Case& c, const Tensor& got, const Tensor& want,
 // Whether |device| can run the case; if not, why (e.g. Vulkan has no f64 exp).
 bool supported(const Case& c, const Device& device, std::string* why);
 
+// An output for every family's conformance tests: a contiguous view of |shape| and |dtype| on
+// |device| between two guard regions filled with a pattern, and the check that a kernel wrote
+// nothing outside it.
+class GuardedOutput {
+ public:
+  GuardedOutput(Device& device, const Shape& shape, DType dtype);
+  const Tensor& view() const { return view_; }
+  // "" when the guards are intact, else how many guard bytes changed and where (the first four).
+  std::string touched_guards() const;
+
+ private:
+  std::shared_ptr<Buffer> storage_;
+  Tensor view_;
+  std::size_t bytes_ = 0;
+};
+
 }  // namespace kiln::conformance

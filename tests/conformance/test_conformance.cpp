@@ -12,9 +12,6 @@
 namespace kiln::conformance {
 namespace {
 
-constexpr std::size_t kGuardBytes = 256;
-constexpr std::uint8_t kGuard = 0xA5;
-
 struct Param {
   std::string device;
   Case c;
@@ -61,31 +58,11 @@ TEST_P(Conformance, MatchesCpuReference) {
   const auto operands = operands_on(p.c, cpu_operands, *dev);
 
   // The output lives between two guard regions that must stay untouched.
-  const std::size_t es = dtype_size(want.dtype());
-  const std::size_t bytes = want.size_bytes();
-  auto storage = dev->allocate(kGuardBytes * 2 + bytes);
-  Stream& stream = dev->default_stream();
-  stream.fill(*storage, 0, storage->size_bytes(), kGuard);
-  Shape strides(want.rank());
-  std::int64_t s = 1;
-  for (int d = want.rank() - 1; d >= 0; --d) { strides[d] = s; s *= std::max<std::int64_t>(want.shape()[d], 1); }
-  const Tensor into = Tensor::view(storage, want.shape(), strides, std::int64_t(kGuardBytes / es), want.dtype());
-  const Tensor got = run(p.c, operands, &into);
-
+  const GuardedOutput out(*dev, want.shape(), want.dtype());
+  const Tensor got = run(p.c, operands, &out.view());
   const Verdict v = compare(p.c, got, want, cpu_operands);
   EXPECT_TRUE(v.ok) << v.message;
-  std::vector<std::uint8_t> all(storage->size_bytes());
-  stream.download(*storage, 0, all.data(), all.size());
-  std::size_t touched = 0;
-  std::string where;
-  for (std::size_t i = 0; i < all.size(); ++i) {
-    if (i == kGuardBytes) i += bytes;
-    if (i >= all.size() || all[i] == kGuard) continue;
-    if (++touched <= 4)
-      where += fmt::format(" {}{}=0x{:02x}", i < kGuardBytes ? "before-" : "after+",
-                           i < kGuardBytes ? kGuardBytes - i : i - kGuardBytes - bytes, all[i]);
-  }
-  EXPECT_EQ(touched, 0u) << "the kernel wrote " << touched << " guard bytes outside the output:" << where;
+  EXPECT_EQ(out.touched_guards(), "");
 }
 
 std::vector<Param> params(const std::string& device) {
