@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <string>
 #include <string_view>
@@ -58,6 +59,14 @@ struct LaunchPlan : LaunchStep {
   std::uint64_t scratch_bytes = 0;
   std::vector<LaunchStep> then;
 };
+
+// A params block as the bytes of a LaunchStep.
+template <class P>
+std::vector<std::byte> params_of(const P& p) {
+  std::vector<std::byte> b(sizeof p);
+  std::memcpy(b.data(), &p, sizeof p);
+  return b;
+}
 
 // Bytes moved and arithmetic done per output element (each input read once, the output written
 // once); the bench divides by the measured time.

@@ -111,13 +111,6 @@ std::string map_emit_glsl(const KernelSpec& spec, int function) {
   return s;
 }
 
-template <class P>
-std::vector<std::byte> bytes_of(const P& p) {
-  std::vector<std::byte> b(sizeof p);
-  std::memcpy(b.data(), &p, sizeof p);
-  return b;
-}
-
 std::uint32_t map_groups(std::uint64_t n, int block_size, bool contiguous) {
   const std::uint64_t per_group = std::uint64_t(block_size) * (contiguous ? 4 : 1);
   return std::uint32_t(std::clamp<std::uint64_t>((n + per_group - 1) / per_group, 1, 65535));
@@ -152,7 +145,7 @@ LaunchPlan map_plan(const KernelSpec&, const PlanRequest& r, std::string* why) {
     p.n = n;
     plan.function = 0;
     plan.groups_x = map_groups(n, block_size, true);
-    plan.params = bytes_of(p);
+    plan.params = params_of(p);
     return plan;
   }
   // Drop size-1 dims and merge dims that are contiguous with each other in every operand.
@@ -191,7 +184,7 @@ LaunchPlan map_plan(const KernelSpec&, const PlanRequest& r, std::string* why) {
   }
   plan.function = 1;
   plan.groups_x = map_groups(n, block_size, false);
-  plan.params = bytes_of(p);
+  plan.params = params_of(p);
   return plan;
 }
 

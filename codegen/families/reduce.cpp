@@ -322,13 +322,6 @@ Geometry collapse(const PlanRequest& r) {
   return g;
 }
 
-template <class P>
-std::vector<std::byte> bytes_of(const P& p) {
-  std::vector<std::byte> b(sizeof p);
-  std::memcpy(b.data(), &p, sizeof p);
-  return b;
-}
-
 LaunchPlan reduce_plan(const KernelSpec& spec, const PlanRequest& r, std::string* why) {
   LaunchPlan plan;
   if (r.inputs.size() > std::size_t(kMaxMapInputs)) {
@@ -390,10 +383,10 @@ LaunchPlan reduce_plan(const KernelSpec& spec, const PlanRequest& r, std::string
     LaunchStep final_step;
     final_step.function = 2;
     final_step.groups_x = std::uint32_t(std::clamp<std::int64_t>(ceil_div(n_out, block), 1, 65535));
-    final_step.params = bytes_of(p);
+    final_step.params = params_of(p);
     plan.then.push_back(std::move(final_step));
   }
-  plan.params = bytes_of(p);
+  plan.params = params_of(p);
   return plan;
 }
 
