@@ -1,7 +1,7 @@
 # Build-time kernel generation: a manifest (TOML, format in kernels/builtin.toml) -> kilnc build
-# (CUDA batches + GLSL shaders + kernels.json) -> kilnc compile (nvcc -> fatbins, glslc +
-# spirv-opt + spirv-val -> SPIR-V; parallel, skipping outputs whose inputs, flags and tools are
-# unchanged) -> kilnc pack (registry.cpp embedding the blobs with .incbin) -> an OBJECT library.
+# (CUDA batches + GLSL shaders + kernels.json) -> kilnc compile (nvcc -> fatbins; GLSL -> optimized,
+# validated SPIR-V in-process with shaderc and SPIRV-Tools; parallel, skipping outputs whose
+# inputs, flags and tools are unchanged) -> kilnc pack (registry.cpp embedding the blobs with .incbin) -> an OBJECT library.
 #
 #   kiln_add_kernels(<target> MANIFEST <file.toml>
 #                    [TARGETS cuda vulkan]   GPU targets to compile (default both); the other's
@@ -25,7 +25,8 @@
 # KILN_TEMPLATES_DIR before this file is included.
 #
 # Options: KILN_BUILD_CUDA_KERNELS (nvcc at all), KILN_CUDA_ARCHS (real archs of the fatbins; PTX
-# is added for the last one), KILN_KERNEL_JOBS (parallel compiler processes).
+# is added for the last one), KILN_KERNEL_JOBS (parallel compiler processes), KILN_GLSL_TOOLS (run
+# glslc, spirv-opt and spirv-val per shader instead of compiling in-process; the SPIR-V is the same).
 
 get_filename_component(KILN_KERNELS_SOURCE_DIR "${CMAKE_CURRENT_LIST_DIR}/.." ABSOLUTE)
 set(KILN_KERNELS_SOURCE_DIR "${KILN_KERNELS_SOURCE_DIR}" CACHE INTERNAL "")
@@ -38,9 +39,12 @@ set(KILN_KERNEL_JOBS "${_kiln_cores}" CACHE STRING "Parallel nvcc/glslc processe
 set(KILN_CUDA_ARCHS "80;90" CACHE STRING "Real CUDA architectures of the fatbin (PTX is added for the last)")
 option(KILN_BUILD_CUDA_KERNELS "Compile the built-in kernels for CUDA with nvcc" ON)
 
-find_program(KILN_GLSLC glslc REQUIRED)
-find_program(KILN_SPIRV_OPT spirv-opt REQUIRED)
-find_program(KILN_SPIRV_VAL spirv-val REQUIRED)
+option(KILN_GLSL_TOOLS "kilnc compile runs glslc, spirv-opt and spirv-val per shader (default: in-process)" OFF)
+if(KILN_GLSL_TOOLS)
+  find_program(KILN_GLSLC glslc REQUIRED)
+  find_program(KILN_SPIRV_OPT spirv-opt REQUIRED)
+  find_program(KILN_SPIRV_VAL spirv-val REQUIRED)
+endif()
 if(KILN_BUILD_CUDA_KERNELS)
   if(NOT CUDAToolkit_NVCC_EXECUTABLE)
     find_package(CUDAToolkit REQUIRED)
@@ -124,8 +128,10 @@ function(kiln_add_kernels target)
     COMMENT "kilnc build: emitting the kernels of ${ARG_MANIFEST}"
     VERBATIM)
 
-  set(compile_args --index "${out}/kernels.json" -j ${KILN_KERNEL_JOBS} --glslc "${KILN_GLSLC}"
-      --spirv-opt "${KILN_SPIRV_OPT}" --spirv-val "${KILN_SPIRV_VAL}")
+  set(compile_args --index "${out}/kernels.json" -j ${KILN_KERNEL_JOBS})
+  if(KILN_GLSL_TOOLS)
+    list(APPEND compile_args --glslc "${KILN_GLSLC}" --spirv-opt "${KILN_SPIRV_OPT}" --spirv-val "${KILN_SPIRV_VAL}")
+  endif()
   set(pack_args --index "${out}/kernels.json" --function "${ARG_FUNCTION}" --out "${out}/registry.cpp")
   if(ARG_NO_VULKAN)
     list(APPEND compile_args --no-vulkan)

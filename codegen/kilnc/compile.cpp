@@ -1,5 +1,7 @@
-// kilnc compile: nvcc, glslc, spirv-opt and spirv-val over the index, in parallel, with a cache.
-// emits everything in memory first, so an invalid manifest leaves the output folder untouched.
+// kilnc compile: nvcc over the CUDA batches and the GLSL shaders to validated, optimized SPIR-V,
+// in parallel, with a machine-wide cache. GLSL compiles in-process by default (shaderc, then the
+// SPIRV-Tools optimizer and validator, one compiler per worker thread): spawning glslc, spirv-opt
+// and spirv-val per shader spent most of its time starting the tools.
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -25,6 +27,10 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include <shaderc/shaderc.hpp>
+#include <spirv-tools/libspirv.hpp>
+#include <spirv-tools/optimizer.hpp>
+
 #include "codegen/api_header.hpp"
 #include "codegen/emit.hpp"
 #include "codegen/families/reduce.hpp"
@@ -45,6 +51,7 @@ namespace kiln::kilnc {
 
 struct Job {
   std::vector<std::vector<std::string>> commands;  // run in order; the first failure stops
+  fs::path glsl;                                   // in-process: the GLSL source to compile to tmp
   fs::path tmp, output, key_file;                  // tmp is renamed to output on success
   std::string key;
   std::string what;
@@ -72,6 +79,53 @@ std::string command_line(const std::vector<std::string>& argv) {
   std::string s;
   for (const auto& a : argv) s.append(s.empty() ? "" : " ").append(a);
   return s;
+}
+
+// GLSL -> SPIR-V in the calling thread: shaderc (Vulkan 1.3, no optimization: its -O crashed on
+// some shaders with SPIRV-Tools 2022.4), the SPIRV-Tools performance passes (spirv-opt -O), then
+// the validator (spirv-val). Writes |out|; on failure returns false with the messages in |log|.
+bool compile_glsl(const fs::path& source, const fs::path& out, std::string* log) {
+  thread_local shaderc::Compiler compiler;  // one per worker: its setup is most of a small compile
+  shaderc::CompileOptions options;
+  options.SetTargetEnvironment(shaderc_target_env_vulkan, shaderc_env_version_vulkan_1_3);
+  options.SetOptimizationLevel(shaderc_optimization_level_zero);
+  const std::string text = read_text(source);
+  const auto result = compiler.CompileGlslToSpv(text, shaderc_compute_shader, source.string().c_str(), options);
+  if (result.GetCompilationStatus() != shaderc_compilation_status_success) {
+    *log = "shaderc: " + result.GetErrorMessage();
+    return false;
+  }
+  std::vector<std::uint32_t> words(result.cbegin(), result.cend()), optimized;
+  auto consumer = [log](spv_message_level_t level, const char*, const spv_position_t& at, const char* text) {
+    if (level <= SPV_MSG_ERROR) *log += fmt::format("word {}: {}\n", at.index, text);
+  };
+  spvtools::Optimizer opt(SPV_ENV_VULKAN_1_3);
+  opt.SetMessageConsumer(consumer);
+  opt.RegisterPerformancePasses();
+  if (!opt.Run(words.data(), words.size(), &optimized)) {
+    *log = "spirv-opt: " + *log;
+    return false;
+  }
+  spvtools::SpirvTools tools(SPV_ENV_VULKAN_1_3);
+  tools.SetMessageConsumer(consumer);
+  if (!tools.Validate(optimized.data(), optimized.size(), spvtools::ValidatorOptions())) {
+    *log = "spirv-val: " + *log;
+    return false;
+  }
+  std::ofstream f(out, std::ios::binary | std::ios::trunc);
+  f.write(reinterpret_cast<const char*>(optimized.data()), std::streamsize(optimized.size() * 4));
+  if (!f) {
+    *log = "cannot write " + out.string();
+    return false;
+  }
+  return true;
+}
+
+// The identity of the in-process GLSL toolchain, for cache keys.
+std::string in_process_glsl_identity() {
+  unsigned version = 0, revision = 0;
+  shaderc_get_spv_version(&version, &revision);
+  return fmt::format("shaderc+spirv-tools in-process spv {}.{} {} -O val", version, revision, spvSoftwareVersionString());
 }
 
 // Hash of the files a CUDA source really includes: its #include "..." lines, resolved against
@@ -163,6 +217,14 @@ int cmd_compile(const CompileOptions& o) {
         j.output = dir / "spirv" / fs::path(comp.filename()).replace_extension(".spv");
         j.tmp = j.output.string() + ".tmp";
         j.key_file = j.output.string() + ".key";
+        j.what = comp.filename().string();
+        keep_spv.insert(j.output.filename().string());
+        if (o.glslc.empty()) {  // in-process
+          j.key = hex64(hash_of(in_process_glsl_identity() + read_text(comp))) + "\n";
+          j.glsl = comp;
+          jobs.push_back(std::move(j));
+          continue;
+        }
         j.key = hex64(hash_of(o.glslc + command_line(flags) + o.spirv_opt + o.spirv_opt_flags + o.spirv_val +
                               read_text(comp))) + "\n";
         std::vector<std::string> cmd = {o.glslc};
@@ -178,8 +240,6 @@ int cmd_compile(const CompileOptions& o) {
           j.commands.push_back(cmd);
         }
         j.commands.push_back({o.spirv_val, "--target-env", "vulkan1.3", j.tmp.string()});
-        j.what = comp.filename().string();
-        keep_spv.insert(j.output.filename().string());
         jobs.push_back(std::move(j));
       }
     }
@@ -228,6 +288,16 @@ int cmd_compile(const CompileOptions& o) {
       std::error_code ec;
       fs::remove(log, ec);
       fs::remove(j.key_file, ec);
+      if (!j.glsl.empty()) {
+        std::string messages;
+        if (!compile_glsl(j.glsl, j.tmp, &messages)) {
+          std::lock_guard lock(io);
+          std::cerr << fmt::format("kilnc compile: {} failed:\n{}\n", j.what, messages);
+          failed = true;
+          fs::remove(j.tmp, ec);
+          break;
+        }
+      }
       for (const auto& cmd : j.commands) {
         const int rc = spawn(cmd, log);
         if (rc != 0) {

@@ -43,7 +43,9 @@ int cmd_build(const fs::path& manifest_path, const fs::path& out, int batch_size
 
 struct CompileOptions {
   fs::path index;
-  std::string nvcc, nvcc_flags, glslc = "glslc", glslc_flags = "--target-env=vulkan1.3",
+  // glslc empty (the default): GLSL compiles in-process (shaderc + SPIRV-Tools); otherwise the
+  // three programs are run per shader.
+  std::string nvcc, nvcc_flags, glslc, glslc_flags = "--target-env=vulkan1.3",
                                    spirv_opt = "spirv-opt", spirv_opt_flags = "-O --target-env=vulkan1.3",
                                    spirv_val = "spirv-val";
   std::vector<std::string> cuda_includes;

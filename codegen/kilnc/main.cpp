@@ -7,8 +7,10 @@
 //   kilnc build --manifest M --out DIR      every kernel of a manifest: DIR/cuda/batch_NNN.cu,
 //                                           DIR/glsl/<name>.<fn>.comp and the index DIR/kernels.json
 //     [--header H --namespace NS --registry FN]  and the typed C++ API header (codegen/api_header.hpp)
-//   kilnc compile --index DIR/kernels.json  nvcc -> DIR/cuda/batch_NNN.fatbin; glslc, spirv-opt,
-//                                           spirv-val -> DIR/spirv/<name>.<fn>.spv; in parallel,
+//   kilnc compile --index DIR/kernels.json  nvcc -> DIR/cuda/batch_NNN.fatbin; shaderc, SPIRV-Tools
+//                                           optimizer and validator (in-process, or glslc,
+//                                           spirv-opt, spirv-val with --glslc) ->
+//                                           DIR/spirv/<name>.<fn>.spv; in parallel,
 //                                           skipping outputs whose inputs, flags and tools are
 //                                           unchanged
 //   kilnc pack --index ... --out reg.cpp    the registry source embedding the compiled blobs
@@ -107,7 +109,8 @@ int main(int argc, char** argv) {
   compile->add_option("--cache-dir", co.cache_dir,
                       "Machine-wide cache of compiled blobs (default $KILN_KERNEL_CACHE or ~/.cache/kiln/kernels; "
                       "empty disables)");
-  compile->add_option("--glslc", co.glslc, "glslc")->capture_default_str();
+  compile->add_option("--glslc", co.glslc, "Run this glslc (then --spirv-opt, --spirv-val) per shader instead of "
+                                          "compiling in-process with shaderc and SPIRV-Tools");
   compile->add_option("--glslc-flags", co.glslc_flags, "glslc flags, space separated")->capture_default_str();
   compile->add_option("--spirv-opt", co.spirv_opt, "spirv-opt (empty: no optimization)")->capture_default_str();
   compile->add_option("--spirv-opt-flags", co.spirv_opt_flags, "spirv-opt flags")->capture_default_str();
