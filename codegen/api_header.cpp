@@ -71,7 +71,11 @@ std::string emit_api_header(const Manifest& manifest, const ApiHeaderOptions& o)
                      handle, o.registry, cpp_string(k.name), cpp_string(spec.canonical()), cpp_string(label));
     std::string tensor_params, tensor_args, buffer_params, buffer_args, sig;
     for (std::size_t i = 0; i < spec.inputs.size(); ++i) {
-      const std::string p = param_name(i);
+      const std::string p = i < k.input_names.size() && !k.input_names[i].empty() ? k.input_names[i] : param_name(i);
+      static const std::set<std::string> kParams = {"into", "stream", "out", "n", "axes", "keep_axes", "kiln", "std"};
+      if (kReserved.count(p) || kParams.count(p))
+        fail(ErrorCode::invalid_argument,
+             fmt::format("{}: input name '{}' is reserved in C++ or by the generated function; rename it", k.origin, p));
       tensor_params += fmt::format("const kiln::Tensor& {}, ", p);
       tensor_args.append(i ? ", " : "").append(p);
       buffer_params += fmt::format("const kiln::Buffer& {}, ", p);

@@ -157,6 +157,47 @@ class Reader {
     return out;
   }
 
+  // 'inputs': a list of dtypes ("f32") or named inputs ("gate: f32"); names are identifiers that
+  // are not x, y, z, w, in<k>, constants, dtypes or ops, and distinct. |names| gets one entry per
+  // input ("" when unnamed).
+  std::vector<DType> input_list(const toml::node& n, std::vector<std::string>* names) const {
+    const auto* arr = n.as_array();
+    if (!arr) error(n, "'inputs' must be a list of dtypes, each optionally named: [\"f32\"] or [\"gate: f32\"]");
+    std::vector<DType> out;
+    for (const toml::node& e : *arr) {
+      const std::string s = string_of(e, "inputs");
+      const std::size_t colon = s.find(':');
+      if (colon == std::string::npos) {
+        out.push_back(dtype_of(e, "inputs"));
+        names->emplace_back();
+        continue;
+      }
+      auto trim = [](std::string_view v) {
+        while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+        while (!v.empty() && v.back() == ' ') v.remove_suffix(1);
+        return std::string(v);
+      };
+      const std::string name = trim(std::string_view(s).substr(0, colon)), type = trim(std::string_view(s).substr(colon + 1));
+      const bool ident = !name.empty() && !std::isdigit(static_cast<unsigned char>(name[0])) &&
+                         std::all_of(name.begin(), name.end(), [](char c) {
+                           return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+                         });
+      if (!ident) error(e, fmt::format("input name '{}' must be an identifier (letters, digits, _)", name));
+      const bool positional = name == "x" || name == "y" || name == "z" || name == "w" ||
+                              (name.size() > 2 && name.rfind("in", 0) == 0 &&
+                               name.find_first_not_of("0123456789", 2) == std::string::npos);
+      if (positional || name == "pi" || name == "e" || name == "inf" || name == "nan" || parse_dtype(name) || find_op(name))
+        error(e, fmt::format("input name '{}' is taken (inputs x y z w in<k>, constants, dtypes and ops have it)", name));
+      if (std::find(names->begin(), names->end(), name) != names->end())
+        error(e, fmt::format("input name '{}' is used twice", name));
+      auto t = parse_dtype(type);
+      if (!t) error(e, fmt::format("unknown dtype '{}'{} in input '{}'", type, did_you_mean(type, dtype_names()), name));
+      out.push_back(*t);
+      names->push_back(name);
+    }
+    return out;
+  }
+
   struct Targets {
     TargetSet set;
     bool explicit_ = false;
@@ -228,12 +269,14 @@ class Reader {
       if (!ok) error(*n, fmt::format("kernel name '{}' must be an identifier (letters, digits, _)", alias));
     }
     const toml::node& inputs_node = require(t, "kernel", "inputs");
-    std::vector<DType> inputs = dtype_list(inputs_node, "inputs", false);
+    std::vector<std::string> names;
+    std::vector<DType> inputs = input_list(inputs_node, &names);
     if (inputs.empty()) error(inputs_node, "'inputs' must list at least one dtype");
     const toml::node& expr_node = require(t, "kernel", "expr");
     const std::string text = string_of(expr_node, "expr");
     auto [line, col] = content_start(expr_node);
-    Expr e = parse_expr(text, inputs, origin_, line, col);
+    const std::vector<std::string_view> name_views(names.begin(), names.end());
+    Expr e = parse_expr_named(text, inputs, name_views, origin_, line, col);
 
     std::vector<bool> used(inputs.size(), false);
     for (const Node& node : e.nodes())
@@ -241,7 +284,7 @@ class Reader {
     for (std::size_t i = 0; i < used.size(); ++i)
       if (!used[i])
         error(expr_node, fmt::format("input {} ({}) is listed in 'inputs' but the expression does not use it", i,
-                                     i < 4 ? std::string(1, "xyzw"[i]) : fmt::format("in{}", i)));
+                                     !names[i].empty() ? names[i] : i < 4 ? std::string(1, "xyzw"[i]) : fmt::format("in{}", i)));
 
     std::optional<DType> output;
     if (const toml::node* n = get(t, "output")) output = dtype_of(*n, "output");
@@ -263,7 +306,7 @@ class Reader {
                                    "targets = [\"{}\"] to build it for {} only", name, why, other, other));
     }
     if (!targets.set.cuda && !targets.set.vulkan) error(t, "the kernel is supported by no target: " + why);
-    add(std::move(spec), targets.set, alias, t, get(t, "name"));
+    add(std::move(spec), targets.set, alias, t, get(t, "name"), names);
   }
 
   // A reduce kernel: `reduce` names the combiner, `expr` is the prologue, `epilogue` (optional) is
@@ -390,10 +433,11 @@ class Reader {
   }
 
   void add(KernelSpec spec, TargetSet targets, const std::string& alias, const toml::table& at,
-           const toml::node* alias_node = nullptr) {
+           const toml::node* alias_node = nullptr, const std::vector<std::string>& input_names = {}) {
     std::string name = spec.name();
     auto [it, inserted] = kernels_.try_emplace(name);
     ManifestKernel& k = it->second;
+    if (inserted || (k.input_names.empty() && !input_names.empty())) k.input_names = input_names;
     if (inserted) {
       k.name = name;
       k.origin = where(at.source().begin);

@@ -27,6 +27,7 @@ struct ManifestKernel {
   std::string name;                  // spec.name(), cached
   TargetSet targets;
   std::vector<std::string> aliases;  // user names from `name = ...`, sorted, unique
+  std::vector<std::string> input_names;  // from `inputs = ["gate: f32", ...]` ("" unnamed), else empty
   std::string origin;                // "<file>:<line>:<col>" of the first table that defined it
 };
 

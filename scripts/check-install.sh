@@ -55,7 +55,7 @@ cmake --build "$build/app-static" >/dev/null
 "$build/app-static/host-app" | tail -1
 
 step "rebuild after a manifest edit regenerates only the edited kernel"
-sed -i 's/x \* sigmoid(x) \* y/y * sigmoid(x) * x/' "$build/src/kernels.toml"   # same value, new spec
+sed -i 's/gate \* sigmoid(gate) \* up/up * sigmoid(gate) * gate/' "$build/src/kernels.toml"   # same value, new spec
 log="$build/rebuild.log"
 cmake --build "$build/app" >"$log" 2>&1 || { cat "$log"; exit 1; }
 grep -E "kilnc (build|compile)" "$log" || true

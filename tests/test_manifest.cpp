@@ -11,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include "codegen/api_header.hpp"
 #include "codegen/emit.hpp"
 #include "codegen/families/reduce.hpp"
 #include "codegen/manifest.hpp"
@@ -120,6 +121,56 @@ inputs = ["f32", "f16"]
       EXPECT_EQ(k.spec.output, DType::s64);
     }
   }
+}
+
+TEST(Manifest, NamedInputsNameTheExpressionAndTheGeneratedParameters) {
+  const Manifest m = parse_manifest(R"([[kernel]]
+name = "swiglu"
+expr = 'gate * sigmoid(gate) * up'
+inputs = ["gate: f32", "up : f16"]
+
+[[kernel]]
+name = "scaled"
+family = "reduce"
+reduce = "sum"
+expr = 'v * y'
+inputs = ["v: f32", "f32"]
+)", "/x/inline.toml");
+  ASSERT_EQ(m.kernels.size(), 2u);
+  for (const ManifestKernel& k : m.kernels) {
+    if (k.aliases[0] == "swiglu") {
+      EXPECT_EQ(k.input_names, (std::vector<std::string>{"gate", "up"}));
+      EXPECT_EQ(k.spec.inputs, (std::vector<DType>{DType::f32, DType::f16}));
+      // The names are only spelling: the kernel is the one of x * sigmoid(x) * y.
+      const Expr same = parse_expr("x * sigmoid(x) * y", {DType::f32, DType::f16});
+      EXPECT_EQ(k.name, make_map_spec(same, same.dtype(same.root())).name());
+    } else {
+      EXPECT_EQ(k.input_names, (std::vector<std::string>{"v", ""}));
+    }
+  }
+  const std::string h = emit_api_header(m, {"app", "app::registry", "inline.toml"});
+  EXPECT_NE(h.find("swiglu(const kiln::Tensor& gate, const kiln::Tensor& up, const kiln::Tensor* into"), std::string::npos) << h;
+  EXPECT_NE(h.find("swiglu(kiln::Stream& stream, const kiln::Buffer& gate, const kiln::Buffer& up,"), std::string::npos) << h;
+  EXPECT_NE(h.find("scaled(const kiln::Tensor& v, const kiln::Tensor& y, const std::vector<int>& axes"), std::string::npos) << h;
+
+  auto error_of = [](const std::string& inputs, const std::string& expr = "a") {
+    try {
+      const Manifest bad = parse_manifest("[[kernel]]\nexpr = '" + expr + "'\ninputs = " + inputs + "\n", "m.toml");
+      emit_api_header(bad, {"app", "app::registry", "m.toml"});
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no error)");
+  };
+  EXPECT_NE(error_of(R"(["a: f32", "a: f32"])", "a + a").find("m.toml:3:21: input name 'a' is used twice"), std::string::npos)
+      << error_of(R"(["a: f32", "a: f32"])", "a + a");
+  EXPECT_NE(error_of(R"(["y: f32"])", "y").find("input name 'y' is taken"), std::string::npos);
+  EXPECT_NE(error_of(R"(["exp: f32"])", "exp").find("input name 'exp' is taken"), std::string::npos);
+  EXPECT_NE(error_of(R"(["2a: f32"])").find("must be an identifier"), std::string::npos);
+  EXPECT_NE(error_of(R"(["a: f31"])").find("m.toml:3:11: unknown dtype 'f31'; did you mean 'f32'?"), std::string::npos)
+      << error_of(R"(["a: f31"])");
+  EXPECT_NE(error_of(R"(["into: f32"])", "into").find("input name 'into' is reserved"), std::string::npos);
+  EXPECT_NE(error_of(R"(["a: f32", "b: f32"])", "a").find("input 1 (b) is listed in 'inputs' but"), std::string::npos);
 }
 
 TEST(Manifest, InlineTextErrorsUseTheOrigin) {
