@@ -50,6 +50,10 @@ struct BenchCase {
   double atol = 0, rtol = 0;              // copy and fused checks (op cases use the op table's)
   std::optional<Combiner> combiner;       // reduce cases: expr is the prologue
   ReduceAxes reduce_axes = ReduceAxes::last;
+  std::optional<Expr> epilogue;           // reduce cases from a manifest: over (acc, n)
+  std::optional<DType> output;            // reduce cases from a manifest: the output dtype
+  bool tie_high = false;
+  std::string origin;                     // user cases: "kernels.toml:12:1" or "--expr"
 
   std::vector<DType> input_dtypes() const { return expr.input_dtypes(); }
   DType output_dtype() const;
@@ -81,6 +85,11 @@ std::vector<std::vector<std::byte>> case_inputs(const BenchCase& c, std::uint64_
 // Every benchmark case (copy, every op x dtype of the conformance cases, fused chains), in report
 // order; in_default marks the default run.
 std::vector<BenchCase> bench_cases();
+// The user's kernels: every [[kernel]] of a manifest (reductions over the last axis), named
+// after their aliases; and one expression over inputs of |dtypes|. Inputs are random in [-3, 3]
+// (integers: random bits), checked against the CPU backend like the catalogue's fused cases.
+std::vector<BenchCase> manifest_cases(const std::string& path);
+BenchCase expr_case(const std::string& text, const std::vector<DType>& dtypes);
 // The FMA-chain kernel used as the measured compute proxy (peaks.cpp): |steps| of t = t * 0.5 + x.
 BenchCase fma_peak_case(int steps);
 
@@ -232,6 +241,7 @@ struct RunOptions {
   bool peaks = true;
   std::string peer;                  // "torch" or empty
   std::string json, csv, plot;       // output files (empty: none)
+  std::vector<BenchCase> user_cases; // --manifest / --expr: run these instead of the catalogue
 };
 // kiln-bench run: exit status 0 all checks passed, 1 a check failed or a case could not run, 2 bad
 // usage or device.

@@ -10,6 +10,7 @@
 #include "codegen/family.hpp"
 #include "codegen/eval.hpp"
 #include "core/half.hpp"
+#include "codegen/manifest.hpp"
 #include "codegen/spec.hpp"
 #include "core/error.hpp"
 #include "runtime/ops.hpp"
@@ -39,7 +40,7 @@ const char* check_state_name(CheckResult::State s) {
 }
 
 KernelSpec BenchCase::spec() const {
-  if (combiner) return make_reduce_spec(*combiner, expr);
+  if (combiner) return make_reduce_spec(*combiner, expr, epilogue ? &*epilogue : nullptr, output, tie_high);
   return make_map_spec(expr, expr.dtype(expr.root()));
 }
 
@@ -61,6 +62,9 @@ Shape BenchCase::output_shape(std::uint64_t n) const {
 Tensor BenchCase::run(const std::vector<Tensor>& inputs, const Tensor* out) const {
   if (!combiner) return map(expr, inputs, std::nullopt, out);
   ReduceOptions o;
+  o.epilogue = epilogue ? &*epilogue : nullptr;
+  o.out = output;
+  o.tie = tie_high ? TieBreak::high : TieBreak::low;
   const Shape in = inputs.empty() ? Shape{} : inputs[0].shape();
   if (in.size() == 2) o.axes = {reduce_axes == ReduceAxes::last ? 1 : 0};
   return reduce(*combiner, expr, inputs, o, out);
@@ -336,6 +340,72 @@ std::vector<BenchCase> bench_cases() {
   }
   for (BenchCase& b : rest) cases.push_back(std::move(b));
   return cases;
+}
+
+namespace {
+
+// Tolerances of user kernels: several rounded ops in a row (as the catalogue's fused cases), wider
+// for 16-bit results and for reductions (their order differs from the CPU backend's).
+void user_tolerance(BenchCase& b, DType out) {
+  // Any 16-bit float on the way (an input, an intermediate, the output) rounds to 8 or 11 bits.
+  bool narrow = out == DType::f16 || out == DType::bf16;
+  for (const Node& n : b.expr.nodes()) narrow = narrow || n.dtype == DType::f16 || n.dtype == DType::bf16;
+  b.atol = narrow ? 1e-2 : 1e-5;
+  b.rtol = narrow ? 2e-2 : b.combiner ? 1e-3 : 1e-4;
+}
+
+}  // namespace
+
+BenchCase expr_case(const std::string& text, const std::vector<DType>& dtypes) {
+  BenchCase b;
+  b.kind = CaseKind::fused;
+  b.op = "fused";
+  b.in_default = true;
+  b.name = "expr";
+  b.origin = "--expr";
+  b.expr_text = text;
+  b.expr = parse_expr(text, dtypes, "--expr");
+  b.ranges.assign(dtypes.size(), InputRange{-3, 3});
+  user_tolerance(b, b.output_dtype());
+  return b;
+}
+
+std::vector<BenchCase> manifest_cases(const std::string& path) {
+  const Manifest m = read_manifest(path);
+  std::vector<BenchCase> out;
+  for (const ManifestKernel& k : m.kernels) {
+    BenchCase b;
+    b.in_default = true;
+    b.origin = k.origin;
+    b.name = k.aliases.empty() ? k.name : k.aliases.front();
+    b.expr = k.spec.expr;
+    b.ranges.assign(k.spec.inputs.size(), InputRange{-3, 3});
+    if (k.spec.family == "reduce") {
+      b.kind = CaseKind::reduce;
+      b.combiner = spec_combiner(k.spec);
+      b.op = std::string(combiner_info(*b.combiner).op);
+      b.tie_high = k.spec.attribute("tie_break") == "high";
+      // The prologue as the spec holds it ends in the cast to the accumulator: drop it, so the
+      // rebuilt spec is the manifest's (make_reduce_spec adds it back).
+      const Node& root = b.expr.node(b.expr.root());
+      if (root.kind == NodeKind::op && root.op == Op::as_type) b.expr.set_root(root.args[0]);
+      b.expr = b.expr.pruned();
+      if (!k.spec.epilogue.nodes().empty()) b.epilogue = k.spec.epilogue;
+      b.output = k.spec.output;
+      b.expr_text = fmt::format("{} of {}{} over rows of {}", b.op, b.expr.to_string(),
+                                b.epilogue ? ", then " + b.epilogue->to_string() : "", kReduceRow);
+      if (b.spec().name() != k.name) {  // the prologue's own cast was the accumulator's: keep it
+        b.expr = k.spec.expr;
+      }
+    } else {
+      b.kind = CaseKind::fused;
+      b.op = "fused";
+      b.expr_text = b.expr.to_string();
+    }
+    user_tolerance(b, k.spec.output);
+    out.push_back(std::move(b));
+  }
+  return out;
 }
 
 BenchCase fma_peak_case(int steps) {

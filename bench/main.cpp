@@ -41,8 +41,8 @@ std::vector<std::string> split_list(const std::vector<std::string>& items) {
   return out;
 }
 
-int list_cases(const Selection& sel) {
-  const std::vector<BenchCase> all = bench_cases();
+int list_cases(const Selection& sel, const std::vector<BenchCase>& user) {
+  const std::vector<BenchCase> all = user.empty() ? bench_cases() : user;
   Selection s = sel;
   const bool filtered = !s.ops.empty() || !s.dtypes.empty() || !s.filter.empty();
   if (!filtered) s.all = true;  // list shows the catalogue; * marks the default run
@@ -106,6 +106,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--no-peaks", no_peaks, "Do not measure the peaks (no fractions of peak)");
   app.add_option("--peer", opt.peer, "Also time the cases with a peer: torch (eager and torch.compile)");
+  std::string manifest, user_expr, user_dtypes;
+  app.add_option("--manifest", manifest, "Time every kernel of this manifest (yours) instead of the catalogue")
+      ->check(CLI::ExistingFile);
+  app.add_option("--expr", user_expr, "Time this expression (with --dtypes) instead of the catalogue");
+  app.add_option("--dtypes", user_dtypes, "The input dtypes of --expr, comma-separated (default f32 for each input used)");
   app.add_option("--json", opt.json, "Write the report as JSON");
   app.add_option("--csv", opt.csv, "Write the results as CSV");
   app.add_option("--plot", opt.plot, "Write a roofline chart (SVG)");
@@ -158,6 +163,30 @@ int main(int argc, char** argv) {
       }
       opt.sizes.push_back(*n);
     }
+    if (!manifest.empty()) opt.user_cases = manifest_cases(manifest);
+    if (!user_expr.empty()) {
+      std::vector<DType> ds;
+      for (const std::string& s : split_list({user_dtypes})) {
+        const auto t = parse_dtype(s);
+        if (!t) {
+          fmt::print(stderr, "kiln-bench: bad --dtypes entry '{}'\n", s);
+          return 2;
+        }
+        ds.push_back(*t);
+      }
+      if (ds.empty()) ds.assign(4, DType::f32);  // x, y, z, w: f32; unused ones are dropped below
+      BenchCase b = expr_case(user_expr, ds);
+      if (user_dtypes.empty()) {  // only the inputs the expression uses
+        std::vector<DType> used;
+        for (const Node& n : b.expr.nodes())
+          if (n.kind == NodeKind::input) used.resize(std::max<std::size_t>(used.size(), std::size_t(n.input) + 1), DType::f32);
+        b = expr_case(user_expr, used);
+      }
+      opt.user_cases.push_back(std::move(b));
+    } else if (!user_dtypes.empty()) {
+      fmt::print(stderr, "kiln-bench: --dtypes goes with --expr\n");
+      return 2;
+    }
     opt.repeats_given = app.count("--repeats") > 0;
     opt.timing.warmup_ms_given = app.count("--warmup-ms") > 0;
     opt.batch_given = batch_on || batch_off;
@@ -169,7 +198,7 @@ int main(int argc, char** argv) {
       print_devices();
       return 0;
     }
-    if (list_flag || *list_cmd) return list_cases(opt.selection);
+    if (list_flag || *list_cmd) return list_cases(opt.selection, opt.user_cases);
     if (*peaks_cmd) return run_peaks(opt);
     if (*cmp_cmd) return compare_reports(cmp_a, cmp_b, threshold, fail_on_slower);
     if (*plot_cmd) {
@@ -190,7 +219,10 @@ int main(int argc, char** argv) {
     return run_bench(opt);
   } catch (const Error& e) {
     fmt::print(stderr, "kiln-bench: [{}] {}\n", error_code_name(e.code()), e.what());
-    return e.code() == ErrorCode::device_unavailable || e.code() == ErrorCode::invalid_argument ? 2 : 1;
+    return e.code() == ErrorCode::device_unavailable || e.code() == ErrorCode::invalid_argument ||
+                   e.code() == ErrorCode::parse_error || e.code() == ErrorCode::dtype_mismatch
+               ? 2
+               : 1;
   } catch (const std::exception& e) {
     fmt::print(stderr, "kiln-bench: {}\n", e.what());
     return 1;

@@ -128,6 +128,10 @@ void run_torch_peer(Device& dev, const RunInfo& run, std::vector<Result>& result
     const BenchCase& c = *results[i].bench;
     std::string why;
     auto body = torch_expr(c.expr, &why);
+    if (body && (c.epilogue || (c.output && *c.output != c.output_dtype()))) {
+      why = "no PyTorch peer for a fused epilogue";
+      body.reset();
+    }
     if (body && c.combiner) {  // the prologue, reshaped like Kiln's input, then torch's reduction
       const std::size_t ret = body->rfind("return ");
       std::string value = body->substr(ret + 7);

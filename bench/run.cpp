@@ -95,8 +95,10 @@ int run_peaks(const RunOptions& opt) {
 int run_bench(const RunOptions& opt) {
   Device* dev = pick_device(opt.device_id);
   if (!dev) return 2;
-  const std::vector<BenchCase> all = bench_cases();
-  const std::vector<const BenchCase*> chosen = select_cases(all, opt.selection);
+  const std::vector<BenchCase> all = opt.user_cases.empty() ? bench_cases() : opt.user_cases;
+  Selection sel = opt.selection;
+  if (!opt.user_cases.empty()) sel.all = true;  // every user kernel (filters still apply)
+  const std::vector<const BenchCase*> chosen = select_cases(all, sel);
   if (chosen.empty()) {
     fmt::print(stderr, "kiln-bench: no case matches the filters (see kiln-bench list)\n");
     return 2;
