@@ -15,7 +15,9 @@
 #                    [NO_CUDA] [NO_VULKAN]   the same as leaving a target out of TARGETS
 #                    [NO_HEADER]             no typed API header (the built-in library)
 #                    [BATCH_SIZE <n>]        kernels per nvcc translation unit (default 48)
-#                    [OUTPUT_DIR <dir>])     default ${CMAKE_CURRENT_BINARY_DIR}/<target>
+#                    [OUTPUT_DIR <dir>]      default ${CMAKE_CURRENT_BINARY_DIR}/<target>
+#                    [RUNTIME <target>])     the runtime the kernels link: Kiln::runtime (default,
+#                                            shared) or Kiln::runtime_static (nothing shared)
 #   kiln_builtin_kernels(<target>)           kernels/builtin.toml -> kiln::builtin_registry()
 #
 # <target> is an OBJECT library holding the registry; link it to your program. Its usage
@@ -54,7 +56,7 @@ endif()
 
 function(kiln_add_kernels target)
   cmake_parse_arguments(PARSE_ARGV 1 ARG "NO_CUDA;NO_VULKAN;NO_HEADER"
-                        "MANIFEST;FUNCTION;NAMESPACE;BATCH_SIZE;OUTPUT_DIR" "TARGETS;CUDA_ARCHS")
+                        "MANIFEST;FUNCTION;NAMESPACE;BATCH_SIZE;OUTPUT_DIR;RUNTIME" "TARGETS;CUDA_ARCHS")
   if(NOT ARG_MANIFEST)
     message(FATAL_ERROR "kiln_add_kernels(${target}): MANIFEST is required")
   endif()
@@ -168,7 +170,15 @@ function(kiln_add_kernels target)
 
   add_library(${target} OBJECT "${out}/registry.cpp")
   if(TARGET Kiln::runtime AND NOT TARGET kiln_runtime_objects)   # from an installed package
-    target_link_libraries(${target} PUBLIC Kiln::runtime)
+    # One runtime only: linking the static one next to a target that brings the shared one would
+    # put both in the program (two registries, two device lists).
+    if(NOT ARG_RUNTIME)
+      set(ARG_RUNTIME Kiln::runtime)
+    endif()
+    if(NOT ARG_RUNTIME STREQUAL "Kiln::runtime" AND NOT ARG_RUNTIME STREQUAL "Kiln::runtime_static")
+      message(FATAL_ERROR "kiln_add_kernels(${target}): RUNTIME is Kiln::runtime or Kiln::runtime_static, not ${ARG_RUNTIME}")
+    endif()
+    target_link_libraries(${target} PUBLIC ${ARG_RUNTIME})
   else()
     target_include_directories(${target} PUBLIC "${KILN_KERNELS_SOURCE_DIR}")
   endif()

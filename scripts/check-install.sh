@@ -53,6 +53,12 @@ cmake -S "$build/src" -B "$build/app-static" -G Ninja -DCMAKE_PREFIX_PATH="$pref
       -DKILN_CUDA_ARCHS="${KILN_CUDA_ARCHS:-90}" "${cuda_args[@]}" >/dev/null
 cmake --build "$build/app-static" >/dev/null
 "$build/app-static/host-app" | tail -1
+# Statically linked means no libkiln_runtime.so anywhere in the program.
+if ldd "$build/app-static/host-app" | grep -q libkiln_runtime; then
+  echo "check-install: the static host-app still loads the shared runtime:" >&2
+  ldd "$build/app-static/host-app" | grep libkiln_runtime >&2
+  exit 1
+fi
 
 step "rebuild after a manifest edit regenerates only the edited kernel"
 sed -i 's/gate \* sigmoid(gate) \* up/up * sigmoid(gate) * gate/' "$build/src/kernels.toml"   # same value, new spec
