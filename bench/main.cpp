@@ -61,7 +61,8 @@ int run_micro(const std::vector<std::string>& args) {
   std::filesystem::path micro = "kiln-bench-micro";
   if (len > 0) micro = std::filesystem::path(std::string(self, std::size_t(len))).parent_path() / "kiln-bench-micro";
   if (!std::filesystem::exists(micro)) {
-    fmt::print(stderr, "kiln-bench: {} was not built (it needs Google Benchmark: Debian libbenchmark-dev)\n",
+    fmt::print(stderr, "kiln-bench: {} was not built (cmake --build build --target kiln-bench-micro; it needs "
+                       "Google Benchmark: Debian libbenchmark-dev)\n",
                micro.string());
     return 2;
   }
