@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "codegen/family.hpp"
 #include "core/error.hpp"
 
 namespace kiln {
@@ -69,19 +70,23 @@ std::string emit_api_header(const Manifest& manifest, const ApiHeaderOptions& o)
                      "  static const kiln::AotKernel kernel({}(), {},\n      {},\n      {});\n"
                      "  return kernel;\n}}\n}}  // namespace detail\n",
                      handle, o.registry, cpp_string(k.name), cpp_string(spec.canonical()), cpp_string(label));
-    std::string tensor_params, tensor_args, buffer_params, buffer_args, sig;
+    ApiFunction f;
+    f.kernel = handle;
+    std::string sig;
     for (std::size_t i = 0; i < spec.inputs.size(); ++i) {
       const std::string p = i < k.input_names.size() && !k.input_names[i].empty() ? k.input_names[i] : param_name(i);
       static const std::set<std::string> kParams = {"into", "stream", "out", "n", "axes", "keep_axes", "kiln", "std"};
       if (kReserved.count(p) || kParams.count(p))
         fail(ErrorCode::invalid_argument,
              fmt::format("{}: input name '{}' is reserved in C++ or by the generated function; rename it", k.origin, p));
-      tensor_params += fmt::format("const kiln::Tensor& {}, ", p);
-      tensor_args.append(i ? ", " : "").append(p);
-      buffer_params += fmt::format("const kiln::Buffer& {}, ", p);
-      buffer_args.append(i ? ", &" : "&").append(p);  // append, not "..." + string: GCC 12 -Wrestrict
+      f.params.push_back(p);
       sig.append(i ? ", " : "").append(dtype_name(spec.inputs[i]));
     }
+    // What it computes, readably: the expression (a reduction: its combiner, prologue and epilogue).
+    std::string what = readable;
+    if (!spec.attribute("combiner").empty()) what = fmt::format("{} of {}", spec.attribute("combiner"), readable);
+    if (!spec.epilogue.nodes().empty()) what += ", then " + spec.epilogue.to_string() + " (x: acc, y: n)";
+    const Family& family = family_of(spec);
     for (const std::string& name : names) {
       if (kReserved.count(name))
         fail(ErrorCode::invalid_argument,
@@ -89,25 +94,10 @@ std::string emit_api_header(const Manifest& manifest, const ApiHeaderOptions& o)
       if (auto [it, fresh] = used.emplace(name, k.name); !fresh)
         fail(ErrorCode::invalid_argument, fmt::format("{}: function name '{}' names kernels {} and {}", k.origin, name,
                                                       it->second, k.name));
-      if (spec.family == "reduce") {  // a reduction: axes (empty: all) and keep_axes; no raw-buffer form
-        std::string what = fmt::format("{} of {}", spec.attribute("combiner"), readable);
-        if (!spec.epilogue.nodes().empty()) what += ", then " + spec.epilogue.to_string() + " (x: acc, y: n)";
-        h += fmt::format(
-            "\n// {}: ({}) -> {} = {}\n// ({}, {})\n"
-            "inline kiln::Tensor {}({}const std::vector<int>& axes = {{}}, bool keep_axes = false,\n"
-            "    const kiln::Tensor* into = nullptr) {{\n"
-            "  return detail::{}().reduce({{{}}}, axes, keep_axes, into);\n}}\n",
-            name, sig, dtype_name(spec.output), what, k.name, k.origin, name, tensor_params, handle, tensor_args);
-        continue;
-      }
-      h += fmt::format(
-          "\n// {}: ({}) -> {} = {}\n// ({}, {})\n"
-          "inline kiln::Tensor {}({}const kiln::Tensor* into = nullptr) {{\n"
-          "  return detail::{}().run({{{}}}, into);\n}}\n"
-          "inline void {}(kiln::Stream& stream, {}kiln::Buffer& out, std::uint64_t n) {{\n"
-          "  detail::{}().launch(stream, {{{}}}, out, n);\n}}\n",
-          name, sig, dtype_name(spec.output), readable, k.name, k.origin, name, tensor_params, handle,
-          tensor_args, name, buffer_params, handle, buffer_args);
+      f.name = name;
+      f.comment = fmt::format("\n// {}: ({}) -> {} = {}\n// ({}, {})\n", name, sig, dtype_name(spec.output), what, k.name,
+                              k.origin);
+      h += family.api_functions(f);
     }
   }
   h += fmt::format("\n}}  // namespace {}\n", o.ns);

@@ -7,7 +7,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -75,6 +77,35 @@ struct FamilyCost {
   double flops_per_element = 0;
 };
 
+// A manifest [[kernel]] table as a family's descriptor sees it (codegen/manifest.cpp implements it):
+// the family reads its own keys; errors point at the key's file:line:col.
+class ManifestTable {
+ public:
+  virtual ~ManifestTable() = default;
+  // The string value of |key|, nullopt when absent (any other type is an error at the key).
+  virtual std::optional<std::string> string(std::string_view key) const = 0;
+  // The expression in |key|'s string over inputs of |dtypes|, input k also spelled |names[k]|;
+  // nullopt when the key is absent. Parse errors point into the string.
+  virtual std::optional<Expr> expr(std::string_view key, const std::vector<DType>& dtypes,
+                                   const std::vector<std::string_view>& names) const = 0;
+  // Throws parse_error "<file>:<line>:<col>: |message|" at |key| (at the table when absent).
+  [[noreturn]] void error(std::string_view key, const std::string& message) const {
+    raise(key, message);
+    std::abort();  // raise always throws
+  }
+
+ protected:
+  virtual void raise(std::string_view key, const std::string& message) const = 0;
+};
+
+// One function of a generated header (codegen/api_header.cpp) for a family's kernel.
+struct ApiFunction {
+  std::string name;                  // the C++ function name (an alias or the kernel name)
+  std::string kernel;                // the detail:: accessor of its kiln::AotKernel
+  std::vector<std::string> params;   // the input parameter names, in order
+  std::string comment;               // "// name: (f32, f32) -> f32 = ...\n// (kernel, origin)\n"
+};
+
 struct Family {
   std::string_view name;                         // the spec's family, e.g. "map"
   std::span<const FamilyEntryPoint> entry_points;  // in registry function order
@@ -95,6 +126,17 @@ struct Family {
   FamilyCost (*cost)(const KernelSpec& spec);
   // One line for docs and `kilnc ops`: what a kernel of the family computes.
   std::string_view summary;
+
+  // Manifests: the spec of a [[kernel]] of this family from |expr| (`expr` over the inputs), the
+  // optional `output` and the family's own keys read through |table|.
+  KernelSpec (*from_manifest)(const ManifestTable& table, const Expr& expr, std::optional<DType> output);
+  // [[ops]] tables: the family's op names, and the specs of op |op| for each of |dtypes| it
+  // accepts (empty: none accepted).
+  std::span<const std::string_view> (*op_names)();
+  std::vector<KernelSpec> (*expand_op)(std::string_view op, const std::vector<DType>& dtypes);
+  // Generated headers: the inline functions calling the kernel (map: tensor and raw-buffer
+  // overloads; reduce: the tensor form with axes).
+  std::string (*api_functions)(const ApiFunction& f);
 };
 
 // Every family, in a fixed order; find_family returns nullptr for an unknown name.

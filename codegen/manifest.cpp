@@ -12,7 +12,6 @@
 
 #include "codegen/emit.hpp"
 #include "codegen/family.hpp"
-#include "codegen/families/reduce.hpp"
 #include "core/error.hpp"
 #include "core/suggest.hpp"
 
@@ -22,21 +21,6 @@ const ManifestKernel* Manifest::find(std::string_view name) const {
   auto it = std::lower_bound(kernels.begin(), kernels.end(), name,
                              [](const ManifestKernel& k, std::string_view n) { return k.name < n; });
   return it != kernels.end() && it->name == name ? &*it : nullptr;
-}
-
-std::vector<KernelSpec> expand_op(Op op, const std::vector<DType>& dtypes) {
-  std::vector<KernelSpec> out;
-  const OpInfo& info = op_info(op);
-  for (DType t : dtypes) {
-    if (!(info.accepts & dtype_bit(t))) continue;
-    if (op == Op::as_type) {
-      for (DType to : dtypes)
-        if (to != t) out.push_back(single_op_spec(op, t, to));
-    } else {
-      out.push_back(single_op_spec(op, t));
-    }
-  }
-  return out;
 }
 
 namespace {
@@ -288,8 +272,7 @@ class Reader {
 
     std::optional<DType> output;
     if (const toml::node* n = get(t, "output")) output = dtype_of(*n, "output");
-    KernelSpec spec = family == &kReduceFamily ? reduce_spec_of(t, e, expr_node, output)
-                                               : make_map_spec(e, output.value_or(e.dtype(e.root())));
+    KernelSpec spec = family->from_manifest(TableView(*this, t), e, output);
     spec.block_size = block_size_of(t);
 
     Targets targets = targets_of(t);
@@ -309,71 +292,58 @@ class Reader {
     add(std::move(spec), targets.set, alias, t, get(t, "name"), names);
   }
 
-  // A reduce kernel: `reduce` names the combiner, `expr` is the prologue, `epilogue` (optional) is
-  // over acc (the reduced value) and n (the count, s64), `tie_break` "low"/"high" for argmax/argmin.
-  KernelSpec reduce_spec_of(const toml::table& t, const Expr& prologue, const toml::node& expr_node,
-                            std::optional<DType> output) const {
-    const toml::node& rn = require(t, "kernel", "reduce");
-    const std::string rs = string_of(rn, "reduce");
-    const auto c = find_combiner(rs);
-    if (!c) error(rn, fmt::format("unknown reduction '{}'{} (expected one of: {})", rs, did_you_mean(rs, combiner_names()),
-                                  [] {
-                                    std::string l;
-                                    for (const CombinerInfo& i : combiner_table()) l.append(l.empty() ? "" : ", ").append(i.name);
-                                    return l;
-                                  }()));
-    bool tie_high = false;
-    if (const toml::node* n = get(t, "tie_break")) {
-      const std::string v = string_of(*n, "tie_break");
-      if (v != "low" && v != "high") error(*n, fmt::format("'tie_break' must be \"low\" or \"high\", not '{}'", v));
-      if (!is_arg_combiner(*c)) error(*n, fmt::format("'tie_break' applies to argmax and argmin, not {}", rs));
-      tie_high = v == "high";
+  // The family descriptor's view of a [[kernel]] table (codegen/family.hpp).
+  class TableView : public ManifestTable {
+   public:
+    TableView(const Reader& r, const toml::table& t) : r_(r), t_(t) {}
+    std::optional<std::string> string(std::string_view key) const override {
+      const toml::node* n = r_.get(t_, key);
+      if (!n) return std::nullopt;
+      return r_.string_of(*n, key);
     }
-    const DType values = prologue.dtype(prologue.root());
-    if (!(combiner_info(*c).accepts & dtype_bit(values)))
-      error(expr_node, fmt::format("{} does not accept {} values", combiner_info(*c).op, dtype_name(values)));
-    std::optional<Expr> epilogue;
-    if (const toml::node* n = get(t, "epilogue")) {
-      const std::string text = string_of(*n, "epilogue");
-      auto [line, col] = content_start(*n);
-      epilogue = parse_expr_named(text, {reduce_result_dtype(*c, values), DType::s64}, {"acc", "n"}, origin_, line, col);
+    std::optional<Expr> expr(std::string_view key, const std::vector<DType>& dtypes,
+                             const std::vector<std::string_view>& names) const override {
+      const toml::node* n = r_.get(t_, key);
+      if (!n) return std::nullopt;
+      const std::string text = r_.string_of(*n, key);
+      auto [line, col] = r_.content_start(*n);
+      return parse_expr_named(text, dtypes, names, r_.origin_, line, col);
     }
-    try {
-      return make_reduce_spec(*c, prologue, epilogue ? &*epilogue : nullptr, output, tie_high);
-    } catch (const Error& e) {
-      error(t, e.what());
+   protected:
+    void raise(std::string_view key, const std::string& message) const override {
+      const toml::node* n = key.empty() ? nullptr : r_.get(t_, key);
+      if (n) r_.error(*n, message);
+      r_.error(t_, message);
     }
-  }
 
-  static std::span<const std::string_view> combiner_names() {
-    static const std::vector<std::string_view> names = [] {
-      std::vector<std::string_view> v;
-      for (const CombinerInfo& i : combiner_table()) v.push_back(i.name);
-      return v;
-    }();
-    return names;
-  }
+   private:
+    const Reader& r_;
+    const toml::table& t_;
+  };
 
+  // [[ops]]: the family's ops (map: the op table; reduce: the reductions) over dtypes.
   void read_ops(const toml::table& t) {
     static constexpr std::string_view kOpsKeys[] = {"ops", "dtypes", "targets", "block_size", "family"};
     check_keys(t, "ops", kOpsKeys);
+    const Family* family = &kMapFamily;
     if (const toml::node* f = get(t, "family")) {
-      const std::string fam = string_of(*f, "family");
-      if (fam == "reduce") return read_reduce_ops(t);
-      if (fam != "map") error(*f, fmt::format("[[ops]] tables expand the map and reduce families, not '{}'", fam));
+      const std::string name = string_of(*f, "family");
+      family = find_family(name);
+      if (!family) error(*f, fmt::format("unknown kernel family '{}' (families: {})", name, family_names()));
     }
+    const std::vector<DType> all_dtypes(kAllDTypes.begin(), kAllDTypes.end());
     const toml::node& ops_node = require(t, "ops", "ops");
-    std::vector<Op> ops;
+    std::vector<std::string> ops;
     bool all_ops = false;
     if (ops_node.is_string() && ops_node.as_string()->get() == "*") {
       all_ops = true;
-      for (const OpInfo& info : op_table()) ops.push_back(info.op);
+      for (std::string_view n : family->op_names()) ops.emplace_back(n);
     } else if (const auto* arr = ops_node.as_array()) {
       for (const toml::node& e : *arr) {
         const std::string s = string_of(e, "ops");
-        auto op = find_op(s);
-        if (!op) error(e, fmt::format("unknown op '{}'{} (kilnc ops lists them)", s, did_you_mean(s, op_names())));
-        ops.push_back(*op);
+        if (family->expand_op(s, all_dtypes).empty())
+          error(e, fmt::format("unknown op '{}'{} (kilnc ops lists them)", s, did_you_mean(s, family->op_names())));
+        ops.push_back(s);
       }
     } else {
       error(ops_node, "'ops' must be \"*\" or a list of op names");
@@ -384,10 +354,9 @@ class Reader {
     const Targets targets = targets_of(t);
 
     for (std::size_t i = 0; i < ops.size(); ++i) {
-      std::vector<KernelSpec> specs = expand_op(ops[i], dtypes);
+      std::vector<KernelSpec> specs = family->expand_op(ops[i], dtypes);
       if (specs.empty() && !all_ops)
-        error(*ops_node.as_array()->get(i),
-              fmt::format("op '{}' accepts none of the listed dtypes", op_info(ops[i]).name));
+        error(*ops_node.as_array()->get(i), fmt::format("op '{}' accepts none of the listed dtypes", ops[i]));
       for (KernelSpec& spec : specs) {
         spec.block_size = block;
         TargetSet set = targets.set;
@@ -397,39 +366,6 @@ class Reader {
         add(std::move(spec), set, "", t);
       }
     }
-  }
-
-  // [[ops]] family = "reduce": ops are reductions ("*" or names: sum, reduce_max, argmax, ...).
-  void read_reduce_ops(const toml::table& t) {
-    const toml::node& ops_node = require(t, "ops", "ops");
-    std::vector<Combiner> cs;
-    if (ops_node.is_string() && ops_node.as_string()->get() == "*") {
-      for (const CombinerInfo& i : combiner_table()) cs.push_back(i.combiner);
-    } else if (const auto* arr = ops_node.as_array()) {
-      for (const toml::node& e : *arr) {
-        const std::string s = string_of(e, "ops");
-        auto c = find_combiner(s);
-        if (!c) error(e, fmt::format("unknown reduction '{}'{}", s, did_you_mean(s, combiner_names())));
-        cs.push_back(*c);
-      }
-    } else {
-      error(ops_node, "'ops' must be \"*\" or a list of reduction names");
-    }
-    const std::vector<DType> dtypes = dtype_list(require(t, "ops", "dtypes"), "dtypes", true);
-    const int block = block_size_of(t);
-    const Targets targets = targets_of(t);
-    for (Combiner c : cs)
-      for (DType d : dtypes) {
-        if (!(combiner_info(c).accepts & dtype_bit(d))) continue;
-        Expr e;
-        e.set_root(e.input(0, d));
-        KernelSpec spec = make_reduce_spec(c, e);
-        spec.block_size = block;
-        TargetSet set = targets.set;
-        if (set.vulkan && !target_supports(spec, Target::glsl)) set.vulkan = false;
-        if (set.cuda && !target_supports(spec, Target::cuda)) set.cuda = false;
-        if (set.cuda || set.vulkan) add(std::move(spec), set, "", t);
-      }
   }
 
   void add(KernelSpec spec, TargetSet targets, const std::string& alias, const toml::table& at,

@@ -46,9 +46,6 @@ Manifest parse_manifest(std::string_view text, std::string_view origin, TargetSe
 // Reads and parses a manifest file (io_error when it cannot be read).
 Manifest read_manifest(const std::filesystem::path& file, TargetSet requested = {});
 
-// The specs an [[ops]] table expands to for one op over |dtypes| (the op table drives it):
-// each dtype the op accepts gives single_op_spec(op, dtype); as_type gives every (from, to) pair
-// with from != to; select gives one spec per value dtype (the condition is pred).
-std::vector<KernelSpec> expand_op(Op op, const std::vector<DType>& dtypes);
+
 
 }  // namespace kiln

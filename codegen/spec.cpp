@@ -182,4 +182,19 @@ KernelSpec single_op_spec(Op op, DType operand, DType cast_to) {
   return make_map_spec(e, e.dtype(e.root()));
 }
 
+std::vector<KernelSpec> expand_op(Op op, const std::vector<DType>& dtypes) {
+  std::vector<KernelSpec> out;
+  const OpInfo& info = op_info(op);
+  for (DType t : dtypes) {
+    if (!(info.accepts & dtype_bit(t))) continue;
+    if (op == Op::as_type) {
+      for (DType to : dtypes)
+        if (to != t) out.push_back(single_op_spec(op, t, to));
+    } else {
+      out.push_back(single_op_spec(op, t));
+    }
+  }
+  return out;
+}
+
 }  // namespace kiln

@@ -47,4 +47,9 @@ KernelSpec make_map_spec(const Expr& expr, DType output);
 Expr single_op_expr(Op op, DType operand, DType cast_to = DType::f32);
 KernelSpec single_op_spec(Op op, DType operand, DType cast_to = DType::f32);
 
+// The specs an [[ops]] table expands to for one op over |dtypes| (the op table drives it):
+// each dtype the op accepts gives single_op_spec(op, dtype); as_type gives every (from, to) pair
+// with from != to; select gives one spec per value dtype (the condition is pred).
+std::vector<KernelSpec> expand_op(Op op, const std::vector<DType>& dtypes);
+
 }  // namespace kiln

@@ -378,6 +378,14 @@ TEST(Families, EveryFamilyIsFoundByNameAndHasItsTemplates) {
     for (const FamilyEntryPoint& e : f->entry_points) EXPECT_GT(e.params_bytes, 0u) << f->name << " " << e.suffix;
     EXPECT_TRUE(paths.count(fmt::format("cuda/{}.cuh", f->name))) << f->name;
     EXPECT_TRUE(paths.count(fmt::format("glsl/{}.glsl", f->name))) << f->name;
+    // Everything manifests, kilnc and generated headers need comes from the descriptor.
+    ASSERT_TRUE(f->supports && f->emit_cuda && f->emit_glsl && f->plan && f->run_cpu && f->cost) << f->name;
+    ASSERT_TRUE(f->from_manifest && f->op_names && f->expand_op && f->api_functions) << f->name;
+    ASSERT_FALSE(f->op_names().empty()) << f->name;
+    const std::vector<DType> all(kAllDTypes.begin(), kAllDTypes.end());
+    for (std::string_view op : f->op_names())
+      for (const KernelSpec& spec : f->expand_op(op, all)) EXPECT_EQ(spec.family, f->name) << op;
+    EXPECT_TRUE(f->expand_op("no_such_op", all).empty()) << f->name;
   }
   EXPECT_EQ(find_family("nosuch"), nullptr);
   KernelSpec bad = single_op_spec(Op::add, DType::f32);

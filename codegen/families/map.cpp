@@ -230,11 +230,40 @@ FamilyCost map_cost(const KernelSpec& spec) {
   return c;
 }
 
+KernelSpec map_from_manifest(const ManifestTable&, const Expr& e, std::optional<DType> output) {
+  return make_map_spec(e, output.value_or(e.dtype(e.root())));
+}
+
+std::span<const std::string_view> map_op_names() { return op_names(); }
+
+std::vector<KernelSpec> map_expand_op(std::string_view name, const std::vector<DType>& dtypes) {
+  const auto op = find_op(name);
+  return op ? expand_op(*op, dtypes) : std::vector<KernelSpec>{};
+}
+
+// A tensor overload (broadcasting) and a raw-buffer overload (n contiguous elements on a stream).
+std::string map_api_functions(const ApiFunction& f) {
+  std::string tensor_params, tensor_args, buffer_params, buffer_args;
+  for (std::size_t i = 0; i < f.params.size(); ++i) {
+    tensor_params += fmt::format("const kiln::Tensor& {}, ", f.params[i]);
+    tensor_args.append(i ? ", " : "").append(f.params[i]);
+    buffer_params += fmt::format("const kiln::Buffer& {}, ", f.params[i]);
+    buffer_args.append(i ? ", &" : "&").append(f.params[i]);  // append, not "..." + string: GCC 12 -Wrestrict
+  }
+  return fmt::format(
+      "{}inline kiln::Tensor {}({}const kiln::Tensor* into = nullptr) {{\n"
+      "  return detail::{}().run({{{}}}, into);\n}}\n"
+      "inline void {}(kiln::Stream& stream, {}kiln::Buffer& out, std::uint64_t n) {{\n"
+      "  detail::{}().launch(stream, {{{}}}, out, n);\n}}\n",
+      f.comment, f.name, tensor_params, f.kernel, tensor_args, f.name, buffer_params, f.kernel, buffer_args);
+}
+
 }  // namespace
 
 const Family kMapFamily = {
     "map", kEntryPoints, kSlots, kManifestKeys, map_supports, map_emit_cuda, map_emit_glsl, map_plan, map_run_cpu,
     map_cost, "out[i] = expr(in0[i], in1[i], ...): one fused elementwise expression over broadcast inputs",
+    map_from_manifest, map_op_names, map_expand_op, map_api_functions,
 };
 
 }  // namespace kiln

@@ -20,6 +20,7 @@
 #include "codegen/eval.hpp"
 #include "codegen/family.hpp"
 #include "core/error.hpp"
+#include "core/suggest.hpp"
 
 namespace kiln {
 
@@ -486,6 +487,78 @@ FamilyCost reduce_cost(const KernelSpec& spec) {
   return c;
 }
 
+std::string combiner_list() {
+  std::string l;
+  for (const CombinerInfo& i : kCombiners) l.append(l.empty() ? "" : ", ").append(i.name);
+  return l;
+}
+
+// `reduce` names the combiner, `expr` is the prologue, `epilogue` (optional) is over acc (the
+// reduced value) and n (the count, s64), `tie_break` "low"/"high" for argmax/argmin.
+KernelSpec reduce_from_manifest(const ManifestTable& t, const Expr& prologue, std::optional<DType> output) {
+  const std::optional<std::string> rs = t.string("reduce");
+  if (!rs) t.error("", "[[kernel]] needs a 'reduce' key");
+  const auto c = find_combiner(*rs);
+  if (!c) {
+    std::vector<std::string_view> names;
+    for (const CombinerInfo& i : kCombiners) names.push_back(i.name);
+    t.error("reduce", fmt::format("unknown reduction '{}'{} (expected one of: {})", *rs, did_you_mean(*rs, names),
+                                  combiner_list()));
+  }
+  bool tie_high = false;
+  if (const auto v = t.string("tie_break")) {
+    if (*v != "low" && *v != "high") t.error("tie_break", fmt::format("'tie_break' must be \"low\" or \"high\", not '{}'", *v));
+    if (!is_arg_combiner(*c)) t.error("tie_break", fmt::format("'tie_break' applies to argmax and argmin, not {}", *rs));
+    tie_high = *v == "high";
+  }
+  const DType values = prologue.dtype(prologue.root());
+  if (!(combiner_info(*c).accepts & dtype_bit(values)))
+    t.error("expr", fmt::format("{} does not accept {} values", combiner_info(*c).op, dtype_name(values)));
+  const std::optional<Expr> epilogue = t.expr("epilogue", {reduce_result_dtype(*c, values), DType::s64}, {"acc", "n"});
+  try {
+    return make_reduce_spec(*c, prologue, epilogue ? &*epilogue : nullptr, output, tie_high);
+  } catch (const Error& e) {
+    t.error("", e.what());
+  }
+}
+
+std::span<const std::string_view> reduce_op_names() {
+  static const std::vector<std::string_view> names = [] {
+    std::vector<std::string_view> v;
+    for (const CombinerInfo& i : kCombiners) v.push_back(i.op);
+    return v;
+  }();
+  return names;
+}
+
+// The plain reduction of |op| ("sum", "reduce_max" or "max", ...) for each dtype it accepts.
+std::vector<KernelSpec> reduce_expand_op(std::string_view op, const std::vector<DType>& dtypes) {
+  std::vector<KernelSpec> out;
+  const auto c = find_combiner(op);
+  if (!c) return out;
+  for (DType d : dtypes) {
+    if (!(kCombiners[int(*c)].accepts & dtype_bit(d))) continue;
+    Expr e;
+    e.set_root(e.input(0, d));
+    out.push_back(make_reduce_spec(*c, e));
+  }
+  return out;
+}
+
+// The tensor form with the axes to reduce (no raw-buffer form: a reduction needs shapes).
+std::string reduce_api_functions(const ApiFunction& f) {
+  std::string params, args;
+  for (std::size_t i = 0; i < f.params.size(); ++i) {
+    params += fmt::format("const kiln::Tensor& {}, ", f.params[i]);
+    args.append(i ? ", " : "").append(f.params[i]);
+  }
+  return fmt::format(
+      "{}inline kiln::Tensor {}({}const std::vector<int>& axes = {{}}, bool keep_axes = false,\n"
+      "    const kiln::Tensor* into = nullptr) {{\n"
+      "  return detail::{}().reduce({{{}}}, axes, keep_axes, into);\n}}\n",
+      f.comment, f.name, params, f.kernel, args);
+}
+
 }  // namespace
 
 std::span<const CombinerInfo> combiner_table() { return kCombiners; }
@@ -562,6 +635,7 @@ const Family kReduceFamily = {
     "reduce", kEntryPoints, kSlots, kManifestKeys, reduce_supports, reduce_emit_cuda, reduce_emit_glsl, reduce_plan,
     reduce_run_cpu, reduce_cost,
     "out[o] = epilogue(combine_r prologue(in0[o, r], ...), n): sum product max min all any argmax argmin over any axes",
+    reduce_from_manifest, reduce_op_names, reduce_expand_op, reduce_api_functions,
 };
 
 }  // namespace kiln
