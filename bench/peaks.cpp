@@ -72,7 +72,7 @@ struct Cublas {
 
 // cuBLAS enums (cublas_api.h, library_types.h).
 constexpr int kOpN = 0;
-constexpr int kR16F = 2, kR32F = 0;
+constexpr int kR16F = 2;  // CUDA_R_16F
 constexpr int kCompute32F = 68;
 constexpr int kGemmDefault = -1;
 
