@@ -108,8 +108,11 @@ Scalar float_op(Op op, const Scalar* a) {
     case Op::remainder: return Scalar::from_f(std::fmod(x, y));
     case Op::divide: return Scalar::from_f(x / y);
     case Op::atan2: return Scalar::from_f(std::atan2(x, y));
-    case Op::min: return Scalar::from_f(std::isnan(x) || std::isnan(y) ? NAN : std::fmin(x, y));
-    case Op::max: return Scalar::from_f(std::isnan(x) || std::isnan(y) ? NAN : std::fmax(x, y));
+    // NaN propagates; -0 orders below +0 (XLA): max(+0, -0) = +0 and min(+0, -0) = -0 in either order.
+    case Op::min:
+      return Scalar::from_f(std::isnan(x) || std::isnan(y) ? NAN : (x < y || (x == y && std::signbit(x))) ? x : y);
+    case Op::max:
+      return Scalar::from_f(std::isnan(x) || std::isnan(y) ? NAN : (x > y || (x == y && !std::signbit(x))) ? x : y);
     case Op::equal: return Scalar::from_u(x == y);
     case Op::not_equal: return Scalar::from_u(!(x == y));
     case Op::greater: return Scalar::from_u(x > y);

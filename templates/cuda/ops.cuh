@@ -152,10 +152,19 @@ template <class F> KILN_DEVICE F kiln_float_sign(F x) {
 }
 KILN_DEVICE float kiln_sign(float x) { return kiln_float_sign(x); }
 KILN_DEVICE double kiln_sign(double x) { return kiln_float_sign(x); }
-KILN_DEVICE float kiln_min(float x, float y) { return kiln_isnan(x) || kiln_isnan(y) ? kiln_nan(x) : (x < y ? x : y); }
-KILN_DEVICE double kiln_min(double x, double y) { return kiln_isnan(x) || kiln_isnan(y) ? kiln_nan(x) : (x < y ? x : y); }
-KILN_DEVICE float kiln_max(float x, float y) { return kiln_isnan(x) || kiln_isnan(y) ? kiln_nan(x) : (x > y ? x : y); }
-KILN_DEVICE double kiln_max(double x, double y) { return kiln_isnan(x) || kiln_isnan(y) ? kiln_nan(x) : (x > y ? x : y); }
+// NaN propagates; -0 orders below +0 (XLA), so the result never depends on the operand order.
+KILN_DEVICE bool kiln_signbit(float x) { return (__float_as_uint(x) >> 31) != 0u; }
+KILN_DEVICE bool kiln_signbit(double x) { return __double_as_longlong(x) < 0; }
+template <class F> KILN_DEVICE F kiln_float_min(F x, F y) {
+  return kiln_isnan(x) || kiln_isnan(y) ? kiln_nan(x) : (x < y || (x == y && kiln_signbit(x))) ? x : y;
+}
+template <class F> KILN_DEVICE F kiln_float_max(F x, F y) {
+  return kiln_isnan(x) || kiln_isnan(y) ? kiln_nan(x) : (x > y || (x == y && !kiln_signbit(x))) ? x : y;
+}
+KILN_DEVICE float kiln_min(float x, float y) { return kiln_float_min(x, y); }
+KILN_DEVICE double kiln_min(double x, double y) { return kiln_float_min(x, y); }
+KILN_DEVICE float kiln_max(float x, float y) { return kiln_float_max(x, y); }
+KILN_DEVICE double kiln_max(double x, double y) { return kiln_float_max(x, y); }
 KILN_DEVICE unsigned kiln_is_nan(float x) { return kiln_isnan(x) ? 1u : 0u; }
 KILN_DEVICE unsigned kiln_is_nan(double x) { return kiln_isnan(x) ? 1u : 0u; }
 KILN_DEVICE unsigned kiln_is_infinity(float x) { return kiln_isinf(x) ? 1u : 0u; }

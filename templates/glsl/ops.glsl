@@ -103,8 +103,13 @@ float kiln_copysign(float m, float s) { return uintBitsToFloat((floatBitsToUint(
     precise T d = abs(x - t);                                                                       \
     return d >= T(0.5) ? t + sign(x) : t;                                                           \
   }                                                                                                 \
-  T kiln_min(T x, T y) { return (kiln_isnan(x) || kiln_isnan(y)) ? x + y : (x < y ? x : y); }       \
-  T kiln_max(T x, T y) { return (kiln_isnan(x) || kiln_isnan(y)) ? x + y : (x > y ? x : y); }       \
+  /* NaN propagates; -0 orders below +0 (XLA), so the result never depends on the operand order */ \
+  T kiln_min(T x, T y) {                                                                            \
+    return (kiln_isnan(x) || kiln_isnan(y)) ? x + y : (x < y || (x == y && kiln_signbit(x))) ? x : y; \
+  }                                                                                                 \
+  T kiln_max(T x, T y) {                                                                            \
+    return (kiln_isnan(x) || kiln_isnan(y)) ? x + y : (x > y || (x == y && !kiln_signbit(x))) ? x : y; \
+  }                                                                                                 \
   uint kiln_is_nan(T x) { return kiln_isnan(x) ? 1u : 0u; }                                         \
   uint kiln_is_infinity(T x) { return kiln_isinf(x) ? 1u : 0u; }                                    \
   T kiln_sqrt(T x) { return x < T(0) ? T(kiln_nan_f32()) : sqrt(x); }                               \
@@ -526,6 +531,7 @@ float kiln_pow(float x, float y) {
 #ifdef KILN_NEED_FLOAT64
 bool kiln_isnan(double x) { uvec2 b = unpackDouble2x32(x); return (b.y & 0x7FFFFFFFu) > 0x7FF00000u || ((b.y & 0x7FFFFFFFu) == 0x7FF00000u && b.x != 0u); }
 bool kiln_isinf(double x) { uvec2 b = unpackDouble2x32(x); return (b.y & 0x7FFFFFFFu) == 0x7FF00000u && b.x == 0u; }
+bool kiln_signbit(double x) { return (unpackDouble2x32(x).y >> 31) != 0u; }
 KILN_FLOAT_COMMON(double)
 double kiln_divide(double x, double y) { precise double r = x / y; return r; }
 

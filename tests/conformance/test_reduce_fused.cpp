@@ -193,6 +193,15 @@ TEST_P(ReduceFused, HandComputedValues) {
   EXPECT_EQ(f32(reduce_max(e, {1})), (std::vector<float>{-inf, -inf}));
   EXPECT_EQ(all(e, {1}).to(device("cpu")).to_vector<bool>(), (std::vector<bool>{true, true}));
   EXPECT_EQ(sum(e, {1}, true).shape(), (Shape{2, 1}));
+  // Signed zeros: -0 orders below +0 (XLA), in both operand orders, elementwise and reduced.
+  for (DType t : {DType::f32, DType::f64, DType::f16}) {
+    const Tensor zs = as_type(Tensor::from_vector(std::vector<float>{0.0f, -0.0f, -0.0f, 0.0f}, {2, 2}, device("cpu")), t).to(d);
+    const Tensor a = zs.slice(1, 0, 1), b = zs.slice(1, 1, 2);  // [+0, -0] and [-0, +0]
+    for (const Tensor& r : {reduce_max(zs, {1}), max(a, b), max(b, a)})
+      for (float v : f32(as_type(r, DType::f32))) EXPECT_FALSE(std::signbit(v)) << dtype_name(t) << " max gave -0";
+    for (const Tensor& r : {reduce_min(zs, {1}), min(a, b), min(b, a)})
+      for (float v : f32(as_type(r, DType::f32))) EXPECT_TRUE(std::signbit(v)) << dtype_name(t) << " min gave +0";
+  }
   const Tensor z = Tensor::from_vector(std::vector<float>{-0.0f, nan}, {2}, device("cpu")).to(d);
   EXPECT_EQ(any(z.slice(0, 0, 1)).to(device("cpu")).to_vector<bool>(), std::vector<bool>{false});  // -0 is zero
   EXPECT_EQ(all(z.slice(0, 1, 2)).to(device("cpu")).to_vector<bool>(), std::vector<bool>{true});  // NaN is not
