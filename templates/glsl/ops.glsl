@@ -185,10 +185,19 @@ float kiln_remainder(float x, float y) {
 // precision rules are too loose for the op table tolerances (sin/cos absolute error 2^-11, atan
 // 4096 ulp, asinh/acosh/atanh/tanh by their textbook formulas, which cancel or overflow).
 float kiln_exp(float x) { return exp(x); }
+float kiln_log1p(float x);
 float kiln_log(float x) {
   if (kiln_isnan(x) || x < 0.0) return kiln_nan_f32();
   if (x == 0.0) return -kiln_inf_f32();
   if (kiln_isinf(x)) return x;
+  // Near 1 the builtin's absolute error is a large relative one (13 % at 1 - 2^-23): x - 1 is
+  // exact there (Sterbenz), and log1p is accurate. Subnormals: scaled by 2^24 first (the builtin
+  // is wrong for them, e.g. log(2^-149) gave -88.03).
+  if (abs(x - 1.0) < 0.5) return kiln_log1p(x - 1.0);
+  if (x < 1.17549435e-38) {
+    precise float r = log(x * 16777216.0) - 24.0 * kiln_kLn2;
+    return r;
+  }
   return log(x);
 }
 float kiln_expm1(float x) {
@@ -417,8 +426,13 @@ float kiln_atanh(float x) {
 float kiln_cbrt(float x) {
   float a = abs(x);
   if (kiln_isnan(x) || kiln_isinf(x) || a == 0.0) return x;
+  // Subnormals: the cube root of a * 2^24 (normal), times 2^-8 (both exact); log2 of a subnormal
+  // was wrong (cbrt(2^-149) came out 100x off).
+  const bool tiny = a < 1.17549435e-38;
+  if (tiny) a *= 16777216.0;
   precise float r = exp2(log2(a) * (1.0 / 3.0));
   r = r + (a / (r * r) - r) * (1.0 / 3.0);  // one Newton step (no overflow): error ~1 ulp
+  if (tiny) r *= 0.00390625;
   return kiln_copysign(r, x);
 }
 // erfc(|x|) with relative error < 1.2e-7 everywhere (Numerical Recipes' erfcc, Chebyshev fit).
