@@ -12,7 +12,7 @@
 #
 # Usage (from the bundle folder; on the device machine OUTDIR is $OUT):
 #   ./gpu-run.sh OUTDIR [--dry-run] [--budget SECONDS] [STEP ...]
-# Steps, in the order they run (default: cuda vulkan bench-cuda bench-vulkan torch memcheck):
+# Steps, in the order they run (default: cuda vulkan bench-cuda bench-vulkan torch memcheck racecheck):
 #   cuda          the conformance suite on cuda:0 in KILN_SHARDS concurrent processes, and beside it
 #                 the unit tests (whose default device there is cuda:0): rows `cuda` and `unit`
 #   vulkan        the conformance suite on vulkan:0 (the NVIDIA driver), validation layer on, sharded
@@ -20,8 +20,9 @@
 #                 --peer torch (PyTorch eager and torch.compile in the same run) when PyTorch is there
 #   bench-vulkan  kiln-bench on vulkan:0 (the Vulkan/CUDA ratio on the same GPU)
 #   torch         torch_peer.py: PyTorch's own kernels and cuBLAS GEMM peaks through torch.matmul
-#   memcheck      compute-sanitizer memcheck on a small CUDA subset
-# Nameable too: unit (alone), racecheck. (The `env` step, which sets up and prints the machine,
+#   memcheck      compute-sanitizer memcheck on a small CUDA subset (elementwise, runtime, reductions)
+#   racecheck     compute-sanitizer racecheck on the same subset (the reduce kernels' shared memory)
+# Nameable too: unit (alone). (The `env` step, which sets up and prints the machine,
 # always runs first.) Every step is time-boxed; together they stay inside --budget seconds (default
 # 450: one device call of at most 8 minutes with the unpacking, leaving time in a 15-minute lease to
 # start the machine and rerun one step). A step that no longer fits is reported NOT-RUN, to be run
@@ -47,7 +48,7 @@ DRY=${KILN_DRY_RUN:-0}
 [[ "$DRY" == "0" || -z "$DRY" ]] && DRY=0 || DRY=1
 BUDGET=${KILN_GPU_BUDGET_S:-450}
 ALL_STEPS=(cuda vulkan bench-cuda bench-vulkan torch memcheck unit racecheck)
-DEFAULT_STEPS=(cuda vulkan bench-cuda bench-vulkan torch memcheck)
+DEFAULT_STEPS=(cuda vulkan bench-cuda bench-vulkan torch memcheck racecheck)
 STEPS=()
 while (($#)); do
   case "$1" in
@@ -387,7 +388,9 @@ sanitizer_step() {
   local tool=$1 cap=$2
   if [[ "$DRY" == 1 ]]; then record "$tool" SKIP - 0 "" "dry run: no GPU"; return; fi
   if [[ -z "$SANITIZER" ]]; then record "$tool" SKIP - 0 "" "compute-sanitizer not found on this machine"; return; fi
-  local filter=${KILN_SAN_FILTER:-'Cuda/*/add_f32*:Cuda/*/exp_f16*:Cuda/*/as_type_f32_s8*:Cuda/*/select_*odd*:CudaRuntime.*-CudaRuntime.OutOfMemoryIsRecoverable:CudaRuntime.KernelLoadErrors'}
+  # Elementwise kernels, the runtime, and the reduce kernels (shared-memory tree, warp shuffles,
+  # split reductions with scratch memory: what racecheck is for).
+  local filter=${KILN_SAN_FILTER:-'Cuda/*/add_f32*:Cuda/*/exp_f16*:Cuda/*/as_type_f32_s8*:Cuda/*/select_*odd*:CudaRuntime.*:Cuda/Reduce.*/sum_f32_row1000:Cuda/Reduce.*/sum_f32_row_2p20_3:Cuda/Reduce.*/argmax_f64_row33:Cuda/Reduce.*/reduce_max_bf16_cols33x2048:Cuda/Reduce.*/sum_s32_all_2p24:Cuda/ReduceFused.*-CudaRuntime.OutOfMemoryIsRecoverable:CudaRuntime.KernelLoadErrors'}
   run_step "$tool" "$cap" "$SANITIZER" --tool "$tool" --error-exitcode 86 --report-api-errors no --print-limit 20 \
     "$TESTS" --gtest_filter="$filter" || return 0
   local errs p f s status note
