@@ -50,9 +50,7 @@ struct BenchCase {
   double atol = 0, rtol = 0;              // copy and fused checks (op cases use the op table's)
   std::optional<Combiner> combiner;       // reduce cases: expr is the prologue
   ReduceAxes reduce_axes = ReduceAxes::last;
-  std::optional<Expr> epilogue;           // reduce cases from a manifest: over (acc, n)
-  std::optional<DType> output;            // reduce cases from a manifest: the output dtype
-  bool tie_high = false;
+  std::optional<KernelSpec> manifest_spec;  // reduce cases from a manifest: their spec, as it is
   std::string origin;                     // user cases: "kernels.toml:12:1" or "--expr"
 
   std::vector<DType> input_dtypes() const { return expr.input_dtypes(); }

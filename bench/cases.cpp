@@ -40,7 +40,8 @@ const char* check_state_name(CheckResult::State s) {
 }
 
 KernelSpec BenchCase::spec() const {
-  if (combiner) return make_reduce_spec(*combiner, expr, epilogue ? &*epilogue : nullptr, output, tie_high);
+  if (manifest_spec) return *manifest_spec;
+  if (combiner) return make_reduce_spec(*combiner, expr);
   return make_map_spec(expr, expr.dtype(expr.root()));
 }
 
@@ -61,12 +62,13 @@ Shape BenchCase::output_shape(std::uint64_t n) const {
 
 Tensor BenchCase::run(const std::vector<Tensor>& inputs, const Tensor* out) const {
   if (!combiner) return map(expr, inputs, std::nullopt, out);
-  ReduceOptions o;
-  o.epilogue = epilogue ? &*epilogue : nullptr;
-  o.out = output;
-  o.tie = tie_high ? TieBreak::high : TieBreak::low;
   const Shape in = inputs.empty() ? Shape{} : inputs[0].shape();
-  if (in.size() == 2) o.axes = {reduce_axes == ReduceAxes::last ? 1 : 0};
+  std::vector<int> axes;
+  if (in.size() == 2) axes = {reduce_axes == ReduceAxes::last ? 1 : 0};
+  if (manifest_spec)  // the manifest's kernel as it is (epilogue, output and tie break included)
+    return run_reduce_kernel("reduce", *manifest_spec, nullptr, inputs, axes, false, out, nullptr);
+  ReduceOptions o;
+  o.axes = axes;
   return reduce(*combiner, expr, inputs, o, out);
 }
 
@@ -384,19 +386,10 @@ std::vector<BenchCase> manifest_cases(const std::string& path) {
       b.kind = CaseKind::reduce;
       b.combiner = spec_combiner(k.spec);
       b.op = std::string(combiner_info(*b.combiner).op);
-      b.tie_high = k.spec.attribute("tie_break") == "high";
-      // The prologue as the spec holds it ends in the cast to the accumulator: drop it, so the
-      // rebuilt spec is the manifest's (make_reduce_spec adds it back).
-      const Node& root = b.expr.node(b.expr.root());
-      if (root.kind == NodeKind::op && root.op == Op::as_type) b.expr.set_root(root.args[0]);
-      b.expr = b.expr.pruned();
-      if (!k.spec.epilogue.nodes().empty()) b.epilogue = k.spec.epilogue;
-      b.output = k.spec.output;
-      b.expr_text = fmt::format("{} of {}{} over rows of {}", b.op, b.expr.to_string(),
-                                b.epilogue ? ", then " + b.epilogue->to_string() : "", kReduceRow);
-      if (b.spec().name() != k.name) {  // the prologue's own cast was the accumulator's: keep it
-        b.expr = k.spec.expr;
-      }
+      b.manifest_spec = k.spec;
+      b.expr_text = fmt::format("{} of {}{} over rows of {}", b.op, k.spec.expr.to_string(),
+                                k.spec.epilogue.nodes().empty() ? "" : ", then " + k.spec.epilogue.to_string(),
+                                kReduceRow);
     } else {
       b.kind = CaseKind::fused;
       b.op = "fused";

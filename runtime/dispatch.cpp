@@ -82,22 +82,22 @@ Shape check_spec_operands(std::string_view op, const KernelSpec& spec, const std
 Tensor run_map_kernel(std::string_view op, const KernelSpec& spec, const std::string* name,
                       const std::vector<Tensor>& operands, const Tensor* into, const Registry* first,
                       const KernelEntry* entry) {
-  const std::optional<Shape> shape = check_spec_operands(op, spec, operands);
+  const Shape shape = check_spec_operands(op, spec, operands);
   Device& device = operands.empty() ? default_device() : operands[0].device();
   Tensor out;
   if (into) {
-    if (!into->defined() || into->shape() != *shape || into->dtype() != spec.output || !into->is_contiguous() ||
+    if (!into->defined() || into->shape() != shape || into->dtype() != spec.output || !into->is_contiguous() ||
         &into->device() != &device)
       fail_op(ErrorCode::invalid_argument, op, operands,
-              fmt::format("the output must be a contiguous {} {} on {}, got {}", shape_text(*shape),
+              fmt::format("the output must be a contiguous {} {} on {}, got {}", shape_text(shape),
                           dtype_name(spec.output), device.id(), layout_text(*into)));
     out = *into;
   } else {
-    out = Tensor::empty(*shape, spec.output, device);
+    out = Tensor::empty(shape, spec.output, device);
   }
   if (out.numel() == 0) return out;
   std::vector<Tensor> views;
-  for (const Tensor& t : operands) views.push_back(t.broadcast_to(*shape));
+  for (const Tensor& t : operands) views.push_back(t.broadcast_to(shape));
   const auto ops = plan_operands(views);
   run_plan(op, spec, name, operands, device, {out.shape(), ops, out.address(), {}, spec.block_size}, first, entry);
   return out;

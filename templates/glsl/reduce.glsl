@@ -80,9 +80,8 @@ KILN_ACC kiln_element(int64_t j, uint64_t base[4]) {
                        KILN_LOAD3(KilnIn3Ref(kiln_in[3] + off[3] * KILN_S3).v));
 }
 
-// Combines elements first, first + step, ... < end in order, in chunks of KILN_CHUNK. (The inner
-// count is a 32-bit int. Note lavapipe ends any loop nest after 65535 iterations: the plan keeps
-// every thread's elements well below that.)
+// Combines elements first, first + step, ... < end in order, in chunks of KILN_CHUNK. (lavapipe
+// ends any loop nest after 65535 iterations: the plan keeps every thread's elements well below.)
 KILN_ACC kiln_run(int64_t first, int64_t step, int64_t end, uint64_t base[4]) {
   KILN_ACC total = kiln_identity();
   const int64_t m = end > first ? (end - first + step - 1) / step : 0l;  // this thread's elements

@@ -6,7 +6,7 @@
 #include <fmt/format.h>
 
 #include "core/error.hpp"
-#include "runtime/vulkan/vk_validation.hpp"
+#include "tests/conformance/validation_scope.hpp"
 #include "tests/conformance/cases.hpp"
 
 namespace kiln::conformance {
@@ -20,27 +20,6 @@ struct Param {
 void PrintTo(const Param& p, std::ostream* os) { *os << p.c.name() << " on " << p.device; }
 
 class Conformance : public ::testing::TestWithParam<Param> {};
-
-// Fails the running test on any validation message reported while it ran, also when the test body
-// throws (a pipeline the driver refuses): the messages are charged to the case that caused them,
-// not left over for the next one.
-class ValidationScope {
- public:
-  explicit ValidationScope(const Device& dev) : on_(dev.backend() == Backend::vulkan && vk::validation_enabled()) {
-    if (on_) vk::take_validation_messages();
-  }
-  ~ValidationScope() {
-    if (!on_) return;
-    const auto messages = vk::take_validation_messages();
-    if (!messages.empty())
-      ADD_FAILURE() << "validation (" << messages.size() << " message(s)): " << messages.front();
-  }
-  ValidationScope(const ValidationScope&) = delete;
-  ValidationScope& operator=(const ValidationScope&) = delete;
-
- private:
-  bool on_;
-};
 
 TEST_P(Conformance, MatchesCpuReference) {
   const Param& p = GetParam();

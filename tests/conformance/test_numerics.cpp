@@ -4,10 +4,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "runtime/kiln.hpp"
+#include "tests/conformance/validation_scope.hpp"
 
 namespace kiln {
 namespace {
@@ -20,7 +22,10 @@ class Numerics : public ::testing::TestWithParam<std::string> {
     } catch (const Error& e) {
       GTEST_SKIP() << e.what();
     }
+    validation_.emplace(*dev_);  // any Vulkan validation message while the test runs fails it
   }
+  void TearDown() override { validation_.reset(); }
+  std::optional<conformance::ValidationScope> validation_;
   // The op applied to |xs| (f32) on the device, read back.
   std::vector<float> run(Tensor (*op)(const Tensor&, const Tensor*), const std::vector<float>& xs) {
     const Tensor x = Tensor::from_vector(xs, {std::int64_t(xs.size())}, device("cpu")).to(*dev_);

@@ -15,7 +15,7 @@
 
 #include "codegen/eval.hpp"
 #include "runtime/kiln.hpp"
-#include "runtime/vulkan/vk_validation.hpp"
+#include "tests/conformance/validation_scope.hpp"
 #include "tests/conformance/cases.hpp"
 
 namespace kiln {
@@ -167,7 +167,6 @@ struct Expected {
 
 // Reference for one output over |v| (the reduced elements in flattened order, as Scalars of t).
 Expected reference(Combiner c, DType t, const std::vector<Scalar>& v, bool tie_high) {
-  const DType out = expected_dtype(c, t);
   const bool f = is_float(t);
   auto val = [&](const Scalar& s) -> long double { return f ? s.f : is_signed_int(t) ? (long double)s.i : (long double)s.u; };
   auto nonzero = [&](const Scalar& s) { return f ? (s.f != 0 || std::isnan(s.f)) : s.u != 0; };
@@ -231,7 +230,6 @@ Expected reference(Combiner c, DType t, const std::vector<Scalar>& v, bool tie_h
       return {Scalar::from_i(best)};
     }
   }
-  (void)out;
   return {};
 }
 
@@ -332,8 +330,7 @@ TEST_P(Reduce, MatchesReference) {
   const auto& ds = dev->info().dtypes;
   if (dev->backend() != Backend::cpu && std::find(ds.begin(), ds.end(), p.dtype) == ds.end())
     GTEST_SKIP() << p.device << " does not support dtype " << dtype_name(p.dtype);
-  const bool vk_check = dev->backend() == Backend::vulkan && vk::validation_enabled();
-  if (vk_check) vk::take_validation_messages();
+  const conformance::ValidationScope validation(*dev);
   const ShapeCase& s = p.shape;
   const std::int64_t n = shape_numel(s.shape);
   std::int64_t row = 1;
@@ -366,10 +363,6 @@ TEST_P(Reduce, MatchesReference) {
   EXPECT_EQ(bad, 0) << bad << " of " << want.size() << " outputs differ; first " << first;
   EXPECT_EQ(plain.to_host(), got) << "the plain call and the call into a view differ";
   EXPECT_EQ(out.touched_guards(), "");
-  if (vk_check) {
-    const auto messages = vk::take_validation_messages();
-    EXPECT_TRUE(messages.empty()) << messages.size() << " validation message(s): " << messages.front();
-  }
 }
 
 std::vector<Param> params(const std::string& device) {

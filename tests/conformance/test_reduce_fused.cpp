@@ -4,9 +4,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <optional>
 #include <random>
 
 #include "runtime/kiln.hpp"
+#include "tests/conformance/validation_scope.hpp"
 
 namespace kiln {
 namespace {
@@ -49,8 +51,11 @@ class ReduceFused : public ::testing::TestWithParam<std::string> {
     std::string why;
     dev_ = device_or_skip(GetParam(), &why);
     if (!dev_) GTEST_SKIP() << why;
+    validation_.emplace(*dev_);  // any Vulkan validation message while the test runs fails it
   }
+  void TearDown() override { validation_.reset(); }
   Device* dev_ = nullptr;
+  std::optional<conformance::ValidationScope> validation_;
 };
 
 Tensor count_of(const Tensor& like, std::int64_t n) {
