@@ -157,6 +157,15 @@ int run_bench(const RunOptions& opt) {
       results.push_back(std::move(r));
     }
   if (!opt.peer.empty()) {
+    // Kiln's figures are kept even when the peer is cut short (torch.compile autotunes each
+    // reduction; a time-boxed GPU run lost a whole report to it): the JSON is written now, then
+    // again with the peer's figures.
+    if (!opt.json.empty()) {
+      run.peer_status = "not finished: this report was written before the peer ran";
+      run.total_s = seconds_since(t0);
+      write_file(opt.json, report_json(run, results).dump(2) + "\n");
+    }
+    run.peer_status.clear();
     fmt::print(stderr, "[peer] {} (elapsed {:.1f} s)\n", opt.peer, seconds_since(t0));
     if (opt.peer == "torch") run_torch_peer(*dev, run, results, &run.peer_status);
     else run.peer_status = fmt::format("unknown peer '{}' (known: torch)", opt.peer);

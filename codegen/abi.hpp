@@ -56,5 +56,8 @@ struct KilnReduceParams {
   std::int64_t seg;       // elements per segment (n_red when n_split == 1)
 };
 static_assert(sizeof(KilnReduceParams) == 576);
+// "final" runs a block per output (segments strided over its threads, then a fixed tree) from this
+// many segments on, a thread per output below (templates/cuda/reduce.cuh, templates/glsl/reduce.glsl).
+constexpr std::int64_t kReduceFinalBlock = 64;
 
 }  // namespace kiln

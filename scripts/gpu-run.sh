@@ -554,8 +554,8 @@ for step in "${STEPS[@]}"; do
     cuda)   conformance_step cuda 150 "$CUDA_EXPECT" "$OUTDIR/tests-cuda.json" "$CUDA_FILTER" 1 ;;
     vulkan) conformance_step vulkan 120 pass "$OUTDIR/tests-vulkan.json" "$VK_FILTER" ;;
     unit)   KILN_VK_VALIDATION=1 gtest_step unit 150 pass "$OUTDIR/tests-unit.json" "$TESTS" --gtest_filter="$UNIT_FILTER" ;;
-    bench-cuda)   bench_step bench-cuda cuda:0 "$OUTDIR/bench-cuda.json" "$([[ $DRY == 1 ]] && echo skip || echo pass)" 120 ;;
-    bench-vulkan) bench_step bench-vulkan vulkan:0 "$OUTDIR/bench-vulkan.json" pass 50 ;;
+    bench-cuda)   bench_step bench-cuda cuda:0 "$OUTDIR/bench-cuda.json" "$([[ $DRY == 1 ]] && echo skip || echo pass)" 170 ;;
+    bench-vulkan) bench_step bench-vulkan vulkan:0 "$OUTDIR/bench-vulkan.json" pass 90 ;;
     torch)        torch_step 40 ;;
     memcheck)     sanitizer_step memcheck 60 ;;
     racecheck)    sanitizer_step racecheck 90 ;;

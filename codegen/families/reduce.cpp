@@ -239,8 +239,14 @@ std::string reduce_emit_glsl(const KernelSpec& spec, int function) {
   s += glsl_prelude(storage, exprs, {std::string(kDefines[function])});
   s += fmt::format("// ---- instantiation: {} ----\n#line {} \"{}\"\n", spec.name(), 1, spec.name());
   const int num_inputs = int(spec.inputs.size());
-  s += fmt::format("#define KILN_NUM_INPUTS {}\n#define KILN_CHUNK {}\n#define KILN_ACC_SIZE {}\n", num_inputs, kChunk,
-                   accumulator_bytes(spec));
+  std::size_t widest = 4;  // loads in flight per thread: 16 for 1- and 2-byte inputs, else 8 (as CUDA's)
+  if (num_inputs > 0) {
+    widest = 0;
+    for (DType t : spec.inputs) widest = std::max(widest, dtype_size(t));
+  }
+  s += fmt::format("#define KILN_NUM_INPUTS {}\n#define KILN_CHUNK {}\n#define KILN_UNROLL {}\n#define KILN_FINAL_BLOCK {}\n"
+                   "#define KILN_ACC_SIZE {}\n",
+                   num_inputs, kChunk, widest <= 2 ? 16 : 8, kReduceFinalBlock, accumulator_bytes(spec));
   for (int k = 0; k < num_inputs; ++k) {
     const DType t = spec.inputs[k];
     s += fmt::format("#define KILN_T{} {}\n#define KILN_S{} {}\n#define KILN_LOAD{}(v) {}\n", k, glsl_storage(t), k,
@@ -364,7 +370,7 @@ LaunchPlan reduce_plan(const KernelSpec& spec, const PlanRequest& r, std::string
   std::int64_t split = 1;
   if (n_red > 0) {
     if (cols) {
-      split = std::max(ceil_div(n_red, 4096), std::min(ceil_div(131072, n_out), ceil_div(n_red, 64)));
+      split = std::max(ceil_div(n_red, 4096), std::min(ceil_div(262144, n_out), ceil_div(n_red, 64)));
     } else {
       if (n_red > block * 16 && n_out < 2048) split = std::min(ceil_div(n_red, block * 16), ceil_div(2048, n_out));
       split = std::max(split, ceil_div(n_red, block * kMaxPerThread));
@@ -383,7 +389,8 @@ LaunchPlan reduce_plan(const KernelSpec& spec, const PlanRequest& r, std::string
     p.scratch = r.scratch;
     LaunchStep final_step;
     final_step.function = 2;
-    final_step.groups_x = std::uint32_t(std::clamp<std::int64_t>(ceil_div(n_out, block), 1, 65535));
+    const bool final_blocks = split >= kReduceFinalBlock;  // a block per output, else a thread
+    final_step.groups_x = std::uint32_t(std::clamp<std::int64_t>(final_blocks ? n_out : ceil_div(n_out, block), 1, 65535));
     final_step.params = params_of(p);
     plan.then.push_back(std::move(final_step));
   }

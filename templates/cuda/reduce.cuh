@@ -13,7 +13,8 @@
 //     then the block combines its threads' values in a tree: shared memory down to one warp, then
 //     warp shuffles.
 //   reduce_cols: one thread per work item, combining the segment's elements in order (chunked).
-//   reduce_final: one thread per output, combining its n_split segment accumulators in order.
+//   reduce_final: one thread per output, combining its n_split segment accumulators in order; with
+//     n_split >= kReduceFinalBlock a block per output (segments strided over threads, then the tree).
 // A work item writes the finished output when n_split == 1, else its accumulator to scratch.
 // Indices are 64-bit; offsets use wrapping unsigned math, so negative strides work.
 #ifndef KILN_TEMPLATES_CUDA_REDUCE_CUH
@@ -27,6 +28,7 @@ namespace kiln {
 constexpr int kReduceInputs = 4;
 constexpr int kReduceRank = 6;
 constexpr int kReduceChunk = 256;
+constexpr long long kReduceFinalBlock = 64;  // reduce_final: a block per output from this many segments
 struct KilnReduceParams {
   unsigned long long out;
   unsigned long long in[kReduceInputs];
@@ -111,34 +113,124 @@ __device__ __forceinline__ void red_offsets(const KilnReduceParams& p, int input
   }
 }
 
-template <class R, class... In, int... I>
+// An input element through the read-only global path (ld.global.nc): the inputs are device memory
+// that nothing writes during the launch. Loaded as the unsigned integer of its size.
+template <int kSize> struct Bits;
+template <> struct Bits<1> { typedef unsigned char type; };
+template <> struct Bits<2> { typedef unsigned short type; };
+template <> struct Bits<4> { typedef unsigned int type; };
+template <> struct Bits<8> { typedef unsigned long long type; };
+template <class T> __device__ __forceinline__ T load_input(unsigned long long address) {
+  typedef typename Bits<int(sizeof(T))>::type U;
+  const U b = __ldg(reinterpret_cast<const U*>(address));
+  T t;
+  memcpy(&t, &b, sizeof(T));
+  return t;
+}
+
+// Reduced element j of every input: kLinear when the reduced dimensions collapsed to one (offset
+// j * stride), else through the reduced shape.
+template <bool kLinear, class R, class... In, int... I>
 __device__ __forceinline__ typename R::Acc element(const KilnReduceParams& p, const R& r, long long j,
                                                    const unsigned long long* base, Seq<I...>) {
   unsigned long long off[kReduceInputs] = {0, 0, 0, 0};
 #pragma unroll
   for (int k = 0; k < kReduceInputs; ++k) off[k] = base[k];
-  if (p.red_rank == 1) {
+  if (kLinear) {
 #pragma unroll
     for (int k = 0; k < kReduceInputs; ++k) off[k] += (unsigned long long)j * (unsigned long long)p.red_strides[k][0];
   } else {
     red_offsets(p, int(sizeof...(In)), j, off);
   }
-  return r.prologue(j, *reinterpret_cast<const In*>(p.in[I] + off[I] * sizeof(In))...);
+  return r.prologue(j, load_input<In>(p.in[I] + off[I] * sizeof(In))...);
 }
 
+// Elements in flight per thread: every load of a group is issued before the first combine
+// (the combining order stays j = first, first + step, ...). 8 loads, 16 for 1- and 2-byte inputs.
+template <class... In> struct Unroll {
+  static constexpr int kMaxSize = sizeof...(In) == 0 ? 4 : 0;
+};
+template <class T, class... Rest> struct Unroll<T, Rest...> {
+  static constexpr int kMaxSize = int(sizeof(T)) > Unroll<Rest...>::kMaxSize ? int(sizeof(T)) : Unroll<Rest...>::kMaxSize;
+};
+template <class... In> struct UnrollOf {
+  static constexpr int value = Unroll<In...>::kMaxSize <= 2 ? 16 : 8;
+};
+
+// Combines load(j) for j = first, first + step, ... < end into acc, in order, U loads at a time.
+template <int U, class R, class Load>
+__device__ __forceinline__ typename R::Acc combine_seq(const R& r, typename R::Acc acc, long long first, long long step,
+                                                       long long end, const Load& load) {
+  long long j = first;
+  for (; j + step * (U - 1) < end; j += step * U) {
+    typename R::Acc v[U];
+#pragma unroll
+    for (int u = 0; u < U; ++u) v[u] = load(j + step * u);
+#pragma unroll
+    for (int u = 0; u < U; ++u) acc = r.combine(acc, v[u]);
+  }
+  for (; j < end; j += step) acc = r.combine(acc, load(j));
+  return acc;
+}
+
+// The loads of run() and reduce_final: element j of the inputs, or accumulator s of output o.
+template <bool kLinear, class R, class... In> struct InputLoad {
+  const KilnReduceParams& p;
+  const R& r;
+  const unsigned long long* base;
+  __device__ __forceinline__ typename R::Acc operator()(long long j) const {
+    return element<kLinear, R, In...>(p, r, j, base, typename MakeSeq<int(sizeof...(In))>::type());
+  }
+};
+template <class Acc> struct ScratchLoad {
+  const Acc* scratch;
+  long long n_out, o;
+  __device__ __forceinline__ Acc operator()(long long s) const { return scratch[s * n_out + o]; }
+};
+
 // Combines elements first, first + step, ... < end in order, in chunks of kReduceChunk.
+template <int U, class R, class Load>
+__device__ __forceinline__ typename R::Acc run_chunks(const R& r, long long first, long long step, long long end,
+                                                      const Load& load) {
+  typename R::Acc total = r.identity();
+  for (long long j0 = first; j0 < end; j0 += step * kReduceChunk) {
+    const long long stop = j0 + step * kReduceChunk < end ? j0 + step * kReduceChunk : end;
+    total = r.combine(total, combine_seq<U>(r, r.identity(), j0, step, stop, load));
+  }
+  return total;
+}
+
+// The test on the rank is outside the loop: the linear case's loads are address arithmetic only.
 template <class R, class... In>
 __device__ __forceinline__ typename R::Acc run(const KilnReduceParams& p, const R& r, long long first, long long step,
                                                long long end, const unsigned long long* base) {
-  typedef typename MakeSeq<int(sizeof...(In))>::type Inputs;
-  typename R::Acc total = r.identity();
-  for (long long j0 = first; j0 < end; j0 += step * kReduceChunk) {
-    typename R::Acc part = r.identity();
-    const long long stop = j0 + step * kReduceChunk < end ? j0 + step * kReduceChunk : end;
-    for (long long j = j0; j < stop; j += step) part = r.combine(part, element<R, In...>(p, r, j, base, Inputs()));
-    total = r.combine(total, part);
+  constexpr int U = UnrollOf<In...>::value;
+  if (p.red_rank <= 1) return run_chunks<U>(r, first, step, end, InputLoad<true, R, In...>{p, r, base});
+  return run_chunks<U>(r, first, step, end, InputLoad<false, R, In...>{p, r, base});
+}
+
+// The block's values v (one per thread) combined in a fixed tree: thread t with t + s for
+// s = BLOCK/2 ... 1 (shared memory down to one warp, then shuffles). The result is in thread 0.
+template <int BLOCK, class R>
+__device__ __forceinline__ typename R::Acc block_combine(const R& r, typename R::Acc* smem, int tid,
+                                                         typename R::Acc v) {
+  typedef typename R::Acc Acc;
+  smem[tid] = v;
+  __syncthreads();
+#pragma unroll
+  for (int s = BLOCK / 2; s >= 32; s >>= 1) {
+    if (tid < s) smem[tid] = r.combine(smem[tid], smem[tid + s]);
+    __syncthreads();
   }
-  return total;
+  if (tid < 32) {
+    v = smem[tid];
+#pragma unroll
+    for (int s = 16; s > 0; s >>= 1) {
+      const Acc other = shfl_down(v, s);
+      if (tid + s < 32) v = r.combine(v, other);
+    }
+  }
+  return v;
 }
 
 // Work item w: its output, the first element of its segment and the end of the segment.
@@ -170,23 +262,9 @@ __device__ __forceinline__ void reduce_rows(const KilnReduceParams& p, R r) {
     reduce_detail::work_item(p, w, &o, &first, &end);
     unsigned long long base[kReduceInputs] = {0, 0, 0, 0};
     reduce_detail::out_offsets(p, int(sizeof...(In)), o, base);
-    Acc v = reduce_detail::run<R, In...>(p, r, first + tid, BLOCK, end, base);
-    smem[tid] = v;
-    __syncthreads();
-#pragma unroll
-    for (int s = BLOCK / 2; s >= 32; s >>= 1) {
-      if (tid < s) smem[tid] = r.combine(smem[tid], smem[tid + s]);
-      __syncthreads();
-    }
-    if (tid < 32) {
-      v = smem[tid];
-#pragma unroll
-      for (int s = 16; s > 0; s >>= 1) {
-        const Acc other = reduce_detail::shfl_down(v, s);
-        if (tid + s < 32) v = r.combine(v, other);
-      }
-      if (tid == 0) reduce_detail::put<R, Out>(p, r, w, o, v);
-    }
+    const Acc v = reduce_detail::block_combine<BLOCK>(r, smem, tid,
+                                                      reduce_detail::run<R, In...>(p, r, first + tid, BLOCK, end, base));
+    if (tid == 0) reduce_detail::put<R, Out>(p, r, w, o, v);
     __syncthreads();  // smem is reused by the next work item
   }
 }
@@ -203,14 +281,28 @@ __device__ __forceinline__ void reduce_cols(const KilnReduceParams& p, R r) {
   }
 }
 
+// With n_split >= kReduceFinalBlock a block per output: thread t combines segments t, t + BLOCK,
+// ... in order, then the block tree; otherwise a thread per output, segments in order.
 template <int BLOCK, class R, class Out, class... In>
 __device__ __forceinline__ void reduce_final(const KilnReduceParams& p, R r) {
   typedef typename R::Acc Acc;
   const Acc* scratch = reinterpret_cast<const Acc*>(p.scratch);
+  if (p.n_split >= kReduceFinalBlock) {
+    __shared__ Acc smem[BLOCK];
+    const int tid = int(threadIdx.x);
+    for (long long o = blockIdx.x; o < p.n_out; o += gridDim.x) {
+      const reduce_detail::ScratchLoad<Acc> load{scratch, p.n_out, o};
+      const Acc v = reduce_detail::block_combine<BLOCK>(
+          r, smem, tid, reduce_detail::combine_seq<8>(r, r.identity(), tid, BLOCK, p.n_split, load));
+      if (tid == 0) reinterpret_cast<Out*>(p.out)[o] = r.finish(v, p.n_red);
+      __syncthreads();  // smem is reused by the next output
+    }
+    return;
+  }
   const long long step = (long long)gridDim.x * BLOCK;
   for (long long o = (long long)blockIdx.x * BLOCK + threadIdx.x; o < p.n_out; o += step) {
-    Acc v = r.identity();
-    for (long long s = 0; s < p.n_split; ++s) v = r.combine(v, scratch[s * p.n_out + o]);
+    const reduce_detail::ScratchLoad<Acc> load{scratch, p.n_out, o};
+    const Acc v = reduce_detail::combine_seq<8>(r, r.identity(), 0, 1, p.n_split, load);
     reinterpret_cast<Out*>(p.out)[o] = r.finish(v, p.n_red);
   }
 }

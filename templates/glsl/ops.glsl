@@ -187,17 +187,20 @@ float kiln_remainder(float x, float y) {
 float kiln_exp(float x) { return exp(x); }
 float kiln_log1p(float x);
 float kiln_log(float x) {
-  if (kiln_isnan(x) || x < 0.0) return kiln_nan_f32();
-  if (x == 0.0) return -kiln_inf_f32();
-  if (kiln_isinf(x)) return x;
-  // Near 1 the builtin's absolute error is a large relative one (13 % at 1 - 2^-23): x - 1 is
-  // exact there (Sterbenz), and log1p is accurate. Subnormals: scaled by 2^24 first (the builtin
-  // is wrong for them, e.g. log(2^-149) gave -88.03).
-  if (abs(x - 1.0) < 0.5) return kiln_log1p(x - 1.0);
-  if (x < 1.17549435e-38) {
-    precise float r = log(x * 16777216.0) - 24.0 * kiln_kLn2;
+  // Classified by bits: a driver that flushes f32 subnormals (NVIDIA) compares a subnormal equal
+  // to 0 and flushes it in arithmetic.
+  const uint mag = floatBitsToUint(x) & 0x7fffffffu;
+  if (mag > 0x7f800000u || floatBitsToUint(x) > 0x80000000u) return kiln_nan_f32();  // NaN, x < 0
+  if (mag == 0u) return -kiln_inf_f32();
+  if (mag == 0x7f800000u) return x;
+  // Subnormals: x = mag * 2^-149 with mag exact as a float (the builtin is wrong for them, e.g.
+  // log(2^-149) gave -88.03). Near 1 the builtin's absolute error is a large relative one (13 %
+  // at 1 - 2^-23): x - 1 is exact there (Sterbenz), and log1p is accurate.
+  if (mag < 0x00800000u) {
+    precise float r = log(float(mag)) - 149.0 * kiln_kLn2;
     return r;
   }
+  if (abs(x - 1.0) < 0.5) return kiln_log1p(x - 1.0);
   return log(x);
 }
 float kiln_expm1(float x) {
@@ -424,12 +427,12 @@ float kiln_atanh(float x) {
   return kiln_copysign(r, x);
 }
 float kiln_cbrt(float x) {
-  float a = abs(x);
-  if (kiln_isnan(x) || kiln_isinf(x) || a == 0.0) return x;
-  // Subnormals: the cube root of a * 2^24 (normal), times 2^-8 (both exact); log2 of a subnormal
-  // was wrong (cbrt(2^-149) came out 100x off).
-  const bool tiny = a < 1.17549435e-38;
-  if (tiny) a *= 16777216.0;
+  const uint mag = floatBitsToUint(x) & 0x7fffffffu;
+  if (mag == 0u || mag >= 0x7f800000u) return x;  // +-0, +-inf, NaN (by bits: see kiln_log)
+  // Subnormals: the cube root of x * 2^24 = mag * 2^-125 (normal, exact), times 2^-8 (exact);
+  // log2 of a subnormal was wrong (cbrt(2^-149) came out 100x off) or flushed to 0.
+  const bool tiny = mag < 0x00800000u;
+  const float a = tiny ? float(mag) * uintBitsToFloat(0x01000000u) : abs(x);
   precise float r = exp2(log2(a) * (1.0 / 3.0));
   r = r + (a / (r * r) - r) * (1.0 / 3.0);  // one Newton step (no overflow): error ~1 ulp
   if (tiny) r *= 0.00390625;

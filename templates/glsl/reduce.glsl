@@ -4,6 +4,7 @@
 //   KILN_REDUCE_ROWS / _COLS / _FINAL     which entry point
 //   KILN_ACC_SIZE                         bytes of one accumulator in scratch memory
 //   KILN_NUM_INPUTS, KILN_CHUNK           inputs (0..4); elements combined in order per chunk
+//   KILN_UNROLL, KILN_FINAL_BLOCK         loads issued before their combines; final's block mode
 //   KILN_T<k>, KILN_S<k>, KILN_LOAD<k>(v) storage type, size and storage -> compute of input k
 //   KILN_TOUT, KILN_SOUT, KILN_STORE(c)   the output's storage type, size, compute -> storage
 //   KILN_ACC                              the accumulator type (a compute type or KilnAcc)
@@ -15,7 +16,9 @@
 //          order (chunked), then the workgroup combines its threads' values in a tree in shared
 //          memory.
 //   cols:  one thread per work item, combining the segment's elements in order (chunked).
-//   final: one thread per output, combining its n_split segment accumulators in order.
+//   final: one thread per output, combining its n_split segment accumulators in order; from
+//          KILN_FINAL_BLOCK segments on a workgroup per output (segments strided over threads, then
+//          the tree).
 // A work item writes the finished output when n_split == 1, else its accumulator to scratch.
 // This path uses shared memory only (no subgroup operations), so it runs the same on every
 // device. Block size: specialization constant 0 (default 256, a power of two).
@@ -88,14 +91,34 @@ KILN_ACC kiln_run(int64_t first, int64_t step, int64_t end, uint64_t base[4]) {
   for (int64_t c0 = 0l; c0 < m; c0 += int64_t(KILN_CHUNK)) {
     KILN_ACC part = kiln_identity();
     const int count = int(min(m - c0, int64_t(KILN_CHUNK)));
-    for (int c = 0; c < count; ++c) part = kiln_combine(part, kiln_element(first + (c0 + int64_t(c)) * step, base));
+    int c = 0;
+    for (; c + KILN_UNROLL <= count; c += KILN_UNROLL) {  // every load of a group before its combines
+      KILN_ACC v[KILN_UNROLL];
+      [[unroll]] for (int u = 0; u < KILN_UNROLL; ++u) v[u] = kiln_element(first + (c0 + int64_t(c + u)) * step, base);
+      [[unroll]] for (int u = 0; u < KILN_UNROLL; ++u) part = kiln_combine(part, v[u]);
+    }
+    for (; c < count; ++c) part = kiln_combine(part, kiln_element(first + (c0 + int64_t(c)) * step, base));
     total = kiln_combine(total, part);
   }
   return total;
 }
 
-#ifdef KILN_REDUCE_ROWS
+#if !defined(KILN_REDUCE_COLS)
 shared KILN_ACC kiln_smem[gl_WorkGroupSize.x];
+
+// The workgroup's values v (one per thread) combined in a fixed tree: thread t with t + s for
+// s = size/2 ... 1 (CUDA's order). Every thread gets the result.
+KILN_ACC kiln_block_combine(uint tid, KILN_ACC v) {
+  kiln_smem[tid] = v;
+  barrier();
+  for (uint s = gl_WorkGroupSize.x / 2u; s > 0u; s >>= 1) {
+    if (tid < s) kiln_smem[tid] = kiln_combine(kiln_smem[tid], kiln_smem[tid + s]);
+    barrier();
+  }
+  v = kiln_smem[0];
+  barrier();  // kiln_smem is reused by the next work item
+  return v;
+}
 #endif
 
 // Work item w: its output, and the first element and end of its segment.
@@ -128,14 +151,8 @@ void main() {
     kiln_work_item(P, w, o, first, end);
     uint64_t base[4] = uint64_t[4](0ul, 0ul, 0ul, 0ul);
     kiln_out_offsets(P, o, base);
-    kiln_smem[tid] = kiln_run(first + int64_t(tid), int64_t(gl_WorkGroupSize.x), end, base);
-    barrier();
-    for (uint s = gl_WorkGroupSize.x / 2u; s > 0u; s >>= 1) {
-      if (tid < s) kiln_smem[tid] = kiln_combine(kiln_smem[tid], kiln_smem[tid + s]);
-      barrier();
-    }
-    if (tid == 0u) kiln_put(P, w, o, kiln_smem[0]);
-    barrier();  // kiln_smem is reused by the next work item
+    const KILN_ACC v = kiln_block_combine(tid, kiln_run(first + int64_t(tid), int64_t(gl_WorkGroupSize.x), end, base));
+    if (tid == 0u) kiln_put(P, w, o, v);
   }
 #else
   const int64_t step = int64_t(gl_NumWorkGroups.x) * int64_t(gl_WorkGroupSize.x);
@@ -148,7 +165,18 @@ void main() {
     kiln_out_offsets(P, o, base);
     kiln_put(P, w, o, kiln_run(first, 1l, end, base));
   }
-#else  // final
+#else  // final: a workgroup per output from KILN_FINAL_BLOCK segments on, else a thread per output
+  if (P.n_split >= int64_t(KILN_FINAL_BLOCK)) {
+    const uint tid = gl_LocalInvocationID.x;
+    for (int64_t o = int64_t(gl_WorkGroupID.x); o < P.n_out; o += int64_t(gl_NumWorkGroups.x)) {
+      KILN_ACC v = kiln_identity();
+      for (int64_t s = int64_t(tid); s < P.n_split; s += int64_t(gl_WorkGroupSize.x))
+        v = kiln_combine(v, KilnAccRef(P.scratch + uint64_t(s * P.n_out + o) * KILN_ACC_SIZE).v);
+      v = kiln_block_combine(tid, v);
+      if (tid == 0u) KilnOutRef(P.out_ + uint64_t(o) * KILN_SOUT).v = KILN_STORE(kiln_finish(v, P.n_red));
+    }
+    return;
+  }
   for (int64_t o = me; o < P.n_out; o += step) {
     KILN_ACC v = kiln_identity();
     for (int64_t s = 0l; s < P.n_split; ++s) v = kiln_combine(v, KilnAccRef(P.scratch + uint64_t(s * P.n_out + o) * KILN_ACC_SIZE).v);

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# kiln-bench writes its JSON report before the peer runs, so a peer that is cut short (a
+# time-boxed GPU run) leaves Kiln's figures behind. A fake peer checks that the report is already
+# there, then fails; the final report must carry Kiln's case and the peer's failure.
+#   bench_peer_partial.sh KILN_BENCH WORKDIR
+set -euo pipefail
+bench=$1 dir=$2
+mkdir -p "$dir"
+json=$dir/peer-partial.json peer=$dir/fake-peer.sh
+rm -f "$json"
+cat >"$peer" <<'PEER'
+if ! grep -q 'not finished: this report was written before the peer ran' "$KILN_TEST_JSON" 2>/dev/null; then
+  echo "fake peer: no report written before the peer" >&2
+  exit 3
+fi
+echo "fake peer: stopped on purpose" >&2
+exit 1
+PEER
+KILN_PYTHON=bash KILN_TORCH_PEER=$peer KILN_TEST_JSON=$json \
+  "$bench" run --device cpu --op copy --size 65536 --no-peaks --peer torch --json "$json" >/dev/null
+grep -q '"status": "fake peer: stopped on purpose"' "$json" || { echo "FAIL: the final report lacks the peer's failure:"; grep -n '"status"' "$json"; exit 1; }
+grep -q '"name": "copy.f32"' "$json" || { echo "FAIL: the final report lacks Kiln's case"; exit 1; }
+echo "ok: the report was written before the peer and again after it"
