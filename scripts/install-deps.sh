@@ -7,7 +7,7 @@ packages=(
   cmake ninja-build g++ pkg-config ccache git
   libvulkan-dev libvulkan-volk-dev mesa-vulkan-drivers vulkan-validationlayers vulkan-tools
   glslc spirv-tools libshaderc-dev
-  libgtest-dev libbenchmark-dev
+  libgtest-dev libbenchmark-dev libmpfr-dev
   libtomlplusplus-dev libfmt-dev nlohmann-json3-dev libcli11-dev libxxhash-dev libdlpack-dev
 )
 
