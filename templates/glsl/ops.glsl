@@ -184,7 +184,29 @@ float kiln_remainder(float x, float y) {
 // Written out where GLSL has none (expm1, log1p, cbrt, erf, erfc, erf_inv) or where its
 // precision rules are too loose for the op table tolerances (sin/cos absolute error 2^-11, atan
 // 4096 ulp, asinh/acosh/atanh/tanh by their textbook formulas, which cancel or overflow).
-float kiln_exp(float x) { return exp(x); }
+// exp: Cody-Waite reduction x = k ln2 + r (|r| <= ln2/2; ln2 in two parts, k * hi exact for |k| <
+// 2^8), a degree-7 polynomial for e^r (truncation < 6e-9 relative), then 2^k in two steps so that
+// results below the normal range round once (the builtin lost 7.6e6 ulp at exp(-87.44), a
+// subnormal result, and its relative error grew with |x|: 52 ulp at exp(88.7)).
+float kiln_exp(float x) {
+  if (kiln_isnan(x)) return x;
+  if (x > 89.0) return kiln_inf_f32();  // e^x > FLT_MAX (closer in, the last multiply overflows)
+  if (x < -104.0) return 0.0;           // e^x < 2^-150 / 1.03 (closer in, the last multiply rounds)
+  const float k = roundEven(x * 1.44269504088896341);
+  precise float r = (x - k * 0.693145751953125) - k * 1.42860682030941723e-06;
+  precise float p = 1.0 / 5040.0;
+  p = 1.0 / 720.0 + r * p;
+  p = 1.0 / 120.0 + r * p;
+  p = 1.0 / 24.0 + r * p;
+  p = 1.0 / 6.0 + r * p;
+  p = 0.5 + r * p;
+  p = 1.0 + r * p;
+  p = 1.0 + r * p;
+  const int ki = int(k);
+  if (ki > 127) return p * 2.0 * uintBitsToFloat(uint(ki - 1 + 127) << 23);
+  if (ki < -125) return (p * uintBitsToFloat(uint(ki + 64 + 127) << 23)) * 5.42101086242752217e-20;  // * 2^-64
+  return p * uintBitsToFloat(uint(ki + 127) << 23);
+}
 float kiln_log1p(float x);
 float kiln_log(float x) {
   // Classified by bits: a driver that flushes f32 subnormals (NVIDIA) compares a subnormal equal
