@@ -12,7 +12,7 @@
 #
 # Usage (from the bundle folder; on the device machine OUTDIR is $OUT):
 #   ./gpu-run.sh OUTDIR [--dry-run] [--budget SECONDS] [STEP ...]
-# Steps, in the order they run (default: cuda vulkan bench-cuda bench-vulkan torch memcheck racecheck):
+# Steps, in the order they run (default: cuda vulkan bench-cuda bench-vulkan torch memcheck racecheck accuracy):
 #   cuda          the conformance suite on cuda:0 in KILN_SHARDS concurrent processes, and beside it
 #                 the unit tests (whose default device there is cuda:0): rows `cuda` and `unit`
 #   vulkan        the conformance suite on vulkan:0 (the NVIDIA driver), validation layer on, sharded
@@ -22,6 +22,7 @@
 #   torch         torch_peer.py: PyTorch's own kernels and cuBLAS GEMM peaks through torch.matmul
 #   memcheck      compute-sanitizer memcheck on a small CUDA subset (elementwise, runtime, reductions)
 #   racecheck     compute-sanitizer racecheck on the same subset (the reduce kernels' shared memory)
+#   accuracy      kiln-accuracy on cuda:0 and vulkan:0: max ulp per float op x dtype against MPFR
 # Nameable too: unit (alone). (The `env` step, which sets up and prints the machine,
 # always runs first.) Every step is time-boxed; together they stay inside --budget seconds (default
 # 450: one device call of at most 8 minutes with the unpacking, leaving time in a 15-minute lease to
@@ -47,8 +48,8 @@ OUTDIR=""
 DRY=${KILN_DRY_RUN:-0}
 [[ "$DRY" == "0" || -z "$DRY" ]] && DRY=0 || DRY=1
 BUDGET=${KILN_GPU_BUDGET_S:-450}
-ALL_STEPS=(cuda vulkan bench-cuda bench-vulkan torch memcheck unit racecheck)
-DEFAULT_STEPS=(cuda vulkan bench-cuda bench-vulkan torch memcheck racecheck)
+ALL_STEPS=(cuda vulkan bench-cuda bench-vulkan torch memcheck unit racecheck accuracy)
+DEFAULT_STEPS=(cuda vulkan bench-cuda bench-vulkan torch memcheck racecheck accuracy)
 STEPS=()
 while (($#)); do
   case "$1" in
@@ -482,6 +483,26 @@ torch_step() {
   record torch "$status" "$STEP_RC" "$STEP_SECS" "" "$note"
 }
 
+# kiln-accuracy on the GPU's CUDA and Vulkan devices: max ulp per op x dtype against MPFR (a
+# measurement for docs/semantics.md, not a gate: cells over their bound are counted in the note).
+accuracy_step() {
+  local cap=$1 json="$OUTDIR/accuracy.json"
+  rm -f "$json"
+  if [[ ! -x "$BIN/kiln-accuracy" ]]; then
+    record accuracy SKIP - 0 "" "kiln-accuracy is not in the bundle (built without libmpfr-dev)"
+    return
+  fi
+  run_step accuracy "$cap" "$BIN/kiln-accuracy" --device cuda:0,vulkan:0 --json "$json" \
+    --markdown "$OUTDIR/accuracy.md" || return 0
+  local status note
+  note=$(tail -1 "$STEP_LOG" | cut -c1-200)
+  if (( STEP_TIMEOUT )); then status=FAIL; note="timed out"
+  elif (( STEP_RC == 0 )) && [[ -s "$json" ]]; then status=PASS
+  else status=FAIL
+  fi
+  record accuracy "$status" "$STEP_RC" "$STEP_SECS" "" "$note"
+}
+
 write_summary() {
   {
     echo "Kiln GPU run ($([[ $DRY == 1 ]] && echo 'DRY RUN, no GPU expected' || echo 'GPU machine'))"
@@ -559,6 +580,7 @@ for step in "${STEPS[@]}"; do
     torch)        torch_step 40 ;;
     memcheck)     sanitizer_step memcheck 60 ;;
     racecheck)    sanitizer_step racecheck 90 ;;
+    accuracy)     accuracy_step 60 ;;
   esac
 done
 

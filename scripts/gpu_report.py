@@ -251,7 +251,7 @@ def cmd_results(a):
                        "seconds": t.get("time"), "timestamp": t.get("timestamp")}
     doc["tests"] = tests
     for key, fname in (("kiln_cuda", "bench-cuda.json"), ("kiln_vulkan", "bench-vulkan.json"),
-                       ("torch", "torch-peer.json")):
+                       ("torch", "torch-peer.json"), ("accuracy", "accuracy.json")):
         b = load(os.path.join(d, fname))
         if b is not None:
             doc[key] = b
