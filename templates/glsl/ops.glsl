@@ -193,7 +193,10 @@ float kiln_exp(float x) {
   if (x > 89.0) return kiln_inf_f32();  // e^x > FLT_MAX (closer in, the last multiply overflows)
   if (x < -104.0) return 0.0;           // e^x < 2^-150 / 1.03 (closer in, the last multiply rounds)
   const float k = roundEven(x * 1.44269504088896341);
-  precise float r = (x - k * 0.693145751953125) - k * 1.42860682030941723e-06;
+  // k2 == k, but not to the compiler: lavapipe factored (x - k*hi) - k*lo into x - k*(hi + lo),
+  // one rounded ln2, despite `precise` (55 ulp at exp(-72.3)); with two multipliers it cannot.
+  const float k2 = float(bitfieldExtract(int(k), 0, 16));  // |k| <= 150
+  precise float r = fma(-k2, 1.42860682030941723e-06, fma(-k, 0.693145751953125, x));
   precise float p = 1.0 / 5040.0;
   p = 1.0 / 720.0 + r * p;
   p = 1.0 / 120.0 + r * p;
@@ -202,10 +205,10 @@ float kiln_exp(float x) {
   p = 0.5 + r * p;
   p = 1.0 + r * p;
   p = 1.0 + r * p;
-  const int ki = int(k);
-  if (ki > 127) return p * 2.0 * uintBitsToFloat(uint(ki - 1 + 127) << 23);
-  if (ki < -125) return (p * uintBitsToFloat(uint(ki + 64 + 127) << 23)) * 5.42101086242752217e-20;  // * 2^-64
-  return p * uintBitsToFloat(uint(ki + 127) << 23);
+  // 2^k as two normal factors (k in [-150, 128]): the first product stays normal, so a subnormal
+  // result is rounded once, by the second; no branch (lavapipe runs both sides of one).
+  const int ki = int(k), k1 = ki / 2;
+  return (p * uintBitsToFloat(uint(k1 + 127) << 23)) * uintBitsToFloat(uint(ki - k1 + 127) << 23);
 }
 float kiln_log1p(float x);
 float kiln_log(float x) {
@@ -239,7 +242,7 @@ float kiln_expm1(float x) {
     return p;
   }
   if (x > 88.8) return kiln_inf_f32();
-  precise float r = exp(x) - 1.0;
+  precise float r = kiln_exp(x) - 1.0;
   return r;
 }
 float kiln_log1p(float x) {
@@ -263,24 +266,78 @@ float kiln_log1p(float x) {
 }
 float kiln_sigmoid(float x) {  // never forms inf / inf
   if (x >= 0.0) {
-    precise float r = 1.0 / (1.0 + exp(-x));
+    precise float r = 1.0 / (1.0 + kiln_exp(-x));
     return r;
   }
-  precise float e = exp(x);
+  precise float e = kiln_exp(x);
   precise float r = e / (1.0 + e);
   return r;
 }
 
-// sin and cos after Cody-Waite reduction by pi/2 (Cephes sinf/cosf); |x| > 8192 uses the builtins.
+// sin and cos after Cody-Waite reduction by pi/2 (Cephes sinf/cosf) up to |x| = 8192, Payne-Hanek
+// beyond (the builtins returned constants from ~1e8: cos(FLT_MAX) gave 1, true 0.853).
 // quadrant q: x = q * pi/2 + r, |r| <= pi/4.
 float kiln_sincos_reduce(float x, out int q) {
   float j = floor(abs(x) * 0.636619772367581343 + 0.5);
   q = int(j);
-  precise float r = abs(x);
-  r = r - j * 1.5703125;
-  r = r - j * 4.83751296997070312e-4;
-  r = r - j * 7.54978995489188216e-8;
+  // Three multipliers equal to j that the compiler cannot prove equal: lavapipe factored
+  // (r - j*C2) - j*C3 into r - j*(C2 + C3), one rounded constant, despite `precise` (sin(2pi_f32)
+  // was 722 ulp off).
+  const float j2 = float(bitfieldExtract(q, 0, 30)), j3 = float(bitfieldExtract(q, 0, 29));  // q < 2^13
+  precise float r = fma(-j, 1.5703125, abs(x));
+  r = fma(-j2, 4.83751296997070312e-4, r);
+  r = fma(-j3, 7.54978995489188216e-8, r);
   return x < 0.0 ? -r : r;
+}
+// 2/pi in binary from the binary point, 32 bits a word (the known constant, 288 bits: enough for
+// every f32 exponent plus the 96-bit window). Selected, not indexed: a constant array indexed at run
+// time costs lavapipe a copy per invocation even where no invocation reaches it.
+uint kiln_2_over_pi_word(int i) {
+  return i == 0 ? 0xA2F9836Eu : i == 1 ? 0x4E441529u : i == 2 ? 0xFC2757D1u : i == 3 ? 0xF534DDC0u
+       : i == 4 ? 0xDB629599u : i == 5 ? 0x3C439041u : i == 6 ? 0xFE5163ABu : i == 7 ? 0xDEBBC561u : 0xB7246E3Au;
+}
+// The 32 bits of 2/pi weighing 2^-(s+1) ... 2^-(s+32) (zeros before the binary point).
+uint kiln_2_over_pi_bits(int s) {
+  if (s <= -32) return 0u;
+  if (s < 0) return 0xA2F9836Eu >> uint(-s);
+  const int i = s >> 5, o = s & 31;
+  const uint hi = kiln_2_over_pi_word(i), lo = kiln_2_over_pi_word(i + 1);
+  return o == 0 ? hi : (hi << uint(o)) | (lo >> uint(32 - o));
+}
+// Payne-Hanek for a = |x| > 8192: a = m * 2^e exactly (m < 2^24). The bits of 2/pi weighing 2^-k,
+// k <= e - 2, add multiples of 4 to a * 2/pi, so the 96 bits from 2^-(e-1) on give P = m * window
+// with a * 2/pi = P * 2^-94 (mod 4): q = bits 94-95 of P, the fraction the 94 bits below (62 kept,
+// as a pair of floats), centred to [-1/2, 1/2), times pi/2 in two parts.
+float kiln_trig_reduce_huge(float a, out int q) {
+  const uint ua = floatBitsToUint(a);
+  const int s = int(ua >> 23) - 152;  // e - 2, e = biased exponent - 150
+  const uint64_t m = uint64_t((ua & 0x7FFFFFu) | 0x800000u);
+  const uint64_t p0 = m * uint64_t(kiln_2_over_pi_bits(s)), p1 = m * uint64_t(kiln_2_over_pi_bits(s + 32)),
+                 p2 = m * uint64_t(kiln_2_over_pi_bits(s + 64));
+  const uint64_t lo = p2 + (p1 << 32);
+  const uint hi = uint(p0) + uint(p1 >> 32) + (lo < p2 ? 1u : 0u);  // bits 64..95 of P
+  q = int(hi >> 30);
+  int64_t f = int64_t((uint64_t(hi & 0x3FFFFFFFu) << 32) | (lo >> 32));  // the fraction * 2^62
+  if (f >= (1l << 61)) {
+    f -= 1l << 62;
+    q += 1;
+  }
+  q &= 3;
+  const float f_hi = float(f);
+  const float f_lo = float(f - int64_t(f_hi));
+  precise float r = fma(f_hi, 1.57079637050628662, fma(f_hi, -4.37113900018624283e-8, f_lo * 1.57079637050628662));
+  return r * 2.16840434497100887e-19;  // * 2^-62 (exact)
+}
+// x = q * pi/2 + r, |r| <= pi/4 (r carries x's sign, q is for |x|).
+// GPUs skip the huge path when no invocation of a subgroup needs it; lavapipe runs both sides of
+// every data-dependent branch, so there it costs every element (sin.f32 13 -> 45 ms at 4M).
+float kiln_trig_reduce(float x, out int q) {
+  float r = kiln_sincos_reduce(x, q);
+  if (abs(x) > 8192.0) {
+    const float h = kiln_trig_reduce_huge(abs(x), q);
+    r = x < 0.0 ? -h : h;
+  }
+  return r;
 }
 float kiln_sin_poly(float r) {
   precise float z = r * r;
@@ -294,9 +351,8 @@ float kiln_cos_poly(float r) {
 }
 float kiln_sin(float x) {
   if (kiln_isnan(x) || kiln_isinf(x)) return kiln_nan_f32();
-  if (abs(x) > 8192.0) return sin(x);
   int q;
-  float r = kiln_sincos_reduce(x, q);
+  float r = kiln_trig_reduce(x, q);
   if (x < 0.0) q = -q;
   int m = q & 3;
   float v = (m & 1) == 0 ? kiln_sin_poly(r) : kiln_cos_poly(r);
@@ -304,9 +360,8 @@ float kiln_sin(float x) {
 }
 float kiln_cos(float x) {
   if (kiln_isnan(x) || kiln_isinf(x)) return kiln_nan_f32();
-  if (abs(x) > 8192.0) return cos(x);
   int q;
-  float r = kiln_sincos_reduce(x, q);
+  float r = kiln_trig_reduce(x, q);
   if (x < 0.0) q = -q;
   int m = q & 3;
   float v = (m & 1) == 0 ? kiln_cos_poly(r) : kiln_sin_poly(r);
@@ -314,9 +369,8 @@ float kiln_cos(float x) {
 }
 float kiln_tan(float x) {
   if (kiln_isnan(x) || kiln_isinf(x)) return kiln_nan_f32();
-  if (abs(x) > 8192.0) return tan(x);
   int q;
-  float r = kiln_sincos_reduce(x, q);
+  float r = kiln_trig_reduce(x, q);
   if (x < 0.0) q = -q;
   float s = kiln_sin_poly(r), c = kiln_cos_poly(r);
   precise float t = (q & 1) == 0 ? s / c : -c / s;
@@ -329,7 +383,7 @@ float kiln_sinh(float x) {
     precise float e = kiln_expm1(a);
     r = 0.5 * (e + e / (e + 1.0));
   } else {  // e^a / 2 without overflowing early
-    precise float h = exp(0.5 * a);
+    precise float h = kiln_exp(0.5 * a);
     r = (0.5 * h) * h;
   }
   return kiln_copysign(r, x);
@@ -338,11 +392,11 @@ float kiln_cosh(float x) {
   float a = abs(x);
   if (kiln_isnan(x)) return x;
   if (a < 88.0) {
-    precise float e = exp(a);
+    precise float e = kiln_exp(a);
     precise float r = 0.5 * e + 0.5 / e;
     return r;
   }
-  precise float h = exp(0.5 * a);
+  precise float h = kiln_exp(0.5 * a);
   precise float r = (0.5 * h) * h;
   return r;
 }
@@ -471,7 +525,7 @@ float kiln_erfc_pos(float z) {
   p = 0.09678418 + t * p;
   p = 0.37409196 + t * p;
   p = 1.00002368 + t * p;
-  p = t * exp(-z * z - 1.26551223 + t * p);
+  p = t * kiln_exp(-z * z - 1.26551223 + t * p);
   return p;
 }
 float kiln_erf(float x) {
@@ -536,7 +590,7 @@ float kiln_erf_inv(float y) {
   precise float r = p * y;
   if (abs(y) < 0.999) {  // Newton step; erf is too flat near +-1 for it to help
     precise float e = kiln_erf(r) - y;
-    r = r - e / (1.1283791670955126 * exp(-r * r));
+    r = r - e / (1.1283791670955126 * kiln_exp(-r * r));
   }
   return r;
 }

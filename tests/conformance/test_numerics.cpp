@@ -61,6 +61,29 @@ TEST_P(Numerics, LogAndCbrtOfSubnormals) {
   }
 }
 
+// Trig at huge and near-multiple-of-pi/2 arguments (Payne-Hanek beyond 8192; the Vulkan builtins
+// returned constants from ~1e8), exp near both ends of its range and sigmoid in its tail, within
+// the CUDA Math API's bounds (2 ulp sin/cos, 4 tan, 2 exp, 3 sigmoid) of <cmath> in double. The
+// results stay normal: a driver that flushes f32 subnormals (NVIDIA Vulkan) is not tested here.
+TEST_P(Numerics, TrigExpAndSigmoidOverTheWholeRange) {
+  const std::vector<float> xs = {3.4028235e38f, -3.4028235e38f, -2147483648.f, 1e8f, 1e22f, 8193.f, 1.5707964f,
+                                 6.2831855f, 3.1415927f, 4585.1528f, -11022.798f, 7.6361320e19f};
+  const auto s = run(&sin, xs), c = run(&cos, xs), t = run(&tan, xs);
+  for (std::size_t i = 0; i < xs.size(); ++i) {
+    const double x = xs[i];
+    EXPECT_TRUE(within_ulps(s[i], std::sin(x), 2.5)) << "sin(" << xs[i] << ")";
+    EXPECT_TRUE(within_ulps(c[i], std::cos(x), 2.5)) << "cos(" << xs[i] << ")";
+    EXPECT_TRUE(within_ulps(t[i], std::tan(x), 4)) << "tan(" << xs[i] << ")";
+  }
+  const std::vector<float> es = {88.7f, 88.72283f, 80.3428f, 68.61894f, -72.29319f, -87.3f, 10.f, -10.f};
+  const auto e = run(&exp, es);
+  for (std::size_t i = 0; i < es.size(); ++i) EXPECT_TRUE(within_ulps(e[i], std::exp(double(es[i])), 2)) << "exp(" << es[i] << ")";
+  const std::vector<float> gs = {-86.f, -80.f, -30.f, 30.f};
+  const auto g = run(&sigmoid, gs);
+  for (std::size_t i = 0; i < gs.size(); ++i)
+    EXPECT_TRUE(within_ulps(g[i], 1 / (1 + std::exp(-double(gs[i]))), 3)) << "sigmoid(" << gs[i] << ")";
+}
+
 INSTANTIATE_TEST_SUITE_P(Cpu, Numerics, ::testing::Values("cpu"));
 INSTANTIATE_TEST_SUITE_P(Vulkan, Numerics, ::testing::Values("vulkan:0"));
 INSTANTIATE_TEST_SUITE_P(Cuda, Numerics, ::testing::Values("cuda:0"));
