@@ -516,6 +516,7 @@ float kiln_cbrt(float x) {
 }
 // erfc(|x|) with relative error < 1.2e-7 everywhere (Numerical Recipes' erfcc, Chebyshev fit).
 float kiln_erfc_pos(float z) {
+  if (z > 10.1) return 0.0;  // erfc(10.1) < 2^-150 (and z^2 must not overflow below)
   precise float t = 1.0 / (1.0 + 0.5 * z);
   precise float p = -0.82215223 + t * 0.17087277;
   p = 1.48851587 + t * p;
@@ -525,7 +526,13 @@ float kiln_erfc_pos(float z) {
   p = 0.09678418 + t * p;
   p = 0.37409196 + t * p;
   p = 1.00002368 + t * p;
-  p = t * kiln_exp(-z * z - 1.26551223 + t * p);
+  // e^(-z^2) apart: z = zh + zl with zh's low 12 significand bits cleared (integer ops), so zh^2
+  // is exact and zl (2 zh + zl) a small correction. Rounding z^2 inside one exponent cost 2^-24 z^2
+  // relative (88 ulp at z = 8.7); the fma form of the same split was folded away by lavapipe.
+  const float zh = uintBitsToFloat(floatBitsToUint(z) & 0xFFFFF000u);
+  const float zl = z - zh;
+  precise float rest = zl * (2.0 * zh + zl);
+  p = t * kiln_exp(-zh * zh) * kiln_exp(-1.26551223 + t * p - rest);
   return p;
 }
 float kiln_erf(float x) {
@@ -605,13 +612,20 @@ float kiln_pow(float x, float y) {
     if (ax == 1.0) return 1.0;
     return ((ax < 1.0) == (y > 0.0)) ? 0.0 : kiln_inf_f32();
   }
+  // x classified by bits: a driver that flushes subnormals compares them equal to 0.
+  const uint mag = floatBitsToUint(x) & 0x7FFFFFFFu;
   float r;
-  if (ax == 0.0) {
+  if (mag == 0u) {
     r = y < 0.0 ? kiln_inf_f32() : 0.0;
-  } else if (kiln_isinf(ax)) {
+  } else if (mag == 0x7F800000u) {
     r = y < 0.0 ? 0.0 : kiln_inf_f32();
-  } else if (x < 0.0 && !y_int) {
+  } else if (kiln_signbit(x) && !y_int) {
     return kiln_nan_f32();
+  } else if (mag < 0x00800000u) {
+    // Subnormal base: x = mag * 2^-149, mag exact as a float (the builtin took log2 of the
+    // subnormal: bf16 pow(9.2e-41, -1) gave 1.7e38, true +inf).
+    precise float l = log2(float(mag)) - 149.0;
+    r = exp2(y * l);
   } else {
     r = pow(ax, y);
   }
