@@ -256,7 +256,9 @@ bool host_like(const Device& d);
 // Runs the PyTorch peer (bench/torch_peer.py) on |results| (fills Result::peers), or says why not.
 void run_torch_peer(Device& dev, const RunInfo& run, std::vector<Result>& results, std::string* status);
 // The expression spelled as a PyTorch expression over x0, x1, ... (nullopt: an op without one).
-std::optional<std::string> torch_expr(const Expr& e, std::string* why);
+// |clone_bare_input|: a bare input is returned as a copy (the copy case: PyTorch returning its input
+// would time nothing); a reduction's prologue keeps it as it is.
+std::optional<std::string> torch_expr(const Expr& e, std::string* why, bool clone_bare_input = true);
 
 // ---- output ------------------------------------------------------------------------------------
 

@@ -80,7 +80,7 @@ std::string py_literal(const Node& n) {
 
 }  // namespace
 
-std::optional<std::string> torch_expr(const Expr& expr, std::string* why) {
+std::optional<std::string> torch_expr(const Expr& expr, std::string* why, bool clone_bare_input) {
   const Expr e = expr.pruned();
   std::string body;
   for (NodeId i = 0; i < NodeId(e.nodes().size()); ++i) {
@@ -103,8 +103,8 @@ std::optional<std::string> torch_expr(const Expr& expr, std::string* why) {
   }
   // A bare input (the copy case) is cloned: Kiln writes a new tensor, and PyTorch returning its input
   // would time nothing (torch.compile made copy.f32 4.5 us on the first H100 run).
-  body += e.node(e.root()).kind == NodeKind::input ? fmt::format("return t{}.clone()\n", e.root())
-                                                   : fmt::format("return t{}\n", e.root());
+  body += clone_bare_input && e.node(e.root()).kind == NodeKind::input ? fmt::format("return t{}.clone()\n", e.root())
+                                                                      : fmt::format("return t{}\n", e.root());
   return body;
 }
 
@@ -127,7 +127,9 @@ void run_torch_peer(Device& dev, const RunInfo& run, std::vector<Result>& result
   for (std::size_t i = 0; i < results.size(); ++i) {
     const BenchCase& c = *results[i].bench;
     std::string why;
-    auto body = torch_expr(c.expr, &why);
+    // A reduction reduces its prologue as it is: a clone would add a copy's two passes to torch's
+    // time (the first H100 run timed torch.sum at a third of its speed).
+    auto body = torch_expr(c.expr, &why, !c.combiner);
     if (body && c.manifest_spec) {  // the prologue's torch code would miss the epilogue and casts
       why = "no PyTorch peer for a manifest reduction (its epilogue and casts)";
       body.reset();
@@ -136,9 +138,6 @@ void run_torch_peer(Device& dev, const RunInfo& run, std::vector<Result>& result
       const std::size_t ret = body->rfind("return ");
       std::string value = body->substr(ret + 7);
       value.pop_back();  // the newline
-      // A bare input is reduced as it is: the clone above (for the copy case) would add a copy's
-      // two passes to torch's time (the first H100 run timed torch.sum at a third of its speed).
-      if (value.size() > 8 && value.compare(value.size() - 8, 8, ".clone()") == 0) value.resize(value.size() - 8);
       const Shape shape = c.input_shape(results[i].elements);
       std::string dims;
       for (std::int64_t d : shape) dims += fmt::format("{}, ", d);

@@ -329,10 +329,11 @@ std::string glsl_prelude(const std::vector<DType>& storage, const std::vector<co
   if (compute.count(DType::f64)) s += "#define KILN_NEED_FLOAT64 1\n";
   for (DType t : compute)
     if (t != DType::f64) s += fmt::format("#define KILN_USE_{} 1\n", upper(dtype_name(t)));
-  if (funcs) s += "#define KILN_USE_F32_FUNCS 1\n";
   if (casts) s += "#define KILN_USE_CASTS 1\n";
   for (const std::string& d : defines) s += d + "\n";
-  return s + inline_template("glsl/ops.glsl");
+  s += inline_template("glsl/ops.glsl");
+  if (funcs) s += inline_template("glsl/math_f32.glsl");
+  return s;
 }
 
 }  // namespace emit_parts

@@ -2,6 +2,7 @@
 //
 // R is the emitted functor (codegen/families/reduce.cpp):
 //   typedef ... Acc;                                  the accumulator (a compute type, or ArgAcc<V>)
+//   static constexpr int kUnroll;                     loads each thread issues before combining them
 //   Acc identity() const;                             the combiner's identity
 //   Acc prologue(long long r, In... a) const;         the fused prologue on storage-typed inputs
 //   Acc combine(Acc a, Acc b) const;                  associative; arguments in index order
@@ -145,18 +146,6 @@ __device__ __forceinline__ typename R::Acc element(const KilnReduceParams& p, co
   return r.prologue(j, load_input<In>(p.in[I] + off[I] * sizeof(In))...);
 }
 
-// Elements in flight per thread: every load of a group is issued before the first combine
-// (the combining order stays j = first, first + step, ...). 8 loads, 16 for 1- and 2-byte inputs.
-template <class... In> struct Unroll {
-  static constexpr int kMaxSize = sizeof...(In) == 0 ? 4 : 0;
-};
-template <class T, class... Rest> struct Unroll<T, Rest...> {
-  static constexpr int kMaxSize = int(sizeof(T)) > Unroll<Rest...>::kMaxSize ? int(sizeof(T)) : Unroll<Rest...>::kMaxSize;
-};
-template <class... In> struct UnrollOf {
-  static constexpr int value = Unroll<In...>::kMaxSize <= 2 ? 16 : 8;
-};
-
 // Combines load(j) for j = first, first + step, ... < end into acc, in order, U loads at a time.
 template <int U, class R, class Load>
 __device__ __forceinline__ typename R::Acc combine_seq(const R& r, typename R::Acc acc, long long first, long long step,
@@ -204,7 +193,7 @@ __device__ __forceinline__ typename R::Acc run_chunks(const R& r, long long firs
 template <class R, class... In>
 __device__ __forceinline__ typename R::Acc run(const KilnReduceParams& p, const R& r, long long first, long long step,
                                                long long end, const unsigned long long* base) {
-  constexpr int U = UnrollOf<In...>::value;
+  constexpr int U = R::kUnroll;  // loads in flight per thread (codegen/families/reduce.cpp)
   if (p.red_rank <= 1) return run_chunks<U>(r, first, step, end, InputLoad<true, R, In...>{p, r, base});
   return run_chunks<U>(r, first, step, end, InputLoad<false, R, In...>{p, r, base});
 }
