@@ -87,13 +87,16 @@ Scalar float_op(Op op, const Scalar* a) {
     case Op::expm1: return Scalar::from_f(std::expm1(x));
     case Op::log: return Scalar::from_f(std::log(x));
     case Op::log1p: return Scalar::from_f(std::log1p(x));
-    case Op::sigmoid: return Scalar::from_f(1.0 / (1.0 + std::exp(-x)));
+    case Op::sigmoid: {  // e^x / (1 + e^x) below 0: e^-x overflows from x = -709.8, sigmoid from -745
+      const double e = std::exp(x >= 0 ? -x : x);
+      return Scalar::from_f(x >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e));
+    }
     case Op::cos: return Scalar::from_f(std::cos(x));
     case Op::sin: return Scalar::from_f(std::sin(x));
     case Op::tan: return Scalar::from_f(std::tan(x));
     case Op::cosh: return Scalar::from_f(std::cosh(x));
     case Op::sinh: return Scalar::from_f(std::sinh(x));
-    case Op::tanh: return Scalar::from_f(std::tanh(x));
+    case Op::tanh: return Scalar::from_f(double(std::tanh((long double)x)));  // double's: 1.30 ulp
     case Op::acos: return Scalar::from_f(std::acos(x));
     case Op::asin: return Scalar::from_f(std::asin(x));
     case Op::atan: return Scalar::from_f(std::atan(x));
@@ -101,8 +104,10 @@ Scalar float_op(Op op, const Scalar* a) {
     case Op::asinh: return Scalar::from_f(std::asinh(x));
     case Op::atanh: return Scalar::from_f(std::atanh(x));
     case Op::sqrt: return Scalar::from_f(std::sqrt(x));
-    case Op::rsqrt: return Scalar::from_f(1.0 / std::sqrt(x));
-    case Op::cbrt: return Scalar::from_f(std::cbrt(x));
+    // In long double, then rounded once: 1.0 / std::sqrt(x) rounds twice (1.44 ulp); glibc's
+    // double cbrt is 2.87 ulp off (MPFR, tests/accuracy).
+    case Op::rsqrt: return Scalar::from_f(double(1.0L / std::sqrt((long double)x)));
+    case Op::cbrt: return Scalar::from_f(double(std::cbrt((long double)x)));
     case Op::erf: return Scalar::from_f(std::erf(x));
     case Op::erfc: return Scalar::from_f(std::erfc(x));
     case Op::erf_inv: return Scalar::from_f(erfinv(x));

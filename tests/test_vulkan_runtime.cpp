@@ -10,12 +10,14 @@
 #include <numeric>
 #include <random>
 #include <shaderc/shaderc.hpp>
+#include <spirv-tools/libspirv.hpp>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "runtime/device.hpp"
 #include "core/error.hpp"
+#include "runtime/vulkan/vk_spirv.hpp"
 #include "runtime/vulkan/vk_validation.hpp"
 
 namespace {
@@ -478,6 +480,65 @@ TEST_F(VulkanRuntime, RejectsBadSpirv) {
   // A function index out of range.
   TestKernel k(compile_glsl(kPlusOne, "plus_one.comp"), "test_plus_one", 64);
   EXPECT_THROW(dev().kernel(k.registry, k.entry, 1), kiln::Error);
+}
+
+// The DenormPreserve edit (vk_spirv.hpp) gives modules the validator accepts, with the modes for
+// the float widths the module has, once, and the extension only where SPIR-V < 1.4 needs it. No
+// device needed: lavapipe keeps subnormals anyway and does not report the property; NVIDIA's
+// driver flushes them without it (docs/semantics.md, "Subnormals").
+TEST(VulkanSpirv, DenormPreserveEditIsValidSpirv) {
+  const std::string f32_only = "#version 460\nlayout(local_size_x = 64) in;\n"
+                               "layout(std430, binding = 0) buffer B { float v[]; } b;\n"
+                               "void main() { b.v[gl_GlobalInvocationID.x] *= 0.5; }\n";
+  const std::string with_f64 = "#version 460\nlayout(local_size_x = 64) in;\n"
+                               "layout(std430, binding = 0) buffer B { double d[]; float v[]; } b;\n"
+                               "void main() { b.d[0] *= 0.5lf; b.v[gl_GlobalInvocationID.x] *= 0.5; }\n";
+  struct Target {
+    shaderc_env_version env;
+    spv_target_env val;
+    bool needs_extension;
+  };
+  for (const Target t : {Target{shaderc_env_version_vulkan_1_3, SPV_ENV_VULKAN_1_3, false},
+                         Target{shaderc_env_version_vulkan_1_1, SPV_ENV_VULKAN_1_1, true}}) {
+    for (const std::string* src : {&f32_only, &with_f64}) {
+      SCOPED_TRACE(std::string(t.needs_extension ? "SPIR-V 1.3, " : "SPIR-V 1.6, ") +
+                   (src == &with_f64 ? "f64" : "f32 only"));
+      shaderc::Compiler compiler;
+      shaderc::CompileOptions options;
+      options.SetTargetEnvironment(shaderc_target_env_vulkan, t.env);
+      auto r = compiler.CompileGlslToSpv(*src, shaderc_compute_shader, "d.comp", options);
+      ASSERT_EQ(r.GetCompilationStatus(), shaderc_compilation_status_success) << r.GetErrorMessage();
+      const std::vector<std::uint32_t> words(r.cbegin(), r.cend());
+      EXPECT_EQ(kiln::vk::with_denorm_preserve(words, {}), words) << "no widths: unchanged";
+      const auto edited = kiln::vk::with_denorm_preserve(words, {true, true, true});
+      spvtools::SpirvTools tools(t.val);
+      std::string first;
+      tools.SetMessageConsumer([&](spv_message_level_t, const char*, const spv_position_t&, const char* m) {
+        if (first.empty()) first = m;
+      });
+      EXPECT_TRUE(tools.Validate(edited)) << first;
+      std::string text;
+      ASSERT_TRUE(tools.Disassemble(edited, &text, SPV_BINARY_TO_TEXT_OPTION_NONE));
+      auto count = [&](const std::string& s) {
+        std::size_t n = 0;
+        for (std::size_t at = text.find(s); at != std::string::npos; at = text.find(s, at + 1)) ++n;
+        return n;
+      };
+      EXPECT_EQ(count("OpCapability DenormPreserve"), 1u) << text;
+      EXPECT_EQ(count("DenormPreserve 32"), 1u) << text;
+      EXPECT_EQ(count("DenormPreserve 64"), src == &with_f64 ? 1u : 0u) << text;
+      EXPECT_EQ(count("DenormPreserve 16"), 0u) << "no Float16 capability: " << text;
+      EXPECT_EQ(count("SPV_KHR_float_controls"), t.needs_extension ? 1u : 0u) << text;
+      EXPECT_EQ(kiln::vk::with_denorm_preserve(edited, {true, true, true}), edited) << "a second edit adds nothing";
+      // What a device reporting only f32 gets.
+      const auto only32 = kiln::vk::with_denorm_preserve(words, {false, true, false});
+      EXPECT_TRUE(tools.Validate(only32)) << first;
+      EXPECT_EQ(only32.size() + (src == &with_f64 ? 4u : 0u), edited.size());
+    }
+  }
+  // A truncated module comes back as it was (the validator then rejects it with its reason).
+  const std::vector<std::uint32_t> bad = {0x07230203u, 0x00010600u, 0, 100, 0, 0x00ff0011u};
+  EXPECT_EQ(kiln::vk::with_denorm_preserve(bad, {true, true, true}), bad);
 }
 
 }  // namespace

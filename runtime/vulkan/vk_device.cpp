@@ -2,7 +2,9 @@
 #include "runtime/vulkan/vk_device.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <string_view>
 
 #include "runtime/vulkan/vk_kernel.hpp"
 #include "runtime/vulkan/vk_memory.hpp"
@@ -218,6 +220,11 @@ VulkanDevice::VulkanDevice(const InstanceState& instance, VkPhysicalDevice physi
   info_.driver = std::string(q.p12.driverName) + " " + q.p12.driverInfo + " (driverVersion " +
                  std::to_string(properties_.driverVersion) + ", Vulkan " + version_text(properties_.apiVersion) + ")";
   info_.subgroup_size = q.p11.subgroupSize ? q.p11.subgroupSize : 1;
+  // KILN_VK_DENORMS=flush leaves the driver's default (for comparing the two).
+  const char* denorms = std::getenv("KILN_VK_DENORMS");
+  if (!(denorms && std::string_view(denorms) == "flush"))
+    denorm_preserve_ = {bool(q.p12.shaderDenormPreserveFloat16), bool(q.p12.shaderDenormPreserveFloat32),
+                        bool(q.p12.shaderDenormPreserveFloat64)};
   info_.max_allocation_bytes = q.p11.maxMemoryAllocationSize;
   max_buffer_size_ = q.maintenance4_ext && q.pm4.maxBufferSize ? q.pm4.maxBufferSize : q.p11.maxMemoryAllocationSize;
   for (DType t : kAllDTypes) {

@@ -11,6 +11,7 @@
 
 #include "runtime/device.hpp"
 #include "runtime/vulkan/vk_common.hpp"
+#include "runtime/vulkan/vk_spirv.hpp"
 #include "runtime/vulkan/vk_instance.hpp"
 
 namespace kiln::vk {
@@ -64,6 +65,9 @@ class VulkanDevice final : public Device {
   const VkPhysicalDeviceProperties& properties() const { return properties_; }
   const VkPhysicalDeviceMemoryProperties& memory_properties() const { return memory_; }
   const EnabledFeatures& features() const { return features_; }
+  // The float widths whose subnormals shaders can ask to keep (VkPhysicalDeviceVulkan12Properties
+  // shaderDenormPreserveFloat16/32/64); kernels get DenormPreserve for them (vk_spirv.hpp).
+  const DenormWidths& denorm_preserve() const { return denorm_preserve_; }
   std::uint64_t max_buffer_size() const { return max_buffer_size_; }
   std::uint32_t queue_family() const { return queue_family_; }
   std::uint32_t timestamp_valid_bits() const { return timestamp_valid_bits_; }
@@ -91,6 +95,7 @@ class VulkanDevice final : public Device {
   VkPhysicalDeviceProperties properties_{};
   VkPhysicalDeviceMemoryProperties memory_{};
   EnabledFeatures features_;
+  DenormWidths denorm_preserve_;
   std::uint64_t max_buffer_size_ = 0;
   std::uint32_t queue_family_ = 0;
   std::uint32_t timestamp_valid_bits_ = 0;

@@ -18,6 +18,7 @@
 #include "runtime/device_state.hpp"
 #include "runtime/vulkan/vk_cache_file.hpp"
 #include "runtime/vulkan/vk_device.hpp"
+#include "runtime/vulkan/vk_spirv.hpp"
 
 namespace kiln::vk {
 
@@ -194,8 +195,9 @@ const Kernel& KernelCache::get(const KernelEntry& entry, int function) {
   VkDevice dev = device_.handle();
   std::vector<std::uint32_t> code(spirv.size() / 4);
   std::memcpy(code.data(), spirv.data(), spirv.size());
+  code = with_denorm_preserve(code, device_.denorm_preserve());
   VkShaderModuleCreateInfo mi{VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO};
-  mi.codeSize = spirv.size();
+  mi.codeSize = code.size() * sizeof(std::uint32_t);
   mi.pCode = code.data();
   VkShaderModule module = VK_NULL_HANDLE;
   if (VkResult r = vkCreateShaderModule(dev, &mi, nullptr, &module); r != VK_SUCCESS)

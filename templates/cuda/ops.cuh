@@ -108,7 +108,6 @@ KILN_FLOAT_UNARY(exp, expf(x), exp(x))
 KILN_FLOAT_UNARY(expm1, expm1f(x), expm1(x))
 KILN_FLOAT_UNARY(log, logf(x), log(x))
 KILN_FLOAT_UNARY(log1p, log1pf(x), log1p(x))
-KILN_FLOAT_UNARY(sigmoid, 1.0f / (1.0f + expf(-x)), 1.0 / (1.0 + exp(-x)))
 KILN_FLOAT_UNARY(cos, cosf(x), cos(x))
 KILN_FLOAT_UNARY(sin, sinf(x), sin(x))
 KILN_FLOAT_UNARY(tan, tanf(x), tan(x))
@@ -122,7 +121,7 @@ KILN_FLOAT_UNARY(acosh, acoshf(x), acosh(x))
 KILN_FLOAT_UNARY(asinh, asinhf(x), asinh(x))
 KILN_FLOAT_UNARY(atanh, atanhf(x), atanh(x))
 KILN_FLOAT_UNARY(sqrt, sqrtf(x), sqrt(x))
-KILN_FLOAT_UNARY(rsqrt, 1.0f / sqrtf(x), 1.0 / sqrt(x))
+KILN_FLOAT_UNARY(rsqrt, 1.0f / sqrtf(x), rsqrt(x))  // f64: CUDA's rsqrt is 1 ulp, 1.0 / sqrt(x) 1.44
 KILN_FLOAT_UNARY(cbrt, cbrtf(x), cbrt(x))
 KILN_FLOAT_UNARY(erf, erff(x), erf(x))
 KILN_FLOAT_UNARY(erfc, erfcf(x), erfc(x))
@@ -133,6 +132,11 @@ KILN_FLOAT_UNARY(floor, floorf(x), floor(x))
 KILN_FLOAT_UNARY(negate, -x, -x)
 KILN_FLOAT_UNARY(round, roundf(x), round(x))  // C round: halves away from zero
 #undef KILN_FLOAT_UNARY
+// sigmoid as e^x / (1 + e^x) below 0: 1 / (1 + e^-x) gave 0 once e^-x overflowed (x < -88.7 for
+// f32), where the true value is a subnormal down to x = -103.
+template <class F> KILN_DEVICE F kiln_float_sigmoid(F x, F e) { return x >= F(0) ? F(1) / (F(1) + e) : e / (F(1) + e); }
+KILN_DEVICE float kiln_sigmoid(float x) { return kiln_float_sigmoid(x, expf(x >= 0.0f ? -x : x)); }
+KILN_DEVICE double kiln_sigmoid(double x) { return kiln_float_sigmoid(x, exp(x >= 0.0 ? -x : x)); }
 
 #define KILN_FLOAT_BINARY(name, f32, f64)                         \
   KILN_DEVICE float kiln_##name(float x, float y) { return f32; } \

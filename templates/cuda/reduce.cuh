@@ -10,10 +10,10 @@
 // Three entry points, all deterministic (a fixed combining order, no atomics). Work items are
 // (segment s, output o) pairs, w = s * n_out + o; with n_split == 1 they are the outputs.
 //   reduce_rows: one block per work item (grid-stride); each thread combines the elements
-//     r = first + tid, first + tid + BLOCK, ... of the segment in order (in chunks of kReduceChunk),
-//     then the block combines its threads' values in a tree: shared memory down to one warp, then
-//     warp shuffles.
-//   reduce_cols: one thread per work item, combining the segment's elements in order (chunked).
+//     r = first + tid, first + tid + BLOCK, ... of the segment in groups of kUnroll (each group a
+//     pairwise tree, the groups in order, in chunks of kReduceChunk elements), then the block
+//     combines its threads' values in a tree: shared memory down to one warp, then warp shuffles.
+//   reduce_cols: one thread per work item, combining the segment's elements the same way.
 //   reduce_final: one thread per output, combining its n_split segment accumulators in order; with
 //     n_split >= kReduceFinalBlock a block per output (segments strided over threads, then the tree).
 // A work item writes the finished output when n_split == 1, else its accumulator to scratch.
@@ -93,8 +93,12 @@ __device__ __forceinline__ void out_offsets(const KilnReduceParams& p, int input
   unsigned long long rem = (unsigned long long)o;
 #pragma unroll 1
   for (int d = int(p.out_rank) - 1; d >= 0; --d) {
-    const unsigned long long s = (unsigned long long)p.out_shape[d], q = rem / s, idx = rem - q * s;
-    rem = q;
+    unsigned long long idx = rem;  // dimension 0: rem < its extent, no division
+    if (d > 0) {
+      const unsigned long long s = (unsigned long long)p.out_shape[d], q = rem / s;
+      idx = rem - q * s;
+      rem = q;
+    }
 #pragma unroll
     for (int k = 0; k < kReduceInputs; ++k)
       if (k < inputs) off[k] += idx * (unsigned long long)p.out_strides[k][d];
@@ -106,8 +110,12 @@ __device__ __forceinline__ void red_offsets(const KilnReduceParams& p, int input
   unsigned long long rem = (unsigned long long)r;
 #pragma unroll 1
   for (int d = int(p.red_rank) - 1; d >= 0; --d) {
-    const unsigned long long s = (unsigned long long)p.red_shape[d], q = rem / s, idx = rem - q * s;
-    rem = q;
+    unsigned long long idx = rem;
+    if (d > 0) {
+      const unsigned long long s = (unsigned long long)p.red_shape[d], q = rem / s;
+      idx = rem - q * s;
+      rem = q;
+    }
 #pragma unroll
     for (int k = 0; k < kReduceInputs; ++k)
       if (k < inputs) off[k] += idx * (unsigned long long)p.red_strides[k][d];
@@ -146,8 +154,10 @@ __device__ __forceinline__ typename R::Acc element(const KilnReduceParams& p, co
   return r.prologue(j, load_input<In>(p.in[I] + off[I] * sizeof(In))...);
 }
 
-// Combines load(j) for j = first, first + step, ... < end into acc, in order, U loads at a time.
-template <int U, class R, class Load>
+// Combines load(j) for j = first, first + step, ... < end into acc, U loads at a time. Each group
+// of U is combined in order (kTree false) or in a fixed pairwise tree, (v0 v1) (v2 v3) ..., then
+// pairs of pairs (kTree true: a dependency chain of log2 U combines instead of U), then into acc.
+template <int U, bool kTree, class R, class Load>
 __device__ __forceinline__ typename R::Acc combine_seq(const R& r, typename R::Acc acc, long long first, long long step,
                                                        long long end, const Load& load) {
   long long j = first;
@@ -155,8 +165,16 @@ __device__ __forceinline__ typename R::Acc combine_seq(const R& r, typename R::A
     typename R::Acc v[U];
 #pragma unroll
     for (int u = 0; u < U; ++u) v[u] = load(j + step * u);
+    if (kTree) {
 #pragma unroll
-    for (int u = 0; u < U; ++u) acc = r.combine(acc, v[u]);
+      for (int w = 1; w < U; w *= 2)
+#pragma unroll
+        for (int i = 0; i + w < U; i += 2 * w) v[i] = r.combine(v[i], v[i + w]);
+      acc = r.combine(acc, v[0]);
+    } else {
+#pragma unroll
+      for (int u = 0; u < U; ++u) acc = r.combine(acc, v[u]);
+    }
   }
   for (; j < end; j += step) acc = r.combine(acc, load(j));
   return acc;
@@ -184,7 +202,7 @@ __device__ __forceinline__ typename R::Acc run_chunks(const R& r, long long firs
   typename R::Acc total = r.identity();
   for (long long j0 = first; j0 < end; j0 += step * kReduceChunk) {
     const long long stop = j0 + step * kReduceChunk < end ? j0 + step * kReduceChunk : end;
-    total = r.combine(total, combine_seq<U>(r, r.identity(), j0, step, stop, load));
+    total = r.combine(total, combine_seq<U, true>(r, r.identity(), j0, step, stop, load));
   }
   return total;
 }
@@ -225,7 +243,7 @@ __device__ __forceinline__ typename R::Acc block_combine(const R& r, typename R:
 // Work item w: its output, the first element of its segment and the end of the segment.
 __device__ __forceinline__ void work_item(const KilnReduceParams& p, long long w, long long* o, long long* first,
                                           long long* end) {
-  const long long s = w / p.n_out;
+  const long long s = p.n_split == 1 ? 0 : w / p.n_out;  // no 64-bit division when unsplit
   *o = w - s * p.n_out;
   *first = s * p.seg;
   *end = *first + p.seg < p.n_red ? *first + p.seg : p.n_red;
@@ -282,7 +300,7 @@ __device__ __forceinline__ void reduce_final(const KilnReduceParams& p, R r) {
     for (long long o = blockIdx.x; o < p.n_out; o += gridDim.x) {
       const reduce_detail::ScratchLoad<Acc> load{scratch, p.n_out, o};
       const Acc v = reduce_detail::block_combine<BLOCK>(
-          r, smem, tid, reduce_detail::combine_seq<8>(r, r.identity(), tid, BLOCK, p.n_split, load));
+          r, smem, tid, reduce_detail::combine_seq<8, false>(r, r.identity(), tid, BLOCK, p.n_split, load));
       if (tid == 0) reinterpret_cast<Out*>(p.out)[o] = r.finish(v, p.n_red);
       __syncthreads();  // smem is reused by the next output
     }
@@ -291,7 +309,7 @@ __device__ __forceinline__ void reduce_final(const KilnReduceParams& p, R r) {
   const long long step = (long long)gridDim.x * BLOCK;
   for (long long o = (long long)blockIdx.x * BLOCK + threadIdx.x; o < p.n_out; o += step) {
     const reduce_detail::ScratchLoad<Acc> load{scratch, p.n_out, o};
-    const Acc v = reduce_detail::combine_seq<8>(r, r.identity(), 0, 1, p.n_split, load);
+    const Acc v = reduce_detail::combine_seq<8, false>(r, r.identity(), 0, 1, p.n_split, load);
     reinterpret_cast<Out*>(p.out)[o] = r.finish(v, p.n_red);
   }
 }

@@ -13,9 +13,9 @@
 // constant. Every entry point combines in a fixed order (deterministic; no atomics). Work items
 // are (segment s, output o) pairs, w = s * n_out + o (the outputs when n_split == 1):
 //   rows:  one workgroup per work item; thread t combines r = first + t, first + t + size, ... in
-//          order (chunked), then the workgroup combines its threads' values in a tree in shared
-//          memory.
-//   cols:  one thread per work item, combining the segment's elements in order (chunked).
+//          groups of KILN_UNROLL (a pairwise tree each, the groups in order, chunked), then the
+//          workgroup combines its threads' values in a tree in shared memory.
+//   cols:  one thread per work item, combining the segment's elements the same way.
 //   final: one thread per output, combining its n_split segment accumulators in order; from
 //          KILN_FINAL_BLOCK segments on a workgroup per output (segments strided over threads, then
 //          the tree).
@@ -53,10 +53,13 @@ void kiln_out_offsets(KilnReduceParams P, int64_t o, inout uint64_t off[4]) {
   const int rank = int(P.out_rank);
   [[unroll]] for (int d = 5; d >= 0; --d) {
     if (d < rank) {
-      const uint64_t s = uint64_t(P.out_shape[d]);
-      const uint64_t q = rem / s;
-      const uint64_t idx = rem - q * s;
-      rem = q;
+      uint64_t idx = rem;  // dimension 0: rem < its extent, no division
+      if (d > 0) {
+        const uint64_t s = uint64_t(P.out_shape[d]);
+        const uint64_t q = rem / s;
+        idx = rem - q * s;
+        rem = q;
+      }
       [[unroll]] for (int k = 0; k < KILN_NUM_INPUTS; ++k) off[k] += idx * uint64_t(P.out_strides[k * 6 + d]);
     }
   }
@@ -70,9 +73,12 @@ KILN_ACC kiln_element(int64_t j, uint64_t base[4]) {
     uint64_t rem = uint64_t(j);
     [[unroll]] for (int d = 5; d >= 0; --d) {
       if (d < kiln_red_rank) {
-        const uint64_t q = rem / kiln_red_shape[d];
-        const uint64_t idx = rem - q * kiln_red_shape[d];
-        rem = q;
+        uint64_t idx = rem;
+        if (d > 0) {
+          const uint64_t q = rem / kiln_red_shape[d];
+          idx = rem - q * kiln_red_shape[d];
+          rem = q;
+        }
         [[unroll]] for (int k = 0; k < KILN_NUM_INPUTS; ++k) off[k] += idx * kiln_red_st[k * 6 + d];
       }
     }
@@ -83,8 +89,10 @@ KILN_ACC kiln_element(int64_t j, uint64_t base[4]) {
                        KILN_LOAD3(KilnIn3Ref(kiln_in[3] + off[3] * KILN_S3).v));
 }
 
-// Combines elements first, first + step, ... < end in order, in chunks of KILN_CHUNK. (lavapipe
-// ends any loop nest after 65535 iterations: the plan keeps every thread's elements well below.)
+// Combines elements first, first + step, ... < end in chunks of KILN_CHUNK, in groups of
+// KILN_UNROLL loads: each group in a fixed pairwise tree ((v0 v1) (v2 v3) ..., then pairs of
+// pairs: CUDA's order), the groups in order. (lavapipe ends any loop nest after 65535 iterations:
+// the plan keeps every thread's elements well below.)
 KILN_ACC kiln_run(int64_t first, int64_t step, int64_t end, uint64_t base[4]) {
   KILN_ACC total = kiln_identity();
   const int64_t m = end > first ? (end - first + step - 1) / step : 0l;  // this thread's elements
@@ -95,7 +103,9 @@ KILN_ACC kiln_run(int64_t first, int64_t step, int64_t end, uint64_t base[4]) {
     for (; c + KILN_UNROLL <= count; c += KILN_UNROLL) {  // every load of a group before its combines
       KILN_ACC v[KILN_UNROLL];
       [[unroll]] for (int u = 0; u < KILN_UNROLL; ++u) v[u] = kiln_element(first + (c0 + int64_t(c + u)) * step, base);
-      [[unroll]] for (int u = 0; u < KILN_UNROLL; ++u) part = kiln_combine(part, v[u]);
+      [[unroll]] for (int w = 1; w < KILN_UNROLL; w *= 2)
+        [[unroll]] for (int i = 0; i + w < KILN_UNROLL; i += 2 * w) v[i] = kiln_combine(v[i], v[i + w]);
+      part = kiln_combine(part, v[0]);
     }
     for (; c < count; ++c) part = kiln_combine(part, kiln_element(first + (c0 + int64_t(c)) * step, base));
     total = kiln_combine(total, part);
@@ -123,7 +133,7 @@ KILN_ACC kiln_block_combine(uint tid, KILN_ACC v) {
 
 // Work item w: its output, and the first element and end of its segment.
 void kiln_work_item(KilnReduceParams P, int64_t w, out int64_t o, out int64_t first, out int64_t end) {
-  const int64_t s = w / P.n_out;
+  const int64_t s = P.n_split == 1l ? 0l : w / P.n_out;  // no 64-bit division when unsplit
   o = w - s * P.n_out;
   first = s * P.seg;
   end = min(first + P.seg, P.n_red);

@@ -1,8 +1,10 @@
 // Accuracy regressions of issue 11 at inputs the conformance suite's ranges and absolute
 // tolerances did not reach, on every device, against double-precision <cmath> (an independent
-// reference, not Kiln's CPU backend): log next to 1 and at subnormals, cbrt of subnormals.
+// reference, not Kiln's CPU backend): log next to 1 and at subnormals, cbrt of subnormals, trig and
+// exp over the whole range, sigmoid's tail.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <optional>
 #include <string>
@@ -99,6 +101,31 @@ TEST_P(Numerics, ErfcTailAndPowOfSubnormalBase) {
   // 16, not CUDA's 4: Vulkan's pow is still exp2(y log2 x) in f32 (14 ulp here; baseline.json).
   for (std::size_t i = 1; i < xs.size(); ++i)
     EXPECT_TRUE(within_ulps(got[i], std::pow(double(xs[i]), double(ys[i])), 16)) << "pow(" << xs[i] << ", " << ys[i] << ")";
+}
+
+// sigmoid where e^-x overflows (x < -88.7 in f32, -709.8 in f64) and the true value, ~e^x, is
+// subnormal: 1 / (1 + e^-x) gave 0 on the CPU and CUDA (MPFR, tests/accuracy: 3.2e5 ulp at -90.6).
+// On NVIDIA's Vulkan driver this needs DenormPreserve (runtime/vulkan/vk_spirv.hpp).
+TEST_P(Numerics, SigmoidWhereEToTheMinusXOverflows) {
+  auto close = [](double got, double want, double ulps, int min_exp) {
+    const double ulp = std::max(std::ldexp(std::fabs(want), -52 + (min_exp == -149 ? 29 : 0)), std::ldexp(1.0, min_exp));
+    return std::fabs(got - want) <= ulps * ulp;
+  };
+  const std::vector<float> xs = {-88.8f, -90.61402f, -95.f, -100.f, -103.f, -104.f, -120.f};
+  const auto g = run(&sigmoid, xs);
+  for (std::size_t i = 0; i < xs.size(); ++i)
+    EXPECT_TRUE(close(g[i], std::exp(double(xs[i])) / (1 + std::exp(double(xs[i]))), 3, -149))
+        << "sigmoid(" << xs[i] << ") = " << g[i] << ", want " << std::exp(double(xs[i]));
+  const std::vector<double> ds = {-710.0, -720.5, -740.0, -745.0, -800.0};
+  Device& cpu = device("cpu");
+  std::vector<double> got;
+  try {
+    got = sigmoid(Tensor::from_vector(ds, {5}, cpu).to(*dev_), nullptr).to(cpu).to_vector<double>();
+  } catch (const Error& e) {
+    GTEST_SKIP() << "f64: " << e.what();
+  }
+  for (std::size_t i = 0; i < ds.size(); ++i)  // e^x / (1 + e^x) = e^x here; std::exp is within 1 ulp
+    EXPECT_TRUE(close(got[i], std::exp(ds[i]), 3, -1074)) << "sigmoid(" << ds[i] << ") = " << got[i] << ", want " << std::exp(ds[i]);
 }
 
 INSTANTIATE_TEST_SUITE_P(Cpu, Numerics, ::testing::Values("cpu"));

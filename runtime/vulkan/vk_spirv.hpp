@@ -1,0 +1,25 @@
+// Internal: edits of a kernel's SPIR-V made when a pipeline is created for a particular device.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace kiln::vk {
+
+// Float widths (16, 32, 64) whose subnormals the module asks the driver to keep.
+struct DenormWidths {
+  bool w16 = false, w32 = false, w64 = false;
+  bool any() const { return w16 || w32 || w64; }
+};
+
+// |words| with OpExecutionMode DenormPreserve for each width in |widths| on every GLCompute entry
+// point (SPV_KHR_float_controls; core from SPIR-V 1.4, with OpExtension before). Without it a
+// driver may flush subnormal inputs and results to zero (NVIDIA's does: exp(-87.5f) gave 0, the
+// true value is 1.0e-38), which CUDA and the CPU backend do not. A width is skipped when the
+// module has no floats of that width (no Float16/Float64 capability) or already sets a denorm
+// mode for it. The module is returned unchanged when nothing applies. |words| must be a
+// structurally sound module (check_spirv).
+std::vector<std::uint32_t> with_denorm_preserve(std::span<const std::uint32_t> words, DenormWidths widths);
+
+}  // namespace kiln::vk
