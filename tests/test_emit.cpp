@@ -501,6 +501,11 @@ TEST(Families, ReducePlanPicksKernelsAndSplits) {
   p = plan({1000, 4096}, {4096, 1}, {0});  // over the outer axis, 4096 contiguous outputs
   ASSERT_EQ(p.function, 1) << why;
   EXPECT_EQ(params(p).n_out, 4096);
+  // Four neighbouring f32 outputs per thread (aligned, contiguous): a quarter of the threads.
+  const std::int64_t work = params(p).n_out * params(p).n_split;
+  EXPECT_EQ(p.groups_x, std::uint32_t((work + 1023) / 1024));
+  p = plan({1000, 4094}, {4096, 1}, {0});  // 4094 outputs: not in fours, a thread each
+  EXPECT_EQ(p.groups_x, std::uint32_t((params(p).n_out * params(p).n_split + 255) / 256));
   p = plan({4, 5, 6}, {30, 6, 1}, {1, 2});  // the two inner axes merge into one of 30
   EXPECT_EQ(params(p).red_rank, 1);
   EXPECT_EQ(params(p).red_shape[0], 30);
