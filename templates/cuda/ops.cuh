@@ -35,14 +35,22 @@ template <> struct kiln_int_traits<kiln_u64> { typedef kiln_u64 U; static conste
 KILN_DEVICE unsigned kiln_f32_to_f16_bits(float f) {
   const unsigned x = __float_as_uint(f);
   if ((x & 0x7FFFFFFFu) > 0x7F800000u) return ((x >> 16) & 0x8000u) | 0x7E00u;  // NaN
+#if defined(__CUDACC__) || defined(__CUDACC_RTC__)
   unsigned short h;
   asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
   return h;
+#else  // compiled for the host (tests/test_cuda_reduce_host.cpp): core/half.hpp's conversions
+  return kiln_host_f32_to_f16_bits(f);
+#endif
 }
 KILN_DEVICE float kiln_f16_bits_to_f32(unsigned h) {
+#if defined(__CUDACC__) || defined(__CUDACC_RTC__)
   float f;
   asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"((unsigned short)h));
   return f;
+#else
+  return kiln_host_f16_bits_to_f32(h);
+#endif
 }
 KILN_DEVICE unsigned kiln_f32_to_bf16_bits(float f) {
   unsigned x = __float_as_uint(f);

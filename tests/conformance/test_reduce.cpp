@@ -16,6 +16,7 @@
 
 #include "codegen/eval.hpp"
 #include "runtime/kiln.hpp"
+#include "tests/conformance/reduce_order.hpp"
 #include "tests/conformance/validation_scope.hpp"
 #include "tests/conformance/cases.hpp"
 
@@ -366,41 +367,6 @@ TEST_P(Reduce, MatchesReference) {
   EXPECT_EQ(out.touched_guards(), "");
 }
 
-// The rows order of docs/semantics.md ("Order and determinism"), emulated on the host: one block
-// of |block| threads per row, runs of |vec| elements, groups of |group| runs in pairwise trees,
-// chunks of 256 elements, the tail, then the block's tree (halving). Sums of T in T.
-template <class T> T tree_of(std::vector<T> v) {
-  for (std::size_t w = 1; w < v.size(); w *= 2)
-    for (std::size_t i = 0; i + w < v.size(); i += 2 * w) v[i] = v[i] + v[i + w];
-  return v[0];
-}
-template <class T> T emulated_row_sum(const T* x, std::int64_t n, std::int64_t block, std::int64_t vec, std::int64_t group) {
-  const std::int64_t nruns = n / vec, per_chunk = 256 / vec;
-  auto run = [&](std::int64_t q) { return tree_of(std::vector<T>(x + q * vec, x + q * vec + vec)); };
-  std::vector<T> threads(std::size_t(block), T(0));
-  for (std::int64_t t = 0; t < block; ++t) {
-    const std::int64_t runs = t < nruns ? (nruns - t + block - 1) / block : 0;
-    T total = 0;
-    for (std::int64_t m0 = 0; m0 < runs; m0 += per_chunk) {
-      const std::int64_t stop = std::min(m0 + per_chunk, runs);
-      T part = 0;
-      std::int64_t m = m0;
-      for (; m + group <= stop; m += group) {
-        std::vector<T> g;
-        for (std::int64_t u = 0; u < group; ++u) g.push_back(run(t + (m + u) * block));
-        part = part + tree_of(g);
-      }
-      for (; m < stop; ++m) part = part + run(t + m * block);
-      total = total + part;
-    }
-    if (nruns * vec + t < n) total = total + x[nruns * vec + t];
-    threads[std::size_t(t)] = total;
-  }
-  for (std::int64_t h = block / 2; h > 0; h /= 2)  // the block's tree: thread t with t + h
-    for (std::int64_t t = 0; t < h; ++t) threads[std::size_t(t)] = threads[std::size_t(t)] + threads[std::size_t(t + h)];
-  return threads[0];
-}
-
 // Every GPU sums rows in exactly that order, bit for bit, whatever the alignment of the rows (CUDA
 // loads aligned runs as vectors and the others element by element). Values over 40 binades, so
 // another order gives another sum. The CPU backend sums pairwise (not checked here).
@@ -419,7 +385,7 @@ template <class T> void check_row_order(Device& dev) {
       const Tensor x = whole.slice(1, start, start + n, 1);  // rows start start, start + wide, ...
       const auto got = sum(x, {1}, false, nullptr).to(device("cpu")).template to_vector<T>();
       for (std::int64_t r = 0; r < rows; ++r) {
-        const T want = emulated_row_sum(big.data() + r * wide + start, n, 256, vec, group);
+        const T want = conformance::emulated_row_sum(big.data() + r * wide + start, n, 256, vec, group);
         EXPECT_EQ(std::memcmp(&got[std::size_t(r)], &want, sizeof(T)), 0)
             << dtype_name(dtype_of<T>()) << " row " << r << " of " << n << " elements from column " << start
             << ": got " << got[std::size_t(r)] << ", the documented order gives " << want;
@@ -443,9 +409,9 @@ template <class T> void check_col_order(Device& dev) {
     const auto got = sum(whole.slice(1, start, start + cols, 1), {0}, false, nullptr).to(device("cpu")).template to_vector<T>();
     int bad = 0;
     for (std::int64_t c = 0; c < cols; ++c) {
-      T part = 0;
-      for (std::int64_t r = 0; r < rows; ++r) part = part + big[std::size_t(r * wide + start + c)];
-      const T want = T(0) + part;
+      std::vector<T> column;
+      for (std::int64_t r = 0; r < rows; ++r) column.push_back(big[std::size_t(r * wide + start + c)]);
+      const T want = conformance::emulated_col_segment(column);
       if (std::memcmp(&got[std::size_t(c)], &want, sizeof(T)) != 0 && bad++ < 3)
         ADD_FAILURE() << dtype_name(dtype_of<T>()) << " column " << c << " from column " << start << ": got "
                       << got[std::size_t(c)] << ", in order " << want;
