@@ -128,6 +128,49 @@ TEST_P(Numerics, SigmoidWhereEToTheMinusXOverflows) {
     EXPECT_TRUE(close(got[i], std::exp(ds[i]), 3, -1074)) << "sigmoid(" << ds[i] << ") = " << got[i] << ", want " << std::exp(ds[i]);
 }
 
+// Subnormal inputs and results are kept on every backend (docs/semantics.md, "Subnormals"): exact
+// IEEE results (each case is exactly representable or rounds once), compared bit for bit.
+TEST_P(Numerics, SubnormalsAreKept) {
+  Device& cpu = device("cpu");
+  const float big_sub = 1.1754942e-38f, tiny = 0x1p-149f;  // the largest and smallest subnormal
+  const std::vector<float> xs = {big_sub, 1e-20f, 0x1p-126f, tiny, 3e-39f, 1e-40f};
+  const std::vector<float> ys = {big_sub, 1e-20f, 4.f, 3 * tiny, 1e-39f, 2.f};
+  const Tensor x = Tensor::from_vector(xs, {6}, cpu).to(*dev_), y = Tensor::from_vector(ys, {6}, cpu).to(*dev_);
+  const auto sum = add(x, y, nullptr).to(cpu).to_vector<float>();
+  const auto prod = multiply(x, y, nullptr).to(cpu).to_vector<float>();
+  const auto quot = divide(x, y, nullptr).to(cpu).to_vector<float>();
+  const auto diff = subtract(x, y, nullptr).to(cpu).to_vector<float>();
+  for (std::size_t i = 0; i < xs.size(); ++i) {
+    // float arithmetic on the host (SSE, no flush-to-zero): the IEEE results
+    const volatile float a = xs[i], b = ys[i];
+    EXPECT_EQ(sum[i], a + b) << xs[i] << " + " << ys[i];
+    EXPECT_EQ(prod[i], a * b) << xs[i] << " * " << ys[i];
+    EXPECT_EQ(quot[i], a / b) << xs[i] << " / " << ys[i];
+    EXPECT_EQ(diff[i], a - b) << xs[i] << " - " << ys[i];
+  }
+  EXPECT_GT(prod[1], 0.f) << "1e-20 * 1e-20 (9.99995e-41) flushed to 0";
+  EXPECT_GT(sum[0], 2e-38f) << "the largest subnormal doubled flushed";
+  // Subnormal results of exp and of a conversion.
+  const auto e = run(&exp, {-87.438f, -100.f, -103.9f});
+  for (std::size_t i = 0; i < e.size(); ++i) EXPECT_GT(e[i], 0.f) << "exp flushed a subnormal result to 0";
+  const Tensor d = Tensor::from_vector(std::vector<double>{1e-40, -3e-42, 1e-45}, {3}, cpu).to(*dev_);
+  const auto narrowed = as_type(d, DType::f32).to(cpu).to_vector<float>();
+  EXPECT_EQ(narrowed[0], float(1e-40));
+  EXPECT_EQ(narrowed[1], float(-3e-42));
+  EXPECT_EQ(narrowed[2], float(1e-45));
+  // f64, where the device has it: 2^-1074 * 3 and 1e-310 / 4.
+  try {
+    const Tensor a = Tensor::from_vector(std::vector<double>{0x1p-1074, 1e-310}, {2}, cpu).to(*dev_);
+    const Tensor b = Tensor::from_vector(std::vector<double>{3.0, 4.0}, {2}, cpu).to(*dev_);
+    const auto p64 = multiply(a, b, nullptr).to(cpu).to_vector<double>();
+    const auto q64 = divide(a, b, nullptr).to(cpu).to_vector<double>();
+    EXPECT_EQ(p64[0], 0x1p-1074 * 3.0);
+    EXPECT_EQ(q64[1], 1e-310 / 4.0);
+  } catch (const Error& err) {
+    GTEST_SKIP() << "f64: " << err.what();
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Cpu, Numerics, ::testing::Values("cpu"));
 INSTANTIATE_TEST_SUITE_P(Vulkan, Numerics, ::testing::Values("vulkan:0"));
 INSTANTIATE_TEST_SUITE_P(Cuda, Numerics, ::testing::Values("cuda:0"));
