@@ -88,22 +88,16 @@ using std::ceil, std::floor, std::round, std::trunc, std::sqrt, std::exp, std::l
 #undef __shared__
 
 // ---- functors as codegen/families/reduce.cpp emits them (the constants are checked below) -------
-struct SumF32 {
-  static constexpr int kUnroll = 8, kVec = 4, kGroup = 4;
-  typedef float Acc;
+template <class T, int kRun> struct Sum {
+  static constexpr int kUnroll = 8, kVec = kRun, kGroup = 4;
+  typedef T Acc;
   Acc identity() const { return 0; }
-  Acc prologue(long long, float a) const { return a; }
+  Acc prologue(long long, T a) const { return a; }
   Acc combine(Acc a, Acc b) const { return a + b; }
-  float finish(Acc a, long long) const { return a; }
+  T finish(Acc a, long long) const { return a; }
 };
-struct SumF64 {
-  static constexpr int kUnroll = 8, kVec = 2, kGroup = 4;
-  typedef double Acc;
-  Acc identity() const { return 0; }
-  Acc prologue(long long, double a) const { return a; }
-  Acc combine(Acc a, Acc b) const { return a + b; }
-  double finish(Acc a, long long) const { return a; }
-};
+typedef Sum<float, 4> SumF32;
+typedef Sum<double, 2> SumF64;
 // bf16(x) * y over a bf16 and an f32 input: runs of 4 (8 and 16 bytes).
 struct DotBf16F32 {
   static constexpr int kUnroll = 8, kVec = 4, kGroup = 4;

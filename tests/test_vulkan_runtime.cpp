@@ -17,6 +17,7 @@
 
 #include "runtime/device.hpp"
 #include "core/error.hpp"
+#include "runtime/vulkan/vk_common.hpp"
 #include "runtime/vulkan/vk_spirv.hpp"
 #include "runtime/vulkan/vk_validation.hpp"
 
@@ -535,6 +536,32 @@ TEST(VulkanSpirv, DenormPreserveEditIsValidSpirv) {
       EXPECT_TRUE(tools.Validate(only32)) << first;
       EXPECT_EQ(only32.size() + (src == &with_f64 ? 4u : 0u), edited.size());
     }
+  }
+  // Widths a device ties together get one mode or none (denormBehaviorIndependence), and then
+  // the mode goes on every width of the module, floats of that width or not.
+  using kiln::vk::denorm_widths;
+  const auto same = [](kiln::vk::DenormWidths a, kiln::vk::DenormWidths b) {
+    return a.w16 == b.w16 && a.w32 == b.w32 && a.w64 == b.w64 && a.every_width == b.every_width;
+  };
+  EXPECT_TRUE(same(denorm_widths(false, true, true, VK_SHADER_FLOAT_CONTROLS_INDEPENDENCE_ALL), {false, true, true, false}));
+  EXPECT_TRUE(same(denorm_widths(false, true, true, VK_SHADER_FLOAT_CONTROLS_INDEPENDENCE_32_BIT_ONLY), {false, true, false, true}));
+  EXPECT_TRUE(same(denorm_widths(true, true, true, VK_SHADER_FLOAT_CONTROLS_INDEPENDENCE_32_BIT_ONLY), {true, true, true, true}));
+  EXPECT_TRUE(same(denorm_widths(true, true, false, VK_SHADER_FLOAT_CONTROLS_INDEPENDENCE_NONE), {false, false, false, true}));
+  EXPECT_TRUE(same(denorm_widths(true, true, true, VK_SHADER_FLOAT_CONTROLS_INDEPENDENCE_NONE), {true, true, true, true}));
+  {
+    shaderc::Compiler compiler;
+    auto r = compiler.CompileGlslToSpv(f32_only, shaderc_compute_shader, "d.comp", shaderc::CompileOptions());
+    ASSERT_EQ(r.GetCompilationStatus(), shaderc_compilation_status_success) << r.GetErrorMessage();
+    const auto all = kiln::vk::with_denorm_preserve(std::vector<std::uint32_t>(r.cbegin(), r.cend()), {true, true, true, true});
+    spvtools::SpirvTools tools(SPV_ENV_VULKAN_1_3);
+    std::string text, first;
+    tools.SetMessageConsumer([&](spv_message_level_t, const char*, const spv_position_t&, const char* m) {
+      if (first.empty()) first = m;
+    });
+    EXPECT_TRUE(tools.Validate(all)) << first;
+    ASSERT_TRUE(tools.Disassemble(all, &text, SPV_BINARY_TO_TEXT_OPTION_NONE));
+    for (const char* w : {"DenormPreserve 16", "DenormPreserve 32", "DenormPreserve 64"})
+      EXPECT_NE(text.find(w), std::string::npos) << w << " missing: " << text;
   }
   // A truncated module comes back as it was (the validator then rejects it with its reason).
   const std::vector<std::uint32_t> bad = {0x07230203u, 0x00010600u, 0, 100, 0, 0x00ff0011u};

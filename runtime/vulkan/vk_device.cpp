@@ -223,8 +223,8 @@ VulkanDevice::VulkanDevice(const InstanceState& instance, VkPhysicalDevice physi
   // KILN_VK_DENORMS=flush leaves the driver's default (for comparing the two).
   const char* denorms = std::getenv("KILN_VK_DENORMS");
   if (!(denorms && std::string_view(denorms) == "flush"))
-    denorm_preserve_ = {bool(q.p12.shaderDenormPreserveFloat16), bool(q.p12.shaderDenormPreserveFloat32),
-                        bool(q.p12.shaderDenormPreserveFloat64)};
+    denorm_preserve_ = denorm_widths(q.p12.shaderDenormPreserveFloat16, q.p12.shaderDenormPreserveFloat32,
+                                     q.p12.shaderDenormPreserveFloat64, int(q.p12.denormBehaviorIndependence));
   info_.max_allocation_bytes = q.p11.maxMemoryAllocationSize;
   max_buffer_size_ = q.maintenance4_ext && q.pm4.maxBufferSize ? q.pm4.maxBufferSize : q.p11.maxMemoryAllocationSize;
   for (DType t : kAllDTypes) {

@@ -5,6 +5,8 @@
 #include <cstring>
 #include <string_view>
 
+#include "runtime/vulkan/vk_common.hpp"
+
 namespace kiln::vk {
 
 namespace {
@@ -26,6 +28,19 @@ std::vector<std::uint32_t> string_words(std::string_view s) {
 }
 
 }  // namespace
+
+DenormWidths denorm_widths(bool preserve16, bool preserve32, bool preserve64, int independence) {
+  switch (independence) {
+    case VK_SHADER_FLOAT_CONTROLS_INDEPENDENCE_32_BIT_ONLY:  // 16 and 64 alike
+      return {preserve16 && preserve64, preserve32, preserve16 && preserve64, true};
+    case VK_SHADER_FLOAT_CONTROLS_INDEPENDENCE_ALL:
+      return {preserve16, preserve32, preserve64, false};
+    default: {  // NONE: all three alike
+      const bool all = preserve16 && preserve32 && preserve64;
+      return {all, all, all, true};
+    }
+  }
+}
 
 std::vector<std::uint32_t> with_denorm_preserve(std::span<const std::uint32_t> words, DenormWidths widths) {
   std::vector<std::uint32_t> in(words.begin(), words.end());
@@ -59,9 +74,9 @@ std::vector<std::uint32_t> with_denorm_preserve(std::span<const std::uint32_t> w
     i += count;
   }
   std::vector<std::uint32_t> modes;  // the widths to add
-  if (widths.w16 && cap16 && !moded[0]) modes.push_back(16);
+  if (widths.w16 && (cap16 || widths.every_width) && !moded[0]) modes.push_back(16);
   if (widths.w32 && !moded[1]) modes.push_back(32);
-  if (widths.w64 && cap64 && !moded[2]) modes.push_back(64);
+  if (widths.w64 && (cap64 || widths.every_width) && !moded[2]) modes.push_back(64);
   if (modes.empty() || entries.empty() || last_entry == 0) return in;
 
   std::vector<std::uint32_t> out;

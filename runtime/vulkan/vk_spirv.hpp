@@ -10,15 +10,23 @@ namespace kiln::vk {
 // Float widths (16, 32, 64) whose subnormals the module asks the driver to keep.
 struct DenormWidths {
   bool w16 = false, w32 = false, w64 = false;
+  // Every width asked for, even where the module has no floats of it: a device whose
+  // denormBehaviorIndependence ties widths together wants the same mode on all of them.
+  bool every_width = false;
   bool any() const { return w16 || w32 || w64; }
 };
+
+// What a device allows (VkPhysicalDeviceVulkan12Properties): the widths it can preserve, and
+// whether their modes may differ (denormBehaviorIndependence: ALL; 32_BIT_ONLY ties 16 and 64;
+// NONE ties all three). Where tied widths cannot all be preserved, none of them is.
+DenormWidths denorm_widths(bool preserve16, bool preserve32, bool preserve64, int independence);
 
 // |words| with OpExecutionMode DenormPreserve for each width in |widths| on every GLCompute entry
 // point (SPV_KHR_float_controls; core from SPIR-V 1.4, with OpExtension before). Without it a
 // driver may flush subnormal inputs and results to zero (NVIDIA's does: exp(-87.5f) gave 0, the
 // true value is 1.0e-38), which CUDA and the CPU backend do not. A width is skipped when the
-// module has no floats of that width (no Float16/Float64 capability) or already sets a denorm
-// mode for it. The module is returned unchanged when nothing applies. |words| must be a
+// module has no floats of that width (no Float16/Float64 capability; unless every_width) or
+// already sets a denorm mode for it. The module is returned unchanged when nothing applies. |words| must be a
 // structurally sound module (check_spirv).
 std::vector<std::uint32_t> with_denorm_preserve(std::span<const std::uint32_t> words, DenormWidths widths);
 
