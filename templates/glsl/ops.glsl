@@ -126,11 +126,13 @@ float kiln_copysign(float m, float s) { return uintBitsToFloat((floatBitsToUint(
 KILN_FLOAT_COMMON(float)
 
 // NVIDIA's Vulkan compiler divides as x * (1 / y): for |y| > 2^126 the reciprocal is subnormal and
-// flushed to zero (H100, driver 580.159: inf / FLT_MAX gave NaN, 1 / FLT_MAX gave 0). There the
-// divisor is scaled by 2^-4 (exact) and the quotient scaled back, which rounds a subnormal quotient
-// once. (The conformance case divide.f32.specials is the regression test; lavapipe divides exactly.)
+// flushed to zero (H100, driver 580.159: inf / FLT_MAX gave NaN, 1 / FLT_MAX gave 0). There both
+// operands are scaled by 2^-4, which leaves the quotient as it is and rounds it once (scaling the
+// quotient back instead rounded subnormal quotients twice: 0.61 ulp). x * 2^-4 is exact unless
+// |x| < 2^-122, and then |x / y| < 2^-248 rounds to a zero of the right sign either way.
+// (The conformance case divide.f32.specials is the regression test; lavapipe divides exactly.)
 float kiln_divide(float x, float y) {
-  if (abs(y) > 8.5070592e+37) { precise float q = x / (y * 0.0625); precise float r = q * 0.0625; return r; }
+  if (abs(y) > 8.5070592e+37) { precise float r = (x * 0.0625) / (y * 0.0625); return r; }
   precise float r = x / y;
   return r;
 }
