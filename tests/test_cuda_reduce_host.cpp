@@ -156,11 +156,8 @@ struct Operand {
   std::size_t bytes;                  // of the whole buffer (the loads' bounds)
 };
 
-// Plans |spec| over |shape| reducing |axes|, then runs every (work item, thread) of the rows kernel
-// on the host: each work item's thread values, combined by the block tree, into |out| (n_split 1).
-template <class R, class Out, class... In>
-void run_rows(const KernelSpec& spec, const std::vector<std::int64_t>& shape, const std::vector<int>& axes,
-              const std::vector<Operand>& ops, std::vector<Out>& out) {
+// The planner's view of |ops|; their bytes become the only places loads may read (a new launch).
+std::vector<PlanOperand> plan_operands(const std::vector<Operand>& ops) {
   std::vector<PlanOperand> po;
   cuda_host::loads = {};
   for (const Operand& o : ops) {
@@ -168,6 +165,15 @@ void run_rows(const KernelSpec& spec, const std::vector<std::int64_t>& shape, co
     const auto lo = reinterpret_cast<std::uintptr_t>(o.data);
     cuda_host::loads.inputs.push_back({lo, lo + o.bytes});
   }
+  return po;
+}
+
+// Plans |spec| over |shape| reducing |axes|, then runs every (work item, thread) of the rows kernel
+// on the host: each work item's thread values, combined by the block tree, into |out| (n_split 1).
+template <class R, class Out, class... In>
+void run_rows(const KernelSpec& spec, const std::vector<std::int64_t>& shape, const std::vector<int>& axes,
+              const std::vector<Operand>& ops, std::vector<Out>& out) {
+  const std::vector<PlanOperand> po = plan_operands(ops);
   std::string why;
   const LaunchPlan plan = family_of(spec).plan(spec, {shape, po, reinterpret_cast<std::uint64_t>(out.data()), axes, 256}, &why);
   ASSERT_EQ(plan.function, 0) << why;
@@ -195,13 +201,7 @@ void run_rows(const KernelSpec& spec, const std::vector<std::int64_t>& shape, co
 template <class R, class Out, class... In>
 void run_cols(const KernelSpec& spec, const std::vector<std::int64_t>& shape, const std::vector<int>& axes,
               const std::vector<Operand>& ops, std::vector<Out>& out, std::int64_t* split, bool* grouped) {
-  std::vector<PlanOperand> po;
-  cuda_host::loads = {};
-  for (const Operand& o : ops) {
-    po.push_back({reinterpret_cast<std::uint64_t>(o.data), o.strides});
-    const auto lo = reinterpret_cast<std::uintptr_t>(o.data);
-    cuda_host::loads.inputs.push_back({lo, lo + o.bytes});
-  }
+  const std::vector<PlanOperand> po = plan_operands(ops);
   std::string why;
   const PlanRequest req{shape, po, reinterpret_cast<std::uint64_t>(out.data()), axes, 256};
   LaunchPlan plan = family_of(spec).plan(spec, req, &why);
