@@ -62,8 +62,35 @@ float kiln_expm1(float x) {
     return p;
   }
   if (x > 88.8) return kiln_inf_f32();
-  precise float r = kiln_exp(x) - 1.0;
-  return r;
+  if (x < 0.5) {  // e^x < 0.61: its error shrinks in e^x - 1 (|result| > 0.39)
+    precise float r = kiln_exp(x) - 1.0;
+    return r;
+  }
+  // e^x - 1 loses up to 1.6 ulp here (e^x's error, scaled by e^x / (e^x - 1)). Instead x = k ln2 + r
+  // (kiln_exp's reduction), |r| <= ln2/2, m = e^r - 1 by its series, and e^x - 1 = 2^k m + (2^k - 1),
+  // rounded once (2^k m and 2^k - 1 are exact for k <= 24); beyond, (m + 1) 2^k in two factors.
+  const float k = roundEven(x * 1.44269504088896341);
+  const float k2 = float(bitfieldExtract(int(k), 0, 16));  // k, unknown to the compiler (kiln_exp)
+  precise float r = fma(-k2, 1.42860682030941723e-06, fma(-k, 0.693145751953125, x));
+  precise float p = 1.0 / 3628800.0;
+  p = p * r + 1.0 / 362880.0;
+  p = p * r + 1.0 / 40320.0;
+  p = p * r + 1.0 / 5040.0;
+  p = p * r + 1.0 / 720.0;
+  p = p * r + 1.0 / 120.0;
+  p = p * r + 1.0 / 24.0;
+  p = p * r + 1.0 / 6.0;
+  p = p * r + 0.5;
+  precise float m = p * r * r + r;
+  const int ki = int(k);
+  if (ki <= 24) {
+    precise float scaled = m * uintBitsToFloat(uint(ki + 127) << 23);
+    precise float e = scaled + float((1 << ki) - 1);
+    return e;
+  }
+  const int k1 = ki / 2;
+  precise float e = ((m + 1.0) * uintBitsToFloat(uint(k1 + 127) << 23)) * uintBitsToFloat(uint(ki - k1 + 127) << 23);
+  return e;
 }
 float kiln_log1p(float x) {
   if (kiln_isnan(x) || x < -1.0) return kiln_nan_f32();
