@@ -159,10 +159,8 @@ __device__ __forceinline__ typename R::Acc element(const KilnReduceParams& p, co
   return r.prologue(j, load_input<In>(p.in[I] + off[I] * sizeof(In))...);
 }
 
-// Combines load(j) for j = first, first + step, ... < end into acc, U loads at a time. Each group
-// of U is combined in order (kTree false) or in a fixed pairwise tree, (v0 v1) (v2 v3) ..., then
-// pairs of pairs (kTree true: a dependency chain of log2 U combines instead of U), then into acc.
-template <int U, bool kTree, class R, class Load>
+// Combines load(j) for j = first, first + step, ... < end into acc, in order, U loads at a time.
+template <int U, class R, class Load>
 __device__ __forceinline__ typename R::Acc combine_seq(const R& r, typename R::Acc acc, long long first, long long step,
                                                        long long end, const Load& load) {
   long long j = first;
@@ -170,16 +168,8 @@ __device__ __forceinline__ typename R::Acc combine_seq(const R& r, typename R::A
     typename R::Acc v[U];
 #pragma unroll
     for (int u = 0; u < U; ++u) v[u] = load(j + step * u);
-    if (kTree) {
 #pragma unroll
-      for (int w = 1; w < U; w *= 2)
-#pragma unroll
-        for (int i = 0; i + w < U; i += 2 * w) v[i] = r.combine(v[i], v[i + w]);
-      acc = r.combine(acc, v[0]);
-    } else {
-#pragma unroll
-      for (int u = 0; u < U; ++u) acc = r.combine(acc, v[u]);
-    }
+    for (int u = 0; u < U; ++u) acc = r.combine(acc, v[u]);
   }
   for (; j < end; j += step) acc = r.combine(acc, load(j));
   return acc;
@@ -207,7 +197,7 @@ __device__ __forceinline__ typename R::Acc run_chunks(const R& r, long long firs
   typename R::Acc total = r.identity();
   for (long long j0 = first; j0 < end; j0 += step * kReduceChunk) {
     const long long stop = j0 + step * kReduceChunk < end ? j0 + step * kReduceChunk : end;
-    total = r.combine(total, combine_seq<U, false>(r, r.identity(), j0, step, stop, load));
+    total = r.combine(total, combine_seq<U>(r, r.identity(), j0, step, stop, load));
   }
   return total;
 }
@@ -407,6 +397,7 @@ __device__ __forceinline__ void put(const KilnReduceParams& p, const R& r, long 
 template <int BLOCK, class R, class Out, class... In>
 __device__ __forceinline__ void reduce_rows(const KilnReduceParams& p, R r) {
   typedef typename R::Acc Acc;
+  static_assert(BLOCK >= 32 && BLOCK >= R::kVec, "the tree ends in one warp; the tail takes one element a thread");
   __shared__ Acc smem[BLOCK];
   const int tid = int(threadIdx.x);
   const long long work = p.n_out * p.n_split;
@@ -539,7 +530,7 @@ __device__ __forceinline__ void reduce_final(const KilnReduceParams& p, R r) {
     for (long long o = blockIdx.x; o < p.n_out; o += gridDim.x) {
       const reduce_detail::ScratchLoad<Acc> load{scratch, p.n_out, o};
       const Acc v = reduce_detail::block_combine<BLOCK>(
-          r, smem, tid, reduce_detail::combine_seq<8, false>(r, r.identity(), tid, BLOCK, p.n_split, load));
+          r, smem, tid, reduce_detail::combine_seq<8>(r, r.identity(), tid, BLOCK, p.n_split, load));
       if (tid == 0) reinterpret_cast<Out*>(p.out)[o] = r.finish(v, p.n_red);
       __syncthreads();  // smem is reused by the next output
     }
@@ -548,7 +539,7 @@ __device__ __forceinline__ void reduce_final(const KilnReduceParams& p, R r) {
   const long long step = (long long)gridDim.x * BLOCK;
   for (long long o = (long long)blockIdx.x * BLOCK + threadIdx.x; o < p.n_out; o += step) {
     const reduce_detail::ScratchLoad<Acc> load{scratch, p.n_out, o};
-    const Acc v = reduce_detail::combine_seq<8, false>(r, r.identity(), 0, 1, p.n_split, load);
+    const Acc v = reduce_detail::combine_seq<8>(r, r.identity(), 0, 1, p.n_split, load);
     reinterpret_cast<Out*>(p.out)[o] = r.finish(v, p.n_red);
   }
 }

@@ -16,7 +16,9 @@
 //   rows:  one workgroup per work item; thread t combines runs of KILN_VEC consecutive elements,
 //          t, t + size, ... in groups of KILN_GROUP (pairwise trees), then the tail (kiln_run_rows),
 //          then the workgroup combines its threads' values in a tree in shared memory.
-//   cols:  one thread per work item, combining the segment's elements in order (chunked).
+//   cols:  one thread per work item, combining the segment's elements in order (chunked); or
+//          KILN_VEC neighbouring work items per thread, each the same way, where they are
+//          contiguous and aligned (kiln_cols_grouped).
 //   final: one thread per output, combining its n_split segment accumulators in order; from
 //          KILN_FINAL_BLOCK segments on a workgroup per output (segments strided over threads, then
 //          the tree).
