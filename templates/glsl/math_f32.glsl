@@ -31,6 +31,44 @@ float kiln_exp(float x) {
   return (p * uintBitsToFloat(uint(k1 + 127) << 23)) * uintBitsToFloat(uint(ki - k1 + 127) << 23);
 }
 float kiln_log1p(float x);
+// e ln2 + log(1 + f) for an exact f, |f| < 0.5: log(1 + f) = f - (h - s (h + R)), s = f / (2 + f),
+// h = f^2 / 2, R the series of 2 atanh(s) - 2s in s^2 (to s^18). f is exact and the rest a small
+// correction, so the sum rounds about once (2 (s + s^3 p) was 1.57 ulp, the builtin log 2.07 on
+// lavapipe). ln2 in two parts as in kiln_exp; |tail| (a small addend, log1p's rounding error of
+// 1 + x over 1 + x) joins the low part, so it too is rounded once.
+float kiln_log_reduced(float f, int e, float tail) {
+  precise float s = f / (2.0 + f);
+  precise float z = s * s;
+  precise float R = 2.0 / 17.0;
+  R = R * z + 2.0 / 15.0;
+  R = R * z + 2.0 / 13.0;
+  R = R * z + 2.0 / 11.0;
+  R = R * z + 2.0 / 9.0;
+  R = R * z + 2.0 / 7.0;
+  R = R * z + 2.0 / 5.0;
+  R = R * z + 2.0 / 3.0;
+  R = R * z;
+  precise float h = 0.5 * f * f;
+  // e twice, the second unknown to the compiler: lavapipe factors e*hi and e*lo into one product.
+  const float de = float(e), de2 = float(bitfieldExtract(e, 0, 16));
+  precise float r = de * 0.693145751953125 - ((h - (s * (h + R) + (de2 * 1.42860682030941723e-06 + tail))) - f);
+  return r;
+}
+// log of a normal x: x = 2^e m with m in [sqrt(1/2), sqrt(2)) from the bits, f = m - 1 exact
+// (next to 1 too: there e = 0 and f = x - 1).
+float kiln_log_normal(float x, float tail) {
+  const uint ix = floatBitsToUint(x);
+  int e = int(ix >> 23) - 127;
+  uint mb = ix & 0x007fffffu;
+  if (mb >= 0x003504f3u) {  // m >= sqrt(2): halve it
+    e += 1;
+    mb |= 0x3f000000u;
+  } else {
+    mb |= 0x3f800000u;
+  }
+  precise float f = uintBitsToFloat(mb) - 1.0;
+  return kiln_log_reduced(f, e, tail);
+}
 float kiln_log(float x) {
   // Classified by bits: a driver that flushes f32 subnormals (NVIDIA) compares a subnormal equal
   // to 0 and flushes it in arithmetic.
@@ -45,8 +83,7 @@ float kiln_log(float x) {
     precise float r = log(float(mag)) - 149.0 * kiln_kLn2;
     return r;
   }
-  if (abs(x - 1.0) < 0.5) return kiln_log1p(x - 1.0);
-  return log(x);
+  return kiln_log_normal(x, 0.0);
 }
 float kiln_expm1(float x) {
   if (abs(x) < 0.5) {  // Taylor series to x^9: relative error < 3e-10
@@ -96,20 +133,17 @@ float kiln_log1p(float x) {
   if (kiln_isnan(x) || x < -1.0) return kiln_nan_f32();
   if (x == -1.0) return -kiln_inf_f32();
   if (kiln_isinf(x)) return x;
-  if (abs(x) < 0.5) {  // log(1 + x) = 2 atanh(s), s = x / (2 + x), |s| <= 1/3
-    precise float s = x / (2.0 + x);
-    precise float z = s * s;
-    precise float p = 1.0 / 15.0;
-    p = p * z + 1.0 / 13.0;
-    p = p * z + 1.0 / 11.0;
-    p = p * z + 1.0 / 9.0;
-    p = p * z + 1.0 / 7.0;
-    p = p * z + 1.0 / 5.0;
-    p = p * z + 1.0 / 3.0;
-    p = 2.0 * (s + s * z * p);
-    return p;
-  }
-  return log(1.0 + x);
+  // e = 0, but not to the compiler: with a constant 0 lavapipe folded e's terms away and then
+  // reassociated f - (h - c) into (f - h) + c despite `precise` (1.03 ulp at log(1.2011)).
+  if (abs(x) < 0.5) return kiln_log_reduced(x, int(x > 0.5), 0.0);
+  // u = 1 + x rounded, c its rounding error (Fast2Sum, exact), log1p(x) = log(u) + c / u. (The
+  // builtin log(1 + x) was 2.88 ulp.) u passes through an xor with a zero the compiler cannot
+  // see: lavapipe folded x - ((1 + x) - 1) to 0 despite `precise`.
+  const uint opaque_zero = uint(x > 3.0e38);
+  const float u = uintBitsToFloat(floatBitsToUint(1.0 + x) ^ opaque_zero);
+  precise float c = x >= 1.0 ? 1.0 - (u - x) : x - (u - 1.0);
+  precise float cu = c / u;
+  return kiln_log_normal(u, cu);
 }
 float kiln_sigmoid(float x) {  // never forms inf / inf
   if (x >= 0.0) {
