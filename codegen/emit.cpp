@@ -315,13 +315,15 @@ std::string glsl_prelude(const std::vector<DType>& storage, const std::vector<co
   }
   // Which prelude sections the expressions use (see templates/glsl/ops.glsl).
   std::set<DType> compute;
-  bool funcs = false, casts = false;
+  bool math32 = false, math64 = false, casts = false;
   for (const Expr* e : exprs)
     for (const Node& n : e->nodes()) {
       compute.insert(compute_dtype(n.dtype));
       if (n.kind != NodeKind::op) continue;
       casts |= n.op == Op::as_type;
-      funcs |= op_info(n.op).glsl_no_f64 && compute_dtype(e->dtype(n.args[0])) == DType::f32;
+      const DType operand = compute_dtype(e->dtype(n.args[0]));
+      math32 |= op_info(n.op).math_fn && operand == DType::f32;
+      math64 |= op_info(n.op).math_fn && operand == DType::f64;
     }
   std::string s;
   if (int8) s += "#define KILN_NEED_INT8 1\n";
@@ -332,7 +334,9 @@ std::string glsl_prelude(const std::vector<DType>& storage, const std::vector<co
   if (casts) s += "#define KILN_USE_CASTS 1\n";
   for (const std::string& d : defines) s += d + "\n";
   s += inline_template("glsl/ops.glsl");
-  if (funcs) s += inline_template("glsl/math_f32.glsl");
+  if (math32 || math64) s += inline_template("glsl/math_f32.glsl");  // erf_f64 starts from f32's erf_inv
+  if (math64)
+    for (const char* f : {"glsl/math_f64.glsl", "glsl/trig_f64.glsl", "glsl/erf_f64.glsl"}) s += inline_template(f);
   return s;
 }
 

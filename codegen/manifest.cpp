@@ -284,7 +284,10 @@ class Reader {
                                    std::tuple{Target::cuda, &targets.set.cuda, "cuda"}}) {
       if (!*on || target_supports(spec, target, &why)) continue;
       if (targets.explicit_) error(*targets.node, fmt::format("the kernel cannot target {}: {}", name, why));
+      const Target other_target = target == Target::glsl ? Target::cuda : Target::glsl;
       const std::string other = target == Target::glsl ? "cuda" : "vulkan";
+      if (!target_supports(spec, other_target, nullptr))
+        error(expr_node, fmt::format("no target can run the kernel: {}", why));
       error(expr_node, fmt::format("the kernel cannot target {} ({}), which this build compiles for; add "
                                    "targets = [\"{}\"] to build it for {} only", name, why, other, other));
     }

@@ -15,7 +15,7 @@ constexpr double kBig = 1e4;          // default random range [-kBig, kBig]
 
 // clang-format off
 constexpr std::array<OpInfo, 60> kOps = {{
-  // op                   name                   n  accepts   result         formula                                               tol             lo      hi     specials glsl_no_f64
+  // op                   name                   n  accepts   result         formula                                               tol             lo      hi     specials math_fn
   {Op::exp,               "exp",                 1, kNumbers, R::floating,   "e^x",                                                {0, 4e-6},      -10,    10,    false, true},
   {Op::expm1,             "expm1",               1, kNumbers, R::floating,   "e^x - 1, accurate near 0",                           kFn,            -5,     5,     false, true},
   {Op::log,               "log",                 1, kNumbers, R::floating,   "natural logarithm",                                  kFn,            0.01,   100,   false, true},
@@ -34,7 +34,7 @@ constexpr std::array<OpInfo, 60> kOps = {{
   {Op::asinh,             "asinh",               1, kNumbers, R::floating,   "inverse hyperbolic sine",                            kFn,            -100,   100,   false, true},
   {Op::atanh,             "atanh",               1, kNumbers, R::floating,   "inverse hyperbolic tangent",                         kFn,            -0.95,  0.95,  false, true},
   {Op::sqrt,              "sqrt",                1, kNumbers, R::floating,   "square root",                                        {0, 4e-7},      0,      100,   false, false},
-  {Op::rsqrt,             "rsqrt",               1, kNumbers, R::floating,   "1 / sqrt(x)",                                        {0, 4e-6},      0.01,   100,   false, false},
+  {Op::rsqrt,             "rsqrt",               1, kNumbers, R::floating,   "1 / sqrt(x)",                                        {0, 4e-6},      0.01,   100,   false, true},
   {Op::cbrt,              "cbrt",                1, kNumbers, R::floating,   "cube root, odd: cbrt(-x) = -cbrt(x)",                kFn,            -100,   100,   false, true},
   {Op::erf,               "erf",                 1, kNumbers, R::floating,   "error function",                                     kFn,            -3,     3,     false, true},
   {Op::erfc,              "erfc",                1, kNumbers, R::floating,   "1 - erf(x)",                                         kFn,            -3,     3,     false, true},
@@ -117,10 +117,6 @@ std::optional<DType> result_dtype(Op op, DType operand) {
     case R::cast: return std::nullopt;
   }
   return std::nullopt;
-}
-
-bool glsl_supports(Op op, DType operand) {
-  return !(op_info(op).glsl_no_f64 && operand == DType::f64);
 }
 
 Tolerance tolerance_for(const OpInfo& op, DType result) {

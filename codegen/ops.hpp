@@ -66,8 +66,9 @@ struct OpInfo {
   double lo, hi;          // range of random float test inputs where the op is well conditioned
   // Whether NaN/Inf operands give the same result on every backend (tested with special values).
   bool specials;
-  // Vulkan (GLSL) has no double-precision version of this function.
-  bool glsl_no_f64;
+  // A transcendental function that GLSL lacks or does not compute accurately enough: Vulkan runs
+  // Kiln's own (templates/glsl/math_f32.glsl, and math_f64.glsl, trig_f64.glsl, erf_f64.glsl).
+  bool math_fn;
 };
 
 std::span<const OpInfo> op_table();
@@ -79,9 +80,6 @@ std::span<const std::string_view> op_names();
 // The result dtype of |op| for operands already promoted to |operand|, or nullopt when the op
 // does not accept |operand|. as_type is not handled here (its result is the requested dtype).
 std::optional<DType> result_dtype(Op op, DType operand);
-
-// Whether the Vulkan target can run |op| on operands of |operand| (see OpInfo::glsl_no_f64).
-bool glsl_supports(Op op, DType operand);
 
 Tolerance tolerance_for(const OpInfo& op, DType result);
 

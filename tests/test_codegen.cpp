@@ -53,8 +53,6 @@ TEST(OpTable, CoversNxElementwiseOps) {
   EXPECT_EQ(result_dtype(Op::divide, D::u8), D::f32);
   EXPECT_EQ(result_dtype(Op::less, D::f16), D::pred);
   EXPECT_FALSE(result_dtype(Op::bitwise_and, D::f32));
-  EXPECT_FALSE(glsl_supports(Op::exp, D::f64));
-  EXPECT_TRUE(glsl_supports(Op::add, D::f64));
 }
 
 TEST(Half, F16RoundTripsEveryValue) {

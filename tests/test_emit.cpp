@@ -215,11 +215,6 @@ std::set<std::uint32_t> capabilities(const std::vector<std::uint32_t>& spirv) {
 }
 constexpr std::uint32_t kCapFloat16 = 9, kCapFloat64 = 10, kCapInt16 = 22, kCapInt8 = 39;
 
-// Only the f64 transcendental functions are refused on GLSL (OpInfo::glsl_no_f64).
-bool glsl_should_support(const Case& c) {
-  return !(op_info(c.op).glsl_no_f64 && c.operand == DType::f64);
-}
-
 // -Ofc=max (fast compile): this sweep checks that every unit compiles (front end, code generation and
 // ptxas for sm_90); the kernels built with full optimization are covered by the tests below and
 // by the kernel library build.
@@ -252,15 +247,10 @@ TEST(EmitGlsl, EveryOpAndDTypeCompilesAndValidates) {
   const auto t0 = std::chrono::steady_clock::now();
   const auto errors = run_in_processes(cases.size(), worker_count(), [&](std::size_t i) -> std::string {
     const Case& c = cases[i];
+    // Every op on every dtype (the f64 transcendental functions: glsl/math_f64.glsl, trig_f64.glsl,
+    // erf_f64.glsl; issue 11 removed the last refusals).
     std::string why;
-    const bool supported = target_supports(c.spec, Target::glsl, &why);
-    if (supported != glsl_should_support(c)) return fmt::format("target_supports = {} ({})", supported, why);
-    if (!supported) {
-      if (why.find("f64") == std::string::npos || why.find(op_info(c.op).name) == std::string::npos)
-        return "the refusal does not name the op and f64: " + why;
-      if (!target_supports(c.spec, Target::cuda)) return "CUDA must support every op";
-      return {};
-    }
+    if (!target_supports(c.spec, Target::glsl, &why)) return "refused: " + why;
     for (int f = 0; f < 2; ++f)
       if (std::string e = glsl_compile(emit_glsl(c.spec, f), c.spec.name()); !e.empty())
         return fmt::format("function {}: {}", f, e);
@@ -269,20 +259,25 @@ TEST(EmitGlsl, EveryOpAndDTypeCompilesAndValidates) {
   int shaders = 0;
   for (std::size_t i = 0; i < cases.size(); ++i) {
     EXPECT_EQ(errors[i], "") << cases[i].label;
-    shaders += glsl_should_support(cases[i]) ? 2 : 0;
+    shaders += 2;
   }
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("[ info ] %d GLSL shaders compiled and validated: %.1f s\n", shaders, s);
 }
 
-TEST(EmitGlsl, RefusesOnlyF64Transcendentals) {
-  std::string why;
-  EXPECT_FALSE(target_supports(single_op_spec(Op::exp, DType::f64), Target::glsl, &why));
-  EXPECT_EQ(why, "GLSL has no f64 exp");
-  EXPECT_TRUE(target_supports(single_op_spec(Op::exp, DType::f32), Target::glsl));
-  EXPECT_TRUE(target_supports(single_op_spec(Op::sqrt, DType::f64), Target::glsl));
-  EXPECT_TRUE(target_supports(single_op_spec(Op::exp, DType::f64), Target::cuda));
-  EXPECT_THROW(emit_glsl(single_op_spec(Op::exp, DType::f64), 0), Error);
+// The f64 math library goes only into kernels that call one of its functions on f64 (it is ~1000
+// lines of GLSL; shader compile time follows), and needs no f64 math from f32 kernels.
+TEST(EmitGlsl, IncludesTheF64LibraryOnlyWhereUsed) {
+  const std::string f64_exp = emit_glsl(single_op_spec(Op::exp, DType::f64), 0);
+  for (const char* file : {"glsl/math_f64.glsl", "glsl/trig_f64.glsl", "glsl/erf_f64.glsl"})
+    EXPECT_NE(f64_exp.find(fmt::format("---- templates/{} ----", file)), std::string::npos) << file;
+  EXPECT_NE(f64_exp.find("double kiln_exp(double x)"), std::string::npos);
+  for (const auto& spec : {single_op_spec(Op::exp, DType::f32), single_op_spec(Op::sqrt, DType::f64),
+                           single_op_spec(Op::add, DType::f64)}) {
+    const std::string s = emit_glsl(spec, 0);
+    EXPECT_EQ(s.find("---- templates/glsl/math_f64.glsl ----"), std::string::npos) << spec.name();
+  }
+  EXPECT_NE(emit_glsl(single_op_spec(Op::exp, DType::f32), 0).find("glsl/math_f32.glsl"), std::string::npos);
 }
 
 TEST(EmitGlsl, PureF32KernelNeedsNoNarrowOrF64Capabilities) {

@@ -441,12 +441,10 @@ float kiln_erfc(float x) {
   precise float r = 2.0 - kiln_erfc_pos(-x);
   return r;
 }
-// erf_inv: Giles' single-precision approximation ("Approximating the erfinv function", 2010) and
+// erf_inv: Giles' single-precision approximation ("Approximating the erfinv function", 2010),
+// erf_inv(y) ~ y * kiln_erf_inv_poly(-log((1 - y) (1 + y))) (also erf_f64.glsl's first guess), and
 // one Newton step on kiln_erf.
-float kiln_erf_inv(float y) {
-  if (kiln_isnan(y) || abs(y) > 1.0) return kiln_nan_f32();
-  if (abs(y) == 1.0) return kiln_copysign(kiln_inf_f32(), y);
-  precise float w = -log((1.0 - y) * (1.0 + y));
+float kiln_erf_inv_poly(float w) {
   precise float p;
   if (w < 5.0) {
     w = w - 2.5;
@@ -471,7 +469,13 @@ float kiln_erf_inv(float y) {
     p = 1.00167406 + p * w;
     p = 2.83297682 + p * w;
   }
-  precise float r = p * y;
+  return p;
+}
+float kiln_erf_inv(float y) {
+  if (kiln_isnan(y) || abs(y) > 1.0) return kiln_nan_f32();
+  if (abs(y) == 1.0) return kiln_copysign(kiln_inf_f32(), y);
+  precise float w = -log((1.0 - y) * (1.0 + y));
+  precise float r = kiln_erf_inv_poly(w) * y;
   if (abs(y) < 0.999) {  // Newton step; erf is too flat near +-1 for it to help
     precise float e = kiln_erf(r) - y;
     r = r - e / (1.1283791670955126 * kiln_exp(-r * r));

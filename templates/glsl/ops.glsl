@@ -113,7 +113,6 @@ float kiln_copysign(float m, float s) { return uintBitsToFloat((floatBitsToUint(
   uint kiln_is_nan(T x) { return kiln_isnan(x) ? 1u : 0u; }                                         \
   uint kiln_is_infinity(T x) { return kiln_isinf(x) ? 1u : 0u; }                                    \
   T kiln_sqrt(T x) { return x < T(0) ? T(kiln_nan_f32()) : sqrt(x); }                               \
-  T kiln_rsqrt(T x) { precise T r = T(1) / kiln_sqrt(x); return r; }                               \
   uint kiln_equal(T x, T y) { return x == y ? 1u : 0u; }                                            \
   uint kiln_not_equal(T x, T y) { return !(x == y) ? 1u : 0u; }                                     \
   uint kiln_greater(T x, T y) { return x > y ? 1u : 0u; }                                           \
@@ -124,6 +123,7 @@ float kiln_copysign(float m, float s) { return uintBitsToFloat((floatBitsToUint(
 
 #ifdef KILN_USE_F32
 KILN_FLOAT_COMMON(float)
+float kiln_rsqrt(float x) { precise float r = 1.0 / kiln_sqrt(x); return r; }  // f64: math_f64.glsl
 
 // NVIDIA's Vulkan compiler divides as x * (1 / y): for |y| > 2^126 the reciprocal is subnormal and
 // flushed to zero (H100, driver 580.159: inf / FLT_MAX gave NaN, 1 / FLT_MAX gave 0). There both
