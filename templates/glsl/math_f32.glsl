@@ -4,6 +4,86 @@
 // Written out where GLSL has none (expm1, log1p, cbrt, erf, erfc, erf_inv) or where its
 // precision rules are too loose for the op table tolerances (sin/cos absolute error 2^-11, atan
 // 4096 ulp, asinh/acosh/atanh/tanh by their textbook formulas, which cancel or overflow).
+// ---- float-float helpers (pow): the f32 versions of math_f64.glsl's, for the same reasons ------
+// (lavapipe's fma is unfused and it reassociates despite `precise`): kiln_hide is an identity the
+// compiler cannot see through, products are exact by Veltkamp's split (2^12 + 1) and Dekker.
+float kiln_hide(float v, int n) {
+  const uint b = floatBitsToUint(v);
+  return uintBitsToFloat(b ^ (uint(b == 0x7FA5C3D1u) << n));  // a signalling NaN nothing here makes
+}
+float kiln_hide(float v) { return kiln_hide(v, 0); }
+void kiln_two_sum(float a0, float b0, out float s, out float e) {
+  const float a = kiln_hide(a0, 1), b = kiln_hide(b0, 2);
+  s = kiln_hide(a + b);
+  precise float bb = s - a;
+  precise float err = (a - (s - bb)) + (b - bb);
+  e = kiln_hide(err, 3);
+}
+void kiln_fast_two_sum(float a0, float b0, out float s, out float e) {  // |a| >= |b|
+  const float a = kiln_hide(a0, 1), b = kiln_hide(b0, 2);
+  s = kiln_hide(a + b);
+  precise float err = b - (s - a);
+  e = kiln_hide(err, 3);
+}
+void kiln_split32(float a, out float hi, out float lo) {  // |a| < 2^115
+  const float c = kiln_hide(4097.0 * a);
+  hi = kiln_hide(c - (c - a));
+  precise float l = a - hi;
+  lo = kiln_hide(l, 3);
+}
+void kiln_two_prod(float a0, float b0, out float p, out float e) {
+  const float a = kiln_hide(a0, 1), b = kiln_hide(b0, 2);
+  p = kiln_hide(a * b);
+  float ah, al, bh, bl;
+  kiln_split32(a, ah, al);
+  kiln_split32(b, bh, bl);
+  precise float err = (((ah * bh - p) + kiln_hide(ah, 5) * bl) + al * kiln_hide(bh, 6)) + kiln_hide(al, 7) * kiln_hide(bl, 8);
+  e = kiln_hide(err, 3);
+}
+float kiln_residual32(float a0, float b0, float c0) {  // c - a b, c ~ a b (as kiln_residual64)
+  const float a = kiln_hide(a0, 1), b = kiln_hide(b0, 2), c = kiln_hide(c0, 3);
+  float ah, al, bh, bl;
+  kiln_split32(a, ah, al);
+  kiln_split32(b, bh, bl);
+  precise float r = (((c - ah * bh) - kiln_hide(ah, 5) * bl) - al * kiln_hide(bh, 6)) - kiln_hide(al, 7) * kiln_hide(bl, 8);
+  return kiln_hide(r, 4);
+}
+void kiln_ff_add(inout float hi, inout float lo, float b, float c) {
+  float s, e;
+  kiln_two_sum(hi, b, s, e);
+  precise float t = e + (lo + c);
+  kiln_fast_two_sum(s, t, hi, lo);
+}
+
+// e^(x + xlo) = v 2^k for |x| < 105, v in [0.7, 1.42] (unrounded but for v itself): kiln_exp's
+// reduction with the low part carried, 1 + r summed exactly, e^r - 1 - r by its series to r^8.
+float kiln_exp_ff_parts(float x, float xlo, out int ki) {
+  const float k = roundEven(x * 1.44269504088896341);
+  const float k2 = kiln_hide(k);
+  precise float rhi = x - k * 0.693145751953125;  // exact
+  precise float rlo = xlo - k2 * 1.428606765330187e-06;
+  precise float r = rhi + rlo;
+  precise float p = 1.0 / 40320.0;
+  p = p * r + 1.0 / 5040.0;
+  p = p * r + 1.0 / 720.0;
+  p = p * r + 1.0 / 120.0;
+  p = p * r + 1.0 / 24.0;
+  p = p * r + 1.0 / 6.0;
+  p = p * r + 0.5;
+  precise float tr = r * r * p;
+  float s, e;
+  kiln_fast_two_sum(1.0, rhi, s, e);
+  precise float v = s + (e + (rlo + tr));
+  ki = int(k);
+  return v;
+}
+// e^(x + xlo) rounded once, also into the subnormals (2^k in two normal factors).
+float kiln_exp_ff(float x, float xlo) {
+  int k;
+  const float v = kiln_exp_ff_parts(x, xlo, k);
+  const int k1 = k / 2;
+  return (v * uintBitsToFloat(uint(k1 + 127) << 23)) * uintBitsToFloat(uint(k - k1 + 127) << 23);
+}
 // exp: Cody-Waite reduction x = k ln2 + r (|r| <= ln2/2; ln2 in two parts, k * hi exact for |k| <
 // 2^8), a degree-7 polynomial for e^r (truncation < 6e-9 relative), then 2^k in two steps so that
 // results below the normal range round once (the builtin lost 7.6e6 ulp at exp(-87.44), a
@@ -153,18 +233,24 @@ float kiln_sigmoid(float x) {  // never forms inf / inf
 
 // sin and cos after Cody-Waite reduction by pi/2 (Cephes sinf/cosf) up to |x| = 8192, Payne-Hanek
 // beyond (the builtins returned constants from ~1e8: cos(FLT_MAX) gave 1, true 0.853).
-// quadrant q: x = q * pi/2 + r, |r| <= pi/4.
-float kiln_sincos_reduce(float x, out int q) {
-  float j = floor(abs(x) * 0.636619772367581343 + 0.5);
+// quadrant q: |x| = q * pi/2 + r (+ rl, 0 here; Payne-Hanek's low part), |r| <= pi/4. pi/2 in four
+// parts, the first three of 8, 11 and 11 bits so that each j C_i is exact (j < 2^13; the old third
+// part had 24 bits, and pi/2 in three floats was 3.7e-11 off at 8192). Carrying r's rounding error
+// too (a Knuth sum) cost 10 % more on lavapipe for no measurable gain (sin 1.47, cos 1.57 ulp).
+float kiln_sincos_reduce(float a, out int q, out float rl) {
+  float j = floor(a * 0.636619772367581343 + 0.5);
   q = int(j);
-  // Three multipliers equal to j that the compiler cannot prove equal: lavapipe factored
+  // Multipliers equal to j that the compiler cannot prove equal: lavapipe factored
   // (r - j*C2) - j*C3 into r - j*(C2 + C3), one rounded constant, despite `precise` (sin(2pi_f32)
   // was 722 ulp off).
-  const float j2 = float(bitfieldExtract(q, 0, 30)), j3 = float(bitfieldExtract(q, 0, 29));  // q < 2^13
-  precise float r = fma(-j, 1.5703125, abs(x));
-  r = fma(-j2, 4.83751296997070312e-4, r);
-  r = fma(-j3, 7.54978995489188216e-8, r);
-  return x < 0.0 ? -r : r;
+  const float j2 = float(bitfieldExtract(q, 0, 30)), j3 = float(bitfieldExtract(q, 0, 29)),
+              j4 = float(bitfieldExtract(q, 0, 28));  // q < 2^13
+  precise float r = a - j * 1.5703125;
+  r = r - j2 * 4.83751296997070312e-4;
+  r = r - j3 * 7.549533620476723e-08;
+  r = r - j4 * 2.5633440682570896e-12;
+  rl = 0.0;
+  return r;
 }
 // 2/pi in binary from the binary point, 32 bits a word (the known constant, 288 bits: enough for
 // every f32 exponent plus the 96-bit window). Selected, not indexed: a constant array indexed at run
@@ -185,7 +271,7 @@ uint kiln_2_over_pi_bits(int s) {
 // k <= e - 2, add multiples of 4 to a * 2/pi, so the 96 bits from 2^-(e-1) on give P = m * window
 // with a * 2/pi = P * 2^-94 (mod 4): q = bits 94-95 of P, the fraction the 94 bits below (62 kept,
 // as a pair of floats), centred to [-1/2, 1/2), times pi/2 in two parts.
-float kiln_trig_reduce_huge(float a, out int q) {
+float kiln_trig_reduce_huge(float a, out int q, out float rl) {
   const uint ua = floatBitsToUint(a);
   const int s = int(ua >> 23) - 152;  // e - 2, e = biased exponent - 150
   const uint64_t m = uint64_t((ua & 0x7FFFFFu) | 0x800000u);
@@ -200,58 +286,68 @@ float kiln_trig_reduce_huge(float a, out int q) {
     q += 1;
   }
   q &= 3;
-  const float f_hi = float(f);
-  const float f_lo = float(f - int64_t(f_hi));
-  precise float r = fma(f_hi, 1.57079637050628662, fma(f_hi, -4.37113900018624283e-8, f_lo * 1.57079637050628662));
-  return r * 2.16840434497100887e-19;  // * 2^-62 (exact)
-}
-// x = q * pi/2 + r, |r| <= pi/4 (r carries x's sign, q is for |x|).
-// GPUs skip the huge path when no invocation of a subgroup needs it; lavapipe runs both sides of
-// every data-dependent branch, so there it costs every element (sin.f32 13 -> 45 ms at 4M).
-float kiln_trig_reduce(float x, out int q) {
-  float r = kiln_sincos_reduce(x, q);
-  if (abs(x) > 8192.0) {
-    const float h = kiln_trig_reduce_huge(abs(x), q);
-    r = x < 0.0 ? -h : h;
+  // r 2^62 = |f| (pi/2 2^30) 2^-30 in integers (pi/2 to 31 bits: 2^-31 relative, far below a float
+  // ulp), then as two floats: no rounded float product (the fma form was not fused on lavapipe).
+  const uint64_t u = uint64_t(f < 0l ? -f : f), c = 0x6487ED51ul;  // pi/2 2^30, |f| < 2^61
+  const int64_t rr = int64_t((((u >> 32) * c) << 2) + (((u & 0xFFFFFFFFul) * c) >> 30));
+  const float r_hi = float(rr);
+  rl = float(rr - int64_t(r_hi)) * 2.16840434497100887e-19;  // * 2^-62 (exact)
+  const float r = r_hi * 2.16840434497100887e-19;
+  if (f < 0l) {
+    rl = -rl;
+    return -r;
   }
   return r;
 }
-float kiln_sin_poly(float r) {
+// |x| = q * pi/2 + (r + rl), |r| <= pi/4.
+// GPUs skip the huge path when no invocation of a subgroup needs it; lavapipe runs both sides of
+// every data-dependent branch, so there it costs every element (sin.f32 13 -> 45 ms at 4M).
+float kiln_trig_reduce(float a, out int q, out float rl) {
+  float r = kiln_sincos_reduce(a, q, rl);
+  if (a > 8192.0) r = kiln_trig_reduce_huge(a, q, rl);
+  return r;
+}
+// sin(r + rl) and cos(r + rl) (Cephes sinf/cosf polynomials, |r| <= pi/4), rl to first order.
+float kiln_sin_poly(float r, float rl) {
   precise float z = r * r;
-  precise float p = ((-1.9515295891e-4 * z + 8.3321608736e-3) * z - 1.6666654611e-1) * z * r + r;
+  precise float p = ((-1.9515295891e-4 * z + 8.3321608736e-3) * z - 1.6666654611e-1) * z * r + (rl - 0.5 * z * rl) + r;
   return p;
 }
-float kiln_cos_poly(float r) {
+// cos: 1 - r^2/2 summed exactly (Fast2Sum; rounding it cost ~0.5 ulp, cos 1.9 in all).
+float kiln_cos_poly(float r, float rl) {
   precise float z = r * r;
-  precise float p = ((2.443315711809948e-5 * z - 1.388731625493765e-3) * z + 4.166664568298827e-2) * z * z - 0.5 * z + 1.0;
-  return p;
+  const float h = 0.5 * z;
+  const float w = kiln_hide(1.0 - h);
+  precise float e = (1.0 - w) - h;
+  precise float p = e + (((2.443315711809948e-5 * z - 1.388731625493765e-3) * z + 4.166664568298827e-2) * z * z - r * rl);
+  return w + p;
 }
 float kiln_sin(float x) {
   if (kiln_isnan(x) || kiln_isinf(x)) return kiln_nan_f32();
   int q;
-  float r = kiln_trig_reduce(x, q);
-  if (x < 0.0) q = -q;
-  int m = q & 3;
-  float v = (m & 1) == 0 ? kiln_sin_poly(r) : kiln_cos_poly(r);
-  return m >= 2 ? -v : v;
+  float rl;
+  const float r = kiln_trig_reduce(abs(x), q, rl);
+  const int m = q & 3;
+  const float v = (m & 1) == 0 ? kiln_sin_poly(r, rl) : kiln_cos_poly(r, rl);
+  return kiln_copysign(1.0, x) * (m >= 2 ? -v : v);
 }
 float kiln_cos(float x) {
   if (kiln_isnan(x) || kiln_isinf(x)) return kiln_nan_f32();
   int q;
-  float r = kiln_trig_reduce(x, q);
-  if (x < 0.0) q = -q;
-  int m = q & 3;
-  float v = (m & 1) == 0 ? kiln_cos_poly(r) : kiln_sin_poly(r);
+  float rl;
+  const float r = kiln_trig_reduce(abs(x), q, rl);
+  const int m = q & 3;
+  const float v = (m & 1) == 0 ? kiln_cos_poly(r, rl) : kiln_sin_poly(r, rl);
   return (m == 1 || m == 2) ? -v : v;
 }
 float kiln_tan(float x) {
   if (kiln_isnan(x) || kiln_isinf(x)) return kiln_nan_f32();
   int q;
-  float r = kiln_trig_reduce(x, q);
-  if (x < 0.0) q = -q;
-  float s = kiln_sin_poly(r), c = kiln_cos_poly(r);
+  float rl;
+  const float r = kiln_trig_reduce(abs(x), q, rl);
+  const float s = kiln_sin_poly(r, rl), c = kiln_cos_poly(r, rl);
   precise float t = (q & 1) == 0 ? s / c : -c / s;
-  return t;
+  return kiln_copysign(1.0, x) * t;
 }
 float kiln_sinh(float x) {
   float a = abs(x);
@@ -316,20 +412,32 @@ float kiln_acos(float x) {
   }
   return r;
 }
+// atan: Cephes atanf's reduction and polynomial, the reduced argument t + tl and the constant (pi/4
+// or pi/2) carried in two floats and summed exactly (rounded t and pi/4 cost 2.36 ulp at 0.4437).
 float kiln_atan(float x) {
   if (kiln_isnan(x)) return x;
-  float a = abs(x);
-  precise float y = 0.0;
-  precise float t = a;
-  if (a > 2.414213562373095) {
-    y = kiln_kPi_2;
-    t = -1.0 / a;
-  } else if (a > 0.4142135623730950) {
-    y = 0.25 * kiln_kPi;
-    t = (a - 1.0) / (a + 1.0);
+  const float a = abs(x);
+  float t = a, tl = 0.0, yh = 0.0, yl = 0.0;
+  if (a > 2.414213562373095) {  // pi/2 + atan(-1/a)
+    const float q = kiln_hide(1.0 / a);
+    t = -q;
+    tl = a < 1.0e30 ? -kiln_residual32(a, q, 1.0) / a : 0.0;
+    yh = 1.5707963705062866;
+    yl = -4.371138828673793e-08;
+  } else if (a > 0.4142135623730950) {  // pi/4 + atan((a - 1) / (a + 1))
+    float n, nl, d, dl;
+    kiln_two_sum(a, -1.0, n, nl);
+    kiln_two_sum(a, 1.0, d, dl);
+    t = kiln_hide(n / d);
+    tl = (kiln_residual32(t, d, n) + (nl - t * dl)) / d;
+    yh = 0.7853981852531433;
+    yl = -2.1855694143368964e-08;
   }
   precise float z = t * t;
-  y += (((8.05374449538e-2 * z - 1.38776856032e-1) * z + 1.99777106478e-1) * z - 3.33329491539e-1) * z * t + t;
+  precise float p = (((8.05374449538e-2 * z - 1.38776856032e-1) * z + 1.99777106478e-1) * z - 3.33329491539e-1) * z * t;
+  float s, e;
+  kiln_two_sum(yh, t, s, e);
+  precise float y = s + (e + (yl + (tl + p)));
   return kiln_copysign(y, x);
 }
 float kiln_atan2(float y, float x) {  // C atan2 including zeros and infinities
@@ -391,44 +499,115 @@ float kiln_cbrt(float x) {
   if (tiny) r *= 0.00390625;
   return kiln_copysign(r, x);
 }
-// erfc(|x|) with relative error < 1.2e-7 everywhere (Numerical Recipes' erfcc, Chebyshev fit).
+// erfc(z), z >= 1/2, as e^(-z^2) erfcx(z) (the method of erf_f64.glsl in floats): z^2 split exactly,
+// e^(-z^2) unrounded (kiln_exp_ff_parts), erfcx = e^(z^2) erfc(z) by its Taylor series around the
+// nearest a = 1/2 + k/4 from a table of erfcx(a), erfcx'(a) (mpmath) and the recurrence
+// t_{n+1} = (2a t_n + 2 t_{n-1}) / (n+1), or its continued fraction beyond 6.125. (Numerical
+// Recipes' erfcc fit, 1.2e-7 relative, left up to 5.7 ulp.)
+vec2 kiln_erfcx_base(int k) {
+  switch (k) {
+    case 0: return vec2(0.6156903505325317, -0.5126888155937195);
+    case 1: return vec2(0.5069376230239868, -0.3679727017879486);
+    case 2: return vec2(0.42758357524871826, -0.2732120156288147);
+    case 3: return vec2(0.36782291531562805, -0.2088218778371811);
+    case 4: return vec2(0.32158541679382324, -0.1636229157447815);
+    case 5: return vec2(0.284972220659256, -0.1309763491153717);
+    case 6: return vec2(0.25539568066596985, -0.10679645836353302);
+    case 7: return vec2(0.23108725249767303, -0.08848650008440018);
+    case 8: return vec2(0.21080636978149414, -0.0743473470211029);
+    case 9: return vec2(0.19366209208965302, -0.06323763728141785);
+    case 10: return vec2(0.17900115251541138, -0.054372258484363556);
+    case 11: return vec2(0.1663353443145752, -0.04719940200448036);
+    case 12: return vec2(0.15529365837574005, -0.041323576122522354);
+    case 13: return vec2(0.14558972418308258, -0.03645625710487366);
+    case 14: return vec2(0.1369994580745697, -0.0323835052549839);
+    case 15: return vec2(0.12934526801109314, -0.028944332152605057);
+    case 16: return vec2(0.12248480319976807, -0.026015928015112877);
+    case 17: return vec2(0.11630270630121231, -0.02350344881415367);
+    case 18: return vec2(0.11070463806390762, -0.021332789212465286);
+    case 19: return vec2(0.10561273247003555, -0.019445445388555527);
+    case 20: return vec2(0.10096222162246704, -0.017794765532016754);
+    case 21: return vec2(0.09669877588748932, -0.016343217343091965);
+    default: return vec2(0.09277656674385071, -0.015060353092849255);
+  }
+}
+float kiln_erfcx(float z) {  // z >= 0.375
+  if (z > 6.125) {  // asymptotic series to 1/z^17: the next term is < 2e-9 of the sum from 6.125
+    const float y = 1.0 / z;
+    precise float w = y * y;
+    precise float p = -2027025.0 / 256.0;
+    p = p * w + 135135.0 / 128.0;
+    p = p * w - 10395.0 / 64.0;
+    p = p * w + 945.0 / 32.0;
+    p = p * w - 105.0 / 16.0;
+    p = p * w + 15.0 / 8.0;
+    p = p * w - 0.75;
+    p = p * w + 0.5;
+    precise float r = (0.5641895835477563 * y) * (1.0 - w * p);
+    return r;
+  }
+  const int k = clamp(int(roundEven((z - 0.5) * 4.0)), 0, 22);
+  const float a = 0.5 + 0.25 * float(k);
+  const vec2 t01 = kiln_erfcx_base(k);
+  precise float h = z - a;  // exact
+  float t[11];
+  t[0] = t01.x;
+  t[1] = t01.y;
+  [[unroll]] for (int n = 1; n < 10; ++n) {
+    precise float tn = (2.0 * a * t[n] + 2.0 * t[n - 1]) * (1.0 / float(n + 1));  // a constant once unrolled
+    t[n + 1] = tn;
+  }
+  precise float s = t[10];
+  [[unroll]] for (int n = 9; n >= 0; --n) s = s * h + t[n];
+  return s;
+}
 float kiln_erfc_pos(float z) {
-  if (z > 10.1) return 0.0;  // erfc(10.1) < 2^-150 (and z^2 must not overflow below)
-  precise float t = 1.0 / (1.0 + 0.5 * z);
-  precise float p = -0.82215223 + t * 0.17087277;
-  p = 1.48851587 + t * p;
-  p = -1.13520398 + t * p;
-  p = 0.27886807 + t * p;
-  p = -0.18628806 + t * p;
-  p = 0.09678418 + t * p;
-  p = 0.37409196 + t * p;
-  p = 1.00002368 + t * p;
-  // e^(-z^2) apart: z = zh + zl with zh's low 12 significand bits cleared (integer ops), so zh^2
-  // is exact and zl (2 zh + zl) a small correction. Rounding z^2 inside one exponent cost 2^-24 z^2
-  // relative (88 ulp at z = 8.7); the fma form of the same split was folded away by lavapipe.
-  const float zh = uintBitsToFloat(floatBitsToUint(z) & 0xFFFFF000u);
-  const float zl = z - zh;
-  precise float rest = zl * (2.0 * zh + zl);
-  p = t * kiln_exp(-zh * zh) * kiln_exp(-1.26551223 + t * p - rest);
-  return p;
+  if (z > 10.06) return 0.0;  // erfc(10.06) < 2^-150
+  float p, pl;
+  kiln_two_prod(z, z, p, pl);
+  int k;
+  const float v = kiln_exp_ff_parts(-p, -pl, k);
+  precise float r = v * kiln_erfcx(max(z, 0.375));
+  const int k1 = k / 2;
+  return (r * uintBitsToFloat(uint(k1 + 127) << 23)) * uintBitsToFloat(uint(k - k1 + 127) << 23);
+}
+// erf(x), |x| < 1: x (2/sqrt(pi) + x^2 P(x^2)), Maclaurin to x^25 (truncation < 1e-10), the leading
+// product exact (2/sqrt(pi) in two floats): ~0.6 ulp, which erf_inv's Newton step needs (rounding
+// 2/sqrt(pi) (x + ...) cost 1.8 ulp, and erf_inv 2.7). Beyond, 1 - erfc (erfc < 0.16).
+// c x for |x| < 2^-60 (erf, erf_inv), c = ch + cl: scaled by 2^64 first so that the exact product's
+// low part does not underflow (1.35 ulp at 1.1e-38), then scaled back (exact unless subnormal).
+float kiln_times_tiny(float x, float ch, float cl) {
+  const float s = x * 18446744073709551616.0;
+  float h, l;
+  kiln_two_prod(s, ch, h, l);
+  precise float r = h + (l + s * cl);
+  return r * 5.421010862427522e-20;
+}
+float kiln_erf_series(float x) {
+  if (abs(x) < 8.673617379884035e-19) return kiln_times_tiny(x, 1.128379225730896, -5.8635382771399236e-08);
+  precise float z = x * x;
+  precise float p = 9.4227591007634e-11;
+  p = p * z - 1.2290555240213052e-09;
+  p = p * z + 1.4807192805221803e-08;
+  p = p * z - 1.6365844146548625e-07;
+  p = p * z + 1.6462114444948384e-06;
+  p = p * z - 1.4925650248187594e-05;
+  p = p * z + 0.00012055332626914605;
+  p = p * z - 0.0008548327023163438;
+  p = p * z + 0.005223977845162153;
+  p = p * z - 0.02686617150902748;
+  p = p * z + 0.11283791810274124;
+  p = p * z - 0.37612637877464294;
+  float h, l;
+  kiln_two_prod(x, 1.128379225730896, h, l);
+  precise float r = h + (l + (x * -5.8635382771399236e-08 + x * z * p));
+  return r;
 }
 float kiln_erf(float x) {
   if (kiln_isnan(x)) return x;
-  float a = abs(x);
-  precise float r;
-  if (a < 0.5) {  // Maclaurin series to x^15: error < 1e-9
-    precise float z = x * x;
-    precise float p = -1.0 / 75600.0;
-    p = p * z + 1.0 / 9360.0;
-    p = p * z - 1.0 / 1320.0;
-    p = p * z + 1.0 / 216.0;
-    p = p * z - 1.0 / 42.0;
-    p = p * z + 1.0 / 10.0;
-    p = p * z - 1.0 / 3.0;
-    r = 1.1283791670955126 * (x + x * z * p);
-    return r;
-  }
-  r = 1.0 - kiln_erfc_pos(a);
+  const float a = abs(x);
+  if (a < 1.0) return kiln_erf_series(x);
+  precise float r = 1.0 - kiln_erfc_pos(a);
   return kiln_copysign(r, x);
 }
 float kiln_erfc(float x) {
@@ -474,25 +653,74 @@ float kiln_erf_inv_poly(float w) {
 float kiln_erf_inv(float y) {
   if (kiln_isnan(y) || abs(y) > 1.0) return kiln_nan_f32();
   if (abs(y) == 1.0) return kiln_copysign(kiln_inf_f32(), y);
-  precise float w = -log((1.0 - y) * (1.0 + y));
-  precise float r = kiln_erf_inv_poly(w) * y;
-  if (abs(y) < 0.999) {  // Newton step; erf is too flat near +-1 for it to help
-    precise float e = kiln_erf(r) - y;
-    r = r - e / (1.1283791670955126 * kiln_exp(-r * r));
-  }
-  return r;
+  const float a = abs(y);
+  if (a < 8.673617379884035e-19) return kiln_times_tiny(y, 0.8862269520759583, -2.6623199644859596e-08);  // sqrt(pi)/2 y
+  precise float w = -log((1.0 - a) * (1.0 + a));
+  precise float r = kiln_erf_inv_poly(w) * a;
+  // One Newton step, on erf below 3/4 and on erfc(r) = 1 - a (exact) above: near 1 an error in
+  // erf(r) is multiplied by e^(r^2) (2.1 ulp at 0.985), one in erfc(r) only by its own size.
+  const float d = a < 0.75 ? a - kiln_erf_series(r) : kiln_erfc_pos(r) - (1.0 - a);
+  precise float step = d * 0.886226925452758 * kiln_exp(r * r);
+  r = r + step;
+  return kiln_copysign(r, y);
 }
-// C pow: integer exponents of negative bases, zeros, infinities and NaN as in std::pow.
+// log(x) = hi + lo to ~2^-40 for a finite x > 0 (pow: its error is multiplied by |y log x| <= 104):
+// x = 2^e m from the bits (subnormals by their integer significand), log(m) = 2s + (2/3)s^3 + s^5 R,
+// s = f / (2 + f), the first two terms as float-floats (as kiln_log_dd64), ln2 in three parts.
+float kiln_log_ff(float x, out float lo) {
+  uint ix = floatBitsToUint(x);
+  int e = int(ix >> 23) - 127;
+  if (ix < 0x00800000u) {
+    ix = floatBitsToUint(float(ix));
+    e = int(ix >> 23) - 127 - 149;
+  }
+  uint mb = ix & 0x007FFFFFu;
+  if (mb >= 0x003504F3u) {
+    e += 1;
+    mb |= 0x3F000000u;
+  } else {
+    mb |= 0x3F800000u;
+  }
+  const float f = kiln_hide(uintBitsToFloat(mb) - 1.0);  // exact
+  float d, dl;
+  kiln_two_sum(2.0, f, d, dl);
+  const float sh = kiln_hide(f / d);
+  precise float sl = (kiln_residual32(sh, d, f) - sh * dl) / d;
+  float z, zl, c, cl, t, tl;
+  kiln_two_prod(sh, sh, z, zl);
+  zl = zl + 2.0 * sh * sl;
+  kiln_two_prod(z, sh, c, cl);
+  cl = cl + (z * sl + zl * sh);
+  kiln_two_prod(c, 0.6666666865348816, t, tl);
+  tl = tl + (c * -1.9868215517249155e-08 + cl * 0.6666666865348816);
+  precise float R = 2.0 / 15.0;
+  R = R * z + 2.0 / 13.0;
+  R = R * z + 2.0 / 11.0;
+  R = R * z + 2.0 / 9.0;
+  R = R * z + 2.0 / 7.0;
+  R = R * z + 2.0 / 5.0;
+  precise float rest = R * z * c;
+  const float de = float(e);
+  float ln_h, ln_l;
+  kiln_two_prod(kiln_hide(de, 4), 1.428606765330187e-06, ln_h, ln_l);
+  float hi = de * 0.693145751953125, l = 0.0;  // exact: 15 bits times 9
+  kiln_ff_add(hi, l, 2.0 * sh, 2.0 * sl);
+  kiln_ff_add(hi, l, t, tl);
+  kiln_ff_add(hi, l, ln_h, ln_l + (rest + kiln_hide(de, 9) * 5.497923148104107e-14));
+  lo = l;
+  return hi;
+}
+// C pow: integer exponents of negative bases, zeros, infinities and NaN as in std::pow; otherwise
+// e^(y log|x|) through float-floats (the builtin exp2(y log2 x) overflowed at pow(FLT_MAX, 1) and
+// flushed subnormal results: bf16 pow(7.5e-17, 2.36) gave 0, true 9.0e-39).
 float kiln_pow(float x, float y) {
   if (y == 0.0 || x == 1.0) return 1.0;
   if (kiln_isnan(x) || kiln_isnan(y)) return kiln_nan_f32();
   float ax = abs(x), ay = abs(y);
   bool y_int = kiln_isinf(y) || floor(y) == y;
   bool y_odd = y_int && ay < 16777216.0 && (uint(ay) & 1u) == 1u;
-  if (kiln_isinf(y)) {
-    if (ax == 1.0) return 1.0;
-    return ((ax < 1.0) == (y > 0.0)) ? 0.0 : kiln_inf_f32();
-  }
+  if (ax == 1.0 && y_int) return y_odd ? x : 1.0;  // -1 to an integer, however large
+  if (kiln_isinf(y)) return ((ax < 1.0) == (y > 0.0)) ? 0.0 : kiln_inf_f32();
   // x classified by bits: a driver that flushes subnormals compares them equal to 0.
   const uint mag = floatBitsToUint(x) & 0x7FFFFFFFu;
   float r;
@@ -502,14 +730,13 @@ float kiln_pow(float x, float y) {
     r = y < 0.0 ? 0.0 : kiln_inf_f32();
   } else if (kiln_signbit(x) && !y_int) {
     return kiln_nan_f32();
-  } else if (mag < 0x00800000u) {
-    // Subnormal base: x = mag * 2^-149, mag exact as a float (the builtin took log2 of the
-    // subnormal: bf16 pow(9.2e-41, -1) gave 1.7e38, true +inf).
-    precise float l = log2(float(mag)) - 149.0;
-    r = exp2(y * l);
   } else {
-    r = pow(ax, y);
+    float ll;
+    const float lh = kiln_log_ff(uintBitsToFloat(mag), ll);
+    float p, pl;
+    kiln_two_prod(y, lh, p, pl);  // |y| < 2^115 here, or |p| is far beyond 105 anyway
+    pl = pl + y * ll;
+    r = p > 89.0 ? kiln_inf_f32() : p < -104.0 ? 0.0 : kiln_exp_ff(p, pl);
   }
   return (kiln_signbit(x) && y_odd) ? -r : r;
 }
-
