@@ -48,11 +48,13 @@ enum class ResultRule : std::uint8_t {
   cast,              // as_type: the requested dtype
 };
 
-// Tolerance of float results against the CPU reference: |got - want| <= atol + rtol * |want|.
-// Given for f32; f16, bf16 and f64 derive theirs in tolerance_for().
-struct Tolerance {
-  double atol = 0;
-  double rtol = 0;
+// The accuracy a float op promises, in ulps of its result: CUDA's documented maximum error for the
+// f32 and the f64 function (CUDA C++ Programming Guide, mathematical functions), which every backend
+// meets over the whole input range (kiln-accuracy measures it against MPFR); 0.5 for correctly
+// rounded IEEE ops; 0 for exact ones. f16 and bf16 results: 1 ulp (computed in f32, rounded once).
+struct UlpBound {
+  double f32 = 0;
+  double f64 = 0;
 };
 
 struct OpInfo {
@@ -62,7 +64,7 @@ struct OpInfo {
   DTypeSet accepts;       // operand dtypes (for select: of the two values; the condition is any)
   ResultRule result;
   std::string_view formula;  // the scalar meaning, in words/maths (docs, kilnc ops)
-  Tolerance tol;          // for f32 results
+  UlpBound ulps;          // accuracy of float results (docs/semantics.md "Accuracy")
   double lo, hi;          // range of random float test inputs where the op is well conditioned
   // Whether NaN/Inf operands give the same result on every backend (tested with special values).
   bool specials;
@@ -81,6 +83,14 @@ std::span<const std::string_view> op_names();
 // does not accept |operand|. as_type is not handled here (its result is the requested dtype).
 std::optional<DType> result_dtype(Op op, DType operand);
 
-Tolerance tolerance_for(const OpInfo& op, DType result);
+// |op|'s bound in ulps of |dtype| (a float dtype): ulps.f32 / ulps.f64, 1 for f16 and bf16.
+double ulp_bound(Op op, DType dtype);
+// How far a device's result may be from the CPU reference's, in ulps of the result dtype: 0 for
+// exact and correctly rounded ops (both backends round the exact value once), 1 for f16/bf16 (each
+// rounds its own f32/f64 value), else the bound plus one (the reference's own error is below 1 ulp).
+double conformance_ulps(Op op, DType result);
+// |got| within |ulps| units in the last place of |want| (of |dtype|'s format, in |want|'s binade,
+// the subnormal ulp below the normal range; so at want = 0, within ulps subnormal ulps of 0).
+bool within_ulps(double got, double want, double ulps, DType dtype);
 
 }  // namespace kiln

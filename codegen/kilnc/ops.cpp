@@ -69,7 +69,7 @@ int cmd_ops(bool as_json) {
     j["accepts"] = dtype_names(o.accepts);
     j["result"] = result_rule_name(o.result);
     j["formula"] = o.formula;
-    j["tolerance"] = {{"atol", o.tol.atol}, {"rtol", o.tol.rtol}};
+    j["ulp_bound"] = {{"f32", o.ulps.f32}, {"f64", o.ulps.f64}};  // f16/bf16: 1
     j["targets"] = {{"cuda", j["accepts"]}, {"vulkan", j["accepts"]}};  // every target runs every dtype
     j["family"] = "map";
     ops.push_back(j);
@@ -101,9 +101,9 @@ int cmd_ops(bool as_json) {
                                j["formula"].get<std::string>());
       continue;
     }
-    std::cout << fmt::format("{:<20} {}  {:<8} tol={:g}/{:g} [{}]  {}\n", j["name"].get<std::string>(),
-                             j["arity"].get<int>(), j["result"].get<std::string>(), j["tolerance"]["atol"].get<double>(),
-                             j["tolerance"]["rtol"].get<double>(), accepts, j["formula"].get<std::string>());
+    std::cout << fmt::format("{:<20} {}  {:<8} ulp={:g}/{:g} [{}]  {}\n", j["name"].get<std::string>(),
+                             j["arity"].get<int>(), j["result"].get<std::string>(), j["ulp_bound"]["f32"].get<double>(),
+                             j["ulp_bound"]["f64"].get<double>(), accepts, j["formula"].get<std::string>());
   }
   return 0;
 }

@@ -138,34 +138,6 @@ constexpr std::array kMeasured = {
 
 std::span<const Op> measured_ops() { return kMeasured; }
 
-double ulp_bound(Op op, DType dtype) {
-  if (dtype == DType::f16 || dtype == DType::bf16) return 1;
-  const bool d = dtype == DType::f64;
-  switch (op) {
-    case Op::add: case Op::subtract: case Op::multiply: case Op::divide: case Op::sqrt: case Op::remainder:
-      return 0.5;  // IEEE (CUDA: 0 ulp from the correctly rounded result)
-    case Op::exp: return d ? 1 : 2;
-    case Op::expm1: case Op::log: case Op::log1p: case Op::cbrt: return 1;
-    case Op::sigmoid: return d ? 2 : 3;
-    case Op::cos: case Op::sin: return 2;
-    case Op::tan: return d ? 2 : 4;
-    case Op::cosh: return d ? 1 : 2;
-    case Op::sinh: return d ? 2 : 3;
-    case Op::tanh: return d ? 1 : 2;
-    case Op::acos: case Op::asin: case Op::atan: return 2;
-    case Op::acosh: return d ? 3 : 4;
-    case Op::asinh: return 3;
-    case Op::atanh: return d ? 2 : 3;
-    case Op::rsqrt: return d ? 1 : 2;
-    case Op::erf: return 2;
-    case Op::erfc: return d ? 5 : 4;
-    case Op::erf_inv: return d ? 5 : 2;
-    case Op::pow: return d ? 2 : 4;
-    case Op::atan2: return d ? 2 : 3;
-    default: return 0.5;
-  }
-}
-
 double ulp_errors(Op op, DType dtype, std::span<const double> args, std::span<const double> got,
                   std::span<double> errors) {
   constexpr double kInf = std::numeric_limits<double>::infinity();

@@ -15,11 +15,11 @@ namespace kiln::accuracy {
 // (the transcendental functions, sqrt/rsqrt/cbrt and the four arithmetic ops, pow, atan2, remainder).
 std::span<const Op> measured_ops();
 
-// The maximum ulp error the CUDA Math API documents for the function (CUDA C++ Programming Guide,
-// "Mathematical Functions": single- and double-precision tables, full range), for f32 and f64;
-// 1 for f16 and bf16 (computed in f32, rounded once). sigmoid has no CUDA function: Kiln's own
-// bound (3 ulp f32, 2 f64), as exp plus a division.
-double ulp_bound(Op op, DType dtype);
+// The bounds are the op table's (codegen/ops.hpp ulp_bound): the maximum ulp error the CUDA Math API
+// documents for the function (CUDA C++ Programming Guide, "Mathematical Functions": single- and
+// double-precision tables, full range), for f32 and f64; 1 for f16 and bf16 (computed in f32,
+// rounded once). sigmoid has no CUDA function: Kiln's own bound (3 ulp f32, 2 f64), as exp plus a
+// division.
 
 // The errors of results |got| (values of |dtype|, as doubles; one per backend) against the exact
 // value of |op| at |args| (exact doubles), computed once, in ulps of |dtype| at the exact value (the

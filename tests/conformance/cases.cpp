@@ -69,6 +69,19 @@ std::vector<std::int64_t> int_specials(DType t) {
   return {0, 1, 2, std::int64_t(mx), std::int64_t(mx - 1), bits, bits - 1, 7};
 }
 
+// A value from the whole range of float dtype |t|: a random sign, a binade chosen uniformly from the
+// subnormals to the largest, a random significand (so huge trig arguments, overflowing exp, log of
+// subnormals... come up as often as values near 1; the op table's range covers the other half).
+double full_range_value(DType t, std::mt19937_64& rng) {
+  int emin = -1022, emax = 1023;
+  if (t == DType::f16) emin = -14, emax = 15;
+  if (t == DType::bf16 || t == DType::f32) emin = -126, emax = 127;
+  const int e = std::uniform_int_distribution<int>(emin - 1, emax)(rng);  // emin - 1: the subnormals
+  const double m = std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+  const double v = e < emin ? std::ldexp(m, emin) : std::ldexp(1 + m, e);
+  return (rng() & 1) ? -v : v;
+}
+
 // Fills |n| elements of dtype |t| for operand |k| of case |c|.
 std::vector<std::byte> random_data(const Case& c, int k, DType t, std::int64_t n, std::mt19937_64& rng) {
   std::vector<std::byte> out(std::size_t(n) * dtype_size(t));
@@ -81,6 +94,10 @@ std::vector<std::byte> random_data(const Case& c, int k, DType t, std::int64_t n
     if (is_float(t)) {
       double lo = info.lo, hi = info.hi;
       if (c.op == Op::as_type && !is_float(c.cast_to)) { lo = -300; hi = 300; }
+      if (c.op != Op::as_type && (rng() & 1)) {  // half of the inputs from the whole range
+        put(i, Scalar::from_f(full_range_value(t, rng)));
+        continue;
+      }
       double v = lo + (hi - lo) * unit(rng);
       if (c.op == Op::divide && k == 1 && std::fabs(v) < 1e-3) v = 1;
       put(i, Scalar::from_f(v));
@@ -241,7 +258,7 @@ Verdict compare(const Case& c, const Tensor& got, const Tensor& want, const std:
   const DType t = got.dtype();
   const auto g = got.to_host(), w = want.to_host();
   const std::size_t es = dtype_size(t);
-  const Tolerance tol = tolerance_for(op_info(c.op), t);
+  const double ulps = conformance_ulps(c.op, t);
   std::vector<std::vector<std::byte>> ins;
   std::vector<Tensor> inputs;  // dense copies of the operands, made at the first mismatch
   for (std::int64_t i = 0; i < got.numel(); ++i) {
@@ -251,7 +268,7 @@ Verdict compare(const Case& c, const Tensor& got, const Tensor& want, const std:
       const double x = a.f, y = b.f;
       if (std::isnan(y) || std::isnan(x)) same = std::isnan(x) && std::isnan(y);
       else if (std::isinf(y) || std::isinf(x)) same = x == y;
-      else same = std::fabs(x - y) <= tol.atol + tol.rtol * std::fabs(y);
+      else same = within_ulps(x, y, ulps, t);
     } else {
       same = a.u == b.u;
     }
@@ -270,12 +287,12 @@ Verdict compare(const Case& c, const Tensor& got, const Tensor& want, const std:
         args += fmt::format("{}{}", k ? ", " : "",
                             scalar_to_double(load_scalar(it, ins[k].data() + i * dtype_size(it)), it));
       }
-      v.message += fmt::format("  [{}] {}({}) = {:.9g}, want {:.9g}\n", i, op_info(c.op).name, args,
+      v.message += fmt::format("  [{}] {}({}) = {}, want {}\n", i, op_info(c.op).name, args,
                                scalar_to_double(a, t), scalar_to_double(b, t));
     }
   }
-  if (!v.ok) v.message = fmt::format("{}: {} of {} elements differ (atol {}, rtol {})\n", c.name(), v.mismatches,
-                                     got.numel(), tol.atol, tol.rtol) + v.message;
+  if (!v.ok) v.message = fmt::format("{}: {} of {} elements differ (by more than {} ulp)\n", c.name(), v.mismatches,
+                                     got.numel(), ulps) + v.message;
   return v;
 }
 
