@@ -61,10 +61,7 @@ template <class T> T __ldg(const T* p) {
 [[noreturn]] inline void block_level(const char* what) { throw std::logic_error(std::string(what) + " is not run on the host"); }
 inline void __syncthreads() { block_level("__syncthreads"); }
 inline int __shfl_down_sync(unsigned, int, int) { block_level("__shfl_down_sync"); }
-inline unsigned __float_as_uint(float f) { unsigned u; std::memcpy(&u, &f, 4); return u; }
-inline float __uint_as_float(unsigned u) { float f; std::memcpy(&f, &u, 4); return f; }
-inline long long __double_as_longlong(double d) { long long u; std::memcpy(&u, &d, 8); return u; }
-inline double __longlong_as_double(long long u) { double d; std::memcpy(&d, &u, 8); return d; }
+#include "tests/cuda_host_shims.hpp"
 inline float rsqrt(float x) { return 1 / std::sqrt(x); }
 inline double rsqrt(double x) { return 1 / std::sqrt(x); }
 inline float erfinvf(float) { block_level("erfinvf"); }
