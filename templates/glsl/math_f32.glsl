@@ -202,7 +202,14 @@ float kiln_expm1(float x) {
     return e;
   }
   const int k1 = ki / 2;
-  precise float e = ((m + 1.0) * uintBitsToFloat(uint(k1 + 127) << 23)) * uintBitsToFloat(uint(ki - k1 + 127) << 23);
+  const float v = kiln_hide(m + 1.0);  // hidden: lavapipe folds m - ((m + 1) - 1) to 0
+  if (ki <= 50) {  // the -1 is still up to half an ulp (1.34 ulp at 17.017): 2^k v - 1 summed exactly
+    float s, e;
+    kiln_two_sum(v * uintBitsToFloat(uint(ki + 127) << 23), -1.0, s, e);
+    precise float r = s + (e + (m - (v - 1.0)) * uintBitsToFloat(uint(ki + 127) << 23));
+    return r;
+  }
+  precise float e = (v * uintBitsToFloat(uint(k1 + 127) << 23)) * uintBitsToFloat(uint(ki - k1 + 127) << 23);
   return e;
 }
 float kiln_log1p(float x) {
@@ -233,10 +240,9 @@ float kiln_sigmoid(float x) {  // never forms inf / inf
 
 // sin and cos after Cody-Waite reduction by pi/2 (Cephes sinf/cosf) up to |x| = 8192, Payne-Hanek
 // beyond (the builtins returned constants from ~1e8: cos(FLT_MAX) gave 1, true 0.853).
-// quadrant q: |x| = q * pi/2 + r (+ rl, 0 here; Payne-Hanek's low part), |r| <= pi/4. pi/2 in four
-// parts, the first three of 8, 11 and 11 bits so that each j C_i is exact (j < 2^13; the old third
-// part had 24 bits, and pi/2 in three floats was 3.7e-11 off at 8192). Carrying r's rounding error
-// too (a Knuth sum) cost 10 % more on lavapipe for no measurable gain (sin 1.47, cos 1.57 ulp).
+// quadrant q: |x| = q * pi/2 + (r + rl), |r| <= pi/4. pi/2 in four parts, the first three of 8, 11
+// and 11 bits so that each j C_i is exact (j < 2^13; the old third part had 24 bits, and pi/2 in
+// three floats was 3.7e-11 off at 8192).
 float kiln_sincos_reduce(float a, out int q, out float rl) {
   float j = floor(a * 0.636619772367581343 + 0.5);
   q = int(j);
@@ -247,10 +253,14 @@ float kiln_sincos_reduce(float a, out int q, out float rl) {
               j4 = float(bitfieldExtract(q, 0, 28));  // q < 2^13
   precise float r = a - j * 1.5703125;
   r = r - j2 * 4.83751296997070312e-4;
-  r = r - j3 * 7.549533620476723e-08;
-  r = r - j4 * 2.5633440682570896e-12;
-  rl = 0.0;
-  return r;
+  // r - j C3 (exact product) as s + e by Knuth's sum, only s hidden (kiln_two_sum's four hides cost
+  // lavapipe 10 %; rounding r here cost 2.19 ulp in kiln-accuracy --full)
+  const float p3 = j3 * 7.549533620476723e-08;
+  const float s = kiln_hide(r - p3);
+  precise float bb = s - r;
+  precise float e = (r - (s - bb)) + (-p3 - bb);
+  rl = e - j4 * 2.5633440682570896e-12;
+  return s;
 }
 // 2/pi in binary from the binary point, 32 bits a word (the known constant, 288 bits: enough for
 // every f32 exponent plus the 96-bit window). Selected, not indexed: a constant array indexed at run
@@ -543,7 +553,7 @@ float kiln_erfcx(float z) {  // z >= 0.375
     p = p * w + 15.0 / 8.0;
     p = p * w - 0.75;
     p = p * w + 0.5;
-    precise float r = (0.5641895835477563 * y) * (1.0 - w * p);
+    precise float r = (0.5641895835477563 * (1.0 - w * p)) / z;  // (1/sqrt(pi) y rounded twice: 4.3 ulp)
     return r;
   }
   const int k = clamp(int(roundEven((z - 0.5) * 4.0)), 0, 22);
@@ -657,9 +667,9 @@ float kiln_erf_inv(float y) {
   if (a < 8.673617379884035e-19) return kiln_times_tiny(y, 0.8862269520759583, -2.6623199644859596e-08);  // sqrt(pi)/2 y
   precise float w = -log((1.0 - a) * (1.0 + a));
   precise float r = kiln_erf_inv_poly(w) * a;
-  // One Newton step, on erf below 3/4 and on erfc(r) = 1 - a (exact) above: near 1 an error in
+  // One Newton step, on erf below 5/8 and on erfc(r) = 1 - a (exact) above: near 1 an error in
   // erf(r) is multiplied by e^(r^2) (2.1 ulp at 0.985), one in erfc(r) only by its own size.
-  const float d = a < 0.75 ? a - kiln_erf_series(r) : kiln_erfc_pos(r) - (1.0 - a);
+  const float d = a < 0.625 ? a - kiln_erf_series(r) : kiln_erfc_pos(r) - (1.0 - a);
   precise float step = d * 0.886226925452758 * kiln_exp(r * r);
   r = r + step;
   return kiln_copysign(r, y);
