@@ -80,17 +80,8 @@ void kiln_dd_add(inout double hi, inout double lo, double b, double c) {
 }
 
 // ---- e^x ------------------------------------------------------------------------------------------
-// e^(x + xlo) = 2^k (hi + lo) for finite |x| < 746 (xlo: pow's low part, |xlo| < ulp(x)):
-// x = k ln2 + r, ln2 in two parts (hi has 42 bits, so k hi is exact for |k| < 2^11 and x - k hi is
-// exact), e^r = 1 + r + r^2 (1/2 + r/6 + ... + r^11/13!) (truncation < 2^-60 for |r| <= ln2/2),
-// with 1 + r summed exactly. hi + lo in [0.7, 1.42], relative error ~2^-62.
-double kiln_exp_core64(double x, double xlo, out int k, out double lo) {
-  const double kd = roundEven(x * 1.4426950408889634LF);
-  k = int(kd);
-  const double kh = kiln_hide(kd);  // kd, but not to the compiler: nothing to factor (math_f32.glsl)
-  precise double rhi = x - kd * 0.6931471805598903LF;  // kd * hi is exact
-  precise double rlo = xlo - kh * 5.497923018708371e-14LF;
-  precise double r = rhi + rlo;
+// (e^r - 1 - r - r^2/2) / r^3 = 1/6 + r/24 + ... + r^10/13!, by Horner (e^x and expm1 share it).
+double kiln_exp_taylor64(double r) {
   precise double p = 1.6059043836821613e-10LF;
   p = p * r + 2.08767569878681e-09LF;
   p = p * r + 2.505210838544172e-08LF;
@@ -102,7 +93,20 @@ double kiln_exp_core64(double x, double xlo, out int k, out double lo) {
   p = p * r + 0.008333333333333333LF;
   p = p * r + 0.041666666666666664LF;
   p = p * r + 0.16666666666666666LF;
-  p = p * r + 0.5LF;
+  return p;
+}
+// e^(x + xlo) = 2^k (hi + lo) for finite |x| < 746 (xlo: pow's low part, |xlo| < ulp(x)):
+// x = k ln2 + r, ln2 in two parts (hi has 42 bits, so k hi is exact for |k| < 2^11 and x - k hi is
+// exact), e^r = 1 + r + r^2 (1/2 + r/6 + ... + r^11/13!) (truncation < 2^-60 for |r| <= ln2/2),
+// with 1 + r summed exactly. hi + lo in [0.7, 1.42], relative error ~2^-62.
+double kiln_exp_core64(double x, double xlo, out int k, out double lo) {
+  const double kd = roundEven(x * 1.4426950408889634LF);
+  k = int(kd);
+  const double kh = kiln_hide(kd);  // kd, but not to the compiler: nothing to factor (math_f32.glsl)
+  precise double rhi = x - kd * 0.6931471805598903LF;  // kd * hi is exact
+  precise double rlo = xlo - kh * 5.497923018708371e-14LF;
+  precise double r = rhi + rlo;
+  precise double p = kiln_exp_taylor64(r) * r + 0.5LF;
   precise double t = r * r * p;
   double s, e, h;
   kiln_fast_two_sum(1.0LF, rhi, s, e);
@@ -129,17 +133,7 @@ double kiln_expm1(double x) {
   if (x < -40.0LF) return -1.0LF;  // e^x < 2^-57: -1 + e^x rounds to -1
   if (abs(x) <= 0.34657359027997264LF) {
     if (abs(x) < 1.0e-300LF) return x;  // keeps -0 and subnormals (x^2 would underflow anyway)
-    precise double p = 1.6059043836821613e-10LF;
-    p = p * x + 2.08767569878681e-09LF;
-    p = p * x + 2.505210838544172e-08LF;
-    p = p * x + 2.755731922398589e-07LF;
-    p = p * x + 2.7557319223985893e-06LF;
-    p = p * x + 2.48015873015873e-05LF;
-    p = p * x + 0.0001984126984126984LF;
-    p = p * x + 0.001388888888888889LF;
-    p = p * x + 0.008333333333333333LF;
-    p = p * x + 0.041666666666666664LF;
-    p = p * x + 0.16666666666666666LF;
+    const double p = kiln_exp_taylor64(x);
     double q, qe;
     kiln_two_prod(x, x, q, qe);
     precise double r = x + (0.5LF * q + (0.5LF * qe + x * q * p));
@@ -292,6 +286,25 @@ double kiln_log_dd64(double x, out double lo) {
 // ---- hyperbolic functions -----------------------------------------------------------------------
 // |x| < 0.36 by their Taylor series (x^15/15! and x^18/18! the first terms left out: < 2^-60);
 // beyond, from e^|x| = 2^k (hi + lo) as a double-double, so e^a -+ e^-a rounds once.
+// (e^a + s e^-a) / 2 for a >= 0.36, s = +-1 (cosh, sinh): e^a = E = 2^k (hi + lo) exactly scaled,
+// 1/E = q + ql to ~2^-100, summed and rounded once; e^a / 2 alone once e^-a < 2^-80 e^a.
+double kiln_half_exp_pm64(double a, double s) {
+  if (a > 710.5LF) return kiln_inf_f64();
+  int k;
+  double lo;
+  const double hi = kiln_exp_core64(a, 0.0LF, k, lo);
+  if (k > 40) {
+    precise double v = hi + lo;
+    return kiln_scale64(v, k - 1);
+  }
+  const double Eh = hi * kiln_pow2_64(k), El = lo * kiln_pow2_64(k);
+  const double q = kiln_hide(1.0LF / Eh);
+  precise double ql = (kiln_residual64(Eh, q, 1.0LF) - El * q) * q;
+  double h = Eh, l = El;
+  kiln_dd_add(h, l, s * q, s * ql);
+  precise double r = 0.5LF * (h + l);
+  return r;
+}
 double kiln_sinh(double x) {
   if (kiln_isnan(x) || kiln_isinf(x)) return x;
   const double a = abs(x);
@@ -309,22 +322,7 @@ double kiln_sinh(double x) {
     r = x + x * z * p;
     return r;
   }
-  if (a > 710.5LF) return kiln_copysign(kiln_inf_f64(), x);
-  int k;
-  double lo;
-  const double hi = kiln_exp_core64(a, 0.0LF, k, lo);
-  if (k > 40) {  // e^-a < 2^-80 e^a
-    precise double v = hi + lo;
-    return kiln_copysign(kiln_scale64(v, k - 1), x);
-  }
-  // e^a = E = 2^k (hi + lo) exactly scaled; 1/E = q + ql to ~2^-100
-  const double Eh = hi * kiln_pow2_64(k), El = lo * kiln_pow2_64(k);
-  const double q = kiln_hide(1.0LF / Eh);
-  precise double ql = (kiln_residual64(Eh, q, 1.0LF) - El * q) * q;
-  double h = Eh, l = El;
-  kiln_dd_add(h, l, -q, -ql);
-  r = 0.5LF * (h + l);
-  return kiln_copysign(r, x);
+  return kiln_copysign(kiln_half_exp_pm64(a, -1.0LF), x);
 }
 double kiln_cosh(double x) {
   if (kiln_isnan(x)) return x;
@@ -343,21 +341,7 @@ double kiln_cosh(double x) {
     r = 1.0LF + (0.5LF * z + z * z * p);
     return r;
   }
-  if (a > 710.5LF) return kiln_inf_f64();
-  int k;
-  double lo;
-  const double hi = kiln_exp_core64(a, 0.0LF, k, lo);
-  if (k > 40) {
-    precise double v = hi + lo;
-    return kiln_scale64(v, k - 1);
-  }
-  const double Eh = hi * kiln_pow2_64(k), El = lo * kiln_pow2_64(k);
-  const double q = kiln_hide(1.0LF / Eh);
-  precise double ql = (kiln_residual64(Eh, q, 1.0LF) - El * q) * q;
-  double h = Eh, l = El;
-  kiln_dd_add(h, l, q, ql);
-  r = 0.5LF * (h + l);
-  return r;
+  return kiln_half_exp_pm64(a, 1.0LF);
 }
 // tanh: |x| < 0.36 by its Taylor series (to x^29); beyond, (E - 1) / (E + 1) with E = e^(2|x|) as
 // a double-double, the quotient corrected once; 1 from |x| > 19.1 (tanh rounds to 1 there).
