@@ -334,7 +334,8 @@ std::string glsl_prelude(const std::vector<DType>& storage, const std::vector<co
   if (casts) s += "#define KILN_USE_CASTS 1\n";
   for (const std::string& d : defines) s += d + "\n";
   s += inline_template("glsl/ops.glsl");
-  if (math32 || math64) s += inline_template("glsl/math_f32.glsl");  // erf_f64 starts from f32's erf_inv
+  if (math32 || math64)  // erf_f64 starts from f32's erf_inv
+    for (const char* f : {"glsl/math_f32.glsl", "glsl/erf_f32.glsl"}) s += inline_template(f);
   if (math64)
     for (const char* f : {"glsl/math_f64.glsl", "glsl/trig_f64.glsl", "glsl/erf_f64.glsl"}) s += inline_template(f);
   return s;

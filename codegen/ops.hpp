@@ -69,7 +69,8 @@ struct OpInfo {
   // Whether NaN/Inf operands give the same result on every backend (tested with special values).
   bool specials;
   // A transcendental function that GLSL lacks or does not compute accurately enough: Vulkan runs
-  // Kiln's own (templates/glsl/math_f32.glsl, and math_f64.glsl, trig_f64.glsl, erf_f64.glsl).
+  // Kiln's own (templates/glsl/math_f32.glsl, erf_f32.glsl, math_f64.glsl, trig_f64.glsl and
+  // erf_f64.glsl).
   bool math_fn;
 };
 

@@ -542,7 +542,8 @@ TEST(EmitTemplates, AreEmbedded) {
     paths.insert(std::string(t.path));
     EXPECT_GT(t.text.size(), 100u) << t.path;
   }
-  for (const char* p : {"cuda/map.cuh", "cuda/ops.cuh", "glsl/map.glsl", "glsl/ops.glsl", "glsl/math_f32.glsl"})
+  for (const char* p : {"cuda/map.cuh", "cuda/ops.cuh", "glsl/map.glsl", "glsl/ops.glsl", "glsl/math_f32.glsl",
+                        "glsl/erf_f32.glsl"})
     EXPECT_TRUE(paths.count(p)) << p;
 }
 

@@ -165,6 +165,39 @@ TEST_P(Numerics, AtanErfAndErfInvWithinCudaBounds) {
   }
 }
 
+// The worst inputs of kiln-accuracy --full (2^24 inputs per op, lavapipe, 2026-11-28) before their
+// fixes: cosh near overflow (e^(x/2) squared: 2.31 ulp), tanh near 0 (expm1's error passed on
+// whole: 2.34), asin's half-angle branch (pi/2 - 2 asin(sqrt(z)) cancelling: 2.34), expm1 below
+// -1/2 (e^x - 1: 1.32) and erf_inv's Newton residual (2.004; 2.72 at 0.839 on the way), within
+// CUDA's bounds (cosh, tanh, asin, erf_inv 2 ulp; expm1 1).
+TEST_P(Numerics, FullRunWorstInputsWithinCudaBounds) {
+  struct Case {
+    Tensor (*op)(const Tensor&, const Tensor*);
+    double (*ref)(double);
+    const char* name;
+    std::vector<float> xs;
+    double ulps;
+  };
+  const std::vector<Case> cases = {
+      {&cosh, [](double x) { return std::cosh(x); }, "cosh", {89.36669158935547f, -89.4f, 88.f, 88.7f}, 2},
+      {&sinh, [](double x) { return std::sinh(x); }, "sinh", {89.36669158935547f, -89.4f, 88.f, -0.24600098f}, 3},
+      {&tanh, [](double x) { return std::tanh(x); }, "tanh", {-0.0077613103203475475f, 0.54999995f, 0.55f, 1e-20f}, 2},
+      {&asin, [](double x) { return std::asin(x); }, "asin", {0.5032792687416077f, 0.50000006f, -0.6059021f, 1.f}, 2},
+      {&expm1, [](double x) { return std::expm1(x); }, "expm1", {-0.5070342421531677f, -0.50000006f, -5.f, -16.4f, -16.6f}, 1},
+  };
+  for (const Case& c : cases) {
+    const auto got = run(c.op, c.xs);
+    for (std::size_t i = 0; i < c.xs.size(); ++i)
+      EXPECT_TRUE(within_binade_ulps(got[i], c.ref(double(c.xs[i])), c.ulps)) << c.name << "(" << c.xs[i] << ")";
+  }
+  const std::vector<float> ys = {0.7119875550270081f, 0.8394047617912292f, 0.7608314156532288f, 0.74999994f, 0.8427f};
+  const auto inv = run(&erf_inv, ys);
+  for (std::size_t i = 0; i < ys.size(); ++i) {  // the exact inverse to first order, as above
+    const double x = inv[i], want = x + (double(ys[i]) - std::erf(x)) / (1.1283791670955126 * std::exp(-x * x));
+    EXPECT_TRUE(within_binade_ulps(inv[i], want, 2)) << "erf_inv(" << ys[i] << ")";
+  }
+}
+
 // sigmoid where e^-x overflows (x < -88.7 in f32, -709.8 in f64) and the true value, ~e^x, is
 // subnormal: 1 / (1 + e^-x) gave 0 on the CPU and CUDA (MPFR, tests/accuracy: 3.2e5 ulp at -90.6).
 // On NVIDIA's Vulkan driver this needs DenormPreserve (runtime/vulkan/vk_spirv.hpp).
