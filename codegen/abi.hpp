@@ -60,4 +60,24 @@ static_assert(sizeof(KilnReduceParams) == 576);
 // many segments on, a thread per output below (templates/cuda/reduce.cuh, templates/glsl/reduce.glsl).
 constexpr std::int64_t kReduceFinalBlock = 64;
 
+// Row-wise kernels (templates/cuda/rows.cuh, templates/glsl/rows.glsl): row r (row-major over
+// shape[0..rank), the dimensions other than the row's axis, collapsed) of n elements; operand k's
+// element j of row r (inputs 0..3, the output at index 4) is at base + sum(r_d * strides[k][d]) +
+// j * axis_stride[k] elements (logsumexp's output has one element per row: axis_stride 0). eps of
+// the norms as the bits of a double (f64 kernels) and of a float (the others).
+struct KilnRowsParams {
+  std::uint64_t out;
+  std::uint64_t in[kMaxMapInputs];
+  std::int64_t n_rows;
+  std::int64_t n;
+  std::int64_t rank;
+  std::int64_t shape[kMaxMapRank];
+  std::int64_t strides[kMaxMapInputs + 1][kMaxMapRank];
+  std::int64_t axis_stride[kMaxMapInputs + 1];
+  std::uint64_t eps64;
+  std::uint32_t eps32;
+  std::uint32_t pad;
+};
+static_assert(sizeof(KilnRowsParams) == 408);
+
 }  // namespace kiln

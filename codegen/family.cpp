@@ -11,6 +11,7 @@ std::span<const Family* const> all_families() {
   static const Family* const kFamilies[] = {
       &kMapFamily,
       &kReduceFamily,
+      &kRowsFamily,
   };
   return kFamilies;
 }

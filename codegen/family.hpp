@@ -45,6 +45,7 @@ struct PlanRequest {
   std::span<const int> axes;
   int block_size = 256;
   std::uint64_t scratch = 0;  // the address of plan().scratch_bytes of device memory, once allocated
+  double eps = 0;             // rows: the norms' epsilon (a launch value, not part of the kernel)
 };
 
 // One kernel launch: the entry point, the grid (x only for now) and the params block.
@@ -150,5 +151,6 @@ std::string family_names();
 // The descriptors (codegen/families/*.cpp).
 extern const Family kMapFamily;
 extern const Family kReduceFamily;
+extern const Family kRowsFamily;
 
 }  // namespace kiln

@@ -8,6 +8,7 @@
 #include "codegen/api_header.hpp"
 #include "runtime/dispatch.hpp"
 #include "runtime/reduce.hpp"
+#include "runtime/rows.hpp"
 #include "core/error.hpp"
 
 namespace kiln {
@@ -34,6 +35,12 @@ Tensor AotKernel::reduce(const std::vector<Tensor>& operands, const std::vector<
   if (spec_.family != "reduce")
     fail(ErrorCode::invalid_argument, fmt::format("{}: a {} kernel, not a reduction", label_, spec_.family));
   return run_reduce_kernel(label_, spec_, &name_, operands, axes, keep_axes, into, &registry_, entry_);
+}
+
+Tensor AotKernel::rows(const std::vector<Tensor>& operands, int axis, double eps, const Tensor* into) const {
+  if (spec_.family != "rows")
+    fail(ErrorCode::invalid_argument, fmt::format("{}: a {} kernel, not a row op", label_, spec_.family));
+  return run_rows_kernel(label_, spec_, &name_, operands, axis, false, eps, into, &registry_, entry_);
 }
 
 void AotKernel::launch(Stream& stream, const std::vector<const Buffer*>& inputs, Buffer& out, std::uint64_t n,

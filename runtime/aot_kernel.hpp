@@ -40,6 +40,10 @@ class AotKernel {
   Tensor reduce(const std::vector<Tensor>& operands, const std::vector<int>& axes, bool keep_axes,
                 const Tensor* into = nullptr) const;
 
+  // Rows kernels: the op along |axis| of operands[0] (x, then gamma and beta), as kiln::softmax ...
+  // kiln::rms_norm do (runtime/rows.hpp); |eps| for the norms.
+  Tensor rows(const std::vector<Tensor>& operands, int axis, double eps, const Tensor* into = nullptr) const;
+
   // Raw-buffer form: out[i] = f(in0[i], in1[i], ...) for i < n over contiguous elements starting
   // |offsets| bytes into each buffer (inputs first, then the output; empty means all zero), enqueued
   // on |stream| (every buffer must belong to its device). No dtype or shape checks beyond the

@@ -14,4 +14,5 @@
 #include "runtime/interop.hpp"
 #include "runtime/ops.hpp"
 #include "runtime/reduce.hpp"
+#include "runtime/rows.hpp"
 #include "runtime/tensor.hpp"

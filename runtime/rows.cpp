@@ -1,0 +1,115 @@
+// Row-wise ops: the axis, the affine inputs and the output checked (errors name the op, shapes,
+// axis, dtypes and device), then the rows family's kernel through the one dispatch path
+// (runtime/dispatch.cpp).
+#include "runtime/rows.hpp"
+
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "core/error.hpp"
+#include "runtime/dispatch.hpp"
+
+namespace kiln {
+
+Tensor run_rows_kernel(std::string_view op, const KernelSpec& spec, const std::string* name,
+                       const std::vector<Tensor>& inputs, int axis, bool keep_axis, double eps, const Tensor* into,
+                       const Registry* first, const KernelEntry* entry) {
+  check_operands(op, inputs);
+  if (inputs.size() != spec.inputs.size())
+    fail_op(ErrorCode::invalid_argument, op, inputs,
+            fmt::format("the kernel takes {} operands, got {}", spec.inputs.size(), inputs.size()));
+  const Tensor& x = inputs[0];
+  for (std::size_t k = 0; k < inputs.size(); ++k)
+    if (inputs[k].dtype() != spec.inputs[k])
+      fail_op(ErrorCode::dtype_mismatch, op, inputs,
+              fmt::format("operand {} is {}; {} of {} takes {} operands", k, dtype_name(inputs[k].dtype()),
+                          spec.attribute("op"), dtype_name(spec.inputs[0]), dtype_name(spec.inputs[k])));
+  const int rank = x.rank();
+  if (rank == 0) fail_op(ErrorCode::invalid_argument, op, inputs, "a scalar has no axis to work along");
+  if (axis < -rank || axis >= rank)
+    fail_op(ErrorCode::invalid_argument, op, inputs,
+            fmt::format("axis {} is out of range for rank {} (valid: {}..{})", axis, rank, -rank, rank - 1));
+  const int a = axis < 0 ? axis + rank : axis;
+  const std::int64_t n = x.shape()[std::size_t(a)];
+  for (std::size_t k = 1; k < inputs.size(); ++k)
+    if (inputs[k].rank() != 1 || inputs[k].shape()[0] != n)
+      fail_op(ErrorCode::invalid_argument, op, inputs,
+              fmt::format("{} must be 1-D of the length of axis {} ({}), got {}", k == 1 ? "gamma" : "beta", axis, n,
+                          shape_text(inputs[k].shape())));
+  const bool norm = spec_rows_op(spec) == RowsOp::layer_norm || spec_rows_op(spec) == RowsOp::rms_norm;
+  if (norm && !(eps > 0 && std::isfinite(eps)))
+    fail_op(ErrorCode::invalid_argument, op, inputs, fmt::format("eps must be finite and > 0, got {}", eps));
+  Shape out_shape = x.shape();
+  if (!rows_op_info(spec_rows_op(spec)).keeps_axis) {
+    if (keep_axis) out_shape[std::size_t(a)] = 1;
+    else out_shape.erase(out_shape.begin() + a);
+  }
+  Device& device = x.device();
+  Tensor out;
+  if (into) {
+    if (!into->defined() || into->shape() != out_shape || into->dtype() != spec.output || !into->is_contiguous() ||
+        &into->device() != &device)
+      fail_op(ErrorCode::invalid_argument, op, inputs,
+              fmt::format("the output along axis {} must be a contiguous {} {} on {}, got {}", axis,
+                          shape_text(out_shape), dtype_name(spec.output), device.id(), layout_text(*into)));
+    out = *into;
+  } else {
+    out = Tensor::empty(out_shape, spec.output, device);
+  }
+  if (x.numel() == 0 && out.numel() == 0) return out;
+  // x by its strides; gamma and beta along the axis (stride 0 elsewhere).
+  std::vector<Shape> strides(inputs.size(), Shape(std::size_t(rank), 0));
+  std::vector<PlanOperand> ops;
+  for (std::size_t k = 0; k < inputs.size(); ++k) {
+    if (k == 0) strides[k] = x.strides();
+    else strides[k][std::size_t(a)] = inputs[k].strides()[0];
+    ops.push_back({inputs[k].address(), std::span<const std::int64_t>(strides[k])});
+  }
+  const int axes[1] = {a};
+  PlanRequest request{x.shape(), ops, out.address(), axes, spec.block_size};
+  request.eps = eps;
+  run_plan(op, spec, name, inputs, device, request, first, entry);
+  return out;
+}
+
+namespace {
+
+Tensor simple(RowsOp op, const std::vector<Tensor>& inputs, int axis, bool keep_axis, double eps, const Tensor* into) {
+  const std::string_view name = rows_op_info(op).name;
+  check_operands(name, inputs);
+  KernelSpec spec;
+  try {
+    spec = make_rows_spec(op, inputs[0].dtype(), int(inputs.size()) - 1);
+  } catch (const Error& err) {
+    fail_op(err.code(), name, inputs, err.what());
+  }
+  return run_rows_kernel(name, spec, nullptr, inputs, axis, keep_axis, eps, into, nullptr);
+}
+
+std::vector<Tensor> affine(const Tensor& x, const Tensor* gamma, const Tensor* beta, std::string_view op) {
+  std::vector<Tensor> v{x};
+  if (beta && !gamma)
+    fail_op(ErrorCode::invalid_argument, op, {x, *beta}, "beta without gamma (pass a gamma of ones)");
+  if (gamma) v.push_back(*gamma);
+  if (beta) v.push_back(*beta);
+  return v;
+}
+
+}  // namespace
+
+Tensor softmax(const Tensor& x, int axis, const Tensor* into) { return simple(RowsOp::softmax, {x}, axis, false, 0, into); }
+Tensor log_softmax(const Tensor& x, int axis, const Tensor* into) {
+  return simple(RowsOp::log_softmax, {x}, axis, false, 0, into);
+}
+Tensor logsumexp(const Tensor& x, int axis, bool keep_axis, const Tensor* into) {
+  return simple(RowsOp::logsumexp, {x}, axis, keep_axis, 0, into);
+}
+Tensor layer_norm(const Tensor& x, const Tensor* gamma, const Tensor* beta, double eps, int axis, const Tensor* into) {
+  return simple(RowsOp::layer_norm, affine(x, gamma, beta, "layer_norm"), axis, false, eps, into);
+}
+Tensor rms_norm(const Tensor& x, const Tensor* gamma, double eps, int axis, const Tensor* into) {
+  return simple(RowsOp::rms_norm, affine(x, gamma, nullptr, "rms_norm"), axis, false, eps, into);
+}
+
+}  // namespace kiln

@@ -1,0 +1,148 @@
+// Row-wise kernels: softmax, log_softmax, logsumexp, layer_norm, rms_norm over each row (the
+// elements along one axis). Vulkan compute, GLSL 4.50 + buffer device addresses; inlined after
+// glsl/ops.glsl and the emitter's definitions (codegen/families/rows.cpp):
+//   KILN_ROWS_OP                        0 softmax, 1 log_softmax, 2 logsumexp, 3 layer_norm, 4 rms_norm
+//   KILN_NUM_INPUTS                     x, then gamma and beta (the norms' optional affine inputs)
+//   KILN_C, KILN_C_F64                  the compute type (float, or double for f64)
+//   KILN_T<k>, KILN_S<k>, KILN_LOAD(v)  storage type and size of input k, storage -> compute
+//   KILN_TOUT, KILN_SOUT, KILN_STORE(c) the output's storage type and size, compute -> storage
+//   kiln_rows_exp/log/rsqrt/div         the op table's functions on KILN_C
+// ABI: the device address of a KilnRowsParams block (408 bytes, codegen/abi.hpp) as the push
+// constant. One workgroup per row (grid-stride over rows); thread t reads elements t, t + size, ...
+// and combines them in order; the workgroup combines its threads' values in a fixed tree in shared
+// memory (CUDA's order), so results are deterministic. Passes over the row: softmax and
+// log_softmax three (max, sum of exp(x - max), the output), logsumexp two, layer_norm three (mean,
+// sum of squared deviations, the output), rms_norm two. Block size: specialization constant 0
+// (default 256, a power of two).
+layout(local_size_x_id = 0) in;
+
+layout(buffer_reference, std430, buffer_reference_align = 8) readonly buffer KilnRowsParams {
+  uint64_t out_;
+  uint64_t in_[4];
+  int64_t n_rows;
+  int64_t n;
+  int64_t rank;
+  int64_t shape[6];
+  int64_t strides[30];  // [operand][dim] in elements: inputs 0..3, the output at 4
+  int64_t axis_stride[5];
+  uint eps64_lo;
+  uint eps64_hi;
+  uint eps32;
+  uint pad;
+};
+layout(push_constant, std430) uniform KilnRowsPush { KilnRowsParams params; } pc;
+
+shared KILN_C kiln_smem[gl_WorkGroupSize.x];
+
+// The workgroup's values combined in a fixed tree (thread t with t + s, s = size/2 ... 1); every
+// thread gets the result. |is_max|: NaN-propagating max, else the sum.
+KILN_C kiln_rows_block(uint tid, KILN_C v, bool is_max) {
+  kiln_smem[tid] = v;
+  barrier();
+  for (uint s = gl_WorkGroupSize.x / 2u; s > 0u; s >>= 1) {
+    if (tid < s) {
+      const KILN_C a = kiln_smem[tid], b = kiln_smem[tid + s];
+      kiln_smem[tid] = is_max ? ((kiln_isnan(a) || a > b) ? a : b) : a + b;
+    }
+    barrier();
+  }
+  v = kiln_smem[0];
+  barrier();  // kiln_smem is reused by the next pass
+  return v;
+}
+
+uint64_t kiln_base[5];
+int64_t kiln_step[5];
+
+KILN_C kiln_x(int64_t j) { return KILN_LOAD(KilnIn0Ref(kiln_base[0] + uint64_t(j * kiln_step[0]) * KILN_S0).v); }
+#if KILN_NUM_INPUTS > 1
+KILN_C kiln_gamma(int64_t j) { return KILN_LOAD(KilnIn1Ref(kiln_base[1] + uint64_t(j * kiln_step[1]) * KILN_S1).v); }
+#endif
+#if KILN_NUM_INPUTS > 2
+KILN_C kiln_beta(int64_t j) { return KILN_LOAD(KilnIn2Ref(kiln_base[2] + uint64_t(j * kiln_step[2]) * KILN_S2).v); }
+#endif
+void kiln_put(int64_t j, KILN_C v) {
+  KilnOutRef(kiln_base[4] + uint64_t(j * kiln_step[4]) * KILN_SOUT).v = KILN_STORE(v);
+}
+
+void main() {
+  KilnRowsParams P = pc.params;
+  const uint tid = gl_LocalInvocationID.x;
+  const int64_t size = int64_t(gl_WorkGroupSize.x), n = P.n;
+#if KILN_C_F64
+  const KILN_C eps = packDouble2x32(uvec2(P.eps64_lo, P.eps64_hi));
+  const KILN_C inf = kiln_inf_f64();
+#else
+  const KILN_C eps = uintBitsToFloat(P.eps32);
+  const KILN_C inf = kiln_inf_f32();
+#endif
+  for (int64_t row = int64_t(gl_WorkGroupID.x); row < P.n_rows; row += int64_t(gl_NumWorkGroups.x)) {
+    // The operands' element offsets of this row (row-major over the collapsed row dimensions).
+    uint64_t off[5] = uint64_t[5](0ul, 0ul, 0ul, 0ul, 0ul);
+    uint64_t rem = uint64_t(row);
+    const int rank = int(P.rank);
+    [[unroll]] for (int d = 5; d >= 0; --d) {
+      if (d < rank) {
+        const uint64_t s = uint64_t(P.shape[d]), q = rem / s, idx = rem - q * s;
+        rem = q;
+        [[unroll]] for (int k = 0; k < 5; ++k) off[k] += idx * uint64_t(P.strides[k * 6 + d]);
+      }
+    }
+    [[unroll]] for (int k = 0; k < 5; ++k) {
+      const uint64_t addr = k == 4 ? P.out_ : (k < KILN_NUM_INPUTS ? P.in_[k] : 0ul);
+      const uint64_t es = k == 4 ? uint64_t(KILN_SOUT) : uint64_t(KILN_S0);
+      kiln_base[k] = addr + off[k] * es;
+      kiln_step[k] = P.axis_stride[k];
+    }
+#if KILN_ROWS_OP <= 2
+    KILN_C m = -inf;
+    for (int64_t j = int64_t(tid); j < n; j += size) {
+      const KILN_C v = kiln_x(j);
+      m = (kiln_isnan(m) || m > v) ? m : v;
+    }
+    m = kiln_rows_block(tid, m, true);
+#if KILN_ROWS_OP == 2
+    if (m == inf) {
+      if (tid == 0u) kiln_put(0l, inf);
+      continue;
+    }
+#endif
+    const KILN_C me = m == -inf ? KILN_C(0) : m;
+    KILN_C s = KILN_C(0);
+    for (int64_t j = int64_t(tid); j < n; j += size) s += kiln_rows_exp(kiln_x(j) - me);
+    s = kiln_rows_block(tid, s, false);
+#if KILN_ROWS_OP == 2
+    if (tid == 0u) kiln_put(0l, me + kiln_rows_log(s));
+#elif KILN_ROWS_OP == 1
+    const KILN_C ls = kiln_rows_log(s);
+    for (int64_t j = int64_t(tid); j < n; j += size) kiln_put(j, s == KILN_C(0) ? -inf : (kiln_x(j) - me) - ls);
+#else
+    for (int64_t j = int64_t(tid); j < n; j += size)
+      kiln_put(j, s == KILN_C(0) ? KILN_C(0) : kiln_rows_div(kiln_rows_exp(kiln_x(j) - me), s));
+#endif
+#else  // layer_norm, rms_norm
+    const KILN_C cn = KILN_C(n);
+    KILN_C mean = KILN_C(0);
+#if KILN_ROWS_OP == 3
+    for (int64_t j = int64_t(tid); j < n; j += size) mean += kiln_x(j);
+    mean = kiln_rows_div(kiln_rows_block(tid, mean, false), cn);
+#endif
+    KILN_C q = KILN_C(0);
+    for (int64_t j = int64_t(tid); j < n; j += size) {
+      const KILN_C d = kiln_x(j) - mean;
+      q += d * d;
+    }
+    const KILN_C r = kiln_rows_rsqrt(kiln_rows_div(kiln_rows_block(tid, q, false), cn) + eps);
+    for (int64_t j = int64_t(tid); j < n; j += size) {
+      KILN_C y = (kiln_x(j) - mean) * r;
+#if KILN_NUM_INPUTS > 1
+      y *= kiln_gamma(j);
+#endif
+#if KILN_NUM_INPUTS > 2
+      y += kiln_beta(j);
+#endif
+      kiln_put(j, y);
+    }
+#endif
+  }
+}

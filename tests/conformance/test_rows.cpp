@@ -1,0 +1,311 @@
+// The rows family (softmax, log_softmax, logsumexp, layer_norm, rms_norm) on every device against an
+// independent long double reference written here from docs/semantics.md ("Row ops"): row lengths
+// around the block size and up to 2^20 + 1, f16/bf16/f32/f64, a non-last axis, non-contiguous rows,
+// empty tensors, rows of -inf, +inf, NaN and values that overflow a naive exp; bad input.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "runtime/kiln.hpp"
+#include "tests/conformance/validation_scope.hpp"
+
+namespace kiln {
+namespace {
+
+using L = long double;
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+// The documented semantics in long double: each row of |x| (rows x n, row-major) to its outputs.
+std::vector<double> reference(RowsOp op, const std::vector<double>& x, std::int64_t rows, std::int64_t n,
+                              const std::vector<double>* gamma, const std::vector<double>* beta, double eps) {
+  std::vector<double> out;
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const double* v = x.data() + r * n;
+    if (op == RowsOp::layer_norm || op == RowsOp::rms_norm) {
+      L mean = 0, q = 0;
+      if (op == RowsOp::layer_norm) {
+        for (std::int64_t j = 0; j < n; ++j) mean += v[j];
+        mean /= L(n);
+      }
+      for (std::int64_t j = 0; j < n; ++j) q += (v[j] - mean) * (v[j] - mean);
+      const L inv = 1 / std::sqrt(q / L(n) + L(eps));
+      for (std::int64_t j = 0; j < n; ++j)
+        out.push_back(double((v[j] - mean) * inv * (gamma ? L((*gamma)[j]) : 1) + (beta ? L((*beta)[j]) : 0)));
+      continue;
+    }
+    L m = -INFINITY;
+    bool nan = false;
+    for (std::int64_t j = 0; j < n; ++j) {
+      nan |= std::isnan(v[j]);
+      m = std::max(m, L(v[j]));
+    }
+    if (nan) m = NAN;
+    if (op == RowsOp::logsumexp && m == INFINITY) {
+      out.push_back(kInf);
+      continue;
+    }
+    const L me = m == -INFINITY ? 0 : m;
+    L s = 0;
+    for (std::int64_t j = 0; j < n; ++j) s += std::exp(L(v[j]) - me);
+    if (op == RowsOp::logsumexp) {
+      out.push_back(double(me + std::log(s)));
+      continue;
+    }
+    for (std::int64_t j = 0; j < n; ++j) {
+      if (op == RowsOp::softmax) out.push_back(s == 0 ? 0.0 : double(std::exp(L(v[j]) - me) / s));
+      else out.push_back(s == 0 ? -kInf : double((L(v[j]) - me) - std::log(s)));
+    }
+  }
+  return out;
+}
+
+// Unit roundoff of a float dtype.
+double unit(DType t) {
+  switch (t) {
+    case DType::f16: return 0x1p-11;
+    case DType::bf16: return 0x1p-8;
+    case DType::f64: return 0x1p-53;
+    default: return 0x1p-24;
+  }
+}
+
+// The smallest subnormal of a float dtype: results that small are compared absolutely.
+double tiny(DType t) {
+  switch (t) {
+    case DType::f16: return 0x1p-24;
+    case DType::bf16: return 0x1p-133;
+    case DType::f64: return 0x1p-1074;
+    default: return 0x1p-149;
+  }
+}
+
+class Rows : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    try {
+      dev_ = &device(GetParam());
+    } catch (const Error& e) {
+      GTEST_SKIP() << e.what();
+    }
+    validation_.emplace(*dev_);
+  }
+  void TearDown() override { validation_.reset(); }
+
+  // |values| rounded to |t| on the device, and the rounded values as doubles.
+  Tensor make(const std::vector<double>& values, const Shape& shape, DType t, std::vector<double>* rounded) {
+    Device& cpu = device("cpu");
+    const Tensor h = as_type(Tensor::from_vector(values, shape, cpu), t);
+    if (rounded) *rounded = as_type(h, DType::f64).to_vector<double>();
+    return h.to(*dev_);
+  }
+  std::vector<double> back(const Tensor& t) { return as_type(t.to(device("cpu")), DType::f64).to_vector<double>(); }
+
+  // The op over rows of x (rows x n) on the device against the reference; |scale| bounds the
+  // magnitude the error is relative to (norms: the outputs are O(1) times gamma plus beta).
+  void check(RowsOp op, DType t, std::int64_t rows, std::int64_t n, const std::vector<double>& values,
+             bool affine = false, const std::string& what = "") {
+    std::vector<double> x, g, b;
+    const Tensor xt = make(values, {rows, n}, t, &x);
+    std::optional<Tensor> gt, bt;
+    if (affine) {
+      std::vector<double> gv, bv;
+      for (std::int64_t j = 0; j < n; ++j) {
+        gv.push_back(0.5 + double(j % 7) / 4);
+        bv.push_back(double(j % 5) / 3 - 0.5);
+      }
+      gt = make(gv, {n}, t, &g);
+      bt = make(bv, {n}, t, &b);
+    }
+    const double eps = 1e-5;
+    Tensor out;
+    switch (op) {
+      case RowsOp::softmax: out = softmax(xt); break;
+      case RowsOp::log_softmax: out = log_softmax(xt); break;
+      case RowsOp::logsumexp: out = logsumexp(xt); break;
+      case RowsOp::layer_norm: out = layer_norm(xt, gt ? &*gt : nullptr, bt ? &*bt : nullptr, eps); break;
+      case RowsOp::rms_norm: out = rms_norm(xt, gt ? &*gt : nullptr, eps); break;
+    }
+    ASSERT_EQ(out.dtype(), t);
+    const std::vector<double> got = back(out);
+    const std::vector<double> want =
+        reference(op, x, rows, n, affine ? &g : nullptr, affine && op == RowsOp::layer_norm ? &b : nullptr, eps);
+    ASSERT_EQ(got.size(), want.size());
+    // Sums of n/256 terms per thread, then a tree: the compute type's error grows with n/256.
+    const double uc = t == DType::f64 ? unit(DType::f64) : unit(DType::f32);
+    const double tol = 2 * unit(t) + (16 + 2 * double(n) / 256) * uc;
+    const std::int64_t per_row = std::int64_t(want.size()) / std::max<std::int64_t>(rows, 1);
+    std::vector<double> cond(want.size(), 0);  // norms: max|x| / sigma of each element's row
+    if (op == RowsOp::layer_norm || op == RowsOp::rms_norm)
+      for (std::int64_t r = 0; r < rows; ++r) {
+        L mean = 0, q = 0, big = 0;
+        for (std::int64_t j = 0; j < n; ++j) mean += x[std::size_t(r * n + j)];
+        mean = op == RowsOp::layer_norm ? mean / L(n) : 0;
+        for (std::int64_t j = 0; j < n; ++j) {
+          const L d = x[std::size_t(r * n + j)] - mean;
+          q += d * d;
+          big = std::max(big, std::fabs(L(x[std::size_t(r * n + j)])));
+        }
+        for (std::int64_t j = 0; j < n; ++j) cond[std::size_t(r * n + j)] = double(big / std::sqrt(q / L(n) + L(eps)));
+      }
+    int bad = 0;
+    for (std::size_t i = 0; i < want.size() && bad < 5; ++i) {
+      const double w = want[i], v = got[i];
+      bool ok;
+      if (std::isnan(w) || std::isinf(w)) {
+        ok = std::isnan(w) ? std::isnan(v) : v == w;
+      } else {
+        // softmax: relative (down to the dtype's smallest subnormal); log_softmax/logsumexp: the
+        // absolute error of the log of the row's sum; norms: x - mean carries the rounding of x and
+        // the mean, amplified by 1/sigma (max|x| / sigma of the row).
+        double scale = std::fabs(w);
+        if (op == RowsOp::log_softmax || op == RowsOp::logsumexp) scale += 1;
+        if (op == RowsOp::layer_norm || op == RowsOp::rms_norm) scale = (scale + 1 + cond[i]) * (affine ? 3 : 1);
+        ok = std::fabs(v - w) <= tol * scale + tiny(t);
+      }
+      if (!ok) {
+        ++bad;
+        ADD_FAILURE() << rows_op_info(op).name << " " << dtype_name(t) << " " << what << " rows " << rows << " n " << n
+                      << ": element " << i << " (row " << std::int64_t(i) / std::max<std::int64_t>(per_row, 1)
+                      << ") got " << v << ", want " << w << " (tol " << tol << ")";
+      }
+    }
+  }
+
+  std::optional<conformance::ValidationScope> validation_;
+  Device* dev_ = nullptr;
+};
+
+std::vector<double> random_values(std::size_t count, double lo, double hi, unsigned seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> u(lo, hi);
+  std::vector<double> v(count);
+  for (double& x : v) x = u(rng);
+  return v;
+}
+
+constexpr RowsOp kOps[] = {RowsOp::softmax, RowsOp::log_softmax, RowsOp::logsumexp, RowsOp::layer_norm,
+                           RowsOp::rms_norm};
+
+TEST_P(Rows, EveryOpAndDtypeOverRowLengthsAroundTheBlock) {
+  for (DType t : {DType::f32, DType::f16, DType::bf16, DType::f64}) {
+    for (std::int64_t n : {1, 2, 31, 32, 33, 255, 256, 257, 1000, 1024, 4097}) {
+      const std::int64_t rows = n > 1000 ? 3 : 5;
+      const auto v = random_values(std::size_t(rows * n), -8, 8, unsigned(n) * 7 + unsigned(t));
+      for (RowsOp op : kOps) {
+        check(op, t, rows, n, v, false);
+        if (op == RowsOp::layer_norm || op == RowsOp::rms_norm) check(op, t, rows, n, v, true, "affine");
+      }
+    }
+  }
+}
+
+TEST_P(Rows, LongRowsAndManyShortRows) {
+  for (RowsOp op : kOps) {
+    check(op, DType::f32, 1, 32768, random_values(32768, -20, 20, 3));
+    check(op, DType::f32, 4096, 3, random_values(4096 * 3, -3, 3, 4));
+  }
+  const std::int64_t n = (1 << 20) + 1;
+  const auto v = random_values(std::size_t(n), -30, 30, 5);
+  check(RowsOp::softmax, DType::f32, 1, n, v);
+  check(RowsOp::layer_norm, DType::f32, 1, n, v);
+}
+
+// Rows of -inf (fully masked: softmax 0, log_softmax and logsumexp -inf, never NaN), partly -inf,
+// +inf (softmax and log_softmax NaN, logsumexp +inf), NaN (NaN throughout), and values far beyond
+// exp's range (max-subtracted: no overflow).
+TEST_P(Rows, SpecialRows) {
+  const double ninf = -kInf, nan = std::numeric_limits<double>::quiet_NaN();
+  const std::int64_t n = 6;
+  const std::vector<double> v = {
+      ninf, ninf, ninf, ninf, ninf, ninf,   // all masked
+      1.0,  ninf, 2.0,  ninf, ninf, 0.5,    // partly masked
+      1.0,  kInf, 2.0,  3.0,  ninf, 0.5,    // +inf
+      1.0,  2.0,  nan,  3.0,  4.0,  5.0,    // NaN
+      1e30, 1e30, -1e30, 3e38, 3e38, 0.0,   // far beyond exp's range (f32: finite)
+      -1e4, -1e4 + 1, -1e4 + 2, -1e4, -1e4, -1e4,  // all underflow a naive exp
+  };
+  for (DType t : {DType::f32, DType::f64, DType::bf16})
+    for (RowsOp op : {RowsOp::softmax, RowsOp::log_softmax, RowsOp::logsumexp}) check(op, t, 6, n, v, false, "special");
+}
+
+TEST_P(Rows, NonLastAxisStridedRowsAndEmptyTensors) {
+  Device& cpu = device("cpu");
+  const auto v = random_values(4 * 37 * 5, -4, 4, 9);
+  const Tensor x = Tensor::from_vector(v, {4, 37, 5}, cpu).to(*dev_);
+  // Along axis 1: the same as the last axis of the transposed tensor, made contiguous on the host.
+  const Tensor xt = Tensor::from_vector(v, {4, 37, 5}, cpu).transpose({0, 2, 1}).contiguous();
+  const auto rows_t = xt.to_vector<double>();
+  for (RowsOp op : kOps) {
+    Tensor out;
+    if (op == RowsOp::softmax) out = softmax(x, 1);
+    else if (op == RowsOp::log_softmax) out = log_softmax(x, -2);
+    else if (op == RowsOp::logsumexp) out = logsumexp(x, 1, true);
+    else if (op == RowsOp::layer_norm) out = layer_norm(x, nullptr, nullptr, 1e-5, 1);
+    else out = rms_norm(x, nullptr, 1e-6, 1);
+    const double eps = op == RowsOp::rms_norm ? 1e-6 : 1e-5;
+    const auto want = reference(op, rows_t, 20, 37, nullptr, nullptr, eps);
+    Tensor got = out.to(cpu);
+    if (op == RowsOp::logsumexp) {
+      ASSERT_EQ(got.shape(), (Shape{4, 1, 5}));
+    } else {
+      got = got.transpose({0, 2, 1}).contiguous();
+    }
+    const auto g = got.to_vector<double>();
+    ASSERT_EQ(g.size(), want.size());
+    for (std::size_t i = 0; i < g.size(); ++i)
+      EXPECT_NEAR(g[i], want[i], 1e-12 * (1 + std::fabs(want[i]))) << rows_op_info(op).name << " axis 1, element " << i;
+  }
+  // Non-contiguous rows: a transposed view, the rows along its last axis.
+  const Tensor view = x.transpose({0, 2, 1});  // [4, 5, 37], rows of stride 5
+  const auto want = reference(RowsOp::softmax, rows_t, 20, 37, nullptr, nullptr, 0);
+  const auto got = softmax(view).to(cpu).to_vector<double>();
+  for (std::size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-12) << "softmax of a view, " << i;
+  // Empty tensors: no rows, or rows of no elements (logsumexp of nothing is -inf).
+  EXPECT_EQ(softmax(Tensor::empty({0, 7}, DType::f32, *dev_)).shape(), (Shape{0, 7}));
+  EXPECT_EQ(layer_norm(Tensor::empty({3, 0}, DType::f32, *dev_)).shape(), (Shape{3, 0}));
+  const auto lse = logsumexp(Tensor::empty({3, 0}, DType::f32, *dev_)).to(cpu).to_vector<float>();
+  ASSERT_EQ(lse.size(), 3u);
+  for (float f : lse) EXPECT_EQ(f, -std::numeric_limits<float>::infinity());
+}
+
+TEST_P(Rows, BadInputNamesOpShapesAxisAndDtypes) {
+  const Tensor x = Tensor::empty({2, 3}, DType::f32, *dev_);
+  auto message = [](auto&& f) -> std::string {
+    try {
+      f();
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "no error";
+  };
+  const std::string axis = message([&] { softmax(x, 2); });
+  EXPECT_NE(axis.find("kiln::softmax"), std::string::npos) << axis;
+  EXPECT_NE(axis.find("axis 2 is out of range for rank 2"), std::string::npos) << axis;
+  EXPECT_NE(axis.find("[2,3]"), std::string::npos) << axis;
+  const Tensor ints = Tensor::empty({2, 3}, DType::s32, *dev_);
+  const std::string dtype = message([&] { log_softmax(ints); });
+  EXPECT_NE(dtype.find("needs a float tensor"), std::string::npos) << dtype;
+  EXPECT_NE(dtype.find("s32"), std::string::npos) << dtype;
+  const Tensor g4 = Tensor::empty({4}, DType::f32, *dev_);
+  const std::string gamma = message([&] { layer_norm(x, &g4); });
+  EXPECT_NE(gamma.find("gamma must be 1-D of the length of axis -1 (3), got [4]"), std::string::npos) << gamma;
+  const Tensor g3 = Tensor::empty({3}, DType::f16, *dev_);
+  EXPECT_NE(message([&] { rms_norm(x, &g3); }).find("operand 1 is f16"), std::string::npos);
+  EXPECT_NE(message([&] { rms_norm(x, nullptr, 0.0); }).find("eps must be finite and > 0, got 0"), std::string::npos);
+  EXPECT_NE(message([&] { layer_norm(x, nullptr, &g4); }).find("beta without gamma"), std::string::npos);
+  const Tensor wrong_into = Tensor::empty({2}, DType::f32, *dev_);
+  EXPECT_NE(message([&] { softmax(x, -1, &wrong_into); }).find("must be a contiguous [2,3] f32"), std::string::npos);
+}
+
+INSTANTIATE_TEST_SUITE_P(Cpu, Rows, ::testing::Values("cpu"));
+INSTANTIATE_TEST_SUITE_P(Vulkan, Rows, ::testing::Values("vulkan:0"));
+INSTANTIATE_TEST_SUITE_P(Cuda, Rows, ::testing::Values("cuda:0"));
+
+}  // namespace
+}  // namespace kiln
