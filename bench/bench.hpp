@@ -20,12 +20,13 @@
 
 #include "codegen/expr.hpp"
 #include "codegen/families/reduce.hpp"
+#include "codegen/families/rows.hpp"
 #include "runtime/device.hpp"
 #include "tests/conformance/cases.hpp"
 
 namespace kiln::bench {
 
-enum class CaseKind { copy, op, fused, peak, reduce };
+enum class CaseKind { copy, op, fused, peak, reduce, rows };
 // Which axes a reduce case reduces: the last (rows of kReduceRow elements), the first (columns),
 // or all elements.
 enum class ReduceAxes { last, first, all };
@@ -51,6 +52,8 @@ struct BenchCase {
   std::optional<Combiner> combiner;       // reduce cases: expr is the prologue
   ReduceAxes reduce_axes = ReduceAxes::last;
   std::optional<KernelSpec> manifest_spec;  // reduce cases from a manifest: their spec, as it is
+  std::optional<RowsOp> rows_op;          // rows cases: the op over rows of row_len elements of x (expr)
+  std::int64_t row_len = 4096;
   std::string origin;                     // user cases: "kernels.toml:12:1" or "--expr"
 
   std::vector<DType> input_dtypes() const { return expr.input_dtypes(); }

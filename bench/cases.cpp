@@ -15,6 +15,7 @@
 #include "core/error.hpp"
 #include "runtime/ops.hpp"
 #include "runtime/reduce.hpp"
+#include "runtime/rows.hpp"
 
 namespace kiln::bench {
 
@@ -25,6 +26,7 @@ const char* kind_name(CaseKind k) {
     case CaseKind::fused: return "fused";
     case CaseKind::peak: return "peak";
     case CaseKind::reduce: return "reduce";
+    case CaseKind::rows: return "rows";
   }
   return "?";
 }
@@ -42,18 +44,24 @@ const char* check_state_name(CheckResult::State s) {
 KernelSpec BenchCase::spec() const {
   if (manifest_spec) return *manifest_spec;
   if (combiner) return make_reduce_spec(*combiner, expr);
+  if (rows_op) return make_rows_spec(*rows_op, expr.dtype(expr.root()));
   return make_map_spec(expr, expr.dtype(expr.root()));
 }
 
-DType BenchCase::output_dtype() const { return combiner ? spec().output : expr.dtype(expr.root()); }
+DType BenchCase::output_dtype() const { return combiner || rows_op ? spec().output : expr.dtype(expr.root()); }
 
 Shape BenchCase::input_shape(std::uint64_t n) const {
   const std::int64_t m = std::int64_t(n);
+  if (rows_op) return m % row_len == 0 ? Shape{m / row_len, row_len} : Shape{1, m};
   if (!combiner || reduce_axes == ReduceAxes::all || m % kReduceRow != 0) return {m};
   return reduce_axes == ReduceAxes::last ? Shape{m / kReduceRow, kReduceRow} : Shape{kReduceRow, m / kReduceRow};
 }
 
 Shape BenchCase::output_shape(std::uint64_t n) const {
+  if (rows_op) {
+    const Shape in = input_shape(n);
+    return rows_op_info(*rows_op).keeps_axis ? in : Shape{in[0]};
+  }
   if (!combiner) return {std::int64_t(n)};
   const Shape in = input_shape(n);
   if (in.size() == 1) return {};
@@ -61,6 +69,7 @@ Shape BenchCase::output_shape(std::uint64_t n) const {
 }
 
 Tensor BenchCase::run(const std::vector<Tensor>& inputs, const Tensor* out) const {
+  if (rows_op) return run_rows_kernel(rows_op_info(*rows_op).name, spec(), nullptr, inputs, {}, out, nullptr);
   if (!combiner) return map(expr, inputs, std::nullopt, out);
   const Shape in = inputs.empty() ? Shape{} : inputs[0].shape();
   std::vector<int> axes;
@@ -144,6 +153,20 @@ constexpr ReducePick kReducePicks[] = {
     {Combiner::max, "x", DType::f32, ReduceAxes::all},    {Combiner::max, "x", DType::bf16, ReduceAxes::last},
     {Combiner::max, "x", DType::bf16, ReduceAxes::all},   {Combiner::argmax, "x", DType::f32, ReduceAxes::last},
     {Combiner::sum, "x * x", DType::f32, ReduceAxes::last},
+};
+
+// Row ops timed by default (issue 12's list, the first slice): over rows of 4096 in f32 and bf16,
+// softmax also over rows of 1024 and 32768.
+struct RowsPick {
+  RowsOp op;
+  DType dtype;
+  std::int64_t row;
+};
+constexpr RowsPick kRowsPicks[] = {
+    {RowsOp::softmax, DType::f32, 4096},    {RowsOp::softmax, DType::bf16, 4096},  {RowsOp::softmax, DType::f32, 1024},
+    {RowsOp::softmax, DType::f32, 32768},   {RowsOp::log_softmax, DType::f32, 4096},
+    {RowsOp::layer_norm, DType::f32, 4096}, {RowsOp::layer_norm, DType::bf16, 4096},
+    {RowsOp::rms_norm, DType::f32, 4096},   {RowsOp::rms_norm, DType::bf16, 4096},
 };
 
 const char* axes_name(ReduceAxes a) { return a == ReduceAxes::last ? "last" : a == ReduceAxes::first ? "first" : "all"; }
@@ -340,6 +363,23 @@ std::vector<BenchCase> bench_cases() {
     b.rtol = !sums ? 0 : pick.dtype == DType::bf16 ? 1e-2 : 2e-4;
     cases.push_back(std::move(b));
   }
+  for (const RowsPick& pick : kRowsPicks) {
+    BenchCase b;
+    b.kind = CaseKind::rows;
+    b.rows_op = pick.op;
+    b.row_len = pick.row;
+    b.op = std::string(rows_op_info(pick.op).name);
+    b.in_default = true;
+    b.name = fmt::format("{}.{}.{}", b.op, pick.row, dtype_name(pick.dtype));
+    b.expr = parse_expr("x", {pick.dtype}, b.name);
+    b.expr_text = fmt::format("{} over rows of {}", b.op, pick.row);
+    b.ranges = {InputRange{-8, 8}};
+    // Sums over the row in another order than the CPU's long double: relative error of the order
+    // of the row's length times f32's rounding; bf16 results round to 8 bits.
+    b.atol = pick.dtype == DType::bf16 ? 1e-2 : 1e-6;
+    b.rtol = pick.dtype == DType::bf16 ? 2e-2 : 1e-4;
+    cases.push_back(std::move(b));
+  }
   for (BenchCase& b : rest) cases.push_back(std::move(b));
   return cases;
 }
@@ -447,7 +487,7 @@ bool case_supported(const BenchCase& c, Device& dev, std::string* why) {
 
 CheckResult verify_sample(const BenchCase& c, const std::vector<std::vector<std::byte>>& inputs, const Tensor& out) {
   CheckResult r;
-  if (c.combiner) {  // every output, against the CPU backend on the same inputs
+  if (c.combiner || c.rows_op) {  // every output, against the CPU backend on the same inputs
     try {
       const auto dtypes = c.input_dtypes();
       std::vector<Tensor> cpu_ins;
@@ -531,9 +571,12 @@ CheckResult check_case(const BenchCase& c, Device& dev) {
       }
       return r;
     }
-    // Reductions: 64 rows or columns (and all of 2^18 + ...) on every backend; maps 2^20 + 7.
+    // Reductions: 64 rows or columns (and all of 2^18 + ...) on every backend; row ops 16 rows;
+    // maps 2^20 + 7.
     const std::int64_t n = c.combiner ? 64 * kReduceRow + (c.reduce_axes == ReduceAxes::all ? 7 : 0)
-                                      : on_cpu ? 4099 : (1 << 20) + 7;
+                           : c.rows_op ? 16 * c.row_len
+                           : on_cpu    ? 4099
+                                       : (1 << 20) + 7;
     Device& cpu = device("cpu");
     std::vector<Tensor> cpu_ins, dev_ins;
     const auto dtypes = c.input_dtypes();

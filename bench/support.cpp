@@ -11,6 +11,7 @@
 
 #include "bench/bench.hpp"
 #include "codegen/emit.hpp"
+#include "codegen/families/rows.hpp"
 #include "codegen/spec.hpp"
 
 namespace kiln::bench {
@@ -121,6 +122,20 @@ std::string support_markdown() {
     }
   }
   if (!any) md << "Every backend supports every case.\n";
+
+  // The other families' ops: every backend runs each on every dtype it accepts (Rows.* and
+  // Reduce* conformance tests).
+  md << "\n## Row ops (the rows family)\n\n"
+     << "Along one axis of a float tensor (f16, bf16, f32, f64) on every backend: `kiln::<op>` "
+        "(runtime/rows.hpp); semantics in docs/semantics.md, \"Row ops\".\n\n"
+     << "| op | inputs | result |\n| --- | --- | --- |\n";
+  for (const RowsOpInfo& i : rows_op_table()) {
+    const std::string_view ins = i.op == RowsOp::layer_norm ? "x, gamma?, beta?"
+                                 : i.op == RowsOp::rms_norm ? "x, gamma?"
+                                 : i.op == RowsOp::logsumexp ? "x"
+                                                              : "x, bias or pred mask?, causal?, scale";
+    md << fmt::format("| `{}` | {} | {} |\n", i.name, ins, i.formula);
+  }
   return md.str();
 }
 

@@ -63,8 +63,9 @@ constexpr std::int64_t kReduceFinalBlock = 64;
 // Row-wise kernels (templates/cuda/rows.cuh, templates/glsl/rows.glsl): row r (row-major over
 // shape[0..rank), the dimensions other than the row's axis, collapsed) of n elements; operand k's
 // element j of row r (inputs 0..3, the output at index 4) is at base + sum(r_d * strides[k][d]) +
-// j * axis_stride[k] elements (logsumexp's output has one element per row: axis_stride 0). eps of
-// the norms as the bits of a double (f64 kernels) and of a float (the others).
+// j * axis_stride[k] elements (logsumexp's output has one element per row: axis_stride 0). |value|:
+// the norms' eps or softmax's scale, as the bits of a double (f64 kernels) and of a float (the
+// others); causal softmax: the rows' query count Q (row r masks the elements j > r mod Q).
 struct KilnRowsParams {
   std::uint64_t out;
   std::uint64_t in[kMaxMapInputs];
@@ -74,9 +75,9 @@ struct KilnRowsParams {
   std::int64_t shape[kMaxMapRank];
   std::int64_t strides[kMaxMapInputs + 1][kMaxMapRank];
   std::int64_t axis_stride[kMaxMapInputs + 1];
-  std::uint64_t eps64;
-  std::uint32_t eps32;
-  std::uint32_t pad;
+  std::uint64_t value64;
+  std::uint32_t value32;
+  std::uint32_t causal_q;
 };
 static_assert(sizeof(KilnRowsParams) == 408);
 

@@ -46,6 +46,7 @@ struct PlanRequest {
   int block_size = 256;
   std::uint64_t scratch = 0;  // the address of plan().scratch_bytes of device memory, once allocated
   double eps = 0;             // rows: the norms' epsilon (a launch value, not part of the kernel)
+  double scale = 1;           // rows: softmax's scale (a launch value)
 };
 
 // One kernel launch: the entry point, the grid (x only for now) and the params block.

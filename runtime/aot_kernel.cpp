@@ -40,7 +40,7 @@ Tensor AotKernel::reduce(const std::vector<Tensor>& operands, const std::vector<
 Tensor AotKernel::rows(const std::vector<Tensor>& operands, int axis, double eps, const Tensor* into) const {
   if (spec_.family != "rows")
     fail(ErrorCode::invalid_argument, fmt::format("{}: a {} kernel, not a row op", label_, spec_.family));
-  return run_rows_kernel(label_, spec_, &name_, operands, axis, false, eps, into, &registry_, entry_);
+  return run_rows_kernel(label_, spec_, &name_, operands, {axis, false, eps, 1}, into, &registry_, entry_);
 }
 
 void AotKernel::launch(Stream& stream, const std::vector<const Buffer*>& inputs, Buffer& out, std::uint64_t n,

@@ -13,8 +13,10 @@
 namespace kiln {
 
 Tensor run_rows_kernel(std::string_view op, const KernelSpec& spec, const std::string* name,
-                       const std::vector<Tensor>& inputs, int axis, bool keep_axis, double eps, const Tensor* into,
+                       const std::vector<Tensor>& inputs, const RowsCall& call, const Tensor* into,
                        const Registry* first, const KernelEntry* entry) {
+  const int axis = call.axis;
+  const double eps = call.eps;
   check_operands(op, inputs);
   if (inputs.size() != spec.inputs.size())
     fail_op(ErrorCode::invalid_argument, op, inputs,
@@ -32,7 +34,27 @@ Tensor run_rows_kernel(std::string_view op, const KernelSpec& spec, const std::s
             fmt::format("axis {} is out of range for rank {} (valid: {}..{})", axis, rank, -rank, rank - 1));
   const int a = axis < 0 ? axis + rank : axis;
   const std::int64_t n = x.shape()[std::size_t(a)];
-  for (std::size_t k = 1; k < inputs.size(); ++k)
+  const RowsBias bias = spec_rows_bias(spec);
+  const bool causal = spec.attribute("causal") == "true";
+  if (causal && (a != rank - 1 || rank < 2))
+    fail_op(ErrorCode::invalid_argument, op, inputs,
+            fmt::format("a causal mask works along the last axis of a tensor of rank 2 or more, not axis {} of rank {}",
+                        axis, rank));
+  if (!std::isfinite(call.scale))
+    fail_op(ErrorCode::invalid_argument, op, inputs, fmt::format("scale must be finite, got {}", call.scale));
+  auto broadcasts = [&](const Tensor& b) {
+    if (b.rank() > rank) return false;
+    for (int d = 1; d <= b.rank(); ++d) {
+      const std::int64_t e = b.shape()[std::size_t(b.rank() - d)];
+      if (e != 1 && e != x.shape()[std::size_t(rank - d)]) return false;
+    }
+    return true;
+  };
+  if (bias != RowsBias::none && !broadcasts(inputs[1]))
+    fail_op(ErrorCode::invalid_argument, op, inputs,
+            fmt::format("the {} {} does not broadcast to x's shape {}", bias == RowsBias::add ? "bias" : "mask",
+                        shape_text(inputs[1].shape()), shape_text(x.shape())));
+  for (std::size_t k = 1; k < inputs.size() && bias == RowsBias::none; ++k)
     if (inputs[k].rank() != 1 || inputs[k].shape()[0] != n)
       fail_op(ErrorCode::invalid_argument, op, inputs,
               fmt::format("{} must be 1-D of the length of axis {} ({}), got {}", k == 1 ? "gamma" : "beta", axis, n,
@@ -42,7 +64,7 @@ Tensor run_rows_kernel(std::string_view op, const KernelSpec& spec, const std::s
     fail_op(ErrorCode::invalid_argument, op, inputs, fmt::format("eps must be finite and > 0, got {}", eps));
   Shape out_shape = x.shape();
   if (!rows_op_info(spec_rows_op(spec)).keeps_axis) {
-    if (keep_axis) out_shape[std::size_t(a)] = 1;
+    if (call.keep_axis) out_shape[std::size_t(a)] = 1;
     else out_shape.erase(out_shape.begin() + a);
   }
   Device& device = x.device();
@@ -58,33 +80,51 @@ Tensor run_rows_kernel(std::string_view op, const KernelSpec& spec, const std::s
     out = Tensor::empty(out_shape, spec.output, device);
   }
   if (x.numel() == 0 && out.numel() == 0) return out;
-  // x by its strides; gamma and beta along the axis (stride 0 elsewhere).
+  // x by its strides; gamma and beta along the axis (stride 0 elsewhere); a bias broadcast.
   std::vector<Shape> strides(inputs.size(), Shape(std::size_t(rank), 0));
   std::vector<PlanOperand> ops;
   for (std::size_t k = 0; k < inputs.size(); ++k) {
     if (k == 0) strides[k] = x.strides();
+    else if (bias != RowsBias::none) strides[k] = inputs[k].broadcast_to(x.shape()).strides();
     else strides[k][std::size_t(a)] = inputs[k].strides()[0];
     ops.push_back({inputs[k].address(), std::span<const std::int64_t>(strides[k])});
   }
   const int axes[1] = {a};
   PlanRequest request{x.shape(), ops, out.address(), axes, spec.block_size};
   request.eps = eps;
+  request.scale = call.scale;
   run_plan(op, spec, name, inputs, device, request, first, entry);
   return out;
 }
 
 namespace {
 
-Tensor simple(RowsOp op, const std::vector<Tensor>& inputs, int axis, bool keep_axis, double eps, const Tensor* into) {
+Tensor simple(RowsOp op, const std::vector<Tensor>& inputs, const RowsCall& call, const Tensor* into,
+              const SoftmaxOptions& o = {}) {
   const std::string_view name = rows_op_info(op).name;
   check_operands(name, inputs);
+  RowsBias bias = RowsBias::none;
+  if (o.bias) {
+    if (o.bias->dtype() == DType::pred) bias = RowsBias::mask;
+    else if (o.bias->dtype() == inputs[0].dtype()) bias = RowsBias::add;
+    else
+      fail_op(ErrorCode::dtype_mismatch, name, inputs,
+              fmt::format("the bias is {}; it must be x's dtype ({}) or a pred mask", dtype_name(o.bias->dtype()),
+                          dtype_name(inputs[0].dtype())));
+  }
   KernelSpec spec;
   try {
-    spec = make_rows_spec(op, inputs[0].dtype(), int(inputs.size()) - 1);
+    spec = make_rows_spec(op, inputs[0].dtype(), o.bias ? 0 : int(inputs.size()) - 1, bias, o.causal);
   } catch (const Error& err) {
     fail_op(err.code(), name, inputs, err.what());
   }
-  return run_rows_kernel(name, spec, nullptr, inputs, axis, keep_axis, eps, into, nullptr);
+  return run_rows_kernel(name, spec, nullptr, inputs, call, into, nullptr);
+}
+
+Tensor softmax_like(RowsOp op, const Tensor& x, int axis, const SoftmaxOptions& o, const Tensor* into) {
+  std::vector<Tensor> inputs{x};
+  if (o.bias) inputs.push_back(*o.bias);
+  return simple(op, inputs, {axis, false, 0, o.scale}, into, o);
 }
 
 std::vector<Tensor> affine(const Tensor& x, const Tensor* gamma, const Tensor* beta, std::string_view op) {
@@ -98,18 +138,24 @@ std::vector<Tensor> affine(const Tensor& x, const Tensor* gamma, const Tensor* b
 
 }  // namespace
 
-Tensor softmax(const Tensor& x, int axis, const Tensor* into) { return simple(RowsOp::softmax, {x}, axis, false, 0, into); }
+Tensor softmax(const Tensor& x, int axis, const Tensor* into) { return softmax_like(RowsOp::softmax, x, axis, {}, into); }
 Tensor log_softmax(const Tensor& x, int axis, const Tensor* into) {
-  return simple(RowsOp::log_softmax, {x}, axis, false, 0, into);
+  return softmax_like(RowsOp::log_softmax, x, axis, {}, into);
+}
+Tensor softmax(const Tensor& x, int axis, const SoftmaxOptions& options, const Tensor* into) {
+  return softmax_like(RowsOp::softmax, x, axis, options, into);
+}
+Tensor log_softmax(const Tensor& x, int axis, const SoftmaxOptions& options, const Tensor* into) {
+  return softmax_like(RowsOp::log_softmax, x, axis, options, into);
 }
 Tensor logsumexp(const Tensor& x, int axis, bool keep_axis, const Tensor* into) {
-  return simple(RowsOp::logsumexp, {x}, axis, keep_axis, 0, into);
+  return simple(RowsOp::logsumexp, {x}, {axis, keep_axis, 0, 1}, into);
 }
 Tensor layer_norm(const Tensor& x, const Tensor* gamma, const Tensor* beta, double eps, int axis, const Tensor* into) {
-  return simple(RowsOp::layer_norm, affine(x, gamma, beta, "layer_norm"), axis, false, eps, into);
+  return simple(RowsOp::layer_norm, affine(x, gamma, beta, "layer_norm"), {axis, false, eps, 1}, into);
 }
 Tensor rms_norm(const Tensor& x, const Tensor* gamma, double eps, int axis, const Tensor* into) {
-  return simple(RowsOp::rms_norm, affine(x, gamma, nullptr, "rms_norm"), axis, false, eps, into);
+  return simple(RowsOp::rms_norm, affine(x, gamma, nullptr, "rms_norm"), {axis, false, eps, 1}, into);
 }
 
 }  // namespace kiln

@@ -15,6 +15,19 @@ namespace kiln {
 
 Tensor softmax(const Tensor& x, int axis = -1, const Tensor* into = nullptr);
 Tensor log_softmax(const Tensor& x, int axis = -1, const Tensor* into = nullptr);
+
+// The attention-score form: softmax(scale * x + bias) where |bias| is x's dtype and broadcasts to
+// x's shape (Nx rules), or a pred mask that broadcasts to it (0: the element is -inf, whatever x
+// holds); |causal| masks the elements j > q of row q along the last axis (q counted along the axis
+// before it: a [.., Q, K] score matrix, top-left aligned). A row with nothing left is 0 (softmax)
+// or -inf (log_softmax), never NaN.
+struct SoftmaxOptions {
+  double scale = 1;
+  const Tensor* bias = nullptr;
+  bool causal = false;
+};
+Tensor softmax(const Tensor& x, int axis, const SoftmaxOptions& options, const Tensor* into = nullptr);
+Tensor log_softmax(const Tensor& x, int axis, const SoftmaxOptions& options, const Tensor* into = nullptr);
 // log(sum(exp(x))) along |axis|, without overflow; the axis is removed (kept with size 1 when
 // |keep_axis|).
 Tensor logsumexp(const Tensor& x, int axis = -1, bool keep_axis = false, const Tensor* into = nullptr);
@@ -23,10 +36,18 @@ Tensor layer_norm(const Tensor& x, const Tensor* gamma = nullptr, const Tensor* 
 Tensor rms_norm(const Tensor& x, const Tensor* gamma = nullptr, double eps = 1e-6, int axis = -1,
                 const Tensor* into = nullptr);
 
-// Runs rows kernel |spec| over |inputs| (x, then the affine inputs) along |axis|: the tensor ops and
-// the generated functions of manifests share it. |entry| of |first| is used when given.
+// The launch values of a rows kernel.
+struct RowsCall {
+  int axis = -1;
+  bool keep_axis = false;  // logsumexp
+  double eps = 1e-5;       // layer_norm, rms_norm
+  double scale = 1;        // softmax, log_softmax
+};
+// Runs rows kernel |spec| over |inputs| (x, then the affine inputs or the bias) as |call| says: the
+// tensor ops and the generated functions of manifests share it. |entry| of |first| is used when
+// given.
 Tensor run_rows_kernel(std::string_view op, const KernelSpec& spec, const std::string* name,
-                       const std::vector<Tensor>& inputs, int axis, bool keep_axis, double eps, const Tensor* into,
+                       const std::vector<Tensor>& inputs, const RowsCall& call, const Tensor* into,
                        const Registry* first, const KernelEntry* entry = nullptr);
 
 }  // namespace kiln

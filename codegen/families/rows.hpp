@@ -11,6 +11,8 @@
 namespace kiln {
 
 enum class RowsOp : std::uint8_t { softmax, log_softmax, logsumexp, layer_norm, rms_norm };
+// softmax and log_softmax: an input added to scale * x (x's dtype), or a pred mask (0: -inf).
+enum class RowsBias : std::uint8_t { none, add, mask };
 
 struct RowsOpInfo {
   RowsOp op;
@@ -26,9 +28,12 @@ std::optional<RowsOp> find_rows_op(std::string_view name);
 
 // A rows kernel: |op| over rows of |x| (f16, bf16, f32, f64; computed in f32, f64 for f64), with
 // |affine| optional inputs of x's dtype along the row (layer_norm: gamma, beta; rms_norm: gamma;
-// 0 for the others). The output has x's dtype. Throws dtype_mismatch for a non-float x,
-// invalid_argument for too many affine inputs.
-KernelSpec make_rows_spec(RowsOp op, DType x, int affine = 0);
+// 0 for the others). softmax and log_softmax may take a |bias| input (add: x's dtype; mask: pred)
+// and a |causal| mask (row r of Q rows along the axis before: elements j > r mod Q are masked);
+// their scale is a launch value. The output has x's dtype. Throws dtype_mismatch for a non-float
+// x, invalid_argument for too many affine inputs or a bias/causal on another op.
+KernelSpec make_rows_spec(RowsOp op, DType x, int affine = 0, RowsBias bias = RowsBias::none, bool causal = false);
+RowsBias spec_rows_bias(const KernelSpec& spec);
 // The op of a rows spec.
 RowsOp spec_rows_op(const KernelSpec& spec);
 

@@ -2,7 +2,10 @@
 // elements along one axis). Vulkan compute, GLSL 4.50 + buffer device addresses; inlined after
 // glsl/ops.glsl and the emitter's definitions (codegen/families/rows.cpp):
 //   KILN_ROWS_OP                        0 softmax, 1 log_softmax, 2 logsumexp, 3 layer_norm, 4 rms_norm
-//   KILN_NUM_INPUTS                     x, then gamma and beta (the norms' optional affine inputs)
+//   KILN_NUM_INPUTS                     x, then gamma and beta (the norms' optional affine inputs),
+//                                       or softmax's bias
+//   KILN_BIAS, KILN_CAUSAL              softmax: 0 no bias, 1 added (x's dtype), 2 a pred mask (its
+//                                       load KILN_LOAD_B); the causal mask
 //   KILN_C, KILN_C_F64                  the compute type (float, or double for f64)
 //   KILN_T<k>, KILN_S<k>, KILN_LOAD(v)  storage type and size of input k, storage -> compute
 //   KILN_TOUT, KILN_SOUT, KILN_STORE(c) the output's storage type and size, compute -> storage
@@ -12,8 +15,9 @@
 // and combines them in order; the workgroup combines its threads' values in a fixed tree in shared
 // memory (CUDA's order), so results are deterministic. Passes over the row: softmax and
 // log_softmax three (max, sum of exp(x - max), the output), logsumexp two, layer_norm three (mean,
-// sum of squared deviations, the output), rms_norm two. Block size: specialization constant 0
-// (default 256, a power of two).
+// sum of squared deviations, the output), rms_norm two; a row of up to 16 elements per thread is
+// read from memory once (held in registers), a longer one by every pass. Block size:
+// specialization constant 0 (default 256, a power of two).
 layout(local_size_x_id = 0) in;
 
 layout(buffer_reference, std430, buffer_reference_align = 8) readonly buffer KilnRowsParams {
@@ -25,10 +29,10 @@ layout(buffer_reference, std430, buffer_reference_align = 8) readonly buffer Kil
   int64_t shape[6];
   int64_t strides[30];  // [operand][dim] in elements: inputs 0..3, the output at 4
   int64_t axis_stride[5];
-  uint eps64_lo;
-  uint eps64_hi;
-  uint eps32;
-  uint pad;
+  uint value64_lo;  // the norms' eps or softmax's scale
+  uint value64_hi;
+  uint value32;
+  uint causal_q;    // causal: row r masks the elements j > r mod causal_q
 };
 layout(push_constant, std430) uniform KilnRowsPush { KilnRowsParams params; } pc;
 
@@ -55,25 +59,77 @@ uint64_t kiln_base[5];
 int64_t kiln_step[5];
 
 KILN_C kiln_x(int64_t j) { return KILN_LOAD(KilnIn0Ref(kiln_base[0] + uint64_t(j * kiln_step[0]) * KILN_S0).v); }
-#if KILN_NUM_INPUTS > 1
+#if KILN_C_F64
+KILN_C kiln_rows_ninf() { return -kiln_inf_f64(); }
+#else
+KILN_C kiln_rows_ninf() { return -kiln_inf_f32(); }
+#endif
+KILN_C kiln_scale;
+int64_t kiln_q;
+// softmax's input: scale x + bias, or -inf where the mask is 0 or above the causal diagonal.
+KILN_C kiln_value(int64_t j) {
+  KILN_C v = kiln_x(j);
+#if KILN_ROWS_OP <= 1
+  v = v * kiln_scale;
+#if KILN_BIAS == 1
+  v = v + KILN_LOAD_B(KilnIn1Ref(kiln_base[1] + uint64_t(j * kiln_step[1]) * KILN_S1).v);
+#elif KILN_BIAS == 2
+  if (KILN_LOAD_B(KilnIn1Ref(kiln_base[1] + uint64_t(j * kiln_step[1]) * KILN_S1).v) == 0u) v = kiln_rows_ninf();
+#endif
+#if KILN_CAUSAL
+  if (j > kiln_q) v = kiln_rows_ninf();
+#endif
+#endif
+  return v;
+}
+#if KILN_NUM_INPUTS > 1 && KILN_ROWS_OP >= 3
 KILN_C kiln_gamma(int64_t j) { return KILN_LOAD(KilnIn1Ref(kiln_base[1] + uint64_t(j * kiln_step[1]) * KILN_S1).v); }
 #endif
 #if KILN_NUM_INPUTS > 2
 KILN_C kiln_beta(int64_t j) { return KILN_LOAD(KilnIn2Ref(kiln_base[2] + uint64_t(j * kiln_step[2]) * KILN_S2).v); }
 #endif
+// y * gamma[j] + beta[j], as far as the kernel has them.
+KILN_C kiln_affine(int64_t j, KILN_C y) {
+#if KILN_NUM_INPUTS > 1 && KILN_ROWS_OP >= 3
+  y *= kiln_gamma(j);
+#endif
+#if KILN_NUM_INPUTS > 2 && KILN_ROWS_OP >= 3
+  y += kiln_beta(j);
+#endif
+  return y;
+}
 void kiln_put(int64_t j, KILN_C v) {
   KilnOutRef(kiln_base[4] + uint64_t(j * kiln_step[4]) * KILN_SOUT).v = KILN_STORE(v);
 }
+
+// BODY for each element j (value v) of this thread's part of the row, in order: from the registers
+// (cached) or from memory.
+#define KILN_ROWS_CACHE 16
+#define KILN_EACH(j, v, BODY)                                                   \
+  if (cached) {                                                                 \
+    [[unroll]] for (int i_ = 0; i_ < KILN_ROWS_CACHE; ++i_) {                   \
+      const int64_t j = int64_t(tid) + int64_t(i_) * size;                      \
+      if (j < n) {                                                              \
+        const KILN_C v = cx[i_];                                                \
+        BODY                                                                    \
+      }                                                                         \
+    }                                                                           \
+  } else {                                                                      \
+    for (int64_t j = int64_t(tid); j < n; j += size) {                          \
+      const KILN_C v = kiln_value(j);                                           \
+      BODY                                                                      \
+    }                                                                           \
+  }
 
 void main() {
   KilnRowsParams P = pc.params;
   const uint tid = gl_LocalInvocationID.x;
   const int64_t size = int64_t(gl_WorkGroupSize.x), n = P.n;
 #if KILN_C_F64
-  const KILN_C eps = packDouble2x32(uvec2(P.eps64_lo, P.eps64_hi));
+  const KILN_C eps = packDouble2x32(uvec2(P.value64_lo, P.value64_hi));
   const KILN_C inf = kiln_inf_f64();
 #else
-  const KILN_C eps = uintBitsToFloat(P.eps32);
+  const KILN_C eps = uintBitsToFloat(P.value32);
   const KILN_C inf = kiln_inf_f32();
 #endif
   for (int64_t row = int64_t(gl_WorkGroupID.x); row < P.n_rows; row += int64_t(gl_NumWorkGroups.x)) {
@@ -90,16 +146,29 @@ void main() {
     }
     [[unroll]] for (int k = 0; k < 5; ++k) {
       const uint64_t addr = k == 4 ? P.out_ : (k < KILN_NUM_INPUTS ? P.in_[k] : 0ul);
+#if KILN_NUM_INPUTS > 1
+      const uint64_t es = k == 4 ? uint64_t(KILN_SOUT) : k == 1 ? uint64_t(KILN_S1) : uint64_t(KILN_S0);
+#else
       const uint64_t es = k == 4 ? uint64_t(KILN_SOUT) : uint64_t(KILN_S0);
+#endif
       kiln_base[k] = addr + off[k] * es;
       kiln_step[k] = P.axis_stride[k];
     }
+    kiln_scale = eps;
+    kiln_q = P.causal_q == 0u ? 0l : row % int64_t(P.causal_q);
+    // A row of up to size * KILN_ROWS_CACHE elements is read once, into registers; a longer one
+    // is read again by each pass. Both visit a thread's elements in the same order.
+    const bool cached = n <= size * int64_t(KILN_ROWS_CACHE);
+    KILN_C cx[KILN_ROWS_CACHE];
+    if (cached) {
+      [[unroll]] for (int i = 0; i < KILN_ROWS_CACHE; ++i) {
+        const int64_t j = int64_t(tid) + int64_t(i) * size;
+        cx[i] = j < n ? kiln_value(j) : KILN_C(0);
+      }
+    }
 #if KILN_ROWS_OP <= 2
     KILN_C m = -inf;
-    for (int64_t j = int64_t(tid); j < n; j += size) {
-      const KILN_C v = kiln_x(j);
-      m = (kiln_isnan(m) || m > v) ? m : v;
-    }
+    KILN_EACH(j, v, m = (kiln_isnan(m) || m > v) ? m : v;)
     m = kiln_rows_block(tid, m, true);
 #if KILN_ROWS_OP == 2
     if (m == inf) {
@@ -109,40 +178,27 @@ void main() {
 #endif
     const KILN_C me = m == -inf ? KILN_C(0) : m;
     KILN_C s = KILN_C(0);
-    for (int64_t j = int64_t(tid); j < n; j += size) s += kiln_rows_exp(kiln_x(j) - me);
+    KILN_EACH(j, v, s += kiln_rows_exp(v - me);)
     s = kiln_rows_block(tid, s, false);
 #if KILN_ROWS_OP == 2
     if (tid == 0u) kiln_put(0l, me + kiln_rows_log(s));
 #elif KILN_ROWS_OP == 1
     const KILN_C ls = kiln_rows_log(s);
-    for (int64_t j = int64_t(tid); j < n; j += size) kiln_put(j, s == KILN_C(0) ? -inf : (kiln_x(j) - me) - ls);
+    KILN_EACH(j, v, kiln_put(j, s == KILN_C(0) ? -inf : (v - me) - ls);)
 #else
-    for (int64_t j = int64_t(tid); j < n; j += size)
-      kiln_put(j, s == KILN_C(0) ? KILN_C(0) : kiln_rows_div(kiln_rows_exp(kiln_x(j) - me), s));
+    KILN_EACH(j, v, kiln_put(j, s == KILN_C(0) ? KILN_C(0) : kiln_rows_div(kiln_rows_exp(v - me), s));)
 #endif
 #else  // layer_norm, rms_norm
     const KILN_C cn = KILN_C(n);
     KILN_C mean = KILN_C(0);
 #if KILN_ROWS_OP == 3
-    for (int64_t j = int64_t(tid); j < n; j += size) mean += kiln_x(j);
+    KILN_EACH(j, v, mean += v;)
     mean = kiln_rows_div(kiln_rows_block(tid, mean, false), cn);
 #endif
     KILN_C q = KILN_C(0);
-    for (int64_t j = int64_t(tid); j < n; j += size) {
-      const KILN_C d = kiln_x(j) - mean;
-      q += d * d;
-    }
+    KILN_EACH(j, v, q += (v - mean) * (v - mean);)
     const KILN_C r = kiln_rows_rsqrt(kiln_rows_div(kiln_rows_block(tid, q, false), cn) + eps);
-    for (int64_t j = int64_t(tid); j < n; j += size) {
-      KILN_C y = (kiln_x(j) - mean) * r;
-#if KILN_NUM_INPUTS > 1
-      y *= kiln_gamma(j);
-#endif
-#if KILN_NUM_INPUTS > 2
-      y += kiln_beta(j);
-#endif
-      kiln_put(j, y);
-    }
+    KILN_EACH(j, v, kiln_put(j, kiln_affine(j, (v - mean) * r));)
 #endif
   }
 }

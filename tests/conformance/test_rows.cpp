@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <functional>
 #include <cmath>
 #include <limits>
 #include <optional>
@@ -274,6 +275,67 @@ TEST_P(Rows, NonLastAxisStridedRowsAndEmptyTensors) {
   for (float f : lse) EXPECT_EQ(f, -std::numeric_limits<float>::infinity());
 }
 
+// The attention-score form softmax(scale * x + bias) with an additive bias broadcast from [Q, K],
+// a pred mask broadcast from [K] and [B, 1, K], and the causal mask, against the reference applied
+// to the masked scores; rows with everything masked give 0 (softmax) and -inf (log_softmax).
+TEST_P(Rows, ScaledMaskedAndCausalSoftmax) {
+  Device& cpu = device("cpu");
+  const std::int64_t B = 3, Q = 5, K = 37;
+  const auto xv = random_values(std::size_t(B * Q * K), -6, 6, 21);
+  const auto bv = random_values(std::size_t(Q * K), -2, 2, 22);
+  std::vector<std::uint8_t> mk(static_cast<std::size_t>(K)), mbk(static_cast<std::size_t>(B * K));
+  for (std::int64_t j = 0; j < K; ++j) mk[std::size_t(j)] = j % 3 != 1;
+  for (std::int64_t i = 0; i < B * K; ++i) mbk[std::size_t(i)] = i / K == 1 ? 0 : (i * 7) % 5 != 0;  // batch 1 fully masked
+  const Tensor x = Tensor::from_vector(xv, {B, Q, K}, cpu).to(*dev_);
+  const Tensor bias = Tensor::from_vector(bv, {Q, K}, cpu).to(*dev_);
+  const Tensor mask_k = as_type(Tensor::from_vector(mk, {K}, cpu), DType::pred).to(*dev_);
+  const Tensor mask_bk = as_type(Tensor::from_vector(mbk, {B, 1, K}, cpu), DType::pred).to(*dev_);
+  const double scale = 0.125;
+  struct Form {
+    const char* name;
+    SoftmaxOptions o;
+    std::function<double(std::int64_t, std::int64_t, std::int64_t)> score;  // b, q, k -> the masked score
+  };
+  const double ninf = -kInf;
+  auto at = [&](std::int64_t b, std::int64_t q, std::int64_t k) { return xv[std::size_t((b * Q + q) * K + k)]; };
+  const std::vector<Form> forms = {
+      {"scale + bias", {scale, &bias, false},
+       [&](std::int64_t b, std::int64_t q, std::int64_t k) { return scale * at(b, q, k) + bv[std::size_t(q * K + k)]; }},
+      {"mask [K]", {1, &mask_k, false},
+       [&](std::int64_t b, std::int64_t q, std::int64_t k) { return mk[std::size_t(k)] ? at(b, q, k) : ninf; }},
+      {"mask [B,1,K] + causal", {scale, &mask_bk, true},
+       [&](std::int64_t b, std::int64_t q, std::int64_t k) {
+         return mbk[std::size_t(b * K + k)] && k <= q ? scale * at(b, q, k) : ninf;
+       }},
+      {"causal", {1, nullptr, true},
+       [&](std::int64_t b, std::int64_t q, std::int64_t k) { return k <= q ? at(b, q, k) : ninf; }},
+  };
+  for (const Form& f : forms) {
+    std::vector<double> scores;
+    for (std::int64_t b = 0; b < B; ++b)
+      for (std::int64_t q = 0; q < Q; ++q)
+        for (std::int64_t k = 0; k < K; ++k) scores.push_back(f.score(b, q, k));
+    for (RowsOp op : {RowsOp::softmax, RowsOp::log_softmax}) {
+      const Tensor out = op == RowsOp::softmax ? softmax(x, -1, f.o) : log_softmax(x, -1, f.o);
+      const auto got = out.to(cpu).to_vector<double>();
+      const auto want = reference(op, scores, B * Q, K, nullptr, nullptr, 0);
+      ASSERT_EQ(got.size(), want.size());
+      for (std::size_t i = 0; i < got.size(); ++i) {
+        if (std::isinf(want[i])) EXPECT_EQ(got[i], want[i]) << f.name << " " << rows_op_info(op).name << " " << i;
+        else EXPECT_NEAR(got[i], want[i], 1e-12 * (1 + std::fabs(want[i]))) << f.name << " " << rows_op_info(op).name << " " << i;
+      }
+    }
+  }
+  // f16 scores with an f16 bias: computed in f32, rounded once.
+  const Tensor x16 = as_type(x, DType::f16), b16 = as_type(bias, DType::f16);
+  const auto x16v = as_type(x16, DType::f64).to(cpu).to_vector<double>(), b16v = as_type(b16, DType::f64).to(cpu).to_vector<double>();
+  std::vector<double> scores;
+  for (std::size_t i = 0; i < x16v.size(); ++i) scores.push_back(0.5 * x16v[i] + b16v[i % std::size_t(Q * K)]);
+  const auto want = reference(RowsOp::softmax, scores, B * Q, K, nullptr, nullptr, 0);
+  const auto got = as_type(softmax(x16, -1, SoftmaxOptions{0.5, &b16, false}), DType::f64).to(cpu).to_vector<double>();
+  for (std::size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-3 * std::fabs(want[i]) + 0x1p-24) << "f16 " << i;
+}
+
 TEST_P(Rows, BadInputNamesOpShapesAxisAndDtypes) {
   const Tensor x = Tensor::empty({2, 3}, DType::f32, *dev_);
   auto message = [](auto&& f) -> std::string {
@@ -299,6 +361,12 @@ TEST_P(Rows, BadInputNamesOpShapesAxisAndDtypes) {
   EXPECT_NE(message([&] { rms_norm(x, &g3); }).find("operand 1 is f16"), std::string::npos);
   EXPECT_NE(message([&] { rms_norm(x, nullptr, 0.0); }).find("eps must be finite and > 0, got 0"), std::string::npos);
   EXPECT_NE(message([&] { layer_norm(x, nullptr, &g4); }).find("beta without gamma"), std::string::npos);
+  const Tensor b16 = Tensor::empty({3}, DType::f16, *dev_), b4 = Tensor::empty({4}, DType::f32, *dev_);
+  EXPECT_NE(message([&] { softmax(x, -1, SoftmaxOptions{1, &b16, false}); }).find("the bias is f16"), std::string::npos);
+  EXPECT_NE(message([&] { softmax(x, -1, SoftmaxOptions{1, &b4, false}); }).find("bias [4] does not broadcast to x's shape [2,3]"),
+            std::string::npos);
+  EXPECT_NE(message([&] { log_softmax(x, 0, SoftmaxOptions{1, nullptr, true}); }).find("causal mask works along the last axis"),
+            std::string::npos);
   const Tensor wrong_into = Tensor::empty({2}, DType::f32, *dev_);
   EXPECT_NE(message([&] { softmax(x, -1, &wrong_into); }).find("must be a contiguous [2,3] f32"), std::string::npos);
 }
