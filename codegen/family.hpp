@@ -86,6 +86,8 @@ class ManifestTable {
   virtual ~ManifestTable() = default;
   // The string value of |key|, nullopt when absent (any other type is an error at the key).
   virtual std::optional<std::string> string(std::string_view key) const = 0;
+  // The dtypes of the kernel's inputs (its `inputs` key), in order.
+  virtual const std::vector<DType>& inputs() const = 0;
   // The expression in |key|'s string over inputs of |dtypes|, input k also spelled |names[k]|;
   // nullopt when the key is absent. Parse errors point into the string.
   virtual std::optional<Expr> expr(std::string_view key, const std::vector<DType>& dtypes,
@@ -113,6 +115,7 @@ struct Family {
   std::span<const FamilyEntryPoint> entry_points;  // in registry function order
   std::span<const std::string_view> slots;       // its expression slots (map: "expr")
   std::span<const std::string_view> manifest_keys;  // the keys a manifest [[kernel]] of it may have
+                                                    // (without "expr": its kernels have none)
 
   // Whether |spec| can be emitted for |target|; when not, |why| says what is missing.
   bool (*supports)(const KernelSpec& spec, Target target, std::string* why);

@@ -256,23 +256,33 @@ class Reader {
     std::vector<std::string> names;
     std::vector<DType> inputs = input_list(inputs_node, &names);
     if (inputs.empty()) error(inputs_node, "'inputs' must list at least one dtype");
-    const toml::node& expr_node = require(t, "kernel", "expr");
-    const std::string text = string_of(expr_node, "expr");
-    auto [line, col] = content_start(expr_node);
-    const std::vector<std::string_view> name_views(names.begin(), names.end());
-    Expr e = parse_expr_named(text, inputs, name_views, origin_, line, col);
-
-    std::vector<bool> used(inputs.size(), false);
-    for (const Node& node : e.nodes())
-      if (node.kind == NodeKind::input && node.input >= 0 && std::size_t(node.input) < used.size()) used[node.input] = true;
-    for (std::size_t i = 0; i < used.size(); ++i)
-      if (!used[i])
-        error(expr_node, fmt::format("input {} ({}) is listed in 'inputs' but the expression does not use it", i,
-                                     !names[i].empty() ? names[i] : i < 4 ? std::string(1, "xyzw"[i]) : fmt::format("in{}", i)));
+    // A family without an expression slot in manifests (rows) takes its inputs as they are listed.
+    const bool has_expr = std::find(family->manifest_keys.begin(), family->manifest_keys.end(), "expr") !=
+                          family->manifest_keys.end();
+    Expr e;
+    const toml::node* expr_ptr = nullptr;
+    if (!has_expr) {
+      e.set_root(e.input(0, inputs[0]));
+    } else {
+      const toml::node& expr_node = require(t, "kernel", "expr");
+      expr_ptr = &expr_node;
+      const std::string text = string_of(expr_node, "expr");
+      auto [line, col] = content_start(expr_node);
+      const std::vector<std::string_view> name_views(names.begin(), names.end());
+      e = parse_expr_named(text, inputs, name_views, origin_, line, col);
+      std::vector<bool> used(inputs.size(), false);
+      for (const Node& node : e.nodes())
+        if (node.kind == NodeKind::input && node.input >= 0 && std::size_t(node.input) < used.size()) used[node.input] = true;
+      for (std::size_t i = 0; i < used.size(); ++i)
+        if (!used[i])
+          error(expr_node, fmt::format("input {} ({}) is listed in 'inputs' but the expression does not use it", i,
+                                       !names[i].empty() ? names[i] : i < 4 ? std::string(1, "xyzw"[i]) : fmt::format("in{}", i)));
+    }
+    const toml::node& expr_node = expr_ptr ? *expr_ptr : static_cast<const toml::node&>(t);
 
     std::optional<DType> output;
     if (const toml::node* n = get(t, "output")) output = dtype_of(*n, "output");
-    KernelSpec spec = family->from_manifest(TableView(*this, t), e, output);
+    KernelSpec spec = family->from_manifest(TableView(*this, t, inputs), e, output);
     spec.block_size = block_size_of(t);
 
     Targets targets = targets_of(t);
@@ -298,7 +308,8 @@ class Reader {
   // The family descriptor's view of a [[kernel]] table (codegen/family.hpp).
   class TableView : public ManifestTable {
    public:
-    TableView(const Reader& r, const toml::table& t) : r_(r), t_(t) {}
+    TableView(const Reader& r, const toml::table& t, const std::vector<DType>& inputs) : r_(r), t_(t), inputs_(inputs) {}
+    const std::vector<DType>& inputs() const override { return inputs_; }
     std::optional<std::string> string(std::string_view key) const override {
       const toml::node* n = r_.get(t_, key);
       if (!n) return std::nullopt;
@@ -322,6 +333,7 @@ class Reader {
    private:
     const Reader& r_;
     const toml::table& t_;
+    const std::vector<DType>& inputs_;
   };
 
   // [[ops]]: the family's ops (map: the op table; reduce: the reductions) over dtypes.

@@ -37,10 +37,10 @@ Tensor AotKernel::reduce(const std::vector<Tensor>& operands, const std::vector<
   return run_reduce_kernel(label_, spec_, &name_, operands, axes, keep_axes, into, &registry_, entry_);
 }
 
-Tensor AotKernel::rows(const std::vector<Tensor>& operands, int axis, double eps, const Tensor* into) const {
+Tensor AotKernel::rows(const std::vector<Tensor>& operands, const RowsCall& call, const Tensor* into) const {
   if (spec_.family != "rows")
     fail(ErrorCode::invalid_argument, fmt::format("{}: a {} kernel, not a row op", label_, spec_.family));
-  return run_rows_kernel(label_, spec_, &name_, operands, {axis, false, eps, 1}, into, &registry_, entry_);
+  return run_rows_kernel(label_, spec_, &name_, operands, call, into, &registry_, entry_);
 }
 
 void AotKernel::launch(Stream& stream, const std::vector<const Buffer*>& inputs, Buffer& out, std::uint64_t n,

@@ -12,6 +12,7 @@
 
 #include "codegen/spec.hpp"
 #include "runtime/registry.hpp"
+#include "runtime/rows.hpp"
 #include "runtime/tensor.hpp"
 
 namespace kiln {
@@ -40,9 +41,9 @@ class AotKernel {
   Tensor reduce(const std::vector<Tensor>& operands, const std::vector<int>& axes, bool keep_axes,
                 const Tensor* into = nullptr) const;
 
-  // Rows kernels: the op along |axis| of operands[0] (x, then gamma and beta), as kiln::softmax ...
-  // kiln::rms_norm do (runtime/rows.hpp); |eps| for the norms.
-  Tensor rows(const std::vector<Tensor>& operands, int axis, double eps, const Tensor* into = nullptr) const;
+  // Rows kernels: the op along call.axis of operands[0] (x, then gamma and beta, or the bias), as
+  // kiln::softmax ... kiln::rms_norm do (runtime/rows.hpp), with call's eps or scale.
+  Tensor rows(const std::vector<Tensor>& operands, const RowsCall& call, const Tensor* into = nullptr) const;
 
   // Raw-buffer form: out[i] = f(in0[i], in1[i], ...) for i < n over contiguous elements starting
   // |offsets| bytes into each buffer (inputs first, then the output; empty means all zero), enqueued

@@ -14,6 +14,7 @@
 #include "codegen/api_header.hpp"
 #include "codegen/emit.hpp"
 #include "codegen/families/reduce.hpp"
+#include "codegen/families/rows.hpp"
 #include "codegen/manifest.hpp"
 #include "core/error.hpp"
 #include "runtime/registry.hpp"
@@ -342,6 +343,40 @@ TEST(Manifest, AKernelTheBuildsTargetsCannotRunIsAnErrorAtItsLine) {
   EXPECT_EQ(parse_manifest("[[ops]]\nops = [\"exp\"]\ndtypes = [\"f64\"]\n", "ops.toml").kernels.size(), 1u);
 }
 
+// [[kernel]] tables of the rows family: `op` and the inputs (no expression); mistakes at their
+// file:line:col.
+TEST(Manifest, RowsKernels) {
+  const Manifest m = parse_manifest(
+      "[[kernel]]\nname = \"norm\"\nfamily = \"rows\"\nop = \"layer_norm\"\ninputs = [\"h: bf16\", \"g: bf16\", \"b: bf16\"]\n"
+      "[[kernel]]\nname = \"probs\"\nfamily = \"rows\"\nop = \"softmax\"\ninputs = [\"s: f32\", \"keep: pred\"]\n",
+      "rows.toml");
+  ASSERT_EQ(m.kernels.size(), 2u);
+  for (const ManifestKernel& k : m.kernels) {
+    if (k.aliases.front() == "norm") EXPECT_EQ(k.spec.canonical(), make_rows_spec(RowsOp::layer_norm, DType::bf16, 2).canonical());
+    else EXPECT_EQ(k.spec.canonical(), make_rows_spec(RowsOp::softmax, DType::f32, 0, RowsBias::mask).canonical());
+  }
+  auto error_of = [](const std::string& text) -> std::string {
+    try {
+      parse_manifest(text, "rows.toml");
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "no error";
+  };
+  const std::string head = "[[kernel]]\nfamily = \"rows\"\n";
+  std::string e = error_of(head + "op = \"softmaks\"\ninputs = [\"f32\"]\n");
+  EXPECT_NE(e.find("rows.toml:3:6: "), std::string::npos) << e;
+  EXPECT_NE(e.find("unknown row op 'softmaks'; did you mean 'softmax'?"), std::string::npos) << e;
+  e = error_of(head + "op = \"rms_norm\"\ninputs = [\"f32\", \"f16\"]\n");
+  EXPECT_NE(e.find("rows.toml:4:10: input 1 is f16; rms_norm takes inputs of x's dtype (f32)"), std::string::npos) << e;
+  e = error_of(head + "op = \"softmax\"\ninputs = [\"s32\"]\n");
+  EXPECT_NE(e.find("needs a float tensor"), std::string::npos) << e;
+  e = error_of(head + "inputs = [\"f32\"]\n");
+  EXPECT_NE(e.find("needs an 'op' key"), std::string::npos) << e;
+  e = error_of(head + "op = \"softmax\"\nexpr = 'x'\ninputs = [\"f32\"]\n");
+  EXPECT_NE(e.find("expr"), std::string::npos) << e;
+}
+
 TEST_F(Kilnc, BuildTargetsComeFromTheCommandLine) {
   const fs::path m = tmp_ / "f64.toml";
   std::ofstream(m) << "[[kernel]]\nexpr = 'exp(x)'\ninputs = [\"f64\"]\n";
@@ -479,6 +514,26 @@ TEST_F(Kilnc, EmitPrintsTheKernel) {
   EXPECT_EQ(rbad.status, 2);
   EXPECT_NE(rbad.err.find("(rows, cols, final)"), std::string::npos) << rbad.err;
   EXPECT_EQ(kilnc("emit --family reduce --reduce summ --expr x --dtypes f32,f32 --target cuda").status, 2);
+
+  // Listed inputs the expression does not use were ignored silently; now an error.
+  KilncRun unused = kilnc("emit --expr 'x' --dtypes f32,f16,f32 --target cuda");
+  EXPECT_EQ(unused.status, 2);
+  EXPECT_NE(unused.err.find("--expr 'x' does not use input 1 (f16)"), std::string::npos) << unused.err;
+
+  // The rows family: --op, x's dtype and the affine inputs'; its one GLSL function.
+  const KernelSpec ln = make_rows_spec(RowsOp::layer_norm, DType::bf16, 2);
+  KilncRun lc = kilnc("emit --family rows --op layer_norm --expr x --dtypes bf16,bf16,bf16,bf16 --target cuda");
+  ASSERT_EQ(lc.status, 0) << lc.err;
+  EXPECT_EQ(lc.out, emit_cuda(ln));
+  KilncRun lg = kilnc("emit --family rows --op layer_norm --expr x --dtypes bf16,bf16,bf16,bf16 --target glsl");
+  ASSERT_EQ(lg.status, 0) << lg.err;
+  EXPECT_EQ(lg.out, emit_glsl(ln, 0));
+  KilncRun lbad = kilnc("emit --family rows --op softmax --expr x --dtypes f32,f16 --target cuda");
+  EXPECT_EQ(lbad.status, 2);
+  EXPECT_NE(lbad.err.find("a row op's output is x's dtype (f32), not f16"), std::string::npos) << lbad.err;
+  EXPECT_EQ(kilnc("emit --family rows --op softmax --expr 'x * 2' --dtypes f32,f32 --target cuda").status, 2);
+  EXPECT_EQ(kilnc("emit --family rows --op softmaks --expr x --dtypes f32,f32 --target cuda").status, 2);
+  EXPECT_EQ(kilnc("emit --op softmax --expr x --dtypes f32,f32 --target cuda").status, 2);
 }
 
 TEST_F(Kilnc, OpsListsTheTable) {

@@ -38,7 +38,7 @@ constexpr RowsOpInfo kRowsOps[] = {
 
 constexpr FamilyEntryPoint kEntryPoints[] = {{"row", sizeof(KilnRowsParams)}};
 constexpr std::string_view kSlots[] = {"expr"};
-constexpr std::string_view kManifestKeys[] = {"name", "family", "expr", "inputs", "op", "targets", "block_size"};
+constexpr std::string_view kManifestKeys[] = {"name", "family", "op", "inputs", "output", "targets", "block_size"};
 
 DType compute_of(const KernelSpec& spec) { return spec.inputs.at(0) == DType::f64 ? DType::f64 : DType::f32; }
 
@@ -324,9 +324,33 @@ FamilyCost rows_cost(const KernelSpec& spec) {
   return c;
 }
 
-KernelSpec rows_from_manifest(const ManifestTable& t, const Expr&, std::optional<DType>) {
-  t.error("family", "rows kernels come from [[ops]] tables (family = \"rows\") for now; fused [[kernel]] rows "
-                    "kernels are not supported yet");
+// `op` names the row op; `inputs` are x, then gamma and beta (norms) or the bias (softmax,
+// log_softmax: x's dtype to add, pred to mask). No expression yet: the op's input is x itself.
+KernelSpec rows_from_manifest(const ManifestTable& t, const Expr&, std::optional<DType> output) {
+  const std::optional<std::string> s = t.string("op");
+  if (!s) t.error("", "a [[kernel]] of the rows family needs an 'op' key");
+  const auto op = find_rows_op(*s);
+  if (!op) {
+    std::vector<std::string_view> names;
+    for (const RowsOpInfo& i : kRowsOps) names.push_back(i.name);
+    t.error("op", fmt::format("unknown row op '{}'{} (expected one of: softmax, log_softmax, logsumexp, layer_norm, "
+                              "rms_norm)", *s, did_you_mean(*s, names)));
+  }
+  const std::vector<DType>& in = t.inputs();
+  if (output && *output != in[0])
+    t.error("output", fmt::format("a row op's output is x's dtype ({}), not {}", dtype_name(in[0]), dtype_name(*output)));
+  const bool masks = *op == RowsOp::softmax || *op == RowsOp::log_softmax;
+  RowsBias bias = RowsBias::none;
+  if (masks && in.size() == 2) bias = in[1] == DType::pred ? RowsBias::mask : RowsBias::add;
+  for (std::size_t k = 1; k < in.size(); ++k)
+    if (in[k] != in[0] && bias != RowsBias::mask)
+      t.error("inputs", fmt::format("input {} is {}; {} takes inputs of x's dtype ({}){}", k, dtype_name(in[k]), *s,
+                                    dtype_name(in[0]), masks ? " or a pred mask" : ""));
+  try {
+    return make_rows_spec(*op, in[0], bias == RowsBias::none ? int(in.size()) - 1 : 0, bias);
+  } catch (const Error& e) {
+    t.error("inputs", e.what());
+  }
 }
 
 std::span<const std::string_view> rows_op_names() {
@@ -362,8 +386,8 @@ std::string rows_api_functions(const ApiFunction& f) {
     params += fmt::format("const kiln::Tensor& {}, ", f.params[i]);
     args.append(i ? ", " : "").append(f.params[i]);
   }
-  return fmt::format("{}inline kiln::Tensor {}({}int axis = -1, double eps = 1e-5, const kiln::Tensor* into = nullptr) {{\n"
-                     "  return detail::{}().rows({{{}}}, axis, eps, into);\n}}\n",
+  return fmt::format("{}inline kiln::Tensor {}({}const kiln::RowsCall& call = {{}}, const kiln::Tensor* into = nullptr) {{\n"
+                     "  return detail::{}().rows({{{}}}, call, into);\n}}\n",
                      f.comment, f.name, params, f.kernel, args);
 }
 

@@ -28,6 +28,7 @@
 #include "codegen/api_header.hpp"
 #include "codegen/emit.hpp"
 #include "codegen/families/reduce.hpp"
+#include "codegen/families/rows.hpp"
 #include "codegen/family.hpp"
 #include "codegen/manifest.hpp"
 #include "core/error.hpp"
@@ -126,7 +127,28 @@ int cmd_emit(const EmitOptions& o) {
   dtypes.pop_back();
   const Expr e = parse_expr(o.expr, dtypes, "--expr");
   KernelSpec spec;
-  if (family == &kReduceFamily) {
+  if (family != &kRowsFamily) {  // every listed input is one the expression uses (as in manifests)
+    std::vector<bool> used(dtypes.size(), false);
+    for (const Node& n : e.nodes())
+      if (n.kind == NodeKind::input && n.input >= 0 && std::size_t(n.input) < used.size()) used[std::size_t(n.input)] = true;
+    for (std::size_t i = 0; i < used.size(); ++i)
+      if (!used[i])
+        fail(ErrorCode::invalid_argument,
+             fmt::format("--dtypes lists {} inputs and the output, but --expr '{}' does not use input {} ({})",
+                         dtypes.size(), o.expr, i, dtype_name(dtypes[i])));
+  }
+  if (!o.rows_op.empty() && family != &kRowsFamily) fail(ErrorCode::invalid_argument, "--op needs --family rows");
+  if (family == &kRowsFamily) {
+    const auto op = find_rows_op(o.rows_op);
+    if (!op)
+      fail(ErrorCode::invalid_argument, fmt::format("--op: unknown row op '{}' (softmax, log_softmax, logsumexp, "
+                                                    "layer_norm, rms_norm)", o.rows_op));
+    if (o.expr != "x") fail(ErrorCode::invalid_argument, "--expr: rows kernels have no fused prologue yet; pass --expr x");
+    if (output != dtypes[0])
+      fail(ErrorCode::invalid_argument, fmt::format("--dtypes: a row op's output is x's dtype ({}), not {}",
+                                                    dtype_name(dtypes[0]), dtype_name(output)));
+    spec = make_rows_spec(*op, dtypes[0], int(dtypes.size()) - 1);
+  } else if (family == &kReduceFamily) {
     const auto c = find_combiner(o.reduce);
     if (!c) fail(ErrorCode::invalid_argument, fmt::format("--reduce: unknown reduction '{}' (sum, product, max, min, all, "
                                                           "any, argmax, argmin)", o.reduce));

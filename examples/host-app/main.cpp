@@ -90,6 +90,20 @@ int main() try {
   check("rms norm (scale, then map)", kiln::multiply(gx, scale),
         kiln::multiply(x, kiln::rsqrt(kiln::sum(kiln::multiply(x, x), {-1}, true) / double(cols) + 1e-6)), 1e-5, 1e-4);
   check("max_abs_diff", host::max_abs_diff(gx, gy), kiln::reduce_max(kiln::abs(x - y)), 0, 0);
+  // Rows kernels from the manifest: RMS norm with its gain in one kernel (against the same norm
+  // built from the reduction and a map above), and a masked, scaled softmax (row 0 fully masked).
+  const kiln::Tensor gamma = random_tensor({cols}, cpu, rng), ggamma = gamma.to(gpu);
+  const kiln::Tensor rms_ref =
+      kiln::multiply(kiln::multiply(x, kiln::rsqrt(kiln::sum(kiln::multiply(x, x), {-1}, true) / double(cols) + 1e-6)), gamma);
+  check("rms_norm (rows kernel)", host::rms_norm(gx, ggamma, {.eps = 1e-6}), rms_ref, 1e-5, 1e-4);
+  std::vector<std::uint8_t> keep_host(mask_host);
+  for (std::int64_t j = 0; j < cols; ++j) keep_host[std::size_t(j)] = 0;
+  const kiln::Tensor keep = kiln::Tensor::from_host(keep_host.data(), keep_host.size(), {rows, cols}, kiln::DType::pred, cpu);
+  const kiln::Tensor probs = host::masked_softmax(gx, keep.to(gpu), {.scale = 0.125}).to(cpu);
+  check("masked_softmax", probs, host::masked_softmax(x, keep, {.scale = 0.125}), 1e-7, 1e-5);
+  check("masked_softmax: masked row is 0", probs.slice(0, 0, 1), x.slice(0, 0, 1) * 0.0, 0, 0);
+  check("masked_softmax: rows sum to 1", kiln::sum(probs.slice(0, 1, rows), {-1}),
+        kiln::sum(x.slice(0, 1, rows), {-1}) * 0.0 + 1.0, 1e-5, 0);
 
   std::printf("timings on %s (%lld elements, device timers):\n", gpu.id().c_str(), (long long)n);
   const double bytes = double(n) * 4 * 3;
