@@ -9,6 +9,7 @@
 
 #include "core/error.hpp"
 #include "runtime/dispatch.hpp"
+#include "runtime/ops.hpp"
 
 namespace kiln {
 
@@ -42,15 +43,7 @@ Tensor run_rows_kernel(std::string_view op, const KernelSpec& spec, const std::s
                         axis, rank));
   if (!std::isfinite(call.scale))
     fail_op(ErrorCode::invalid_argument, op, inputs, fmt::format("scale must be finite, got {}", call.scale));
-  auto broadcasts = [&](const Tensor& b) {
-    if (b.rank() > rank) return false;
-    for (int d = 1; d <= b.rank(); ++d) {
-      const std::int64_t e = b.shape()[std::size_t(b.rank() - d)];
-      if (e != 1 && e != x.shape()[std::size_t(rank - d)]) return false;
-    }
-    return true;
-  };
-  if (bias != RowsBias::none && !broadcasts(inputs[1]))
+  if (bias != RowsBias::none && broadcast_shapes({inputs[1].shape(), x.shape()}) != std::optional<Shape>(x.shape()))
     fail_op(ErrorCode::invalid_argument, op, inputs,
             fmt::format("the {} {} does not broadcast to x's shape {}", bias == RowsBias::add ? "bias" : "mask",
                         shape_text(inputs[1].shape()), shape_text(x.shape())));
