@@ -26,7 +26,7 @@
 
 namespace kiln::bench {
 
-enum class CaseKind { copy, op, fused, peak, reduce, rows };
+enum class CaseKind { copy, op, fused, peak, reduce, rows, scan };
 // Which axes a reduce case reduces: the last (rows of kReduceRow elements), the first (columns),
 // or all elements.
 enum class ReduceAxes { last, first, all };
@@ -52,7 +52,8 @@ struct BenchCase {
   std::optional<Combiner> combiner;       // reduce cases: expr is the prologue
   ReduceAxes reduce_axes = ReduceAxes::last;
   std::optional<KernelSpec> manifest_spec;  // reduce cases from a manifest: their spec, as it is
-  std::optional<RowsOp> rows_op;          // rows cases: the op over rows of row_len elements of x (expr)
+  std::optional<KernelSpec> axis_spec;    // rows and scan cases: the kernel over rows of row_len elements of x
+  std::string torch_fn;                   // their PyTorch peer over the [rows, row_len] input "{0}" ({1}: row_len)
   std::int64_t row_len = 4096;
   std::string origin;                     // user cases: "kernels.toml:12:1" or "--expr"
 

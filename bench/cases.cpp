@@ -16,6 +16,7 @@
 #include "runtime/ops.hpp"
 #include "runtime/reduce.hpp"
 #include "runtime/rows.hpp"
+#include "runtime/scan.hpp"
 
 namespace kiln::bench {
 
@@ -27,6 +28,7 @@ const char* kind_name(CaseKind k) {
     case CaseKind::peak: return "peak";
     case CaseKind::reduce: return "reduce";
     case CaseKind::rows: return "rows";
+    case CaseKind::scan: return "scan";
   }
   return "?";
 }
@@ -44,23 +46,24 @@ const char* check_state_name(CheckResult::State s) {
 KernelSpec BenchCase::spec() const {
   if (manifest_spec) return *manifest_spec;
   if (combiner) return make_reduce_spec(*combiner, expr);
-  if (rows_op) return make_rows_spec(*rows_op, expr.dtype(expr.root()));
+  if (axis_spec) return *axis_spec;
   return make_map_spec(expr, expr.dtype(expr.root()));
 }
 
-DType BenchCase::output_dtype() const { return combiner || rows_op ? spec().output : expr.dtype(expr.root()); }
+DType BenchCase::output_dtype() const { return combiner || axis_spec ? spec().output : expr.dtype(expr.root()); }
 
 Shape BenchCase::input_shape(std::uint64_t n) const {
   const std::int64_t m = std::int64_t(n);
-  if (rows_op) return m % row_len == 0 ? Shape{m / row_len, row_len} : Shape{1, m};
+  if (axis_spec) return m % row_len == 0 ? Shape{m / row_len, row_len} : Shape{1, m};
   if (!combiner || reduce_axes == ReduceAxes::all || m % kReduceRow != 0) return {m};
   return reduce_axes == ReduceAxes::last ? Shape{m / kReduceRow, kReduceRow} : Shape{kReduceRow, m / kReduceRow};
 }
 
 Shape BenchCase::output_shape(std::uint64_t n) const {
-  if (rows_op) {
+  if (axis_spec) {  // logsumexp drops the axis; the other row ops and the scans keep it
     const Shape in = input_shape(n);
-    return rows_op_info(*rows_op).keeps_axis ? in : Shape{in[0]};
+    const bool drops = axis_spec->family == "rows" && !rows_op_info(spec_rows_op(*axis_spec)).keeps_axis;
+    return drops ? Shape{in[0]} : in;
   }
   if (!combiner) return {std::int64_t(n)};
   const Shape in = input_shape(n);
@@ -69,7 +72,9 @@ Shape BenchCase::output_shape(std::uint64_t n) const {
 }
 
 Tensor BenchCase::run(const std::vector<Tensor>& inputs, const Tensor* out) const {
-  if (rows_op) return run_rows_kernel(rows_op_info(*rows_op).name, spec(), nullptr, inputs, {}, out, nullptr);
+  if (axis_spec && axis_spec->family == "scan")
+    return run_scan_kernel(axis_spec->attribute("op"), *axis_spec, nullptr, inputs, {-1, false}, out, nullptr);
+  if (axis_spec) return run_rows_kernel(axis_spec->attribute("op"), *axis_spec, nullptr, inputs, {}, out, nullptr);
   if (!combiner) return map(expr, inputs, std::nullopt, out);
   const Shape in = inputs.empty() ? Shape{} : inputs[0].shape();
   std::vector<int> axes;
@@ -155,8 +160,8 @@ constexpr ReducePick kReducePicks[] = {
     {Combiner::sum, "x * x", DType::f32, ReduceAxes::last},
 };
 
-// Row ops timed by default (issue 12's list, the first slice): over rows of 4096 in f32 and bf16,
-// softmax also over rows of 1024 and 32768.
+// Row ops and scans timed by default (issue 12's list): over rows of 4096 in f32 and bf16, softmax
+// and cumulative_sum also over rows of 1k, 8k, 32k and 128k.
 struct RowsPick {
   RowsOp op;
   DType dtype;
@@ -164,9 +169,23 @@ struct RowsPick {
 };
 constexpr RowsPick kRowsPicks[] = {
     {RowsOp::softmax, DType::f32, 4096},    {RowsOp::softmax, DType::bf16, 4096},  {RowsOp::softmax, DType::f32, 1024},
-    {RowsOp::softmax, DType::f32, 32768},   {RowsOp::log_softmax, DType::f32, 4096},
-    {RowsOp::layer_norm, DType::f32, 4096}, {RowsOp::layer_norm, DType::bf16, 4096},
+    {RowsOp::softmax, DType::f32, 8192},    {RowsOp::softmax, DType::f32, 32768},  {RowsOp::softmax, DType::f32, 131072},
+    {RowsOp::log_softmax, DType::f32, 4096}, {RowsOp::layer_norm, DType::f32, 4096}, {RowsOp::layer_norm, DType::bf16, 4096},
     {RowsOp::rms_norm, DType::f32, 4096},   {RowsOp::rms_norm, DType::bf16, 4096},
+};
+// PyTorch's row ops, by RowsOp.
+constexpr const char* kTorchRows[] = {"torch.softmax({0}, dim=-1)", "torch.log_softmax({0}, dim=-1)",
+                                      "torch.logsumexp({0}, dim=-1)", "torch.nn.functional.layer_norm({0}, ({1},), eps=1e-5)",
+                                      "torch.nn.functional.rms_norm({0}, ({1},), eps=1e-5)"};
+struct ScanPick {
+  Combiner combiner;
+  DType dtype;
+  std::int64_t row;
+};
+constexpr ScanPick kScanPicks[] = {
+    {Combiner::sum, DType::f32, 1024},  {Combiner::sum, DType::f32, 4096},   {Combiner::sum, DType::f32, 8192},
+    {Combiner::sum, DType::f32, 32768}, {Combiner::sum, DType::f32, 131072}, {Combiner::sum, DType::bf16, 4096},
+    {Combiner::max, DType::f32, 4096},
 };
 
 const char* axes_name(ReduceAxes a) { return a == ReduceAxes::last ? "last" : a == ReduceAxes::first ? "first" : "all"; }
@@ -366,7 +385,8 @@ std::vector<BenchCase> bench_cases() {
   for (const RowsPick& pick : kRowsPicks) {
     BenchCase b;
     b.kind = CaseKind::rows;
-    b.rows_op = pick.op;
+    b.axis_spec = make_rows_spec(pick.op, pick.dtype);
+    b.torch_fn = kTorchRows[int(pick.op)];
     b.row_len = pick.row;
     b.op = std::string(rows_op_info(pick.op).name);
     b.in_default = true;
@@ -378,6 +398,23 @@ std::vector<BenchCase> bench_cases() {
     // of the row's length times f32's rounding; bf16 results round to 8 bits.
     b.atol = pick.dtype == DType::bf16 ? 1e-2 : 1e-6;
     b.rtol = pick.dtype == DType::bf16 ? 2e-2 : 1e-4;
+    cases.push_back(std::move(b));
+  }
+  for (const ScanPick& pick : kScanPicks) {
+    BenchCase b;
+    b.kind = CaseKind::scan;
+    b.axis_spec = make_scan_spec(pick.combiner, pick.dtype);
+    b.torch_fn = pick.combiner == Combiner::sum ? "torch.cumsum({0}, dim=-1)" : "torch.cummax({0}, dim=-1).values";
+    b.row_len = pick.row;
+    b.op = std::string(scan_op_info(pick.combiner).name);
+    b.in_default = true;
+    b.name = fmt::format("{}.{}.{}", b.op, pick.row, dtype_name(pick.dtype));
+    b.expr = parse_expr("x", {pick.dtype}, b.name);
+    b.expr_text = fmt::format("{} along rows of {}", b.op, pick.row);
+    // Positive values: running sums grow, no cancellation; the blocked order's error is a few
+    // dozen units of f32 relative to the sum (bf16 outputs round to 8 bits).
+    b.ranges = {InputRange{0.5, 1.5}};
+    b.rtol = pick.dtype == DType::bf16 ? 1e-2 : 1e-5;
     cases.push_back(std::move(b));
   }
   for (BenchCase& b : rest) cases.push_back(std::move(b));
@@ -487,7 +524,7 @@ bool case_supported(const BenchCase& c, Device& dev, std::string* why) {
 
 CheckResult verify_sample(const BenchCase& c, const std::vector<std::vector<std::byte>>& inputs, const Tensor& out) {
   CheckResult r;
-  if (c.combiner || c.rows_op) {  // every output, against the CPU backend on the same inputs
+  if (c.combiner || c.axis_spec) {  // every output, against the CPU backend on the same inputs
     try {
       const auto dtypes = c.input_dtypes();
       std::vector<Tensor> cpu_ins;
@@ -574,7 +611,7 @@ CheckResult check_case(const BenchCase& c, Device& dev) {
     // Reductions: 64 rows or columns (and all of 2^18 + ...) on every backend; row ops 16 rows;
     // maps 2^20 + 7.
     const std::int64_t n = c.combiner ? 64 * kReduceRow + (c.reduce_axes == ReduceAxes::all ? 7 : 0)
-                           : c.rows_op ? 16 * c.row_len
+                           : c.axis_spec ? 16 * c.row_len
                            : on_cpu    ? 4099
                                        : (1 << 20) + 7;
     Device& cpu = device("cpu");

@@ -134,14 +134,10 @@ void run_torch_peer(Device& dev, const RunInfo& run, std::vector<Result>& result
       why = "no PyTorch peer for a manifest reduction (its epilogue and casts)";
       body.reset();
     }
-    if (body && c.rows_op) {  // x reshaped like Kiln's input, then torch's row op
+    if (body && c.axis_spec) {  // x reshaped like Kiln's input, then torch's row op or scan
       const Shape shape = c.input_shape(results[i].elements);
       const std::string r = fmt::format("x0.reshape({}, {})", shape[0], shape[1]);
-      static constexpr const char* kFns[] = {"torch.softmax({}, dim=-1)", "torch.log_softmax({}, dim=-1)",
-                                             "torch.logsumexp({}, dim=-1)",
-                                             "torch.nn.functional.layer_norm({}, ({},), eps=1e-5)",
-                                             "torch.nn.functional.rms_norm({}, ({},), eps=1e-5)"};
-      *body = fmt::format("return {}\n", fmt::format(fmt::runtime(kFns[int(*c.rows_op)]), r, shape[1]));
+      *body = fmt::format("return {}\n", fmt::format(fmt::runtime(c.torch_fn), r, shape[1]));
     }
     if (body && c.combiner) {  // the prologue, reshaped like Kiln's input, then torch's reduction
       const std::size_t ret = body->rfind("return ");

@@ -12,6 +12,7 @@
 #include "bench/bench.hpp"
 #include "codegen/emit.hpp"
 #include "codegen/families/rows.hpp"
+#include "codegen/families/scan.hpp"
 #include "codegen/spec.hpp"
 
 namespace kiln::bench {
@@ -136,6 +137,12 @@ std::string support_markdown() {
                                                               : "x, bias or pred mask?, causal?, scale";
     md << fmt::format("| `{}` | {} | {} |\n", i.name, ins, i.formula);
   }
+  md << "\n## Cumulative ops (the scan family)\n\n"
+     << "Along one axis (axis 0 by default, as Nx), forward or `reverse`, of any integer or float tensor "
+        "(s8 ... u64, f16, bf16, f32, f64; not pred) on every backend: `kiln::<op>` (runtime/scan.hpp); the "
+        "result keeps x's dtype; semantics in docs/semantics.md, \"Cumulative ops\".\n\n"
+     << "| op | result |\n| --- | --- |\n";
+  for (const ScanOpInfo& i : scan_op_table()) md << fmt::format("| `{}` | {} |\n", i.name, i.formula);
   return md.str();
 }
 

@@ -45,8 +45,13 @@ std::string emit_api_header(const Manifest& manifest, const ApiHeaderOptions& o)
       "// the device's default stream) and a raw-buffer overload (n contiguous elements on a stream);\n"
       "// reductions take the axes to reduce (empty: all) and keep_axes instead of the raw-buffer form.\n"
       "// See docs/getting-started.md of Kiln.\n"
-      "#pragma once\n\n#include <cstdint>\n#include <vector>\n\n#include \"runtime/aot_kernel.hpp\"\n\n",
+      "#pragma once\n\n#include <cstdint>\n#include <vector>\n\n#include \"runtime/aot_kernel.hpp\"\n",
       o.manifest);
+  std::set<std::string_view> includes;  // the families' own runtime headers
+  for (const ManifestKernel& k : manifest.kernels)
+    if (const std::string_view inc = family_of(k.spec).api_include; !inc.empty()) includes.insert(inc);
+  for (std::string_view inc : includes) h += fmt::format("#include \"{}\"\n", inc);
+  h += "\n";
   if (!reg_ns.empty()) h += fmt::format("namespace {} {{\n", reg_ns);
   h += fmt::format("// The registry embedding this manifest's compiled kernels.\nconst kiln::Registry& {}();\n", reg_fn);
   if (!reg_ns.empty()) h += fmt::format("}}  // namespace {}\n", reg_ns);
@@ -85,6 +90,7 @@ std::string emit_api_header(const Manifest& manifest, const ApiHeaderOptions& o)
     // What it computes, readably: the expression (a reduction: its combiner, prologue and epilogue).
     std::string what = readable;
     if (!spec.attribute("combiner").empty()) what = fmt::format("{} of {}", spec.attribute("combiner"), readable);
+    if (!spec.attribute("op").empty()) what = fmt::format("{}({})", spec.attribute("op"), readable);
     if (!spec.epilogue.nodes().empty()) what += ", then " + spec.epilogue.to_string() + " (x: acc, y: n)";
     const Family& family = family_of(spec);
     for (const std::string& name : names) {

@@ -34,10 +34,17 @@ struct PlanOperand {
   std::span<const std::int64_t> strides;
 };
 
+// A launch-time value of a family's kernels, by name (rows: "eps", "scale"; scan: "reverse"): part
+// of the launch, not of the kernel. A family's plan reads the names it knows.
+struct LaunchOption {
+  std::string_view name;
+  double value = 0;
+};
+
 // A launch request in plain numbers: the iteration |shape| (map: the output's; reduce: the inputs'
 // broadcast shape), the operands over it, the output (contiguous row-major: map over |shape|,
-// reduce over the dims not in |axes|), the reduced |axes| (sorted, distinct; map: none) and the
-// kernel's block size.
+// reduce over the dims not in |axes|), the reduced |axes| (sorted, distinct; map: none), the
+// kernel's block size and the family's launch options.
 struct PlanRequest {
   std::span<const std::int64_t> shape;
   std::span<const PlanOperand> inputs;
@@ -45,8 +52,14 @@ struct PlanRequest {
   std::span<const int> axes;
   int block_size = 256;
   std::uint64_t scratch = 0;  // the address of plan().scratch_bytes of device memory, once allocated
-  double eps = 0;             // rows: the norms' epsilon (a launch value, not part of the kernel)
-  double scale = 1;           // rows: softmax's scale (a launch value)
+  std::span<const LaunchOption> options;
+
+  // The value of option |name|, |fallback| when the request has none.
+  double option(std::string_view name, double fallback) const {
+    for (const LaunchOption& o : options)
+      if (o.name == name) return o.value;
+    return fallback;
+  }
 };
 
 // One kernel launch: the entry point, the grid (x only for now) and the params block.
@@ -71,6 +84,17 @@ std::vector<std::byte> params_of(const P& p) {
   std::memcpy(b.data(), &p, sizeof p);
   return b;
 }
+
+// An axis-wise launch (rows, scan) as rows of n elements: the dimensions of the request's shape other
+// than its axis (axes[0], else the last) collapsed (size 1 dropped; neighbours merged where every
+// operand is contiguous across them). |out_strides|: the output's strides over the request's shape.
+struct AxisGeometry {
+  std::vector<std::int64_t> shape;                 // the row dimensions, collapsed
+  std::vector<std::vector<std::int64_t>> strides;  // [operand][dim]: the inputs, then the output
+  std::vector<std::int64_t> axis_stride;           // [operand]
+  std::int64_t n_rows = 1, n = 1;
+};
+AxisGeometry axis_geometry(const PlanRequest& r, std::span<const std::int64_t> out_strides);
 
 // Bytes moved and arithmetic done per output element (each input read once, the output written
 // once); the bench divides by the measured time.
@@ -142,6 +166,8 @@ struct Family {
   // Generated headers: the inline functions calling the kernel (map: tensor and raw-buffer
   // overloads; reduce: the tensor form with axes).
   std::string (*api_functions)(const ApiFunction& f);
+  // The runtime header those functions need besides runtime/aot_kernel.hpp (empty: none).
+  std::string_view api_include = {};
 };
 
 // Every family, in a fixed order; find_family returns nullptr for an unknown name.
@@ -156,5 +182,6 @@ std::string family_names();
 extern const Family kMapFamily;
 extern const Family kReduceFamily;
 extern const Family kRowsFamily;
+extern const Family kScanFamily;
 
 }  // namespace kiln

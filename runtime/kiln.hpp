@@ -15,4 +15,5 @@
 #include "runtime/ops.hpp"
 #include "runtime/reduce.hpp"
 #include "runtime/rows.hpp"
+#include "runtime/scan.hpp"
 #include "runtime/tensor.hpp"

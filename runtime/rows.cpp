@@ -84,8 +84,8 @@ Tensor run_rows_kernel(std::string_view op, const KernelSpec& spec, const std::s
   }
   const int axes[1] = {a};
   PlanRequest request{x.shape(), ops, out.address(), axes, spec.block_size};
-  request.eps = eps;
-  request.scale = call.scale;
+  const LaunchOption options[] = {{"eps", eps}, {"scale", call.scale}};
+  request.options = options;
   run_plan(op, spec, name, inputs, device, request, first, entry);
   return out;
 }

@@ -46,7 +46,7 @@ run_asan() {
   (cd build-asan && KILN_SKIP_LARGE=1 $nice tests/kiln-tests --gtest_filter='-Vulkan/*:Cuda/*' --gtest_brief=1)
   step "asan: Vulkan conformance subset"
   (cd build-asan && $nice tests/kiln-tests --gtest_brief=1 \
-     --gtest_filter='Vulkan/*/add_*:Vulkan/*/as_type_f32*:Vulkan/*/select*:Vulkan/*/exp_*:Vulkan/*/divide_*:-*large*')
+     --gtest_filter='Vulkan/*/add_*:Vulkan/*/as_type_f32*:Vulkan/*/select*:Vulkan/*/exp_*:Vulkan/*/divide_*:Vulkan/Scan.EveryAxisAndViews:Vulkan/Scan.BitIdenticalReruns:-*large*')
   elapsed "asan tests" "$t1"
 }
 

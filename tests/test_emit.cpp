@@ -28,6 +28,7 @@
 #include "codegen/api_header.hpp"
 #include "codegen/emit.hpp"
 #include "codegen/families/reduce.hpp"
+#include "codegen/families/scan.hpp"
 #include "codegen/family.hpp"
 #include "codegen/spec.hpp"
 #include "runtime/registry.hpp"
@@ -468,6 +469,32 @@ TEST(Families, ReduceKernelsCompileWithNvrtc) {
     std::string why;
     EXPECT_TRUE(target_supports(spec, Target::glsl, &why) || spec.inputs[0] == DType::f64) << spec.name() << ": " << why;
   }
+}
+
+// Every scan (4 ops x 12 dtypes, three entry points each) in one NVRTC program, as the JIT compiles
+// them, and every GLSL function through shaderc and spirv-val; each block size the manifests allow
+// at its ends (32: one warp, the shuffle scan without a second level; 1024: 32 warps).
+TEST(EmitScan, EveryScanCompilesWithNvrtcAndGlslang) {
+  std::vector<KernelSpec> specs;
+  for (const ScanOpInfo& i : scan_op_table())
+    for (DType t : kAllDTypes)
+      if (t != DType::pred) specs.push_back(make_scan_spec(i.combiner, t));
+  for (int block : {32, 1024}) {
+    KernelSpec s = make_scan_spec(Combiner::max, DType::f16);
+    s.block_size = block;
+    specs.push_back(s);
+  }
+  std::string src;
+  for (const KernelSpec& spec : specs) src += emit_cuda(spec);
+  EXPECT_EQ(nvrtc_compile(src, {"-Ofc=max"}), "");
+  const auto errors = run_in_processes(specs.size(), worker_count(), [&](std::size_t i) -> std::string {
+    for (int f = 0; f < 3; ++f)
+      if (std::string e = glsl_compile(emit_glsl(specs[i], f), specs[i].name()); !e.empty())
+        return fmt::format("function {}: {}", f, e);
+    return {};
+  });
+  for (std::size_t i = 0; i < specs.size(); ++i) EXPECT_EQ(errors[i], "") << specs[i].name();
+  EXPECT_EQ(family_of(specs[0]).entry_points.size(), 3u);
 }
 
 // The reduce plan: rows for inner axes, cols for outer axes with many outputs, a split (two

@@ -15,6 +15,8 @@
 #include "codegen/emit.hpp"
 #include "codegen/families/reduce.hpp"
 #include "codegen/families/rows.hpp"
+#include "codegen/families/scan.hpp"
+#include "codegen/family.hpp"
 #include "codegen/manifest.hpp"
 #include "core/error.hpp"
 #include "runtime/registry.hpp"
@@ -62,7 +64,7 @@ TEST(Manifest, ErrorsPointIntoTheFile) {
       {"unknown_key.toml", "4:1", "unknown key 'blocksize' in [[kernel]]; did you mean 'block_size'?"},
       {"wrong_type.toml", "4:14", "'block_size' must be an integer"},
       {"bad_target.toml", "4:20", "unknown target 'metal'"},
-      {"bad_family.toml", "2:10", "unknown kernel family 'scan'"},
+      {"bad_family.toml", "2:10", "unknown kernel family 'fft'"},
       {"bad_reduce.toml", "3:10", "unknown reduction 'summ'; did you mean 'sum'?"},
       {"reduce_missing.toml", "1:1", "needs a 'reduce' key"},
       {"bad_epilogue.toml", "5:25", "unknown name 'm'"},
@@ -377,6 +379,37 @@ TEST(Manifest, RowsKernels) {
   EXPECT_NE(e.find("expr"), std::string::npos) << e;
 }
 
+TEST(Manifest, ScanKernels) {
+  const Manifest m = parse_manifest(
+      "[[kernel]]\nname = \"running_total\"\nfamily = \"scan\"\nop = \"cumulative_sum\"\ninputs = [\"counts: s32\"]\n"
+      "[[kernel]]\nname = \"running_max\"\nfamily = \"scan\"\nop = \"cumulative_max\"\ninputs = [\"bf16\"]\n",
+      "scan.toml");
+  ASSERT_EQ(m.kernels.size(), 2u);
+  for (const ManifestKernel& k : m.kernels) {
+    if (k.aliases.front() == "running_total") EXPECT_EQ(k.spec.canonical(), make_scan_spec(Combiner::sum, DType::s32).canonical());
+    else EXPECT_EQ(k.spec.canonical(), make_scan_spec(Combiner::max, DType::bf16).canonical());
+  }
+  auto error_of = [](const std::string& text) -> std::string {
+    try {
+      parse_manifest(text, "scan.toml");
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "no error";
+  };
+  const std::string head = "[[kernel]]\nfamily = \"scan\"\n";
+  std::string e = error_of(head + "op = \"cumulative_summ\"\ninputs = [\"f32\"]\n");
+  EXPECT_NE(e.find("scan.toml:3:6: unknown scan op 'cumulative_summ'; did you mean 'cumulative_sum'?"), std::string::npos) << e;
+  e = error_of(head + "op = \"cumulative_sum\"\ninputs = [\"f32\", \"f32\"]\n");
+  EXPECT_NE(e.find("scan.toml:4:10: a scan takes one input, not 2"), std::string::npos) << e;
+  e = error_of(head + "op = \"cumulative_min\"\ninputs = [\"pred\"]\n");
+  EXPECT_NE(e.find("cumulative_min takes a numeric tensor"), std::string::npos) << e;
+  e = error_of(head + "op = \"cumulative_min\"\ninputs = [\"f32\"]\noutput = \"f64\"\n");
+  EXPECT_NE(e.find("scan.toml:5:10: a scan's output is x's dtype (f32), not f64"), std::string::npos) << e;
+  e = error_of(head + "op = \"cumulative_sum\"\nexpr = 'x'\ninputs = [\"f32\"]\n");
+  EXPECT_NE(e.find("expr"), std::string::npos) << e;
+}
+
 TEST_F(Kilnc, BuildTargetsComeFromTheCommandLine) {
   const fs::path m = tmp_ / "f64.toml";
   std::ofstream(m) << "[[kernel]]\nexpr = 'exp(x)'\ninputs = [\"f64\"]\n";
@@ -530,10 +563,28 @@ TEST_F(Kilnc, EmitPrintsTheKernel) {
   EXPECT_EQ(lg.out, emit_glsl(ln, 0));
   KilncRun lbad = kilnc("emit --family rows --op softmax --expr x --dtypes f32,f16 --target cuda");
   EXPECT_EQ(lbad.status, 2);
-  EXPECT_NE(lbad.err.find("a row op's output is x's dtype (f32), not f16"), std::string::npos) << lbad.err;
+  EXPECT_NE(lbad.err.find("--dtypes: softmax has no kernel taking f32,f16 (its forms for f32: f32,f32; "),
+            std::string::npos) << lbad.err;
   EXPECT_EQ(kilnc("emit --family rows --op softmax --expr 'x * 2' --dtypes f32,f32 --target cuda").status, 2);
   EXPECT_EQ(kilnc("emit --family rows --op softmaks --expr x --dtypes f32,f32 --target cuda").status, 2);
   EXPECT_EQ(kilnc("emit --op softmax --expr x --dtypes f32,f32 --target cuda").status, 2);
+
+  // The scan family through the same --op path: its three GLSL functions by name.
+  const KernelSpec cs = make_scan_spec(Combiner::sum, DType::u16);
+  KilncRun sc = kilnc("emit --family scan --op cumulative_sum --expr x --dtypes u16,u16 --target cuda");
+  ASSERT_EQ(sc.status, 0) << sc.err;
+  EXPECT_EQ(sc.out, emit_cuda(cs));
+  KilncRun sg = kilnc("emit --family scan --op cumulative_sum --expr x --dtypes u16,u16 --target glsl --function spine");
+  ASSERT_EQ(sg.status, 0) << sg.err;
+  EXPECT_EQ(sg.out, emit_glsl(cs, 2));
+  KilncRun sbad = kilnc("emit --family scan --op cumulative_sum --expr x --dtypes pred,pred --target cuda");
+  EXPECT_EQ(sbad.status, 2);
+  EXPECT_NE(sbad.err.find("cumulative_sum has no kernel taking pred,pred (its forms for pred: none)"), std::string::npos)
+      << sbad.err;
+  KilncRun sop = kilnc("emit --family scan --op cumsum --expr x --dtypes f32,f32 --target cuda");
+  EXPECT_EQ(sop.status, 2);
+  EXPECT_NE(sop.err.find("the scan family has no op 'cumsum' (cumulative_sum, cumulative_product"), std::string::npos)
+      << sop.err;
 }
 
 TEST_F(Kilnc, OpsListsTheTable) {
@@ -551,6 +602,12 @@ TEST_F(Kilnc, OpsListsTheTable) {
     EXPECT_NE(js.out.find("\"name\": \"" + std::string(c.op) + "\""), std::string::npos) << c.op;
   }
   EXPECT_NE(js.out.find("\"family\": \"reduce\""), std::string::npos);
+  for (const Family* f : all_families())  // every op of every family, with its family
+    for (std::string_view op : f->op_names()) {
+      EXPECT_NE(js.out.find("\"name\": \"" + std::string(op) + "\""), std::string::npos) << op;
+      EXPECT_NE(text.out.find(std::string(op) + " "), std::string::npos) << op;
+    }
+  EXPECT_NE(js.out.find("\"family\": \"scan\""), std::string::npos);
 }
 
 // ---- the built-in registry --------------------------------------------------------------------
@@ -572,6 +629,22 @@ TEST(BuiltinRegistry, HasEveryReductionOfEveryDtype) {
       ++found;
     }
   EXPECT_EQ(found, 100);  // 8 reductions: 13 + 13 + 12 + 12 + 13 + 13 + 12 + 12 dtypes
+}
+
+TEST(BuiltinRegistry, HasEveryScanOfEveryNumericDtype) {
+  const Registry& r = builtin_registry();
+  if (r.kernels.empty()) GTEST_SKIP() << "built with KILN_BUILD_KERNELS=OFF";
+  int found = 0;
+  for (const ScanOpInfo& i : scan_op_table())
+    for (DType t : kAllDTypes) {
+      if (t == DType::pred) continue;
+      const KernelEntry* k = r.find(make_scan_spec(i.combiner, t).name());
+      ASSERT_NE(k, nullptr) << i.name << " " << dtype_name(t);
+      EXPECT_EQ(std::string(k->family), "scan");
+      EXPECT_EQ(k->num_functions, 3);
+      ++found;
+    }
+  EXPECT_EQ(found, 48);  // 4 scans x 12 dtypes
 }
 
 TEST(BuiltinRegistry, HasEverySingleOpKernel) {

@@ -676,4 +676,7 @@ const Family kReduceFamily = {
     reduce_from_manifest, reduce_op_names, reduce_expand_op, reduce_api_functions,
 };
 
+Scalar combiner_identity(Combiner c, DType acc) { return identity_value(c, acc); }
+Expr combiner_expr(Combiner c, DType acc) { return combine_expr(c, acc); }
+
 }  // namespace kiln

@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "codegen/spec.hpp"
+#include "core/scalar.hpp"
 
 namespace kiln {
 
@@ -46,5 +47,11 @@ KernelSpec make_reduce_spec(Combiner c, const Expr& prologue, const Expr* epilog
                             std::optional<DType> output = {}, bool tie_high = false);
 // The combiner of a reduce spec.
 Combiner spec_combiner(const KernelSpec& spec);
+
+// The identity of |c| (not argmax/argmin) over accumulators of dtype |acc| (sum 0, product 1, max
+// the lowest value or -inf, min the highest or +inf) and combine(a, b) over two of them, with the
+// op table's semantics (max/min: NaN wins; integers wrap). Shared with the scan family.
+Scalar combiner_identity(Combiner c, DType acc);
+Expr combiner_expr(Combiner c, DType acc);
 
 }  // namespace kiln

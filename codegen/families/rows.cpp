@@ -131,41 +131,7 @@ std::string rows_emit_glsl(const KernelSpec& spec, int) {
   return s;
 }
 
-// ---- geometry: the rows (the dimensions other than the axis) collapsed ---------------------------
-
-struct RowGeometry {
-  std::vector<std::int64_t> shape;
-  std::vector<std::vector<std::int64_t>> strides;  // [operand][dim]: the inputs, then the output
-  std::vector<std::int64_t> axis_stride;           // [operand]
-  std::int64_t n_rows = 1, n = 1;
-};
-
-// |out_strides|: the output's strides over the request's shape (0 along the axis for logsumexp).
-RowGeometry row_geometry(const PlanRequest& r, std::span<const std::int64_t> out_strides) {
-  RowGeometry g;
-  const int axis = r.axes.empty() ? int(r.shape.size()) - 1 : r.axes[0];
-  const std::size_t k = r.inputs.size() + 1;
-  auto stride = [&](std::size_t op, std::size_t d) { return op + 1 < k ? r.inputs[op].strides[d] : out_strides[d]; };
-  g.strides.resize(k);
-  for (std::size_t op = 0; op < k; ++op) g.axis_stride.push_back(r.shape.empty() ? 0 : stride(op, std::size_t(axis)));
-  g.n = r.shape.empty() ? 1 : r.shape[std::size_t(axis)];
-  for (std::size_t d = 0; d < r.shape.size(); ++d) {
-    if (int(d) == axis) continue;
-    const std::int64_t n = r.shape[d];
-    g.n_rows *= n;
-    if (n == 1) continue;
-    bool merge = !g.shape.empty();
-    for (std::size_t op = 0; op < k && merge; ++op) merge = g.strides[op].back() == stride(op, d) * n;
-    if (merge) {
-      g.shape.back() *= n;
-      for (std::size_t op = 0; op < k; ++op) g.strides[op].back() = stride(op, d);
-    } else {
-      g.shape.push_back(n);
-      for (std::size_t op = 0; op < k; ++op) g.strides[op].push_back(stride(op, d));
-    }
-  }
-  return g;
-}
+// ---- geometry ------------------------------------------------------------------------------------
 
 // The output's strides over the request's shape: contiguous row-major over the shape (logsumexp:
 // over the shape without the axis, stride 0 along it).
@@ -193,7 +159,7 @@ LaunchPlan rows_plan(const KernelSpec& spec, const PlanRequest& r, std::string* 
     return plan;
   }
   const std::vector<std::int64_t> ost = output_strides(spec, r);
-  const RowGeometry g = row_geometry(r, ost);
+  const AxisGeometry g = axis_geometry(r, ost);
   if (g.shape.size() > std::size_t(kMaxMapRank)) {
     *why = fmt::format("{} non-mergeable row dimensions; kernels take at most {} (make the operand contiguous first)",
                        g.shape.size(), kMaxMapRank);
@@ -212,7 +178,7 @@ LaunchPlan rows_plan(const KernelSpec& spec, const PlanRequest& r, std::string* 
     for (std::size_t d = 0; d < g.shape.size(); ++d) p.strides[slot][d] = g.strides[op][d];
   }
   const RowsOp op = spec_rows_op(spec);
-  const double value = op == RowsOp::layer_norm || op == RowsOp::rms_norm ? r.eps : r.scale;
+  const double value = op == RowsOp::layer_norm || op == RowsOp::rms_norm ? r.option("eps", 0) : r.option("scale", 1);
   const float value32 = float(value);
   std::memcpy(&p.value64, &value, 8);
   std::memcpy(&p.value32, &value32, 4);
@@ -233,7 +199,7 @@ LaunchPlan rows_plan(const KernelSpec& spec, const PlanRequest& r, std::string* 
 
 void rows_run_cpu(const KernelSpec& spec, const PlanRequest& r) {
   const std::vector<std::int64_t> ost = output_strides(spec, r);
-  const RowGeometry g = row_geometry(r, ost);
+  const AxisGeometry g = axis_geometry(r, ost);
   const RowsOp op = spec_rows_op(spec);
   const DType t = spec.inputs[0];
   const std::size_t es = dtype_size(t), k = r.inputs.size();
@@ -263,7 +229,7 @@ void rows_run_cpu(const KernelSpec& spec, const PlanRequest& r) {
     for (std::int64_t j = 0; j < g.n; ++j) {
       L v = at(0, j);
       if (op == RowsOp::softmax || op == RowsOp::log_softmax) {
-        v *= L(r.scale);
+        v *= L(r.option("scale", 1));
         if (bias == RowsBias::add) v += at(1, j);
         if (bias == RowsBias::mask && at(1, j) == 0) v = -INFINITY;
         if (causal && j > q) v = -INFINITY;
@@ -307,7 +273,7 @@ void rows_run_cpu(const KernelSpec& spec, const PlanRequest& r) {
       for (L v : row) var += v * v;
       var /= n;
     }
-    const L inv = 1 / std::sqrt(var + L(r.eps));
+    const L inv = 1 / std::sqrt(var + L(r.option("eps", 0)));
     for (std::int64_t j = 0; j < g.n; ++j) {
       L y = (row[std::size_t(j)] - mean) * inv;
       if (k > 1) y *= at(1, j);
@@ -445,7 +411,7 @@ const Family kRowsFamily = {
     "rows", kEntryPoints, kSlots, kManifestKeys, rows_supports, rows_emit_cuda, rows_emit_glsl, rows_plan,
     rows_run_cpu, rows_cost,
     "one op over each row along an axis: softmax log_softmax logsumexp layer_norm rms_norm",
-    rows_from_manifest, rows_op_names, rows_expand_op, rows_api_functions,
+    rows_from_manifest, rows_op_names, rows_expand_op, rows_api_functions, "runtime/rows.hpp",
 };
 
 }  // namespace kiln

@@ -36,7 +36,7 @@ struct EmitOptions {
   std::string family, expr, dtypes_csv, target, function;  // function: empty for the first
   int block_size = 256;
   std::string reduce, epilogue;  // the reduce family
-  std::string rows_op;           // the rows family
+  std::string op;                // families with named ops (rows, scan): the op
 };
 int cmd_emit(const EmitOptions& o);                                             // ops.cpp
 int cmd_build(const fs::path& manifest_path, const fs::path& out, int batch_size, const fs::path& header,

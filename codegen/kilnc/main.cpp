@@ -68,7 +68,7 @@ int main(int argc, char** argv) {
   auto* ops = app.add_subcommand("ops", "List the op table");
   ops->add_flag("--json", ops_json, "Print JSON");
 
-  std::string family = "map", expr, dtypes, target, function, reduce, epilogue, rows_op;
+  std::string family = "map", expr, dtypes, target, function, reduce, epilogue, op;
   int block_size = 256;
   auto* emit = app.add_subcommand("emit", "Print the generated source of one kernel");
   emit->add_option("--family", family, "Kernel family")->capture_default_str();
@@ -79,8 +79,8 @@ int main(int argc, char** argv) {
                                            "default: the first");
   emit->add_option("--reduce", reduce, "reduce family: the reduction (sum, max, argmax, ...); --expr is the prologue");
   emit->add_option("--epilogue", epilogue, "reduce family: the epilogue over acc and n");
-  emit->add_option("--op", rows_op, "rows family: the row op (softmax, log_softmax, logsumexp, layer_norm, rms_norm); "
-                                    "--expr x, --dtypes x's dtype, the affine inputs', then the output's");
+  emit->add_option("--op", op, "rows and scan families: the op (softmax, ..., rms_norm; cumulative_sum, ...); --expr x, "
+                               "--dtypes x's dtype, the other inputs' (gamma, beta, a bias or mask), then the output's");
   emit->add_option("--block-size", block_size, "Threads per block")->capture_default_str();
 
   std::string manifest, out_dir;
@@ -138,7 +138,7 @@ int main(int argc, char** argv) {
   }
   try {
     if (*ops) return cmd_ops(ops_json);
-    if (*emit) return cmd_emit({family, expr, dtypes, target, function, block_size, reduce, epilogue, rows_op});
+    if (*emit) return cmd_emit({family, expr, dtypes, target, function, block_size, reduce, epilogue, op});
     if (*build) return cmd_build(manifest, out_dir, batch_size, header, header_options, build_targets);
     if (*compile) {
       co.cuda_includes = split(includes, ',');

@@ -28,7 +28,6 @@
 #include "codegen/api_header.hpp"
 #include "codegen/emit.hpp"
 #include "codegen/families/reduce.hpp"
-#include "codegen/families/rows.hpp"
 #include "codegen/family.hpp"
 #include "codegen/manifest.hpp"
 #include "core/error.hpp"
@@ -90,6 +89,28 @@ int cmd_ops(bool as_json) {
     j["targets"] = {{"cuda", accepts}, {"vulkan", accepts}};
     ops.push_back(j);
   }
+  for (const Family* f : all_families()) {  // the families whose kernels are named ops (rows, scan)
+    if (f == &kMapFamily || f == &kReduceFamily) continue;
+    for (std::string_view op : f->op_names()) {
+      json j;
+      j["name"] = op;
+      j["family"] = f->name;
+      json results = json::object();
+      std::vector<std::string> accepts;
+      for (DType t : kAllDTypes) {
+        const std::vector<KernelSpec> specs = f->expand_op(op, {t});
+        if (specs.empty()) continue;
+        accepts.emplace_back(dtype_name(t));
+        results[std::string(dtype_name(t))] = dtype_name(specs.front().output);
+      }
+      j["arity"] = 1;
+      j["accepts"] = accepts;
+      j["result"] = results;
+      j["formula"] = f->summary;
+      j["targets"] = {{"cuda", accepts}, {"vulkan", accepts}};
+      ops.push_back(j);
+    }
+  }
   if (as_json) {
     std::cout << json{{"ops", ops}}.dump(2) << "\n";
     return 0;
@@ -97,8 +118,9 @@ int cmd_ops(bool as_json) {
   for (const json& j : ops) {
     std::string accepts;
     for (const auto& t : j["accepts"]) accepts.append(accepts.empty() ? "" : " ").append(t.get<std::string>());
-    if (j["family"] == "reduce") {
-      std::cout << fmt::format("{:<20} reduce over axes  [{}]  {}\n", j["name"].get<std::string>(), accepts,
+    if (j["family"] != "map") {
+      std::cout << fmt::format("{:<20} {} {:<12} [{}]  {}\n", j["name"].get<std::string>(), j["family"].get<std::string>(),
+                               j["family"] == "reduce" ? "over axes" : "along an axis", accepts,
                                j["formula"].get<std::string>());
       continue;
     }
@@ -127,7 +149,9 @@ int cmd_emit(const EmitOptions& o) {
   dtypes.pop_back();
   const Expr e = parse_expr(o.expr, dtypes, "--expr");
   KernelSpec spec;
-  if (family != &kRowsFamily) {  // every listed input is one the expression uses (as in manifests)
+  const std::span<const std::string_view> op_names = family->op_names();
+  const bool named_ops = family != &kMapFamily && family != &kReduceFamily;  // kernels named by an op, no expr
+  if (!named_ops) {  // every listed input is one the expression uses (as in manifests)
     std::vector<bool> used(dtypes.size(), false);
     for (const Node& n : e.nodes())
       if (n.kind == NodeKind::input && n.input >= 0 && std::size_t(n.input) < used.size()) used[std::size_t(n.input)] = true;
@@ -137,17 +161,32 @@ int cmd_emit(const EmitOptions& o) {
              fmt::format("--dtypes lists {} inputs and the output, but --expr '{}' does not use input {} ({})",
                          dtypes.size(), o.expr, i, dtype_name(dtypes[i])));
   }
-  if (!o.rows_op.empty() && family != &kRowsFamily) fail(ErrorCode::invalid_argument, "--op needs --family rows");
-  if (family == &kRowsFamily) {
-    const auto op = find_rows_op(o.rows_op);
-    if (!op)
-      fail(ErrorCode::invalid_argument, fmt::format("--op: unknown row op '{}' (softmax, log_softmax, logsumexp, "
-                                                    "layer_norm, rms_norm)", o.rows_op));
-    if (o.expr != "x") fail(ErrorCode::invalid_argument, "--expr: rows kernels have no fused prologue yet; pass --expr x");
-    if (output != dtypes[0])
-      fail(ErrorCode::invalid_argument, fmt::format("--dtypes: a row op's output is x's dtype ({}), not {}",
-                                                    dtype_name(dtypes[0]), dtype_name(output)));
-    spec = make_rows_spec(*op, dtypes[0], int(dtypes.size()) - 1);
+  if (!o.op.empty() && !named_ops)
+    fail(ErrorCode::invalid_argument, fmt::format("--op: the {} family takes --expr{}", family->name,
+                                                  family == &kReduceFamily ? " and --reduce" : ""));
+  if (named_ops) {
+    std::string known;
+    for (std::string_view n : op_names) known.append(known.empty() ? "" : ", ").append(n);
+    if (std::find(op_names.begin(), op_names.end(), o.op) == op_names.end())
+      fail(ErrorCode::invalid_argument, fmt::format("--op: the {} family has no op '{}' ({})", family->name, o.op, known));
+    if (o.expr != "x")
+      fail(ErrorCode::invalid_argument, fmt::format("--expr: {} kernels have no fused prologue yet; pass --expr x", family->name));
+    // The op's kernel with exactly these input and output dtypes, among the forms it comes in.
+    std::string forms;
+    bool found = false;
+    for (const KernelSpec& s : family->expand_op(o.op, {dtypes[0]})) {
+      if (s.inputs == dtypes && s.output == output) {
+        spec = s;
+        found = true;
+        break;
+      }
+      std::string f;
+      for (DType t : s.inputs) f.append(f.empty() ? "" : ",").append(dtype_name(t));
+      forms.append(forms.empty() ? "" : "; ").append(f + "," + std::string(dtype_name(s.output)));
+    }
+    if (!found)
+      fail(ErrorCode::invalid_argument, fmt::format("--dtypes: {} has no kernel taking {} (its forms for {}: {})", o.op,
+                                                    o.dtypes_csv, dtype_name(dtypes[0]), forms.empty() ? "none" : forms));
   } else if (family == &kReduceFamily) {
     const auto c = find_combiner(o.reduce);
     if (!c) fail(ErrorCode::invalid_argument, fmt::format("--reduce: unknown reduction '{}' (sum, product, max, min, all, "

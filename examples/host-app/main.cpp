@@ -104,6 +104,22 @@ int main() try {
   check("masked_softmax: masked row is 0", probs.slice(0, 0, 1), x.slice(0, 0, 1) * 0.0, 0, 0);
   check("masked_softmax: rows sum to 1", kiln::sum(probs.slice(0, 1, rows), {-1}),
         kiln::sum(x.slice(0, 1, rows), {-1}) * 0.0 + 1.0, 1e-5, 0);
+  // A scan kernel from the manifest: offsets from counts, exact (integers), forward and reverse,
+  // against Kiln's built-in cumulative_sum on the CPU and a hand-computed total.
+  std::vector<std::int32_t> counts_host(std::size_t(rows));
+  for (auto& c : counts_host) c = std::int32_t(rng() % 100);
+  const kiln::Tensor counts = kiln::Tensor::from_vector(counts_host, {rows}, cpu);
+  const kiln::Tensor offsets = host::running_total(counts.to(gpu), {.axis = 0}).to(cpu);
+  check("running_total (scan kernel)", offsets, kiln::cumulative_sum(counts), 0, 0);
+  check("running_total reverse", host::running_total(counts.to(gpu), {.axis = 0, .reverse = true}),
+        kiln::cumulative_sum(counts, {.axis = 0, .reverse = true}), 0, 0);
+  std::int64_t total = 0;
+  for (std::int32_t c : counts_host) total += c;
+  if (offsets.to_vector<std::int32_t>().back() != total) {
+    std::fprintf(stderr, "running_total: last offset %d, want %lld\n", offsets.to_vector<std::int32_t>().back(),
+                 (long long)total);
+    return 1;
+  }
 
   std::printf("timings on %s (%lld elements, device timers):\n", gpu.id().c_str(), (long long)n);
   const double bytes = double(n) * 4 * 3;

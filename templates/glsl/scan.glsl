@@ -1,0 +1,133 @@
+// Scans: the inclusive running sum, product, max or min of each row (the elements along one axis).
+// Vulkan compute, GLSL 4.50 + buffer device addresses; inlined after glsl/ops.glsl and the emitter's
+// definitions (codegen/families/scan.cpp):
+//   KILN_SCAN_FUNCTION                 0 scan, 1 reduce (segment totals), 2 spine (their prefixes)
+//   KILN_C, KILN_C_SIZE                the accumulator's compute type and its size in scratch
+//   kiln_identity(), kiln_combine(a, b)  the combiner (the op table's semantics: NaN wins in max/min,
+//                                      integers wrap)
+//   KILN_T0, KILN_S0, KILN_LOAD(v)     x's storage type and size, storage -> KILN_C
+//   KILN_TOUT, KILN_SOUT, KILN_STORE(c) the output's storage type and size, KILN_C -> storage
+//   KILN_SCAN_ITEMS                    elements a thread scans in registers per chunk
+// ABI: the device address of a KilnScanParams block (224 bytes, codegen/families/scan.cpp) as the
+// push constant. Reduce-then-scan (scan.cpp says why not a decoupled look-back): a workgroup per
+// (row, segment), grid-stride. "scan" walks its segment in chunks of size * KILN_SCAN_ITEMS: each
+// thread scans KILN_SCAN_ITEMS consecutive elements in registers, the workgroup scans the threads'
+// totals in shared memory (Hillis-Steele, a fixed order), each element is written as carry +
+// thread prefix + its own running value, and the chunk's total joins the carry. Subgroup scans are
+// not used: their association order and their max/min on NaN are not specified. Every combination
+// order depends on the shape and the block size only, so results are deterministic. Block size:
+// specialization constant 0 (default 256, a power of two).
+layout(local_size_x_id = 0) in;
+
+layout(buffer_reference, std430, buffer_reference_align = 8) readonly buffer KilnScanParams {
+  uint64_t out_;
+  uint64_t in_;
+  uint64_t scratch;
+  int64_t n_rows;
+  int64_t n;
+  int64_t rank;
+  int64_t shape[6];
+  int64_t strides[12];  // [in, out][dim], in elements
+  int64_t axis_stride[2];
+  int64_t n_split;
+  int64_t seg;
+};
+layout(buffer_reference, std430, buffer_reference_align = KILN_C_SIZE) buffer KilnAccRef { KILN_C v; };
+layout(push_constant, std430) uniform KilnScanPush { KilnScanParams params; } pc;
+
+shared KILN_C kiln_smem[gl_WorkGroupSize.x];
+
+uint64_t kiln_base_in, kiln_base_out;
+int64_t kiln_step_in, kiln_step_out;
+
+KILN_C kiln_x(int64_t j) { return KILN_LOAD(KilnIn0Ref(kiln_base_in + uint64_t(j * kiln_step_in) * KILN_S0).v); }
+void kiln_put(int64_t j, KILN_C v) {
+  KilnOutRef(kiln_base_out + uint64_t(j * kiln_step_out) * KILN_SOUT).v = KILN_STORE(v);
+}
+
+// The bases of row |row|: its offsets over the collapsed row dimensions.
+void kiln_row_bases(KilnScanParams P, int64_t row) {
+  uint64_t off_in = 0ul, off_out = 0ul, rem = uint64_t(row);
+  const int rank = int(P.rank);
+  [[unroll]] for (int d = 5; d >= 0; --d) {
+    if (d < rank) {
+      const uint64_t s = uint64_t(P.shape[d]), q = rem / s, idx = rem - q * s;
+      rem = q;
+      off_in += idx * uint64_t(P.strides[d]);
+      off_out += idx * uint64_t(P.strides[6 + d]);
+    }
+  }
+  kiln_base_in = P.in_ + off_in * uint64_t(KILN_S0);
+  kiln_base_out = P.out_ + off_out * uint64_t(KILN_SOUT);
+  kiln_step_in = P.axis_stride[0];
+  kiln_step_out = P.axis_stride[1];
+}
+
+void main() {
+  KilnScanParams P = pc.params;
+  const uint tid = gl_LocalInvocationID.x;
+  const int64_t size = int64_t(gl_WorkGroupSize.x);
+#if KILN_SCAN_FUNCTION == 2
+  // spine: each row's segment totals become exclusive prefixes, in order (a thread per row).
+  for (int64_t row = int64_t(gl_GlobalInvocationID.x); row < P.n_rows;
+       row += int64_t(gl_NumWorkGroups.x) * size) {
+    KILN_C acc = kiln_identity();
+    for (int64_t s = 0l; s < P.n_split; ++s) {
+      KilnAccRef a = KilnAccRef(P.scratch + uint64_t(row * P.n_split + s) * uint64_t(KILN_C_SIZE));
+      const KILN_C t = a.v;
+      a.v = acc;
+      acc = kiln_combine(acc, t);
+    }
+  }
+#else
+  const int64_t work = P.n_rows * P.n_split;
+  for (int64_t w = int64_t(gl_WorkGroupID.x); w < work; w += int64_t(gl_NumWorkGroups.x)) {
+    const int64_t row = w / P.n_split, s = w - row * P.n_split;
+    kiln_row_bases(P, row);
+    const int64_t lo = s * P.seg, hi = min(P.n, lo + P.seg);
+#if KILN_SCAN_FUNCTION == 1
+    // reduce: the segment's total, each thread's elements in order, then a fixed tree.
+    KILN_C acc = kiln_identity();
+    for (int64_t j = lo + int64_t(tid); j < hi; j += size) acc = kiln_combine(acc, kiln_x(j));
+    kiln_smem[tid] = acc;
+    barrier();
+    for (uint h = gl_WorkGroupSize.x / 2u; h > 0u; h >>= 1) {
+      if (tid < h) kiln_smem[tid] = kiln_combine(kiln_smem[tid], kiln_smem[tid + h]);
+      barrier();
+    }
+    if (tid == 0u) KilnAccRef(P.scratch + uint64_t(w) * uint64_t(KILN_C_SIZE)).v = kiln_smem[0];
+    barrier();  // kiln_smem is reused by the next work item
+#else
+    // scan: from the segment's prefix (the spine's), chunk by chunk.
+    KILN_C carry = P.n_split > 1l ? KilnAccRef(P.scratch + uint64_t(w) * uint64_t(KILN_C_SIZE)).v : kiln_identity();
+    for (int64_t c0 = lo; c0 < hi; c0 += size * int64_t(KILN_SCAN_ITEMS)) {
+      const int64_t j0 = c0 + int64_t(tid) * int64_t(KILN_SCAN_ITEMS);
+      KILN_C v[KILN_SCAN_ITEMS];
+      KILN_C run = kiln_identity();
+      [[unroll]] for (int i = 0; i < KILN_SCAN_ITEMS; ++i) {
+        const int64_t j = j0 + int64_t(i);
+        if (j < hi) run = i == 0 ? kiln_x(j) : kiln_combine(run, kiln_x(j));
+        v[i] = run;
+      }
+      // Inclusive scan of the threads' totals (Hillis-Steele: read, barrier, write, barrier).
+      kiln_smem[tid] = run;
+      barrier();
+      for (uint d = 1u; d < gl_WorkGroupSize.x; d <<= 1) {
+        const KILN_C before = tid >= d ? kiln_smem[tid - d] : kiln_identity();
+        barrier();
+        if (tid >= d) kiln_smem[tid] = kiln_combine(before, kiln_smem[tid]);
+        barrier();
+      }
+      const KILN_C prefix = tid > 0u ? kiln_combine(carry, kiln_smem[tid - 1u]) : carry;
+      const KILN_C total = kiln_smem[gl_WorkGroupSize.x - 1u];
+      barrier();  // kiln_smem is reused by the next chunk
+      [[unroll]] for (int i = 0; i < KILN_SCAN_ITEMS; ++i) {
+        const int64_t j = j0 + int64_t(i);
+        if (j < hi) kiln_put(j, kiln_combine(prefix, v[i]));
+      }
+      carry = kiln_combine(carry, total);
+    }
+#endif
+  }
+#endif
+}
