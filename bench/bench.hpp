@@ -57,7 +57,7 @@ struct BenchCase {
   std::int64_t row_len = 4096;
   std::string origin;                     // user cases: "kernels.toml:12:1" or "--expr"
 
-  std::vector<DType> input_dtypes() const { return expr.input_dtypes(); }
+  std::vector<DType> input_dtypes() const { return axis_spec ? axis_spec->inputs : expr.input_dtypes(); }
   DType output_dtype() const;
   // The spec that is timed (a map of expr, or the reduction).
   KernelSpec spec() const;

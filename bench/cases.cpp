@@ -173,10 +173,28 @@ constexpr RowsPick kRowsPicks[] = {
     {RowsOp::log_softmax, DType::f32, 4096}, {RowsOp::layer_norm, DType::f32, 4096}, {RowsOp::layer_norm, DType::bf16, 4096},
     {RowsOp::rms_norm, DType::f32, 4096},   {RowsOp::rms_norm, DType::bf16, 4096},
 };
-// PyTorch's row ops, by RowsOp.
-constexpr const char* kTorchRows[] = {"torch.softmax({0}, dim=-1)", "torch.log_softmax({0}, dim=-1)",
-                                      "torch.logsumexp({0}, dim=-1)", "torch.nn.functional.layer_norm({0}, ({1},), eps=1e-5)",
-                                      "torch.nn.functional.rms_norm({0}, ({1},), eps=1e-5)"};
+// PyTorch's row ops, by RowsOp: the peer's body over x0 reshaped to [rows, n] ({0}), n ({1}) and
+// x1 reshaped ({2}).
+constexpr const char* kTorchRows[] = {
+    "return torch.softmax({0}, dim=-1)", "return torch.log_softmax({0}, dim=-1)", "return torch.logsumexp({0}, dim=-1)",
+    "return torch.nn.functional.layer_norm({0}, ({1},), eps=1e-5)", "return torch.nn.functional.rms_norm({0}, ({1},), eps=1e-5)"};
+// The fused row kernels timed by default: the pre-norm residual stream (h = x + r and rms_norm(h),
+// two outputs) and a masked softmax (a pred mask of x's shape).
+struct FusedRowsPick {
+  const char* name;
+  RowsOp op;
+  DType dtype;
+  bool residual;  // else a masked softmax
+  const char* torch;
+};
+constexpr FusedRowsPick kFusedRowsPicks[] = {
+    {"add_rms_norm", RowsOp::rms_norm, DType::f32, true,
+     "h = {0} + {2}\nreturn torch.nn.functional.rms_norm(h, ({1},), eps=1e-5), h"},
+    {"add_rms_norm", RowsOp::rms_norm, DType::bf16, true,
+     "h = {0} + {2}\nreturn torch.nn.functional.rms_norm(h, ({1},), eps=1e-5), h"},
+    {"masked_softmax", RowsOp::softmax, DType::f32, false,
+     "return torch.softmax({0}.masked_fill({2} == 0, float('-inf')), dim=-1)"},
+};
 struct ScanPick {
   Combiner combiner;
   DType dtype;
@@ -400,11 +418,30 @@ std::vector<BenchCase> bench_cases() {
     b.rtol = pick.dtype == DType::bf16 ? 2e-2 : 1e-4;
     cases.push_back(std::move(b));
   }
+  for (const FusedRowsPick& pick : kFusedRowsPicks) {
+    BenchCase b;
+    b.kind = CaseKind::rows;
+    RowsFusion f;
+    if (pick.residual) f.prologue = parse_expr("x + y", {pick.dtype, pick.dtype});
+    f.residual = pick.residual;
+    b.axis_spec = make_rows_spec(pick.op, pick.dtype, 0, pick.residual ? RowsBias::none : RowsBias::mask, false, &f);
+    b.torch_fn = pick.torch;
+    b.row_len = 4096;
+    b.op = pick.name;
+    b.in_default = true;
+    b.name = fmt::format("{}.4096.{}", b.op, dtype_name(pick.dtype));
+    b.expr = parse_expr("x", {pick.dtype}, b.name);
+    b.expr_text = pick.residual ? "h = x + r, rms_norm(h): two outputs, rows of 4096" : "softmax(x) with a pred mask, rows of 4096";
+    b.ranges = {InputRange{-8, 8}, InputRange{-8, 8}};
+    b.atol = pick.dtype == DType::bf16 ? 1e-2 : 1e-6;
+    b.rtol = pick.dtype == DType::bf16 ? 2e-2 : 1e-4;
+    cases.push_back(std::move(b));
+  }
   for (const ScanPick& pick : kScanPicks) {
     BenchCase b;
     b.kind = CaseKind::scan;
     b.axis_spec = make_scan_spec(pick.combiner, pick.dtype);
-    b.torch_fn = pick.combiner == Combiner::sum ? "torch.cumsum({0}, dim=-1)" : "torch.cummax({0}, dim=-1).values";
+    b.torch_fn = pick.combiner == Combiner::sum ? "return torch.cumsum({0}, dim=-1)" : "return torch.cummax({0}, dim=-1).values";
     b.row_len = pick.row;
     b.op = std::string(scan_op_info(pick.combiner).name);
     b.in_default = true;

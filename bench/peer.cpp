@@ -137,7 +137,8 @@ void run_torch_peer(Device& dev, const RunInfo& run, std::vector<Result>& result
     if (body && c.axis_spec) {  // x reshaped like Kiln's input, then torch's row op or scan
       const Shape shape = c.input_shape(results[i].elements);
       const std::string r = fmt::format("x0.reshape({}, {})", shape[0], shape[1]);
-      *body = fmt::format("return {}\n", fmt::format(fmt::runtime(c.torch_fn), r, shape[1]));
+      const std::string r1 = fmt::format("x1.reshape({}, {})", shape[0], shape[1]);
+      *body = fmt::format(fmt::runtime(c.torch_fn), r, shape[1], r1) + "\n";
     }
     if (body && c.combiner) {  // the prologue, reshaped like Kiln's input, then torch's reduction
       const std::size_t ret = body->rfind("return ");

@@ -62,7 +62,7 @@ constexpr std::int64_t kReduceFinalBlock = 64;
 
 // Row-wise kernels (templates/cuda/rows.cuh, templates/glsl/rows.glsl): row r (row-major over
 // shape[0..rank), the dimensions other than the row's axis, collapsed) of n elements; operand k's
-// element j of row r (inputs 0..3, the output at index 4) is at base + sum(r_d * strides[k][d]) +
+// element j of row r (inputs 0..3, the output and h at index 4) is at base + sum(r_d * strides[k][d]) +
 // j * axis_stride[k] elements (logsumexp's output has one element per row: axis_stride 0). |value|:
 // the norms' eps or softmax's scale, as the bits of a double (f64 kernels) and of a float (the
 // others); causal softmax: the rows' query count Q (row r masks the elements j > r mod Q).
@@ -78,7 +78,8 @@ struct KilnRowsParams {
   std::uint64_t value64;
   std::uint32_t value32;
   std::uint32_t causal_q;
+  std::uint64_t h;  // the residual output (x's dtype, laid out as the output), 0 for none
 };
-static_assert(sizeof(KilnRowsParams) == 408);
+static_assert(sizeof(KilnRowsParams) == 416);
 
 }  // namespace kiln

@@ -45,7 +45,7 @@ std::string emit_api_header(const Manifest& manifest, const ApiHeaderOptions& o)
       "// the device's default stream) and a raw-buffer overload (n contiguous elements on a stream);\n"
       "// reductions take the axes to reduce (empty: all) and keep_axes instead of the raw-buffer form.\n"
       "// See docs/getting-started.md of Kiln.\n"
-      "#pragma once\n\n#include <cstdint>\n#include <vector>\n\n#include \"runtime/aot_kernel.hpp\"\n",
+      "#pragma once\n\n#include <cstdint>\n#include <utility>\n#include <vector>\n\n#include \"runtime/aot_kernel.hpp\"\n",
       o.manifest);
   std::set<std::string_view> includes;  // the families' own runtime headers
   for (const ManifestKernel& k : manifest.kernels)
@@ -77,6 +77,7 @@ std::string emit_api_header(const Manifest& manifest, const ApiHeaderOptions& o)
                      handle, o.registry, cpp_string(k.name), cpp_string(spec.canonical()), cpp_string(label));
     ApiFunction f;
     f.kernel = handle;
+    f.spec = &spec;
     std::string sig;
     for (std::size_t i = 0; i < spec.inputs.size(); ++i) {
       const std::string p = i < k.input_names.size() && !k.input_names[i].empty() ? k.input_names[i] : param_name(i);

@@ -197,4 +197,25 @@ std::string Expr::to_string() const {
   return nodes_.empty() ? std::string() : text(root_);
 }
 
+NodeId inline_expr(Expr& dst, const Expr& src, const std::vector<NodeId>& inputs) {
+  const Expr p = src.pruned();
+  std::vector<NodeId> map(p.nodes().size());
+  for (NodeId id = 0; id < p.nodes().size(); ++id) {
+    const Node& n = p.node(id);
+    if (n.kind == NodeKind::input) {
+      map[id] = dst.cast(inputs.at(std::size_t(n.input)), n.dtype);
+    } else if (n.kind == NodeKind::constant) {
+      map[id] = is_float(n.dtype) ? dst.constant(n.value.f, n.dtype) : dst.constant_int(n.value.i, n.dtype);
+    } else if (n.op == Op::as_type) {
+      map[id] = dst.cast(map[n.args[0]], n.dtype);
+    } else {
+      const NodeId* a = n.args.data();
+      map[id] = n.num_args == 1 ? dst.apply(n.op, {map[a[0]]})
+              : n.num_args == 2 ? dst.apply(n.op, {map[a[0]], map[a[1]]})
+                                : dst.apply(n.op, {map[a[0]], map[a[1]], map[a[2]]});
+    }
+  }
+  return map[p.root()];
+}
+
 }  // namespace kiln

@@ -73,6 +73,11 @@ class Expr {
   NodeId root_ = 0;
 };
 
+// Copies the nodes of |src| reachable from its root into |dst|, src's input k replaced by node
+// |inputs|[k] of |dst| (converted to the input's dtype); returns the copy's root. Fused slots use
+// it to splice one expression into another (a reduction's epilogue, a row op's epilogue).
+NodeId inline_expr(Expr& dst, const Expr& src, const std::vector<NodeId>& inputs);
+
 // Parses the infix form, e.g. "0.5 * x * (1 + tanh(0.79788456 * (x + 0.044715 * x * x * x)))".
 // Inputs are x, y, z, w (inputs 0-3) or in0, in1, ...; |input_dtypes| gives their dtypes.
 // Operators, weakest first: ?: || && | ^ & (== !=) (< <= > >=) (<< >>) (+ -) (* / %) unary(- ! ~) **.

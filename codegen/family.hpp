@@ -53,6 +53,9 @@ struct PlanRequest {
   int block_size = 256;
   std::uint64_t scratch = 0;  // the address of plan().scratch_bytes of device memory, once allocated
   std::span<const LaunchOption> options;
+  // The further outputs of a multi-output kernel (rows: the residual stream h), each laid out as
+  // |out| is.
+  std::span<const std::uint64_t> more_outputs;
 
   // The value of option |name|, |fallback| when the request has none.
   double option(std::string_view name, double fallback) const {
@@ -110,8 +113,12 @@ class ManifestTable {
   virtual ~ManifestTable() = default;
   // The string value of |key|, nullopt when absent (any other type is an error at the key).
   virtual std::optional<std::string> string(std::string_view key) const = 0;
-  // The dtypes of the kernel's inputs (its `inputs` key), in order.
+  // A boolean value of |key|, nullopt when absent (any other type is an error at the key).
+  virtual std::optional<bool> boolean(std::string_view key) const = 0;
+  // The dtypes of the kernel's inputs (its `inputs` key), in order, and their names ("" where the
+  // manifest gives none).
   virtual const std::vector<DType>& inputs() const = 0;
+  virtual const std::vector<std::string>& input_names() const = 0;
   // The expression in |key|'s string over inputs of |dtypes|, input k also spelled |names[k]|;
   // nullopt when the key is absent. Parse errors point into the string.
   virtual std::optional<Expr> expr(std::string_view key, const std::vector<DType>& dtypes,
@@ -132,6 +139,7 @@ struct ApiFunction {
   std::string kernel;                // the detail:: accessor of its kiln::AotKernel
   std::vector<std::string> params;   // the input parameter names, in order
   std::string comment;               // "// name: (f32, f32) -> f32 = ...\n// (kernel, origin)\n"
+  const KernelSpec* spec = nullptr;  // the kernel's spec
 };
 
 struct Family {

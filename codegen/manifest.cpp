@@ -282,7 +282,7 @@ class Reader {
 
     std::optional<DType> output;
     if (const toml::node* n = get(t, "output")) output = dtype_of(*n, "output");
-    KernelSpec spec = family->from_manifest(TableView(*this, t, inputs), e, output);
+    KernelSpec spec = family->from_manifest(TableView(*this, t, inputs, names), e, output);
     spec.block_size = block_size_of(t);
 
     Targets targets = targets_of(t);
@@ -308,8 +308,16 @@ class Reader {
   // The family descriptor's view of a [[kernel]] table (codegen/family.hpp).
   class TableView : public ManifestTable {
    public:
-    TableView(const Reader& r, const toml::table& t, const std::vector<DType>& inputs) : r_(r), t_(t), inputs_(inputs) {}
+    TableView(const Reader& r, const toml::table& t, const std::vector<DType>& inputs, const std::vector<std::string>& names)
+        : r_(r), t_(t), inputs_(inputs), names_(names) {}
     const std::vector<DType>& inputs() const override { return inputs_; }
+    const std::vector<std::string>& input_names() const override { return names_; }
+    std::optional<bool> boolean(std::string_view key) const override {
+      const toml::node* n = r_.get(t_, key);
+      if (!n) return std::nullopt;
+      if (!n->is_boolean()) r_.error(*n, fmt::format("'{}' must be true or false, not {}", key, type_name(*n)));
+      return n->as_boolean()->get();
+    }
     std::optional<std::string> string(std::string_view key) const override {
       const toml::node* n = r_.get(t_, key);
       if (!n) return std::nullopt;
@@ -334,6 +342,7 @@ class Reader {
     const Reader& r_;
     const toml::table& t_;
     const std::vector<DType>& inputs_;
+    const std::vector<std::string>& names_;
   };
 
   // [[ops]]: the family's ops (map: the op table; reduce: the reductions) over dtypes.

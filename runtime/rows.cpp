@@ -15,26 +15,32 @@ namespace kiln {
 
 Tensor run_rows_kernel(std::string_view op, const KernelSpec& spec, const std::string* name,
                        const std::vector<Tensor>& inputs, const RowsCall& call, const Tensor* into,
-                       const Registry* first, const KernelEntry* entry) {
+                       const Registry* first, const KernelEntry* entry, Tensor* residual) {
   const int axis = call.axis;
   const double eps = call.eps;
   check_operands(op, inputs);
   if (inputs.size() != spec.inputs.size())
     fail_op(ErrorCode::invalid_argument, op, inputs,
             fmt::format("the kernel takes {} operands, got {}", spec.inputs.size(), inputs.size()));
-  const Tensor& x = inputs[0];
+  const RowsLayout lay = rows_layout(spec);
   for (std::size_t k = 0; k < inputs.size(); ++k)
     if (inputs[k].dtype() != spec.inputs[k])
       fail_op(ErrorCode::dtype_mismatch, op, inputs,
               fmt::format("operand {} is {}; {} of {} takes {} operands", k, dtype_name(inputs[k].dtype()),
-                          spec.attribute("op"), dtype_name(spec.inputs[0]), dtype_name(spec.inputs[k])));
-  const int rank = x.rank();
+                          spec.attribute("op"), dtype_name(lay.x), dtype_name(spec.inputs[k])));
+  // x's shape: the prologue's operands broadcast together (x itself without a prologue).
+  std::vector<Shape> pro_shapes;
+  for (int k = 0; k < lay.prologue; ++k) pro_shapes.push_back(inputs[std::size_t(k)].shape());
+  const std::optional<Shape> xs = broadcast_shapes(pro_shapes);
+  if (!xs) fail_op(ErrorCode::invalid_argument, op, inputs, "the prologue's operands do not broadcast together");
+  const Shape& x_shape = *xs;
+  const int rank = int(x_shape.size());
   if (rank == 0) fail_op(ErrorCode::invalid_argument, op, inputs, "a scalar has no axis to work along");
   if (axis < -rank || axis >= rank)
     fail_op(ErrorCode::invalid_argument, op, inputs,
             fmt::format("axis {} is out of range for rank {} (valid: {}..{})", axis, rank, -rank, rank - 1));
   const int a = axis < 0 ? axis + rank : axis;
-  const std::int64_t n = x.shape()[std::size_t(a)];
+  const std::int64_t n = x_shape[std::size_t(a)];
   const RowsBias bias = spec_rows_bias(spec);
   const bool causal = spec.attribute("causal") == "true";
   if (causal && (a != rank - 1 || rank < 2))
@@ -43,24 +49,30 @@ Tensor run_rows_kernel(std::string_view op, const KernelSpec& spec, const std::s
                         axis, rank));
   if (!std::isfinite(call.scale))
     fail_op(ErrorCode::invalid_argument, op, inputs, fmt::format("scale must be finite, got {}", call.scale));
-  if (bias != RowsBias::none && broadcast_shapes({inputs[1].shape(), x.shape()}) != std::optional<Shape>(x.shape()))
+  const std::size_t p0 = std::size_t(lay.prologue), e0 = p0 + std::size_t(lay.params);
+  if (bias != RowsBias::none && broadcast_shapes({inputs[p0].shape(), x_shape}) != std::optional<Shape>(x_shape))
     fail_op(ErrorCode::invalid_argument, op, inputs,
             fmt::format("the {} {} does not broadcast to x's shape {}", bias == RowsBias::add ? "bias" : "mask",
-                        shape_text(inputs[1].shape()), shape_text(x.shape())));
-  for (std::size_t k = 1; k < inputs.size() && bias == RowsBias::none; ++k)
+                        shape_text(inputs[p0].shape()), shape_text(x_shape)));
+  for (std::size_t k = p0; k < e0 && bias == RowsBias::none; ++k)
     if (inputs[k].rank() != 1 || inputs[k].shape()[0] != n)
       fail_op(ErrorCode::invalid_argument, op, inputs,
-              fmt::format("{} must be 1-D of the length of axis {} ({}), got {}", k == 1 ? "gamma" : "beta", axis, n,
+              fmt::format("{} must be 1-D of the length of axis {} ({}), got {}", k == p0 ? "gamma" : "beta", axis, n,
                           shape_text(inputs[k].shape())));
+  for (std::size_t k = e0; k < inputs.size(); ++k)
+    if (broadcast_shapes({inputs[k].shape(), x_shape}) != std::optional<Shape>(x_shape))
+      fail_op(ErrorCode::invalid_argument, op, inputs,
+              fmt::format("the epilogue's operand {} {} does not broadcast to x's shape {}", k,
+                          shape_text(inputs[k].shape()), shape_text(x_shape)));
   const bool norm = spec_rows_op(spec) == RowsOp::layer_norm || spec_rows_op(spec) == RowsOp::rms_norm;
   if (norm && !(eps > 0 && std::isfinite(eps)))
     fail_op(ErrorCode::invalid_argument, op, inputs, fmt::format("eps must be finite and > 0, got {}", eps));
-  Shape out_shape = x.shape();
+  Shape out_shape = x_shape;
   if (!rows_op_info(spec_rows_op(spec)).keeps_axis) {
     if (call.keep_axis) out_shape[std::size_t(a)] = 1;
     else out_shape.erase(out_shape.begin() + a);
   }
-  Device& device = x.device();
+  Device& device = inputs[0].device();
   Tensor out;
   if (into) {
     if (!into->defined() || into->shape() != out_shape || into->dtype() != spec.output || !into->is_contiguous() ||
@@ -72,20 +84,25 @@ Tensor run_rows_kernel(std::string_view op, const KernelSpec& spec, const std::s
   } else {
     out = Tensor::empty(out_shape, spec.output, device);
   }
-  if (x.numel() == 0 && out.numel() == 0) return out;
-  // x by its strides; gamma and beta along the axis (stride 0 elsewhere); a bias broadcast.
+  Tensor h;
+  if (lay.residual) h = Tensor::empty(x_shape, lay.x, device);
+  if (residual) *residual = h;
+  if (shape_numel(x_shape) == 0 && out.numel() == 0) return out;
+  // The prologue's and epilogue's operands broadcast to x's shape; gamma and beta along the axis
+  // (stride 0 elsewhere); a bias broadcast.
   std::vector<Shape> strides(inputs.size(), Shape(std::size_t(rank), 0));
   std::vector<PlanOperand> ops;
   for (std::size_t k = 0; k < inputs.size(); ++k) {
-    if (k == 0) strides[k] = x.strides();
-    else if (bias != RowsBias::none) strides[k] = inputs[k].broadcast_to(x.shape()).strides();
-    else strides[k][std::size_t(a)] = inputs[k].strides()[0];
+    if (k >= p0 && k < e0 && bias == RowsBias::none) strides[k][std::size_t(a)] = inputs[k].strides()[0];
+    else strides[k] = inputs[k].broadcast_to(x_shape).strides();
     ops.push_back({inputs[k].address(), std::span<const std::int64_t>(strides[k])});
   }
   const int axes[1] = {a};
-  PlanRequest request{x.shape(), ops, out.address(), axes, spec.block_size};
+  PlanRequest request{x_shape, ops, out.address(), axes, spec.block_size};
   const LaunchOption options[] = {{"eps", eps}, {"scale", call.scale}};
   request.options = options;
+  const std::uint64_t more[1] = {lay.residual ? h.address() : 0};
+  if (lay.residual) request.more_outputs = more;
   run_plan(op, spec, name, inputs, device, request, first, entry);
   return out;
 }
@@ -149,6 +166,36 @@ Tensor layer_norm(const Tensor& x, const Tensor* gamma, const Tensor* beta, doub
 }
 Tensor rms_norm(const Tensor& x, const Tensor* gamma, double eps, int axis, const Tensor* into) {
   return simple(RowsOp::rms_norm, affine(x, gamma, nullptr, "rms_norm"), {axis, false, eps, 1}, into);
+}
+
+std::vector<Tensor> fused_rows(RowsOp op, const std::vector<Tensor>& operands, const std::vector<Tensor>& params,
+                               const RowsFusion& fusion, const std::vector<Tensor>& epilogue_operands,
+                               const RowsCall& call) {
+  const std::string_view name = rows_op_info(op).name;
+  std::vector<Tensor> inputs = operands;
+  inputs.insert(inputs.end(), params.begin(), params.end());
+  inputs.insert(inputs.end(), epilogue_operands.begin(), epilogue_operands.end());
+  check_operands(name, inputs);
+  if (operands.empty()) fail_op(ErrorCode::invalid_argument, name, inputs, "no operands for x");
+  const DType x = fusion.prologue.nodes().empty() ? operands[0].dtype() : fusion.prologue.dtype(fusion.prologue.root());
+  if (!fusion.prologue.nodes().empty() && fusion.prologue.input_dtypes().size() != operands.size())
+    fail_op(ErrorCode::invalid_argument, name, inputs,
+            fmt::format("the prologue takes {} operands, got {}", fusion.prologue.input_dtypes().size(), operands.size()));
+  if (fusion.prologue.nodes().empty() && operands.size() != 1)
+    fail_op(ErrorCode::invalid_argument, name, inputs, fmt::format("{} operands for x without a prologue", operands.size()));
+  const bool masks = op == RowsOp::softmax || op == RowsOp::log_softmax;
+  RowsBias bias = RowsBias::none;
+  if (masks && params.size() == 1) bias = params[0].dtype() == DType::pred ? RowsBias::mask : RowsBias::add;
+  KernelSpec spec;
+  try {
+    spec = make_rows_spec(op, x, bias == RowsBias::none ? int(params.size()) : 0, bias, false, &fusion);
+  } catch (const Error& err) {
+    fail_op(err.code(), name, inputs, err.what());
+  }
+  Tensor h;
+  Tensor y = run_rows_kernel(name, spec, nullptr, inputs, call, nullptr, nullptr, nullptr, &h);
+  if (fusion.residual) return {y, h};
+  return {y};
 }
 
 }  // namespace kiln

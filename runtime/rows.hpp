@@ -43,11 +43,23 @@ struct RowsCall {
   double eps = 1e-5;       // layer_norm, rms_norm
   double scale = 1;        // softmax, log_softmax
 };
-// Runs rows kernel |spec| over |inputs| (x, then the affine inputs or the bias) as |call| says: the
-// tensor ops and the generated functions of manifests share it. |entry| of |first| is used when
-// given.
+// The fused form (codegen/families/rows.hpp, RowsFusion): x = fusion.prologue over |operands|
+// (broadcast together; x = operands[0] without a prologue), the op with |params| (gamma[, beta] or
+// the bias / pred mask), then fusion.epilogue over y (the op's result in f32, f64 for f64) and
+// |epilogue_operands| (broadcast to x's shape), converted to fusion.output (default x's dtype).
+// Returns the output, then h (x as the prologue computed it, in x's dtype) when fusion.residual:
+// the pre-norm residual stream h = x + r and norm(h) from one read of x and r, e.g.
+//   auto out = kiln::fused_rows(kiln::RowsOp::rms_norm, {x, r}, {gamma},
+//                               {kiln::parse_expr("x + y", {bf16, bf16}), {}, {}, true});
+std::vector<Tensor> fused_rows(RowsOp op, const std::vector<Tensor>& operands, const std::vector<Tensor>& params,
+                               const RowsFusion& fusion, const std::vector<Tensor>& epilogue_operands = {},
+                               const RowsCall& call = {});
+
+// Runs rows kernel |spec| over |inputs| (the prologue's, gamma/beta or the bias, the epilogue's)
+// as |call| says: the tensor ops and the generated functions of manifests share it. |entry| of
+// |first| is used when given. A kernel with a residual output puts h in |residual| when given.
 Tensor run_rows_kernel(std::string_view op, const KernelSpec& spec, const std::string* name,
                        const std::vector<Tensor>& inputs, const RowsCall& call, const Tensor* into,
-                       const Registry* first, const KernelEntry* entry = nullptr);
+                       const Registry* first, const KernelEntry* entry = nullptr, Tensor* residual = nullptr);
 
 }  // namespace kiln

@@ -28,6 +28,7 @@
 #include "codegen/api_header.hpp"
 #include "codegen/emit.hpp"
 #include "codegen/families/reduce.hpp"
+#include "codegen/families/rows.hpp"
 #include "codegen/families/scan.hpp"
 #include "codegen/family.hpp"
 #include "codegen/spec.hpp"
@@ -495,6 +496,37 @@ TEST(EmitScan, EveryScanCompilesWithNvrtcAndGlslang) {
   });
   for (std::size_t i = 0; i < specs.size(); ++i) EXPECT_EQ(errors[i], "") << specs[i].name();
   EXPECT_EQ(family_of(specs[0]).entry_points.size(), 3u);
+}
+
+// The fused row kernels (compiled just in time on CUDA, so the kernel library build never sees
+// them): a residual prologue with two outputs, a dequantizing prologue with gamma and beta, a
+// gating epilogue, an output cast, a masked softmax with a prologue, logsumexp with an epilogue.
+TEST(EmitRows, FusedFormsCompileWithNvrtcAndGlslang) {
+  std::vector<KernelSpec> specs;
+  RowsFusion res;
+  res.prologue = parse_expr("x + y", {DType::bf16, DType::bf16});
+  res.residual = true;
+  specs.push_back(make_rows_spec(RowsOp::rms_norm, DType::bf16, 1, RowsBias::none, false, &res));
+  RowsFusion deq;
+  deq.prologue = parse_expr("as_type(x, f32) * 0.05", {DType::s8});
+  specs.push_back(make_rows_spec(RowsOp::layer_norm, DType::f32, 2, RowsBias::none, false, &deq));
+  RowsFusion gate;
+  gate.epilogue = parse_expr("x * sigmoid(y)", {DType::f32, DType::f16});
+  gate.output = DType::f16;
+  specs.push_back(make_rows_spec(RowsOp::rms_norm, DType::f16, 0, RowsBias::none, false, &gate));
+  RowsFusion cast;
+  cast.output = DType::s8;
+  specs.push_back(make_rows_spec(RowsOp::layer_norm, DType::f64, 0, RowsBias::none, false, &cast));
+  RowsFusion sm;
+  sm.prologue = parse_expr("x + y", {DType::f32, DType::f32});
+  specs.push_back(make_rows_spec(RowsOp::softmax, DType::f32, 0, RowsBias::mask, true, &sm));
+  RowsFusion lse;
+  lse.epilogue = parse_expr("x * 2", {DType::f32});
+  specs.push_back(make_rows_spec(RowsOp::logsumexp, DType::bf16, 0, RowsBias::none, false, &lse));
+  std::string src;
+  for (const KernelSpec& spec : specs) src += emit_cuda(spec);
+  EXPECT_EQ(nvrtc_compile(src, {"-Ofc=max"}), "");
+  for (const KernelSpec& spec : specs) EXPECT_EQ(glsl_compile(emit_glsl(spec, 0), spec.name()), "") << spec.name();
 }
 
 // The reduce plan: rows for inner axes, cols for outer axes with many outputs, a split (two

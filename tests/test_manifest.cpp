@@ -377,6 +377,27 @@ TEST(Manifest, RowsKernels) {
   EXPECT_NE(e.find("needs an 'op' key"), std::string::npos) << e;
   e = error_of(head + "op = \"softmax\"\nexpr = 'x'\ninputs = [\"f32\"]\n");
   EXPECT_NE(e.find("expr"), std::string::npos) << e;
+
+  // The fused forms: a prologue over the first inputs, an epilogue over y and the last ones, the
+  // residual output.
+  const Manifest f = parse_manifest(
+      "[[kernel]]\nname = \"add_norm\"\nfamily = \"rows\"\nop = \"rms_norm\"\nprologue = 'h + r'\n"
+      "epilogue = 'y * sigmoid(gate)'\ninputs = [\"h: bf16\", \"r: bf16\", \"g: bf16\", \"gate: f32\"]\nresidual = true\n",
+      "fused.toml");
+  ASSERT_EQ(f.kernels.size(), 1u);
+  RowsFusion fu;
+  fu.prologue = parse_expr("x + y", {DType::bf16, DType::bf16});
+  fu.epilogue = parse_expr("x * sigmoid(y)", {DType::f32, DType::f32});
+  fu.residual = true;
+  EXPECT_EQ(f.kernels[0].spec.canonical(), make_rows_spec(RowsOp::rms_norm, DType::bf16, 1, RowsBias::none, false, &fu).canonical());
+  e = error_of(head + "op = \"rms_norm\"\nprologue = 'b * 2'\ninputs = [\"a: f32\", \"b: f32\"]\n");
+  EXPECT_NE(e.find("rows.toml:4:12: the prologue uses the first 2 inputs but not input 0"), std::string::npos) << e;
+  e = error_of(head + "op = \"rms_norm\"\nepilogue = 'y * a'\ninputs = [\"a: f32\", \"b: f32\"]\n");
+  EXPECT_NE(e.find("rows.toml:4:12: the epilogue uses input 0 but not input 1"), std::string::npos) << e;
+  e = error_of(head + "op = \"softmax\"\ninputs = [\"f32\"]\nresidual = true\n");
+  EXPECT_NE(e.find("rows.toml:5:12: softmax has no residual output"), std::string::npos) << e;
+  e = error_of(head + "op = \"rms_norm\"\ninputs = [\"f32\"]\nresidual = 1\n");
+  EXPECT_NE(e.find("rows.toml:5:12: 'residual' must be true or false"), std::string::npos) << e;
 }
 
 TEST(Manifest, ScanKernels) {

@@ -96,6 +96,11 @@ int main() try {
   const kiln::Tensor rms_ref =
       kiln::multiply(kiln::multiply(x, kiln::rsqrt(kiln::sum(kiln::multiply(x, x), {-1}, true) / double(cols) + 1e-6)), gamma);
   check("rms_norm (rows kernel)", host::rms_norm(gx, ggamma, {.eps = 1e-6}), rms_ref, 1e-5, 1e-4);
+  // The fused residual add + RMS norm: both outputs against the op-by-op computation on the CPU.
+  const kiln::Tensor resid = random_tensor({rows, cols}, cpu, rng);
+  const auto [norm, hsum] = host::add_rms_norm(gx, resid.to(gpu), ggamma, {.eps = 1e-6});
+  check("add_rms_norm: h = x + r", hsum, x + resid, 0, 0);
+  check("add_rms_norm: rms_norm(h)", norm, host::rms_norm(x + resid, gamma, {.eps = 1e-6}), 1e-5, 1e-4);
   std::vector<std::uint8_t> keep_host(mask_host);
   for (std::int64_t j = 0; j < cols; ++j) keep_host[std::size_t(j)] = 0;
   const kiln::Tensor keep = kiln::Tensor::from_host(keep_host.data(), keep_host.size(), {rows, cols}, kiln::DType::pred, cpu);
@@ -106,7 +111,7 @@ int main() try {
         kiln::sum(x.slice(0, 1, rows), {-1}) * 0.0 + 1.0, 1e-5, 0);
   // A scan kernel from the manifest: offsets from counts, exact (integers), forward and reverse,
   // against Kiln's built-in cumulative_sum on the CPU and a hand-computed total.
-  std::vector<std::int32_t> counts_host(std::size_t(rows));
+  std::vector<std::int32_t> counts_host(static_cast<std::size_t>(rows));
   for (auto& c : counts_host) c = std::int32_t(rng() % 100);
   const kiln::Tensor counts = kiln::Tensor::from_vector(counts_host, {rows}, cpu);
   const kiln::Tensor offsets = host::running_total(counts.to(gpu), {.axis = 0}).to(cpu);

@@ -2,14 +2,18 @@
 // elements along one axis); the algorithm of templates/glsl/rows.glsl (one block per row, the same
 // passes and the same combining order, so CUDA and Vulkan agree for one block size).
 //
-// R is the emitted functor (codegen/families/rows.cpp):
-//   typedef ... C;  typedef ... T;               compute type (float, double for f64), storage type
-//   static constexpr int kOp, kInputs;           0 softmax, 1 log_softmax, 2 logsumexp, 3 layer_norm,
-//                                                4 rms_norm; x then gamma, beta (or softmax's bias)
-//   static constexpr int kBias, kCausal;         softmax: 0 no bias, 1 added (x's dtype), 2 a pred mask;
-//                                                the causal mask
-//   typedef ... B;  C load_b(B) const;           the bias' storage type and its load
-//   C load(T) const;  T store(C) const;
+// R is the emitted functor (codegen/families/rows.cpp); its hooks take (p, off, j): the params,
+// the row's element offsets (inputs 0..3, the output at 4) and the element's index in the row:
+//   typedef ... C;                               compute type (float, double for f64)
+//   static constexpr int kOp, kParams;           0 softmax, 1 log_softmax, 2 logsumexp, 3 layer_norm,
+//                                                4 rms_norm; inputs after the prologue's: gamma, beta
+//                                                or the bias
+//   static constexpr int kBias, kCausal;         softmax: 0 no bias, 1 added, 2 a pred mask; the causal mask
+//   static constexpr int kResidual;              layer_norm, rms_norm: also write h = x
+//   C x(p, off, j) const;                        x: the prologue over the first inputs
+//   C param0(p, off, j), param1(p, off, j) const gamma and beta, or the bias (a mask: 0 or 1)
+//   void put(p, off, j, C y) const;              the epilogue over y and its inputs, stored as the output
+//   void put_h(p, off, j, C v) const;            h = v, stored in x's dtype
 //   C f_exp(C), f_log(C), f_rsqrt(C), f_div(C, C) const   the op table's functions
 // Indices are 64-bit; offsets use wrapping unsigned math, so negative strides work.
 #ifndef KILN_TEMPLATES_CUDA_ROWS_CUH
@@ -32,8 +36,9 @@ struct KilnRowsParams {
   unsigned long long value64;  // the norms' eps or softmax's scale
   unsigned value32;
   unsigned causal_q;           // causal: row r masks the elements j > r mod causal_q
+  unsigned long long h;        // the residual output, laid out as the output (0: none)
 };
-static_assert(sizeof(KilnRowsParams) == 408, "KilnRowsParams must match codegen/abi.hpp");
+static_assert(sizeof(KilnRowsParams) == 416, "KilnRowsParams must match codegen/abi.hpp");
 
 template <class C> __device__ __forceinline__ C rows_inf();
 template <> __device__ __forceinline__ float rows_inf<float>() { return __int_as_float(0x7F800000); }
@@ -62,13 +67,79 @@ __device__ __forceinline__ C rows_block(C* smem, C v, bool is_max) {
   return v;
 }
 
+// Online softmax statistics (a row too long to hold in registers is read once for both): the
+// state (m, s) is the running maximum and the sum of exp(v - m). -inf elements add nothing, NaN
+// wins, and a +inf maximum makes the sum NaN (the row is NaN, as the two-pass form gives).
+template <class R, class C>
+__device__ __forceinline__ void rows_online_add(const R& r, C& m, C& s, const C v, const C inf) {
+  if (kiln_isnan(m) || v == -inf) return;
+  if (kiln_isnan(v)) {
+    m = v;
+    s = v;
+  } else if (v > m) {
+    s = s * r.f_exp(m - v) + C(1);
+    m = v;
+  } else {
+    s += r.f_exp(v - m);
+  }
+}
+template <class R, class C>
+__device__ __forceinline__ void rows_online_combine(const R& r, C& m, C& s, const C m2, const C s2, const C inf) {
+  if (kiln_isnan(m) || kiln_isnan(m2)) {
+    m = kiln_isnan(m) ? m : m2;
+    s = m;
+    return;
+  }
+  const C mm = m > m2 ? m : m2;
+  if (mm == -inf) return;  // both empty: (-inf, 0)
+  s = (m == -inf ? C(0) : s * r.f_exp(m - mm)) + (m2 == -inf ? C(0) : s2 * r.f_exp(m2 - mm));
+  m = mm;
+}
+// The block's (m, s) states combined in the fixed tree of rows_block; every thread gets the result.
+template <int BLOCK, class R, class C>
+__device__ __forceinline__ void rows_block_online(const R& r, C* smem, C* smem2, C& m, C& s, const C inf) {
+  const unsigned tid = threadIdx.x;
+  smem[tid] = m;
+  smem2[tid] = s;
+  __syncthreads();
+  for (unsigned h = BLOCK / 2; h > 0; h >>= 1) {
+    if (tid < h) {
+      C a = smem[tid], b = smem2[tid];
+      rows_online_combine(r, a, b, smem[tid + h], smem2[tid + h], inf);
+      smem[tid] = a;
+      smem2[tid] = b;
+    }
+    __syncthreads();
+  }
+  m = smem[0];
+  s = smem2[0];
+  __syncthreads();
+}
+
 constexpr int kRowsCache = 16;  // elements per thread held in registers (glsl/rows.glsl: KILN_ROWS_CACHE)
+
+// body(j, v) for each element j (value v) of this thread's part of the row, in order: from the
+// registers |cx| when |cached|, else value(j) from memory. (A function template, not a generic
+// lambda: NVRTC compiles no generic lambdas in device code.)
+template <int BLOCK, class C, class V, class B>
+__device__ __forceinline__ void rows_each(const bool cached, const C* cx, const long long n, const long long tid,
+                                          const V& value, const B& body) {
+  if (cached) {
+#pragma unroll
+    for (int i = 0; i < kRowsCache; ++i) {
+      const long long j = tid + (long long)i * BLOCK;
+      if (j < n) body(j, cx[i]);
+    }
+  } else {
+    for (long long j = tid; j < n; j += BLOCK) body(j, value(j));
+  }
+}
 
 template <int BLOCK, class R>
 __device__ void rows_run(const KilnRowsParams& p, const R r) {
   typedef typename R::C C;
-  typedef typename R::T T;
   __shared__ C smem[BLOCK];
+  __shared__ C smem2[BLOCK];
   const long long n = p.n, tid = threadIdx.x;
   const C inf = rows_inf<C>(), eps = rows_value(p, C(0)), scale = eps;
   for (long long row = blockIdx.x; row < p.n_rows; row += gridDim.x) {
@@ -80,22 +151,17 @@ __device__ void rows_run(const KilnRowsParams& p, const R r) {
 #pragma unroll
       for (int k = 0; k < 5; ++k) off[k] += idx * (unsigned long long)p.strides[k][d];
     }
-    const T* x = reinterpret_cast<const T*>(p.in[0]) + off[0];
-    const long long xs = p.axis_stride[0];
-    const typename R::B* bias = reinterpret_cast<const typename R::B*>(p.in[1]) + off[1];
     const long long qi = R::kCausal ? row % (long long)p.causal_q : 0;
     // softmax's input: scale x + bias, or -inf where the mask is 0 or above the causal diagonal.
     auto value = [&](long long j) -> C {
-      C v = r.load(x[j * xs]);
+      C v = r.x(p, off, j);
       if (R::kOp > 1) return v;
       v = v * scale;
-      if (R::kBias == 1) v = v + r.load_b(bias[j * p.axis_stride[1]]);
-      if (R::kBias == 2 && r.load_b(bias[j * p.axis_stride[1]]) == C(0)) v = -inf;
+      if (R::kBias == 1) v = v + r.param0(p, off, j);
+      if (R::kBias == 2 && r.param0(p, off, j) == C(0)) v = -inf;
       if (R::kCausal && j > qi) v = -inf;
       return v;
     };
-    T* out = reinterpret_cast<T*>(p.out) + off[4];
-    const long long os = p.axis_stride[4];
     // A row of up to kCache elements per thread is read once, into registers; a longer one is read
     // again by each pass. Both visit a thread's elements in the same order (glsl/rows.glsl).
     const bool cached = n <= (long long)BLOCK * kRowsCache;
@@ -107,58 +173,59 @@ __device__ void rows_run(const KilnRowsParams& p, const R r) {
         cx[i] = j < n ? value(j) : C(0);
       }
     }
-    auto each = [&](auto&& body) {
-      if (cached) {
-#pragma unroll
-        for (int i = 0; i < kRowsCache; ++i) {
-          const long long j = tid + (long long)i * BLOCK;
-          if (j < n) body(j, cx[i]);
-        }
-      } else {
-        for (long long j = tid; j < n; j += BLOCK) body(j, value(j));
-      }
-    };
+// each(body): rows_each over this thread's part of the row.
+#define KILN_ROWS_EACH_ARGS cached, cx, n, tid, value
     if (R::kOp <= 2) {
-      C m = -inf;
-      each([&](long long, C v) { m = (kiln_isnan(m) || m > v) ? m : v; });
-      m = rows_block<BLOCK>(smem, m, true);
+      // Registers: the maximum, then the sum of exp(x - max). Memory: both in one online read.
+      C m = -inf, s = C(0);
+      if (cached) {
+        rows_each<BLOCK>(KILN_ROWS_EACH_ARGS, [&](long long, C v) { m = (kiln_isnan(m) || m > v) ? m : v; });
+        m = rows_block<BLOCK>(smem, m, true);
+      } else {
+        for (long long j = tid; j < n; j += BLOCK) rows_online_add(r, m, s, value(j), inf);
+        rows_block_online<BLOCK>(r, smem, smem2, m, s, inf);
+      }
       if (R::kOp == 2 && m == inf) {
-        if (tid == 0) out[0] = r.store(inf);
+        if (tid == 0) r.put(p, off, 0, inf);
         continue;
       }
       const C me = m == -inf ? C(0) : m;
-      C s = C(0);
-      each([&](long long, C v) { s += r.f_exp(v - me); });
-      s = rows_block<BLOCK>(smem, s, false);
+      if (cached) {
+        rows_each<BLOCK>(KILN_ROWS_EACH_ARGS, [&](long long, C v) { s += r.f_exp(v - me); });
+        s = rows_block<BLOCK>(smem, s, false);
+      }
       if (R::kOp == 2) {
-        if (tid == 0) out[0] = r.store(me + r.f_log(s));
+        if (tid == 0) r.put(p, off, 0, me + r.f_log(s));
       } else if (R::kOp == 1) {
         const C ls = r.f_log(s);
-        each([&](long long j, C v) { out[j * os] = r.store(s == C(0) ? -inf : (v - me) - ls); });
+        rows_each<BLOCK>(KILN_ROWS_EACH_ARGS,
+                         [&](long long j, C v) { r.put(p, off, j, s == C(0) ? -inf : (v - me) - ls); });
       } else {
-        each([&](long long j, C v) { out[j * os] = r.store(s == C(0) ? C(0) : r.f_div(r.f_exp(v - me), s)); });
+        rows_each<BLOCK>(KILN_ROWS_EACH_ARGS, [&](long long j, C v) {
+          r.put(p, off, j, s == C(0) ? C(0) : r.f_div(r.f_exp(v - me), s));
+        });
       }
       continue;
     }
     const C cn = C(n);
     C mean = C(0);
     if (R::kOp == 3) {
-      each([&](long long, C v) { mean += v; });
+      rows_each<BLOCK>(KILN_ROWS_EACH_ARGS, [&](long long, C v) { mean += v; });
       mean = r.f_div(rows_block<BLOCK>(smem, mean, false), cn);
     }
     C q = C(0);
-    each([&](long long, C v) { q += (v - mean) * (v - mean); });
+    rows_each<BLOCK>(KILN_ROWS_EACH_ARGS, [&](long long, C v) { q += (v - mean) * (v - mean); });
     const C rs = r.f_rsqrt(r.f_div(rows_block<BLOCK>(smem, q, false), cn) + eps);
-    const T* g = reinterpret_cast<const T*>(p.in[1]) + off[1];
-    const T* b = reinterpret_cast<const T*>(p.in[2]) + off[2];
-    each([&](long long j, C v) {
+    rows_each<BLOCK>(KILN_ROWS_EACH_ARGS, [&](long long j, C v) {
       C y = (v - mean) * rs;
-      if (R::kInputs > 1) y *= r.load(g[j * p.axis_stride[1]]);
-      if (R::kInputs > 2) y += r.load(b[j * p.axis_stride[2]]);
-      out[j * os] = r.store(y);
+      if (R::kParams > 0) y *= r.param0(p, off, j);
+      if (R::kParams > 1) y += r.param1(p, off, j);
+      r.put(p, off, j, y);
+      if (R::kResidual) r.put_h(p, off, j, v);
     });
   }
 }
+#undef KILN_ROWS_EACH_ARGS
 
 }  // namespace kiln
 

@@ -1,20 +1,25 @@
 // Row-wise kernels: softmax, log_softmax, logsumexp, layer_norm, rms_norm over each row (the
 // elements along one axis). Vulkan compute, GLSL 4.50 + buffer device addresses; inlined after
-// glsl/ops.glsl and the emitter's definitions (codegen/families/rows.cpp):
+// glsl/ops.glsl, glsl/operands.glsl and the emitter's definitions (codegen/families/rows.cpp):
 //   KILN_ROWS_OP                        0 softmax, 1 log_softmax, 2 logsumexp, 3 layer_norm, 4 rms_norm
-//   KILN_NUM_INPUTS                     x, then gamma and beta (the norms' optional affine inputs),
-//                                       or softmax's bias
-//   KILN_BIAS, KILN_CAUSAL              softmax: 0 no bias, 1 added (x's dtype), 2 a pred mask (its
-//                                       load KILN_LOAD_B); the causal mask
+//   KILN_NUM_INPUTS, KILN_S<k>          the inputs (the prologue's, gamma/beta or the bias, the
+//                                       epilogue's) and their sizes (1 where absent)
+//   KILN_PARAMS                         inputs after the prologue's: gamma[, beta] or the bias
+//   KILN_BIAS, KILN_CAUSAL              softmax: 0 no bias, 1 added, 2 a pred mask; the causal mask
+//   KILN_RESIDUAL                       layer_norm, rms_norm: also write h = x
 //   KILN_C, KILN_C_F64                  the compute type (float, or double for f64)
-//   KILN_T<k>, KILN_S<k>, KILN_LOAD(v)  storage type and size of input k, storage -> compute
-//   KILN_TOUT, KILN_SOUT, KILN_STORE(c) the output's storage type and size, compute -> storage
+//   KILN_SOUT, KILN_SX                  the output's and x's element sizes
+//   kiln_base[5], kiln_step[5], kiln_h  the operands' addresses and axis strides in this row (set here)
+//   kiln_x(j)                           x: the prologue over the first inputs
+//   kiln_param0(j), kiln_param1(j)      gamma and beta, or the bias (a mask: 0 or 1)
+//   kiln_put(j, y), kiln_put_h(j, v)    the epilogue over y and its inputs, stored; h = v in x's dtype
 //   kiln_rows_exp/log/rsqrt/div         the op table's functions on KILN_C
-// ABI: the device address of a KilnRowsParams block (408 bytes, codegen/abi.hpp) as the push
+// ABI: the device address of a KilnRowsParams block (416 bytes, codegen/abi.hpp) as the push
 // constant. One workgroup per row (grid-stride over rows); thread t reads elements t, t + size, ...
 // and combines them in order; the workgroup combines its threads' values in a fixed tree in shared
 // memory (CUDA's order), so results are deterministic. Passes over the row: softmax and
-// log_softmax three (max, sum of exp(x - max), the output), logsumexp two, layer_norm three (mean,
+// log_softmax three over registers (max, sum of exp(x - max), the output) or two over memory (the
+// max and the sum online in one read, then the output), logsumexp two or one, layer_norm three (mean,
 // sum of squared deviations, the output), rms_norm two; a row of up to 16 elements per thread is
 // read from memory once (held in registers), a longer one by every pass. Block size:
 // specialization constant 0 (default 256, a power of two).
@@ -33,10 +38,12 @@ layout(buffer_reference, std430, buffer_reference_align = 8) readonly buffer Kil
   uint value64_hi;
   uint value32;
   uint causal_q;    // causal: row r masks the elements j > r mod causal_q
+  uint64_t h_;      // the residual output (laid out as the output), 0 for none
 };
 layout(push_constant, std430) uniform KilnRowsPush { KilnRowsParams params; } pc;
 
 shared KILN_C kiln_smem[gl_WorkGroupSize.x];
+shared KILN_C kiln_smem2[gl_WorkGroupSize.x];
 
 // The workgroup's values combined in a fixed tree (thread t with t + s, s = size/2 ... 1); every
 // thread gets the result. |is_max|: NaN-propagating max, else the sum.
@@ -55,10 +62,6 @@ KILN_C kiln_rows_block(uint tid, KILN_C v, bool is_max) {
   return v;
 }
 
-uint64_t kiln_base[5];
-int64_t kiln_step[5];
-
-KILN_C kiln_x(int64_t j) { return KILN_LOAD(KilnIn0Ref(kiln_base[0] + uint64_t(j * kiln_step[0]) * KILN_S0).v); }
 #if KILN_C_F64
 KILN_C kiln_rows_ninf() { return -kiln_inf_f64(); }
 #else
@@ -72,9 +75,9 @@ KILN_C kiln_value(int64_t j) {
 #if KILN_ROWS_OP <= 1
   v = v * kiln_scale;
 #if KILN_BIAS == 1
-  v = v + KILN_LOAD_B(KilnIn1Ref(kiln_base[1] + uint64_t(j * kiln_step[1]) * KILN_S1).v);
+  v = v + kiln_param0(j);
 #elif KILN_BIAS == 2
-  if (KILN_LOAD_B(KilnIn1Ref(kiln_base[1] + uint64_t(j * kiln_step[1]) * KILN_S1).v) == 0u) v = kiln_rows_ninf();
+  if (kiln_param0(j) == KILN_C(0)) v = kiln_rows_ninf();
 #endif
 #if KILN_CAUSAL
   if (j > kiln_q) v = kiln_rows_ninf();
@@ -82,24 +85,59 @@ KILN_C kiln_value(int64_t j) {
 #endif
   return v;
 }
-#if KILN_NUM_INPUTS > 1 && KILN_ROWS_OP >= 3
-KILN_C kiln_gamma(int64_t j) { return KILN_LOAD(KilnIn1Ref(kiln_base[1] + uint64_t(j * kiln_step[1]) * KILN_S1).v); }
-#endif
-#if KILN_NUM_INPUTS > 2
-KILN_C kiln_beta(int64_t j) { return KILN_LOAD(KilnIn2Ref(kiln_base[2] + uint64_t(j * kiln_step[2]) * KILN_S2).v); }
-#endif
 // y * gamma[j] + beta[j], as far as the kernel has them.
 KILN_C kiln_affine(int64_t j, KILN_C y) {
-#if KILN_NUM_INPUTS > 1 && KILN_ROWS_OP >= 3
-  y *= kiln_gamma(j);
+#if KILN_PARAMS > 0 && KILN_ROWS_OP >= 3
+  y *= kiln_param0(j);
 #endif
-#if KILN_NUM_INPUTS > 2 && KILN_ROWS_OP >= 3
-  y += kiln_beta(j);
+#if KILN_PARAMS > 1 && KILN_ROWS_OP >= 3
+  y += kiln_param1(j);
 #endif
   return y;
 }
-void kiln_put(int64_t j, KILN_C v) {
-  KilnOutRef(kiln_base[4] + uint64_t(j * kiln_step[4]) * KILN_SOUT).v = KILN_STORE(v);
+
+// Online softmax statistics (templates/cuda/rows.cuh, rows_online_*): (m, s) is the running
+// maximum and the sum of exp(v - m); -inf adds nothing, NaN wins, a +inf maximum makes s NaN.
+void kiln_online_add(inout KILN_C m, inout KILN_C s, KILN_C v, KILN_C inf) {
+  if (kiln_isnan(m) || v == -inf) return;
+  if (kiln_isnan(v)) {
+    m = v;
+    s = v;
+  } else if (v > m) {
+    s = s * kiln_rows_exp(m - v) + KILN_C(1);
+    m = v;
+  } else {
+    s += kiln_rows_exp(v - m);
+  }
+}
+void kiln_online_combine(inout KILN_C m, inout KILN_C s, KILN_C m2, KILN_C s2, KILN_C inf) {
+  if (kiln_isnan(m) || kiln_isnan(m2)) {
+    m = kiln_isnan(m) ? m : m2;
+    s = m;
+    return;
+  }
+  const KILN_C mm = m > m2 ? m : m2;
+  if (mm == -inf) return;
+  s = (m == -inf ? KILN_C(0) : s * kiln_rows_exp(m - mm)) + (m2 == -inf ? KILN_C(0) : s2 * kiln_rows_exp(m2 - mm));
+  m = mm;
+}
+// The workgroup's (m, s) states combined in kiln_rows_block's fixed tree.
+void kiln_rows_block_online(uint tid, inout KILN_C m, inout KILN_C s, KILN_C inf) {
+  kiln_smem[tid] = m;
+  kiln_smem2[tid] = s;
+  barrier();
+  for (uint h = gl_WorkGroupSize.x / 2u; h > 0u; h >>= 1) {
+    if (tid < h) {
+      KILN_C a = kiln_smem[tid], b = kiln_smem2[tid];
+      kiln_online_combine(a, b, kiln_smem[tid + h], kiln_smem2[tid + h], inf);
+      kiln_smem[tid] = a;
+      kiln_smem2[tid] = b;
+    }
+    barrier();
+  }
+  m = kiln_smem[0];
+  s = kiln_smem2[0];
+  barrier();
 }
 
 // BODY for each element j (value v) of this thread's part of the row, in order: from the registers
@@ -144,16 +182,13 @@ void main() {
         [[unroll]] for (int k = 0; k < 5; ++k) off[k] += idx * uint64_t(P.strides[k * 6 + d]);
       }
     }
+    const uint64_t es[5] = uint64_t[5](KILN_S0, KILN_S1, KILN_S2, KILN_S3, KILN_SOUT);
     [[unroll]] for (int k = 0; k < 5; ++k) {
       const uint64_t addr = k == 4 ? P.out_ : (k < KILN_NUM_INPUTS ? P.in_[k] : 0ul);
-#if KILN_NUM_INPUTS > 1
-      const uint64_t es = k == 4 ? uint64_t(KILN_SOUT) : k == 1 ? uint64_t(KILN_S1) : uint64_t(KILN_S0);
-#else
-      const uint64_t es = k == 4 ? uint64_t(KILN_SOUT) : uint64_t(KILN_S0);
-#endif
-      kiln_base[k] = addr + off[k] * es;
+      kiln_base[k] = addr + off[k] * es[k];
       kiln_step[k] = P.axis_stride[k];
     }
+    kiln_h = P.h_ + off[4] * uint64_t(KILN_SX);
     kiln_scale = eps;
     kiln_q = P.causal_q == 0u ? 0l : row % int64_t(P.causal_q);
     // A row of up to size * KILN_ROWS_CACHE elements is read once, into registers; a longer one
@@ -167,9 +202,15 @@ void main() {
       }
     }
 #if KILN_ROWS_OP <= 2
-    KILN_C m = -inf;
-    KILN_EACH(j, v, m = (kiln_isnan(m) || m > v) ? m : v;)
-    m = kiln_rows_block(tid, m, true);
+    // Registers: the maximum, then the sum of exp(x - max). Memory: both in one online read.
+    KILN_C m = -inf, s = KILN_C(0);
+    if (cached) {
+      KILN_EACH(j, v, m = (kiln_isnan(m) || m > v) ? m : v;)
+      m = kiln_rows_block(tid, m, true);
+    } else {
+      for (int64_t j = int64_t(tid); j < n; j += size) kiln_online_add(m, s, kiln_value(j), inf);
+      kiln_rows_block_online(tid, m, s, inf);
+    }
 #if KILN_ROWS_OP == 2
     if (m == inf) {
       if (tid == 0u) kiln_put(0l, inf);
@@ -177,9 +218,10 @@ void main() {
     }
 #endif
     const KILN_C me = m == -inf ? KILN_C(0) : m;
-    KILN_C s = KILN_C(0);
-    KILN_EACH(j, v, s += kiln_rows_exp(v - me);)
-    s = kiln_rows_block(tid, s, false);
+    if (cached) {
+      KILN_EACH(j, v, s += kiln_rows_exp(v - me);)
+      s = kiln_rows_block(tid, s, false);
+    }
 #if KILN_ROWS_OP == 2
     if (tid == 0u) kiln_put(0l, me + kiln_rows_log(s));
 #elif KILN_ROWS_OP == 1
@@ -198,7 +240,7 @@ void main() {
     KILN_C q = KILN_C(0);
     KILN_EACH(j, v, q += (v - mean) * (v - mean);)
     const KILN_C r = kiln_rows_rsqrt(kiln_rows_div(kiln_rows_block(tid, q, false), cn) + eps);
-    KILN_EACH(j, v, kiln_put(j, kiln_affine(j, (v - mean) * r));)
+    KILN_EACH(j, v, kiln_put(j, kiln_affine(j, (v - mean) * r)); kiln_put_h(j, v);)
 #endif
   }
 }

@@ -14,10 +14,13 @@
 #include <vector>
 
 #include "runtime/kiln.hpp"
-#include "tests/conformance/validation_scope.hpp"
+#include "tests/conformance/device_suite.hpp"
 
 namespace kiln {
 namespace {
+
+using conformance::smallest_subnormal;
+using conformance::unit_roundoff;
 
 using L = long double;
 constexpr double kInf = std::numeric_limits<double>::infinity();
@@ -66,37 +69,8 @@ std::vector<double> reference(RowsOp op, const std::vector<double>& x, std::int6
   return out;
 }
 
-// Unit roundoff of a float dtype.
-double unit(DType t) {
-  switch (t) {
-    case DType::f16: return 0x1p-11;
-    case DType::bf16: return 0x1p-8;
-    case DType::f64: return 0x1p-53;
-    default: return 0x1p-24;
-  }
-}
-
-// The smallest subnormal of a float dtype: results that small are compared absolutely.
-double tiny(DType t) {
-  switch (t) {
-    case DType::f16: return 0x1p-24;
-    case DType::bf16: return 0x1p-133;
-    case DType::f64: return 0x1p-1074;
-    default: return 0x1p-149;
-  }
-}
-
-class Rows : public ::testing::TestWithParam<std::string> {
+class Rows : public conformance::DeviceSuite {
  protected:
-  void SetUp() override {
-    try {
-      dev_ = &device(GetParam());
-    } catch (const Error& e) {
-      GTEST_SKIP() << e.what();
-    }
-    validation_.emplace(*dev_);
-  }
-  void TearDown() override { validation_.reset(); }
 
   // |values| rounded to |t| on the device, and the rounded values as doubles.
   Tensor make(const std::vector<double>& values, const Shape& shape, DType t, std::vector<double>* rounded) {
@@ -138,8 +112,8 @@ class Rows : public ::testing::TestWithParam<std::string> {
         reference(op, x, rows, n, affine ? &g : nullptr, affine && op == RowsOp::layer_norm ? &b : nullptr, eps);
     ASSERT_EQ(got.size(), want.size());
     // Sums of n/256 terms per thread, then a tree: the compute type's error grows with n/256.
-    const double uc = t == DType::f64 ? unit(DType::f64) : unit(DType::f32);
-    const double tol = 2 * unit(t) + (16 + 2 * double(n) / 256) * uc;
+    const double uc = t == DType::f64 ? unit_roundoff(DType::f64) : unit_roundoff(DType::f32);
+    const double tol = 2 * unit_roundoff(t) + (16 + 2 * double(n) / 256) * uc;
     const std::int64_t per_row = std::int64_t(want.size()) / std::max<std::int64_t>(rows, 1);
     std::vector<double> cond(want.size(), 0);  // norms: max|x| / sigma of each element's row
     if (op == RowsOp::layer_norm || op == RowsOp::rms_norm)
@@ -167,7 +141,7 @@ class Rows : public ::testing::TestWithParam<std::string> {
         double scale = std::fabs(w);
         if (op == RowsOp::log_softmax || op == RowsOp::logsumexp) scale += 1;
         if (op == RowsOp::layer_norm || op == RowsOp::rms_norm) scale = (scale + 1 + cond[i]) * (affine ? 3 : 1);
-        ok = std::fabs(v - w) <= tol * scale + tiny(t);
+        ok = std::fabs(v - w) <= tol * scale + smallest_subnormal(t);
       }
       if (!ok) {
         ++bad;
@@ -177,9 +151,6 @@ class Rows : public ::testing::TestWithParam<std::string> {
       }
     }
   }
-
-  std::optional<conformance::ValidationScope> validation_;
-  Device* dev_ = nullptr;
 };
 
 std::vector<double> random_values(std::size_t count, double lo, double hi, unsigned seed) {
@@ -233,6 +204,15 @@ TEST_P(Rows, SpecialRows) {
   };
   for (DType t : {DType::f32, DType::f64, DType::bf16})
     for (RowsOp op : {RowsOp::softmax, RowsOp::log_softmax, RowsOp::logsumexp}) check(op, t, 6, n, v, false, "special");
+  // The same rows repeated to 5003 elements: too long for registers, so the maximum and the sum
+  // come from one online read (the -inf, +inf and NaN rules must hold there too).
+  const std::int64_t long_n = 5003;
+  std::vector<double> lv;
+  for (std::int64_t r = 0; r < 6; ++r)
+    for (std::int64_t j = 0; j < long_n; ++j) lv.push_back(v[std::size_t(r * n + j % n)] - (j % n == 0 ? 0 : 1e-3 * double(j % 97)));
+  for (DType t : {DType::f32, DType::f64})
+    for (RowsOp op : {RowsOp::softmax, RowsOp::log_softmax, RowsOp::logsumexp})
+      check(op, t, 6, long_n, lv, false, "special, online");
 }
 
 TEST_P(Rows, NonLastAxisStridedRowsAndEmptyTensors) {
@@ -334,6 +314,88 @@ TEST_P(Rows, ScaledMaskedAndCausalSoftmax) {
   const auto want = reference(RowsOp::softmax, scores, B * Q, K, nullptr, nullptr, 0);
   const auto got = as_type(softmax(x16, -1, SoftmaxOptions{0.5, &b16, false}), DType::f64).to(cpu).to_vector<double>();
   for (std::size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-3 * std::fabs(want[i]) + 0x1p-24) << "f16 " << i;
+}
+
+// The fused forms against the same computed op by op on the same device: the pre-norm residual
+// stream (h = x + r and rms_norm(h) * gamma from one kernel: h bit-identical to add(x, r), the norm
+// bit-identical to rms_norm(h)), a dequantizing prologue before layer_norm, a gating epilogue, an
+// output cast, a scaled and masked softmax with a prologue, and logsumexp with an epilogue.
+TEST_P(Rows, FusedFormsMatchOpByOp) {
+  Device& cpu = device("cpu");
+  auto near = [&](const Tensor& got, const Tensor& want, double rel, const std::string& what) {
+    const auto g = as_type(got.to(cpu), DType::f64).to_vector<double>(), w = as_type(want.to(cpu), DType::f64).to_vector<double>();
+    ASSERT_EQ(g.size(), w.size()) << what;
+    ASSERT_EQ(got.shape(), want.shape()) << what;
+    int bad = 0;
+    for (std::size_t i = 0; i < g.size() && bad < 5; ++i)
+      if (!(std::fabs(g[i] - w[i]) <= rel * std::fabs(w[i]) + 1e-30) && !(std::isnan(g[i]) && std::isnan(w[i])))
+        ADD_FAILURE() << what << ": element " << i << " got " << g[i] << ", want " << w[i] << " (" << ++bad << ")";
+  };
+  const std::int64_t rows = 6, n = 1000;
+  auto tensor = [&](DType t, const Shape& shape, double lo, double hi, unsigned seed) {
+    std::int64_t count = 1;
+    for (std::int64_t d : shape) count *= d;
+    return as_type(Tensor::from_vector(random_values(std::size_t(count), lo, hi, seed), shape, cpu), t).to(*dev_);
+  };
+  // Residual + RMS norm in bf16: two outputs.
+  const Tensor x = tensor(DType::bf16, {rows, n}, -4, 4, 31), r = tensor(DType::bf16, {rows, n}, -4, 4, 32);
+  const Tensor gamma = tensor(DType::bf16, {n}, 0.5, 1.5, 33);
+  RowsFusion res;
+  res.prologue = parse_expr("x + y", {DType::bf16, DType::bf16});
+  res.residual = true;
+  const std::vector<Tensor> yh = fused_rows(RowsOp::rms_norm, {x, r}, {gamma}, res, {}, {-1, false, 1e-6, 1});
+  ASSERT_EQ(yh.size(), 2u);
+  const Tensor h = add(x, r);
+  EXPECT_EQ(yh[1].dtype(), DType::bf16);
+  EXPECT_EQ(yh[1].to(cpu).to_host(), h.to(cpu).to_host()) << "h = x + r";
+  EXPECT_EQ(yh[0].to(cpu).to_host(), rms_norm(h, &gamma, 1e-6).to(cpu).to_host()) << "rms_norm(h) * gamma";
+  // A dequantizing prologue (s8 * scale) before layer_norm with gamma and beta.
+  std::vector<std::int8_t> qv(std::size_t(rows * n));
+  for (std::size_t i = 0; i < qv.size(); ++i) qv[i] = std::int8_t(int(i * 37 % 255) - 127);
+  const Tensor q = Tensor::from_vector(qv, {rows, n}, cpu).to(*dev_);
+  const Tensor g32 = tensor(DType::f32, {n}, 0.5, 1.5, 34), b32 = tensor(DType::f32, {n}, -1, 1, 35);
+  RowsFusion deq;
+  deq.prologue = parse_expr("as_type(x, f32) * 0.05", {DType::s8});
+  const Tensor deq_ref = layer_norm(map(deq.prologue, {q}), &g32, &b32);
+  near(fused_rows(RowsOp::layer_norm, {q}, {g32, b32}, deq)[0], deq_ref, 1e-6, "layer_norm(dequant(q))");
+  // A gating epilogue: rms_norm(x32) * sigmoid(g), g of x's shape; and an output cast to bf16.
+  const Tensor x32 = tensor(DType::f32, {rows, n}, -3, 3, 36), gate = tensor(DType::f32, {rows, n}, -3, 3, 37);
+  RowsFusion gated;
+  gated.epilogue = parse_expr_named("y * sigmoid(g)", {DType::f32, DType::f32}, {"y", "g"});
+  const Tensor gate_ref = multiply(rms_norm(x32, nullptr, 1e-5), map(parse_expr("sigmoid(x)", {DType::f32}), {gate}));
+  near(fused_rows(RowsOp::rms_norm, {x32}, {}, gated, {gate})[0], gate_ref, 1e-6, "rms_norm(x) * sigmoid(g)");
+  RowsFusion cast;
+  cast.output = DType::bf16;
+  EXPECT_EQ(fused_rows(RowsOp::layer_norm, {x32}, {}, cast)[0].to(cpu).to_host(),
+            as_type(layer_norm(x32), DType::bf16).to(cpu).to_host()) << "layer_norm -> bf16";
+  // softmax(0.5 * (x + y)) with a pred mask, and logsumexp with an epilogue over y alone.
+  std::vector<std::uint8_t> keep(static_cast<std::size_t>(n));
+  for (std::int64_t j = 0; j < n; ++j) keep[std::size_t(j)] = j % 4 != 1;
+  const Tensor mask = as_type(Tensor::from_vector(keep, {n}, cpu), DType::pred).to(*dev_);
+  RowsFusion sm;
+  sm.prologue = parse_expr("x + y", {DType::f32, DType::f32});
+  const Tensor sum = add(x32, gate);
+  near(fused_rows(RowsOp::softmax, {x32, gate}, {mask}, sm, {}, {-1, false, 0, 0.5})[0],
+       softmax(sum, -1, SoftmaxOptions{0.5, &mask, false}), 1e-6, "masked softmax(0.5 (x + y))");
+  RowsFusion lse;
+  lse.epilogue = parse_expr_named("y * 2", {DType::f32}, {"y"});
+  near(fused_rows(RowsOp::logsumexp, {x32}, {}, lse)[0], multiply(logsumexp(x32), full({}, 2.0, DType::f32, *dev_)), 1e-6,
+       "2 * logsumexp(x)");
+  // Misuse: a residual on softmax, epilogue operands with logsumexp, too many inputs, the prologue's
+  // operand count.
+  RowsFusion bad = res;
+  EXPECT_THROW(fused_rows(RowsOp::softmax, {x, r}, {}, bad), Error);
+  EXPECT_THROW(fused_rows(RowsOp::logsumexp, {x32}, {}, gated, {gate}), Error);
+  RowsFusion wide;
+  wide.prologue = parse_expr("x + y + z", {DType::f32, DType::f32, DType::f32});
+  wide.epilogue = gated.epilogue;
+  try {
+    fused_rows(RowsOp::layer_norm, {x32, x32, x32}, {g32}, wide, {gate});
+    ADD_FAILURE() << "five inputs accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("5 inputs in all"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(fused_rows(RowsOp::rms_norm, {x32}, {}, sm), Error);
 }
 
 TEST_P(Rows, BadInputNamesOpShapesAxisAndDtypes) {

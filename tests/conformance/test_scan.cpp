@@ -21,10 +21,13 @@
 #include "core/scalar.hpp"
 #include "runtime/kiln.hpp"
 #include "tests/conformance/cases.hpp"
-#include "tests/conformance/validation_scope.hpp"
+#include "tests/conformance/device_suite.hpp"
 
 namespace kiln {
 namespace {
+
+using conformance::smallest_subnormal;
+using conformance::unit_roundoff;
 
 using L = long double;
 
@@ -92,25 +95,6 @@ std::vector<RefValue> reference_row(Combiner c, DType t, const std::vector<Scala
   return out;
 }
 
-double unit(DType t) {
-  switch (t) {
-    case DType::f16: return 0x1p-11;
-    case DType::bf16: return 0x1p-8;
-    case DType::f64: return 0x1p-53;
-    default: return 0x1p-24;
-  }
-}
-
-// The smallest subnormal of a float dtype: one ulp of results in the subnormal range.
-double tiny(DType t) {
-  switch (t) {
-    case DType::f16: return 0x1p-24;
-    case DType::bf16: return 0x1p-133;
-    case DType::f64: return 0x1p-1074;
-    default: return 0x1p-149;
-  }
-}
-
 // Random inputs: integers as full-range random bits (sums and products wrap); floats in ranges
 // where the running value stays finite (products: magnitudes near 1), with NaN in max/min rows
 // when |nan|.
@@ -140,17 +124,8 @@ std::vector<Scalar> scalars(DType t, const std::vector<std::byte>& bytes) {
   return v;
 }
 
-class Scan : public ::testing::TestWithParam<std::string> {
+class Scan : public conformance::DeviceSuite {
  protected:
-  void SetUp() override {
-    try {
-      dev_ = &device(GetParam());
-    } catch (const Error& e) {
-      GTEST_SKIP() << e.what();
-    }
-    validation_.emplace(*dev_);
-  }
-  void TearDown() override { validation_.reset(); }
 
   // Rows of a contiguous [rows, n] |input| scanned along axis 1 (or of its transpose along axis 0
   // when |axis0|), forward or reverse, into a guarded output; checked against the reference.
@@ -165,7 +140,7 @@ class Scan : public ::testing::TestWithParam<std::string> {
     EXPECT_EQ(out.touched_guards(), "") << what;
     const std::vector<std::byte> got_bytes = y.to_host();
     const std::vector<Scalar> xs = scalars(t, input), got = scalars(t, got_bytes);
-    const double uc = t == DType::f64 ? unit(DType::f64) : unit(DType::f32);
+    const double uc = t == DType::f64 ? unit_roundoff(DType::f64) : unit_roundoff(DType::f32);
     // The blocked order adds at most ~8 (a thread's run) + 2 * 8 (the warp and block trees) + the
     // chunks and segments before an element: the error grows with that depth, not with j.
     const double depth = 32 + double(n) / 1024;
@@ -198,7 +173,7 @@ class Scan : public ::testing::TestWithParam<std::string> {
             // the j multiplications rounds once whatever the order (j units, relative).
             const double scale = double(w.abs_sum), units = c == Combiner::sum ? depth : double(reverse ? n - j : j + 1);
             // Then one rounding to t, which the accumulated error may tip to the other side: 1 ulp.
-            ok = std::fabs(g.f - wr) <= units * uc * scale + 2 * unit(t) * std::fabs(wr) + tiny(t);
+            ok = std::fabs(g.f - wr) <= units * uc * scale + 2 * unit_roundoff(t) * std::fabs(wr) + smallest_subnormal(t);
           }
         }
         if (!ok) {
@@ -211,9 +186,6 @@ class Scan : public ::testing::TestWithParam<std::string> {
     }
     return got_bytes;
   }
-
-  std::optional<conformance::ValidationScope> validation_;
-  Device* dev_ = nullptr;
 };
 
 TEST_P(Scan, EveryOpAndDtypeOverRowLengthsAroundTheBlockAndChunk) {
