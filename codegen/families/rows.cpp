@@ -32,7 +32,7 @@ constexpr RowsOpInfo kRowsOps[] = {
     {RowsOp::logsumexp, "logsumexp", 1, false,
      "m + log(sum(exp(x - m))) over the axis (-inf for an empty or all -inf row, +inf with a +inf)"},
     {RowsOp::layer_norm, "layer_norm", 3, true,
-     "(x - mean) / sqrt(var + eps) * gamma + beta, var the biased variance (two passes)"},
+     "(x - mean) / sqrt(var + eps) * gamma + beta, var the biased variance (two-pass; Welford for long rows)"},
     {RowsOp::rms_norm, "rms_norm", 2, true, "x / sqrt(mean(x^2) + eps) * gamma"},
 };
 

@@ -116,6 +116,30 @@ __device__ __forceinline__ void rows_block_online(const R& r, C* smem, C* smem2,
   __syncthreads();
 }
 
+// Welford statistics of a row too long for registers, read once: per thread the count c, the mean
+// and q, the sum of squared deviations; merged in rows_block's tree (Chan et al.'s pairwise update).
+template <int BLOCK, class R, class C>
+__device__ __forceinline__ void rows_block_welford(const R& r, C* sc, C* sm, C* sq, C& c, C& mean, C& q) {
+  const unsigned tid = threadIdx.x;
+  sc[tid] = c;
+  sm[tid] = mean;
+  sq[tid] = q;
+  __syncthreads();
+  for (unsigned h = BLOCK / 2; h > 0; h >>= 1) {
+    if (tid < h && sc[tid + h] > C(0)) {
+      const C na = sc[tid], nb = sc[tid + h], nn = na + nb, d = sm[tid + h] - sm[tid];
+      sm[tid] = sm[tid] + d * r.f_div(nb, nn);
+      sq[tid] = sq[tid] + sq[tid + h] + d * d * r.f_div(na * nb, nn);
+      sc[tid] = nn;
+    }
+    __syncthreads();
+  }
+  c = sc[0];
+  mean = sm[0];
+  q = sq[0];
+  __syncthreads();
+}
+
 constexpr int kRowsCache = 16;  // elements per thread held in registers (glsl/rows.glsl: KILN_ROWS_CACHE)
 
 // body(j, v) for each element j (value v) of this thread's part of the row, in order: from the
@@ -140,6 +164,7 @@ __device__ void rows_run(const KilnRowsParams& p, const R r) {
   typedef typename R::C C;
   __shared__ C smem[BLOCK];
   __shared__ C smem2[BLOCK];
+  __shared__ C smem3[BLOCK];
   const long long n = p.n, tid = threadIdx.x;
   const C inf = rows_inf<C>(), eps = rows_value(p, C(0)), scale = eps;
   for (long long row = blockIdx.x; row < p.n_rows; row += gridDim.x) {
@@ -208,14 +233,25 @@ __device__ void rows_run(const KilnRowsParams& p, const R r) {
       continue;
     }
     const C cn = C(n);
-    C mean = C(0);
-    if (R::kOp == 3) {
-      rows_each<BLOCK>(KILN_ROWS_EACH_ARGS, [&](long long, C v) { mean += v; });
-      mean = r.f_div(rows_block<BLOCK>(smem, mean, false), cn);
+    C mean = C(0), q = C(0);
+    if (R::kOp == 3 && !cached) {  // layer_norm over memory: mean and deviations in one read
+      C c = C(0);
+      for (long long j = tid; j < n; j += BLOCK) {
+        const C v = value(j), d = v - mean;
+        c += C(1);
+        mean += r.f_div(d, c);
+        q += d * (v - mean);
+      }
+      rows_block_welford<BLOCK>(r, smem, smem2, smem3, c, mean, q);
+    } else {  // registers (or rms_norm): the mean, then the squares
+      if (R::kOp == 3) {
+        rows_each<BLOCK>(KILN_ROWS_EACH_ARGS, [&](long long, C v) { mean += v; });
+        mean = r.f_div(rows_block<BLOCK>(smem, mean, false), cn);
+      }
+      rows_each<BLOCK>(KILN_ROWS_EACH_ARGS, [&](long long, C v) { q += (v - mean) * (v - mean); });
+      q = rows_block<BLOCK>(smem, q, false);
     }
-    C q = C(0);
-    rows_each<BLOCK>(KILN_ROWS_EACH_ARGS, [&](long long, C v) { q += (v - mean) * (v - mean); });
-    const C rs = r.f_rsqrt(r.f_div(rows_block<BLOCK>(smem, q, false), cn) + eps);
+    const C rs = r.f_rsqrt(r.f_div(q, cn) + eps);
     rows_each<BLOCK>(KILN_ROWS_EACH_ARGS, [&](long long j, C v) {
       C y = (v - mean) * rs;
       if (R::kParams > 0) y *= r.param0(p, off, j);

@@ -19,8 +19,9 @@
 // and combines them in order; the workgroup combines its threads' values in a fixed tree in shared
 // memory (CUDA's order), so results are deterministic. Passes over the row: softmax and
 // log_softmax three over registers (max, sum of exp(x - max), the output) or two over memory (the
-// max and the sum online in one read, then the output), logsumexp two or one, layer_norm three (mean,
-// sum of squared deviations, the output), rms_norm two; a row of up to 16 elements per thread is
+// max and the sum online in one read, then the output), logsumexp two or one, layer_norm three over
+// registers (mean, sum of squared deviations, the output) or two over memory (Welford's mean and
+// deviations in one read), rms_norm two; a row of up to 16 elements per thread is
 // read from memory once (held in registers), a longer one by every pass. Block size:
 // specialization constant 0 (default 256, a power of two).
 layout(local_size_x_id = 0) in;
@@ -44,6 +45,7 @@ layout(push_constant, std430) uniform KilnRowsPush { KilnRowsParams params; } pc
 
 shared KILN_C kiln_smem[gl_WorkGroupSize.x];
 shared KILN_C kiln_smem2[gl_WorkGroupSize.x];
+shared KILN_C kiln_smem3[gl_WorkGroupSize.x];
 
 // The workgroup's values combined in a fixed tree (thread t with t + s, s = size/2 ... 1); every
 // thread gets the result. |is_max|: NaN-propagating max, else the sum.
@@ -140,6 +142,29 @@ void kiln_rows_block_online(uint tid, inout KILN_C m, inout KILN_C s, KILN_C inf
   barrier();
 }
 
+// Welford statistics (templates/cuda/rows.cuh, rows_block_welford): per thread the count c, the
+// mean and q, the sum of squared deviations, merged in kiln_rows_block's tree.
+void kiln_rows_block_welford(uint tid, inout KILN_C c, inout KILN_C mean, inout KILN_C q) {
+  kiln_smem[tid] = c;
+  kiln_smem2[tid] = mean;
+  kiln_smem3[tid] = q;
+  barrier();
+  for (uint h = gl_WorkGroupSize.x / 2u; h > 0u; h >>= 1) {
+    if (tid < h && kiln_smem[tid + h] > KILN_C(0)) {
+      const KILN_C na = kiln_smem[tid], nb = kiln_smem[tid + h], nn = na + nb;
+      const KILN_C d = kiln_smem2[tid + h] - kiln_smem2[tid];
+      kiln_smem2[tid] = kiln_smem2[tid] + d * kiln_rows_div(nb, nn);
+      kiln_smem3[tid] = kiln_smem3[tid] + kiln_smem3[tid + h] + d * d * kiln_rows_div(na * nb, nn);
+      kiln_smem[tid] = nn;
+    }
+    barrier();
+  }
+  c = kiln_smem[0];
+  mean = kiln_smem2[0];
+  q = kiln_smem3[0];
+  barrier();
+}
+
 // BODY for each element j (value v) of this thread's part of the row, in order: from the registers
 // (cached) or from memory.
 #define KILN_ROWS_CACHE 16
@@ -232,14 +257,28 @@ void main() {
 #endif
 #else  // layer_norm, rms_norm
     const KILN_C cn = KILN_C(n);
-    KILN_C mean = KILN_C(0);
+    KILN_C mean = KILN_C(0), q = KILN_C(0);
 #if KILN_ROWS_OP == 3
-    KILN_EACH(j, v, mean += v;)
-    mean = kiln_rows_div(kiln_rows_block(tid, mean, false), cn);
+    if (!cached) {  // over memory: mean and deviations in one read (Welford)
+      KILN_C c = KILN_C(0);
+      for (int64_t j = int64_t(tid); j < n; j += size) {
+        const KILN_C v = kiln_value(j), d = v - mean;
+        c += KILN_C(1);
+        mean += kiln_rows_div(d, c);
+        q += d * (v - mean);
+      }
+      kiln_rows_block_welford(tid, c, mean, q);
+    } else {
+      KILN_EACH(j, v, mean += v;)
+      mean = kiln_rows_div(kiln_rows_block(tid, mean, false), cn);
+      KILN_EACH(j, v, q += (v - mean) * (v - mean);)
+      q = kiln_rows_block(tid, q, false);
+    }
+#else
+    KILN_EACH(j, v, q += v * v;)
+    q = kiln_rows_block(tid, q, false);
 #endif
-    KILN_C q = KILN_C(0);
-    KILN_EACH(j, v, q += (v - mean) * (v - mean);)
-    const KILN_C r = kiln_rows_rsqrt(kiln_rows_div(kiln_rows_block(tid, q, false), cn) + eps);
+    const KILN_C r = kiln_rows_rsqrt(kiln_rows_div(q, cn) + eps);
     KILN_EACH(j, v, kiln_put(j, kiln_affine(j, (v - mean) * r)); kiln_put_h(j, v);)
 #endif
   }
