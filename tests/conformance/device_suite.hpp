@@ -31,6 +31,17 @@ class DeviceSuite : public ::testing::TestWithParam<std::string> {
   Device* dev_ = nullptr;
 };
 
+// The message of the kiln::Error that |f|() throws, "no error" when it throws none.
+template <class F>
+std::string error_message(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
 // Unit roundoff (half an ulp at 1) of a float dtype.
 inline double unit_roundoff(DType t) {
   switch (t) {

@@ -11,29 +11,18 @@
 #include <vector>
 
 #include "runtime/kiln.hpp"
-#include "tests/conformance/validation_scope.hpp"
+#include "tests/conformance/device_suite.hpp"
 
 namespace kiln {
 namespace {
 
-class Numerics : public ::testing::TestWithParam<std::string> {
+class Numerics : public conformance::DeviceSuite {
  protected:
-  void SetUp() override {
-    try {
-      dev_ = &device(GetParam());
-    } catch (const Error& e) {
-      GTEST_SKIP() << e.what();
-    }
-    validation_.emplace(*dev_);  // any Vulkan validation message while the test runs fails it
-  }
-  void TearDown() override { validation_.reset(); }
-  std::optional<conformance::ValidationScope> validation_;
   // The op applied to |xs| (f32) on the device, read back.
   std::vector<float> run(Tensor (*op)(const Tensor&, const Tensor*), const std::vector<float>& xs) {
     const Tensor x = Tensor::from_vector(xs, {std::int64_t(xs.size())}, device("cpu")).to(*dev_);
     return op(x, nullptr).to(device("cpu")).to_vector<float>();
   }
-  Device* dev_ = nullptr;
 };
 
 // |got| within |ulps| f32 ulps of |want| (relative), or exactly |want| when that is 0 or infinite.

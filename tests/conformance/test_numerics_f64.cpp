@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "runtime/kiln.hpp"
-#include "tests/conformance/validation_scope.hpp"
+#include "tests/conformance/device_suite.hpp"
 
 namespace kiln {
 namespace {
@@ -20,17 +20,8 @@ namespace {
 using Unary = Tensor (*)(const Tensor&, const Tensor*);
 using Binary = Tensor (*)(const Tensor&, const Tensor&, const Tensor*);
 
-class NumericsF64 : public ::testing::TestWithParam<std::string> {
+class NumericsF64 : public conformance::DeviceSuite {
  protected:
-  void SetUp() override {
-    try {
-      dev_ = &device(GetParam());
-    } catch (const Error& e) {
-      GTEST_SKIP() << e.what();
-    }
-    validation_.emplace(*dev_);  // any Vulkan validation message while the test runs fails it
-  }
-  void TearDown() override { validation_.reset(); }
   Tensor on_device(const std::vector<double>& xs) {
     return Tensor::from_vector(xs, {std::int64_t(xs.size())}, device("cpu")).to(*dev_);
   }
@@ -64,8 +55,6 @@ class NumericsF64 : public ::testing::TestWithParam<std::string> {
     return ::testing::AssertionFailure() << std::hexfloat << "got " << got << ", want " << (long double)want
                                          << std::defaultfloat << " (" << double(err / ulp) << " ulp)";
   }
-  std::optional<conformance::ValidationScope> validation_;
-  Device* dev_ = nullptr;
 };
 
 long double sin_l(long double x) { return std::sin(x); }
