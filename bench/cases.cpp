@@ -172,6 +172,8 @@ constexpr RowsPick kRowsPicks[] = {
     {RowsOp::softmax, DType::f32, 8192},    {RowsOp::softmax, DType::f32, 32768},  {RowsOp::softmax, DType::f32, 131072},
     {RowsOp::log_softmax, DType::f32, 4096}, {RowsOp::layer_norm, DType::f32, 4096}, {RowsOp::layer_norm, DType::bf16, 4096},
     {RowsOp::rms_norm, DType::f32, 4096},   {RowsOp::rms_norm, DType::bf16, 4096},
+    // Short rows: a warp (subgroup) each.
+    {RowsOp::softmax, DType::f32, 128},     {RowsOp::layer_norm, DType::bf16, 512},
 };
 // PyTorch's row ops, by RowsOp: the peer's body over x0 reshaped to [rows, n] ({0}), n ({1}) and
 // x1 reshaped ({2}).

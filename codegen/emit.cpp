@@ -306,6 +306,12 @@ std::string glsl_store_hook(DType t) { return glsl_store(t); }
 std::string glsl_pack_hook(DType t) { return glsl_pack(t); }
 std::string glsl_inline(std::string_view path) { return inline_template(path); }
 
+std::string glsl_subgroup_extensions() {
+  return "#ifndef KILN_SUBGROUP\n#define KILN_SUBGROUP 1\n#endif\n#if KILN_SUBGROUP\n"
+         "#extension GL_KHR_shader_subgroup_basic : require\n#extension GL_KHR_shader_subgroup_arithmetic : require\n"
+         "#endif\n";
+}
+
 std::string glsl_prelude(const std::vector<DType>& storage, const std::vector<const Expr*>& exprs,
                          const std::vector<std::string>& defines) {
   bool int8 = false, int16 = false;

@@ -29,6 +29,11 @@ std::string glsl_pack_hook(DType t);
 // "// ---- templates/<path> ----", a #line and the embedded template's text.
 std::string glsl_inline(std::string_view path);
 
+// The lines after #version of a template that may use subgroup arithmetic: KILN_SUBGROUP is 1 (and
+// the subgroup extensions are required) unless the compile defines it 0, as the runtime does for a
+// Vulkan device without subgroup arithmetic (runtime/jit.cpp).
+std::string glsl_subgroup_extensions();
+
 // The defines that select the prelude sections |exprs| use (8/16-bit storage of |storage|, f64,
 // compute types, f32 functions, casts), then |defines| (one line each), then the prelude itself.
 std::string glsl_prelude(const std::vector<DType>& storage, const std::vector<const Expr*>& exprs,

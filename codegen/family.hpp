@@ -56,6 +56,9 @@ struct PlanRequest {
   // The further outputs of a multi-output kernel (rows: the residual stream h), each laid out as
   // |out| is.
   std::span<const std::uint64_t> more_outputs;
+  // The device's subgroup (warp) size where its kernels use subgroup arithmetic, else 0 (rows:
+  // short rows go a subgroup each, so fewer groups are launched).
+  std::uint32_t subgroup_size = 32;
 
   // The value of option |name|, |fallback| when the request has none.
   double option(std::string_view name, double fallback) const {

@@ -29,6 +29,10 @@ struct DeviceInfo {
   std::string arch;              // "sm_90", "vulkan 1.3 cpu", "x86_64"
   std::string driver;            // driver version text
   std::uint32_t subgroup_size = 1;
+  // Kernels may combine values with subgroup (warp) arithmetic: always on CUDA; on Vulkan where
+  // the device's compute subgroups support it (KILN_VK_NO_SUBGROUP_ARITHMETIC=1 turns it off).
+  // Kernels built with it are recompiled just in time without it for a device that lacks it.
+  bool subgroup_arithmetic = false;
   std::vector<DType> dtypes;     // dtypes the device's kernels can load, store and compute
   std::uint64_t max_allocation_bytes = 0;
 };

@@ -1,6 +1,7 @@
 #include "runtime/dispatch.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
 
 #include <fmt/format.h>
@@ -125,6 +126,7 @@ void run_plan(std::string_view op, const KernelSpec& spec, const std::string* na
                         entry ? entry->name : *name, device.id(), why));
   std::string no_plan;
   request.block_size = ref.entry->block_size;
+  request.subgroup_size = device.info().subgroup_arithmetic ? device.info().subgroup_size : 0;
   LaunchPlan plan = family.plan(spec, request, &no_plan);
   std::shared_ptr<Buffer> scratch;  // freed when the stream is done with it (the allocators defer)
   if (plan.function >= 0 && plan.scratch_bytes > 0) {
@@ -138,17 +140,46 @@ void run_plan(std::string_view op, const KernelSpec& spec, const std::string* na
   for (const LaunchStep& step : plan.then) launch(stream, ref, step);
 }
 
-bool built_for(const KernelEntry& entry, Backend backend) {
-  if (backend == Backend::cuda) return entry.cuda_image >= 0;
-  if (backend == Backend::vulkan) return entry.num_functions > 0 && !entry.functions[0].spirv.empty();
+namespace {
+
+// Whether a SPIR-V module declares capability |cap| (its OpCapability instructions lead the module,
+// after the 5-word header).
+bool spirv_declares(const EmbeddedBlob& blob, std::uint32_t cap) {
+  constexpr std::uint32_t kOpCapability = 17;
+  const std::size_t words = blob.size / 4;
+  auto word = [&](std::size_t i) {
+    std::uint32_t w;
+    std::memcpy(&w, static_cast<const unsigned char*>(blob.data) + 4 * i, 4);
+    return w;
+  };
+  for (std::size_t i = 5; i + 1 < words;) {
+    const std::uint32_t head = word(i), count = head >> 16;
+    if ((head & 0xFFFFu) != kOpCapability || count < 2) return false;
+    if (word(i + 1) == cap) return true;
+    i += count;
+  }
   return false;
+}
+
+}  // namespace
+
+bool built_for(const KernelEntry& entry, const Device& device) {
+  if (device.backend() == Backend::cuda) return entry.cuda_image >= 0;
+  if (device.backend() != Backend::vulkan || entry.num_functions <= 0) return false;
+  constexpr std::uint32_t kGroupNonUniformArithmetic = 63;
+  for (int f = 0; f < entry.num_functions; ++f) {
+    const EmbeddedBlob& spirv = entry.functions[f].spirv;
+    if (spirv.empty()) return false;
+    if (!device.info().subgroup_arithmetic && spirv_declares(spirv, kGroupNonUniformArithmetic)) return false;
+  }
+  return true;
 }
 
 KernelRef resolve_kernel(Device& device, const KernelSpec& spec, const std::string& name, const Registry* first,
                          std::string* why) {
   for (const Registry* r : {first, &builtin_registry()}) {
     const KernelEntry* e = r ? r->find(name) : nullptr;
-    if (e && built_for(*e, device.backend())) return {r, e};
+    if (e && built_for(*e, device)) return {r, e};
   }
   const JitKernel jit = jit_kernel(device, spec, why, &name);
   return {jit.registry, jit.entry};
@@ -156,7 +187,7 @@ KernelRef resolve_kernel(Device& device, const KernelSpec& spec, const std::stri
 
 KernelRef resolve_entry(Device& device, const KernelSpec& spec, const Registry& registry, const KernelEntry& entry,
                         std::string* why) {
-  if (built_for(entry, device.backend())) return {&registry, &entry};
+  if (built_for(entry, device)) return {&registry, &entry};
   const JitKernel jit = jit_kernel(device, spec, why);  // the build left this target out
   return {jit.registry, jit.entry};
 }

@@ -29,9 +29,11 @@ struct JitRecord {
   Registry registry;
 };
 
-std::vector<unsigned char> compile_glsl(const std::string& source, const std::string& name) {
+// |subgroup_arithmetic| false: KILN_SUBGROUP=0, the templates' shared-memory paths.
+std::vector<unsigned char> compile_glsl(const std::string& source, const std::string& name, bool subgroup_arithmetic) {
   shaderc::Compiler compiler;
   shaderc::CompileOptions options;
+  if (!subgroup_arithmetic) options.AddMacroDefinition("KILN_SUBGROUP", "0");
   options.SetTargetEnvironment(shaderc_target_env_vulkan, shaderc_env_version_vulkan_1_3);
   options.SetOptimizationLevel(shaderc_optimization_level_zero);
   auto result = compiler.CompileGlslToSpv(source, shaderc_compute_shader, name.c_str(), options);
@@ -123,7 +125,8 @@ std::unique_ptr<JitRecord> build(Device& device, const KernelSpec& spec) {
   const Family& family = family_of(spec);
   const int num_functions = int(family.entry_points.size());
   if (device.backend() == Backend::vulkan) {
-    for (int f = 0; f < num_functions; ++f) r->blobs.push_back(compile_glsl(emit_glsl(spec, f), r->name));
+    for (int f = 0; f < num_functions; ++f)
+      r->blobs.push_back(compile_glsl(emit_glsl(spec, f), r->name, device.info().subgroup_arithmetic));
     for (int f = 0; f < num_functions; ++f)
       r->functions.push_back({"main", {r->blobs[f].data(), r->blobs[f].size()}, family.entry_points[f].params_bytes});
   } else {

@@ -37,8 +37,10 @@ Tensor map(const Expr& expr, const std::vector<Tensor>& operands, std::optional<
 Tensor map(const Registry& registry, const Expr& expr, const std::vector<Tensor>& operands,
            std::optional<DType> out = {}, const Tensor* into = nullptr);
 
-// Whether registry kernel |entry| was compiled for |backend| (a manifest may leave a target out).
-bool built_for(const KernelEntry& entry, Backend backend);
+// Whether registry kernel |entry| was compiled for |device|'s backend (a manifest may leave a
+// target out) in a form the device runs (a Vulkan kernel using subgroup arithmetic needs a device
+// with it; elsewhere the dispatch compiles it again just in time without).
+bool built_for(const KernelEntry& entry, const Device& device);
 
 // The broadcast shape of several shapes (Nx/NumPy rules), or nullopt when they don't broadcast.
 std::optional<Shape> broadcast_shapes(const std::vector<Shape>& shapes);

@@ -526,7 +526,47 @@ TEST(EmitRows, FusedFormsCompileWithNvrtcAndGlslang) {
   std::string src;
   for (const KernelSpec& spec : specs) src += emit_cuda(spec);
   EXPECT_EQ(nvrtc_compile(src, {"-Ofc=max"}), "");
-  for (const KernelSpec& spec : specs) EXPECT_EQ(glsl_compile(emit_glsl(spec, 0), spec.name()), "") << spec.name();
+  for (const KernelSpec& spec : specs) {
+    // With subgroup arithmetic (the default) and without (KILN_SUBGROUP=0, for devices that lack it):
+    // only the first declares the capability.
+    std::vector<std::uint32_t> with, without;
+    const std::string src_glsl = emit_glsl(spec, 0);
+    std::string no_subgroup = src_glsl;
+    no_subgroup.insert(no_subgroup.find('\n') + 1, "#define KILN_SUBGROUP 0\n");
+    EXPECT_EQ(glsl_compile(src_glsl, spec.name(), &with), "") << spec.name();
+    EXPECT_EQ(glsl_compile(no_subgroup, spec.name(), &without), "") << spec.name();
+    auto declares_arithmetic = [](const std::vector<std::uint32_t>& w) {
+      for (std::size_t i = 5; i + 1 < w.size() && (w[i] & 0xFFFFu) == 17u; i += w[i] >> 16)
+        if (w[i + 1] == 63u) return true;  // OpCapability GroupNonUniformArithmetic
+      return false;
+    };
+    EXPECT_TRUE(declares_arithmetic(with)) << spec.name();
+    EXPECT_FALSE(declares_arithmetic(without)) << spec.name();
+  }
+}
+
+// The rows plan: a warp (subgroup) per row of up to 16 elements per lane, so BLOCK / subgroup rows
+// per group; a group per row for longer rows or without subgroup arithmetic (subgroup size 0).
+TEST(Families, RowsPlanGivesShortRowsASubgroupEach) {
+  const KernelSpec spec = make_rows_spec(RowsOp::softmax, DType::f32, 0, RowsBias::none, false);
+  const Family& rows = family_of(spec);
+  std::string why;
+  auto groups = [&](std::int64_t n_rows, std::int64_t n, std::uint32_t subgroup) {
+    const std::vector<std::int64_t> shape{n_rows, n}, strides{n, 1};
+    const std::vector<PlanOperand> ops{{0x1000, strides}};
+    PlanRequest r{shape, ops, 0x9000, {}, 256};
+    r.subgroup_size = subgroup;
+    const LaunchPlan p = rows.plan(spec, r, &why);
+    EXPECT_EQ(p.function, 0) << why;
+    return p.groups_x;
+  };
+  EXPECT_EQ(groups(1000, 512, 32), 125u);   // 8 warps of a 256-thread block, a row each
+  EXPECT_EQ(groups(1001, 100, 32), 126u);
+  EXPECT_EQ(groups(1000, 513, 32), 1000u);  // too long for a warp's registers
+  EXPECT_EQ(groups(1000, 128, 8), 32u);     // lavapipe's subgroups of 8: 32 rows per workgroup
+  EXPECT_EQ(groups(1000, 129, 8), 1000u);
+  EXPECT_EQ(groups(1000, 100, 0), 1000u);   // no subgroup arithmetic: a workgroup per row
+  EXPECT_EQ(groups(1u << 20, 4, 32), 65535u);  // capped; the kernel grid-strides
 }
 
 // The reduce plan: rows for inner axes, cols for outer axes with many outputs, a split (two

@@ -266,7 +266,7 @@ TEST(Interop, AotKernelWithItsOwnBlockSizeRunsItsRegistryEntry) {
   const std::vector<float> want = host_floats(k.run({x}));
   const std::vector<float> want_t = host_floats(k.run({x.transpose({1, 0})}));
   for (kiln::Device* d : kiln::devices()) {
-    if (d->backend() == kiln::Backend::cpu || !kiln::built_for(*entry, d->backend())) continue;
+    if (d->backend() == kiln::Backend::cpu || !kiln::built_for(*entry, *d)) continue;
     SCOPED_TRACE(d->id());
     const std::uint64_t compiles = kiln::jit_compile_count();
     const Tensor xd = x.to(*d);

@@ -214,6 +214,7 @@ std::unique_ptr<CudaDevice> make_device(int ordinal) {
   info.driver = "CUDA driver " + std::to_string(drv.version / 1000) + "." +
                 std::to_string((drv.version % 1000) / 10);
   info.subgroup_size = std::uint32_t(warp > 0 ? warp : 32);
+  info.subgroup_arithmetic = true;
   info.dtypes.assign(kAllDTypes.begin(), kAllDTypes.end());
   info.max_allocation_bytes = total;
   return std::make_unique<CudaDevice>(dev, std::move(info), grid);

@@ -220,6 +220,10 @@ VulkanDevice::VulkanDevice(const InstanceState& instance, VkPhysicalDevice physi
   info_.driver = std::string(q.p12.driverName) + " " + q.p12.driverInfo + " (driverVersion " +
                  std::to_string(properties_.driverVersion) + ", Vulkan " + version_text(properties_.apiVersion) + ")";
   info_.subgroup_size = q.p11.subgroupSize ? q.p11.subgroupSize : 1;
+  const char* no_arithmetic = std::getenv("KILN_VK_NO_SUBGROUP_ARITHMETIC");
+  info_.subgroup_arithmetic = (q.p11.subgroupSupportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+                              (q.p11.subgroupSupportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT) &&
+                              !(no_arithmetic && *no_arithmetic && std::string_view(no_arithmetic) != "0");
   // KILN_VK_DENORMS=flush leaves the driver's default (for comparing the two).
   const char* denorms = std::getenv("KILN_VK_DENORMS");
   if (!(denorms && std::string_view(denorms) == "flush"))

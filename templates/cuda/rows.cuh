@@ -1,6 +1,7 @@
 // Row-wise kernels: softmax, log_softmax, logsumexp, layer_norm, rms_norm over each row (the
-// elements along one axis); the algorithm of templates/glsl/rows.glsl (one block per row, the same
-// passes and the same combining order, so CUDA and Vulkan agree for one block size).
+// elements along one axis); the algorithm of templates/glsl/rows.glsl (the same passes; a warp per
+// short row, a block per long one; the threads' values combined with warp shuffles, where Vulkan
+// uses subgroup arithmetic, so the two agree to rounding, not bit for bit).
 //
 // R is the emitted functor (codegen/families/rows.cpp); its hooks take (p, off, j): the params,
 // the row's element offsets (inputs 0..3, the output at 4) and the element's index in the row:
@@ -48,22 +49,33 @@ __device__ __forceinline__ double rows_value(const KilnRowsParams& p, double) {
   return __longlong_as_double((long long)p.value64);
 }
 
-// The block's values combined in a fixed tree (thread t with t + s, s = BLOCK/2 ... 1); every thread
-// gets the result.
-template <int BLOCK, class C>
-__device__ __forceinline__ C rows_block(C* smem, C v, bool is_max) {
-  const unsigned tid = threadIdx.x;
-  smem[tid] = v;
-  __syncthreads();
-  for (unsigned s = BLOCK / 2; s > 0; s >>= 1) {
-    if (tid < s) {
-      const C a = smem[tid], b = smem[tid + s];
-      smem[tid] = is_max ? ((kiln_isnan(a) || a > b) ? a : b) : a + b;
-    }
-    __syncthreads();
+// Two values of a row combined: the NaN-propagating maximum (|MAX|), else the sum.
+template <bool MAX, class C>
+__device__ __forceinline__ C rows_combine(const C a, const C b) {
+  return MAX ? ((kiln_isnan(a) || a > b) ? a : b) : a + b;
+}
+
+// |v| combined over the G threads of a row (G = 32: one warp; G = BLOCK: the block), every thread
+// of the row getting the same value: a butterfly of warp shuffles (lane i with lane i ^ s, s = 16
+// ... 1, the lower lane's value first, so every lane computes the same thing), then for a block
+// the warps' totals from shared memory, combined in warp order. The order is fixed, so results
+// are deterministic. A row of a warp needs no barrier; a block's row calls this in uniform control flow.
+template <int G, bool MAX, class C>
+__device__ __forceinline__ C rows_group(C* smem, C v) {
+  const unsigned lane = threadIdx.x & 31u;
+#pragma unroll
+  for (unsigned s = 16; s > 0; s >>= 1) {
+    const C o = __shfl_xor_sync(0xFFFFFFFFu, v, s);
+    v = (lane & s) ? rows_combine<MAX>(o, v) : rows_combine<MAX>(v, o);
   }
-  v = smem[0];
-  __syncthreads();
+  if (G > 32) {
+    if (lane == 0) smem[threadIdx.x >> 5] = v;
+    __syncthreads();
+    v = smem[0];
+#pragma unroll
+    for (int w = 1; w < G / 32; ++w) v = rows_combine<MAX>(v, smem[w]);
+    __syncthreads();  // smem is reused by the next combine
+  }
   return v;
 }
 
@@ -83,91 +95,52 @@ __device__ __forceinline__ void rows_online_add(const R& r, C& m, C& s, const C 
     s += r.f_exp(v - m);
   }
 }
-template <class R, class C>
-__device__ __forceinline__ void rows_online_combine(const R& r, C& m, C& s, const C m2, const C s2, const C inf) {
-  if (kiln_isnan(m) || kiln_isnan(m2)) {
-    m = kiln_isnan(m) ? m : m2;
-    s = m;
-    return;
-  }
-  const C mm = m > m2 ? m : m2;
-  if (mm == -inf) return;  // both empty: (-inf, 0)
-  s = (m == -inf ? C(0) : s * r.f_exp(m - mm)) + (m2 == -inf ? C(0) : s2 * r.f_exp(m2 - mm));
-  m = mm;
+// The row's (m, s) from its threads' states: M = max m, then the sum of s * exp(m - M) (a thread
+// that saw only -inf adds 0; a NaN or a +inf maximum gives NaN, as above).
+template <int G, class R, class C>
+__device__ __forceinline__ void rows_group_online(const R& r, C* smem, C& m, C& s, const C inf) {
+  const C mg = rows_group<G, true>(smem, m);
+  s = rows_group<G, false>(smem, m == -inf ? C(0) : s * r.f_exp(m - mg));
+  m = mg;
 }
-// The block's (m, s) states combined in the fixed tree of rows_block; every thread gets the result.
-template <int BLOCK, class R, class C>
-__device__ __forceinline__ void rows_block_online(const R& r, C* smem, C* smem2, C& m, C& s, const C inf) {
-  const unsigned tid = threadIdx.x;
-  smem[tid] = m;
-  smem2[tid] = s;
-  __syncthreads();
-  for (unsigned h = BLOCK / 2; h > 0; h >>= 1) {
-    if (tid < h) {
-      C a = smem[tid], b = smem2[tid];
-      rows_online_combine(r, a, b, smem[tid + h], smem2[tid + h], inf);
-      smem[tid] = a;
-      smem2[tid] = b;
-    }
-    __syncthreads();
-  }
-  m = smem[0];
-  s = smem2[0];
-  __syncthreads();
-}
-
-// Welford statistics of a row too long for registers, read once: per thread the count c, the mean
-// and q, the sum of squared deviations; merged in rows_block's tree (Chan et al.'s pairwise update).
-template <int BLOCK, class R, class C>
-__device__ __forceinline__ void rows_block_welford(const R& r, C* sc, C* sm, C* sq, C& c, C& mean, C& q) {
-  const unsigned tid = threadIdx.x;
-  sc[tid] = c;
-  sm[tid] = mean;
-  sq[tid] = q;
-  __syncthreads();
-  for (unsigned h = BLOCK / 2; h > 0; h >>= 1) {
-    if (tid < h && sc[tid + h] > C(0)) {
-      const C na = sc[tid], nb = sc[tid + h], nn = na + nb, d = sm[tid + h] - sm[tid];
-      sm[tid] = sm[tid] + d * r.f_div(nb, nn);
-      sq[tid] = sq[tid] + sq[tid + h] + d * d * r.f_div(na * nb, nn);
-      sc[tid] = nn;
-    }
-    __syncthreads();
-  }
-  c = sc[0];
-  mean = sm[0];
-  q = sq[0];
-  __syncthreads();
+// The row's mean and q (the sum of squared deviations) from its threads' Welford states (count c,
+// mean, q): the mean of the c * mean, then q + c (mean - M)^2 summed (Chan et al.'s decomposition
+// around the row's mean; a thread with no elements adds 0).
+template <int G, class R, class C>
+__device__ __forceinline__ void rows_group_welford(const R& r, C* smem, const C cn, C c, C& mean, C& q) {
+  const C mg = r.f_div(rows_group<G, false>(smem, c * mean), cn);
+  q = rows_group<G, false>(smem, q + c * (mean - mg) * (mean - mg));
+  mean = mg;
 }
 
 constexpr int kRowsCache = 16;  // elements per thread held in registers (glsl/rows.glsl: KILN_ROWS_CACHE)
 
-// body(j, v) for each element j (value v) of this thread's part of the row, in order: from the
-// registers |cx| when |cached|, else value(j) from memory. (A function template, not a generic
-// lambda: NVRTC compiles no generic lambdas in device code.)
-template <int BLOCK, class C, class V, class B>
+// body(j, v) for each element j (value v) of this thread's part of the row (j = tid, tid + G, ...),
+// in order: from the registers |cx| when |cached|, else value(j) from memory. (A function template,
+// not a generic lambda: NVRTC compiles no generic lambdas in device code.)
+template <int G, class C, class V, class B>
 __device__ __forceinline__ void rows_each(const bool cached, const C* cx, const long long n, const long long tid,
                                           const V& value, const B& body) {
   if (cached) {
 #pragma unroll
     for (int i = 0; i < kRowsCache; ++i) {
-      const long long j = tid + (long long)i * BLOCK;
+      const long long j = tid + (long long)i * G;
       if (j < n) body(j, cx[i]);
     }
   } else {
-    for (long long j = tid; j < n; j += BLOCK) body(j, value(j));
+    for (long long j = tid; j < n; j += G) body(j, value(j));
   }
 }
 
-template <int BLOCK, class R>
-__device__ void rows_run(const KilnRowsParams& p, const R r) {
+// The rows, G threads each: BLOCK / G rows per block at a time, grid-striding over the rows.
+template <int G, int BLOCK, class R>
+__device__ __forceinline__ void rows_groups(const KilnRowsParams& p, const R& r, typename R::C* smem) {
   typedef typename R::C C;
-  __shared__ C smem[BLOCK];
-  __shared__ C smem2[BLOCK];
-  __shared__ C smem3[BLOCK];
-  const long long n = p.n, tid = threadIdx.x;
+  constexpr int kPerBlock = BLOCK / G;
+  const long long n = p.n, tid = threadIdx.x % G;
   const C inf = rows_inf<C>(), eps = rows_value(p, C(0)), scale = eps;
-  for (long long row = blockIdx.x; row < p.n_rows; row += gridDim.x) {
+  for (long long row = (long long)blockIdx.x * kPerBlock + threadIdx.x / G; row < p.n_rows;
+       row += (long long)gridDim.x * kPerBlock) {
     unsigned long long off[5] = {0, 0, 0, 0, 0};
     unsigned long long rem = (unsigned long long)row;
     for (int d = (int)p.rank - 1; d >= 0; --d) {
@@ -189,12 +162,12 @@ __device__ void rows_run(const KilnRowsParams& p, const R r) {
     };
     // A row of up to kCache elements per thread is read once, into registers; a longer one is read
     // again by each pass. Both visit a thread's elements in the same order (glsl/rows.glsl).
-    const bool cached = n <= (long long)BLOCK * kRowsCache;
+    const bool cached = n <= (long long)G * kRowsCache;
     C cx[kRowsCache];
     if (cached) {
 #pragma unroll
       for (int i = 0; i < kRowsCache; ++i) {
-        const long long j = tid + (long long)i * BLOCK;
+        const long long j = tid + (long long)i * G;
         cx[i] = j < n ? value(j) : C(0);
       }
     }
@@ -204,11 +177,11 @@ __device__ void rows_run(const KilnRowsParams& p, const R r) {
       // Registers: the maximum, then the sum of exp(x - max). Memory: both in one online read.
       C m = -inf, s = C(0);
       if (cached) {
-        rows_each<BLOCK>(KILN_ROWS_EACH_ARGS, [&](long long, C v) { m = (kiln_isnan(m) || m > v) ? m : v; });
-        m = rows_block<BLOCK>(smem, m, true);
+        rows_each<G>(KILN_ROWS_EACH_ARGS, [&](long long, C v) { m = (kiln_isnan(m) || m > v) ? m : v; });
+        m = rows_group<G, true>(smem, m);
       } else {
-        for (long long j = tid; j < n; j += BLOCK) rows_online_add(r, m, s, value(j), inf);
-        rows_block_online<BLOCK>(r, smem, smem2, m, s, inf);
+        for (long long j = tid; j < n; j += G) rows_online_add(r, m, s, value(j), inf);
+        rows_group_online<G>(r, smem, m, s, inf);
       }
       if (R::kOp == 2 && m == inf) {
         if (tid == 0) r.put(p, off, 0, inf);
@@ -216,17 +189,17 @@ __device__ void rows_run(const KilnRowsParams& p, const R r) {
       }
       const C me = m == -inf ? C(0) : m;
       if (cached) {
-        rows_each<BLOCK>(KILN_ROWS_EACH_ARGS, [&](long long, C v) { s += r.f_exp(v - me); });
-        s = rows_block<BLOCK>(smem, s, false);
+        rows_each<G>(KILN_ROWS_EACH_ARGS, [&](long long, C v) { s += r.f_exp(v - me); });
+        s = rows_group<G, false>(smem, s);
       }
       if (R::kOp == 2) {
         if (tid == 0) r.put(p, off, 0, me + r.f_log(s));
       } else if (R::kOp == 1) {
         const C ls = r.f_log(s);
-        rows_each<BLOCK>(KILN_ROWS_EACH_ARGS,
-                         [&](long long j, C v) { r.put(p, off, j, s == C(0) ? -inf : (v - me) - ls); });
+        rows_each<G>(KILN_ROWS_EACH_ARGS,
+                     [&](long long j, C v) { r.put(p, off, j, s == C(0) ? -inf : (v - me) - ls); });
       } else {
-        rows_each<BLOCK>(KILN_ROWS_EACH_ARGS, [&](long long j, C v) {
+        rows_each<G>(KILN_ROWS_EACH_ARGS, [&](long long j, C v) {
           r.put(p, off, j, s == C(0) ? C(0) : r.f_div(r.f_exp(v - me), s));
         });
       }
@@ -236,23 +209,23 @@ __device__ void rows_run(const KilnRowsParams& p, const R r) {
     C mean = C(0), q = C(0);
     if (R::kOp == 3 && !cached) {  // layer_norm over memory: mean and deviations in one read
       C c = C(0);
-      for (long long j = tid; j < n; j += BLOCK) {
+      for (long long j = tid; j < n; j += G) {
         const C v = value(j), d = v - mean;
         c += C(1);
         mean += r.f_div(d, c);
         q += d * (v - mean);
       }
-      rows_block_welford<BLOCK>(r, smem, smem2, smem3, c, mean, q);
+      rows_group_welford<G>(r, smem, cn, c, mean, q);
     } else {  // registers (or rms_norm): the mean, then the squares
       if (R::kOp == 3) {
-        rows_each<BLOCK>(KILN_ROWS_EACH_ARGS, [&](long long, C v) { mean += v; });
-        mean = r.f_div(rows_block<BLOCK>(smem, mean, false), cn);
+        rows_each<G>(KILN_ROWS_EACH_ARGS, [&](long long, C v) { mean += v; });
+        mean = r.f_div(rows_group<G, false>(smem, mean), cn);
       }
-      rows_each<BLOCK>(KILN_ROWS_EACH_ARGS, [&](long long, C v) { q += (v - mean) * (v - mean); });
-      q = rows_block<BLOCK>(smem, q, false);
+      rows_each<G>(KILN_ROWS_EACH_ARGS, [&](long long, C v) { q += (v - mean) * (v - mean); });
+      q = rows_group<G, false>(smem, q);
     }
     const C rs = r.f_rsqrt(r.f_div(q, cn) + eps);
-    rows_each<BLOCK>(KILN_ROWS_EACH_ARGS, [&](long long j, C v) {
+    rows_each<G>(KILN_ROWS_EACH_ARGS, [&](long long j, C v) {
       C y = (v - mean) * rs;
       if (R::kParams > 0) y *= r.param0(p, off, j);
       if (R::kParams > 1) y += r.param1(p, off, j);
@@ -262,6 +235,18 @@ __device__ void rows_run(const KilnRowsParams& p, const R r) {
   }
 }
 #undef KILN_ROWS_EACH_ARGS
+
+// The kernel body: a warp per row for rows of up to 32 x kRowsCache elements (no barriers; the
+// plan launches BLOCK / 32 times fewer blocks), else a block per row.
+template <int BLOCK, class R>
+__device__ void rows_run(const KilnRowsParams& p, const R r) {
+  static_assert(BLOCK >= 32 && BLOCK % 32 == 0, "rows kernels run whole warps");
+  __shared__ typename R::C smem[BLOCK / 32];
+  if (BLOCK > 32 && p.n <= 32ll * kRowsCache)
+    rows_groups<32, BLOCK>(p, r, smem);
+  else
+    rows_groups<BLOCK, BLOCK>(p, r, smem);
+}
 
 }  // namespace kiln
 

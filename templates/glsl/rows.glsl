@@ -14,16 +14,19 @@
 //   kiln_param0(j), kiln_param1(j)      gamma and beta, or the bias (a mask: 0 or 1)
 //   kiln_put(j, y), kiln_put_h(j, v)    the epilogue over y and its inputs, stored; h = v in x's dtype
 //   kiln_rows_exp/log/rsqrt/div         the op table's functions on KILN_C
+//   KILN_SUBGROUP                       1: subgroup arithmetic (GL_KHR_shader_subgroup_arithmetic)
+//                                       combines the invocations' values; 0: shared memory only
 // ABI: the device address of a KilnRowsParams block (416 bytes, codegen/abi.hpp) as the push
-// constant. One workgroup per row (grid-stride over rows); thread t reads elements t, t + size, ...
-// and combines them in order; the workgroup combines its threads' values in a fixed tree in shared
-// memory (CUDA's order), so results are deterministic. Passes over the row: softmax and
-// log_softmax three over registers (max, sum of exp(x - max), the output) or two over memory (the
-// max and the sum online in one read, then the output), logsumexp two or one, layer_norm three over
-// registers (mean, sum of squared deviations, the output) or two over memory (Welford's mean and
-// deviations in one read), rms_norm two; a row of up to 16 elements per thread is
-// read from memory once (held in registers), a longer one by every pass. Block size:
-// specialization constant 0 (default 256, a power of two).
+// constant. A row of up to 16 elements per invocation of a subgroup is a subgroup's (with
+// subgroup arithmetic), a longer one a workgroup's; rows grid-stride. Invocation t of the row reads
+// elements t, t + size, ... and combines them in order; the row's invocations combine their values
+// in an order fixed for the device (kiln_rows_group), so results are deterministic. Passes over
+// the row: softmax and log_softmax three over registers (max, sum of exp(x - max), the output) or
+// two over memory (the max and the sum online in one read, then the output), logsumexp two or one,
+// layer_norm three over registers (mean, sum of squared deviations, the output) or two over memory
+// (Welford's mean and deviations in one read), rms_norm two; a row of up to 16 elements per
+// invocation is read from memory once (held in registers), a longer one by every pass. Block
+// size: specialization constant 0 (default 256, a power of two).
 layout(local_size_x_id = 0) in;
 
 layout(buffer_reference, std430, buffer_reference_align = 8) readonly buffer KilnRowsParams {
@@ -43,24 +46,63 @@ layout(buffer_reference, std430, buffer_reference_align = 8) readonly buffer Kil
 };
 layout(push_constant, std430) uniform KilnRowsPush { KilnRowsParams params; } pc;
 
-shared KILN_C kiln_smem[gl_WorkGroupSize.x];
-shared KILN_C kiln_smem2[gl_WorkGroupSize.x];
-shared KILN_C kiln_smem3[gl_WorkGroupSize.x];
+shared KILN_C kiln_smem[2 * gl_WorkGroupSize.x];
+shared KILN_C kiln_total[2];
+uint kiln_parity = 0u;  // which half of kiln_smem (and kiln_total) the next combine uses
 
-// The workgroup's values combined in a fixed tree (thread t with t + s, s = size/2 ... 1); every
-// thread gets the result. |is_max|: NaN-propagating max, else the sum.
-KILN_C kiln_rows_block(uint tid, KILN_C v, bool is_max) {
-  kiln_smem[tid] = v;
+bool kiln_by_subgroup;  // this dispatch's rows are one per subgroup (else one per workgroup)
+
+KILN_C kiln_rows_combine(KILN_C a, KILN_C b, bool is_max) {
+  return is_max ? ((kiln_isnan(a) || a > b) ? a : b) : a + b;
+}
+
+#if KILN_SUBGROUP
+// The subgroup's NaN-propagating maximum (GLSL's max may drop a NaN) or sum.
+KILN_C kiln_subgroup_combine(KILN_C v, bool is_max) {
+  if (!is_max) return subgroupAdd(v);
+  const bool nan = subgroupMax(kiln_isnan(v) ? 1u : 0u) != 0u;
+  return nan ? KILN_C(kiln_nan_f32()) : subgroupMax(v);
+}
+#endif
+
+// |v| combined over the invocations of a row, every one getting the result. |is_max|: the
+// NaN-propagating maximum, else the sum. With subgroup arithmetic (KILN_SUBGROUP): the subgroup's
+// combine, then for a workgroup's row the subgroups' values in shared memory combined by the first
+// subgroup (lane l takes values l, l + subgroup size, ... in order, from the exact identity: -0 for
+// sums, -inf for the maximum), which shares the result. Without: a fixed tree in shared memory
+// (invocation t with t + s, s = size/2 ... 1). Either order is fixed for a device, so results are
+// deterministic. Two barriers per combine: the halves of kiln_smem alternate, so the next combine
+// may write while this one's result is read. A workgroup's row calls this in uniform control flow.
+KILN_C kiln_rows_group(uint tid, KILN_C v, bool is_max) {
+  const uint base = kiln_parity * gl_WorkGroupSize.x;
+#if KILN_SUBGROUP
+  v = kiln_subgroup_combine(v, is_max);
+  if (kiln_by_subgroup) return v;
+  if (subgroupElect()) kiln_smem[base + gl_SubgroupID] = v;
   barrier();
-  for (uint s = gl_WorkGroupSize.x / 2u; s > 0u; s >>= 1) {
-    if (tid < s) {
-      const KILN_C a = kiln_smem[tid], b = kiln_smem[tid + s];
-      kiln_smem[tid] = is_max ? ((kiln_isnan(a) || a > b) ? a : b) : a + b;
-    }
+  if (gl_SubgroupID == 0u) {
+#if KILN_C_F64
+    KILN_C t = is_max ? -kiln_inf_f64() : packDouble2x32(uvec2(0u, 0x80000000u));
+#else
+    KILN_C t = is_max ? -kiln_inf_f32() : uintBitsToFloat(0x80000000u);
+#endif
+    for (uint w = gl_SubgroupInvocationID; w < gl_NumSubgroups; w += gl_SubgroupSize)
+      t = kiln_rows_combine(t, kiln_smem[base + w], is_max);
+    t = kiln_subgroup_combine(t, is_max);
+    if (subgroupElect()) kiln_total[kiln_parity] = t;
+  }
+#else
+  kiln_smem[base + tid] = v;
+  barrier();
+  for (uint s = gl_WorkGroupSize.x / 2u; s > 1u; s >>= 1) {
+    if (tid < s) kiln_smem[base + tid] = kiln_rows_combine(kiln_smem[base + tid], kiln_smem[base + tid + s], is_max);
     barrier();
   }
-  v = kiln_smem[0];
-  barrier();  // kiln_smem is reused by the next pass
+  if (tid == 0u) kiln_total[kiln_parity] = kiln_rows_combine(kiln_smem[base], kiln_smem[base + 1u], is_max);
+#endif
+  barrier();
+  v = kiln_total[kiln_parity];
+  kiln_parity ^= 1u;
   return v;
 }
 
@@ -112,57 +154,20 @@ void kiln_online_add(inout KILN_C m, inout KILN_C s, KILN_C v, KILN_C inf) {
     s += kiln_rows_exp(v - m);
   }
 }
-void kiln_online_combine(inout KILN_C m, inout KILN_C s, KILN_C m2, KILN_C s2, KILN_C inf) {
-  if (kiln_isnan(m) || kiln_isnan(m2)) {
-    m = kiln_isnan(m) ? m : m2;
-    s = m;
-    return;
-  }
-  const KILN_C mm = m > m2 ? m : m2;
-  if (mm == -inf) return;
-  s = (m == -inf ? KILN_C(0) : s * kiln_rows_exp(m - mm)) + (m2 == -inf ? KILN_C(0) : s2 * kiln_rows_exp(m2 - mm));
-  m = mm;
-}
-// The workgroup's (m, s) states combined in kiln_rows_block's fixed tree.
-void kiln_rows_block_online(uint tid, inout KILN_C m, inout KILN_C s, KILN_C inf) {
-  kiln_smem[tid] = m;
-  kiln_smem2[tid] = s;
-  barrier();
-  for (uint h = gl_WorkGroupSize.x / 2u; h > 0u; h >>= 1) {
-    if (tid < h) {
-      KILN_C a = kiln_smem[tid], b = kiln_smem2[tid];
-      kiln_online_combine(a, b, kiln_smem[tid + h], kiln_smem2[tid + h], inf);
-      kiln_smem[tid] = a;
-      kiln_smem2[tid] = b;
-    }
-    barrier();
-  }
-  m = kiln_smem[0];
-  s = kiln_smem2[0];
-  barrier();
+// The row's (m, s) from its invocations' states (templates/cuda/rows.cuh, rows_group_online):
+// M = max m, then the sum of s * exp(m - M).
+void kiln_rows_group_online(uint tid, inout KILN_C m, inout KILN_C s, KILN_C inf) {
+  const KILN_C mg = kiln_rows_group(tid, m, true);
+  s = kiln_rows_group(tid, m == -inf ? KILN_C(0) : s * kiln_rows_exp(m - mg), false);
+  m = mg;
 }
 
-// Welford statistics (templates/cuda/rows.cuh, rows_block_welford): per thread the count c, the
-// mean and q, the sum of squared deviations, merged in kiln_rows_block's tree.
-void kiln_rows_block_welford(uint tid, inout KILN_C c, inout KILN_C mean, inout KILN_C q) {
-  kiln_smem[tid] = c;
-  kiln_smem2[tid] = mean;
-  kiln_smem3[tid] = q;
-  barrier();
-  for (uint h = gl_WorkGroupSize.x / 2u; h > 0u; h >>= 1) {
-    if (tid < h && kiln_smem[tid + h] > KILN_C(0)) {
-      const KILN_C na = kiln_smem[tid], nb = kiln_smem[tid + h], nn = na + nb;
-      const KILN_C d = kiln_smem2[tid + h] - kiln_smem2[tid];
-      kiln_smem2[tid] = kiln_smem2[tid] + d * kiln_rows_div(nb, nn);
-      kiln_smem3[tid] = kiln_smem3[tid] + kiln_smem3[tid + h] + d * d * kiln_rows_div(na * nb, nn);
-      kiln_smem[tid] = nn;
-    }
-    barrier();
-  }
-  c = kiln_smem[0];
-  mean = kiln_smem2[0];
-  q = kiln_smem3[0];
-  barrier();
+// The row's mean and q from its invocations' Welford states (count c, mean, q; rows_group_welford):
+// the mean of the c * mean, then q + c (mean - M)^2 summed.
+void kiln_rows_group_welford(uint tid, KILN_C cn, KILN_C c, inout KILN_C mean, inout KILN_C q) {
+  const KILN_C mg = kiln_rows_div(kiln_rows_group(tid, c * mean, false), cn);
+  q = kiln_rows_group(tid, q + c * (mean - mg) * (mean - mg), false);
+  mean = mg;
 }
 
 // BODY for each element j (value v) of this thread's part of the row, in order: from the registers
@@ -186,8 +191,25 @@ void kiln_rows_block_welford(uint tid, inout KILN_C c, inout KILN_C mean, inout 
 
 void main() {
   KilnRowsParams P = pc.params;
-  const uint tid = gl_LocalInvocationID.x;
-  const int64_t size = int64_t(gl_WorkGroupSize.x), n = P.n;
+  const int64_t n = P.n;
+  // A subgroup per row for rows of up to subgroup size x KILN_ROWS_CACHE elements (no barriers; the
+  // plan launches fewer workgroups), when the workgroup is whole subgroups; else a workgroup per row.
+#if KILN_SUBGROUP
+  kiln_by_subgroup = gl_NumSubgroups > 1u && gl_NumSubgroups * gl_SubgroupSize == gl_WorkGroupSize.x &&
+                     n <= int64_t(gl_SubgroupSize) * int64_t(KILN_ROWS_CACHE);
+#else
+  kiln_by_subgroup = false;
+#endif
+  uint tid = gl_LocalInvocationID.x;
+  int64_t size = int64_t(gl_WorkGroupSize.x), first = int64_t(gl_WorkGroupID.x), per = 1;
+#if KILN_SUBGROUP
+  if (kiln_by_subgroup) {
+    tid = gl_SubgroupInvocationID;
+    size = int64_t(gl_SubgroupSize);
+    per = int64_t(gl_NumSubgroups);
+    first = first * per + int64_t(gl_SubgroupID);
+  }
+#endif
 #if KILN_C_F64
   const KILN_C eps = packDouble2x32(uvec2(P.value64_lo, P.value64_hi));
   const KILN_C inf = kiln_inf_f64();
@@ -195,7 +217,7 @@ void main() {
   const KILN_C eps = uintBitsToFloat(P.value32);
   const KILN_C inf = kiln_inf_f32();
 #endif
-  for (int64_t row = int64_t(gl_WorkGroupID.x); row < P.n_rows; row += int64_t(gl_NumWorkGroups.x)) {
+  for (int64_t row = first; row < P.n_rows; row += int64_t(gl_NumWorkGroups.x) * per) {
     // The operands' element offsets of this row (row-major over the collapsed row dimensions).
     uint64_t off[5] = uint64_t[5](0ul, 0ul, 0ul, 0ul, 0ul);
     uint64_t rem = uint64_t(row);
@@ -231,10 +253,10 @@ void main() {
     KILN_C m = -inf, s = KILN_C(0);
     if (cached) {
       KILN_EACH(j, v, m = (kiln_isnan(m) || m > v) ? m : v;)
-      m = kiln_rows_block(tid, m, true);
+      m = kiln_rows_group(tid, m, true);
     } else {
       for (int64_t j = int64_t(tid); j < n; j += size) kiln_online_add(m, s, kiln_value(j), inf);
-      kiln_rows_block_online(tid, m, s, inf);
+      kiln_rows_group_online(tid, m, s, inf);
     }
 #if KILN_ROWS_OP == 2
     if (m == inf) {
@@ -245,7 +267,7 @@ void main() {
     const KILN_C me = m == -inf ? KILN_C(0) : m;
     if (cached) {
       KILN_EACH(j, v, s += kiln_rows_exp(v - me);)
-      s = kiln_rows_block(tid, s, false);
+      s = kiln_rows_group(tid, s, false);
     }
 #if KILN_ROWS_OP == 2
     if (tid == 0u) kiln_put(0l, me + kiln_rows_log(s));
@@ -267,16 +289,16 @@ void main() {
         mean += kiln_rows_div(d, c);
         q += d * (v - mean);
       }
-      kiln_rows_block_welford(tid, c, mean, q);
+      kiln_rows_group_welford(tid, cn, c, mean, q);
     } else {
       KILN_EACH(j, v, mean += v;)
-      mean = kiln_rows_div(kiln_rows_block(tid, mean, false), cn);
+      mean = kiln_rows_div(kiln_rows_group(tid, mean, false), cn);
       KILN_EACH(j, v, q += (v - mean) * (v - mean);)
-      q = kiln_rows_block(tid, q, false);
+      q = kiln_rows_group(tid, q, false);
     }
 #else
     KILN_EACH(j, v, q += v * v;)
-    q = kiln_rows_block(tid, q, false);
+    q = kiln_rows_group(tid, q, false);
 #endif
     const KILN_C r = kiln_rows_rsqrt(kiln_rows_div(q, cn) + eps);
     KILN_EACH(j, v, kiln_put(j, kiln_affine(j, (v - mean) * r)); kiln_put_h(j, v);)

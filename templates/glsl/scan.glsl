@@ -8,14 +8,20 @@
 //   KILN_T0, KILN_S0, KILN_LOAD(v)     x's storage type and size, storage -> KILN_C
 //   KILN_TOUT, KILN_SOUT, KILN_STORE(c) the output's storage type and size, KILN_C -> storage
 //   KILN_SCAN_ITEMS                    elements a thread scans in registers per chunk
+//   KILN_SCAN_COMBINER, KILN_C_FLOAT   0 sum, 1 product, 2 max, 3 min; whether KILN_C is a float
+//   KILN_C_INT64                       KILN_C is a 64-bit integer (no subgroup arithmetic: it would
+//                                      need the extended-types feature)
+//   KILN_SUBGROUP                      1: subgroup arithmetic scans inside the workgroup; 0: shared memory
 // ABI: the device address of a KilnScanParams block (224 bytes, codegen/families/scan.cpp) as the
 // push constant. Reduce-then-scan (scan.cpp says why not a decoupled look-back): a workgroup per
 // (row, segment), grid-stride. "scan" walks its segment in chunks of size * KILN_SCAN_ITEMS: each
 // thread scans KILN_SCAN_ITEMS consecutive elements in registers, the workgroup scans the threads'
-// totals in shared memory (Hillis-Steele, a fixed order), each element is written as carry +
-// thread prefix + its own running value, and the chunk's total joins the carry. Subgroup scans are
-// not used: their association order and their max/min on NaN are not specified. Every combination
-// order depends on the shape and the block size only, so results are deterministic. Block size:
+// totals, each element is written as carry + thread prefix + its own running value, and the
+// chunk's total joins the carry. The threads' totals: with subgroup arithmetic, each subgroup's
+// exclusive scan (subgroupExclusiveAdd/Mul/Max/Min; max and min of floats also scan "a NaN so far",
+// since GLSL's max may drop a NaN), then the subgroups' totals from shared memory in order; without,
+// Hillis-Steele in shared memory. Every combination order depends on the shape, the block size and
+// the device only, so results are deterministic (run to run on a device; devices differ in rounding). Block size:
 // specialization constant 0 (default 256, a power of two).
 layout(local_size_x_id = 0) in;
 
@@ -36,6 +42,47 @@ layout(buffer_reference, std430, buffer_reference_align = KILN_C_SIZE) buffer Ki
 layout(push_constant, std430) uniform KilnScanPush { KilnScanParams params; } pc;
 
 shared KILN_C kiln_smem[gl_WorkGroupSize.x];
+
+#if KILN_SUBGROUP && !KILN_C_INT64
+#define KILN_SCAN_SUBGROUP 1
+// The subgroup's exclusive scan of |v| (the identity in its first invocation), and its total.
+KILN_C kiln_subgroup_exclusive(KILN_C v) {
+#if KILN_SCAN_COMBINER == 0
+  return subgroupExclusiveAdd(v);
+#elif KILN_SCAN_COMBINER == 1
+  return subgroupExclusiveMul(v);
+#else
+#if KILN_SCAN_COMBINER == 2
+  KILN_C r = subgroupExclusiveMax(v);
+#else
+  KILN_C r = subgroupExclusiveMin(v);
+#endif
+#if KILN_C_FLOAT
+  if (subgroupExclusiveMax(kiln_isnan(v) ? 1u : 0u) != 0u) r = KILN_C(kiln_nan_f32());
+#endif
+  return r;
+#endif
+}
+KILN_C kiln_subgroup_total(KILN_C v) {
+#if KILN_SCAN_COMBINER == 0
+  return subgroupAdd(v);
+#elif KILN_SCAN_COMBINER == 1
+  return subgroupMul(v);
+#else
+#if KILN_SCAN_COMBINER == 2
+  KILN_C r = subgroupMax(v);
+#else
+  KILN_C r = subgroupMin(v);
+#endif
+#if KILN_C_FLOAT
+  if (subgroupMax(kiln_isnan(v) ? 1u : 0u) != 0u) r = KILN_C(kiln_nan_f32());
+#endif
+  return r;
+#endif
+}
+#else
+#define KILN_SCAN_SUBGROUP 0
+#endif
 
 uint64_t kiln_base_in, kiln_base_out;
 int64_t kiln_step_in, kiln_step_out;
@@ -67,6 +114,14 @@ void main() {
   KilnScanParams P = pc.params;
   const uint tid = gl_LocalInvocationID.x;
   const int64_t size = int64_t(gl_WorkGroupSize.x);
+  // A thread's place in a chunk: by subgroup when the workgroup is whole subgroups (subgroup scans
+  // then follow the elements' order, whatever the device's mapping of invocations to subgroups).
+#if KILN_SCAN_SUBGROUP
+  const bool by_subgroup = gl_NumSubgroups * gl_SubgroupSize == gl_WorkGroupSize.x;
+  const uint pos = by_subgroup ? gl_SubgroupID * gl_SubgroupSize + gl_SubgroupInvocationID : tid;
+#else
+  const uint pos = tid;
+#endif
 #if KILN_SCAN_FUNCTION == 2
   // spine: each row's segment totals become exclusive prefixes, in order (a thread per row).
   for (int64_t row = int64_t(gl_GlobalInvocationID.x); row < P.n_rows;
@@ -86,9 +141,20 @@ void main() {
     kiln_row_bases(P, row);
     const int64_t lo = s * P.seg, hi = min(P.n, lo + P.seg);
 #if KILN_SCAN_FUNCTION == 1
-    // reduce: the segment's total, each thread's elements in order, then a fixed tree.
+    // reduce: the segment's total, each thread's elements in order, then the subgroups' totals
+    // in order (or a fixed tree in shared memory).
     KILN_C acc = kiln_identity();
     for (int64_t j = lo + int64_t(tid); j < hi; j += size) acc = kiln_combine(acc, kiln_x(j));
+#if KILN_SCAN_SUBGROUP
+    acc = kiln_subgroup_total(acc);
+    if (subgroupElect()) kiln_smem[gl_SubgroupID] = acc;
+    barrier();
+    if (tid == 0u) {
+      acc = kiln_smem[0];
+      for (uint g = 1u; g < gl_NumSubgroups; ++g) acc = kiln_combine(acc, kiln_smem[g]);
+      KilnAccRef(P.scratch + uint64_t(w) * uint64_t(KILN_C_SIZE)).v = acc;
+    }
+#else
     kiln_smem[tid] = acc;
     barrier();
     for (uint h = gl_WorkGroupSize.x / 2u; h > 0u; h >>= 1) {
@@ -96,12 +162,13 @@ void main() {
       barrier();
     }
     if (tid == 0u) KilnAccRef(P.scratch + uint64_t(w) * uint64_t(KILN_C_SIZE)).v = kiln_smem[0];
+#endif
     barrier();  // kiln_smem is reused by the next work item
 #else
     // scan: from the segment's prefix (the spine's), chunk by chunk.
     KILN_C carry = P.n_split > 1l ? KilnAccRef(P.scratch + uint64_t(w) * uint64_t(KILN_C_SIZE)).v : kiln_identity();
     for (int64_t c0 = lo; c0 < hi; c0 += size * int64_t(KILN_SCAN_ITEMS)) {
-      const int64_t j0 = c0 + int64_t(tid) * int64_t(KILN_SCAN_ITEMS);
+      const int64_t j0 = c0 + int64_t(pos) * int64_t(KILN_SCAN_ITEMS);
       KILN_C v[KILN_SCAN_ITEMS];
       KILN_C run = kiln_identity();
       [[unroll]] for (int i = 0; i < KILN_SCAN_ITEMS; ++i) {
@@ -109,6 +176,27 @@ void main() {
         if (j < hi) run = i == 0 ? kiln_x(j) : kiln_combine(run, kiln_x(j));
         v[i] = run;
       }
+#if KILN_SCAN_SUBGROUP
+      if (by_subgroup) {
+        // The threads' totals: exclusive within the subgroup, after the earlier subgroups' totals.
+        const KILN_C within = kiln_subgroup_exclusive(run);
+        if (gl_SubgroupInvocationID == gl_SubgroupSize - 1u) kiln_smem[gl_SubgroupID] = kiln_combine(within, run);
+        barrier();
+        KILN_C prefix = carry, total = carry;
+        for (uint g = 0u; g < gl_NumSubgroups; ++g) {
+          if (g == gl_SubgroupID) prefix = total;
+          total = kiln_combine(total, kiln_smem[g]);
+        }
+        if (gl_SubgroupInvocationID > 0u) prefix = kiln_combine(prefix, within);  // (the identity would lose a -0)
+        barrier();  // kiln_smem is reused by the next chunk
+        [[unroll]] for (int i = 0; i < KILN_SCAN_ITEMS; ++i) {
+          const int64_t j = j0 + int64_t(i);
+          if (j < hi) kiln_put(j, kiln_combine(prefix, v[i]));
+        }
+        carry = total;
+        continue;
+      }
+#endif
       // Inclusive scan of the threads' totals (Hillis-Steele: read, barrier, write, barrier).
       kiln_smem[tid] = run;
       barrier();

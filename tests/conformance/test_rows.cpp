@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <functional>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <optional>
 #include <random>
@@ -424,6 +425,40 @@ TEST_P(Rows, BadInputNamesOpShapesAxisAndDtypes) {
             std::string::npos);
   const Tensor wrong_into = Tensor::empty({2}, DType::f32, *dev_);
   EXPECT_NE(message([&] { softmax(x, -1, &wrong_into); }).find("must be a contiguous [2,3] f32"), std::string::npos);
+}
+
+// Vulkan rows and scan kernels combine with subgroup arithmetic; a device without it (ctest
+// conformance-vulkan-shared-memory: KILN_VK_NO_SUBGROUP_ARITHMETIC=1) runs the built-in ones
+// recompiled just in time with shared memory only (the Rows and Scan suites pass both ways),
+// while kernels that use no subgroup operations (map) stay as built.
+TEST_P(Rows, BuiltKernelsNeedingSubgroupArithmeticAreRebuiltWithout) {
+  if (dev_->backend() == Backend::cpu) GTEST_SKIP() << "no kernels on the CPU backend";
+  int subgroup = 0, maps = 0;
+  for (const KernelEntry& e : builtin_registry().kernels) {
+    const std::string family = e.family ? e.family : "";
+    if (dev_->backend() == Backend::cuda || (family != "rows" && family != "scan" && family != "map")) continue;
+    if (e.num_functions == 0 || e.functions[0].spirv.empty()) continue;  // not built for Vulkan
+    // Scans of 64-bit integers keep shared memory (subgroup arithmetic on them needs more features).
+    const DType x = spec_from_canonical(e.spec).inputs.at(0);
+    const bool int64_scan = family == "scan" && (x == DType::s64 || x == DType::u64);
+    if (family != "map" && !int64_scan) {
+      ++subgroup;
+      EXPECT_EQ(built_for(e, *dev_), dev_->info().subgroup_arithmetic) << e.name;
+    } else {
+      ++maps;
+      EXPECT_TRUE(built_for(e, *dev_)) << e.name;
+    }
+  }
+  if (dev_->backend() == Backend::vulkan) {
+    EXPECT_GT(subgroup, 0);
+    EXPECT_GT(maps, 0);
+  }
+  // Short rows (a subgroup each) and long ones (a workgroup each) either way.
+  check(RowsOp::softmax, DType::f32, 77, 5, random_values(77 * 5, -4, 4, 11));
+  check(RowsOp::layer_norm, DType::f32, 9, 3000, random_values(9 * 3000, -4, 4, 12));
+  std::printf("%s: subgroup arithmetic %s, subgroup size %u; %d kernels use it, %d map kernels do not\n",
+              dev_->id().c_str(), dev_->info().subgroup_arithmetic ? "on" : "off", dev_->info().subgroup_size, subgroup,
+              maps);
 }
 
 INSTANTIATE_TEST_SUITE_P(Cpu, Rows, ::testing::Values("cpu"));
