@@ -13,6 +13,7 @@ std::span<const Family* const> all_families() {
       &kReduceFamily,
       &kRowsFamily,
       &kScanFamily,
+      &kContractFamily,
   };
   return kFamilies;
 }

@@ -194,5 +194,6 @@ extern const Family kMapFamily;
 extern const Family kReduceFamily;
 extern const Family kRowsFamily;
 extern const Family kScanFamily;
+extern const Family kContractFamily;
 
 }  // namespace kiln

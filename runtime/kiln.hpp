@@ -9,6 +9,7 @@
 #include "codegen/expr.hpp"
 #include "core/error.hpp"
 #include "core/half.hpp"
+#include "runtime/contract.hpp"
 #include "runtime/device.hpp"
 #include "runtime/host.hpp"
 #include "runtime/interop.hpp"

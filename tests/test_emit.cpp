@@ -27,6 +27,7 @@
 #include "codegen/abi.hpp"
 #include "codegen/api_header.hpp"
 #include "codegen/emit.hpp"
+#include "codegen/families/contract.hpp"
 #include "codegen/families/reduce.hpp"
 #include "codegen/families/rows.hpp"
 #include "codegen/families/scan.hpp"
@@ -496,6 +497,76 @@ TEST(EmitScan, EveryScanCompilesWithNvrtcAndGlslang) {
   });
   for (std::size_t i = 0; i < specs.size(); ++i) EXPECT_EQ(errors[i], "") << specs[i].name();
   EXPECT_EQ(family_of(specs[0]).entry_points.size(), 3u);
+}
+
+// Contraction kernels of every operand pairing the tensor API makes (the same dtype, promotions,
+// explicit outputs) compile with NVRTC (sm_90) and glslang; the family refuses what it cannot do.
+TEST(EmitContract, KernelsCompileWithNvrtcAndGlslang) {
+  std::vector<KernelSpec> specs;
+  for (DType t : kAllDTypes)
+    if (t != DType::pred) specs.push_back(make_contract_spec(t, t, t));
+  specs.push_back(make_contract_spec(DType::s8, DType::s8, DType::s32));
+  specs.push_back(make_contract_spec(DType::f16, DType::bf16, DType::f32));
+  specs.push_back(make_contract_spec(DType::s8, DType::f32, DType::f32));
+  specs.push_back(make_contract_spec(DType::f64, DType::f32, DType::f16));
+  std::string src;
+  for (const KernelSpec& spec : specs) src += emit_cuda(spec);
+  EXPECT_EQ(nvrtc_compile(src, {"-Ofc=max"}), "");
+  const auto errors = run_in_processes(specs.size(), worker_count(), [&](std::size_t i) -> std::string {
+    return glsl_compile(emit_glsl(specs[i], 0), specs[i].name());
+  });
+  for (std::size_t i = 0; i < specs.size(); ++i) EXPECT_EQ(errors[i], "") << specs[i].name();
+  EXPECT_EQ(contract_accumulator_dtype(DType::f16, DType::f16, DType::f16), DType::f32);
+  EXPECT_EQ(contract_accumulator_dtype(DType::f32, DType::f64, DType::f32), DType::f64);
+  EXPECT_EQ(contract_accumulator_dtype(DType::s8, DType::s8, DType::s8), DType::s32);
+  EXPECT_EQ(contract_accumulator_dtype(DType::u64, DType::u64, DType::u64), DType::u64);
+  EXPECT_THROW(make_contract_spec(DType::pred, DType::pred, DType::pred), Error);
+  EXPECT_THROW(make_contract_spec(DType::f32, DType::f32, DType::s32), Error);
+  KernelSpec odd = make_contract_spec(DType::f32, DType::f32, DType::f32);
+  odd.block_size = 128;
+  std::string why;
+  EXPECT_FALSE(family_of(odd).supports(odd, Target::glsl, &why));
+  EXPECT_NE(why.find("256 threads"), std::string::npos) << why;
+}
+
+// The contraction plan: batch dimensions of size 1 dropped and neighbours merged; a broadcast
+// batch dimension (stride 0) kept; M, N, K and the tile counts from the request.
+TEST(Families, ContractPlanMergesBatchDimensions) {
+  const KernelSpec spec = make_contract_spec(DType::f32, DType::f32, DType::f32);
+  const Family& f = family_of(spec);
+  std::string why;
+  // [2, 1, 3] batch, M 70, N 65, K 9; a contiguous [2,1,3,70,9]; b broadcast over batch dim 0.
+  const std::vector<std::int64_t> shape{2, 1, 3, 70, 65, 9};
+  const std::vector<std::int64_t> sa{3 * 630, 3 * 630, 630, 9, 0, 1}, sb{0, 0, 585, 0, 1, 65};
+  const std::vector<PlanOperand> ops{{0x1000, sa}, {0x2000, sb}};
+  const LaunchPlan p = f.plan(spec, {shape, ops, 0x9000, {}, 256}, &why);
+  ASSERT_EQ(p.function, 0) << why;
+  std::int64_t w[32];
+  ASSERT_EQ(p.params.size(), sizeof w);
+  std::memcpy(w, p.params.data(), sizeof w);
+  EXPECT_EQ(w[3], 70);  // m
+  EXPECT_EQ(w[4], 65);  // n
+  EXPECT_EQ(w[5], 9);   // k
+  EXPECT_EQ(w[6], 6);   // batch
+  EXPECT_EQ(w[7], 2);   // batch rank: [2, 3] (the size-1 dim dropped; b's stride 0 stops the merge)
+  EXPECT_EQ(w[8], 2);
+  EXPECT_EQ(w[9], 3);
+  EXPECT_EQ(w[28], 2);  // tiles_m = ceil(70 / 64)
+  EXPECT_EQ(w[29], 2);  // tiles_n
+  EXPECT_EQ(p.groups_x, 6u * 2 * 2);
+  // Dense operands merge their batch dimensions into one.
+  const std::vector<std::int64_t> da{3 * 630, 630, 9, 0, 1}, db{3 * 585, 585, 0, 1, 65};
+  const std::vector<std::int64_t> dshape{2, 3, 70, 65, 9};
+  const std::vector<PlanOperand> dops{{0x1000, da}, {0x2000, db}};
+  const LaunchPlan q = f.plan(spec, {dshape, dops, 0x9000, {}, 256}, &why);
+  ASSERT_EQ(q.function, 0) << why;
+  std::memcpy(w, q.params.data(), sizeof w);
+  EXPECT_EQ(w[7], 1);
+  EXPECT_EQ(w[8], 6);
+  // Too few dimensions for [batch..., M, N, K].
+  const std::vector<std::int64_t> flat{4, 4}, fs{4, 1};
+  const std::vector<PlanOperand> fops{{0x1000, fs}, {0x2000, fs}};
+  EXPECT_EQ(f.plan(spec, {flat, fops, 0x9000, {}, 256}, &why).function, -1);
 }
 
 // The fused row kernels (compiled just in time on CUDA, so the kernel library build never sees

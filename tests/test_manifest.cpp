@@ -15,6 +15,7 @@
 #include "codegen/emit.hpp"
 #include "codegen/families/reduce.hpp"
 #include "codegen/families/rows.hpp"
+#include "codegen/families/contract.hpp"
 #include "codegen/families/scan.hpp"
 #include "codegen/family.hpp"
 #include "codegen/manifest.hpp"
@@ -431,6 +432,41 @@ TEST(Manifest, ScanKernels) {
   EXPECT_NE(e.find("expr"), std::string::npos) << e;
 }
 
+TEST(Manifest, ContractKernels) {
+  const Manifest m = parse_manifest(
+      "[[kernel]]\nname = \"project\"\nfamily = \"contract\"\ninputs = [\"act: bf16\", \"weight: bf16\"]\n"
+      "[[kernel]]\nname = \"int8_gemm\"\nfamily = \"contract\"\nop = \"matmul\"\ninputs = [\"s8\", \"s8\"]\n"
+      "output = \"s32\"\n",
+      "contract.toml");
+  ASSERT_EQ(m.kernels.size(), 2u);
+  for (const ManifestKernel& k : m.kernels) {
+    if (k.aliases.front() == "project")
+      EXPECT_EQ(k.spec.canonical(), make_contract_spec(DType::bf16, DType::bf16, DType::bf16).canonical());
+    else
+      EXPECT_EQ(k.spec.canonical(), make_contract_spec(DType::s8, DType::s8, DType::s32).canonical());
+  }
+  auto error_of = [](const std::string& text) -> std::string {
+    try {
+      parse_manifest(text, "contract.toml");
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "no error";
+  };
+  const std::string head = "[[kernel]]\nfamily = \"contract\"\n";
+  std::string e = error_of(head + "op = \"conv\"\ninputs = [\"f32\", \"f32\"]\n");
+  EXPECT_NE(e.find("contract.toml:3:6: unknown contraction op 'conv' (expected: matmul)"), std::string::npos) << e;
+  e = error_of(head + "inputs = [\"f32\"]\n");
+  EXPECT_NE(e.find("contract.toml:3:10: a contraction takes two inputs (a, b), not 1"), std::string::npos) << e;
+  e = error_of(head + "inputs = [\"f32\", \"f32\"]\noutput = \"s32\"\n");
+  EXPECT_NE(e.find("contract.toml:4:10: an integer output (s32) needs integer inputs"), std::string::npos) << e;
+  e = error_of(head + "inputs = [\"pred\", \"pred\"]\n");
+  EXPECT_NE(e.find("contract.toml:3:10:"), std::string::npos) << e;
+  EXPECT_NE(e.find("pred"), std::string::npos) << e;
+  e = error_of(head + "inputs = [\"f32\", \"f32\"]\nblock_size = 128\n");
+  EXPECT_NE(e.find("block_size"), std::string::npos) << e;
+}
+
 TEST_F(Kilnc, BuildTargetsComeFromTheCommandLine) {
   const fs::path m = tmp_ / "f64.toml";
   std::ofstream(m) << "[[kernel]]\nexpr = 'exp(x)'\ninputs = [\"f64\"]\n";
@@ -666,6 +702,18 @@ TEST(BuiltinRegistry, HasEveryScanOfEveryNumericDtype) {
       ++found;
     }
   EXPECT_EQ(found, 48);  // 4 scans x 12 dtypes
+}
+
+TEST(BuiltinRegistry, HasMatmulOfTheListedDtypes) {
+  const Registry& r = builtin_registry();
+  if (r.kernels.empty()) GTEST_SKIP() << "built with KILN_BUILD_KERNELS=OFF";
+  for (DType t : {DType::f16, DType::bf16, DType::f32, DType::f64, DType::s32}) {
+    const KernelEntry* k = r.find(make_contract_spec(t, t, t).name());
+    ASSERT_NE(k, nullptr) << dtype_name(t);
+    EXPECT_EQ(std::string(k->family), "contract");
+    EXPECT_EQ(k->num_functions, 1);
+    EXPECT_EQ(k->block_size, 256);
+  }
 }
 
 TEST(BuiltinRegistry, HasEverySingleOpKernel) {

@@ -97,13 +97,15 @@ int cmd_ops(bool as_json) {
       j["family"] = f->name;
       json results = json::object();
       std::vector<std::string> accepts;
+      std::size_t arity = 1;
       for (DType t : kAllDTypes) {
         const std::vector<KernelSpec> specs = f->expand_op(op, {t});
         if (specs.empty()) continue;
         accepts.emplace_back(dtype_name(t));
         results[std::string(dtype_name(t))] = dtype_name(specs.front().output);
+        arity = specs.front().inputs.size();
       }
-      j["arity"] = 1;
+      j["arity"] = arity;
       j["accepts"] = accepts;
       j["result"] = results;
       j["formula"] = f->summary;
@@ -120,7 +122,10 @@ int cmd_ops(bool as_json) {
     for (const auto& t : j["accepts"]) accepts.append(accepts.empty() ? "" : " ").append(t.get<std::string>());
     if (j["family"] != "map") {
       std::cout << fmt::format("{:<20} {} {:<12} [{}]  {}\n", j["name"].get<std::string>(), j["family"].get<std::string>(),
-                               j["family"] == "reduce" ? "over axes" : "along an axis", accepts,
+                               j["family"] == "reduce" ? "over axes"
+                               : j["arity"].get<int>() == 2 ? "of a and b"
+                                                           : "along an axis",
+                               accepts,
                                j["formula"].get<std::string>());
       continue;
     }

@@ -109,6 +109,11 @@ int main() try {
   check("masked_softmax: masked row is 0", probs.slice(0, 0, 1), x.slice(0, 0, 1) * 0.0, 0, 0);
   check("masked_softmax: rows sum to 1", kiln::sum(probs.slice(0, 1, rows), {-1}),
         kiln::sum(x.slice(0, 1, rows), {-1}) * 0.0 + 1.0, 1e-5, 0);
+  // A contraction kernel from the manifest: x [rows, cols] x w [cols, 64], w read transposed from a
+  // [64, cols] tensor through its strides (no copy), against kiln::matmul on the CPU.
+  const kiln::Tensor w = random_tensor({64, cols}, cpu, rng);
+  check("project (contraction kernel)", host::project(gx, w.to(gpu).transpose({1, 0})),
+        kiln::matmul(x, w.transpose({1, 0})), 2e-3, 1e-4);
   // A scan kernel from the manifest: offsets from counts, exact (integers), forward and reverse,
   // against Kiln's built-in cumulative_sum on the CPU and a hand-computed total.
   std::vector<std::int32_t> counts_host(static_cast<std::size_t>(rows));

@@ -1,0 +1,32 @@
+// The contraction family's vocabulary, shared by its descriptor (contract.cpp), manifests and the
+// tensor API (runtime/contract.cpp): a batched matrix product over strided operands,
+// out[b, m, n] = sum_k a[b, m, k] * b[b, k, n], which dot, matmul (and later conv) reduce to.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+
+#include "codegen/spec.hpp"
+
+namespace kiln {
+
+// Launch requests of the family (PlanRequest) describe the iteration space [batch..., M, N, K]:
+// |shape| has the batch dimensions (at most kMaxContractBatch after size-1 ones are dropped and
+// neighbours merged), then M, N and K; each input's strides (in elements) run over all of it (a's
+// stride along N and b's along M are 0, a broadcast batch dimension has stride 0); the output is
+// dense row-major [batch..., M, N].
+inline constexpr int kMaxContractBatch = 4;
+
+// The kernel tile: each workgroup (block) of 256 threads computes kContractTileM x kContractTileN
+// outputs, walking K in steps of kContractTileK (templates/glsl/contract.glsl, cuda/contract.cuh).
+inline constexpr int kContractTileM = 64, kContractTileN = 64, kContractTileK = 16, kContractThreads = 256;
+
+// A contraction kernel of inputs a and b into |out|. The products are summed in the accumulator
+// dtype (contract_accumulator_dtype). Throws dtype_mismatch for pred operands or an integer
+// output from float inputs.
+KernelSpec make_contract_spec(DType a, DType b, DType out);
+// The dtype the products are summed in: f64 when any of a, b, out is f64, else f32 for a float
+// output; an integer output's compute dtype (s32, u32, s64, u64: wrapping, as the output wraps).
+DType contract_accumulator_dtype(DType a, DType b, DType out);
+
+}  // namespace kiln

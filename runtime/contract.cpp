@@ -1,0 +1,265 @@
+// Contractions: the axes checked (errors name the op, both shapes, the axes, dtypes and device),
+// the operands' free and contracted axes merged into the strided [batch..., M, N, K] space of the
+// contraction family (an operand is copied only when they do not merge), then the family's kernel
+// through the one dispatch path (runtime/dispatch.cpp).
+#include "runtime/contract.hpp"
+
+#include <algorithm>
+#include <atomic>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "codegen/ops.hpp"
+#include "core/error.hpp"
+#include "runtime/dispatch.hpp"
+#include "runtime/ops.hpp"
+
+namespace kiln {
+
+namespace {
+
+thread_local std::uint64_t t_copies = 0;
+
+// The iteration space of one contraction: the output's shape, and a and b (possibly copied) with
+// their axes grouped as batch, free (M for a, N for b) and contracted (K, paired in order).
+struct Prepared {
+  Tensor a, b;
+  std::vector<int> batch_a, batch_b, free_a, free_b, contract_a, contract_b;
+  // matmul: a batch axis of the result may be missing from an operand (-1: stride 0).
+  Shape batch;         // the result's batch sizes
+  Shape out_shape;
+};
+
+std::string axes_text(const std::vector<int>& v) { return fmt::format("[{}]", fmt::join(v, ",")); }
+
+// Whether |dims| of |t| (in this order) address like one dimension: each stride is the next one's
+// times its size (size-1 dimensions ignored); |stride| gets the innermost one's (0 if none).
+bool merges(const Tensor& t, const std::vector<int>& dims, std::int64_t* stride) {
+  std::int64_t inner = 0, inner_size = 0;
+  bool have = false;
+  for (auto it = dims.rbegin(); it != dims.rend(); ++it) {
+    const int d = *it;
+    if (d < 0 || t.shape()[std::size_t(d)] == 1) continue;
+    const std::int64_t s = t.strides()[std::size_t(d)];
+    if (!have) {
+      *stride = s;
+    } else if (s != inner * inner_size) {
+      return false;
+    }
+    inner = s;
+    inner_size = t.shape()[std::size_t(d)];
+    have = true;
+  }
+  if (!have) *stride = 0;
+  return true;
+}
+
+std::int64_t product(const Tensor& t, const std::vector<int>& dims) {
+  std::int64_t p = 1;
+  for (int d : dims)
+    if (d >= 0) p *= t.shape()[std::size_t(d)];
+  return p;
+}
+
+// |t| permuted to |order| and made contiguous; the groups renumbered to the new axes.
+Tensor copy_in_order(const Tensor& t, std::vector<std::vector<int>*> groups) {
+  std::vector<int> perm;
+  for (const std::vector<int>* g : groups)
+    for (int d : *g)
+      if (d >= 0) perm.push_back(d);
+  const Tensor c = t.transpose(perm).contiguous();
+  int next = 0;
+  for (std::vector<int>* g : groups)
+    for (int& d : *g)
+      if (d >= 0) d = next++;
+  ++t_copies;
+  return c;
+}
+
+Tensor launch(std::string_view op, const KernelSpec& spec, const std::string* name, const std::vector<Tensor>& inputs,
+              Prepared& p, const Tensor* into, const Registry* first, const KernelEntry* entry) {
+  Device& device = inputs[0].device();
+  Tensor out;
+  if (into) {
+    if (!into->defined() || into->shape() != p.out_shape || into->dtype() != spec.output || !into->is_contiguous() ||
+        &into->device() != &device)
+      fail_op(ErrorCode::invalid_argument, op, inputs,
+              fmt::format("the output must be a contiguous {} {} on {}, got {}", shape_text(p.out_shape),
+                          dtype_name(spec.output), device.id(), layout_text(*into)));
+    out = *into;
+  } else {
+    out = Tensor::empty(p.out_shape, spec.output, device);
+  }
+  if (out.numel() == 0) return out;
+  // M, N and K as one strided dimension each; an operand whose axes do not merge is copied in the
+  // order [batch, free, contracted] (a) or [batch, contracted, free] (b), after which they do.
+  std::int64_t a_m = 0, a_k = 0, b_n = 0, b_k = 0;
+  if (!merges(p.a, p.free_a, &a_m) || !merges(p.a, p.contract_a, &a_k)) {
+    p.a = copy_in_order(p.a, {&p.batch_a, &p.free_a, &p.contract_a});
+    merges(p.a, p.free_a, &a_m);
+    merges(p.a, p.contract_a, &a_k);
+  }
+  if (!merges(p.b, p.free_b, &b_n) || !merges(p.b, p.contract_b, &b_k)) {
+    p.b = copy_in_order(p.b, {&p.batch_b, &p.contract_b, &p.free_b});
+    merges(p.b, p.free_b, &b_n);
+    merges(p.b, p.contract_b, &b_k);
+  }
+  std::vector<std::int64_t> shape(p.batch.begin(), p.batch.end()), sa, sb;
+  for (std::size_t i = 0; i < p.batch.size(); ++i) {
+    const int da = p.batch_a[i], db = p.batch_b[i];
+    // A broadcast batch axis (size 1 in an operand, or absent) reads the same element: stride 0.
+    sa.push_back(da < 0 || p.a.shape()[std::size_t(da)] == 1 ? 0 : p.a.strides()[std::size_t(da)]);
+    sb.push_back(db < 0 || p.b.shape()[std::size_t(db)] == 1 ? 0 : p.b.strides()[std::size_t(db)]);
+  }
+  const std::int64_t m = product(p.a, p.free_a), n = product(p.b, p.free_b), k = product(p.a, p.contract_a);
+  shape.insert(shape.end(), {m, n, k});
+  sa.insert(sa.end(), {a_m, 0, a_k});
+  sb.insert(sb.end(), {0, b_n, b_k});
+  const std::vector<PlanOperand> ops{{p.a.address(), sa}, {p.b.address(), sb}};
+  PlanRequest request{shape, ops, out.address(), {}, spec.block_size};
+  run_plan(op, spec, name, {p.a, p.b}, device, request, first, entry);
+  return out;
+}
+
+// Nx.dot/6's checks and grouping.
+Prepared prepare_dot(std::string_view op, const Tensor& a, const Tensor& b, const DotAxes& axes) {
+  const std::vector<Tensor> operands{a, b};
+  const std::string given = fmt::format("contract axes {} and {}, batch axes {} and {}", axes_text(axes.contract_a),
+                                        axes_text(axes.contract_b), axes_text(axes.batch_a), axes_text(axes.batch_b));
+  auto bad = [&](const std::string& what) { fail_op(ErrorCode::invalid_argument, op, operands, what + " (" + given + ")"); };
+  Prepared p{a, b};
+  auto normalize = [&](const Tensor& t, const std::vector<int>& in, const char* which, const char* role) {
+    std::vector<int> out;
+    for (int d : in) {
+      if (d < -t.rank() || d >= t.rank())
+        bad(fmt::format("{} axis {} of {} is out of range for rank {}", role, d, which, t.rank()));
+      out.push_back(d < 0 ? d + t.rank() : d);
+    }
+    return out;
+  };
+  p.contract_a = normalize(a, axes.contract_a, "a", "contract");
+  p.contract_b = normalize(b, axes.contract_b, "b", "contract");
+  p.batch_a = normalize(a, axes.batch_a, "a", "batch");
+  p.batch_b = normalize(b, axes.batch_b, "b", "batch");
+  if (p.contract_a.size() != p.contract_b.size())
+    bad(fmt::format("a has {} contract axes and b {}; they pair one to one", p.contract_a.size(), p.contract_b.size()));
+  if (p.batch_a.size() != p.batch_b.size())
+    bad(fmt::format("a has {} batch axes and b {}; they pair one to one", p.batch_a.size(), p.batch_b.size()));
+  auto free_of = [&](const Tensor& t, const std::vector<int>& c, const std::vector<int>& bt, const char* which) {
+    std::vector<int> seen(std::size_t(t.rank()), 0), free;
+    for (int d : c) ++seen[std::size_t(d)];
+    for (int d : bt) ++seen[std::size_t(d)];
+    for (int d = 0; d < t.rank(); ++d) {
+      if (seen[std::size_t(d)] > 1) bad(fmt::format("axis {} of {} is given more than once", d, which));
+      if (!seen[std::size_t(d)]) free.push_back(d);
+    }
+    return free;
+  };
+  p.free_a = free_of(a, p.contract_a, p.batch_a, "a");
+  p.free_b = free_of(b, p.contract_b, p.batch_b, "b");
+  for (std::size_t i = 0; i < p.contract_a.size(); ++i) {
+    const std::int64_t sa = a.shape()[std::size_t(p.contract_a[i])], sb = b.shape()[std::size_t(p.contract_b[i])];
+    if (sa != sb)
+      bad(fmt::format("contract axis {} of a has size {} and axis {} of b size {}", p.contract_a[i], sa,
+                      p.contract_b[i], sb));
+  }
+  for (std::size_t i = 0; i < p.batch_a.size(); ++i) {
+    const std::int64_t sa = a.shape()[std::size_t(p.batch_a[i])], sb = b.shape()[std::size_t(p.batch_b[i])];
+    if (sa != sb)
+      bad(fmt::format("batch axis {} of a has size {} and axis {} of b size {}", p.batch_a[i], sa, p.batch_b[i], sb));
+    p.batch.push_back(sa);
+  }
+  p.out_shape = p.batch;
+  for (int d : p.free_a) p.out_shape.push_back(a.shape()[std::size_t(d)]);
+  for (int d : p.free_b) p.out_shape.push_back(b.shape()[std::size_t(d)]);
+  return p;
+}
+
+// numpy.matmul's grouping: the last two axes are the matrices, the ones before broadcast.
+Prepared prepare_matmul(std::string_view op, const Tensor& a, const Tensor& b) {
+  const std::vector<Tensor> operands{a, b};
+  if (a.rank() == 0 || b.rank() == 0)
+    fail_op(ErrorCode::invalid_argument, op, operands, "matmul takes tensors of rank 1 or more (use multiply for scalars)");
+  Prepared p{a, b};
+  const int ra = a.rank(), rb = b.rank();
+  const int ka = ra - 1, kb = rb == 1 ? 0 : rb - 2;
+  if (a.shape()[std::size_t(ka)] != b.shape()[std::size_t(kb)])
+    fail_op(ErrorCode::invalid_argument, op, operands,
+            fmt::format("a's last axis has size {} and b's {} axis size {}; they must match", a.shape()[std::size_t(ka)],
+                        rb == 1 ? "only" : "second-to-last", b.shape()[std::size_t(kb)]));
+  p.contract_a = {ka};
+  p.contract_b = {kb};
+  p.free_a = ra >= 2 ? std::vector<int>{ra - 2} : std::vector<int>{};
+  p.free_b = rb >= 2 ? std::vector<int>{rb - 1} : std::vector<int>{};
+  const Shape ba(a.shape().begin(), a.shape().end() - std::min(ra, 2)), bb(b.shape().begin(), b.shape().end() - std::min(rb, 2));
+  const std::optional<Shape> batch = broadcast_shapes({ba, bb});
+  if (!batch)
+    fail_op(ErrorCode::invalid_argument, op, operands,
+            fmt::format("the batch axes {} and {} do not broadcast", shape_text(ba), shape_text(bb)));
+  p.batch = *batch;
+  const int nb = int(batch->size());
+  for (int i = 0; i < nb; ++i) {  // right-aligned; absent axes are -1 (stride 0)
+    const int da = i - (nb - int(ba.size())), db = i - (nb - int(bb.size()));
+    p.batch_a.push_back(da);
+    p.batch_b.push_back(db);
+  }
+  p.out_shape = p.batch;
+  if (ra >= 2) p.out_shape.push_back(a.shape()[std::size_t(ra - 2)]);
+  if (rb >= 2) p.out_shape.push_back(b.shape()[std::size_t(rb - 1)]);
+  return p;
+}
+
+KernelSpec spec_for(std::string_view op, const Tensor& a, const Tensor& b, const DotOptions& options) {
+  check_operands(op, {a, b});
+  const DType out = options.output ? *options.output : promote(a.dtype(), b.dtype());
+  try {
+    return make_contract_spec(a.dtype(), b.dtype(), out);
+  } catch (const Error& e) {
+    fail_op(e.code(), op, {a, b}, e.what());
+  }
+}
+
+}  // namespace
+
+std::uint64_t contraction_copies() { return t_copies; }
+
+Tensor run_contract_kernel(std::string_view op, const KernelSpec& spec, const std::string* name,
+                           const std::vector<Tensor>& inputs, const ContractCall& call, const Tensor* into,
+                           const Registry* first, const KernelEntry* entry) {
+  check_operands(op, inputs);
+  if (inputs.size() != 2)
+    fail_op(ErrorCode::invalid_argument, op, inputs, fmt::format("a contraction takes two operands, got {}", inputs.size()));
+  for (std::size_t i = 0; i < 2; ++i)
+    if (inputs[i].dtype() != spec.inputs[i])
+      fail_op(ErrorCode::dtype_mismatch, op, inputs,
+              fmt::format("{} is {}; the kernel takes {} x {}", i == 0 ? "a" : "b", dtype_name(inputs[i].dtype()),
+                          dtype_name(spec.inputs[0]), dtype_name(spec.inputs[1])));
+  Prepared p = call.axes ? prepare_dot(op, inputs[0], inputs[1], *call.axes) : prepare_matmul(op, inputs[0], inputs[1]);
+  return launch(op, spec, name, inputs, p, into, first, entry);
+}
+
+Tensor dot(const Tensor& a, const Tensor& b, const DotAxes& axes, const DotOptions& options, const Tensor* into) {
+  const KernelSpec spec = spec_for("dot", a, b, options);
+  return run_contract_kernel("dot", spec, nullptr, {a, b}, ContractCall{axes}, into, nullptr);
+}
+
+Tensor dot(const Tensor& a, const Tensor& b, const DotOptions& options) {
+  check_operands("dot", {a, b});
+  const int n = a.rank(), m = b.rank();
+  if (n == 0 || m == 0) {
+    const Tensor r = apply_op(Op::multiply, {a, b});
+    return options.output && *options.output != r.dtype() ? as_type(r, *options.output) : r;
+  }
+  DotAxes axes;
+  axes.contract_a = {n - 1};
+  axes.contract_b = {m == 1 ? 0 : m - 2};
+  return dot(a, b, axes, options);
+}
+
+Tensor matmul(const Tensor& a, const Tensor& b, const DotOptions& options, const Tensor* into) {
+  const KernelSpec spec = spec_for("matmul", a, b, options);
+  return run_contract_kernel("matmul", spec, nullptr, {a, b}, ContractCall{}, into, nullptr);
+}
+
+}  // namespace kiln

@@ -1,0 +1,58 @@
+// Contractions (docs/semantics.md, "Contractions"): Nx's dot (dot/2 and dot/6, with contraction and
+// batch axes) and NumPy's matmul (batched, broadcasting batch dimensions), through the contraction
+// family's batched matrix product. Operands given as views (transposed, sliced, broadcast) are read
+// through their strides; an operand is copied only when its free or contracted axes cannot be
+// merged into one strided dimension (kiln::contraction_copies says so). The output dtype is Nx's
+// promotion of a's and b's (s8 x s8 is s8, wrapping) unless DotOptions::output asks for another
+// (s8 x s8 -> s32); floats sum in f32 (f64 when any operand is f64), f16/bf16 round once at the
+// store, integers wrap. Each output sums its products in k order: deterministic run to run.
+// Errors (invalid_argument, dtype_mismatch) name the op, both shapes, the axes, the dtypes and the
+// device. |into|: a contiguous tensor of the result's shape and dtype on the operands' device.
+#pragma once
+
+#include <optional>
+#include <vector>
+
+#include "codegen/families/contract.hpp"
+#include "runtime/registry.hpp"
+#include "runtime/tensor.hpp"
+
+namespace kiln {
+
+// Nx.dot/6: a's axes contract_a are summed against b's contract_b (pairwise, equal sizes);
+// batch_a and batch_b pair batch axes (equal sizes). The result's axes: the batch axes, then a's
+// free axes, then b's, each in order. Negative axes count from the back.
+struct DotAxes {
+  std::vector<int> contract_a, batch_a, contract_b, batch_b;
+};
+
+struct DotOptions {
+  std::optional<DType> output;  // default: promote(a, b)
+};
+
+// How a contraction kernel is applied: with |axes| (dot) or, without, matmul's rules.
+struct ContractCall {
+  std::optional<DotAxes> axes;
+};
+
+// Nx.dot/2: a scalar operand multiplies; vector . vector, matrix . matrix; an n-D a with a vector b
+// contracts a's last axis, a vector a with an m-D b contracts b's axis m - 2; otherwise a's last
+// axis with b's second to last.
+Tensor dot(const Tensor& a, const Tensor& b, const DotOptions& options = {});
+Tensor dot(const Tensor& a, const Tensor& b, const DotAxes& axes, const DotOptions& options = {},
+           const Tensor* into = nullptr);
+// numpy.matmul: the last two axes are matrices (a vector a is a row [1, K], a vector b a column
+// [K, 1], their unit axis dropped from the result); the axes before them broadcast.
+Tensor matmul(const Tensor& a, const Tensor& b, const DotOptions& options = {}, const Tensor* into = nullptr);
+
+// Runs contraction kernel |spec| over {a, b} as |call| says: the tensor ops and the generated
+// functions of manifests share it. |entry| of |first| is used when given.
+Tensor run_contract_kernel(std::string_view op, const KernelSpec& spec, const std::string* name,
+                           const std::vector<Tensor>& inputs, const ContractCall& call, const Tensor* into,
+                           const Registry* first, const KernelEntry* entry = nullptr);
+
+// How many operands contractions on this thread have copied because their layout could not be
+// expressed as strides (for the bench and tests).
+std::uint64_t contraction_copies();
+
+}  // namespace kiln

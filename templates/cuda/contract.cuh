@@ -1,0 +1,111 @@
+// Contractions: out[b, m, n] = sum_k a[b, m, k] * b[b, k, n] over strided operands; the algorithm of
+// templates/glsl/contract.glsl (a 64 x 64 output tile per block of 256 threads, K in steps of 16
+// through shared memory, a 4 x 4 register block per thread, each output summed in k order with
+// one fused multiply-add per product: the same roundings as the Vulkan kernels).
+//
+// R is the emitted functor (codegen/families/contract.cpp):
+//   typedef ... C;                                       the accumulator type
+//   C load_a(p, i) const, load_b(p, i) const             element i of a or b converted to C
+//   void put(p, i, C y) const                            y converted to the output dtype, stored at i
+// Indices are 64-bit element offsets.
+#ifndef KILN_TEMPLATES_CUDA_CONTRACT_CUH
+#define KILN_TEMPLATES_CUDA_CONTRACT_CUH
+
+#include "cuda/ops.cuh"
+
+namespace kiln {
+
+// The kernel ABI (codegen/families/contract.cpp), redeclared without <cstdint> for NVRTC.
+struct KilnContractParams {
+  unsigned long long out;
+  unsigned long long a;
+  unsigned long long b;
+  long long m, n, k;
+  long long batch;
+  long long batch_rank;
+  long long batch_shape[4];
+  long long batch_strides[3][4];  // [a, b, out][dim], in elements
+  long long a_m, a_k, b_k, b_n;
+  long long tiles_m, tiles_n;
+  long long reserved[2];
+};
+static_assert(sizeof(KilnContractParams) == 256, "KilnContractParams must match codegen/families/contract.cpp");
+
+constexpr int kContractTileM = 64, kContractTileN = 64, kContractTileK = 16;
+
+// a * b + c: floats one fused multiply-add (rounded once, as the Vulkan kernels' fma), integers wrapping.
+template <class C>
+__device__ __forceinline__ C contract_fma(const C a, const C b, const C c) {
+  return C(c + a * b);
+}
+template <>
+__device__ __forceinline__ float contract_fma<float>(const float a, const float b, const float c) {
+  return __fmaf_rn(a, b, c);
+}
+template <>
+__device__ __forceinline__ double contract_fma<double>(const double a, const double b, const double c) {
+  return __fma_rn(a, b, c);
+}
+
+template <class R>
+__device__ void contract_run(const KilnContractParams& p, const R r) {
+  typedef typename R::C C;
+  __shared__ C as[kContractTileK * kContractTileM];  // [k][m]
+  __shared__ C bs[kContractTileK * kContractTileN];  // [k][n]
+  const unsigned tid = threadIdx.x, tx = tid % 16u, ty = tid / 16u;
+  const long long tiles = p.tiles_m * p.tiles_n, work = p.batch * tiles;
+  for (long long w = blockIdx.x; w < work; w += gridDim.x) {
+    const long long bi = w / tiles, t = w - bi * tiles, tm = t / p.tiles_n, tn = t - tm * p.tiles_n;
+    long long off[3] = {0, 0, 0}, rem = bi;
+    for (int d = (int)p.batch_rank - 1; d >= 0; --d) {
+      const long long s = p.batch_shape[d], q = rem / s, idx = rem - q * s;
+      rem = q;
+#pragma unroll
+      for (int o = 0; o < 3; ++o) off[o] += idx * p.batch_strides[o][d];
+    }
+    const long long m0 = tm * kContractTileM, n0 = tn * kContractTileN;
+    C acc[4][4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+      for (int j = 0; j < 4; ++j) acc[i][j] = C(0);
+    for (long long k0 = 0; k0 < p.k; k0 += kContractTileK) {
+      // Stage the tiles: a's element e = (m = e / 16, k = e % 16), b's (k = e / 64, n = e % 64).
+#pragma unroll
+      for (int rr = 0; rr < 4; ++rr) {
+        const unsigned e = tid + 256u * rr;
+        const long long am = m0 + e / 16u, ak = k0 + e % 16u;
+        as[(e % 16u) * kContractTileM + e / 16u] = am < p.m && ak < p.k ? r.load_a(p, off[0] + am * p.a_m + ak * p.a_k) : C(0);
+        const long long bk = k0 + e / 64u, bn = n0 + e % 64u;
+        bs[e] = bk < p.k && bn < p.n ? r.load_b(p, off[1] + bk * p.b_k + bn * p.b_n) : C(0);
+      }
+      __syncthreads();
+#pragma unroll
+      for (int kk = 0; kk < kContractTileK; ++kk) {
+        C ra[4], rb[4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) ra[i] = as[kk * kContractTileM + ty + 16 * i];
+#pragma unroll
+        for (int j = 0; j < 4; ++j) rb[j] = bs[kk * kContractTileN + tx + 16 * j];
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+#pragma unroll
+          for (int j = 0; j < 4; ++j) acc[i][j] = contract_fma(ra[i], rb[j], acc[i][j]);
+      }
+      __syncthreads();
+    }
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const long long om = m0 + ty + 16 * i;
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const long long on = n0 + tx + 16 * j;
+        if (om < p.m && on < p.n) r.put(p, off[2] + om * p.n + on, acc[i][j]);
+      }
+    }
+  }
+}
+
+}  // namespace kiln
+
+#endif  // KILN_TEMPLATES_CUDA_CONTRACT_CUH

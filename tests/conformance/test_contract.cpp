@@ -1,0 +1,390 @@
+// Contractions (kiln::dot, kiln::matmul) on every device against an independent reference written
+// here from docs/semantics.md ("Contractions"): each output summed over its products in long
+// double (integers wrapping in 64 bits, then to the output dtype), from the operands' logical
+// elements. Shapes around the 64 x 64 x 16 tile, batched and broadcast batch axes, transposed and
+// sliced operands (read through strides: no copy), several contract and batch axes, Nx's dot/2
+// rules, every dtype with the whole range of the integers, NaN/Inf, empty operands, guard bytes
+// around the output, and bad input.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "codegen/eval.hpp"
+#include "runtime/kiln.hpp"
+#include "tests/conformance/cases.hpp"
+#include "tests/conformance/device_suite.hpp"
+
+namespace kiln {
+namespace {
+
+using conformance::error_message;
+using conformance::smallest_subnormal;
+using conformance::unit_roundoff;
+
+std::int64_t numel(const Shape& s) {
+  std::int64_t n = 1;
+  for (std::int64_t d : s) n *= d;
+  return n;
+}
+
+std::vector<Scalar> scalars(const Tensor& t) {
+  const Tensor h = t.to(device("cpu"));
+  const std::vector<std::byte> bytes = h.to_host();
+  std::vector<Scalar> v(std::size_t(h.numel()));
+  for (std::size_t i = 0; i < v.size(); ++i) v[i] = load_scalar(t.dtype(), bytes.data() + i * dtype_size(t.dtype()));
+  return v;
+}
+
+// Random elements of |t| on the CPU: floats in [-2, 2] (rounded to t), integers over their whole
+// range (|small|: in [-8, 8], to mix with floats exactly).
+Tensor random_tensor(const Shape& shape, DType t, unsigned seed, bool small = false) {
+  std::mt19937_64 rng(seed);
+  const std::int64_t n = numel(shape);
+  std::vector<std::byte> bytes(std::size_t(n) * dtype_size(t));
+  for (std::int64_t i = 0; i < n; ++i) {
+    Scalar s;
+    if (is_float(t)) {
+      s.f = std::uniform_real_distribution<double>(-2, 2)(rng);
+    } else if (small) {
+      s.i = std::int64_t(rng() % 17) - 8;
+      if (!is_signed_int(t)) s.u = rng() % 9;
+    } else {
+      s.u = rng();  // stored wrapping into the dtype
+    }
+    store_scalar(t, bytes.data() + std::size_t(i) * dtype_size(t), s);
+  }
+  return Tensor::from_host(bytes.data(), bytes.size(), shape, t, device("cpu"));
+}
+
+struct Ref {
+  std::vector<long double> f;      // floats: the exact-ish sums
+  std::vector<long double> mag;    // floats: sum of |a b| (for the tolerance)
+  std::vector<std::uint64_t> u;    // integers: wrapping sums
+  std::int64_t k = 0;
+};
+
+// Nx.dot/6 over the logical (row-major) elements of a and b; axes already non-negative.
+Ref reference(const Tensor& a, const Tensor& b, const DotAxes& ax, DType out) {
+  const std::vector<Scalar> va = scalars(a), vb = scalars(b);
+  const Shape& sa = a.shape();
+  const Shape& sb = b.shape();
+  auto strides = [](const Shape& s) {
+    std::vector<std::int64_t> st(s.size());
+    std::int64_t m = 1;
+    for (std::size_t d = s.size(); d-- > 0;) {
+      st[d] = m;
+      m *= s[d];
+    }
+    return st;
+  };
+  const auto sta = strides(sa), stb = strides(sb);
+  auto free_of = [](int rank, const std::vector<int>& c, const std::vector<int>& bt) {
+    std::vector<int> f;
+    for (int d = 0; d < rank; ++d)
+      if (std::find(c.begin(), c.end(), d) == c.end() && std::find(bt.begin(), bt.end(), d) == bt.end()) f.push_back(d);
+    return f;
+  };
+  const auto fa = free_of(a.rank(), ax.contract_a, ax.batch_a), fb = free_of(b.rank(), ax.contract_b, ax.batch_b);
+  // Output dims: (batch pair), (a free), (b free); contraction dims: pairs.
+  struct Dim {
+    std::int64_t size, st_a, st_b;
+  };
+  std::vector<Dim> od, kd;
+  for (std::size_t i = 0; i < ax.batch_a.size(); ++i)
+    od.push_back({sa[std::size_t(ax.batch_a[i])], sta[std::size_t(ax.batch_a[i])], stb[std::size_t(ax.batch_b[i])]});
+  for (int d : fa) od.push_back({sa[std::size_t(d)], sta[std::size_t(d)], 0});
+  for (int d : fb) od.push_back({sb[std::size_t(d)], 0, stb[std::size_t(d)]});
+  for (std::size_t i = 0; i < ax.contract_a.size(); ++i)
+    kd.push_back({sa[std::size_t(ax.contract_a[i])], sta[std::size_t(ax.contract_a[i])], stb[std::size_t(ax.contract_b[i])]});
+  std::int64_t n_out = 1, n_k = 1;
+  for (const Dim& d : od) n_out *= d.size;
+  for (const Dim& d : kd) n_k *= d.size;
+  const DType acc = contract_accumulator_dtype(a.dtype(), b.dtype(), out);
+  Ref r;
+  r.k = n_k;
+  for (std::int64_t o = 0; o < n_out; ++o) {
+    std::int64_t ba = 0, bb = 0, rem = o;
+    for (std::size_t d = od.size(); d-- > 0;) {
+      const std::int64_t idx = rem % od[d].size;
+      rem /= od[d].size;
+      ba += idx * od[d].st_a;
+      bb += idx * od[d].st_b;
+    }
+    long double f = 0, mag = 0;
+    std::uint64_t u = 0;
+    for (std::int64_t k = 0; k < n_k; ++k) {
+      std::int64_t ia = ba, ib = bb, kr = k;
+      for (std::size_t d = kd.size(); d-- > 0;) {
+        const std::int64_t idx = kr % kd[d].size;
+        kr /= kd[d].size;
+        ia += idx * kd[d].st_a;
+        ib += idx * kd[d].st_b;
+      }
+      const Scalar x = va[std::size_t(ia)], y = vb[std::size_t(ib)];
+      if (is_float(acc)) {
+        auto value = [](DType t, Scalar v) -> long double {
+          if (is_float(t)) return v.f;
+          return is_signed_int(t) ? static_cast<long double>(v.i) : static_cast<long double>(v.u);
+        };
+        const long double xf = value(a.dtype(), x), yf = value(b.dtype(), y);
+        f += xf * yf;
+        mag += std::fabs(xf * yf);
+      } else {
+        u += x.u * y.u;  // sign-extended loads: two's complement products wrap alike
+      }
+    }
+    r.f.push_back(f);
+    r.mag.push_back(mag);
+    r.u.push_back(u);
+  }
+  return r;
+}
+
+class Contract : public conformance::DeviceSuite {
+ protected:
+  // |got| (dtype out) against the reference, NaN positions matched, floats within
+  // (K + 2) units of the accumulator times sum|a b| plus the output's rounding.
+  void expect_matches(const Tensor& got, const Ref& ref, DType a, DType b, const std::string& what) {
+    const DType out = got.dtype(), acc = contract_accumulator_dtype(a, b, out);
+    const std::vector<Scalar> g = scalars(got);
+    ASSERT_EQ(g.size(), ref.f.size()) << what;
+    int bad = 0;
+    for (std::size_t i = 0; i < g.size() && bad < 5; ++i) {
+      bool ok;
+      std::string want;
+      if (!is_float(out)) {
+        std::byte buf[8];
+        Scalar w;
+        w.u = ref.u[i];
+        store_scalar(out, buf, w);
+        const Scalar wr = load_scalar(out, buf);
+        ok = g[i].u == wr.u;
+        want = fmt::format("bits {:#x}", wr.u);
+      } else {
+        std::byte buf[8];
+        store_scalar(out, buf, Scalar::from_f(double(ref.f[i])));
+        const double wr = load_scalar(out, buf).f;
+        want = fmt::format("{}", wr);
+        if (std::isnan(wr) || std::isinf(wr)) {
+          ok = std::isnan(wr) ? std::isnan(g[i].f) : g[i].f == wr;
+        } else {
+          const double tol = double(ref.k + 2) * unit_roundoff(acc) * double(ref.mag[i]) +
+                             2 * unit_roundoff(out) * std::fabs(wr) + smallest_subnormal(out);
+          ok = std::fabs(g[i].f - wr) <= tol;
+        }
+      }
+      if (!ok) {
+        ++bad;
+        ADD_FAILURE() << what << ": element " << i << " got "
+                      << (is_float(out) ? fmt::format("{}", g[i].f) : fmt::format("bits {:#x}", g[i].u)) << ", want "
+                      << want;
+      }
+    }
+  }
+
+  // dot(a, b, axes) on the device (into a guarded output) against the reference.
+  void check_dot(const Tensor& a, const Tensor& b, const DotAxes& axes, const std::string& what,
+                 std::optional<DType> out = {}) {
+    const Tensor ad = a.to(*dev_), bd = b.to(*dev_);
+    DotOptions o;
+    o.output = out;
+    const Tensor plain = dot(ad, bd, axes, o);
+    conformance::GuardedOutput guarded(*dev_, plain.shape(), plain.dtype());
+    dot(ad, bd, axes, o, &guarded.view());
+    EXPECT_EQ(guarded.touched_guards(), "") << what;
+    DotAxes n = axes;
+    auto norm = [](std::vector<int>& v, int rank) {
+      for (int& d : v) d = d < 0 ? d + rank : d;
+    };
+    norm(n.contract_a, a.rank());
+    norm(n.batch_a, a.rank());
+    norm(n.contract_b, b.rank());
+    norm(n.batch_b, b.rank());
+    const Ref ref = reference(a, b, n, plain.dtype());
+    expect_matches(plain, ref, a.dtype(), b.dtype(), what);
+    expect_matches(guarded.view(), ref, a.dtype(), b.dtype(), what + " (into)");
+  }
+
+  // matmul(a, b) against dot over a and b broadcast to the common batch shape.
+  void check_matmul(const Tensor& a, const Tensor& b, const std::string& what, std::optional<DType> out = {}) {
+    DotOptions o;
+    o.output = out;
+    const Tensor got = matmul(a.to(*dev_), b.to(*dev_), o);
+    Tensor a2 = a.rank() == 1 ? a.reshape({1, a.shape()[0]}) : a;
+    Tensor b2 = b.rank() == 1 ? b.reshape({b.shape()[0], 1}) : b;
+    const Shape ba(a2.shape().begin(), a2.shape().end() - 2), bb(b2.shape().begin(), b2.shape().end() - 2);
+    const Shape batch = *broadcast_shapes({ba, bb});
+    Shape fa = batch, fb = batch;
+    fa.insert(fa.end(), a2.shape().end() - 2, a2.shape().end());
+    fb.insert(fb.end(), b2.shape().end() - 2, b2.shape().end());
+    a2 = a2.broadcast_to(fa);
+    b2 = b2.broadcast_to(fb);
+    DotAxes ax;
+    const int nb = int(batch.size());
+    for (int i = 0; i < nb; ++i) {
+      ax.batch_a.push_back(i);
+      ax.batch_b.push_back(i);
+    }
+    ax.contract_a = {nb + 1};
+    ax.contract_b = {nb};
+    const Ref ref = reference(a2, b2, ax, got.dtype());
+    Shape want = batch;
+    if (a.rank() >= 2) want.push_back(a.shape()[std::size_t(a.rank() - 2)]);
+    if (b.rank() >= 2) want.push_back(b.shape().back());
+    EXPECT_EQ(got.shape(), want) << what;
+    expect_matches(got, ref, a.dtype(), b.dtype(), what);
+  }
+};
+
+TEST_P(Contract, MatmulShapesAroundTheTile) {
+  unsigned seed = 1;
+  for (std::int64_t m : {1, 7, 33, 64, 127})
+    for (std::int64_t n : {1, 16, 65, 127})
+      for (std::int64_t k : {1, 7, 16, 33, 127}) {
+        const Tensor a = random_tensor({m, k}, DType::f32, ++seed), b = random_tensor({k, n}, DType::f32, ++seed);
+        check_matmul(a, b, fmt::format("f32 {}x{}x{}", m, n, k));
+      }
+  const Tensor a = random_tensor({1000, 33}, DType::f32, 7), b = random_tensor({33, 70}, DType::f32, 8);
+  check_matmul(a, b, "f32 1000x70x33");
+  const Tensor c = random_tensor({3, 1000}, DType::f32, 9), d = random_tensor({1000, 5}, DType::f32, 10);
+  check_matmul(c, d, "f32 3x5x1000 (long K)");
+}
+
+TEST_P(Contract, EveryDtypeWithTheWholeIntegerRange) {
+  unsigned seed = 100;
+  for (DType t : {DType::f32, DType::f16, DType::bf16, DType::f64, DType::s8, DType::u8, DType::s16, DType::u16,
+                  DType::s32, DType::u32, DType::s64, DType::u64}) {
+    const auto& ds = dev_->info().dtypes;
+    if (std::find(ds.begin(), ds.end(), t) == ds.end()) continue;
+    const Tensor a = random_tensor({9, 40}, t, ++seed), b = random_tensor({40, 70}, t, ++seed);
+    check_matmul(a, b, std::string(dtype_name(t)));
+  }
+  // Explicit outputs: s8 x s8 summed in s32 (no wrap at 8 bits), f16 x f16 -> f32.
+  check_matmul(random_tensor({5, 300}, DType::s8, 1), random_tensor({300, 6}, DType::s8, 2), "s8 -> s32", DType::s32);
+  check_matmul(random_tensor({5, 30}, DType::f16, 3), random_tensor({30, 6}, DType::f16, 4), "f16 -> f32", DType::f32);
+  // Mixed operands promote (Nx): s8 x f32 -> f32, f16 x bf16 -> f32, u8 x s8 -> s16.
+  check_matmul(random_tensor({6, 20}, DType::s8, 5, true), random_tensor({20, 7}, DType::f32, 6), "s8 x f32");
+  check_matmul(random_tensor({6, 20}, DType::f16, 7), random_tensor({20, 7}, DType::bf16, 8), "f16 x bf16");
+  check_matmul(random_tensor({6, 20}, DType::u8, 9), random_tensor({20, 7}, DType::s8, 10), "u8 x s8");
+}
+
+TEST_P(Contract, BatchedBroadcastAndVectorOperands) {
+  check_matmul(random_tensor({2, 1, 5, 7}, DType::f32, 1), random_tensor({3, 7, 4}, DType::f32, 2), "[2,1,5,7] @ [3,7,4]");
+  check_matmul(random_tensor({4, 70, 20}, DType::bf16, 3), random_tensor({20, 66}, DType::bf16, 4), "[4,70,20] @ [20,66]");
+  check_matmul(random_tensor({7}, DType::f32, 5), random_tensor({7, 4}, DType::f32, 6), "[7] @ [7,4]");
+  check_matmul(random_tensor({5, 7}, DType::f32, 7), random_tensor({7}, DType::f32, 8), "[5,7] @ [7]");
+  check_matmul(random_tensor({7}, DType::f32, 9), random_tensor({7}, DType::f32, 10), "[7] @ [7]");
+  check_matmul(random_tensor({2, 3, 2, 5, 7}, DType::f32, 11), random_tensor({3, 1, 7, 2}, DType::f32, 12),
+               "[2,3,2,5,7] @ [3,1,7,2]");
+}
+
+TEST_P(Contract, ViewsAreReadThroughTheirStrides) {
+  const std::uint64_t copies = contraction_copies();
+  const Tensor a = random_tensor({40, 30}, DType::f32, 1), b = random_tensor({50, 40}, DType::f32, 2);
+  // a^T (30 x 40) @ b^T (40 x 50): both transposed views.
+  check_matmul(a.transpose({1, 0}), b.transpose({1, 0}), "a^T @ b^T");
+  // Step-sliced rows and columns.
+  check_matmul(a.slice(0, 1, 40, 2).slice(1, 0, 30, 3), random_tensor({10, 9}, DType::f32, 3), "sliced a");
+  // A batched operand transposed in its batch and matrix axes.
+  const Tensor c = random_tensor({6, 4, 3}, DType::f32, 4);
+  check_matmul(c.transpose({2, 1, 0}), random_tensor({3, 6, 5}, DType::f32, 5), "[3,4,6] view @ [3,6,5]");
+  EXPECT_EQ(contraction_copies(), copies) << "no view above needs a copy";
+}
+
+TEST_P(Contract, DotAxesAndNxDotRules) {
+  const Tensor a = random_tensor({3, 4, 5}, DType::f32, 1), b = random_tensor({5, 4, 6}, DType::f32, 2);
+  // Two contract axes paired (a1, b1), (a2, b0): b's pair does not merge in that order, so b is copied.
+  const std::uint64_t copies = contraction_copies();
+  check_dot(a, b, {{1, 2}, {}, {1, 0}, {}}, "contract (1,2) x (1,0)");
+  EXPECT_EQ(contraction_copies(), copies + 2) << "b's contract axes do not merge: a copy of b in each of the two calls";
+  check_dot(a, b, {{-1}, {}, {0}, {}}, "contract -1 x 0 (outer product of the rest)");
+  // Batch axes, also not leading, and a batch axis with contract axes around it.
+  check_dot(random_tensor({2, 3, 4}, DType::f32, 3), random_tensor({2, 4, 5}, DType::f32, 4), {{2}, {0}, {1}, {0}},
+            "batch 0 x 0");
+  check_dot(random_tensor({3, 2, 4}, DType::f64, 5), random_tensor({4, 5, 2}, DType::f64, 6), {{2}, {1}, {0}, {2}},
+            "batch 1 x 2");
+  check_dot(random_tensor({6, 2, 3, 4}, DType::s32, 7), random_tensor({3, 2, 4, 5}, DType::s32, 8),
+            {{2, 3}, {1}, {0, 2}, {1}}, "s32 batch 1 x 1, contract (2,3) x (0,2)");
+  // Nx.dot/2: vector . vector, matrix . vector, vector . matrix, n-D . m-D (a's last, b's second to last).
+  const Tensor v = random_tensor({4}, DType::f32, 9), m = random_tensor({4, 6}, DType::f32, 10);
+  const Tensor got = dot(v.to(*dev_), v.to(*dev_));
+  EXPECT_EQ(got.shape(), Shape{});
+  const Ref r = reference(v, v, {{0}, {}, {0}, {}}, DType::f32);
+  expect_matches(got, r, DType::f32, DType::f32, "vector . vector");
+  EXPECT_EQ(dot(m.transpose({1, 0}).to(*dev_), v.to(*dev_)).shape(), (Shape{6}));
+  EXPECT_EQ(dot(v.to(*dev_), m.to(*dev_)).shape(), (Shape{6}));
+  const Tensor x = random_tensor({2, 3, 4}, DType::f32, 11), y = random_tensor({5, 4, 6}, DType::f32, 12);
+  const Tensor xy = dot(x.to(*dev_), y.to(*dev_));
+  EXPECT_EQ(xy.shape(), (Shape{2, 3, 5, 6}));
+  expect_matches(xy, reference(x, y, {{2}, {}, {1}, {}}, DType::f32), DType::f32, DType::f32, "[2,3,4] . [5,4,6]");
+  // A scalar operand multiplies.
+  const Tensor s = Tensor::from_vector(std::vector<float>{2.5f}, {}, device("cpu"));
+  EXPECT_EQ(dot(s.to(*dev_), m.to(*dev_)).to(device("cpu")).to_vector<float>(),
+            apply_op(Op::multiply, {s, m}).to_vector<float>());
+}
+
+TEST_P(Contract, SpecialValuesAndEmptyOperands) {
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  const Tensor a = Tensor::from_vector(std::vector<float>{1, inf, 0, 2, nan, 1, 3, -inf, 1, 3e38f, 3e38f, 0}, {4, 3},
+                                       device("cpu"));
+  const Tensor b = Tensor::from_vector(std::vector<float>{1, 2, 0, 1, 5, 1e30f}, {3, 2}, device("cpu"));
+  check_matmul(a, b, "inf * 0, NaN, overflow to inf");
+  // K = 0: every output is an empty sum, 0. M = 0 or N = 0: an empty result.
+  const Tensor z = matmul(Tensor::empty({3, 0}, DType::f32, *dev_), Tensor::empty({0, 4}, DType::f32, *dev_));
+  EXPECT_EQ(z.shape(), (Shape{3, 4}));
+  for (float f : z.to(device("cpu")).to_vector<float>()) EXPECT_EQ(f, 0.0f);
+  EXPECT_EQ(matmul(Tensor::empty({0, 5}, DType::f32, *dev_), random_tensor({5, 4}, DType::f32, 1).to(*dev_)).shape(),
+            (Shape{0, 4}));
+  EXPECT_EQ(matmul(Tensor::empty({2, 0, 5, 3}, DType::f16, *dev_), Tensor::empty({3, 2}, DType::f16, *dev_)).shape(),
+            (Shape{2, 0, 5, 2}));
+}
+
+TEST_P(Contract, BadInputNamesOpShapesAxesDtypesAndDevice) {
+  const Tensor a = random_tensor({3, 4}, DType::f32, 1).to(*dev_), b = random_tensor({5, 6}, DType::f32, 2).to(*dev_);
+  std::string e = error_message([&] { matmul(a, b); });
+  EXPECT_NE(e.find("kiln::matmul"), std::string::npos) << e;
+  EXPECT_NE(e.find("[3,4]"), std::string::npos) << e;
+  EXPECT_NE(e.find("[5,6]"), std::string::npos) << e;
+  EXPECT_NE(e.find(dev_->id()), std::string::npos) << e;
+  e = error_message([&] { dot(a, b, {{1}, {}, {0}, {}}); });
+  EXPECT_NE(e.find("contract axis 1 of a has size 4 and axis 0 of b size 5"), std::string::npos) << e;
+  e = error_message([&] { dot(a, a, {{2}, {}, {0}, {}}); });
+  EXPECT_NE(e.find("contract axis 2 of a is out of range for rank 2"), std::string::npos) << e;
+  e = error_message([&] { dot(a, a, {{0, 0}, {}, {0, 1}, {}}); });
+  EXPECT_NE(e.find("axis 0 of a is given more than once"), std::string::npos) << e;
+  e = error_message([&] { dot(a, a, {{1}, {0}, {1}, {}}); });
+  EXPECT_NE(e.find("a has 1 batch axes and b 0"), std::string::npos) << e;
+  e = error_message([&] { matmul(random_tensor({2, 3, 4}, DType::f32, 3).to(*dev_), random_tensor({5, 4, 2}, DType::f32, 4).to(*dev_)); });
+  EXPECT_NE(e.find("do not broadcast"), std::string::npos) << e;
+  const Tensor p = Tensor::empty({3, 4}, DType::pred, *dev_);
+  e = error_message([&] { matmul(p, p); });
+  EXPECT_NE(e.find("pred"), std::string::npos) << e;
+  DotOptions to_int;
+  to_int.output = DType::s32;
+  e = error_message([&] { matmul(a, a.transpose({1, 0}), to_int); });
+  EXPECT_NE(e.find("an integer output (s32) needs integer inputs"), std::string::npos) << e;
+  const Tensor wrong = Tensor::empty({3, 5}, DType::f32, *dev_);
+  e = error_message([&] { matmul(a, a.transpose({1, 0}), {}, &wrong); });
+  EXPECT_NE(e.find("the output must be a contiguous [3,3] f32"), std::string::npos) << e;
+  if (dev_->backend() != Backend::cpu) {
+    e = error_message([&] { matmul(a, random_tensor({4, 2}, DType::f32, 5)); });
+    EXPECT_NE(e.find("cpu"), std::string::npos) << e;
+  }
+  e = error_message([&] { matmul(Tensor::empty({}, DType::f32, *dev_), a); });
+  EXPECT_NE(e.find("rank 1 or more"), std::string::npos) << e;
+}
+
+INSTANTIATE_TEST_SUITE_P(Cpu, Contract, ::testing::Values("cpu"));
+INSTANTIATE_TEST_SUITE_P(Vulkan, Contract, ::testing::Values("vulkan:0"));
+INSTANTIATE_TEST_SUITE_P(Cuda, Contract, ::testing::Values("cuda:0"));
+
+}  // namespace
+}  // namespace kiln
