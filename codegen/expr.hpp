@@ -77,6 +77,10 @@ class Expr {
 // |inputs|[k] of |dst| (converted to the input's dtype); returns the copy's root. Fused slots use
 // it to splice one expression into another (a reduction's epilogue, a row op's epilogue).
 NodeId inline_expr(Expr& dst, const Expr& src, const std::vector<NodeId>& inputs);
+// |src| with input i renumbered to |map|[i] (dtypes kept; unused inputs dropped).
+Expr renumber_inputs(const Expr& src, const std::vector<int>& map);
+// Which of the first |count| inputs |e| uses.
+std::vector<bool> used_inputs(const Expr& e, std::size_t count);
 
 // Parses the infix form, e.g. "0.5 * x * (1 + tanh(0.79788456 * (x + 0.044715 * x * x * x)))".
 // Inputs are x, y, z, w (inputs 0-3) or in0, in1, ...; |input_dtypes| gives their dtypes.

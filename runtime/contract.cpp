@@ -91,6 +91,35 @@ Tensor launch(std::string_view op, const KernelSpec& spec, const std::string* na
   } else {
     out = Tensor::empty(p.out_shape, spec.output, device);
   }
+  // The epilogue's operands, broadcast to the result: strides over (batch, M, N) (copied when their
+  // M or N axes do not merge).
+  const std::size_t nb = p.batch.size(), nfa = p.free_a.size(), nfb = p.free_b.size();
+  std::vector<std::vector<std::int64_t>> ext_strides;
+  std::vector<Tensor> ext;
+  for (std::size_t i = 2; i < inputs.size(); ++i) {
+    const Tensor& e = inputs[i];
+    if (broadcast_shapes({e.shape(), p.out_shape}) != p.out_shape)
+      fail_op(ErrorCode::invalid_argument, op, inputs,
+              fmt::format("epilogue operand {} of shape {} does not broadcast to the result's {}", i - 2,
+                          shape_text(e.shape()), shape_text(p.out_shape)));
+    Tensor v = e.broadcast_to(p.out_shape);
+    std::vector<int> md, nd;
+    for (std::size_t d = 0; d < nfa; ++d) md.push_back(int(nb + d));
+    for (std::size_t d = 0; d < nfb; ++d) nd.push_back(int(nb + nfa + d));
+    std::int64_t em = 0, en = 0;
+    if (!merges(v, md, &em) || !merges(v, nd, &en)) {
+      v = v.contiguous();
+      ++t_copies;
+      merges(v, md, &em);
+      merges(v, nd, &en);
+    }
+    std::vector<std::int64_t> st(v.strides().begin(), v.strides().begin() + std::ptrdiff_t(nb));
+    for (std::size_t d = 0; d < nb; ++d)
+      if (v.shape()[d] == 1) st[d] = 0;
+    st.insert(st.end(), {em, en, 0});
+    ext_strides.push_back(std::move(st));
+    ext.push_back(v);
+  }
   if (out.numel() == 0) return out;
   // M, N and K as one strided dimension each; an operand whose axes do not merge is copied in the
   // order [batch, free, contracted] (a) or [batch, contracted, free] (b), after which they do.
@@ -116,9 +145,14 @@ Tensor launch(std::string_view op, const KernelSpec& spec, const std::string* na
   shape.insert(shape.end(), {m, n, k});
   sa.insert(sa.end(), {a_m, 0, a_k});
   sb.insert(sb.end(), {0, b_n, b_k});
-  const std::vector<PlanOperand> ops{{p.a.address(), sa}, {p.b.address(), sb}};
+  std::vector<PlanOperand> ops{{p.a.address(), sa}, {p.b.address(), sb}};
+  std::vector<Tensor> operands{p.a, p.b};
+  for (std::size_t i = 0; i < ext.size(); ++i) {
+    ops.push_back({ext[i].address(), ext_strides[i]});
+    operands.push_back(ext[i]);
+  }
   PlanRequest request{shape, ops, out.address(), {}, spec.block_size};
-  run_plan(op, spec, name, {p.a, p.b}, device, request, first, entry);
+  run_plan(op, spec, name, operands, device, request, first, entry);
   return out;
 }
 
@@ -210,13 +244,23 @@ Prepared prepare_matmul(std::string_view op, const Tensor& a, const Tensor& b) {
   return p;
 }
 
-KernelSpec spec_for(std::string_view op, const Tensor& a, const Tensor& b, const DotOptions& options) {
-  check_operands(op, {a, b});
+// The kernel of |options| and its operands (a, b, the epilogue's).
+KernelSpec spec_for(std::string_view op, const Tensor& a, const Tensor& b, const DotOptions& options,
+                    std::vector<Tensor>* operands) {
+  *operands = {a, b};
+  operands->insert(operands->end(), options.epilogue_operands.begin(), options.epilogue_operands.end());
+  check_operands(op, *operands);
+  if (!options.epilogue && !options.epilogue_operands.empty())
+    fail_op(ErrorCode::invalid_argument, op, *operands, "epilogue operands without an epilogue");
+  if (options.epilogue && std::size_t(options.epilogue->num_inputs()) != 1 + options.epilogue_operands.size())
+    fail_op(ErrorCode::invalid_argument, op, *operands,
+            fmt::format("the epilogue takes {} inputs (y, then its operands); {} operands were given",
+                        options.epilogue->num_inputs(), options.epilogue_operands.size()));
   const DType out = options.output ? *options.output : promote(a.dtype(), b.dtype());
   try {
-    return make_contract_spec(a.dtype(), b.dtype(), out);
+    return make_contract_spec(a.dtype(), b.dtype(), out, options.epilogue ? &*options.epilogue : nullptr);
   } catch (const Error& e) {
-    fail_op(e.code(), op, {a, b}, e.what());
+    fail_op(e.code(), op, *operands, e.what());
   }
 }
 
@@ -228,26 +272,31 @@ Tensor run_contract_kernel(std::string_view op, const KernelSpec& spec, const st
                            const std::vector<Tensor>& inputs, const ContractCall& call, const Tensor* into,
                            const Registry* first, const KernelEntry* entry) {
   check_operands(op, inputs);
-  if (inputs.size() != 2)
-    fail_op(ErrorCode::invalid_argument, op, inputs, fmt::format("a contraction takes two operands, got {}", inputs.size()));
-  for (std::size_t i = 0; i < 2; ++i)
+  if (inputs.size() != spec.inputs.size())
+    fail_op(ErrorCode::invalid_argument, op, inputs,
+            fmt::format("the kernel takes {} operands (a, b{}), got {}", spec.inputs.size(),
+                        spec.inputs.size() > 2 ? ", its epilogue's" : "", inputs.size()));
+  for (std::size_t i = 0; i < inputs.size(); ++i)
     if (inputs[i].dtype() != spec.inputs[i])
       fail_op(ErrorCode::dtype_mismatch, op, inputs,
-              fmt::format("{} is {}; the kernel takes {} x {}", i == 0 ? "a" : "b", dtype_name(inputs[i].dtype()),
-                          dtype_name(spec.inputs[0]), dtype_name(spec.inputs[1])));
+              fmt::format("operand {} is {}; the kernel takes {}", i, dtype_name(inputs[i].dtype()),
+                          dtype_name(spec.inputs[i])));
   Prepared p = call.axes ? prepare_dot(op, inputs[0], inputs[1], *call.axes) : prepare_matmul(op, inputs[0], inputs[1]);
   return launch(op, spec, name, inputs, p, into, first, entry);
 }
 
 Tensor dot(const Tensor& a, const Tensor& b, const DotAxes& axes, const DotOptions& options, const Tensor* into) {
-  const KernelSpec spec = spec_for("dot", a, b, options);
-  return run_contract_kernel("dot", spec, nullptr, {a, b}, ContractCall{axes}, into, nullptr);
+  std::vector<Tensor> operands;
+  const KernelSpec spec = spec_for("dot", a, b, options, &operands);
+  return run_contract_kernel("dot", spec, nullptr, operands, ContractCall{axes}, into, nullptr);
 }
 
 Tensor dot(const Tensor& a, const Tensor& b, const DotOptions& options) {
   check_operands("dot", {a, b});
   const int n = a.rank(), m = b.rank();
   if (n == 0 || m == 0) {
+    if (options.epilogue)
+      fail_op(ErrorCode::invalid_argument, "dot", {a, b}, "a scalar operand multiplies; an epilogue needs a contraction");
     const Tensor r = apply_op(Op::multiply, {a, b});
     return options.output && *options.output != r.dtype() ? as_type(r, *options.output) : r;
   }
@@ -258,8 +307,9 @@ Tensor dot(const Tensor& a, const Tensor& b, const DotOptions& options) {
 }
 
 Tensor matmul(const Tensor& a, const Tensor& b, const DotOptions& options, const Tensor* into) {
-  const KernelSpec spec = spec_for("matmul", a, b, options);
-  return run_contract_kernel("matmul", spec, nullptr, {a, b}, ContractCall{}, into, nullptr);
+  std::vector<Tensor> operands;
+  const KernelSpec spec = spec_for("matmul", a, b, options, &operands);
+  return run_contract_kernel("matmul", spec, nullptr, operands, ContractCall{}, into, nullptr);
 }
 
 }  // namespace kiln

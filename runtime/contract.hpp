@@ -28,6 +28,12 @@ struct DotAxes {
 
 struct DotOptions {
   std::optional<DType> output;  // default: promote(a, b)
+  // Fused into the kernel: an expression over y (the sum, in the accumulator dtype: f32, f64 or
+  // the integer output's compute type) and |epilogue_operands| (up to two, broadcast to the
+  // result's shape), applied to each output before its conversion to the output dtype:
+  // parse_expr("gelu(x + y)", {f32, f32}) with {bias} is GEMM + bias + GELU in one kernel.
+  std::optional<Expr> epilogue;
+  std::vector<Tensor> epilogue_operands;
 };
 
 // How a contraction kernel is applied: with |axes| (dot) or, without, matmul's rules.
@@ -45,7 +51,7 @@ Tensor dot(const Tensor& a, const Tensor& b, const DotAxes& axes, const DotOptio
 // [K, 1], their unit axis dropped from the result); the axes before them broadcast.
 Tensor matmul(const Tensor& a, const Tensor& b, const DotOptions& options = {}, const Tensor* into = nullptr);
 
-// Runs contraction kernel |spec| over {a, b} as |call| says: the tensor ops and the generated
+// Runs contraction kernel |spec| over {a, b, the epilogue's operands...} as |call| says: the tensor ops and the generated
 // functions of manifests share it. |entry| of |first| is used when given.
 Tensor run_contract_kernel(std::string_view op, const KernelSpec& spec, const std::string* name,
                            const std::vector<Tensor>& inputs, const ContractCall& call, const Tensor* into,

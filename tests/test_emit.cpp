@@ -509,6 +509,11 @@ TEST(EmitContract, KernelsCompileWithNvrtcAndGlslang) {
   specs.push_back(make_contract_spec(DType::f16, DType::bf16, DType::f32));
   specs.push_back(make_contract_spec(DType::s8, DType::f32, DType::f32));
   specs.push_back(make_contract_spec(DType::f64, DType::f32, DType::f16));
+  // Fused epilogues: gelu(y + bias) + residual (bf16 operands), an integer bias (s8 -> s32).
+  const Expr gelu_bias_res = parse_expr("0.5 * (x + y) * (1 + erf((x + y) * 0.7071067811865476)) + z", {DType::f32, DType::f32, DType::bf16});
+  specs.push_back(make_contract_spec(DType::bf16, DType::bf16, DType::bf16, &gelu_bias_res));
+  const Expr int_bias = parse_expr("x + y", {DType::s32, DType::s32});
+  specs.push_back(make_contract_spec(DType::s8, DType::s8, DType::s32, &int_bias));
   std::string src;
   for (const KernelSpec& spec : specs) src += emit_cuda(spec);
   EXPECT_EQ(nvrtc_compile(src, {"-Ofc=max"}), "");
@@ -522,6 +527,8 @@ TEST(EmitContract, KernelsCompileWithNvrtcAndGlslang) {
   EXPECT_EQ(contract_accumulator_dtype(DType::u64, DType::u64, DType::u64), DType::u64);
   EXPECT_THROW(make_contract_spec(DType::pred, DType::pred, DType::pred), Error);
   EXPECT_THROW(make_contract_spec(DType::f32, DType::f32, DType::s32), Error);
+  const Expr wrong_y = parse_expr("x + y", {DType::f16, DType::f16});  // y must be the f32 sum
+  EXPECT_THROW(make_contract_spec(DType::f16, DType::f16, DType::f16, &wrong_y), Error);
   KernelSpec odd = make_contract_spec(DType::f32, DType::f32, DType::f32);
   odd.block_size = 128;
   std::string why;
@@ -541,7 +548,7 @@ TEST(Families, ContractPlanMergesBatchDimensions) {
   const std::vector<PlanOperand> ops{{0x1000, sa}, {0x2000, sb}};
   const LaunchPlan p = f.plan(spec, {shape, ops, 0x9000, {}, 256}, &why);
   ASSERT_EQ(p.function, 0) << why;
-  std::int64_t w[32];
+  std::int64_t w[46];
   ASSERT_EQ(p.params.size(), sizeof w);
   std::memcpy(w, p.params.data(), sizeof w);
   EXPECT_EQ(w[3], 70);  // m

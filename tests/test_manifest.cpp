@@ -465,6 +465,21 @@ TEST(Manifest, ContractKernels) {
   EXPECT_NE(e.find("pred"), std::string::npos) << e;
   e = error_of(head + "inputs = [\"f32\", \"f32\"]\nblock_size = 128\n");
   EXPECT_NE(e.find("block_size"), std::string::npos) << e;
+  // Epilogues: over y and the inputs after a and b, by name.
+  const Manifest f = parse_manifest(head + "inputs = [\"act: bf16\", \"weight: bf16\", \"bias: f32\"]\n"
+                                            "epilogue = 'sigmoid(y + bias)'\n", "contract.toml");
+  const Expr want = parse_expr("sigmoid(x + y)", {DType::f32, DType::f32});
+  EXPECT_EQ(f.kernels.at(0).spec.canonical(), make_contract_spec(DType::bf16, DType::bf16, DType::bf16, &want).canonical());
+  e = error_of(head + "inputs = [\"act: f32\", \"weight: f32\", \"bias: f32\"]\n");
+  EXPECT_NE(e.find("contract.toml:3:10: a contraction takes two inputs (a, b) and, with an 'epilogue', up to 2 more"),
+            std::string::npos) << e;
+  e = error_of(head + "inputs = [\"act: f32\", \"weight: f32\"]\nepilogue = 'y * weight'\n");
+  EXPECT_NE(e.find("contract.toml:4:12: the epilogue reads y (the sum) and the inputs after a and b, not a or b"),
+            std::string::npos) << e;
+  e = error_of(head + "inputs = [\"act: f32\", \"weight: f32\", \"bias: f32\", \"r: f32\"]\nepilogue = 'y + bias'\n");
+  EXPECT_NE(e.find("the epilogue does not use input 3 (r)"), std::string::npos) << e;
+  e = error_of(head + "inputs = [\"act: f32\", \"weight: f32\"]\nepilogue = 'y + nope'\n");
+  EXPECT_NE(e.find("contract.toml:4:"), std::string::npos) << e;
 }
 
 TEST_F(Kilnc, BuildTargetsComeFromTheCommandLine) {

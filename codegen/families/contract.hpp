@@ -21,10 +21,17 @@ inline constexpr int kMaxContractBatch = 4;
 // outputs, walking K in steps of kContractTileK (templates/glsl/contract.glsl, cuda/contract.cuh).
 inline constexpr int kContractTileM = 64, kContractTileN = 64, kContractTileK = 16, kContractThreads = 256;
 
+// Operands an epilogue may read besides the sum (bias, residual, gate): the kernel's inputs 2 and 3.
+inline constexpr int kMaxContractEpilogueInputs = 2;
+
 // A contraction kernel of inputs a and b into |out|. The products are summed in the accumulator
-// dtype (contract_accumulator_dtype). Throws dtype_mismatch for pred operands or an integer
-// output from float inputs.
-KernelSpec make_contract_spec(DType a, DType b, DType out);
+// dtype (contract_accumulator_dtype). |epilogue| (optional): an expression over y, the sum in the
+// accumulator dtype (input 0), and up to two operands laid out as the result (inputs 1, 2: the
+// kernel's inputs 2, 3, e.g. a bias broadcast along the rows, a residual), applied to each output
+// before it is converted to |out| — gelu(y + bias) + residual in one kernel. Throws
+// dtype_mismatch for pred operands, an integer output from float inputs or an epilogue whose y
+// is not the accumulator's dtype; invalid_argument for more than two epilogue operands.
+KernelSpec make_contract_spec(DType a, DType b, DType out, const Expr* epilogue = nullptr);
 // The dtype the products are summed in: f64 when any of a, b, out is f64, else f32 for a float
 // output; an integer output's compute dtype (s32, u32, s64, u64: wrapping, as the output wraps).
 DType contract_accumulator_dtype(DType a, DType b, DType out);

@@ -424,28 +424,6 @@ FamilyCost rows_cost(const KernelSpec& spec) {
   return c;
 }
 
-// |src| with input i renumbered to |map|[i] (dtypes kept).
-Expr renumber_inputs(const Expr& src, const std::vector<int>& map) {
-  Expr e;
-  std::vector<bool> used(src.input_dtypes().size(), false);
-  const Expr live = src.pruned();
-  for (const Node& n : live.nodes())
-    if (n.kind == NodeKind::input) used[std::size_t(n.input)] = true;
-  std::vector<NodeId> inputs(used.size());
-  for (std::size_t i = 0; i < inputs.size(); ++i)  // unused inputs: a placeholder the copy never reaches
-    inputs[i] = used[i] ? e.input(map.at(i), src.input_dtypes()[i]) : e.constant(0, DType::f32);
-  e.set_root(inline_expr(e, src, inputs));
-  return e.pruned();
-}
-
-// The inputs |e| uses (indices into the expression's inputs).
-std::vector<bool> used_inputs(const Expr& e, std::size_t count) {
-  std::vector<bool> used(count, false);
-  for (const Node& n : e.nodes())
-    if (n.kind == NodeKind::input && n.input >= 0 && std::size_t(n.input) < count) used[std::size_t(n.input)] = true;
-  return used;
-}
-
 // `op` names the row op; `inputs` are, in order: the prologue's (x alone without a `prologue`),
 // gamma and beta (norms) or the bias (softmax, log_softmax: x's dtype to add, pred to mask), the
 // epilogue's. `prologue` is an expression over the first inputs (by name), `epilogue` one over y

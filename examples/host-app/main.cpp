@@ -114,6 +114,11 @@ int main() try {
   const kiln::Tensor w = random_tensor({64, cols}, cpu, rng);
   check("project (contraction kernel)", host::project(gx, w.to(gpu).transpose({1, 0})),
         kiln::matmul(x, w.transpose({1, 0})), 2e-3, 1e-4);
+  // GEMM + bias + GELU in one kernel (the manifest's epilogue) against matmul, then the manifest's
+  // gelu_bias map kernel, on the CPU.
+  const kiln::Tensor wbias = random_tensor({64}, cpu, rng);
+  check("dense_gelu (fused epilogue)", host::dense_gelu(gx, w.to(gpu).transpose({1, 0}), wbias.to(gpu)),
+        host::gelu_bias(kiln::matmul(x, w.transpose({1, 0})), wbias), 2e-3, 1e-4);
   // A scan kernel from the manifest: offsets from counts, exact (integers), forward and reverse,
   // against Kiln's built-in cumulative_sum on the CPU and a hand-computed total.
   std::vector<std::int32_t> counts_host(static_cast<std::size_t>(rows));

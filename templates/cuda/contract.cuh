@@ -6,7 +6,9 @@
 // R is the emitted functor (codegen/families/contract.cpp):
 //   typedef ... C;                                       the accumulator type
 //   C load_a(p, i) const, load_b(p, i) const             element i of a or b converted to C
-//   void put(p, i, C y) const                            y converted to the output dtype, stored at i
+//   void put(p, i, ei, C y) const                        the epilogue over y and its operands (at
+//                                                        element ei[0], ei[1] of p.ext), converted to
+//                                                        the output dtype and stored at i
 // Indices are 64-bit element offsets.
 #ifndef KILN_TEMPLATES_CUDA_CONTRACT_CUH
 #define KILN_TEMPLATES_CUDA_CONTRACT_CUH
@@ -27,9 +29,12 @@ struct KilnContractParams {
   long long batch_strides[3][4];  // [a, b, out][dim], in elements
   long long a_m, a_k, b_k, b_n;
   long long tiles_m, tiles_n;
+  unsigned long long ext[2];             // the epilogue's operands (0: none), laid out over the result
+  long long ext_batch_strides[2][4];
+  long long ext_m[2], ext_n[2];
   long long reserved[2];
 };
-static_assert(sizeof(KilnContractParams) == 256, "KilnContractParams must match codegen/families/contract.cpp");
+static_assert(sizeof(KilnContractParams) == 368, "KilnContractParams must match codegen/families/contract.cpp");
 
 constexpr int kContractTileM = 64, kContractTileN = 64, kContractTileK = 16;
 
@@ -56,12 +61,14 @@ __device__ void contract_run(const KilnContractParams& p, const R r) {
   const long long tiles = p.tiles_m * p.tiles_n, work = p.batch * tiles;
   for (long long w = blockIdx.x; w < work; w += gridDim.x) {
     const long long bi = w / tiles, t = w - bi * tiles, tm = t / p.tiles_n, tn = t - tm * p.tiles_n;
-    long long off[3] = {0, 0, 0}, rem = bi;
+    long long off[3] = {0, 0, 0}, eoff[2] = {0, 0}, rem = bi;
     for (int d = (int)p.batch_rank - 1; d >= 0; --d) {
       const long long s = p.batch_shape[d], q = rem / s, idx = rem - q * s;
       rem = q;
 #pragma unroll
       for (int o = 0; o < 3; ++o) off[o] += idx * p.batch_strides[o][d];
+#pragma unroll
+      for (int e = 0; e < 2; ++e) eoff[e] += idx * p.ext_batch_strides[e][d];
     }
     const long long m0 = tm * kContractTileM, n0 = tn * kContractTileN;
     C acc[4][4];
@@ -100,7 +107,10 @@ __device__ void contract_run(const KilnContractParams& p, const R r) {
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
         const long long on = n0 + tx + 16 * j;
-        if (om < p.m && on < p.n) r.put(p, off[2] + om * p.n + on, acc[i][j]);
+        if (om < p.m && on < p.n) {
+          const long long ei[2] = {eoff[0] + om * p.ext_m[0] + on * p.ext_n[0], eoff[1] + om * p.ext_m[1] + on * p.ext_n[1]};
+          r.put(p, off[2] + om * p.n + on, ei, acc[i][j]);
+        }
       }
     }
   }

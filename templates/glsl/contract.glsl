@@ -3,14 +3,15 @@
 // emitter's definitions (codegen/families/contract.cpp):
 //   KILN_C                              the accumulator type (float, double, int, uint, int64_t, uint64_t)
 //   kiln_load_a(addr), kiln_load_b(addr)  an element of a or b converted to KILN_C (Kiln's as_type)
-//   kiln_put(addr, acc)                 the sum converted to the output dtype and stored
+//   kiln_put(addr, e0, e1, acc)         the epilogue over the sum and its operands (at e0, e1),
+//                                       converted to the output dtype and stored at addr
 //   KILN_S0, KILN_S1, KILN_SOUT         the element sizes of a, b and the output
 //   KILN_TILE_M, KILN_TILE_N, KILN_TILE_K  the output tile (64 x 64) and the K step (16)
 //   KILN_FMA(a, b, c), KILN_PRECISE     a * b + c: floats one fused multiply-add (fma() into a
 //                                       precise accumulator: rounded once, the same on every
 //                                       driver); integers wrapping
 
-// ABI: the device address of a KilnContractParams block (256 bytes, codegen/families/contract.cpp)
+// ABI: the device address of a KilnContractParams block (368 bytes, codegen/families/contract.cpp)
 // as the push constant. A workgroup of 256 invocations per output tile, grid-stride over
 // batch x tiles; per K step the a tile (64 x 16) and the b tile (16 x 64) are staged in shared
 // memory, zero outside the operands; invocation (tx, ty) = (t % 16, t / 16) accumulates outputs
@@ -29,6 +30,9 @@ layout(buffer_reference, std430, buffer_reference_align = 8) readonly buffer Kil
   int64_t batch_strides[12];  // [a, b, out][dim], in elements
   int64_t a_m, a_k, b_k, b_n;
   int64_t tiles_m, tiles_n;
+  uint64_t ext[2];             // the epilogue's operands (0: none), laid out over the result
+  int64_t ext_batch_strides[8];  // [operand][dim]
+  int64_t ext_m[2], ext_n[2];
   int64_t reserved[2];
 };
 layout(push_constant, std430) uniform KilnContractPush { KilnContractParams params; } pc;
@@ -42,7 +46,7 @@ void main() {
   const int64_t tiles = P.tiles_m * P.tiles_n, work = P.batch * tiles;
   for (int64_t w = int64_t(gl_WorkGroupID.x); w < work; w += int64_t(gl_NumWorkGroups.x)) {
     const int64_t bi = w / tiles, t = w - bi * tiles, tm = t / P.tiles_n, tn = t - tm * P.tiles_n;
-    int64_t off_a = 0l, off_b = 0l, off_o = 0l, rem = bi;
+    int64_t off_a = 0l, off_b = 0l, off_o = 0l, off_e0 = 0l, off_e1 = 0l, rem = bi;
     [[unroll]] for (int d = 3; d >= 0; --d) {
       if (int64_t(d) < P.batch_rank) {
         const int64_t s = P.batch_shape[d], q = rem / s, idx = rem - q * s;
@@ -50,6 +54,8 @@ void main() {
         off_a += idx * P.batch_strides[d];
         off_b += idx * P.batch_strides[4 + d];
         off_o += idx * P.batch_strides[8 + d];
+        off_e0 += idx * P.ext_batch_strides[d];
+        off_e1 += idx * P.ext_batch_strides[4 + d];
       }
     }
     const int64_t m0 = tm * int64_t(KILN_TILE_M), n0 = tn * int64_t(KILN_TILE_N);
@@ -84,7 +90,11 @@ void main() {
       const int64_t om = m0 + int64_t(ty) + 16l * int64_t(i);
       [[unroll]] for (int j = 0; j < 4; ++j) {
         const int64_t on = n0 + int64_t(tx) + 16l * int64_t(j);
-        if (om < P.m && on < P.n) kiln_put(P.out_ + uint64_t(off_o + om * P.n + on) * uint64_t(KILN_SOUT), acc[i][j]);
+        if (om < P.m && on < P.n) {
+          const uint64_t e0 = P.ext[0] + uint64_t(off_e0 + om * P.ext_m[0] + on * P.ext_n[0]) * uint64_t(KILN_S2);
+          const uint64_t e1 = P.ext[1] + uint64_t(off_e1 + om * P.ext_m[1] + on * P.ext_n[1]) * uint64_t(KILN_S3);
+          kiln_put(P.out_ + uint64_t(off_o + om * P.n + on) * uint64_t(KILN_SOUT), e0, e1, acc[i][j]);
+        }
       }
     }
   }

@@ -347,6 +347,74 @@ TEST_P(Contract, SpecialValuesAndEmptyOperands) {
             (Shape{2, 0, 5, 2}));
 }
 
+// Fused epilogues against the same computed op by op on the device: the sum in the accumulator
+// dtype (matmul with an f32/s32 output), then map(epilogue) over it and the operands, then the
+// output cast — bit for bit, since both evaluate the same expression on the same values.
+TEST_P(Contract, FusedEpiloguesMatchOpByOp) {
+  auto same_bits = [](const Tensor& x, const Tensor& y, const std::string& what) {
+    EXPECT_EQ(x.shape(), y.shape()) << what;
+    EXPECT_EQ(x.to(device("cpu")).to_host(), y.to(device("cpu")).to_host()) << what;
+  };
+  const char* gelu = "0.5 * (x + y) * (1 + erf((x + y) * 0.7071067811865476))";
+  {  // GEMM + bias + GELU in f32; the bias broadcast along the rows.
+    const Tensor a = random_tensor({70, 40}, DType::f32, 1).to(*dev_), b = random_tensor({40, 66}, DType::f32, 2).to(*dev_);
+    const Tensor bias = random_tensor({66}, DType::f32, 3).to(*dev_);
+    DotOptions o;
+    o.epilogue = parse_expr(gelu, {DType::f32, DType::f32});
+    o.epilogue_operands = {bias};
+    same_bits(matmul(a, b, o), map(*o.epilogue, {matmul(a, b), bias}), "f32 gelu(y + bias)");
+  }
+  {  // bf16 operands: the epilogue sees the f32 sum; one rounding to bf16 at the end. A residual
+     // [M, N] broadcast over the batch, a bias along M ([M, 1]).
+    const Tensor a = random_tensor({2, 33, 20}, DType::bf16, 4).to(*dev_), b = random_tensor({20, 17}, DType::bf16, 5).to(*dev_);
+    const Tensor res = random_tensor({33, 17}, DType::bf16, 6).to(*dev_), col = random_tensor({33, 1}, DType::f32, 7).to(*dev_);
+    const std::string text = std::string(gelu) + " + z";
+    DotOptions o;
+    o.epilogue = parse_expr(text, {DType::f32, DType::f32, DType::bf16});
+    o.epilogue_operands = {col, res};
+    DotOptions f32;
+    f32.output = DType::f32;
+    same_bits(matmul(a, b, o), as_type(map(*o.epilogue, {matmul(a, b, f32), col, res}), DType::bf16),
+              "bf16 gelu(y + bias) + residual");
+  }
+  {  // Integers: s8 x s8 summed in s32 plus an s32 bias, wrapping.
+    const Tensor a = random_tensor({9, 300}, DType::s8, 8).to(*dev_), b = random_tensor({300, 5}, DType::s8, 9).to(*dev_);
+    const Tensor bias = random_tensor({5}, DType::s32, 10).to(*dev_);
+    DotOptions o;
+    o.output = DType::s32;
+    o.epilogue = parse_expr("x + y", {DType::s32, DType::s32});
+    o.epilogue_operands = {bias};
+    DotOptions s32;
+    s32.output = DType::s32;
+    same_bits(matmul(a, b, o), map(*o.epilogue, {matmul(a, b, s32), bias}), "s8 -> s32 + bias");
+  }
+  {  // dot with batch axes and an epilogue operand of the result's full shape.
+    const Tensor a = random_tensor({3, 2, 4}, DType::f64, 11).to(*dev_), b = random_tensor({4, 5, 2}, DType::f64, 12).to(*dev_);
+    const Tensor r = random_tensor({2, 3, 5}, DType::f64, 13).to(*dev_);
+    DotOptions o;
+    o.epilogue = parse_expr("x * 0.5 - y", {DType::f64, DType::f64});
+    o.epilogue_operands = {r};
+    const DotAxes ax{{2}, {1}, {0}, {2}};
+    same_bits(dot(a, b, ax, o), map(*o.epilogue, {dot(a, b, ax), r}), "f64 dot, y * 0.5 - r");
+  }
+  // Misuse: operands without an epilogue, a count that does not match, a shape that does not
+  // broadcast, a y of the wrong dtype.
+  const Tensor a = random_tensor({4, 3}, DType::f32, 14).to(*dev_), b = random_tensor({3, 6}, DType::f32, 15).to(*dev_);
+  DotOptions o;
+  o.epilogue_operands = {a};
+  std::string e = error_message([&] { matmul(a, b, o); });
+  EXPECT_NE(e.find("epilogue operands without an epilogue"), std::string::npos) << e;
+  o.epilogue = parse_expr("x + y", {DType::f32, DType::f32});
+  e = error_message([&] { matmul(a, b, o); });
+  EXPECT_NE(e.find("epilogue operand 0 of shape [4,3] does not broadcast to the result's [4,6]"), std::string::npos) << e;
+  o.epilogue_operands = {};
+  e = error_message([&] { matmul(a, b, o); });
+  EXPECT_NE(e.find("the epilogue takes 2 inputs (y, then its operands); 0 operands were given"), std::string::npos) << e;
+  o.epilogue = parse_expr("x", {DType::f16});
+  e = error_message([&] { matmul(a, b, o); });
+  EXPECT_NE(e.find("the epilogue's y (input 0) must be the sum's dtype, f32"), std::string::npos) << e;
+}
+
 TEST_P(Contract, BadInputNamesOpShapesAxesDtypesAndDevice) {
   const Tensor a = random_tensor({3, 4}, DType::f32, 1).to(*dev_), b = random_tensor({5, 6}, DType::f32, 2).to(*dev_);
   std::string e = error_message([&] { matmul(a, b); });
