@@ -5,7 +5,7 @@
 // sample afterwards. Results are reported as fractions of the peaks measured in the same run (and
 // of a PyTorch peer with --peer torch), as a table, JSON, CSV and an SVG roofline.
 //
-// Files: cases.cpp (case catalogue, inputs, checks), timing.cpp (device timers), peaks.cpp,
+// Files: cases.cpp (case catalogue, inputs, checks), gemm.cpp (contraction cases), timing.cpp (device timers), peaks.cpp,
 // run.cpp (the run loop), peer.cpp + torch_peer.py, report.cpp (table), output.cpp (JSON, CSV),
 // plot.cpp (SVG), compare.cpp, support.cpp (docs/ops.md), micro.cpp (kiln-bench-micro).
 #pragma once
@@ -26,7 +26,7 @@
 
 namespace kiln::bench {
 
-enum class CaseKind { copy, op, fused, peak, reduce, rows, scan };
+enum class CaseKind { copy, op, fused, peak, reduce, rows, scan, contract };
 // Which axes a reduce case reduces: the last (rows of kReduceRow elements), the first (columns),
 // or all elements.
 enum class ReduceAxes { last, first, all };
@@ -55,9 +55,14 @@ struct BenchCase {
   std::optional<KernelSpec> axis_spec;    // rows and scan cases: the kernel over rows of row_len elements of x
   std::string torch_fn;                   // their PyTorch peer over the [rows, row_len] input "{0}" ({1}: row_len)
   std::int64_t row_len = 4096;
+  // Contraction cases (gemm.cpp): a square matmul [s, s] x [s, s], s the square root of the
+  // elements (rounded down), and the epilogue's operands of s elements (a bias along the rows).
+  std::optional<KernelSpec> contract_spec;
   std::string origin;                     // user cases: "kernels.toml:12:1" or "--expr"
 
-  std::vector<DType> input_dtypes() const { return axis_spec ? axis_spec->inputs : expr.input_dtypes(); }
+  std::vector<DType> input_dtypes() const {
+    return contract_spec ? contract_spec->inputs : axis_spec ? axis_spec->inputs : expr.input_dtypes();
+  }
   DType output_dtype() const;
   // The spec that is timed (a map of expr, or the reduction).
   KernelSpec spec() const;
@@ -65,6 +70,12 @@ struct BenchCase {
   // transpose for reductions over the last and first axis), and the output's.
   Shape input_shape(std::uint64_t n) const;
   Shape output_shape(std::uint64_t n) const;
+  // The shape of input |k| (input_shape, except for contraction cases) and the elements a run
+  // covers (|n|, a contraction case's s * s).
+  Shape operand_shape(std::size_t k, std::uint64_t n) const;
+  std::uint64_t elements(std::uint64_t n) const;
+  // FLOPs of one run (flops_per_element x n; a contraction's 2 s^3).
+  double flops(std::uint64_t n) const;
   // Runs the case: map(expr, inputs) or the reduction, into |out| when given.
   Tensor run(const std::vector<Tensor>& inputs, const Tensor* out = nullptr) const;
   // The dtypes --dtype matches: the operand dtype (and as_type's target) of op cases, the input
@@ -109,6 +120,10 @@ struct CheckResult {
 };
 const char* check_state_name(CheckResult::State s);
 
+// Element-wise comparison of |got| with |want| within the case's atol/rtol; |cpu_inputs| (when
+// laid out like the output) name the inputs of the first mismatches.
+CheckResult compare_outputs(const BenchCase& c, const Tensor& got, const Tensor& want,
+                            const std::vector<Tensor>& cpu_inputs);
 // Whether |dev| can run the case, with the reason if not.
 bool case_supported(const BenchCase& c, Device& dev, std::string* why);
 // Runs the case on a sample size on |dev| and compares with the CPU reference.
@@ -117,6 +132,14 @@ CheckResult check_case(const BenchCase& c, Device& dev);
 // (about 4096, evenly spaced, the last element included) computed from the host |inputs|.
 CheckResult verify_sample(const BenchCase& c, const std::vector<std::vector<std::byte>>& inputs,
                           const Tensor& out);
+
+// The contraction cases (gemm.cpp): matmul per dtype and with a fused bias + GELU epilogue; the side
+// of a case's square matmul for |n| elements; its check (every output of a 70 x 70 x 70 problem)
+// and the check of a timed output (its first rows against the CPU).
+std::vector<BenchCase> gemm_cases();
+std::int64_t gemm_side(std::uint64_t n);
+CheckResult check_gemm_case(const BenchCase& c, Device& dev);
+CheckResult verify_gemm_sample(const BenchCase& c, const std::vector<std::vector<std::byte>>& inputs, const Tensor& out);
 
 // ---- timing (timing.cpp) -------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@
 #include "codegen/manifest.hpp"
 #include "codegen/spec.hpp"
 #include "core/error.hpp"
+#include "runtime/contract.hpp"
 #include "runtime/ops.hpp"
 #include "runtime/reduce.hpp"
 #include "runtime/rows.hpp"
@@ -29,6 +30,7 @@ const char* kind_name(CaseKind k) {
     case CaseKind::reduce: return "reduce";
     case CaseKind::rows: return "rows";
     case CaseKind::scan: return "scan";
+    case CaseKind::contract: return "contract";
   }
   return "?";
 }
@@ -44,13 +46,32 @@ const char* check_state_name(CheckResult::State s) {
 }
 
 KernelSpec BenchCase::spec() const {
+  if (contract_spec) return *contract_spec;
   if (manifest_spec) return *manifest_spec;
   if (combiner) return make_reduce_spec(*combiner, expr);
   if (axis_spec) return *axis_spec;
   return make_map_spec(expr, expr.dtype(expr.root()));
 }
 
-DType BenchCase::output_dtype() const { return combiner || axis_spec ? spec().output : expr.dtype(expr.root()); }
+DType BenchCase::output_dtype() const {
+  return combiner || axis_spec || contract_spec ? spec().output : expr.dtype(expr.root());
+}
+
+Shape BenchCase::operand_shape(std::size_t k, std::uint64_t n) const {
+  if (!contract_spec) return input_shape(n);
+  const std::int64_t s = gemm_side(n);
+  return k < 2 ? Shape{s, s} : Shape{s};
+}
+
+std::uint64_t BenchCase::elements(std::uint64_t n) const {
+  return contract_spec ? std::uint64_t(gemm_side(n) * gemm_side(n)) : n;
+}
+
+double BenchCase::flops(std::uint64_t n) const {
+  if (!contract_spec) return flops_per_element() * double(n);
+  const double s = double(gemm_side(n));
+  return 2 * s * s * s;
+}
 
 Shape BenchCase::input_shape(std::uint64_t n) const {
   const std::int64_t m = std::int64_t(n);
@@ -60,6 +81,7 @@ Shape BenchCase::input_shape(std::uint64_t n) const {
 }
 
 Shape BenchCase::output_shape(std::uint64_t n) const {
+  if (contract_spec) return {gemm_side(n), gemm_side(n)};
   if (axis_spec) {  // logsumexp drops the axis; the other row ops and the scans keep it
     const Shape in = input_shape(n);
     const bool drops = axis_spec->family == "rows" && !rows_op_info(spec_rows_op(*axis_spec)).keeps_axis;
@@ -72,6 +94,7 @@ Shape BenchCase::output_shape(std::uint64_t n) const {
 }
 
 Tensor BenchCase::run(const std::vector<Tensor>& inputs, const Tensor* out) const {
+  if (contract_spec) return run_contract_kernel("matmul", *contract_spec, nullptr, inputs, {}, out, nullptr);
   if (axis_spec && axis_spec->family == "scan")
     return run_scan_kernel(axis_spec->attribute("op"), *axis_spec, nullptr, inputs, {-1, false}, out, nullptr);
   if (axis_spec) return run_rows_kernel(axis_spec->attribute("op"), *axis_spec, nullptr, inputs, {}, out, nullptr);
@@ -89,6 +112,12 @@ Tensor BenchCase::run(const std::vector<Tensor>& inputs, const Tensor* out) cons
 // Bytes and FLOPs come from the family's cost model (codegen/family.hpp).
 std::uint64_t BenchCase::bytes(std::uint64_t n) const {
   const KernelSpec k = spec();
+  if (contract_spec) {  // each operand read once, the output written once (the ideal)
+    std::uint64_t b = std::uint64_t(shape_numel(output_shape(n))) * dtype_size(k.output);
+    for (std::size_t i = 0; i < k.inputs.size(); ++i)
+      b += std::uint64_t(shape_numel(operand_shape(i, n))) * dtype_size(k.inputs[i]);
+    return b;
+  }
   return std::uint64_t(family_of(k).cost(k).bytes_per_element * double(n));
 }
 
@@ -225,6 +254,8 @@ bool device_supports(const BenchCase& c, Device& dev, std::string* why) {
   return target_supports(c.spec(), dev.backend() == Backend::cuda ? Target::cuda : Target::glsl, why);
 }
 
+}  // namespace
+
 // Element-wise comparison with an explicit tolerance (copy and fused cases).
 CheckResult compare_outputs(const BenchCase& c, const Tensor& got, const Tensor& want,
                             const std::vector<Tensor>& cpu_inputs) {
@@ -261,8 +292,6 @@ CheckResult compare_outputs(const BenchCase& c, const Tensor& got, const Tensor&
   return r;
 }
 
-}  // namespace
-
 std::vector<std::byte> random_input(DType t, InputRange range, std::uint64_t n, std::uint64_t seed) {
   std::vector<std::byte> out(n * dtype_size(t));
   std::uint64_t s = seed * 0x2545F4914F6CDD1Dull + 1;
@@ -297,7 +326,8 @@ std::vector<std::vector<std::byte>> case_inputs(const BenchCase& c, std::uint64_
   std::vector<std::vector<std::byte>> out;
   const auto dtypes = c.input_dtypes();
   if (!c.conf) {
-    for (std::size_t k = 0; k < dtypes.size(); ++k) out.push_back(random_input(dtypes[k], c.ranges[k], n, 17 + k));
+    for (std::size_t k = 0; k < dtypes.size(); ++k)
+      out.push_back(random_input(dtypes[k], c.ranges[k], std::uint64_t(shape_numel(c.operand_shape(k, n))), 17 + k));
     return out;
   }
   // The conformance operands (2^20 + 7 values where the op is well defined), tiled to |n|.
@@ -456,6 +486,7 @@ std::vector<BenchCase> bench_cases() {
     b.rtol = pick.dtype == DType::bf16 ? 1e-2 : 1e-5;
     cases.push_back(std::move(b));
   }
+  for (BenchCase& b : gemm_cases()) cases.push_back(std::move(b));
   for (BenchCase& b : rest) cases.push_back(std::move(b));
   return cases;
 }
@@ -562,6 +593,7 @@ bool case_supported(const BenchCase& c, Device& dev, std::string* why) {
 }
 
 CheckResult verify_sample(const BenchCase& c, const std::vector<std::vector<std::byte>>& inputs, const Tensor& out) {
+  if (c.contract_spec) return verify_gemm_sample(c, inputs, out);
   CheckResult r;
   if (c.combiner || c.axis_spec) {  // every output, against the CPU backend on the same inputs
     try {
@@ -630,6 +662,7 @@ CheckResult check_case(const BenchCase& c, Device& dev) {
       r.message = why;
       return r;
     }
+    if (c.contract_spec) return check_gemm_case(c, dev);
     if (c.conf) {
       // The conformance case (2^20 + 7 elements: vector tails included; small on the CPU backend,
       // which is the reference itself), run through the very kernel that is timed (map into).

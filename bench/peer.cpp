@@ -140,6 +140,11 @@ void run_torch_peer(Device& dev, const RunInfo& run, std::vector<Result>& result
       const std::string r1 = fmt::format("x1.reshape({}, {})", shape[0], shape[1]);
       *body = fmt::format(fmt::runtime(c.torch_fn), r, shape[1], r1) + "\n";
     }
+    if (body && c.contract_spec) {  // the square operands reshaped, a bias from the third input
+      const std::int64_t s = gemm_side(results[i].elements);
+      *body = fmt::format(fmt::runtime(c.torch_fn), fmt::format("x0.reshape({0}, {0})", s),
+                          fmt::format("x1.reshape({0}, {0})", s), fmt::format("x2[:{}]", s)) + "\n";
+    }
     if (body && c.combiner) {  // the prologue, reshaped like Kiln's input, then torch's reduction
       const std::size_t ret = body->rfind("return ");
       std::string value = body->substr(ret + 7);

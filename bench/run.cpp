@@ -128,9 +128,9 @@ int run_bench(const RunOptions& opt) {
       const auto c0 = std::chrono::steady_clock::now();
       Result r;
       r.bench = &c;
-      r.elements = n;
+      r.elements = c.elements(n);
       r.bytes = c.bytes(n);
-      r.flops = c.flops_per_element() * double(n);
+      r.flops = c.flops(n);
       r.check = check_case(c, *dev);
       if (r.check.state == CheckResult::State::pass) {
         r.timing = time_case(c, *dev, n, run.timing, &r.verify);

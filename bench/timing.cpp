@@ -129,7 +129,8 @@ Timing time_case(const BenchCase& c, Device& dev, std::uint64_t n, const TimingO
   const DType out_dtype = c.output_dtype();
   try {
     std::uint64_t largest = std::uint64_t(shape_numel(c.output_shape(n))) * dtype_size(out_dtype);
-    for (DType d : dtypes) largest = std::max<std::uint64_t>(largest, n * dtype_size(d));
+    for (std::size_t k = 0; k < dtypes.size(); ++k)
+      largest = std::max<std::uint64_t>(largest, std::uint64_t(shape_numel(c.operand_shape(k, n))) * dtype_size(dtypes[k]));
     const int sets = buffer_sets(dev.info(), c.bytes(n), largest, &t.error);
     if (sets == 0) return t;
 
@@ -138,9 +139,9 @@ Timing time_case(const BenchCase& c, Device& dev, std::uint64_t n, const TimingO
     const auto host = case_inputs(c, n);
     std::vector<std::vector<Tensor>> ins(static_cast<std::size_t>(sets));
     std::vector<Tensor> outs;
-    const Shape shape = c.input_shape(n);
     for (std::size_t k = 0; k < dtypes.size(); ++k)
-      for (auto& set : ins) set.push_back(Tensor::from_host(host[k].data(), host[k].size(), shape, dtypes[k], dev));
+      for (auto& set : ins)
+        set.push_back(Tensor::from_host(host[k].data(), host[k].size(), c.operand_shape(k, n), dtypes[k], dev));
     for (int s = 0; s < sets; ++s) outs.push_back(Tensor::empty(c.output_shape(n), out_dtype, dev));
     int last = 0;
     auto run = [&](int r) {
