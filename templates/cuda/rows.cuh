@@ -163,7 +163,7 @@ __device__ __forceinline__ void rows_groups(const KilnRowsParams& p, const R& r,
     // A row of up to kCache elements per thread is read once, into registers; a longer one is read
     // again by each pass. Both visit a thread's elements in the same order (glsl/rows.glsl).
     const bool cached = n <= (long long)G * kRowsCache;
-    C cx[kRowsCache];
+    C cx[kRowsCache] = {};  // (set when cached; zeroed so no path reads an unset register)
     if (cached) {
 #pragma unroll
       for (int i = 0; i < kRowsCache; ++i) {

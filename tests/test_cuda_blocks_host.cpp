@@ -1,0 +1,258 @@
+// The CUDA contraction and rows templates (templates/cuda/contract.cuh, rows.cuh) compiled for the
+// host and run block by block with one host thread per CUDA thread: __syncthreads is a barrier of
+// the block's threads, __shfl_xor_sync an exchange through memory between barriers of the warp's
+// threads, __shared__ a static shared by the block. So the code a GPU runs — tile staging and
+// bounds, batch and epilogue offsets, a warp per short row, shuffles then the warps' totals — is
+// executed in CI, which has no GPU, on plans from the real planners, against independent results:
+// the contraction bit for bit (each output's fused multiply-adds in k order), the row ops within
+// f32 rounding of a long double reference.
+#include <gtest/gtest.h>
+
+#include <barrier>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "codegen/families/contract.hpp"
+#include "codegen/families/rows.hpp"
+#include "codegen/family.hpp"
+#include "core/half.hpp"
+
+namespace cuda_blocks {
+
+// ---- what the templates need from CUDA ---------------------------------------------------------
+struct Dim3 {
+  unsigned x = 0, y = 0, z = 0;
+};
+inline thread_local Dim3 threadIdx;
+inline Dim3 blockIdx, gridDim;
+inline std::barrier<>* block_barrier = nullptr;
+inline std::vector<std::unique_ptr<std::barrier<>>> warp_barriers;
+inline unsigned long long shfl_slots[1024];
+
+inline void __syncthreads() { block_barrier->arrive_and_wait(); }
+template <class T> T __shfl_xor_sync(unsigned, T v, unsigned lane_mask) {
+  const unsigned t = threadIdx.x;
+  std::memcpy(&shfl_slots[t], &v, sizeof v);
+  warp_barriers[t / 32]->arrive_and_wait();
+  T o;
+  std::memcpy(&o, &shfl_slots[t ^ lane_mask], sizeof o);
+  warp_barriers[t / 32]->arrive_and_wait();
+  return o;
+}
+template <class T> T __ldg(const T* p) { return *p; }
+[[noreturn]] inline void not_here(const char* what) { throw std::logic_error(std::string(what) + " is not run here"); }
+inline int __shfl_down_sync(unsigned, int, int) { not_here("__shfl_down_sync"); }
+#include "tests/cuda_host_shims.hpp"
+inline float rsqrt(float x) { return 1 / std::sqrt(x); }
+inline double rsqrt(double x) { return 1 / std::sqrt(x); }
+inline float erfinvf(float) { not_here("erfinvf"); }
+inline double erfinv(double) { not_here("erfinv"); }
+inline int __clz(int x) { return x == 0 ? 32 : __builtin_clz(unsigned(x)); }
+inline int __clzll(long long x) { return x == 0 ? 64 : __builtin_clzll((unsigned long long)x); }
+inline int __popc(unsigned x) { return __builtin_popcount(x); }
+inline int __popcll(unsigned long long x) { return __builtin_popcountll(x); }
+inline unsigned kiln_host_f32_to_f16_bits(float f) { return kiln::f32_to_f16_bits(f); }
+inline float kiln_host_f16_bits_to_f32(unsigned h) { return kiln::f16_bits_to_f32(std::uint16_t(h)); }
+using std::ceil, std::floor, std::round, std::trunc, std::sqrt, std::exp, std::log, std::sin, std::cos, std::tan;
+
+#define __device__
+#define __forceinline__ inline
+#define __noinline__
+#define __shared__ static
+#include "templates/cuda/contract.cuh"
+#include "templates/cuda/rows.cuh"
+#undef __device__
+#undef __forceinline__
+#undef __noinline__
+#undef __shared__
+
+// Runs |body| for every block of a grid of |blocks| x |threads|: the block's threads as host
+// threads, released together.
+template <class F> void launch(unsigned blocks, unsigned threads, const F& body) {
+  std::barrier<> block(threads);
+  block_barrier = &block;
+  warp_barriers.clear();
+  for (unsigned w = 0; w < threads / 32; ++w) warp_barriers.push_back(std::make_unique<std::barrier<>>(32));
+  gridDim = {blocks, 1, 1};
+  for (unsigned b = 0; b < blocks; ++b) {
+    blockIdx = {b, 0, 0};
+    std::vector<std::thread> ts;
+    for (unsigned t = 0; t < threads; ++t)
+      ts.emplace_back([&body, t] {
+        threadIdx = {t, 0, 0};
+        body();
+      });
+    for (std::thread& t : ts) t.join();
+  }
+  block_barrier = nullptr;
+}
+
+// ---- functors as codegen/families/contract.cpp and rows.cpp emit them (f32, no conversions) -----
+struct MatmulF32 {
+  typedef float C;
+  C load_a(const kiln::KilnContractParams& p, long long i) const { return reinterpret_cast<const float*>(p.a)[i]; }
+  C load_b(const kiln::KilnContractParams& p, long long i) const { return reinterpret_cast<const float*>(p.b)[i]; }
+  void put(const kiln::KilnContractParams& p, long long i, const long long*, C y) const {
+    reinterpret_cast<float*>(p.out)[i] = y;
+  }
+};
+// y * 0.5 + bias (the epilogue's operand 0) - residual (operand 1).
+struct MatmulEpilogueF32 : MatmulF32 {
+  void put(const kiln::KilnContractParams& p, long long i, const long long* ei, C y) const {
+    const float bias = reinterpret_cast<const float*>(p.ext[0])[ei[0]];
+    const float res = reinterpret_cast<const float*>(p.ext[1])[ei[1]];
+    reinterpret_cast<float*>(p.out)[i] = y * 0.5f + bias - res;
+  }
+};
+
+template <int OP> struct RowsF32 {
+  typedef float C;
+  static constexpr int kOp = OP, kParams = 0, kBias = 0, kCausal = 0, kResidual = 0;
+  C x(const kiln::KilnRowsParams& p, const unsigned long long* off, long long j) const {
+    return (reinterpret_cast<const float*>(p.in[0]) + off[0])[j * p.axis_stride[0]];
+  }
+  C param0(const kiln::KilnRowsParams&, const unsigned long long*, long long) const { return 0; }
+  C param1(const kiln::KilnRowsParams&, const unsigned long long*, long long) const { return 0; }
+  void put(const kiln::KilnRowsParams& p, const unsigned long long* off, long long j, C y) const {
+    (reinterpret_cast<float*>(p.out) + off[4])[j * p.axis_stride[4]] = y;
+  }
+  void put_h(const kiln::KilnRowsParams&, const unsigned long long*, long long, C) const {}
+  C f_exp(C a) const { return std::exp(a); }
+  C f_log(C a) const { return std::log(a); }
+  C f_rsqrt(C a) const { return 1 / std::sqrt(a); }
+  C f_div(C a, C b) const { return a / b; }
+};
+
+}  // namespace cuda_blocks
+
+namespace kiln {
+namespace {
+
+std::vector<float> random_floats(std::size_t n, unsigned seed, float lo = -2, float hi = 2) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(lo, hi);
+  std::vector<float> v(n);
+  for (float& x : v) x = u(rng);
+  return v;
+}
+
+template <class P> P params_from(const LaunchPlan& plan) {
+  P p;
+  EXPECT_EQ(plan.params.size(), sizeof p);
+  std::memcpy(&p, plan.params.data(), sizeof p);
+  return p;
+}
+
+// A batched matmul [batch, m, k] x [k, n] (b shared by the batch: stride 0), optionally with the
+// epilogue y * 0.5 + bias[n] - residual[batch, m, n], run on the host threads with a grid smaller
+// than the plan's (so blocks grid-stride), against each output's fmaf chain in k order.
+void check_contract(std::int64_t batch, std::int64_t m, std::int64_t n, std::int64_t k, bool epilogue) {
+  SCOPED_TRACE(testing::Message() << batch << "x" << m << "x" << n << "x" << k << (epilogue ? " epilogue" : ""));
+  const std::vector<float> a = random_floats(std::size_t(batch * m * k), 1), b = random_floats(std::size_t(k * n), 2);
+  const std::vector<float> bias = random_floats(std::size_t(n), 3), res = random_floats(std::size_t(batch * m * n), 4);
+  std::vector<float> out(std::size_t(batch * m * n), -777.0f);
+  const Expr epi = parse_expr("x * 0.5 + y - z", {DType::f32, DType::f32, DType::f32});
+  const KernelSpec spec = make_contract_spec(DType::f32, DType::f32, DType::f32, epilogue ? &epi : nullptr);
+  const std::vector<std::int64_t> shape{batch, m, n, k};
+  const std::vector<std::int64_t> sa{m * k, k, 0, 1}, sb{0, 0, 1, n}, sbias{0, 0, 1, 0}, sres{m * n, n, 1, 0};
+  std::vector<PlanOperand> ops{{reinterpret_cast<std::uint64_t>(a.data()), sa}, {reinterpret_cast<std::uint64_t>(b.data()), sb}};
+  if (epilogue) {
+    ops.push_back({reinterpret_cast<std::uint64_t>(bias.data()), sbias});
+    ops.push_back({reinterpret_cast<std::uint64_t>(res.data()), sres});
+  }
+  std::string why;
+  const LaunchPlan plan = family_of(spec).plan(spec, {shape, ops, reinterpret_cast<std::uint64_t>(out.data()), {}, 256}, &why);
+  ASSERT_EQ(plan.function, 0) << why;
+  const auto p = params_from<cuda_blocks::kiln::KilnContractParams>(plan);
+  const unsigned blocks = std::min(plan.groups_x, 3u);
+  if (epilogue)
+    cuda_blocks::launch(blocks, 256, [&] { cuda_blocks::kiln::contract_run(p, cuda_blocks::MatmulEpilogueF32()); });
+  else
+    cuda_blocks::launch(blocks, 256, [&] { cuda_blocks::kiln::contract_run(p, cuda_blocks::MatmulF32()); });
+  int bad = 0;
+  for (std::int64_t bi = 0; bi < batch; ++bi)
+    for (std::int64_t i = 0; i < m; ++i)
+      for (std::int64_t j = 0; j < n && bad < 5; ++j) {
+        float acc = 0;
+        for (std::int64_t kk = 0; kk < k; ++kk) acc = std::fma(a[std::size_t((bi * m + i) * k + kk)], b[std::size_t(kk * n + j)], acc);
+        const std::size_t o = std::size_t((bi * m + i) * n + j);
+        const float want = epilogue ? acc * 0.5f + bias[std::size_t(j)] - res[o] : acc;
+        if (out[o] != want) {
+          ++bad;
+          ADD_FAILURE() << "out[" << bi << "," << i << "," << j << "] = " << out[o] << ", want " << want;
+        }
+      }
+}
+
+TEST(CudaBlocksOnHost, ContractTilesBoundsBatchesAndEpilogue) {
+  check_contract(1, 1, 1, 1, false);
+  check_contract(1, 70, 65, 33, false);   // two tiles each way, K across the step of 16
+  check_contract(3, 17, 9, 40, false);    // a batch with b broadcast (stride 0)
+  check_contract(2, 64, 64, 16, true);    // exact tiles, the epilogue's operands
+  check_contract(1, 5, 130, 0, false);    // K = 0: zeros
+}
+
+// A row op over [rows, n] run on the host threads against long double.
+template <int OP>
+void check_rows(RowsOp op, std::int64_t rows, std::int64_t n) {
+  SCOPED_TRACE(testing::Message() << rows_op_info(op).name << " rows " << rows << " n " << n);
+  const std::vector<float> x = random_floats(std::size_t(rows * n), unsigned(n), -8, 8);
+  const bool keeps = rows_op_info(op).keeps_axis;
+  std::vector<float> out(std::size_t(keeps ? rows * n : rows), -777.0f);
+  const KernelSpec spec = make_rows_spec(op, DType::f32);
+  const std::vector<std::int64_t> shape{rows, n}, xs{n, 1};
+  const std::vector<PlanOperand> ops{{reinterpret_cast<std::uint64_t>(x.data()), xs}};
+  const LaunchOption eps[] = {{"eps", 1e-5}};
+  PlanRequest r{shape, ops, reinterpret_cast<std::uint64_t>(out.data()), {}, 256};
+  r.options = eps;
+  std::string why;
+  const LaunchPlan plan = family_of(spec).plan(spec, r, &why);
+  ASSERT_EQ(plan.function, 0) << why;
+  const auto p = params_from<cuda_blocks::kiln::KilnRowsParams>(plan);
+  cuda_blocks::launch(std::min(plan.groups_x, 2u), 256,
+                      [&] { cuda_blocks::kiln::rows_run<256>(p, cuda_blocks::RowsF32<OP>()); });
+  int bad = 0;
+  for (std::int64_t i = 0; i < rows && bad < 5; ++i) {
+    const float* v = x.data() + i * n;
+    long double mx = -INFINITY, s = 0, mean = 0, q = 0;
+    for (std::int64_t j = 0; j < n; ++j) mx = std::max<long double>(mx, v[j]);
+    for (std::int64_t j = 0; j < n; ++j) s += std::exp((long double)v[j] - mx);
+    for (std::int64_t j = 0; j < n; ++j) mean += v[j];
+    mean /= n;
+    for (std::int64_t j = 0; j < n; ++j) q += (v[j] - mean) * (v[j] - mean);
+    for (std::int64_t j = 0; j < (keeps ? n : 1); ++j) {
+      long double want;
+      if (op == RowsOp::softmax) want = std::exp((long double)v[j] - mx) / s;
+      else if (op == RowsOp::logsumexp) want = mx + std::log(s);
+      else want = (v[j] - mean) / std::sqrt(q / n + 1e-5L);
+      const float got = out[std::size_t(keeps ? i * n + j : i)];
+      const double tol = 1e-6 * double(n) * (op == RowsOp::softmax ? double(want) : 1.0) + 2e-6 * std::fabs(double(want));
+      if (!(std::fabs(double(got) - double(want)) <= tol)) {
+        ++bad;
+        ADD_FAILURE() << "row " << i << " element " << j << ": got " << got << ", want " << double(want);
+      }
+    }
+  }
+}
+
+TEST(CudaBlocksOnHost, RowsWarpPerShortRowAndBlockPerLongRow) {
+  // Warp per row (n <= 512): 8 rows per block, rows grid-striding over 2 blocks.
+  check_rows<0>(RowsOp::softmax, 37, 5);
+  check_rows<0>(RowsOp::softmax, 9, 512);
+  check_rows<3>(RowsOp::layer_norm, 20, 100);
+  check_rows<2>(RowsOp::logsumexp, 11, 33);
+  // Block per row: registers (n <= 4096), then the online / Welford passes over memory.
+  check_rows<0>(RowsOp::softmax, 3, 513);
+  check_rows<3>(RowsOp::layer_norm, 3, 3000);
+  check_rows<0>(RowsOp::softmax, 2, 5000);
+  check_rows<3>(RowsOp::layer_norm, 2, 5000);
+}
+
+}  // namespace
+}  // namespace kiln
