@@ -1,17 +1,20 @@
-// The CUDA contraction and rows templates (templates/cuda/contract.cuh, rows.cuh) compiled for the
+// The CUDA contraction, rows and scan templates (templates/cuda/contract.cuh, rows.cuh, scan.cuh) compiled for the
 // host and run block by block with one host thread per CUDA thread: __syncthreads is a barrier of
 // the block's threads, __shfl_xor_sync an exchange through memory between barriers of the warp's
 // threads, __shared__ a static shared by the block. So the code a GPU runs — tile staging and
-// bounds, batch and epilogue offsets, a warp per short row, shuffles then the warps' totals — is
-// executed in CI, which has no GPU, on plans from the real planners, against independent results:
-// the contraction bit for bit (each output's fused multiply-adds in k order), the row ops within
-// f32 rounding of a long double reference.
+// bounds, batch and epilogue offsets, a warp per short row, shuffles then the warps' totals, scans
+// in chunks and split rows (reduce, spine, scan) — is executed in CI, which has no GPU, on plans
+// from the real planners, against independent results: the contraction bit for bit (each output's
+// fused multiply-adds in k order), the row ops within f32 rounding of a long double reference, the
+// scans against sequential ones.
 #include <gtest/gtest.h>
 
 #include <barrier>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
+#include <type_traits>
 #include <memory>
 #include <random>
 #include <string>
@@ -20,6 +23,7 @@
 
 #include "codegen/families/contract.hpp"
 #include "codegen/families/rows.hpp"
+#include "codegen/families/scan.hpp"
 #include "codegen/family.hpp"
 #include "core/half.hpp"
 
@@ -45,6 +49,15 @@ template <class T> T __shfl_xor_sync(unsigned, T v, unsigned lane_mask) {
   warp_barriers[t / 32]->arrive_and_wait();
   return o;
 }
+template <class T> T __shfl_up_sync(unsigned, T v, unsigned delta) {
+  const unsigned t = threadIdx.x;
+  std::memcpy(&shfl_slots[t], &v, sizeof v);
+  warp_barriers[t / 32]->arrive_and_wait();
+  T o = v;  // lanes below delta keep their own value
+  if (t % 32 >= delta) std::memcpy(&o, &shfl_slots[t - delta], sizeof o);
+  warp_barriers[t / 32]->arrive_and_wait();
+  return o;
+}
 template <class T> T __ldg(const T* p) { return *p; }
 [[noreturn]] inline void not_here(const char* what) { throw std::logic_error(std::string(what) + " is not run here"); }
 inline int __shfl_down_sync(unsigned, int, int) { not_here("__shfl_down_sync"); }
@@ -67,6 +80,7 @@ using std::ceil, std::floor, std::round, std::trunc, std::sqrt, std::exp, std::l
 #define __shared__ static
 #include "templates/cuda/contract.cuh"
 #include "templates/cuda/rows.cuh"
+#include "templates/cuda/scan.cuh"
 #undef __device__
 #undef __forceinline__
 #undef __noinline__
@@ -127,6 +141,24 @@ template <int OP> struct RowsF32 {
   C f_log(C a) const { return std::log(a); }
   C f_rsqrt(C a) const { return 1 / std::sqrt(a); }
   C f_div(C a, C b) const { return a / b; }
+};
+
+// cumulative_sum over f32 and cumulative_max over s32 (the combiners the emitter gives them).
+struct SumF32 {
+  typedef float C;
+  typedef float T;
+  C load(T v) const { return v; }
+  T store(C v) const { return v; }
+  C identity() const { return -0.0f; }
+  C combine(C a, C b) const { return a + b; }
+};
+struct MaxS32 {
+  typedef int C;
+  typedef int T;
+  C load(T v) const { return v; }
+  T store(C v) const { return v; }
+  C identity() const { return -2147483647 - 1; }
+  C combine(C a, C b) const { return a > b ? a : b; }
 };
 
 }  // namespace cuda_blocks
@@ -252,6 +284,68 @@ TEST(CudaBlocksOnHost, RowsWarpPerShortRowAndBlockPerLongRow) {
   check_rows<3>(RowsOp::layer_norm, 3, 3000);
   check_rows<0>(RowsOp::softmax, 2, 5000);
   check_rows<3>(RowsOp::layer_norm, 2, 5000);
+}
+
+// A scan over [rows, n] (reverse: from the end) run on the host threads, every step of the plan
+// (reduce, spine, scan when the rows are split), against sequential scans: f32 sums within the
+// blocked order's rounding, s32 maxima exactly.
+template <class R, class T>
+void check_scan(Combiner c, DType t, std::int64_t rows, std::int64_t n, bool reverse) {
+  SCOPED_TRACE(testing::Message() << scan_op_info(c).name << " rows " << rows << " n " << n << (reverse ? " reverse" : ""));
+  std::mt19937 rng(unsigned(n + rows));
+  std::vector<T> x(std::size_t(rows * n)), out(std::size_t(rows * n), T(-77));
+  for (T& v : x) v = std::is_floating_point_v<T> ? T(std::uniform_real_distribution<float>(0.5f, 1.5f)(rng)) : T(rng());
+  const KernelSpec spec = make_scan_spec(c, t);
+  const std::vector<std::int64_t> shape{rows, n}, xs{n, 1};
+  const std::vector<PlanOperand> ops{{reinterpret_cast<std::uint64_t>(x.data()), xs}};
+  const int axes[1] = {1};
+  const LaunchOption rev[] = {{"reverse", reverse ? 1.0 : 0.0}};
+  PlanRequest r{shape, ops, reinterpret_cast<std::uint64_t>(out.data()), axes, 256};
+  r.options = rev;
+  std::string why;
+  LaunchPlan plan = family_of(spec).plan(spec, r, &why);
+  std::vector<std::byte> scratch(plan.scratch_bytes + 8);
+  if (plan.scratch_bytes) {
+    r.scratch = reinterpret_cast<std::uint64_t>(scratch.data());
+    plan = family_of(spec).plan(spec, r, &why);
+  }
+  ASSERT_GE(plan.function, 0) << why;
+  std::vector<LaunchStep> steps{plan};
+  steps.insert(steps.end(), plan.then.begin(), plan.then.end());
+  for (const LaunchStep& s : steps) {
+    const auto p = params_from<cuda_blocks::kiln::KilnScanParams>(LaunchPlan{s});
+    const unsigned blocks = std::min(s.groups_x, 3u);
+    if (s.function == 0) cuda_blocks::launch(blocks, 256, [&] { cuda_blocks::kiln::scan_scan<256>(p, R()); });
+    if (s.function == 1) cuda_blocks::launch(blocks, 256, [&] { cuda_blocks::kiln::scan_reduce<256>(p, R()); });
+    if (s.function == 2) cuda_blocks::launch(blocks, 256, [&] { cuda_blocks::kiln::scan_spine<256>(p, R()); });
+  }
+  int bad = 0;
+  for (std::int64_t i = 0; i < rows && bad < 5; ++i) {
+    long double acc = 0;
+    T m = std::numeric_limits<T>::lowest();
+    for (std::int64_t jj = 0; jj < n && bad < 5; ++jj) {
+      const std::int64_t j = reverse ? n - 1 - jj : jj;
+      const T v = x[std::size_t(i * n + j)], got = out[std::size_t(i * n + j)];
+      acc += v;
+      m = std::max(m, v);
+      const bool ok = c == Combiner::sum ? std::fabs(double(got) - double(acc)) <= 1e-6 * double(acc) * (40 + double(n) / 1024)
+                                         : got == m;
+      if (!ok) {
+        ++bad;
+        ADD_FAILURE() << "row " << i << " element " << j << ": got " << double(got) << ", want "
+                      << (c == Combiner::sum ? double(acc) : double(m));
+      }
+    }
+  }
+}
+
+TEST(CudaBlocksOnHost, ScansInChunksAndSplitRows) {
+  check_scan<cuda_blocks::SumF32, float>(Combiner::sum, DType::f32, 5, 3000, false);   // two chunks of 2048
+  check_scan<cuda_blocks::SumF32, float>(Combiner::sum, DType::f32, 3, 1, true);
+  check_scan<cuda_blocks::MaxS32, std::int32_t>(Combiner::max, DType::s32, 300, 37, true);
+  // Few long rows: split into segments (reduce, spine, scan).
+  check_scan<cuda_blocks::SumF32, float>(Combiner::sum, DType::f32, 1, 40000, false);
+  check_scan<cuda_blocks::MaxS32, std::int32_t>(Combiner::max, DType::s32, 2, 20001, true);
 }
 
 }  // namespace
