@@ -58,6 +58,7 @@ struct BenchCase {
   // Contraction cases (gemm.cpp): a square matmul [s, s] x [s, s], s the square root of the
   // elements (rounded down), and the epilogue's operands of s elements (a bias along the rows).
   std::optional<KernelSpec> contract_spec;
+  bool contract_vendor = true;  // CUDA: cuBLASLt where it applies (false: Kiln's kernel always)
   std::string origin;                     // user cases: "kernels.toml:12:1" or "--expr"
 
   std::vector<DType> input_dtypes() const {

@@ -94,7 +94,8 @@ Shape BenchCase::output_shape(std::uint64_t n) const {
 }
 
 Tensor BenchCase::run(const std::vector<Tensor>& inputs, const Tensor* out) const {
-  if (contract_spec) return run_contract_kernel("matmul", *contract_spec, nullptr, inputs, {}, out, nullptr);
+  if (contract_spec)
+    return run_contract_kernel("matmul", *contract_spec, nullptr, inputs, {std::nullopt, contract_vendor}, out, nullptr);
   if (axis_spec && axis_spec->family == "scan")
     return run_scan_kernel(axis_spec->attribute("op"), *axis_spec, nullptr, inputs, {-1, false}, out, nullptr);
   if (axis_spec) return run_rows_kernel(axis_spec->attribute("op"), *axis_spec, nullptr, inputs, {}, out, nullptr);

@@ -1,8 +1,10 @@
 // Contraction cases: square matmuls [s, s] x [s, s] (s from the elements of --size: 64M elements
 // give 8192^3 on GPUs, lavapipe's 4M give 2048^3), per dtype and with a fused bias + GELU
 // epilogue, against torch.matmul (+ gelu) with --peer torch. FLOPs are 2 s^3; bytes the operands
-// read once and the output written once. Not in the default run (a matmul of the CPU backend's
-// default size is minutes of long double): kiln-bench --op matmul,matmul_gelu.
+// read once and the output written once. On CUDA "matmul" is cuBLASLt where it applies (Kiln's
+// library path) and "matmul_kernel" Kiln's generated kernel, so both are measured against the
+// cuBLAS peaks and torch. Not in the default run (a matmul of the CPU backend's default size is
+// minutes of long double): kiln-bench --op matmul,matmul_kernel,matmul_gelu.
 #include <cmath>
 
 #include <fmt/format.h>
@@ -20,11 +22,14 @@ namespace {
 struct GemmPick {
   DType dtype;
   DType out;
-  bool gelu;  // bias + GELU (tanh approximation) fused into the epilogue
+  bool gelu;    // bias + GELU (tanh approximation) fused into the epilogue
+  bool vendor;  // CUDA: cuBLASLt where it applies ("matmul"); false: Kiln's kernel ("matmul_kernel")
 };
 constexpr GemmPick kGemmPicks[] = {
-    {DType::f32, DType::f32, false}, {DType::bf16, DType::bf16, false}, {DType::f16, DType::f16, false},
-    {DType::s8, DType::s32, false},  {DType::bf16, DType::bf16, true},
+    {DType::f32, DType::f32, false, true},   {DType::bf16, DType::bf16, false, true},
+    {DType::f16, DType::f16, false, true},   {DType::s8, DType::s32, false, true},
+    {DType::bf16, DType::bf16, true, true},  {DType::f32, DType::f32, false, false},
+    {DType::bf16, DType::bf16, false, false},
 };
 constexpr const char* kGelu =
     "0.5 * (x + y) * (1 + tanh(0.7978845608 * ((x + y) + 0.044715 * (x + y) * (x + y) * (x + y))))";
@@ -44,7 +49,8 @@ std::vector<BenchCase> gemm_cases() {
     b.kind = CaseKind::contract;
     const Expr epi = parse_expr(kGelu, {DType::f32, DType::f32});
     b.contract_spec = make_contract_spec(pick.dtype, pick.dtype, pick.out, pick.gelu ? &epi : nullptr);
-    b.op = pick.gelu ? "matmul_gelu" : "matmul";
+    b.contract_vendor = pick.vendor;
+    b.op = pick.gelu ? "matmul_gelu" : pick.vendor ? "matmul" : "matmul_kernel";
     b.name = pick.out == pick.dtype ? fmt::format("{}.{}", b.op, dtype_name(pick.dtype))
                                     : fmt::format("{}.{}_{}", b.op, dtype_name(pick.dtype), dtype_name(pick.out));
     b.expr = parse_expr("x", {pick.dtype}, b.name);

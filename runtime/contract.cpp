@@ -19,7 +19,7 @@ namespace kiln {
 
 namespace {
 
-thread_local std::uint64_t t_copies = 0;
+thread_local std::uint64_t t_copies = 0, t_library = 0;
 
 // The iteration space of one contraction: the output's shape, and a and b (possibly copied) with
 // their axes grouped as batch, free (M for a, N for b) and contracted (K, paired in order).
@@ -77,8 +77,46 @@ Tensor copy_in_order(const Tensor& t, std::vector<std::vector<int>*> groups) {
   return c;
 }
 
+// The vendor library's form of the space (one batch stride per operand after merging), or nullopt.
+std::optional<LibraryGemm> library_form(const KernelSpec& spec, const std::vector<std::int64_t>& shape,
+                                        const std::vector<std::int64_t>& sa, const std::vector<std::int64_t>& sb) {
+  if (spec.inputs.size() != 2 || spec.inputs[0] != spec.inputs[1] || spec.inputs[0] != spec.output) return std::nullopt;
+  LibraryGemm g;
+  const std::size_t nb = shape.size() - 3;
+  g.dtype = spec.output;
+  g.m = shape[nb];
+  g.n = shape[nb + 1];
+  g.k = shape[nb + 2];
+  g.a_m = sa[nb];
+  g.a_k = sa[nb + 2];
+  g.b_k = sb[nb + 2];
+  g.b_n = sb[nb + 1];
+  // Batch dimensions of size > 1 (out dense), merged where all three operands allow: one must remain.
+  std::int64_t out_stride = g.m * g.n;
+  std::vector<std::int64_t> so(nb);
+  for (std::size_t d = nb; d-- > 0;) {
+    so[d] = out_stride;
+    out_stride *= shape[d];
+  }
+  bool have = false;
+  std::int64_t size = 1;
+  for (std::size_t d = nb; d-- > 0;) {
+    if (shape[d] == 1) continue;
+    if (!have) {
+      g.a_batch = sa[d], g.b_batch = sb[d], g.out_batch = so[d];
+      size = shape[d];
+      have = true;
+      continue;
+    }
+    if (sa[d] != g.a_batch * size || sb[d] != g.b_batch * size || so[d] != g.out_batch * size) return std::nullopt;
+    size *= shape[d];
+  }
+  g.batch = size;
+  return g;
+}
+
 Tensor launch(std::string_view op, const KernelSpec& spec, const std::string* name, const std::vector<Tensor>& inputs,
-              Prepared& p, const Tensor* into, const Registry* first, const KernelEntry* entry) {
+              Prepared& p, const Tensor* into, const Registry* first, const KernelEntry* entry, bool vendor) {
   Device& device = inputs[0].device();
   Tensor out;
   if (into) {
@@ -145,6 +183,18 @@ Tensor launch(std::string_view op, const KernelSpec& spec, const std::string* na
   shape.insert(shape.end(), {m, n, k});
   sa.insert(sa.end(), {a_m, 0, a_k});
   sb.insert(sb.end(), {0, b_n, b_k});
+  if (vendor && device.backend() != Backend::cpu && k > 0) {
+    if (std::optional<LibraryGemm> g = library_form(spec, shape, sa, sb)) {
+      g->a = p.a.address();
+      g->b = p.b.address();
+      g->out = out.address();
+      std::string why;
+      if (device.library_gemm(device.default_stream(), *g, &why)) {
+        ++t_library;
+        return out;
+      }
+    }
+  }
   std::vector<PlanOperand> ops{{p.a.address(), sa}, {p.b.address(), sb}};
   std::vector<Tensor> operands{p.a, p.b};
   for (std::size_t i = 0; i < ext.size(); ++i) {
@@ -267,6 +317,7 @@ KernelSpec spec_for(std::string_view op, const Tensor& a, const Tensor& b, const
 }  // namespace
 
 std::uint64_t contraction_copies() { return t_copies; }
+std::uint64_t contraction_library_runs() { return t_library; }
 
 Tensor run_contract_kernel(std::string_view op, const KernelSpec& spec, const std::string* name,
                            const std::vector<Tensor>& inputs, const ContractCall& call, const Tensor* into,
@@ -282,13 +333,13 @@ Tensor run_contract_kernel(std::string_view op, const KernelSpec& spec, const st
               fmt::format("operand {} is {}; the kernel takes {}", i, dtype_name(inputs[i].dtype()),
                           dtype_name(spec.inputs[i])));
   Prepared p = call.axes ? prepare_dot(op, inputs[0], inputs[1], *call.axes) : prepare_matmul(op, inputs[0], inputs[1]);
-  return launch(op, spec, name, inputs, p, into, first, entry);
+  return launch(op, spec, name, inputs, p, into, first, entry, call.vendor_library);
 }
 
 Tensor dot(const Tensor& a, const Tensor& b, const DotAxes& axes, const DotOptions& options, const Tensor* into) {
   std::vector<Tensor> operands;
   const KernelSpec spec = spec_for("dot", a, b, options, &operands);
-  return run_contract_kernel("dot", spec, nullptr, operands, ContractCall{axes}, into, nullptr);
+  return run_contract_kernel("dot", spec, nullptr, operands, ContractCall{axes, options.vendor_library}, into, nullptr);
 }
 
 Tensor dot(const Tensor& a, const Tensor& b, const DotOptions& options) {
@@ -309,7 +360,8 @@ Tensor dot(const Tensor& a, const Tensor& b, const DotOptions& options) {
 Tensor matmul(const Tensor& a, const Tensor& b, const DotOptions& options, const Tensor* into) {
   std::vector<Tensor> operands;
   const KernelSpec spec = spec_for("matmul", a, b, options, &operands);
-  return run_contract_kernel("matmul", spec, nullptr, operands, ContractCall{}, into, nullptr);
+  return run_contract_kernel("matmul", spec, nullptr, operands, ContractCall{std::nullopt, options.vendor_library}, into,
+                             nullptr);
 }
 
 }  // namespace kiln

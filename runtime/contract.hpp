@@ -34,11 +34,21 @@ struct DotOptions {
   // parse_expr("gelu(x + y)", {f32, f32}) with {bias} is GEMM + bias + GELU in one kernel.
   std::optional<Expr> epilogue;
   std::vector<Tensor> epilogue_operands;
+  // CUDA: contractions without an epilogue whose a, b and output share a dtype (f16, bf16, f32,
+  // f64) and whose operands have unit stride along one axis run through cuBLASLt when it is
+  // installed (its summation order, not k order; no TF32); false always launches Kiln's kernel.
+  bool vendor_library = true;
 };
 
-// How a contraction kernel is applied: with |axes| (dot) or, without, matmul's rules.
+// How many contractions on this thread ran through a vendor library (cuBLASLt) instead of Kiln's
+// kernel (for the bench and tests).
+std::uint64_t contraction_library_runs();
+
+// How a contraction kernel is applied: with |axes| (dot) or, without, matmul's rules;
+// |vendor_library| as in DotOptions.
 struct ContractCall {
   std::optional<DotAxes> axes;
+  bool vendor_library = true;
 };
 
 // Nx.dot/2: a scalar operand multiplies; vector . vector, matrix . matrix; an n-D a with a vector b

@@ -37,6 +37,19 @@ struct DeviceInfo {
   std::uint64_t max_allocation_bytes = 0;
 };
 
+class Stream;
+
+// A batched row-major product out[b] = a[b] x b[b] for a backend's vendor library (runtime/contract.cpp
+// offers it before launching Kiln's kernel): one dtype for a, b and out; element strides; the
+// output dense [batch, m, n]; a batch stride of 0 repeats the operand.
+struct LibraryGemm {
+  DType dtype = DType::f32;
+  std::int64_t m = 0, n = 0, k = 0, batch = 1;
+  std::int64_t a_m = 0, a_k = 0, b_k = 0, b_n = 0;
+  std::int64_t a_batch = 0, b_batch = 0, out_batch = 0;
+  std::uint64_t a = 0, b = 0, out = 0;
+};
+
 class Device {
  public:
   virtual ~Device() = default;
@@ -55,6 +68,13 @@ class Device {
   // Loads (once, then cached) function |function| of registry kernel |entry|. Throws unsupported
   // when the kernel was not built for this backend.
   virtual const Kernel& kernel(const Registry& registry, const KernelEntry& entry, int function) = 0;
+  // Runs |g| on |stream| with the backend's vendor library (CUDA: cuBLASLt) when it takes it;
+  // false with |why| otherwise (the caller launches Kiln's kernel instead).
+  virtual bool library_gemm(Stream& stream, const LibraryGemm& g, std::string* why) {
+    (void)stream, (void)g;
+    *why = "no vendor GEMM on this backend";
+    return false;
+  }
 
  protected:
   Device() = default;

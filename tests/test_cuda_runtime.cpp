@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "runtime/cuda/cublaslt.hpp"
 #include "runtime/cuda/cuda_interop.hpp"
 #include "runtime/device.hpp"
 #include "core/error.hpp"
@@ -384,4 +385,43 @@ TEST(CudaRuntime, ConcurrentAllocationsAndStreams) {
     });
   for (auto& th : threads) th.join();
   EXPECT_EQ(failures.load(), 0);
+}
+
+// cuBLASLt: loaded at run time where installed (the runtime works without it and says why), and the
+// row-major product mapped onto its column-major C^T = B^T A^T from the operands' strides.
+TEST(CublasLt, LoadsWhereInstalledOrSaysWhy) {
+  std::string why;
+  const kiln::cuda::Lt* lt = kiln::cuda::load_cublaslt(&why);
+  if (lt) {
+    EXPECT_GT(lt->version, 0u) << lt->library;
+    EXPECT_NE(lt->cublasLtMatmul, nullptr);
+  } else {
+    EXPECT_NE(why.find("libcublasLt"), std::string::npos) << why;
+  }
+}
+
+TEST(CublasLt, OperandsFromStrides) {
+  using kiln::cuda::LtOperand;
+  LtOperand a, b;
+  // Row-major a [5, 7] and b [7, 3]: both stored as they are (C^T = B^T A^T, no transposes).
+  ASSERT_TRUE(kiln::cuda::lt_operands(5, 3, 7, 7, 1, 3, 1, &a, &b));
+  EXPECT_EQ(a.op, CUBLAS_OP_N);  // cuBLASLt's A: b^T, column-major [3, 7], ld 3
+  EXPECT_EQ(a.rows, 3u);
+  EXPECT_EQ(a.cols, 7u);
+  EXPECT_EQ(a.ld, 3);
+  EXPECT_EQ(b.op, CUBLAS_OP_N);  // cuBLASLt's B: a^T, column-major [7, 5], ld 7
+  EXPECT_EQ(b.rows, 7u);
+  EXPECT_EQ(b.cols, 5u);
+  EXPECT_EQ(b.ld, 7);
+  // a given as the transpose of a row-major [7, 5] (strides 1, 5); b with padded rows (ld 8).
+  ASSERT_TRUE(kiln::cuda::lt_operands(5, 3, 7, 1, 5, 8, 1, &a, &b));
+  EXPECT_EQ(a.ld, 8);
+  EXPECT_EQ(b.op, CUBLAS_OP_T);  // a stored column-major [5, 7], ld 5, transposed
+  EXPECT_EQ(b.rows, 5u);
+  EXPECT_EQ(b.cols, 7u);
+  EXPECT_EQ(b.ld, 5);
+  // Unit stride along neither axis (a step-sliced view): not expressible.
+  EXPECT_FALSE(kiln::cuda::lt_operands(5, 3, 7, 14, 2, 3, 1, &a, &b));
+  // Overlapping rows (ld smaller than a row): refused too.
+  EXPECT_FALSE(kiln::cuda::lt_operands(5, 3, 7, 3, 1, 3, 1, &a, &b));
 }

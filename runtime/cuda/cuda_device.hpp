@@ -55,6 +55,9 @@ class CudaDevice final : public Device {
   Stream& default_stream() override;
   std::unique_ptr<Stream> create_stream() override;
   const Kernel& kernel(const Registry& registry, const KernelEntry& entry, int function) override;
+  // cuBLASLt (runtime/cuda/cublaslt.cpp): f16, bf16, f32 (no TF32), f64 with unit stride along one
+  // axis of each operand and at most one batch stride each; KILN_CUBLASLT=0 turns it off.
+  bool library_gemm(Stream& stream, const LibraryGemm& g, std::string* why) override;
 
   // Throws device_lost after a sticky error; retains the primary context on first use and makes it
   // current on the calling thread.

@@ -58,6 +58,8 @@ CudaStream::~CudaStream() {
   device_.unregister_stream(stream_);
   if (!device_.try_bind()) return;
   // Pending work finishes on its own; staging memory is only used by synchronous calls.
+  if (lt_.handle || lt_.workspace) driver().cuStreamSynchronize(stream_);  // cuBLASLt work may use them
+  release_lt(lt_);
   if (owned_) driver().cuStreamDestroy(stream_);
   if (staging_) driver().cuMemFreeHost(staging_);
 }

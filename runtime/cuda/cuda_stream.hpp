@@ -47,6 +47,15 @@ class CudaStream final : public Stream {
   void synchronize() override;
 
   CUstream native() const { return stream_; }
+  // This stream's cuBLASLt handle and workspace (runtime/cuda/cublaslt.cpp), created on first use
+  // and released with the stream. Requires a bound context.
+  struct LtState {
+    void* handle = nullptr;
+    CUdeviceptr workspace = 0;
+    std::size_t workspace_bytes = 0;
+  };
+  LtState& lt_state() { return lt_; }
+  static void release_lt(LtState& s);  // cublaslt.cpp
 
  private:
   // Pinned host memory for transfers, allocated on first use. Requires mu_ and a bound context.
@@ -58,6 +67,7 @@ class CudaStream final : public Stream {
   bool owned_ = true;
   std::mutex mu_;
   void* staging_ = nullptr;
+  LtState lt_;
 };
 
 }  // namespace kiln::cuda

@@ -241,6 +241,10 @@ class Contract : public conformance::DeviceSuite {
     if (b.rank() >= 2) want.push_back(b.shape().back());
     EXPECT_EQ(got.shape(), want) << what;
     expect_matches(got, ref, a.dtype(), b.dtype(), what);
+    if (dev_->backend() == Backend::cuda) {  // cuBLASLt took it where it could: Kiln's kernel too
+      o.vendor_library = false;
+      expect_matches(matmul(a.to(*dev_), b.to(*dev_), o), ref, a.dtype(), b.dtype(), what + " (Kiln's kernel)");
+    }
   }
 };
 
@@ -413,6 +417,27 @@ TEST_P(Contract, FusedEpiloguesMatchOpByOp) {
   o.epilogue = parse_expr("x", {DType::f16});
   e = error_message([&] { matmul(a, b, o); });
   EXPECT_NE(e.find("the epilogue's y (input 0) must be the sum's dtype, f32"), std::string::npos) << e;
+}
+
+// On CUDA a plain float product goes to cuBLASLt (installed with the toolkit); what it cannot take
+// (an epilogue, integers, an operand without a unit stride) and every other backend use Kiln's kernel.
+TEST_P(Contract, VendorLibraryTakesPlainFloatProductsOnCuda) {
+  const Tensor a = random_tensor({64, 48}, DType::f32, 1).to(*dev_), b = random_tensor({48, 32}, DType::f32, 2).to(*dev_);
+  const bool cuda = dev_->backend() == Backend::cuda;
+  std::uint64_t before = contraction_library_runs();
+  matmul(a, b);
+  matmul(a.transpose({1, 0}).transpose({1, 0}), b.transpose({1, 0}).contiguous().transpose({1, 0}));
+  EXPECT_EQ(contraction_library_runs(), before + (cuda ? 2 : 0)) << "plain f32 products (row- and column-major)";
+  before = contraction_library_runs();
+  DotOptions kernel;
+  kernel.vendor_library = false;
+  matmul(a, b, kernel);
+  matmul(a.slice(1, 0, 48, 2), b.slice(0, 0, 48, 2));  // unit stride along neither axis of a
+  DotOptions epi;
+  epi.epilogue = parse_expr("x * 2", {DType::f32});
+  matmul(a, b, epi);
+  matmul(as_type(a, DType::s32), as_type(b, DType::s32));
+  EXPECT_EQ(contraction_library_runs(), before) << "none of these is cuBLASLt's";
 }
 
 TEST_P(Contract, BadInputNamesOpShapesAxesDtypesAndDevice) {

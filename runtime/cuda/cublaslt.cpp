@@ -1,0 +1,205 @@
+// cuBLASLt for contractions on CUDA: loaded at run time, one handle and workspace per stream, the
+// row-major product computed as the column-major C^T = B^T A^T with transposes and leading
+// dimensions taken from the operands' strides (no copies).
+#include "runtime/cuda/cublaslt.hpp"
+
+#include <dlfcn.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+
+#include <fmt/format.h>
+
+#include "core/error.hpp"
+#include "runtime/cuda/cuda_device.hpp"
+#include "runtime/cuda/cuda_driver.hpp"
+#include "runtime/cuda/cuda_stream.hpp"
+
+namespace kiln::cuda {
+
+namespace {
+
+constexpr std::size_t kWorkspaceBytes = std::size_t(32) << 20;  // NVIDIA's advice for Hopper
+
+void check_lt(cublasStatus_t status, const char* call, const std::string& device) {
+  if (status != CUBLAS_STATUS_SUCCESS)
+    fail(status == CUBLAS_STATUS_ALLOC_FAILED ? ErrorCode::out_of_memory : ErrorCode::internal,
+         fmt::format("{}: {} failed with cublasStatus_t {}", device, call, int(status)));
+}
+
+// The stored form of a row-major view [rows, cols] with strides (s_rows, s_cols), as a
+// column-major operand whose op(X) is the view's transpose ([cols, rows]).
+bool transposed_view(std::int64_t rows, std::int64_t cols, std::int64_t s_rows, std::int64_t s_cols, LtOperand* o) {
+  if (cols == 1 || s_cols == 1) {  // row-major: its transpose is column-major [cols, rows]
+    o->op = CUBLAS_OP_N;
+    o->rows = std::uint64_t(cols);
+    o->cols = std::uint64_t(rows);
+    o->ld = std::max<std::int64_t>(rows == 1 ? cols : s_rows, cols);
+    return rows == 1 || s_rows >= cols;
+  }
+  if (rows == 1 || s_rows == 1) {  // column-major [rows, cols]: transpose it
+    o->op = CUBLAS_OP_T;
+    o->rows = std::uint64_t(rows);
+    o->cols = std::uint64_t(cols);
+    o->ld = std::max<std::int64_t>(s_cols, rows);
+    return s_cols >= rows;
+  }
+  return false;
+}
+
+}  // namespace
+
+const Lt* load_cublaslt(std::string* why) {
+  static std::once_flag once;
+  static Lt lt;
+  static std::string reason;
+  std::call_once(once, [] {
+    void* lib = nullptr;
+    for (const char* name : {"libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so"})
+      if ((lib = ::dlopen(name, RTLD_NOW | RTLD_LOCAL))) {
+        lt.library = name;
+        break;
+      }
+    if (!lib) {
+      reason = "libcublasLt.so (.13, .12) not found: install the CUDA toolkit's cuBLAS";
+      return;
+    }
+    bool ok = true;
+#define KILN_LT_LOAD(name)                                                       \
+  lt.name = reinterpret_cast<decltype(lt.name)>(::dlsym(lib, #name));             \
+  if (!lt.name) {                                                                 \
+    ok = false;                                                                   \
+    reason = fmt::format("{} has no {}", lt.library, #name);                      \
+  }
+    KILN_CUBLASLT_SYMBOLS(KILN_LT_LOAD)
+#undef KILN_LT_LOAD
+    if (ok) lt.version = lt.cublasLtGetVersion();
+    else lt.cublasLtMatmul = nullptr;
+  });
+  if (!lt.cublasLtMatmul) {
+    if (why) *why = reason;
+    return nullptr;
+  }
+  return &lt;
+}
+
+bool lt_operands(std::int64_t m, std::int64_t n, std::int64_t k, std::int64_t a_m, std::int64_t a_k, std::int64_t b_k,
+                 std::int64_t b_n, LtOperand* lt_a, LtOperand* lt_b) {
+  // C^T [n, m] = B^T [n, k] x A^T [k, m]: B^T is the transposed view of b [k, n], A^T of a [m, k].
+  return transposed_view(k, n, b_k, b_n, lt_a) && transposed_view(m, k, a_m, a_k, lt_b);
+}
+
+void CudaStream::release_lt(LtState& s) {
+  if (s.handle) {
+    if (const Lt* lt = load_cublaslt(nullptr)) lt->cublasLtDestroy(static_cast<cublasLtHandle_t>(s.handle));
+    s.handle = nullptr;
+  }
+  if (s.workspace) driver().cuMemFree(s.workspace);
+  s.workspace = 0;
+}
+
+bool CudaDevice::library_gemm(Stream& stream, const LibraryGemm& g, std::string* why) {
+  if (const char* env = std::getenv("KILN_CUBLASLT"); env && std::strcmp(env, "0") == 0) {
+    *why = "KILN_CUBLASLT=0";
+    return false;
+  }
+  const Lt* lt = load_cublaslt(why);
+  if (!lt) return false;
+  auto* cs = dynamic_cast<CudaStream*>(&stream);
+  if (!cs || &cs->device() != this) {
+    *why = "the stream is not this device's";
+    return false;
+  }
+  cudaDataType_t type;
+  cublasComputeType_t compute;
+  cudaDataType_t scale;
+  switch (g.dtype) {
+    case DType::f32: type = CUDA_R_32F, compute = CUBLAS_COMPUTE_32F, scale = CUDA_R_32F; break;  // no TF32
+    case DType::f16: type = CUDA_R_16F, compute = CUBLAS_COMPUTE_32F, scale = CUDA_R_32F; break;
+    case DType::bf16: type = CUDA_R_16BF, compute = CUBLAS_COMPUTE_32F, scale = CUDA_R_32F; break;
+    case DType::f64: type = CUDA_R_64F, compute = CUBLAS_COMPUTE_64F, scale = CUDA_R_64F; break;
+    default: *why = fmt::format("cuBLASLt path takes f16, bf16, f32 and f64, not {}", dtype_name(g.dtype)); return false;
+  }
+  LtOperand oa, ob;
+  if (!lt_operands(g.m, g.n, g.k, g.a_m, g.a_k, g.b_k, g.b_n, &oa, &ob)) {
+    *why = "an operand has unit stride along neither axis";
+    return false;
+  }
+  bind();
+  CudaStream::LtState& st = cs->lt_state();
+  const std::string dev = id();
+  if (!st.handle) {
+    cublasLtHandle_t h = nullptr;
+    check_lt(lt->cublasLtCreate(&h), "cublasLtCreate", dev);
+    st.handle = h;
+  }
+  if (!st.workspace) {
+    if (driver().cuMemAlloc(&st.workspace, kWorkspaceBytes) == CUDA_SUCCESS) st.workspace_bytes = kWorkspaceBytes;
+    else st.workspace = 0, st.workspace_bytes = 0;  // cuBLASLt then picks algorithms without one
+  }
+  // C^T [n, m] = op(B stored) x op(A stored): cuBLASLt's A is Kiln's b, its B Kiln's a.
+  cublasLtMatmulDesc_t desc = nullptr;
+  cublasLtMatrixLayout_t la = nullptr, lb = nullptr, lc = nullptr;
+  cublasLtMatmulPreference_t pref = nullptr;
+  auto cleanup = [&] {
+    if (pref) lt->cublasLtMatmulPreferenceDestroy(pref);
+    if (lc) lt->cublasLtMatrixLayoutDestroy(lc);
+    if (lb) lt->cublasLtMatrixLayoutDestroy(lb);
+    if (la) lt->cublasLtMatrixLayoutDestroy(la);
+    if (desc) lt->cublasLtMatmulDescDestroy(desc);
+  };
+  try {
+    check_lt(lt->cublasLtMatmulDescCreate(&desc, compute, scale), "cublasLtMatmulDescCreate", dev);
+    check_lt(lt->cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &oa.op, sizeof oa.op),
+             "cublasLtMatmulDescSetAttribute(TRANSA)", dev);
+    check_lt(lt->cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &ob.op, sizeof ob.op),
+             "cublasLtMatmulDescSetAttribute(TRANSB)", dev);
+    check_lt(lt->cublasLtMatrixLayoutCreate(&la, type, oa.rows, oa.cols, oa.ld), "cublasLtMatrixLayoutCreate(A)", dev);
+    check_lt(lt->cublasLtMatrixLayoutCreate(&lb, type, ob.rows, ob.cols, ob.ld), "cublasLtMatrixLayoutCreate(B)", dev);
+    check_lt(lt->cublasLtMatrixLayoutCreate(&lc, type, std::uint64_t(g.n), std::uint64_t(g.m), g.n),
+             "cublasLtMatrixLayoutCreate(C)", dev);
+    if (g.batch > 1) {
+      const std::int32_t count = std::int32_t(g.batch);
+      const std::int64_t strides[3] = {g.b_batch, g.a_batch, g.out_batch};
+      cublasLtMatrixLayout_t ls[3] = {la, lb, lc};
+      for (int i = 0; i < 3; ++i) {
+        check_lt(lt->cublasLtMatrixLayoutSetAttribute(ls[i], CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof count),
+                 "cublasLtMatrixLayoutSetAttribute(BATCH_COUNT)", dev);
+        check_lt(lt->cublasLtMatrixLayoutSetAttribute(ls[i], CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &strides[i],
+                                                      sizeof strides[i]),
+                 "cublasLtMatrixLayoutSetAttribute(STRIDED_BATCH_OFFSET)", dev);
+      }
+    }
+    check_lt(lt->cublasLtMatmulPreferenceCreate(&pref), "cublasLtMatmulPreferenceCreate", dev);
+    const std::uint64_t ws = st.workspace_bytes;
+    check_lt(lt->cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws),
+             "cublasLtMatmulPreferenceSetAttribute(MAX_WORKSPACE_BYTES)", dev);
+    cublasLtMatmulHeuristicResult_t heuristic{};
+    int found = 0;
+    const cublasStatus_t hs = lt->cublasLtMatmulAlgoGetHeuristic(static_cast<cublasLtHandle_t>(st.handle), desc, la, lb,
+                                                                 lc, lc, pref, 1, &heuristic, &found);
+    if (hs != CUBLAS_STATUS_SUCCESS || found == 0) {
+      *why = fmt::format("cuBLASLt has no algorithm for this problem (status {})", int(hs));
+      cleanup();
+      return false;
+    }
+    const float one32 = 1, zero32 = 0;
+    const double one64 = 1, zero64 = 0;
+    const void* alpha = g.dtype == DType::f64 ? static_cast<const void*>(&one64) : static_cast<const void*>(&one32);
+    const void* beta = g.dtype == DType::f64 ? static_cast<const void*>(&zero64) : static_cast<const void*>(&zero32);
+    check_lt(lt->cublasLtMatmul(static_cast<cublasLtHandle_t>(st.handle), desc, alpha, reinterpret_cast<const void*>(g.b),
+                                la, reinterpret_cast<const void*>(g.a), lb, beta, reinterpret_cast<void*>(g.out), lc,
+                                reinterpret_cast<void*>(g.out), lc, &heuristic.algo,
+                                reinterpret_cast<void*>(st.workspace), st.workspace_bytes,
+                                reinterpret_cast<cudaStream_t>(cs->native())),
+             "cublasLtMatmul", dev);
+  } catch (...) {
+    cleanup();
+    throw;
+  }
+  cleanup();
+  return true;
+}
+
+}  // namespace kiln::cuda
