@@ -115,6 +115,44 @@ std::optional<LibraryGemm> library_form(const KernelSpec& spec, const std::vecto
   return g;
 }
 
+// |t| with its batch axes (-1: absent, repeated) broadcast to |batch| and made contiguous in the
+// order [batch, g1, g2]; the groups renumbered. After it the batch axes merge into one.
+Tensor materialize(const Tensor& t, const Shape& batch, std::vector<int>& bt, std::vector<int>& g1, std::vector<int>& g2) {
+  std::vector<int> perm;
+  for (const std::vector<int>* g : {&bt, &g1, &g2})
+    for (int d : *g)
+      if (d >= 0) perm.push_back(d);
+  Tensor v = t.transpose(perm);
+  Shape target = batch;
+  std::size_t existing = 0;
+  for (int d : bt) existing += d >= 0;
+  target.insert(target.end(), v.shape().begin() + std::ptrdiff_t(existing), v.shape().end());
+  v = v.broadcast_to(target).contiguous();
+  ++t_copies;
+  int next = 0;
+  for (int& d : bt) d = next++;
+  for (std::vector<int>* g : {&g1, &g2})
+    for (int& d : *g) d = next++;
+  return v;
+}
+
+// The lowest and one past the highest byte |t| can touch (same storage only).
+std::pair<std::int64_t, std::int64_t> byte_span(const Tensor& t) {
+  std::int64_t lo = t.offset(), hi = t.offset();
+  for (std::size_t d = 0; d < t.shape().size(); ++d) {
+    const std::int64_t reach = (t.shape()[d] - 1) * t.strides()[d];
+    (reach < 0 ? lo : hi) += reach;
+  }
+  const std::int64_t es = std::int64_t(dtype_size(t.dtype()));
+  return {lo * es, (hi + 1) * es};
+}
+bool overlaps(const Tensor& x, const Tensor& y) {
+  if (x.storage() != y.storage() || x.numel() == 0 || y.numel() == 0) return false;
+  const auto [xl, xh] = byte_span(x);
+  const auto [yl, yh] = byte_span(y);
+  return xl < yh && yl < xh;
+}
+
 Tensor launch(std::string_view op, const KernelSpec& spec, const std::string* name, const std::vector<Tensor>& inputs,
               Prepared& p, const Tensor* into, const Registry* first, const KernelEntry* entry, bool vendor) {
   Device& device = inputs[0].device();
@@ -125,9 +163,22 @@ Tensor launch(std::string_view op, const KernelSpec& spec, const std::string* na
       fail_op(ErrorCode::invalid_argument, op, inputs,
               fmt::format("the output must be a contiguous {} {} on {}, got {}", shape_text(p.out_shape),
                           dtype_name(spec.output), device.id(), layout_text(*into)));
+    for (const Tensor& in : inputs)
+      if (overlaps(*into, in))
+        fail_op(ErrorCode::invalid_argument, op, inputs,
+                fmt::format("the output {} overlaps an operand: other workgroups would read what it overwrites",
+                            layout_text(*into)));
     out = *into;
   } else {
     out = Tensor::empty(p.out_shape, spec.output, device);
+  }
+  // More batch dimensions than the kernels take: both operands broadcast to the batch and made
+  // contiguous, after which the batch merges into one dimension.
+  std::size_t wide = 0;
+  for (std::int64_t s : p.batch) wide += s > 1;
+  if (wide > std::size_t(kMaxContractBatch) && out.numel() > 0) {
+    p.a = materialize(p.a, p.batch, p.batch_a, p.free_a, p.contract_a);
+    p.b = materialize(p.b, p.batch, p.batch_b, p.contract_b, p.free_b);
   }
   // The epilogue's operands, broadcast to the result: strides over (batch, M, N) (copied when their
   // M or N axes do not merge).

@@ -478,6 +478,8 @@ TEST(Manifest, ContractKernels) {
             std::string::npos) << e;
   e = error_of(head + "inputs = [\"act: f32\", \"weight: f32\", \"bias: f32\", \"r: f32\"]\nepilogue = 'y + bias'\n");
   EXPECT_NE(e.find("the epilogue does not use input 3 (r)"), std::string::npos) << e;
+  e = error_of(head + "inputs = [\"act: f32\", \"weight: f32\", \"y: f32\"]\nepilogue = 'y + y'\n");
+  EXPECT_NE(e.find("contract.toml:3:38: input name 'y' is taken"), std::string::npos) << e;  // y is the sum
   e = error_of(head + "inputs = [\"act: f32\", \"weight: f32\"]\nepilogue = 'y + nope'\n");
   EXPECT_NE(e.find("contract.toml:4:"), std::string::npos) << e;
 }

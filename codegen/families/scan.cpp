@@ -125,8 +125,9 @@ std::string scan_emit_glsl(const KernelSpec& spec, int function) {
   const std::string_view v = glsl_compute(acc);
   s += fmt::format("#define KILN_NUM_INPUTS 1\n#define KILN_SCAN_ITEMS {}\n#define KILN_C {}\n#define KILN_C_SIZE {}\n",
                    kScanItems, v, dtype_size(compute_dtype(acc)));
-  s += fmt::format("#define KILN_SCAN_COMBINER {}\n#define KILN_C_FLOAT {}\n#define KILN_C_INT64 {}\n", int(c),
-                   is_float(acc) ? 1 : 0, !is_float(acc) && dtype_size(compute_dtype(acc)) == 8 ? 1 : 0);
+  s += fmt::format("#define KILN_SCAN_COMBINER {}\n#define KILN_C_FLOAT {}\n#define KILN_C_F64 {}\n#define KILN_C_INT64 {}\n",
+                   int(c), is_float(acc) ? 1 : 0, acc == DType::f64 ? 1 : 0,
+                   !is_float(acc) && dtype_size(compute_dtype(acc)) == 8 ? 1 : 0);
   s += fmt::format("#define KILN_T0 {}\n#define KILN_S0 {}\n#define KILN_LOAD(v) {}({})\n", glsl_storage(x), dtype_size(x),
                    v, glsl_load_hook(x));
   s += fmt::format("#define KILN_TOUT {}\n#define KILN_SOUT {}\n#define KILN_STORE(c) {}\n", glsl_storage(x), dtype_size(x),
@@ -261,7 +262,10 @@ void scan_run_cpu(const KernelSpec& spec, const PlanRequest& r) {
       const L x = L(v.f);
       if (c == Combiner::sum) f += x;
       else if (c == Combiner::product) f *= x;
-      else if (!std::isnan(f) && (std::isnan(x) || (c == Combiner::max ? x > f : x < f))) f = x;
+      // max/min: NaN wins; -0 orders below +0 (the op table's kiln_max/kiln_min).
+      else if (!std::isnan(f) && (std::isnan(x) || (c == Combiner::max ? x > f || (x == f && !std::signbit(x))
+                                                                        : x < f || (x == f && std::signbit(x)))))
+        f = x;
       store_scalar(t, at, Scalar::from_f(double(f)));
     }
   }

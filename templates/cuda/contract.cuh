@@ -51,11 +51,20 @@ template <>
 __device__ __forceinline__ double contract_fma<double>(const double a, const double b, const double c) {
   return __fma_rn(a, b, c);
 }
+// Signed accumulators wrap through unsigned arithmetic (signed overflow is undefined behaviour).
+template <>
+__device__ __forceinline__ int contract_fma<int>(const int a, const int b, const int c) {
+  return (int)((unsigned)c + (unsigned)a * (unsigned)b);
+}
+template <>
+__device__ __forceinline__ long long contract_fma<long long>(const long long a, const long long b, const long long c) {
+  return (long long)((unsigned long long)c + (unsigned long long)a * (unsigned long long)b);
+}
 
 template <class R>
 __device__ void contract_run(const KilnContractParams& p, const R r) {
   typedef typename R::C C;
-  __shared__ C as[kContractTileK * kContractTileM];  // [k][m]
+  __shared__ C as[kContractTileK * (kContractTileM + 1)];  // [k][m], rows padded: conflict-free stores
   __shared__ C bs[kContractTileK * kContractTileN];  // [k][n]
   const unsigned tid = threadIdx.x, tx = tid % 16u, ty = tid / 16u;
   const long long tiles = p.tiles_m * p.tiles_n, work = p.batch * tiles;
@@ -82,7 +91,7 @@ __device__ void contract_run(const KilnContractParams& p, const R r) {
       for (int rr = 0; rr < 4; ++rr) {
         const unsigned e = tid + 256u * rr;
         const long long am = m0 + e / 16u, ak = k0 + e % 16u;
-        as[(e % 16u) * kContractTileM + e / 16u] = am < p.m && ak < p.k ? r.load_a(p, off[0] + am * p.a_m + ak * p.a_k) : C(0);
+        as[(e % 16u) * (kContractTileM + 1) + e / 16u] = am < p.m && ak < p.k ? r.load_a(p, off[0] + am * p.a_m + ak * p.a_k) : C(0);
         const long long bk = k0 + e / 64u, bn = n0 + e % 64u;
         bs[e] = bk < p.k && bn < p.n ? r.load_b(p, off[1] + bk * p.b_k + bn * p.b_n) : C(0);
       }
@@ -91,7 +100,7 @@ __device__ void contract_run(const KilnContractParams& p, const R r) {
       for (int kk = 0; kk < kContractTileK; ++kk) {
         C ra[4], rb[4];
 #pragma unroll
-        for (int i = 0; i < 4; ++i) ra[i] = as[kk * kContractTileM + ty + 16 * i];
+        for (int i = 0; i < 4; ++i) ra[i] = as[kk * (kContractTileM + 1) + ty + 16 * i];
 #pragma unroll
         for (int j = 0; j < 4; ++j) rb[j] = bs[kk * kContractTileN + tx + 16 * j];
 #pragma unroll

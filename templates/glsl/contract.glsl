@@ -37,7 +37,7 @@ layout(buffer_reference, std430, buffer_reference_align = 8) readonly buffer Kil
 };
 layout(push_constant, std430) uniform KilnContractPush { KilnContractParams params; } pc;
 
-shared KILN_C kiln_as[KILN_TILE_K * KILN_TILE_M];  // [k][m]
+shared KILN_C kiln_as[KILN_TILE_K * (KILN_TILE_M + 1)];  // [k][m], rows padded: conflict-free stores
 shared KILN_C kiln_bs[KILN_TILE_K * KILN_TILE_N];  // [k][n]
 
 void main() {
@@ -68,7 +68,7 @@ void main() {
       [[unroll]] for (int r = 0; r < 4; ++r) {
         const uint e = tid + 256u * uint(r);
         const int64_t am = m0 + int64_t(e / 16u), ak = k0 + int64_t(e % 16u);
-        kiln_as[(e % 16u) * uint(KILN_TILE_M) + e / 16u] =
+        kiln_as[(e % 16u) * uint(KILN_TILE_M + 1) + e / 16u] =
             am < P.m && ak < P.k ? kiln_load_a(P.a_ + uint64_t(off_a + am * P.a_m + ak * P.a_k) * uint64_t(KILN_S0))
                                  : KILN_C(0);
         const int64_t bk = k0 + int64_t(e / 64u), bn = n0 + int64_t(e % 64u);
@@ -79,7 +79,7 @@ void main() {
       barrier();
       [[unroll]] for (uint kk = 0u; kk < uint(KILN_TILE_K); ++kk) {
         KILN_C ra[4], rb[4];
-        [[unroll]] for (int i = 0; i < 4; ++i) ra[i] = kiln_as[kk * uint(KILN_TILE_M) + ty + 16u * uint(i)];
+        [[unroll]] for (int i = 0; i < 4; ++i) ra[i] = kiln_as[kk * uint(KILN_TILE_M + 1) + ty + 16u * uint(i)];
         [[unroll]] for (int j = 0; j < 4; ++j) rb[j] = kiln_bs[kk * uint(KILN_TILE_N) + tx + 16u * uint(j)];
         [[unroll]] for (int i = 0; i < 4; ++i)
           [[unroll]] for (int j = 0; j < 4; ++j) acc[i][j] = KILN_FMA(ra[i], rb[j], acc[i][j]);

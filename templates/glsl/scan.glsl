@@ -45,6 +45,29 @@ shared KILN_C kiln_smem[gl_WorkGroupSize.x];
 
 #if KILN_SUBGROUP && !KILN_C_INT64
 #define KILN_SCAN_SUBGROUP 1
+#if KILN_C_FLOAT && KILN_SCAN_COMBINER >= 2
+// The zero that wins the combine when both signs meet: +0 for max, -0 for min (the op table's order).
+bool kiln_scan_signed_zero(KILN_C v) {
+#if KILN_SCAN_COMBINER == 2
+  return v == KILN_C(0) && !kiln_signbit(v);
+#else
+  return v == KILN_C(0) && kiln_signbit(v);
+#endif
+}
+// A zero result: the winning zero when one was combined (|seen|), else the other sign.
+KILN_C kiln_scan_zero(bool seen) {
+#if KILN_C_F64
+  const KILN_C neg = packDouble2x32(uvec2(0u, 0x80000000u));
+#else
+  const KILN_C neg = uintBitsToFloat(0x80000000u);
+#endif
+#if KILN_SCAN_COMBINER == 2
+  return seen ? KILN_C(0) : neg;
+#else
+  return seen ? neg : KILN_C(0);
+#endif
+}
+#endif
 // The subgroup's exclusive scan of |v| (the identity in its first invocation), and its total.
 KILN_C kiln_subgroup_exclusive(KILN_C v) {
 #if KILN_SCAN_COMBINER == 0
@@ -58,7 +81,12 @@ KILN_C kiln_subgroup_exclusive(KILN_C v) {
   KILN_C r = subgroupExclusiveMin(v);
 #endif
 #if KILN_C_FLOAT
-  if (subgroupExclusiveMax(kiln_isnan(v) ? 1u : 0u) != 0u) r = KILN_C(kiln_nan_f32());
+  // GLSL's max/min may drop a NaN and leave the sign of a zero open; the op table propagates NaN
+  // and orders -0 below +0: a zero result is +0 (max) / -0 (min) when such a zero came before.
+  const bool nan = subgroupExclusiveMax(kiln_isnan(v) ? 1u : 0u) != 0u;
+  const bool zero = subgroupExclusiveMax(kiln_scan_signed_zero(v) ? 1u : 0u) != 0u;
+  if (nan) r = KILN_C(kiln_nan_f32());
+  else if (r == KILN_C(0)) r = kiln_scan_zero(zero);
 #endif
   return r;
 #endif
@@ -75,7 +103,10 @@ KILN_C kiln_subgroup_total(KILN_C v) {
   KILN_C r = subgroupMin(v);
 #endif
 #if KILN_C_FLOAT
-  if (subgroupMax(kiln_isnan(v) ? 1u : 0u) != 0u) r = KILN_C(kiln_nan_f32());
+  const bool nan = subgroupMax(kiln_isnan(v) ? 1u : 0u) != 0u;
+  const bool zero = subgroupMax(kiln_scan_signed_zero(v) ? 1u : 0u) != 0u;
+  if (nan) r = KILN_C(kiln_nan_f32());
+  else if (r == KILN_C(0)) r = kiln_scan_zero(zero);
 #endif
   return r;
 #endif

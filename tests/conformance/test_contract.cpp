@@ -288,6 +288,12 @@ TEST_P(Contract, BatchedBroadcastAndVectorOperands) {
   check_matmul(random_tensor({7}, DType::f32, 9), random_tensor({7}, DType::f32, 10), "[7] @ [7]");
   check_matmul(random_tensor({2, 3, 2, 5, 7}, DType::f32, 11), random_tensor({3, 1, 7, 2}, DType::f32, 12),
                "[2,3,2,5,7] @ [3,1,7,2]");
+  // Five batch dimensions that alternate broadcasts do not merge: both operands are broadcast and
+  // copied (counted), then the batch is one dimension.
+  const std::uint64_t copies = contraction_copies();
+  check_matmul(random_tensor({2, 1, 2, 1, 2, 3, 4}, DType::f32, 13), random_tensor({1, 2, 1, 2, 1, 4, 5}, DType::f32, 14),
+               "[2,1,2,1,2,3,4] @ [1,2,1,2,1,4,5]");
+  EXPECT_GE(contraction_copies(), copies + 2);
 }
 
 TEST_P(Contract, ViewsAreReadThroughTheirStrides) {
@@ -471,6 +477,9 @@ TEST_P(Contract, BadInputNamesOpShapesAxesDtypesAndDevice) {
     e = error_message([&] { matmul(a, random_tensor({4, 2}, DType::f32, 5)); });
     EXPECT_NE(e.find("cpu"), std::string::npos) << e;
   }
+  const Tensor sq = random_tensor({3, 3}, DType::f32, 6).to(*dev_);
+  e = error_message([&] { matmul(sq, sq, {}, &sq); });
+  EXPECT_NE(e.find("overlaps an operand"), std::string::npos) << e;
   e = error_message([&] { matmul(Tensor::empty({}, DType::f32, *dev_), a); });
   EXPECT_NE(e.find("rank 1 or more"), std::string::npos) << e;
 }

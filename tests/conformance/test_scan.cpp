@@ -76,7 +76,10 @@ std::vector<RefValue> reference_row(Combiner c, DType t, const std::vector<Scala
       } else if (c == Combiner::product) {
         acc.f *= a;
       } else if (!std::isnan(acc.f)) {
-        if (std::isnan(a) || (c == Combiner::max ? a > acc.f : a < acc.f)) acc.f = a;
+        // NaN wins; -0 orders below +0 (docs/semantics.md, max and min).
+        if (std::isnan(a) || (c == Combiner::max ? a > acc.f || (a == acc.f && !std::signbit(a))
+                                                 : a < acc.f || (a == acc.f && std::signbit(a))))
+          acc.f = a;
       }
       acc.abs_sum = c == Combiner::sum ? acc.abs_sum + std::fabs(a) : std::fabs(acc.f);
     } else if (j == 0) {
@@ -169,7 +172,7 @@ class Scan : public conformance::DeviceSuite {
           if (std::isnan(wr) || std::isinf(wr)) {
             ok = std::isnan(wr) ? std::isnan(g.f) : g.f == wr;
           } else if (c == Combiner::max || c == Combiner::min) {
-            ok = g.f == wr;
+            ok = g.f == wr && std::signbit(g.f) == std::signbit(wr);  // the zero's sign too
           } else {
             // Sums: the blocked order's depth times the sum of |x| so far. Products: every one of
             // the j multiplications rounds once whatever the order (j units, relative).
@@ -237,6 +240,20 @@ TEST_P(Scan, SpecialValues) {
       for (std::size_t i = 0; i < v.size(); ++i) store_scalar(t, bytes.data() + i * dtype_size(t), Scalar::from_f(v[i]));
       for (bool reverse : {false, true}) check(c, t, 1, n, bytes, reverse, "specials");
     }
+  // Signed zeros over a row of 300 (several subgroups and warps): max turns +0 at the first +0,
+  // min turns -0 at the first -0; negatives (max) and positives (min) around them.
+  for (DType t : {DType::f32, DType::f64}) {
+    std::vector<std::byte> mx(300 * dtype_size(t)), mn(300 * dtype_size(t));
+    for (int i = 0; i < 300; ++i) {
+      const double zmax = i == 170 ? 0.0 : i % 7 == 0 ? -1.0 : -0.0, zmin = i == 170 ? -0.0 : i % 7 == 0 ? 1.0 : 0.0;
+      store_scalar(t, mx.data() + std::size_t(i) * dtype_size(t), Scalar::from_f(zmax));
+      store_scalar(t, mn.data() + std::size_t(i) * dtype_size(t), Scalar::from_f(zmin));
+    }
+    for (bool reverse : {false, true}) {
+      check(Combiner::max, t, 1, 300, mx, reverse, "signed zeros");
+      check(Combiner::min, t, 1, 300, mn, reverse, "signed zeros");
+    }
+  }
   // f16: 40 x 60000 overflows to inf; subnormal f32 values sum exactly.
   std::vector<std::byte> big(40 * 2), tiny(64 * 4);
   for (int i = 0; i < 40; ++i) store_scalar(DType::f16, big.data() + i * 2, Scalar::from_f(60000));
