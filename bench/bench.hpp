@@ -59,6 +59,7 @@ struct BenchCase {
   // elements (rounded down), and the epilogue's operands of s elements (a bias along the rows).
   std::optional<KernelSpec> contract_spec;
   bool contract_vendor = true;  // CUDA: cuBLASLt where it applies (false: Kiln's kernel always)
+  std::int64_t gemm_m = 0, gemm_n = 0, gemm_k = 0;  // a fixed problem (LLM shapes); 0: square from the size
   std::string origin;                     // user cases: "kernels.toml:12:1" or "--expr"
 
   std::vector<DType> input_dtypes() const {
@@ -139,6 +140,10 @@ CheckResult verify_sample(const BenchCase& c, const std::vector<std::vector<std:
 // and the check of a timed output (its first rows against the CPU).
 std::vector<BenchCase> gemm_cases();
 std::int64_t gemm_side(std::uint64_t n);
+struct GemmDims {
+  std::int64_t m, n, k;
+};
+GemmDims gemm_dims(const BenchCase& c, std::uint64_t n);  // the case's problem for |n| elements
 CheckResult check_gemm_case(const BenchCase& c, Device& dev);
 CheckResult verify_gemm_sample(const BenchCase& c, const std::vector<std::vector<std::byte>>& inputs, const Tensor& out);
 

@@ -59,18 +59,20 @@ DType BenchCase::output_dtype() const {
 
 Shape BenchCase::operand_shape(std::size_t k, std::uint64_t n) const {
   if (!contract_spec) return input_shape(n);
-  const std::int64_t s = gemm_side(n);
-  return k < 2 ? Shape{s, s} : Shape{s};
+  const GemmDims g = gemm_dims(*this, n);
+  return k == 0 ? Shape{g.m, g.k} : k == 1 ? Shape{g.k, g.n} : Shape{g.n};
 }
 
 std::uint64_t BenchCase::elements(std::uint64_t n) const {
-  return contract_spec ? std::uint64_t(gemm_side(n) * gemm_side(n)) : n;
+  if (!contract_spec) return n;
+  const GemmDims g = gemm_dims(*this, n);
+  return std::uint64_t(g.m * g.n);
 }
 
 double BenchCase::flops(std::uint64_t n) const {
   if (!contract_spec) return flops_per_element() * double(n);
-  const double s = double(gemm_side(n));
-  return 2 * s * s * s;
+  const GemmDims g = gemm_dims(*this, n);
+  return 2 * double(g.m) * double(g.n) * double(g.k);
 }
 
 Shape BenchCase::input_shape(std::uint64_t n) const {
@@ -81,7 +83,7 @@ Shape BenchCase::input_shape(std::uint64_t n) const {
 }
 
 Shape BenchCase::output_shape(std::uint64_t n) const {
-  if (contract_spec) return {gemm_side(n), gemm_side(n)};
+  if (contract_spec) return {gemm_dims(*this, n).m, gemm_dims(*this, n).n};
   if (axis_spec) {  // logsumexp drops the axis; the other row ops and the scans keep it
     const Shape in = input_shape(n);
     const bool drops = axis_spec->family == "rows" && !rows_op_info(spec_rows_op(*axis_spec)).keeps_axis;

@@ -3,8 +3,9 @@
 // epilogue, against torch.matmul (+ gelu) with --peer torch. FLOPs are 2 s^3; bytes the operands
 // read once and the output written once. On CUDA "matmul" is cuBLASLt where it applies (Kiln's
 // library path) and "matmul_kernel" Kiln's generated kernel, so both are measured against the
-// cuBLAS peaks and torch. Not in the default run (a matmul of the CPU backend's default size is
-// minutes of long double): kiln-bench --op matmul,matmul_kernel,matmul_gelu.
+// cuBLAS peaks and torch; "matmul_llm" has fixed LLM decode shapes. Not in the default run (a
+// matmul of the CPU backend's default size is minutes of long double): kiln-bench --op
+// matmul,matmul_kernel,matmul_gelu,matmul_llm.
 #include <cmath>
 
 #include <fmt/format.h>
@@ -36,6 +37,12 @@ constexpr const char* kGelu =
 
 }  // namespace
 
+GemmDims gemm_dims(const BenchCase& c, std::uint64_t n) {
+  if (c.gemm_m > 0) return {c.gemm_m, c.gemm_n, c.gemm_k};
+  const std::int64_t s = gemm_side(n);
+  return {s, s, s};
+}
+
 std::int64_t gemm_side(std::uint64_t n) {
   std::int64_t s = std::int64_t(std::sqrt(double(n)));
   while (s > 1 && std::uint64_t(s) * std::uint64_t(s) > n) --s;
@@ -65,12 +72,33 @@ std::vector<BenchCase> gemm_cases() {
     b.rtol = narrow ? 2e-2 : 1e-4;
     out.push_back(std::move(b));
   }
+  // LLM decode shapes (the size does not change them): a batch of 16 tokens through a 4096 x 4096
+  // projection, one token through a 4096 -> 14336 MLP.
+  struct Llm {
+    const char* name;
+    std::int64_t m, n, k;
+  };
+  for (const Llm& l : {Llm{"decode16", 16, 4096, 4096}, Llm{"decode1_mlp", 1, 14336, 4096}}) {
+    BenchCase b;
+    b.kind = CaseKind::contract;
+    b.contract_spec = make_contract_spec(DType::bf16, DType::bf16, DType::bf16);
+    b.gemm_m = l.m, b.gemm_n = l.n, b.gemm_k = l.k;
+    b.op = "matmul_llm";
+    b.name = fmt::format("matmul.{}.bf16", l.name);
+    b.expr = parse_expr("x", {DType::bf16}, b.name);
+    b.expr_text = fmt::format("a @ b: [{},{}] x [{},{}] (LLM decode)", l.m, l.k, l.k, l.n);
+    b.torch_fn = "return torch.matmul({0}, {1})";
+    b.ranges = {InputRange{-1, 1}, InputRange{-1, 1}};
+    b.atol = 5e-2;
+    b.rtol = 2e-2;
+    out.push_back(std::move(b));
+  }
   return out;
 }
 
 CheckResult check_gemm_case(const BenchCase& c, Device& dev) {
-  // A 70 x 70 x 70 problem (two tiles each way, K across the K step), every output against the
-  // CPU backend.
+  // A 70 x 70 x 70 problem (two tiles each way, K across the K step; a fixed problem as it is),
+  // every output against the CPU backend.
   const std::uint64_t n = 70 * 70;
   Device& cpu = device("cpu");
   std::vector<Tensor> cpu_ins, dev_ins;
@@ -90,14 +118,13 @@ CheckResult verify_gemm_sample(const BenchCase& c, const std::vector<std::vector
   // The first 4 rows of the timed output against the CPU backend: a[0:4] @ b (+ the epilogue).
   CheckResult r;
   try {
-    const std::int64_t s = out.shape()[0], rows = std::min<std::int64_t>(4, s);
+    const std::int64_t rows = std::min<std::int64_t>(4, out.shape()[0]);
+    const std::uint64_t n = std::uint64_t(out.numel());  // square cases: s * s elements, s from it again
     Device& cpu = device("cpu");
     const auto dtypes = c.input_dtypes();
     std::vector<Tensor> ins;
-    for (std::size_t k = 0; k < dtypes.size(); ++k) {
-      const Shape shape = k < 2 ? Shape{s, s} : Shape{s};
-      ins.push_back(Tensor::from_host(inputs[k].data(), inputs[k].size(), shape, dtypes[k], cpu));
-    }
+    for (std::size_t k = 0; k < dtypes.size(); ++k)
+      ins.push_back(Tensor::from_host(inputs[k].data(), inputs[k].size(), c.operand_shape(k, n), dtypes[k], cpu));
     ins[0] = ins[0].slice(0, 0, rows);
     const Tensor want = c.run(ins);
     r = compare_outputs(c, out.to(cpu).slice(0, 0, rows).contiguous(), want, {});

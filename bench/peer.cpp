@@ -140,10 +140,11 @@ void run_torch_peer(Device& dev, const RunInfo& run, std::vector<Result>& result
       const std::string r1 = fmt::format("x1.reshape({}, {})", shape[0], shape[1]);
       *body = fmt::format(fmt::runtime(c.torch_fn), r, shape[1], r1) + "\n";
     }
-    if (body && c.contract_spec) {  // the square operands reshaped, a bias from the third input
-      const std::int64_t s = gemm_side(results[i].elements);
-      *body = fmt::format(fmt::runtime(c.torch_fn), fmt::format("x0.reshape({0}, {0})", s),
-                          fmt::format("x1.reshape({0}, {0})", s), fmt::format("x2[:{}]", s)) + "\n";
+    if (body && c.contract_spec) {  // the operands reshaped from the first elements of the inputs
+      const GemmDims g = gemm_dims(c, results[i].elements);
+      *body = fmt::format(fmt::runtime(c.torch_fn), fmt::format("x0[:{0}].reshape({1}, {2})", g.m * g.k, g.m, g.k),
+                          fmt::format("x1[:{0}].reshape({1}, {2})", g.k * g.n, g.k, g.n), fmt::format("x2[:{}]", g.n)) +
+              "\n";
     }
     if (body && c.combiner) {  // the prologue, reshaped like Kiln's input, then torch's reduction
       const std::size_t ret = body->rfind("return ");
@@ -171,7 +172,9 @@ void run_torch_peer(Device& dev, const RunInfo& run, std::vector<Result>& result
     for (std::size_t k = 0; k < dts.size(); ++k) {
       double lo = c.conf ? op_info(c.conf->op).lo : c.ranges[k].lo, hi = c.conf ? op_info(c.conf->op).hi : c.ranges[k].hi;
       if (!is_float(dts[k])) lo = 1, hi = 7;  // small non-zero integers: valid shifts, divisors and powers
-      ins.push_back({{"dtype", torch_dtype(dts[k])}, {"lo", lo}, {"hi", hi}});
+      nlohmann::json in = {{"dtype", torch_dtype(dts[k])}, {"lo", lo}, {"hi", hi}};
+      if (c.contract_spec) in["elements"] = shape_numel(c.operand_shape(k, results[i].elements));  // own shapes
+      ins.push_back(std::move(in));
     }
     cases.push_back({{"index", i}, {"name", c.name}, {"elements", results[i].elements}, {"inputs", ins},
                      {"body", *body}});

@@ -7,7 +7,7 @@ batches of the repeats back to back between one pair of events; the host clock o
 
 The request (written by kiln-bench --peer torch):
   {"device": "cuda:0" | "cpu", "repeats": R, "warmup": W, "batches": B,
-   "cases": [{"index", "name", "elements", "inputs": [{"dtype": "torch.float32", "lo", "hi"}],
+   "cases": [{"index", "name", "elements", "inputs": [{"dtype": "torch.float32", "lo", "hi"[, "elements"]}],
               "body": "t0 = x0\\nt1 = torch.exp(t0)\\nreturn t1\\n"}]}
 The response:
   {"torch": version, "device": name,
@@ -102,7 +102,7 @@ def main():
             exec(src, scope)
             fn = scope["f"]
             # Rotating input sets (different addresses), as kiln-bench does, within memory.
-            sets = [[make_input(s, n) for s in c["inputs"]] for _ in range(3 if cuda else 1)]
+            sets = [[make_input(s, s.get("elements", n)) for s in c["inputs"]] for _ in range(3 if cuda else 1)]
         except Exception as e:
             res["eager"] = res["compile"] = {"error": f"{type(e).__name__}: {e}"}
             out["cases"].append(res)
