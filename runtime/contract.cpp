@@ -84,6 +84,7 @@ std::optional<LibraryGemm> library_form(const KernelSpec& spec, const std::vecto
   LibraryGemm g;
   const std::size_t nb = shape.size() - 3;
   g.dtype = spec.output;
+  g.tf32 = spec_contract_tf32(spec);
   g.m = shape[nb];
   g.n = shape[nb + 1];
   g.k = shape[nb + 2];
@@ -359,7 +360,8 @@ KernelSpec spec_for(std::string_view op, const Tensor& a, const Tensor& b, const
                         options.epilogue->num_inputs(), options.epilogue_operands.size()));
   const DType out = options.output ? *options.output : promote(a.dtype(), b.dtype());
   try {
-    return make_contract_spec(a.dtype(), b.dtype(), out, options.epilogue ? &*options.epilogue : nullptr);
+    return make_contract_spec(a.dtype(), b.dtype(), out, options.epilogue ? &*options.epilogue : nullptr,
+                              options.precision == DotPrecision::tf32);
   } catch (const Error& e) {
     fail_op(e.code(), op, *operands, e.what());
   }

@@ -26,8 +26,14 @@ struct DotAxes {
   std::vector<int> contract_a, batch_a, contract_b, batch_b;
 };
 
+enum class DotPrecision {
+  highest,  // products of f32 operands in f32 (the default)
+  tf32,     // f32 operands rounded to TF32 (10 mantissa bits) first: the tensor-core format, opt-in
+};
+
 struct DotOptions {
   std::optional<DType> output;  // default: promote(a, b)
+  DotPrecision precision = DotPrecision::highest;
   // Fused into the kernel: an expression over y (the sum, in the accumulator dtype: f32, f64 or
   // the integer output's compute type) and |epilogue_operands| (up to two, broadcast to the
   // result's shape), applied to each output before its conversion to the output dtype:

@@ -44,6 +44,7 @@ class Stream;
 // output dense [batch, m, n]; a batch stride of 0 repeats the operand.
 struct LibraryGemm {
   DType dtype = DType::f32;
+  bool tf32 = false;  // f32: TF32 products allowed (precision tf32)
   std::int64_t m = 0, n = 0, k = 0, batch = 1;
   std::int64_t a_m = 0, a_k = 0, b_k = 0, b_n = 0;
   std::int64_t a_batch = 0, b_batch = 0, out_batch = 0;

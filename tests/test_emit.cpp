@@ -514,6 +514,7 @@ TEST(EmitContract, KernelsCompileWithNvrtcAndGlslang) {
   specs.push_back(make_contract_spec(DType::bf16, DType::bf16, DType::bf16, &gelu_bias_res));
   const Expr int_bias = parse_expr("x + y", {DType::s32, DType::s32});
   specs.push_back(make_contract_spec(DType::s8, DType::s8, DType::s32, &int_bias));
+  specs.push_back(make_contract_spec(DType::f32, DType::f32, DType::f32, nullptr, true));  // precision tf32
   std::string src;
   for (const KernelSpec& spec : specs) src += emit_cuda(spec);
   EXPECT_EQ(nvrtc_compile(src, {"-Ofc=max"}), "");

@@ -480,6 +480,12 @@ TEST(Manifest, ContractKernels) {
   EXPECT_NE(e.find("the epilogue does not use input 3 (r)"), std::string::npos) << e;
   e = error_of(head + "inputs = [\"act: f32\", \"weight: f32\", \"y: f32\"]\nepilogue = 'y + y'\n");
   EXPECT_NE(e.find("contract.toml:3:38: input name 'y' is taken"), std::string::npos) << e;  // y is the sum
+  const Manifest tf = parse_manifest(head + "inputs = [\"f32\", \"f32\"]\nprecision = \"tf32\"\n", "contract.toml");
+  EXPECT_EQ(tf.kernels.at(0).spec.canonical(), make_contract_spec(DType::f32, DType::f32, DType::f32, nullptr, true).canonical());
+  e = error_of(head + "inputs = [\"f32\", \"f32\"]\nprecision = \"fp8\"\n");
+  EXPECT_NE(e.find("contract.toml:4:13: unknown precision 'fp8' (expected: highest, tf32)"), std::string::npos) << e;
+  e = error_of(head + "inputs = [\"f64\", \"f64\"]\nprecision = \"tf32\"\n");
+  EXPECT_NE(e.find("contract.toml:4:13: precision tf32 applies to products summed in f32"), std::string::npos) << e;
   e = error_of(head + "inputs = [\"act: f32\", \"weight: f32\"]\nepilogue = 'y + nope'\n");
   EXPECT_NE(e.find("contract.toml:4:"), std::string::npos) << e;
 }

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include <fmt/format.h>
 
@@ -52,7 +53,8 @@ static_assert(sizeof(KilnContractParams) == 368);
 
 constexpr FamilyEntryPoint kEntryPoints[] = {{"gemm", sizeof(KilnContractParams)}};
 constexpr std::string_view kSlots[] = {"expr", "epilogue"};
-constexpr std::string_view kManifestKeys[] = {"name", "family", "op", "inputs", "output", "targets", "epilogue"};
+constexpr std::string_view kManifestKeys[] = {"name",    "family",   "op",       "inputs",
+                                              "output",  "targets",  "epilogue", "precision"};
 
 DType acc_of(const KernelSpec& spec) {
   return contract_accumulator_dtype(spec.inputs.at(0), spec.inputs.at(1), spec.output);
@@ -115,7 +117,9 @@ std::string contract_emit_cuda(const KernelSpec& spec) {
                      k == 0 ? "load_a" : "load_b");
     s += fmt::format("    const {} a0 = reinterpret_cast<const {}*>(p.{})[i];\n", cuda_storage(t), cuda_storage(t),
                      k == 0 ? "a" : "b");
-    s += cuda_locals(e, "    ") + fmt::format("    return C(v{});\n  }}\n", e.root());
+    s += cuda_locals(e, "    ") +
+         fmt::format("    return {}C(v{}){};\n  }}\n", spec_contract_tf32(spec) ? "kiln::contract_tf32(" : "", e.root(),
+                     spec_contract_tf32(spec) ? ")" : "");
   }
   const Expr st = store_expr(spec);
   s += "  __device__ __forceinline__ void put(const kiln::KilnContractParams& p, long long i, const long long* ei, "
@@ -160,11 +164,16 @@ std::string contract_emit_glsl(const KernelSpec& spec, int) {
   s += is_float(acc) ? "#define KILN_FMA(a, b, c) fma(a, b, c)\n#define KILN_PRECISE precise\n"
                      : "#define KILN_FMA(a, b, c) ((c) + (a) * (b))\n#define KILN_PRECISE\n";
   s += glsl_inline("glsl/operands.glsl");
+  if (spec_contract_tf32(spec))  // round to nearest even at 10 mantissa bits (inf and NaN kept)
+    s += "float kiln_tf32(float v) {\n  uint u = floatBitsToUint(v);\n"
+         "  if ((u & 0x7F800000u) != 0x7F800000u) u = (u + 0xFFFu + ((u >> 13) & 1u)) & 0xFFFFE000u;\n"
+         "  return uintBitsToFloat(u);\n}\n";
   for (int k = 0; k < 2; ++k) {
     const Expr& e = k == 0 ? la : lb;
     s += fmt::format("KILN_C kiln_load_{}(uint64_t address) {{\n", k == 0 ? "a" : "b");
     s += fmt::format("  {} a0 = KILN_LOAD{}(KilnIn{}Ref(address).v);\n", glsl_compute(spec.inputs[std::size_t(k)]), k, k);
-    s += glsl_locals(e, "  ") + fmt::format("  return KILN_C(v{});\n}}\n", e.root());
+    s += glsl_locals(e, "  ") + fmt::format("  return {}KILN_C(v{}){};\n}}\n", spec_contract_tf32(spec) ? "kiln_tf32(" : "",
+                                            e.root(), spec_contract_tf32(spec) ? ")" : "");
   }
   // The output at |address|; the epilogue's operands at e0 and e1.
   s += "void kiln_put(uint64_t address, uint64_t e0, uint64_t e1, KILN_C y) {\n  KILN_C a0 = y;\n";
@@ -269,6 +278,17 @@ LaunchPlan contract_plan(const KernelSpec&, const PlanRequest& r, std::string* w
 
 // ---- the CPU reference: floats summed in long double, integers wrapping in 64 bits ---------------
 
+// An f32 value rounded to TF32: to nearest even at 10 mantissa bits, inf and NaN kept.
+double tf32_round(double v) {
+  std::uint32_t u;
+  const float f = float(v);
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7F800000u) != 0x7F800000u) u = (u + 0xFFFu + ((u >> 13) & 1u)) & 0xFFFFE000u;
+  float r;
+  std::memcpy(&r, &u, 4);
+  return r;
+}
+
 void contract_run_cpu(const KernelSpec& spec, const PlanRequest& r) {
   KilnContractParams p{};
   std::string why;
@@ -283,6 +303,7 @@ void contract_run_cpu(const KernelSpec& spec, const PlanRequest& r) {
   // The output: y rounded to the accumulator as the kernels hold it, the epilogue applied in
   // Kiln's semantics (codegen/eval.cpp), converted to the output dtype.
   Evaluator conv_a(load_expr(ta, acc)), conv_b(load_expr(tb, acc)), finish(store_expr(spec));
+  const bool tf32 = spec_contract_tf32(spec);
   const std::size_t n_ext = spec.inputs.size() - 2;
   for (std::int64_t bi = 0; bi < p.batch; ++bi) {
     std::int64_t off[3] = {0, 0, 0}, eoff[kMaxContractEpilogueInputs] = {0, 0}, rem = bi;
@@ -299,7 +320,8 @@ void contract_run_cpu(const KernelSpec& spec, const PlanRequest& r) {
         for (std::int64_t k = 0; k < p.k; ++k) {
           const Scalar xa[1] = {load_scalar(ta, a + (off[0] + m * p.a_m + k * p.a_k) * ea)};
           const Scalar xb[1] = {load_scalar(tb, b + (off[1] + k * p.b_k + n * p.b_n) * eb)};
-          const Scalar va = conv_a.eval(xa), vb = conv_b.eval(xb);
+          Scalar va = conv_a.eval(xa), vb = conv_b.eval(xb);
+          if (tf32) va.f = tf32_round(va.f), vb.f = tf32_round(vb.f);
           if (is_float(acc)) f += static_cast<long double>(va.f) * static_cast<long double>(vb.f);
           else u += va.u * vb.u;
         }
@@ -363,10 +385,14 @@ KernelSpec contract_from_manifest(const ManifestTable& t, const Expr&, std::opti
     for (std::size_t k = 2; k < in.size(); ++k) map[k + 1] = int(k) - 1;
     renumbered = renumber_inputs(*epi, map);
   }
+  const std::optional<std::string> precision = t.string("precision");
+  if (precision && *precision != "tf32" && *precision != "highest")
+    t.error("precision", fmt::format("unknown precision '{}' (expected: highest, tf32)", *precision));
+  const bool tf32 = precision && *precision == "tf32";
   try {
-    return make_contract_spec(in[0], in[1], out, epi ? &renumbered : nullptr);
+    return make_contract_spec(in[0], in[1], out, epi ? &renumbered : nullptr, tf32);
   } catch (const Error& e) {
-    t.error(epi ? "epilogue" : output ? "output" : "inputs", e.what());
+    t.error(tf32 ? "precision" : epi ? "epilogue" : output ? "output" : "inputs", e.what());
   }
 }
 
@@ -405,7 +431,9 @@ DType contract_accumulator_dtype(DType a, DType b, DType out) {
   return compute_dtype(out);
 }
 
-KernelSpec make_contract_spec(DType a, DType b, DType out, const Expr* epilogue) {
+bool spec_contract_tf32(const KernelSpec& spec) { return spec.attribute("precision") == "tf32"; }
+
+KernelSpec make_contract_spec(DType a, DType b, DType out, const Expr* epilogue, bool tf32) {
   for (DType t : {a, b, out})
     if (t == DType::pred)
       fail(ErrorCode::dtype_mismatch, fmt::format("a contraction takes numeric operands, not pred ({} x {} -> {}; "
@@ -418,6 +446,12 @@ KernelSpec make_contract_spec(DType a, DType b, DType out, const Expr* epilogue)
   spec.inputs = {a, b};
   spec.output = out;
   spec.block_size = kContractThreads;
+  if (tf32) {
+    if (contract_accumulator_dtype(a, b, out) != DType::f32)
+      fail(ErrorCode::invalid_argument, fmt::format("precision tf32 applies to products summed in f32, not {} x {} -> {}",
+                                                    dtype_name(a), dtype_name(b), dtype_name(out)));
+    spec.set_attribute("precision", "tf32");
+  }
   // The expression names the product the kernel sums (for the canonical text and docs).
   const DType acc = contract_accumulator_dtype(a, b, out);
   spec.expr.set_root(spec.expr.apply(Op::multiply, {spec.expr.cast(spec.expr.input(0, a), acc),

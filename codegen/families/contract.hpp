@@ -31,7 +31,12 @@ inline constexpr int kMaxContractEpilogueInputs = 2;
 // before it is converted to |out| — gelu(y + bias) + residual in one kernel. Throws
 // dtype_mismatch for pred operands, an integer output from float inputs or an epilogue whose y
 // is not the accumulator's dtype; invalid_argument for more than two epilogue operands.
-KernelSpec make_contract_spec(DType a, DType b, DType out, const Expr* epilogue = nullptr);
+//
+// |tf32|: f32 operands are rounded to TF32 (10 mantissa bits, to nearest even) before they are
+// multiplied — the tensor-core format, opt-in only (`precision = "tf32"`); the sums stay f32.
+// Throws invalid_argument for tf32 with f64 (TF32 is an f32 mode).
+KernelSpec make_contract_spec(DType a, DType b, DType out, const Expr* epilogue = nullptr, bool tf32 = false);
+bool spec_contract_tf32(const KernelSpec& spec);
 // The dtype the products are summed in: f64 when any of a, b, out is f64, else f32 for a float
 // output; an integer output's compute dtype (s32, u32, s64, u64: wrapping, as the output wraps).
 DType contract_accumulator_dtype(DType a, DType b, DType out);

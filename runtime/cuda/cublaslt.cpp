@@ -115,7 +115,9 @@ bool CudaDevice::library_gemm(Stream& stream, const LibraryGemm& g, std::string*
   cublasComputeType_t compute;
   cudaDataType_t scale;
   switch (g.dtype) {
-    case DType::f32: type = CUDA_R_32F, compute = CUBLAS_COMPUTE_32F, scale = CUDA_R_32F; break;  // no TF32
+    case DType::f32:  // TF32 only when asked
+      type = CUDA_R_32F, compute = g.tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F, scale = CUDA_R_32F;
+      break;
     case DType::f16: type = CUDA_R_16F, compute = CUBLAS_COMPUTE_32F, scale = CUDA_R_32F; break;
     case DType::bf16: type = CUDA_R_16BF, compute = CUBLAS_COMPUTE_32F, scale = CUDA_R_32F; break;
     case DType::f64: type = CUDA_R_64F, compute = CUBLAS_COMPUTE_64F, scale = CUDA_R_64F; break;

@@ -38,6 +38,13 @@ static_assert(sizeof(KilnContractParams) == 368, "KilnContractParams must match 
 
 constexpr int kContractTileM = 64, kContractTileN = 64, kContractTileK = 16;
 
+// An f32 value rounded to TF32 (precision tf32): to nearest even at 10 mantissa bits, inf and NaN kept.
+__device__ __forceinline__ float contract_tf32(const float v) {
+  unsigned u = __float_as_uint(v);
+  if ((u & 0x7F800000u) != 0x7F800000u) u = (u + 0xFFFu + ((u >> 13) & 1u)) & 0xFFFFE000u;
+  return __uint_as_float(u);
+}
+
 // a * b + c: floats one fused multiply-add (rounded once, as the Vulkan kernels' fma), integers wrapping.
 template <class C>
 __device__ __forceinline__ C contract_fma(const C a, const C b, const C c) {

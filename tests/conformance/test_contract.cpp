@@ -446,6 +446,36 @@ TEST_P(Contract, VendorLibraryTakesPlainFloatProductsOnCuda) {
   EXPECT_EQ(contraction_library_runs(), before) << "none of these is cuBLASLt's";
 }
 
+// precision tf32: f32 operands rounded to 10 mantissa bits (to nearest even) before the products,
+// only when asked. 1 + 2^-20 is 1 in TF32: [1 + 2^-20, 3] . [1, 1] is 4 + 2^-20 by default, 4 in TF32.
+TEST_P(Contract, Tf32PrecisionRoundsOperandsOnlyWhenAsked) {
+  const Tensor a = Tensor::from_vector(std::vector<float>{1 + 0x1p-20f, 3}, {1, 2}, device("cpu")).to(*dev_);
+  const Tensor b = Tensor::from_vector(std::vector<float>{1, 1}, {2, 1}, device("cpu")).to(*dev_);
+  DotOptions tf32;
+  tf32.precision = DotPrecision::tf32;
+  EXPECT_EQ(matmul(a, b).to(device("cpu")).to_vector<float>(), std::vector<float>{4 + 0x1p-20f});
+  EXPECT_EQ(matmul(a, b, tf32).to(device("cpu")).to_vector<float>(), std::vector<float>{4});
+  // Random operands against the reference over the TF32-rounded values (a tensor core may round
+  // differently from nearest-even: 2^-11 of each product more).
+  auto round_tf32 = [](const Tensor& t) {
+    std::vector<float> v = t.to_vector<float>();
+    for (float& f : v) {
+      std::uint32_t u;
+      std::memcpy(&u, &f, 4);
+      if ((u & 0x7F800000u) != 0x7F800000u) u = (u + 0xFFFu + ((u >> 13) & 1u)) & 0xFFFFE000u;
+      std::memcpy(&f, &u, 4);
+    }
+    return Tensor::from_vector(v, t.shape(), device("cpu"));
+  };
+  const Tensor x = random_tensor({33, 70}, DType::f32, 1), y = random_tensor({70, 20}, DType::f32, 2);
+  const Tensor got = matmul(x.to(*dev_), y.to(*dev_), tf32);
+  Ref ref = reference(round_tf32(x), round_tf32(y), {{1}, {}, {0}, {}}, DType::f32);
+  for (std::size_t i = 0; i < ref.mag.size(); ++i) ref.mag[i] *= 1 + 0x1p-11 / unit_roundoff(DType::f32) / double(ref.k + 2);
+  expect_matches(got, ref, DType::f32, DType::f32, "tf32 33x20x70");
+  const std::string e = error_message([&] { matmul(as_type(x, DType::f64).to(*dev_), as_type(y, DType::f64).to(*dev_), tf32); });
+  EXPECT_NE(e.find("precision tf32 applies to products summed in f32"), std::string::npos) << e;
+}
+
 TEST_P(Contract, BadInputNamesOpShapesAxesDtypesAndDevice) {
   const Tensor a = random_tensor({3, 4}, DType::f32, 1).to(*dev_), b = random_tensor({5, 6}, DType::f32, 2).to(*dev_);
   std::string e = error_message([&] { matmul(a, b); });
