@@ -59,20 +59,12 @@ template <class T> T __shfl_up_sync(unsigned, T v, unsigned delta) {
   return o;
 }
 template <class T> T __ldg(const T* p) { return *p; }
-[[noreturn]] inline void not_here(const char* what) { throw std::logic_error(std::string(what) + " is not run here"); }
-inline int __shfl_down_sync(unsigned, int, int) { not_here("__shfl_down_sync"); }
+[[noreturn]] inline void cuda_host_unsupported(const char* what) {
+  throw std::logic_error(std::string(what) + " is not run here");
+}
+inline int __shfl_down_sync(unsigned, int, int) { cuda_host_unsupported("__shfl_down_sync"); }
 #include "tests/cuda_host_shims.hpp"
-inline float rsqrt(float x) { return 1 / std::sqrt(x); }
-inline double rsqrt(double x) { return 1 / std::sqrt(x); }
-inline float erfinvf(float) { not_here("erfinvf"); }
-inline double erfinv(double) { not_here("erfinv"); }
-inline int __clz(int x) { return x == 0 ? 32 : __builtin_clz(unsigned(x)); }
-inline int __clzll(long long x) { return x == 0 ? 64 : __builtin_clzll((unsigned long long)x); }
-inline int __popc(unsigned x) { return __builtin_popcount(x); }
-inline int __popcll(unsigned long long x) { return __builtin_popcountll(x); }
-inline unsigned kiln_host_f32_to_f16_bits(float f) { return kiln::f32_to_f16_bits(f); }
-inline float kiln_host_f16_bits_to_f32(unsigned h) { return kiln::f16_bits_to_f32(std::uint16_t(h)); }
-using std::ceil, std::floor, std::round, std::trunc, std::sqrt, std::exp, std::log, std::sin, std::cos, std::tan;
+#include "tests/cuda_host_ops_shims.hpp"
 
 #define __device__
 #define __forceinline__ inline

@@ -61,18 +61,9 @@ template <class T> T __ldg(const T* p) {
 [[noreturn]] inline void block_level(const char* what) { throw std::logic_error(std::string(what) + " is not run on the host"); }
 inline void __syncthreads() { block_level("__syncthreads"); }
 inline int __shfl_down_sync(unsigned, int, int) { block_level("__shfl_down_sync"); }
+[[noreturn]] inline void cuda_host_unsupported(const char* what) { block_level(what); }
 #include "tests/cuda_host_shims.hpp"
-inline float rsqrt(float x) { return 1 / std::sqrt(x); }
-inline double rsqrt(double x) { return 1 / std::sqrt(x); }
-inline float erfinvf(float) { block_level("erfinvf"); }
-inline double erfinv(double) { block_level("erfinv"); }
-inline int __clz(int x) { return x == 0 ? 32 : __builtin_clz(unsigned(x)); }
-inline int __clzll(long long x) { return x == 0 ? 64 : __builtin_clzll((unsigned long long)x); }
-inline int __popc(unsigned x) { return __builtin_popcount(x); }
-inline int __popcll(unsigned long long x) { return __builtin_popcountll(x); }
-inline unsigned kiln_host_f32_to_f16_bits(float f) { return kiln::f32_to_f16_bits(f); }
-inline float kiln_host_f16_bits_to_f32(unsigned h) { return kiln::f16_bits_to_f32(std::uint16_t(h)); }
-using std::ceil, std::floor, std::round, std::trunc, std::sqrt, std::exp, std::log, std::sin, std::cos, std::tan;
+#include "tests/cuda_host_ops_shims.hpp"
 
 #define __device__
 #define __forceinline__ inline

@@ -68,43 +68,25 @@ KILN_C kiln_scan_zero(bool seen) {
 #endif
 }
 #endif
-// The subgroup's exclusive scan of |v| (the identity in its first invocation), and its total.
-KILN_C kiln_subgroup_exclusive(KILN_C v) {
+// The subgroup's exclusive scan of |v| (|exclusive|: the identity in its first invocation), or its
+// total. (|exclusive| is the same in every invocation: the subgroup operations stay uniform.)
+KILN_C kiln_subgroup_scan(KILN_C v, bool exclusive) {
 #if KILN_SCAN_COMBINER == 0
-  return subgroupExclusiveAdd(v);
+  return exclusive ? subgroupExclusiveAdd(v) : subgroupAdd(v);
 #elif KILN_SCAN_COMBINER == 1
-  return subgroupExclusiveMul(v);
+  return exclusive ? subgroupExclusiveMul(v) : subgroupMul(v);
 #else
 #if KILN_SCAN_COMBINER == 2
-  KILN_C r = subgroupExclusiveMax(v);
+  KILN_C r = exclusive ? subgroupExclusiveMax(v) : subgroupMax(v);
 #else
-  KILN_C r = subgroupExclusiveMin(v);
+  KILN_C r = exclusive ? subgroupExclusiveMin(v) : subgroupMin(v);
 #endif
 #if KILN_C_FLOAT
   // GLSL's max/min may drop a NaN and leave the sign of a zero open; the op table propagates NaN
-  // and orders -0 below +0: a zero result is +0 (max) / -0 (min) when such a zero came before.
-  const bool nan = subgroupExclusiveMax(kiln_isnan(v) ? 1u : 0u) != 0u;
-  const bool zero = subgroupExclusiveMax(kiln_scan_signed_zero(v) ? 1u : 0u) != 0u;
-  if (nan) r = KILN_C(kiln_nan_f32());
-  else if (r == KILN_C(0)) r = kiln_scan_zero(zero);
-#endif
-  return r;
-#endif
-}
-KILN_C kiln_subgroup_total(KILN_C v) {
-#if KILN_SCAN_COMBINER == 0
-  return subgroupAdd(v);
-#elif KILN_SCAN_COMBINER == 1
-  return subgroupMul(v);
-#else
-#if KILN_SCAN_COMBINER == 2
-  KILN_C r = subgroupMax(v);
-#else
-  KILN_C r = subgroupMin(v);
-#endif
-#if KILN_C_FLOAT
-  const bool nan = subgroupMax(kiln_isnan(v) ? 1u : 0u) != 0u;
-  const bool zero = subgroupMax(kiln_scan_signed_zero(v) ? 1u : 0u) != 0u;
+  // and orders -0 below +0: a zero result is +0 (max) / -0 (min) when such a zero was combined.
+  const uint is_nan = kiln_isnan(v) ? 1u : 0u, is_zero = kiln_scan_signed_zero(v) ? 1u : 0u;
+  const bool nan = (exclusive ? subgroupExclusiveMax(is_nan) : subgroupMax(is_nan)) != 0u;
+  const bool zero = (exclusive ? subgroupExclusiveMax(is_zero) : subgroupMax(is_zero)) != 0u;
   if (nan) r = KILN_C(kiln_nan_f32());
   else if (r == KILN_C(0)) r = kiln_scan_zero(zero);
 #endif
@@ -177,7 +159,7 @@ void main() {
     KILN_C acc = kiln_identity();
     for (int64_t j = lo + int64_t(tid); j < hi; j += size) acc = kiln_combine(acc, kiln_x(j));
 #if KILN_SCAN_SUBGROUP
-    acc = kiln_subgroup_total(acc);
+    acc = kiln_subgroup_scan(acc, false);
     if (subgroupElect()) kiln_smem[gl_SubgroupID] = acc;
     barrier();
     if (tid == 0u) {
@@ -210,7 +192,7 @@ void main() {
 #if KILN_SCAN_SUBGROUP
       if (by_subgroup) {
         // The threads' totals: exclusive within the subgroup, after the earlier subgroups' totals.
-        const KILN_C within = kiln_subgroup_exclusive(run);
+        const KILN_C within = kiln_subgroup_scan(run, true);
         if (gl_SubgroupInvocationID == gl_SubgroupSize - 1u) kiln_smem[gl_SubgroupID] = kiln_combine(within, run);
         barrier();
         KILN_C prefix = carry, total = carry;
