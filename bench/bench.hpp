@@ -248,6 +248,10 @@ struct Result {
   std::optional<double> pct_bw, pct_flops;  // of the measured peaks
   std::vector<PeerResult> peers;
   double wall_s = 0;                // host time spent on the case
+  // Contraction cases: operands copied while timed (a layout strides could not express) and
+  // whether the vendor library (cuBLASLt) ran instead of Kiln's kernel.
+  std::uint64_t copies = 0;
+  bool library = false;
   bool failed() const;              // a failed check or an error (exit status 1)
 };
 

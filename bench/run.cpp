@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "bench/bench.hpp"
+#include "runtime/contract.hpp"
 #include "core/error.hpp"
 
 namespace kiln::bench {
@@ -133,7 +134,10 @@ int run_bench(const RunOptions& opt) {
       r.flops = c.flops(n);
       r.check = check_case(c, *dev);
       if (r.check.state == CheckResult::State::pass) {
+        const std::uint64_t copies = contraction_copies(), library = contraction_library_runs();
         r.timing = time_case(c, *dev, n, run.timing, &r.verify);
+        r.copies = contraction_copies() - copies;
+        r.library = contraction_library_runs() > library;
       } else {
         r.verify.state = CheckResult::State::skipped;
         if (r.check.state == CheckResult::State::error) r.timing.error = "not timed: the check could not run";
