@@ -69,6 +69,12 @@ class Device {
   // Loads (once, then cached) function |function| of registry kernel |entry|. Throws unsupported
   // when the kernel was not built for this backend.
   virtual const Kernel& kernel(const Registry& registry, const KernelEntry& entry, int function) = 0;
+  // Whether a built registry kernel can run here as it is (Vulkan: a kernel using subgroup
+  // arithmetic needs a device with it); false with |why| sends the dispatch to the JIT.
+  virtual bool runs_as_built(const KernelEntry& entry, std::string* why) const {
+    (void)entry, (void)why;
+    return true;
+  }
   // Runs |g| on |stream| with the backend's vendor library (CUDA: cuBLASLt) when it takes it;
   // false with |why| otherwise (the caller launches Kiln's kernel instead).
   virtual bool library_gemm(Stream& stream, const LibraryGemm& g, std::string* why) {

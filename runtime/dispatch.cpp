@@ -1,7 +1,6 @@
 #include "runtime/dispatch.hpp"
 
 #include <algorithm>
-#include <cstring>
 #include <memory>
 
 #include <fmt/format.h>
@@ -140,39 +139,12 @@ void run_plan(std::string_view op, const KernelSpec& spec, const std::string* na
   for (const LaunchStep& step : plan.then) launch(stream, ref, step);
 }
 
-namespace {
-
-// Whether a SPIR-V module declares capability |cap| (its OpCapability instructions lead the module,
-// after the 5-word header).
-bool spirv_declares(const EmbeddedBlob& blob, std::uint32_t cap) {
-  constexpr std::uint32_t kOpCapability = 17;
-  const std::size_t words = blob.size / 4;
-  auto word = [&](std::size_t i) {
-    std::uint32_t w;
-    std::memcpy(&w, static_cast<const unsigned char*>(blob.data) + 4 * i, 4);
-    return w;
-  };
-  for (std::size_t i = 5; i + 1 < words;) {
-    const std::uint32_t head = word(i), count = head >> 16;
-    if ((head & 0xFFFFu) != kOpCapability || count < 2) return false;
-    if (word(i + 1) == cap) return true;
-    i += count;
-  }
-  return false;
-}
-
-}  // namespace
-
 bool built_for(const KernelEntry& entry, const Device& device) {
   if (device.backend() == Backend::cuda) return entry.cuda_image >= 0;
   if (device.backend() != Backend::vulkan || entry.num_functions <= 0) return false;
-  constexpr std::uint32_t kGroupNonUniformArithmetic = 63;
-  for (int f = 0; f < entry.num_functions; ++f) {
-    const EmbeddedBlob& spirv = entry.functions[f].spirv;
-    if (spirv.empty()) return false;
-    if (!device.info().subgroup_arithmetic && spirv_declares(spirv, kGroupNonUniformArithmetic)) return false;
-  }
-  return true;
+  for (int f = 0; f < entry.num_functions; ++f)
+    if (entry.functions[f].spirv.empty()) return false;
+  return device.runs_as_built(entry, nullptr);
 }
 
 KernelRef resolve_kernel(Device& device, const KernelSpec& spec, const std::string& name, const Registry* first,

@@ -49,6 +49,7 @@ struct Query {
   VkPhysicalDeviceVulkan11Properties p11{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_PROPERTIES};
   VkPhysicalDeviceVulkan12Properties p12{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_PROPERTIES};
   VkPhysicalDeviceMaintenance4Properties pm4{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_4_PROPERTIES};
+  VkPhysicalDeviceSubgroupSizeControlProperties pssc{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_PROPERTIES};
   bool maintenance4_ext = false, ssc_ext = false, atomic_float_ext = false;
 
   Query(VkPhysicalDevice p, std::uint32_t instance_api) {
@@ -69,7 +70,9 @@ struct Query {
     vkGetPhysicalDeviceFeatures2(p, &f2);
     p2.pNext = &p11;
     p11.pNext = &p12;
-    if (maintenance4_ext) p12.pNext = &pm4;
+    void** ptail = &p12.pNext;
+    if (maintenance4_ext) { *ptail = &pm4; ptail = &pm4.pNext; }
+    if (ssc_ext) { *ptail = &pssc; ptail = &pssc.pNext; }
     vkGetPhysicalDeviceProperties2(p, &p2);
   }
 };
@@ -220,6 +223,12 @@ VulkanDevice::VulkanDevice(const InstanceState& instance, VkPhysicalDevice physi
   info_.driver = std::string(q.p12.driverName) + " " + q.p12.driverInfo + " (driverVersion " +
                  std::to_string(properties_.driverVersion) + ", Vulkan " + version_text(properties_.apiVersion) + ")";
   info_.subgroup_size = q.p11.subgroupSize ? q.p11.subgroupSize : 1;
+  // Kernels using subgroup operations are created with the reported size required (and whole
+  // subgroups), where the device lets pipelines choose: the plans assume that size (a driver may
+  // otherwise compile a smaller one, e.g. SIMD8/16 where 32 is reported).
+  pin_subgroup_size_ = f.subgroup_size_control && essc.computeFullSubgroups &&
+                       (q.pssc.requiredSubgroupSizeStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+                       info_.subgroup_size >= q.pssc.minSubgroupSize && info_.subgroup_size <= q.pssc.maxSubgroupSize;
   const char* no_arithmetic = std::getenv("KILN_VK_NO_SUBGROUP_ARITHMETIC");
   info_.subgroup_arithmetic = (q.p11.subgroupSupportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
                               (q.p11.subgroupSupportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT) &&
@@ -271,6 +280,20 @@ Stream& VulkanDevice::default_stream() {
 }
 
 std::unique_ptr<Stream> VulkanDevice::create_stream() { return std::make_unique<VulkanStream>(*this); }
+
+bool VulkanDevice::runs_as_built(const KernelEntry& entry, std::string* why) const {
+  if (info_.subgroup_arithmetic) return true;
+  for (int f = 0; f < entry.num_functions; ++f) {
+    const EmbeddedBlob& blob = entry.functions[f].spirv;
+    std::vector<std::uint32_t> words(blob.size / 4);
+    std::memcpy(words.data(), blob.data, words.size() * 4);
+    if (spirv_has_capability(words, kCapabilityGroupNonUniformArithmetic)) {
+      if (why) *why = "it uses subgroup arithmetic, which " + label_ + " lacks";
+      return false;
+    }
+  }
+  return true;
+}
 
 const Kernel& VulkanDevice::kernel(const Registry&, const KernelEntry& entry, int function) {
   return kernels_->get(entry, function);

@@ -57,6 +57,7 @@ class VulkanDevice final : public Device {
   Stream& default_stream() override;
   std::unique_ptr<Stream> create_stream() override;
   const Kernel& kernel(const Registry& registry, const KernelEntry& entry, int function) override;
+  bool runs_as_built(const KernelEntry& entry, std::string* why) const override;
 
   VkDevice handle() const { return device_; }
   bool owns_device() const { return owns_device_; }  // false for a caller's VkDevice
@@ -68,6 +69,8 @@ class VulkanDevice final : public Device {
   // The float widths whose subnormals shaders can ask to keep (VkPhysicalDeviceVulkan12Properties
   // shaderDenormPreserveFloat16/32/64); kernels get DenormPreserve for them (vk_spirv.hpp).
   const DenormWidths& denorm_preserve() const { return denorm_preserve_; }
+  // Whether pipelines of kernels with subgroup operations require info().subgroup_size, full.
+  bool pin_subgroup_size() const { return pin_subgroup_size_; }
   std::uint64_t max_buffer_size() const { return max_buffer_size_; }
   std::uint32_t queue_family() const { return queue_family_; }
   std::uint32_t timestamp_valid_bits() const { return timestamp_valid_bits_; }
@@ -96,6 +99,7 @@ class VulkanDevice final : public Device {
   VkPhysicalDeviceMemoryProperties memory_{};
   EnabledFeatures features_;
   DenormWidths denorm_preserve_;
+  bool pin_subgroup_size_ = false;
   std::uint64_t max_buffer_size_ = 0;
   std::uint32_t queue_family_ = 0;
   std::uint32_t timestamp_valid_bits_ = 0;

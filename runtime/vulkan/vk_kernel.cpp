@@ -214,6 +214,15 @@ const Kernel& KernelCache::get(const KernelEntry& entry, int function) {
   pi.stage.module = module;
   pi.stage.pName = "main";
   pi.stage.pSpecializationInfo = &spec;
+  // Subgroup kernels at the size the plans assume, in whole subgroups (where the device allows).
+  VkPipelineShaderStageRequiredSubgroupSizeCreateInfo required{
+      VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_REQUIRED_SUBGROUP_SIZE_CREATE_INFO};
+  required.requiredSubgroupSize = device_.info().subgroup_size;
+  if (device_.pin_subgroup_size() && block % required.requiredSubgroupSize == 0 &&
+      spirv_has_capability(code, kCapabilityGroupNonUniformArithmetic)) {
+    pi.stage.pNext = &required;
+    pi.stage.flags |= VK_PIPELINE_SHADER_STAGE_CREATE_REQUIRE_FULL_SUBGROUPS_BIT;
+  }
   pi.layout = device_.pipeline_layout();
   VkPipeline pipeline = VK_NULL_HANDLE;
   VkResult r = vkCreateComputePipelines(dev, cache_, 1, &pi, nullptr, &pipeline);

@@ -42,6 +42,17 @@ DenormWidths denorm_widths(bool preserve16, bool preserve32, bool preserve64, in
   }
 }
 
+bool spirv_has_capability(std::span<const std::uint32_t> words, std::uint32_t capability) {
+  constexpr std::uint32_t kOpCapability = 17;
+  for (std::size_t i = 5; i + 1 < words.size();) {
+    const std::uint32_t count = words[i] >> 16;
+    if ((words[i] & 0xFFFFu) != kOpCapability || count < 2) return false;
+    if (words[i + 1] == capability) return true;
+    i += count;
+  }
+  return false;
+}
+
 std::vector<std::uint32_t> with_denorm_preserve(std::span<const std::uint32_t> words, DenormWidths widths) {
   std::vector<std::uint32_t> in(words.begin(), words.end());
   if (in.size() < 5 || !widths.any()) return in;

@@ -30,4 +30,9 @@ DenormWidths denorm_widths(bool preserve16, bool preserve32, bool preserve64, in
 // structurally sound module (check_spirv).
 std::vector<std::uint32_t> with_denorm_preserve(std::span<const std::uint32_t> words, DenormWidths widths);
 
+// SPIR-V's GroupNonUniformArithmetic capability (subgroupAdd, subgroupMax, ...).
+inline constexpr std::uint32_t kCapabilityGroupNonUniformArithmetic = 63;
+// Whether the module declares |capability| (its OpCapability instructions lead it, after the header).
+bool spirv_has_capability(std::span<const std::uint32_t> words, std::uint32_t capability);
+
 }  // namespace kiln::vk
