@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -46,6 +47,13 @@ bool transposed_view(std::int64_t rows, std::int64_t cols, std::int64_t s_rows, 
     return s_cols >= rows;
   }
   return false;
+}
+
+// The largest power of two (at most 256) dividing |address|.
+std::uint32_t address_alignment(std::uint64_t address) {
+  std::uint32_t a = 256;
+  while (a > 1 && address % a != 0) a /= 2;
+  return a;
 }
 
 }  // namespace
@@ -177,6 +185,18 @@ bool CudaDevice::library_gemm(Stream& stream, const LibraryGemm& g, std::string*
     const std::uint64_t ws = st.workspace_bytes;
     check_lt(lt->cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws),
              "cublasLtMatmulPreferenceSetAttribute(MAX_WORKSPACE_BYTES)", dev);
+    // The operands' real alignment (a view may start anywhere): cuBLASLt assumes 256 bytes unless
+    // told, and an algorithm that needs more than a pointer has fails or reads wrongly.
+    const std::pair<cublasLtMatmulPreferenceAttributes_t, std::uint64_t> aligns[] = {
+        {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, g.b},
+        {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, g.a},
+        {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, g.out},
+        {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, g.out}};
+    for (const auto& [attr, address] : aligns) {
+      const std::uint32_t bytes = address_alignment(address);
+      check_lt(lt->cublasLtMatmulPreferenceSetAttribute(pref, attr, &bytes, sizeof bytes),
+               "cublasLtMatmulPreferenceSetAttribute(MIN_ALIGNMENT)", dev);
+    }
     cublasLtMatmulHeuristicResult_t heuristic{};
     int found = 0;
     const cublasStatus_t hs = lt->cublasLtMatmulAlgoGetHeuristic(static_cast<cublasLtHandle_t>(st.handle), desc, la, lb,
