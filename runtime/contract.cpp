@@ -113,6 +113,7 @@ std::optional<LibraryGemm> library_form(const KernelSpec& spec, const std::vecto
     size *= shape[d];
   }
   g.batch = size;
+  if (g.a_batch < 0 || g.b_batch < 0 || g.out_batch < 0) return std::nullopt;  // cuBLASLt's offsets are >= 0
   return g;
 }
 

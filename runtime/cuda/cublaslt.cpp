@@ -5,6 +5,7 @@
 
 #include <dlfcn.h>
 
+#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -131,6 +132,10 @@ bool CudaDevice::library_gemm(Stream& stream, const LibraryGemm& g, std::string*
     case DType::f64: type = CUDA_R_64F, compute = CUBLAS_COMPUTE_64F, scale = CUDA_R_64F; break;
     default: *why = fmt::format("cuBLASLt path takes f16, bf16, f32 and f64, not {}", dtype_name(g.dtype)); return false;
   }
+  if (g.batch > std::int64_t(INT32_MAX)) {
+    *why = "more batches than cuBLASLt counts (int32)";
+    return false;
+  }
   LtOperand oa, ob;
   if (!lt_operands(g.m, g.n, g.k, g.a_m, g.a_k, g.b_k, g.b_n, &oa, &ob)) {
     *why = "an operand has unit stride along neither axis";
@@ -210,12 +215,17 @@ bool CudaDevice::library_gemm(Stream& stream, const LibraryGemm& g, std::string*
     const double one64 = 1, zero64 = 0;
     const void* alpha = g.dtype == DType::f64 ? static_cast<const void*>(&one64) : static_cast<const void*>(&one32);
     const void* beta = g.dtype == DType::f64 ? static_cast<const void*>(&zero64) : static_cast<const void*>(&zero32);
-    check_lt(lt->cublasLtMatmul(static_cast<cublasLtHandle_t>(st.handle), desc, alpha, reinterpret_cast<const void*>(g.b),
-                                la, reinterpret_cast<const void*>(g.a), lb, beta, reinterpret_cast<void*>(g.out), lc,
-                                reinterpret_cast<void*>(g.out), lc, &heuristic.algo,
-                                reinterpret_cast<void*>(st.workspace), st.workspace_bytes,
-                                reinterpret_cast<cudaStream_t>(cs->native())),
-             "cublasLtMatmul", dev);
+    const cublasStatus_t ms =
+        lt->cublasLtMatmul(static_cast<cublasLtHandle_t>(st.handle), desc, alpha, reinterpret_cast<const void*>(g.b), la,
+                           reinterpret_cast<const void*>(g.a), lb, beta, reinterpret_cast<void*>(g.out), lc,
+                           reinterpret_cast<void*>(g.out), lc, &heuristic.algo, reinterpret_cast<void*>(st.workspace),
+                           st.workspace_bytes, reinterpret_cast<cudaStream_t>(cs->native()));
+    if (ms == CUBLAS_STATUS_NOT_SUPPORTED || ms == CUBLAS_STATUS_ARCH_MISMATCH) {  // Kiln's kernel then
+      *why = fmt::format("cublasLtMatmul does not support this problem here (status {})", int(ms));
+      cleanup();
+      return false;
+    }
+    check_lt(ms, "cublasLtMatmul", dev);
   } catch (...) {
     cleanup();
     throw;
