@@ -285,9 +285,8 @@ bool VulkanDevice::runs_as_built(const KernelEntry& entry, std::string* why) con
   if (info_.subgroup_arithmetic) return true;
   for (int f = 0; f < entry.num_functions; ++f) {
     const EmbeddedBlob& blob = entry.functions[f].spirv;
-    std::vector<std::uint32_t> words(blob.size / 4);
-    std::memcpy(words.data(), blob.data, words.size() * 4);
-    if (spirv_has_capability(words, kCapabilityGroupNonUniformArithmetic)) {
+    if (spirv_has_capability({reinterpret_cast<const std::byte*>(blob.data), blob.size},
+                             kCapabilityGroupNonUniformArithmetic)) {
       if (why) *why = "it uses subgroup arithmetic, which " + label_ + " lacks";
       return false;
     }

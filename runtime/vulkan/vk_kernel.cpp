@@ -219,7 +219,7 @@ const Kernel& KernelCache::get(const KernelEntry& entry, int function) {
       VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_REQUIRED_SUBGROUP_SIZE_CREATE_INFO};
   required.requiredSubgroupSize = device_.info().subgroup_size;
   if (device_.pin_subgroup_size() && block % required.requiredSubgroupSize == 0 &&
-      spirv_has_capability(code, kCapabilityGroupNonUniformArithmetic)) {
+      spirv_has_capability(std::as_bytes(std::span<const std::uint32_t>(code)), kCapabilityGroupNonUniformArithmetic)) {
     pi.stage.pNext = &required;
     pi.stage.flags |= VK_PIPELINE_SHADER_STAGE_CREATE_REQUIRE_FULL_SUBGROUPS_BIT;
   }

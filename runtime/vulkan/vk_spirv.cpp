@@ -42,12 +42,18 @@ DenormWidths denorm_widths(bool preserve16, bool preserve32, bool preserve64, in
   }
 }
 
-bool spirv_has_capability(std::span<const std::uint32_t> words, std::uint32_t capability) {
+bool spirv_has_capability(std::span<const std::byte> bytes, std::uint32_t capability) {
   constexpr std::uint32_t kOpCapability = 17;
-  for (std::size_t i = 5; i + 1 < words.size();) {
-    const std::uint32_t count = words[i] >> 16;
-    if ((words[i] & 0xFFFFu) != kOpCapability || count < 2) return false;
-    if (words[i + 1] == capability) return true;
+  const std::size_t words = bytes.size() / 4;
+  auto word = [&](std::size_t i) {
+    std::uint32_t w;
+    std::memcpy(&w, bytes.data() + 4 * i, 4);
+    return w;
+  };
+  for (std::size_t i = 5; i + 1 < words;) {
+    const std::uint32_t head = word(i), count = head >> 16;
+    if ((head & 0xFFFFu) != kOpCapability || count < 2) return false;
+    if (word(i + 1) == capability) return true;
     i += count;
   }
   return false;

@@ -32,7 +32,8 @@ std::vector<std::uint32_t> with_denorm_preserve(std::span<const std::uint32_t> w
 
 // SPIR-V's GroupNonUniformArithmetic capability (subgroupAdd, subgroupMax, ...).
 inline constexpr std::uint32_t kCapabilityGroupNonUniformArithmetic = 63;
-// Whether the module declares |capability| (its OpCapability instructions lead it, after the header).
-bool spirv_has_capability(std::span<const std::uint32_t> words, std::uint32_t capability);
+// Whether the module (|bytes|, any alignment) declares |capability|: its OpCapability instructions
+// lead it, after the 5-word header, so only those words are read.
+bool spirv_has_capability(std::span<const std::byte> bytes, std::uint32_t capability);
 
 }  // namespace kiln::vk
