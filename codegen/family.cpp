@@ -14,6 +14,7 @@ std::span<const Family* const> all_families() {
       &kRowsFamily,
       &kScanFamily,
       &kContractFamily,
+      &kConvFamily,
   };
   return kFamilies;
 }

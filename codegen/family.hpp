@@ -195,5 +195,6 @@ extern const Family kReduceFamily;
 extern const Family kRowsFamily;
 extern const Family kScanFamily;
 extern const Family kContractFamily;
+extern const Family kConvFamily;
 
 }  // namespace kiln

@@ -138,23 +138,6 @@ Tensor materialize(const Tensor& t, const Shape& batch, std::vector<int>& bt, st
   return v;
 }
 
-// The lowest and one past the highest byte |t| can touch (same storage only).
-std::pair<std::int64_t, std::int64_t> byte_span(const Tensor& t) {
-  std::int64_t lo = t.offset(), hi = t.offset();
-  for (std::size_t d = 0; d < t.shape().size(); ++d) {
-    const std::int64_t reach = (t.shape()[d] - 1) * t.strides()[d];
-    (reach < 0 ? lo : hi) += reach;
-  }
-  const std::int64_t es = std::int64_t(dtype_size(t.dtype()));
-  return {lo * es, (hi + 1) * es};
-}
-bool overlaps(const Tensor& x, const Tensor& y) {
-  if (x.storage() != y.storage() || x.numel() == 0 || y.numel() == 0) return false;
-  const auto [xl, xh] = byte_span(x);
-  const auto [yl, yh] = byte_span(y);
-  return xl < yh && yl < xh;
-}
-
 Tensor launch(std::string_view op, const KernelSpec& spec, const std::string* name, const std::vector<Tensor>& inputs,
               Prepared& p, const Tensor* into, const Registry* first, const KernelEntry* entry, bool vendor) {
   Device& device = inputs[0].device();
@@ -166,7 +149,7 @@ Tensor launch(std::string_view op, const KernelSpec& spec, const std::string* na
               fmt::format("the output must be a contiguous {} {} on {}, got {}", shape_text(p.out_shape),
                           dtype_name(spec.output), device.id(), layout_text(*into)));
     for (const Tensor& in : inputs)
-      if (overlaps(*into, in))
+      if (may_overlap(*into, in))
         fail_op(ErrorCode::invalid_argument, op, inputs,
                 fmt::format("the output {} overlaps an operand: other workgroups would read what it overwrites",
                             layout_text(*into)));

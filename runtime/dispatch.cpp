@@ -51,6 +51,27 @@ void fail_op(ErrorCode code, std::string_view op, const std::vector<Tensor>& ope
   fail(code, fmt::format("{}: {} — {}", op_title(op), what, operands_text(operands)));
 }
 
+namespace {
+
+// The lowest and one past the highest byte |t| can touch (same storage only).
+std::pair<std::int64_t, std::int64_t> byte_span(const Tensor& t) {
+  std::int64_t lo = t.offset(), hi = t.offset();
+  for (std::size_t d = 0; d < t.shape().size(); ++d) {
+    const std::int64_t reach = (t.shape()[d] - 1) * t.strides()[d];
+    (reach < 0 ? lo : hi) += reach;
+  }
+  const std::int64_t es = std::int64_t(dtype_size(t.dtype()));
+  return {lo * es, (hi + 1) * es};
+}
+}  // namespace
+
+bool may_overlap(const Tensor& x, const Tensor& y) {
+  if (x.storage() != y.storage() || x.numel() == 0 || y.numel() == 0) return false;
+  const auto [xl, xh] = byte_span(x);
+  const auto [yl, yh] = byte_span(y);
+  return xl < yh && yl < xh;
+}
+
 void check_operands(std::string_view op, const std::vector<Tensor>& xs) {
   for (std::size_t i = 0; i < xs.size(); ++i) {
     if (!xs[i].defined())

@@ -67,6 +67,10 @@ std::string layout_text(const Tensor& t);
 // broadcast shape; errors name |op|.
 Shape check_spec_operands(std::string_view op, const KernelSpec& spec, const std::vector<Tensor>& operands);
 
+// Whether |x| and |y| may share bytes (the same storage and intersecting byte ranges): an output
+// that overlaps an operand would be read after other workgroups overwrote it.
+bool may_overlap(const Tensor& x, const Tensor& y);
+
 // Throws invalid_argument when an operand is undefined or the operands are on different devices.
 void check_operands(std::string_view op, const std::vector<Tensor>& operands);
 

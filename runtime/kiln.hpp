@@ -10,6 +10,7 @@
 #include "core/error.hpp"
 #include "core/half.hpp"
 #include "runtime/contract.hpp"
+#include "runtime/conv.hpp"
 #include "runtime/device.hpp"
 #include "runtime/host.hpp"
 #include "runtime/interop.hpp"

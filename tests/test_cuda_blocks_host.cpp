@@ -1,4 +1,5 @@
-// The CUDA contraction, rows and scan templates (templates/cuda/contract.cuh, rows.cuh, scan.cuh) compiled for the
+// The CUDA contraction, conv, rows and scan templates (templates/cuda/contract.cuh, conv.cuh, rows.cuh,
+// scan.cuh) compiled for the
 // host and run block by block with one host thread per CUDA thread: __syncthreads is a barrier of
 // the block's threads, __shfl_xor_sync an exchange through memory between barriers of the warp's
 // threads, __shared__ a static shared by the block. So the code a GPU runs — tile staging and
@@ -22,6 +23,7 @@
 #include <vector>
 
 #include "codegen/families/contract.hpp"
+#include "codegen/families/conv.hpp"
 #include "codegen/families/rows.hpp"
 #include "codegen/families/scan.hpp"
 #include "codegen/family.hpp"
@@ -71,6 +73,7 @@ inline int __shfl_down_sync(unsigned, int, int) { cuda_host_unsupported("__shfl_
 #define __noinline__
 #define __shared__ static
 #include "templates/cuda/contract.cuh"
+#include "templates/cuda/conv.cuh"
 #include "templates/cuda/rows.cuh"
 #include "templates/cuda/scan.cuh"
 #undef __device__
@@ -100,17 +103,18 @@ template <class F> void launch(unsigned blocks, unsigned threads, const F& body)
 }
 
 // ---- functors as codegen/families/contract.cpp and rows.cpp emit them (f32, no conversions) -----
+// (Templates over the params, as emitted: the conv template calls the same functor.)
 struct MatmulF32 {
   typedef float C;
-  C load_a(const kiln::KilnContractParams& p, long long i) const { return reinterpret_cast<const float*>(p.a)[i]; }
-  C load_b(const kiln::KilnContractParams& p, long long i) const { return reinterpret_cast<const float*>(p.b)[i]; }
-  void put(const kiln::KilnContractParams& p, long long i, const long long*, C y) const {
+  template <class P> C load_a(const P& p, long long i) const { return reinterpret_cast<const float*>(p.a)[i]; }
+  template <class P> C load_b(const P& p, long long i) const { return reinterpret_cast<const float*>(p.b)[i]; }
+  template <class P> void put(const P& p, long long i, const long long*, C y) const {
     reinterpret_cast<float*>(p.out)[i] = y;
   }
 };
 // y * 0.5 + bias (the epilogue's operand 0) - residual (operand 1).
 struct MatmulEpilogueF32 : MatmulF32 {
-  void put(const kiln::KilnContractParams& p, long long i, const long long* ei, C y) const {
+  template <class P> void put(const P& p, long long i, const long long* ei, C y) const {
     const float bias = reinterpret_cast<const float*>(p.ext[0])[ei[0]];
     const float res = reinterpret_cast<const float*>(p.ext[1])[ei[1]];
     reinterpret_cast<float*>(p.out)[i] = y * 0.5f + bias - res;
@@ -220,6 +224,119 @@ TEST(CudaBlocksOnHost, ContractTilesBoundsBatchesAndEpilogue) {
   check_contract(3, 17, 9, 40, false);    // a batch with b broadcast (stride 0)
   check_contract(2, 64, 64, 16, true);    // exact tiles, the epilogue's operands
   check_contract(1, 5, 130, 0, false);    // K = 0: zeros
+}
+
+// A convolution (NCHW input and OIHW kernel, contiguous; the output permuted by |perm|) planned by
+// the conv family and run on the host threads, against each output's fmaf chain in k order
+// (input channel, then kernel position) over the window gathered here from Nx's definition.
+struct ConvCase {
+  std::vector<std::int64_t> x, w, stride, lo, hi, kdil, idil;
+  std::int64_t fg = 1, bg = 1;
+  std::vector<int> perm;
+  bool epilogue = false;
+};
+void check_conv(const ConvCase& c) {
+  SCOPED_TRACE(testing::Message() << "conv x rank " << c.x.size() << " w[0] " << c.w[0] << " fg " << c.fg << " bg "
+                                  << c.bg << (c.epilogue ? " epilogue" : ""));
+  const std::size_t d = c.x.size() - 2;
+  auto row_major = [](const std::vector<std::int64_t>& s) {
+    std::vector<std::int64_t> st(s.size());
+    std::int64_t m = 1;
+    for (std::size_t i = s.size(); i-- > 0;) st[i] = m, m *= s[i];
+    return st;
+  };
+  auto count = [](const std::vector<std::int64_t>& s) {
+    std::int64_t n = 1;
+    for (std::int64_t v : s) n *= v;
+    return n;
+  };
+  const std::int64_t N = c.x[0], C = c.x[1], O = c.w[0], I = c.w[1], G = c.fg * c.bg, og = O / G,
+                     cg = c.fg > 1 ? I : C, nout = N / c.bg;
+  std::vector<std::int64_t> os{nout, O}, shape{G, nout};
+  std::vector<ConvDim> dims;
+  for (std::size_t j = 0; j < d; ++j) {
+    const std::int64_t din = (c.x[2 + j] - 1) * c.idil[j] + 1, dk = (c.w[2 + j] - 1) * c.kdil[j] + 1;
+    os.push_back((din + c.lo[j] + c.hi[j] - dk) / c.stride[j] + 1);
+    shape.push_back(os.back());
+    dims.push_back({c.stride[j], c.lo[j], c.kdil[j], c.idil[j], c.x[2 + j]});
+  }
+  shape.insert(shape.end(), {og, cg});
+  for (std::size_t j = 0; j < d; ++j) shape.push_back(c.w[2 + j]);
+  const auto xst = row_major(c.x), wst = row_major(c.w), ost = row_major(os);
+  const std::vector<float> x = random_floats(std::size_t(count(c.x)), 5), w = random_floats(std::size_t(count(c.w)), 6);
+  const std::vector<float> bias = random_floats(std::size_t(O), 7), res = random_floats(std::size_t(count(os)), 8);
+  std::vector<float> out(std::size_t(count(os)), -777.0f);
+  std::vector<std::int64_t> sx{c.fg > 1 ? cg * xst[1] : c.bg > 1 ? nout * xst[0] : 0, xst[0]}, sw{og * wst[0], 0},
+      sbias{og, 0}, sres{og * ost[1], ost[0]};
+  for (std::size_t j = 0; j < d; ++j) sx.push_back(xst[2 + j]), sw.push_back(0), sbias.push_back(0), sres.push_back(ost[2 + j]);
+  sx.insert(sx.end(), {0, xst[1]});
+  sw.insert(sw.end(), {wst[0], wst[1]});
+  sbias.insert(sbias.end(), {1, 0});
+  sres.insert(sres.end(), {ost[1], 0});
+  for (std::size_t j = 0; j < d; ++j) sx.push_back(xst[2 + j]), sw.push_back(wst[2 + j]), sbias.push_back(0), sres.push_back(0);
+  std::vector<PlanOperand> ops{{reinterpret_cast<std::uint64_t>(x.data()), sx}, {reinterpret_cast<std::uint64_t>(w.data()), sw}};
+  if (c.epilogue) {
+    ops.push_back({reinterpret_cast<std::uint64_t>(bias.data()), sbias});
+    ops.push_back({reinterpret_cast<std::uint64_t>(res.data()), sres});
+  }
+  std::vector<int> perm = c.perm;
+  if (perm.empty())
+    for (int i = 0; i < int(d) + 2; ++i) perm.push_back(i);
+  const std::vector<int> axes = conv_request_axes(perm, dims);
+  const KernelSpec spec = make_conv_spec(DType::f32, DType::f32, DType::f32);
+  std::string why;
+  const LaunchPlan plan = family_of(spec).plan(spec, {shape, ops, reinterpret_cast<std::uint64_t>(out.data()), axes, 256}, &why);
+  ASSERT_EQ(plan.function, 0) << why;
+  const auto p = params_from<cuda_blocks::kiln::KilnConvParams>(plan);
+  const unsigned blocks = std::min(plan.groups_x, 3u);
+  if (c.epilogue)
+    cuda_blocks::launch(blocks, 256, [&] { cuda_blocks::kiln::conv_run(p, cuda_blocks::MatmulEpilogueF32()); });
+  else
+    cuda_blocks::launch(blocks, 256, [&] { cuda_blocks::kiln::conv_run(p, cuda_blocks::MatmulF32()); });
+  // The output's strides: dense over the permuted shape.
+  std::vector<std::int64_t> us, cst(d + 2);
+  for (int a : perm) us.push_back(os[std::size_t(a)]);
+  const auto ust = row_major(us);
+  for (std::size_t i = 0; i < d + 2; ++i) cst[std::size_t(perm[i])] = ust[i];
+  std::int64_t window = 1;
+  for (std::size_t j = 0; j < d; ++j) window *= c.w[2 + j];
+  int bad = 0;
+  for (std::int64_t e = 0; e < count(os) && bad < 5; ++e) {
+    std::vector<std::int64_t> idx(d + 2);
+    std::int64_t rem = e, at = 0;
+    for (std::size_t a = d + 2; a-- > 0;) idx[a] = rem % os[a], rem /= os[a], at += idx[a] * cst[a];
+    const std::int64_t o = idx[1], g = o / og, image = idx[0] + (c.bg > 1 ? g * nout : 0), base = c.fg > 1 ? g * I : 0;
+    float acc = 0;
+    for (std::int64_t ci = 0; ci < cg; ++ci)
+      for (std::int64_t kp = 0; kp < window; ++kp) {
+        std::int64_t r = kp, xi = image * xst[0] + (base + ci) * xst[1], wi = o * wst[0] + ci * wst[1];
+        bool inside = true;
+        for (std::size_t j = d; j-- > 0;) {
+          const std::int64_t kj = r % c.w[2 + j];
+          r /= c.w[2 + j];
+          wi += kj * wst[2 + j];
+          const std::int64_t q = idx[2 + j] * c.stride[j] - c.lo[j] + kj * c.kdil[j];
+          if (q < 0 || q % c.idil[j] != 0 || q / c.idil[j] >= c.x[2 + j]) inside = false;
+          else xi += q / c.idil[j] * xst[2 + j];
+        }
+        acc = std::fma(inside ? x[std::size_t(xi)] : 0.0f, w[std::size_t(wi)], acc);
+      }
+    const float want = c.epilogue ? acc * 0.5f + bias[std::size_t(o)] - res[std::size_t(e)] : acc;
+    if (out[std::size_t(at)] != want) {
+      ++bad;
+      ADD_FAILURE() << "canonical output " << e << " = " << out[std::size_t(at)] << ", want " << want;
+    }
+  }
+}
+
+TEST(CudaBlocksOnHost, ConvGathersWindowsPaddingDilationsAndGroups) {
+  // 2-D: stride (2, 1), padding (1, 1) x (0, 1), kernel dilation (1, 2), two feature groups of 35
+  // output channels (N tiles of 64 cut mid-group), an NHWC output.
+  check_conv({{2, 6, 9, 7}, {70, 3, 3, 2}, {2, 1}, {1, 0}, {1, 1}, {1, 2}, {1, 1}, 2, 1, {0, 2, 3, 1}, false});
+  // 1-D with input dilation 3 and negative padding, batch groups, the epilogue's operands.
+  check_conv({{4, 3, 11}, {4, 3, 3}, {2}, {-1}, {2}, {1}, {3}, 1, 2, {}, true});
+  // 3-D, K = 2 x 2 x 3 x 3 = 36 across the step of 16.
+  check_conv({{1, 2, 4, 5, 5}, {5, 2, 2, 3, 3}, {1, 2, 1}, {0, 1, 1}, {0, 1, 1}, {1, 1, 1}, {1, 1, 2}, 1, 1, {}, false});
 }
 
 // A row op over [rows, n] run on the host threads against long double.

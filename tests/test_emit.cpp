@@ -28,6 +28,7 @@
 #include "codegen/api_header.hpp"
 #include "codegen/emit.hpp"
 #include "codegen/families/contract.hpp"
+#include "codegen/families/conv.hpp"
 #include "codegen/families/reduce.hpp"
 #include "codegen/families/rows.hpp"
 #include "codegen/families/scan.hpp"
@@ -499,8 +500,8 @@ TEST(EmitScan, EveryScanCompilesWithNvrtcAndGlslang) {
   EXPECT_EQ(family_of(specs[0]).entry_points.size(), 3u);
 }
 
-// Contraction kernels of every operand pairing the tensor API makes (the same dtype, promotions,
-// explicit outputs) compile with NVRTC (sm_90) and glslang; the family refuses what it cannot do.
+// Contraction and convolution kernels of every operand pairing the tensor API makes (the same
+// dtype, promotions, explicit outputs) compile with NVRTC (sm_90) and glslang; the family refuses what it cannot do.
 TEST(EmitContract, KernelsCompileWithNvrtcAndGlslang) {
   std::vector<KernelSpec> specs;
   for (DType t : kAllDTypes)
@@ -515,6 +516,10 @@ TEST(EmitContract, KernelsCompileWithNvrtcAndGlslang) {
   const Expr int_bias = parse_expr("x + y", {DType::s32, DType::s32});
   specs.push_back(make_contract_spec(DType::s8, DType::s8, DType::s32, &int_bias));
   specs.push_back(make_contract_spec(DType::f32, DType::f32, DType::f32, nullptr, true));  // precision tf32
+  // Convolutions: the same hooks over the implicit-GEMM template (templates/*/conv.*).
+  for (DType t : {DType::f16, DType::bf16, DType::f32, DType::f64}) specs.push_back(make_conv_spec(t, t, t));
+  specs.push_back(make_conv_spec(DType::s8, DType::s8, DType::s32, &int_bias));
+  specs.push_back(make_conv_spec(DType::bf16, DType::bf16, DType::bf16, &gelu_bias_res));
   std::string src;
   for (const KernelSpec& spec : specs) src += emit_cuda(spec);
   EXPECT_EQ(nvrtc_compile(src, {"-Ofc=max"}), "");

@@ -16,6 +16,7 @@
 #include "codegen/families/reduce.hpp"
 #include "codegen/families/rows.hpp"
 #include "codegen/families/contract.hpp"
+#include "codegen/families/conv.hpp"
 #include "codegen/families/scan.hpp"
 #include "codegen/family.hpp"
 #include "codegen/manifest.hpp"
@@ -488,6 +489,26 @@ TEST(Manifest, ContractKernels) {
   EXPECT_NE(e.find("contract.toml:4:13: precision tf32 applies to products summed in f32"), std::string::npos) << e;
   e = error_of(head + "inputs = [\"act: f32\", \"weight: f32\"]\nepilogue = 'y + nope'\n");
   EXPECT_NE(e.find("contract.toml:4:"), std::string::npos) << e;
+}
+
+// Conv kernels: the contraction family's keys; Nx's floating default output (s8 x s8 -> f32).
+TEST(Manifest, ConvKernels) {
+  const Manifest m = parse_manifest("[[kernel]]\nfamily = \"conv\"\ninputs = [\"s8\", \"s8\"]\n[[kernel]]\nfamily = \"conv\"\n"
+                                    "inputs = [\"act: bf16\", \"wt: bf16\", \"bias: f32\"]\nepilogue = 'sigmoid(y + bias)'\n", "conv.toml");
+  ASSERT_EQ(m.kernels.size(), 2u);
+  const bool s8_first = m.kernels[0].spec.inputs.size() == 2;
+  const KernelSpec& plain = m.kernels[s8_first ? 0 : 1].spec;
+  const KernelSpec& fused = m.kernels[s8_first ? 1 : 0].spec;
+  EXPECT_EQ(plain.canonical(), make_conv_spec(DType::s8, DType::s8, DType::f32).canonical());
+  const Expr sig = parse_expr("sigmoid(x + y)", {DType::f32, DType::f32});
+  EXPECT_EQ(fused.canonical(), make_conv_spec(DType::bf16, DType::bf16, DType::bf16, &sig).canonical());
+  EXPECT_NE(fused.canonical(), make_contract_spec(DType::bf16, DType::bf16, DType::bf16, &sig).canonical());
+  try {
+    parse_manifest("[[kernel]]\nfamily = \"conv\"\nop = \"matmul\"\ninputs = [\"f32\", \"f32\"]\n", "conv.toml");
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("conv.toml:3:6: unknown convolution op 'matmul' (expected: conv)"), std::string::npos) << e.what();
+  }
 }
 
 TEST_F(Kilnc, BuildTargetsComeFromTheCommandLine) {

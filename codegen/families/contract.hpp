@@ -41,4 +41,31 @@ bool spec_contract_tf32(const KernelSpec& spec);
 // output; an integer output's compute dtype (s32, u32, s64, u64: wrapping, as the output wraps).
 DType contract_accumulator_dtype(DType a, DType b, DType out);
 
+// ---- shared with the conv family (codegen/families/conv.cpp): the same tiled GEMM over another
+// operand loader (an implicit im2col) ----------------------------------------------------------------
+
+// Operand |in| converted to the accumulator |acc|, and a kernel's output value (its epilogue over
+// y, the sum, and its operands, converted to the output dtype): Kiln's as_type and semantics.
+Expr contract_load_expr(DType in, DType acc);
+Expr contract_store_expr(const KernelSpec& spec);
+// An f32 value rounded to TF32 (to nearest even at 10 mantissa bits; inf and NaN kept).
+double contract_tf32_round(double v);
+// Whether |spec| (a, b, the epilogue's operands; 256 threads) is a kernel the templates can take.
+bool contract_spec_supported(const KernelSpec& spec, std::string* why);
+
+// Which template an emitted contraction kernel instantiates: its entry point's suffix, the CUDA
+// header, params struct and run function, and the GLSL template (inlined after the hooks).
+struct ContractTemplate {
+  std::string_view entry, cuda_header, cuda_params, cuda_run, glsl_template;
+};
+std::string contract_cuda_source(const KernelSpec& spec, const ContractTemplate& t);
+std::string contract_glsl_source(const KernelSpec& spec, const ContractTemplate& t);
+
+// A manifest [[kernel]] of a contraction family: `op` (|op_name| or absent; errors call it a |what|
+// op), `inputs` (a, b, the epilogue's operands), `output` (default: |default_output|(a, b)),
+// `epilogue`, `precision`.
+class ManifestTable;
+KernelSpec contract_manifest_spec(const ManifestTable& t, std::optional<DType> output, std::string_view what,
+                                  std::string_view op_name, DType default_output(DType, DType));
+
 }  // namespace kiln

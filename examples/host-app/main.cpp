@@ -119,6 +119,17 @@ int main() try {
   const kiln::Tensor wbias = random_tensor({64}, cpu, rng);
   check("dense_gelu (fused epilogue)", host::dense_gelu(gx, w.to(gpu).transpose({1, 0}), wbias.to(gpu)),
         host::gelu_bias(kiln::matmul(x, w.transpose({1, 0})), wbias), 2e-3, 1e-4);
+  // A 3x3 convolution with bias + ReLU fused (the manifest's conv kernel) against kiln::conv and
+  // the same epilogue op by op, on the CPU.
+  const kiln::Tensor image = random_tensor({2, 3, 16, 16}, cpu, rng), filters = random_tensor({8, 3, 3, 3}, cpu, rng);
+  const kiln::Tensor cbias = random_tensor({8, 1, 1}, cpu, rng);
+  const kiln::ConvGeometry same{.padding = kiln::ConvPadding::same};
+  kiln::ConvOptions plain;
+  plain.padding = kiln::ConvPadding::same;
+  check("conv_relu (conv kernel)", host::conv_relu(image.to(gpu), filters.to(gpu), cbias.to(gpu), same),
+        kiln::map(kiln::parse_expr("max(x + y, 0)", {kiln::DType::f32, kiln::DType::f32}),
+                  {kiln::conv(image, filters, plain), cbias}),
+        2e-3, 1e-4);
   // A scan kernel from the manifest: offsets from counts, exact (integers), forward and reverse,
   // against Kiln's built-in cumulative_sum on the CPU and a hand-computed total.
   std::vector<std::int32_t> counts_host(static_cast<std::size_t>(rows));

@@ -68,6 +68,25 @@ __device__ __forceinline__ long long contract_fma<long long>(const long long a, 
   return (long long)((unsigned long long)c + (unsigned long long)a * (unsigned long long)b);
 }
 
+// The staged tiles' products added to the thread's 4 x 4 outputs (rows ty + 16 i, columns tx + 16 j),
+// in k order.
+template <class C>
+__device__ __forceinline__ void contract_tile_product(const C* as, const C* bs, C (&acc)[4][4], const unsigned tx,
+                                                      const unsigned ty) {
+#pragma unroll
+  for (int kk = 0; kk < kContractTileK; ++kk) {
+    C ra[4], rb[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) ra[i] = as[kk * (kContractTileM + 1) + ty + 16 * i];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) rb[j] = bs[kk * kContractTileN + tx + 16 * j];
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+      for (int j = 0; j < 4; ++j) acc[i][j] = contract_fma(ra[i], rb[j], acc[i][j]);
+  }
+}
+
 template <class R>
 __device__ void contract_run(const KilnContractParams& p, const R r) {
   typedef typename R::C C;
@@ -103,18 +122,7 @@ __device__ void contract_run(const KilnContractParams& p, const R r) {
         bs[e] = bk < p.k && bn < p.n ? r.load_b(p, off[1] + bk * p.b_k + bn * p.b_n) : C(0);
       }
       __syncthreads();
-#pragma unroll
-      for (int kk = 0; kk < kContractTileK; ++kk) {
-        C ra[4], rb[4];
-#pragma unroll
-        for (int i = 0; i < 4; ++i) ra[i] = as[kk * (kContractTileM + 1) + ty + 16 * i];
-#pragma unroll
-        for (int j = 0; j < 4; ++j) rb[j] = bs[kk * kContractTileN + tx + 16 * j];
-#pragma unroll
-        for (int i = 0; i < 4; ++i)
-#pragma unroll
-          for (int j = 0; j < 4; ++j) acc[i][j] = contract_fma(ra[i], rb[j], acc[i][j]);
-      }
+      contract_tile_product(as, bs, acc, tx, ty);
       __syncthreads();
     }
 #pragma unroll
