@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -39,6 +40,25 @@ struct InputRange {
   double lo = -1, hi = 1;
 };
 
+// A case whose operands have shapes of their own (contractions, convolutions): the elements of
+// --size (|n|) pick its problem, and it says how to run it, count it, check it and give it to
+// PyTorch.
+struct ShapedCase {
+  virtual ~ShapedCase() = default;
+  virtual const KernelSpec& spec() const = 0;
+  virtual Shape operand_shape(std::size_t k, std::uint64_t n) const = 0;
+  virtual Shape output_shape(std::uint64_t n) const = 0;
+  virtual double flops(std::uint64_t n) const = 0;
+  virtual Tensor run(const std::vector<Tensor>& inputs, const Tensor* out) const = 0;
+  // The PyTorch peer's operands, from the flat inputs x0, x1, ... (at least as long as the operands).
+  virtual std::vector<std::string> torch_operands(std::uint64_t n) const = 0;
+  // The |n| of the check before timing (every output against the CPU backend: a small problem).
+  virtual std::uint64_t check_size() const = 0;
+  // How many leading entries of axis 0 of operand 0 and of the output the check of a timed output
+  // recomputes on the CPU (0: none, the problem is too large for the CPU reference).
+  virtual std::int64_t verify_leading(std::uint64_t n) const = 0;
+};
+
 struct BenchCase {
   std::string name;       // "copy.f32", "add.f32", "as_type.f32_f16", "fused.gelu_tanh.f32"
   CaseKind kind = CaseKind::op;
@@ -55,15 +75,12 @@ struct BenchCase {
   std::optional<KernelSpec> axis_spec;    // rows and scan cases: the kernel over rows of row_len elements of x
   std::string torch_fn;                   // their PyTorch peer over the [rows, row_len] input "{0}" ({1}: row_len)
   std::int64_t row_len = 4096;
-  // Contraction cases (gemm.cpp): a square matmul [s, s] x [s, s], s the square root of the
-  // elements (rounded down), and the epilogue's operands of s elements (a bias along the rows).
-  std::optional<KernelSpec> contract_spec;
-  bool contract_vendor = true;  // CUDA: cuBLASLt where it applies (false: Kiln's kernel always)
-  std::int64_t gemm_m = 0, gemm_n = 0, gemm_k = 0;  // a fixed problem (LLM shapes); 0: square from the size
+  // Cases whose operands have shapes of their own (contractions: gemm.cpp; convolutions: conv.cpp).
+  std::shared_ptr<const ShapedCase> shaped;
   std::string origin;                     // user cases: "kernels.toml:12:1" or "--expr"
 
   std::vector<DType> input_dtypes() const {
-    return contract_spec ? contract_spec->inputs : axis_spec ? axis_spec->inputs : expr.input_dtypes();
+    return shaped ? shaped->spec().inputs : axis_spec ? axis_spec->inputs : expr.input_dtypes();
   }
   DType output_dtype() const;
   // The spec that is timed (a map of expr, or the reduction).
@@ -132,20 +149,18 @@ bool case_supported(const BenchCase& c, Device& dev, std::string* why);
 CheckResult check_case(const BenchCase& c, Device& dev);
 // Compares a timed output (|out|, |n| elements) with the CPU reference on a sample of its elements
 // (about 4096, evenly spaced, the last element included) computed from the host |inputs|.
-CheckResult verify_sample(const BenchCase& c, const std::vector<std::vector<std::byte>>& inputs,
+CheckResult verify_sample(const BenchCase& c, std::uint64_t n, const std::vector<std::vector<std::byte>>& inputs,
                           const Tensor& out);
 
-// The contraction cases (gemm.cpp): matmul per dtype and with a fused bias + GELU epilogue; the side
-// of a case's square matmul for |n| elements; its check (every output of a 70 x 70 x 70 problem)
-// and the check of a timed output (its first rows against the CPU).
+// The contraction cases (gemm.cpp): matmul per dtype, with a fused bias + GELU epilogue, LLM
+// shapes; the convolution cases (conv.cpp): ResNet-50 layers, NHWC. The check of a shaped case
+// (every output of its check_size() problem against the CPU backend) and of its timed output (the
+// leading rows or images against the CPU).
 std::vector<BenchCase> gemm_cases();
-std::int64_t gemm_side(std::uint64_t n);
-struct GemmDims {
-  std::int64_t m, n, k;
-};
-GemmDims gemm_dims(const BenchCase& c, std::uint64_t n);  // the case's problem for |n| elements
-CheckResult check_gemm_case(const BenchCase& c, Device& dev);
-CheckResult verify_gemm_sample(const BenchCase& c, const std::vector<std::vector<std::byte>>& inputs, const Tensor& out);
+std::vector<BenchCase> conv_cases();
+CheckResult check_shaped_case(const BenchCase& c, Device& dev);
+CheckResult verify_shaped_sample(const BenchCase& c, std::uint64_t n, const std::vector<std::vector<std::byte>>& inputs,
+                                 const Tensor& out);
 
 // ---- timing (timing.cpp) -------------------------------------------------------------------------
 
@@ -237,6 +252,7 @@ struct PeerResult {
 
 struct Result {
   const BenchCase* bench = nullptr;
+  std::uint64_t size = 0;           // the elements of --size the case ran for
   std::uint64_t elements = 0;
   std::uint64_t bytes = 0;
   double flops = 0;                 // per run
@@ -252,6 +268,7 @@ struct Result {
   // whether the vendor library (cuBLASLt) ran instead of Kiln's kernel.
   std::uint64_t copies = 0;
   bool library = false;
+  bool tensor_cores = false;        // Kiln's tensor-core (mma.sync) kernel ran
   bool failed() const;              // a failed check or an error (exit status 1)
 };
 

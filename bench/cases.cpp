@@ -46,7 +46,7 @@ const char* check_state_name(CheckResult::State s) {
 }
 
 KernelSpec BenchCase::spec() const {
-  if (contract_spec) return *contract_spec;
+  if (shaped) return shaped->spec();
   if (manifest_spec) return *manifest_spec;
   if (combiner) return make_reduce_spec(*combiner, expr);
   if (axis_spec) return *axis_spec;
@@ -54,25 +54,19 @@ KernelSpec BenchCase::spec() const {
 }
 
 DType BenchCase::output_dtype() const {
-  return combiner || axis_spec || contract_spec ? spec().output : expr.dtype(expr.root());
+  return combiner || axis_spec || shaped ? spec().output : expr.dtype(expr.root());
 }
 
 Shape BenchCase::operand_shape(std::size_t k, std::uint64_t n) const {
-  if (!contract_spec) return input_shape(n);
-  const GemmDims g = gemm_dims(*this, n);
-  return k == 0 ? Shape{g.m, g.k} : k == 1 ? Shape{g.k, g.n} : Shape{g.n};
+  return shaped ? shaped->operand_shape(k, n) : input_shape(n);
 }
 
 std::uint64_t BenchCase::elements(std::uint64_t n) const {
-  if (!contract_spec) return n;
-  const GemmDims g = gemm_dims(*this, n);
-  return std::uint64_t(g.m * g.n);
+  return shaped ? std::uint64_t(shape_numel(shaped->output_shape(n))) : n;
 }
 
 double BenchCase::flops(std::uint64_t n) const {
-  if (!contract_spec) return flops_per_element() * double(n);
-  const GemmDims g = gemm_dims(*this, n);
-  return 2 * double(g.m) * double(g.n) * double(g.k);
+  return shaped ? shaped->flops(n) : flops_per_element() * double(n);
 }
 
 Shape BenchCase::input_shape(std::uint64_t n) const {
@@ -83,7 +77,7 @@ Shape BenchCase::input_shape(std::uint64_t n) const {
 }
 
 Shape BenchCase::output_shape(std::uint64_t n) const {
-  if (contract_spec) return {gemm_dims(*this, n).m, gemm_dims(*this, n).n};
+  if (shaped) return shaped->output_shape(n);
   if (axis_spec) {  // logsumexp drops the axis; the other row ops and the scans keep it
     const Shape in = input_shape(n);
     const bool drops = axis_spec->family == "rows" && !rows_op_info(spec_rows_op(*axis_spec)).keeps_axis;
@@ -96,8 +90,7 @@ Shape BenchCase::output_shape(std::uint64_t n) const {
 }
 
 Tensor BenchCase::run(const std::vector<Tensor>& inputs, const Tensor* out) const {
-  if (contract_spec)
-    return run_contract_kernel("matmul", *contract_spec, nullptr, inputs, {std::nullopt, contract_vendor}, out, nullptr);
+  if (shaped) return shaped->run(inputs, out);
   if (axis_spec && axis_spec->family == "scan")
     return run_scan_kernel(axis_spec->attribute("op"), *axis_spec, nullptr, inputs, {-1, false}, out, nullptr);
   if (axis_spec) return run_rows_kernel(axis_spec->attribute("op"), *axis_spec, nullptr, inputs, {}, out, nullptr);
@@ -115,7 +108,7 @@ Tensor BenchCase::run(const std::vector<Tensor>& inputs, const Tensor* out) cons
 // Bytes and FLOPs come from the family's cost model (codegen/family.hpp).
 std::uint64_t BenchCase::bytes(std::uint64_t n) const {
   const KernelSpec k = spec();
-  if (contract_spec) {  // each operand read once, the output written once (the ideal)
+  if (shaped) {  // each operand read once, the output written once (the ideal)
     std::uint64_t b = std::uint64_t(shape_numel(output_shape(n))) * dtype_size(k.output);
     for (std::size_t i = 0; i < k.inputs.size(); ++i)
       b += std::uint64_t(shape_numel(operand_shape(i, n))) * dtype_size(k.inputs[i]);
@@ -490,6 +483,7 @@ std::vector<BenchCase> bench_cases() {
     cases.push_back(std::move(b));
   }
   for (BenchCase& b : gemm_cases()) cases.push_back(std::move(b));
+  for (BenchCase& b : conv_cases()) cases.push_back(std::move(b));
   for (BenchCase& b : rest) cases.push_back(std::move(b));
   return cases;
 }
@@ -595,8 +589,9 @@ bool case_supported(const BenchCase& c, Device& dev, std::string* why) {
   return device_supports(c, dev, why);
 }
 
-CheckResult verify_sample(const BenchCase& c, const std::vector<std::vector<std::byte>>& inputs, const Tensor& out) {
-  if (c.contract_spec) return verify_gemm_sample(c, inputs, out);
+CheckResult verify_sample(const BenchCase& c, std::uint64_t n, const std::vector<std::vector<std::byte>>& inputs,
+                          const Tensor& out) {
+  if (c.shaped) return verify_shaped_sample(c, n, inputs, out);
   CheckResult r;
   if (c.combiner || c.axis_spec) {  // every output, against the CPU backend on the same inputs
     try {
@@ -665,7 +660,7 @@ CheckResult check_case(const BenchCase& c, Device& dev) {
       r.message = why;
       return r;
     }
-    if (c.contract_spec) return check_gemm_case(c, dev);
+    if (c.shaped) return check_shaped_case(c, dev);
     if (c.conf) {
       // The conformance case (2^20 + 7 elements: vector tails included; small on the CPU backend,
       // which is the reference itself), run through the very kernel that is timed (map into).

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include <fmt/args.h>
 #include <fmt/format.h>
 
 #include "bench/bench.hpp"
@@ -140,11 +141,11 @@ void run_torch_peer(Device& dev, const RunInfo& run, std::vector<Result>& result
       const std::string r1 = fmt::format("x1.reshape({}, {})", shape[0], shape[1]);
       *body = fmt::format(fmt::runtime(c.torch_fn), r, shape[1], r1) + "\n";
     }
-    if (body && c.contract_spec) {  // the operands reshaped from the first elements of the inputs
-      const GemmDims g = gemm_dims(c, results[i].elements);
-      *body = fmt::format(fmt::runtime(c.torch_fn), fmt::format("x0[:{0}].reshape({1}, {2})", g.m * g.k, g.m, g.k),
-                          fmt::format("x1[:{0}].reshape({1}, {2})", g.k * g.n, g.k, g.n), fmt::format("x2[:{}]", g.n)) +
-              "\n";
+    if (body && c.shaped) {  // the operands shaped from the first elements of the inputs
+      const std::vector<std::string> x = c.shaped->torch_operands(results[i].size);
+      fmt::dynamic_format_arg_store<fmt::format_context> args;
+      for (const std::string& a : x) args.push_back(a);
+      *body = fmt::vformat(c.torch_fn, args) + "\n";
     }
     if (body && c.combiner) {  // the prologue, reshaped like Kiln's input, then torch's reduction
       const std::size_t ret = body->rfind("return ");
@@ -173,7 +174,7 @@ void run_torch_peer(Device& dev, const RunInfo& run, std::vector<Result>& result
       double lo = c.conf ? op_info(c.conf->op).lo : c.ranges[k].lo, hi = c.conf ? op_info(c.conf->op).hi : c.ranges[k].hi;
       if (!is_float(dts[k])) lo = 1, hi = 7;  // small non-zero integers: valid shifts, divisors and powers
       nlohmann::json in = {{"dtype", torch_dtype(dts[k])}, {"lo", lo}, {"hi", hi}};
-      if (c.contract_spec) in["elements"] = shape_numel(c.operand_shape(k, results[i].elements));  // own shapes
+      if (c.shaped) in["elements"] = shape_numel(c.operand_shape(k, results[i].size));  // own shapes
       ins.push_back(std::move(in));
     }
     cases.push_back({{"index", i}, {"name", c.name}, {"elements", results[i].elements}, {"inputs", ins},

@@ -147,7 +147,7 @@ void print_table(const RunInfo& run, const std::vector<Result>& results) {
                  format_count(r.elements), "-", "-", "-", "-", "-", "-", "-", "-", peers,
                  r.timing.error.empty() ? check : check + ", not timed");
     }
-    if (!r.check.message.empty() || !r.timing.error.empty() || !r.verify.message.empty() || r.bench->contract_spec)
+    if (!r.check.message.empty() || !r.timing.error.empty() || !r.verify.message.empty() || r.bench->shaped)
       notes.push_back(&r);
   }
   if (!notes.empty()) fmt::print("\n");
@@ -159,9 +159,10 @@ void print_table(const RunInfo& run, const std::vector<Result>& results) {
       fmt::print("{} ({}): {}\n", r->bench->name, check_state_name(c->state), msg);
     }
     if (!r->timing.error.empty()) fmt::print("{} (timing): {}\n", r->bench->name, r->timing.error);
-    if (r->bench->contract_spec && r->timing.ok)
+    if (r->bench->shaped && r->timing.ok)
       fmt::print("{} (contraction): {}, {} operand copies while timed\n", r->bench->name,
-                 r->library ? "cuBLASLt" : "Kiln's kernel", r->copies);
+                 r->library ? "cuBLASLt" : r->tensor_cores ? "Kiln's tensor-core kernel (mma.sync)" : "Kiln's kernel",
+                 r->copies);
   }
   fmt::print("\n%bw: of the bandwidth roof; %flop: of the compute roof (1 FLOP per arithmetic node; casts and "
              "selects 0); check: before timing/timed output sampled\n");

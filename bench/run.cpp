@@ -129,15 +129,18 @@ int run_bench(const RunOptions& opt) {
       const auto c0 = std::chrono::steady_clock::now();
       Result r;
       r.bench = &c;
+      r.size = n;
       r.elements = c.elements(n);
       r.bytes = c.bytes(n);
       r.flops = c.flops(n);
       r.check = check_case(c, *dev);
       if (r.check.state == CheckResult::State::pass) {
-        const std::uint64_t copies = contraction_copies(), library = contraction_library_runs();
+        const std::uint64_t copies = contraction_copies(), library = contraction_library_runs(),
+                            mma = contraction_tensor_core_runs();
         r.timing = time_case(c, *dev, n, run.timing, &r.verify);
         r.copies = contraction_copies() - copies;
         r.library = contraction_library_runs() > library;
+        r.tensor_cores = contraction_tensor_core_runs() > mma;
       } else {
         r.verify.state = CheckResult::State::skipped;
         if (r.check.state == CheckResult::State::error) r.timing.error = "not timed: the check could not run";

@@ -149,7 +149,7 @@ Timing time_case(const BenchCase& c, Device& dev, std::uint64_t n, const TimingO
       c.run(ins[std::size_t(last)], &outs[std::size_t(last)]);
     };
     t = time_runs(dev.default_stream(), run, sets, opt);
-    if (verify) *verify = verify_sample(c, host, outs[std::size_t(last)]);
+    if (verify) *verify = verify_sample(c, n, host, outs[std::size_t(last)]);
   } catch (const Error& e) {
     t.ok = false;
     t.error = fmt::format("[{}] {}", error_code_name(e.code()), e.what());

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
+#include <string_view>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -19,7 +21,7 @@ namespace kiln {
 
 namespace {
 
-thread_local std::uint64_t t_copies = 0, t_library = 0;
+thread_local std::uint64_t t_copies = 0, t_library = 0, t_mma = 0;
 
 // The iteration space of one contraction: the output's shape, and a and b (possibly copied) with
 // their axes grouped as batch, free (M for a, N for b) and contracted (K, paired in order).
@@ -138,8 +140,18 @@ Tensor materialize(const Tensor& t, const Shape& batch, std::vector<int>& bt, st
   return v;
 }
 
+// Whether |device| is a CUDA GPU of compute capability 8.0 or later ("sm_80"...) that may run the
+// tensor-core kernels (KILN_MMA=0: never).
+bool tensor_cores_on(Device& device) {
+  if (device.backend() != Backend::cuda) return false;
+  if (const char* env = std::getenv("KILN_MMA"); env && std::string_view(env) == "0") return false;
+  const std::string& arch = device.info().arch;
+  return arch.rfind("sm_", 0) == 0 && std::atoi(arch.c_str() + 3) >= 80;
+}
+
 Tensor launch(std::string_view op, const KernelSpec& spec, const std::string* name, const std::vector<Tensor>& inputs,
-              Prepared& p, const Tensor* into, const Registry* first, const KernelEntry* entry, bool vendor) {
+              Prepared& p, const Tensor* into, const Registry* first, const KernelEntry* entry, const ContractCall& call) {
+  const bool vendor = call.vendor_library;
   Device& device = inputs[0].device();
   Tensor out;
   if (into) {
@@ -238,6 +250,12 @@ Tensor launch(std::string_view op, const KernelSpec& spec, const std::string* na
     operands.push_back(ext[i]);
   }
   PlanRequest request{shape, ops, out.address(), {}, spec.block_size};
+  // The tensor ops' kernels (not a manifest's built kernel) on the tensor cores where they apply.
+  if (call.tensor_cores && !first && !entry && tensor_cores_on(device) && contract_tensor_cores_apply(spec, nullptr)) {
+    run_plan(op, contract_tensor_core_spec(spec), nullptr, operands, device, request, first, entry);
+    ++t_mma;
+    return out;
+  }
   run_plan(op, spec, name, operands, device, request, first, entry);
   return out;
 }
@@ -353,30 +371,37 @@ KernelSpec spec_for(std::string_view op, const Tensor& a, const Tensor& b, const
 
 }  // namespace
 
-std::uint64_t contraction_copies() { return t_copies; }
-std::uint64_t contraction_library_runs() { return t_library; }
-
-Tensor run_contract_kernel(std::string_view op, const KernelSpec& spec, const std::string* name,
-                           const std::vector<Tensor>& inputs, const ContractCall& call, const Tensor* into,
-                           const Registry* first, const KernelEntry* entry) {
+void check_kernel_operands(std::string_view op, const KernelSpec& spec, const std::vector<Tensor>& inputs,
+                           std::string_view names) {
   check_operands(op, inputs);
   if (inputs.size() != spec.inputs.size())
     fail_op(ErrorCode::invalid_argument, op, inputs,
-            fmt::format("the kernel takes {} operands (a, b{}), got {}", spec.inputs.size(),
+            fmt::format("the kernel takes {} operands ({}{}), got {}", spec.inputs.size(), names,
                         spec.inputs.size() > 2 ? ", its epilogue's" : "", inputs.size()));
   for (std::size_t i = 0; i < inputs.size(); ++i)
     if (inputs[i].dtype() != spec.inputs[i])
       fail_op(ErrorCode::dtype_mismatch, op, inputs,
               fmt::format("operand {} is {}; the kernel takes {}", i, dtype_name(inputs[i].dtype()),
                           dtype_name(spec.inputs[i])));
+}
+
+std::uint64_t contraction_copies() { return t_copies; }
+std::uint64_t contraction_library_runs() { return t_library; }
+std::uint64_t contraction_tensor_core_runs() { return t_mma; }
+
+Tensor run_contract_kernel(std::string_view op, const KernelSpec& spec, const std::string* name,
+                           const std::vector<Tensor>& inputs, const ContractCall& call, const Tensor* into,
+                           const Registry* first, const KernelEntry* entry) {
+  check_kernel_operands(op, spec, inputs, "a, b");
   Prepared p = call.axes ? prepare_dot(op, inputs[0], inputs[1], *call.axes) : prepare_matmul(op, inputs[0], inputs[1]);
-  return launch(op, spec, name, inputs, p, into, first, entry, call.vendor_library);
+  return launch(op, spec, name, inputs, p, into, first, entry, call);
 }
 
 Tensor dot(const Tensor& a, const Tensor& b, const DotAxes& axes, const DotOptions& options, const Tensor* into) {
   std::vector<Tensor> operands;
   const KernelSpec spec = spec_for("dot", a, b, options, &operands);
-  return run_contract_kernel("dot", spec, nullptr, operands, ContractCall{axes, options.vendor_library}, into, nullptr);
+  return run_contract_kernel("dot", spec, nullptr, operands, ContractCall{axes, options.vendor_library, options.tensor_cores},
+                             into, nullptr);
 }
 
 Tensor dot(const Tensor& a, const Tensor& b, const DotOptions& options) {
@@ -397,8 +422,8 @@ Tensor dot(const Tensor& a, const Tensor& b, const DotOptions& options) {
 Tensor matmul(const Tensor& a, const Tensor& b, const DotOptions& options, const Tensor* into) {
   std::vector<Tensor> operands;
   const KernelSpec spec = spec_for("matmul", a, b, options, &operands);
-  return run_contract_kernel("matmul", spec, nullptr, operands, ContractCall{std::nullopt, options.vendor_library}, into,
-                             nullptr);
+  return run_contract_kernel("matmul", spec, nullptr, operands,
+                             ContractCall{std::nullopt, options.vendor_library, options.tensor_cores}, into, nullptr);
 }
 
 }  // namespace kiln

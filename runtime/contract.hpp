@@ -44,17 +44,24 @@ struct DotOptions {
   // f64) and whose operands have unit stride along one axis run through cuBLASLt when it is
   // installed (its summation order, not k order; no TF32); false always launches Kiln's kernel.
   bool vendor_library = true;
+  // CUDA sm_80 and later: Kiln's kernel for two f16 or two bf16 operands summed in f32 runs on the
+  // tensor cores (mma.sync; their summation order and rounding per 16 products, deterministic on a
+  // GPU model), epilogues included; false (or KILN_MMA=0) keeps the k-order fma kernel.
+  bool tensor_cores = true;
 };
 
 // How many contractions on this thread ran through a vendor library (cuBLASLt) instead of Kiln's
 // kernel (for the bench and tests).
 std::uint64_t contraction_library_runs();
+// How many ran Kiln's tensor-core kernel (DotOptions::tensor_cores).
+std::uint64_t contraction_tensor_core_runs();
 
 // How a contraction kernel is applied: with |axes| (dot) or, without, matmul's rules;
 // |vendor_library| as in DotOptions.
 struct ContractCall {
   std::optional<DotAxes> axes;
   bool vendor_library = true;
+  bool tensor_cores = true;
 };
 
 // Nx.dot/2: a scalar operand multiplies; vector . vector, matrix . matrix; an n-D a with a vector b
@@ -72,6 +79,11 @@ Tensor matmul(const Tensor& a, const Tensor& b, const DotOptions& options = {}, 
 Tensor run_contract_kernel(std::string_view op, const KernelSpec& spec, const std::string* name,
                            const std::vector<Tensor>& inputs, const ContractCall& call, const Tensor* into,
                            const Registry* first, const KernelEntry* entry = nullptr);
+
+// The checks of a kernel's operands (one device, |spec|'s count and dtypes); errors name |op| and
+// the operands as |names| ("a, b").
+void check_kernel_operands(std::string_view op, const KernelSpec& spec, const std::vector<Tensor>& inputs,
+                           std::string_view names);
 
 // How many operands contractions on this thread have copied because their layout could not be
 // expressed as strides (for the bench and tests).

@@ -7,6 +7,7 @@
 #include <climits>
 #include <cstdlib>
 #include <numeric>
+#include <string_view>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -41,19 +42,10 @@ std::string options_text(const ConvGeometry& g) {
 Tensor run_conv_kernel(std::string_view op, const KernelSpec& spec, const std::string* name,
                        const std::vector<Tensor>& inputs, const ConvGeometry& geo, const Tensor* into,
                        const Registry* first, const KernelEntry* entry) {
-  check_operands(op, inputs);
+  check_kernel_operands(op, spec, inputs, "input, kernel");
   auto bad = [&](const std::string& what) {
     fail_op(ErrorCode::invalid_argument, op, inputs, fmt::format("{} ({})", what, options_text(geo)));
   };
-  if (inputs.size() != spec.inputs.size())
-    fail_op(ErrorCode::invalid_argument, op, inputs,
-            fmt::format("the kernel takes {} operands (input, kernel{}), got {}", spec.inputs.size(),
-                        spec.inputs.size() > 2 ? ", its epilogue's" : "", inputs.size()));
-  for (std::size_t i = 0; i < inputs.size(); ++i)
-    if (inputs[i].dtype() != spec.inputs[i])
-      fail_op(ErrorCode::dtype_mismatch, op, inputs,
-              fmt::format("operand {} is {}; the kernel takes {}", i, dtype_name(inputs[i].dtype()),
-                          dtype_name(spec.inputs[i])));
   const int rank = inputs[0].rank();
   if (rank < 3 || inputs[1].rank() != rank)
     bad(fmt::format("the input and the kernel must have the same rank, 3 or more ([batch, channels, spatial...] and "
@@ -199,7 +191,14 @@ Tensor run_conv_kernel(std::string_view op, const KernelSpec& spec, const std::s
     ops.push_back({ext[i].address(), st[2 + i]});
     operands.push_back(ext[i]);
   }
-  const std::vector<int> axes = conv_request_axes(out_perm, dims);
+  // k in (position, channel) order when the input's channels are its innermost axis (NHWC): the
+  // threads staging a row then read adjacent channels (KILN_CONV_CHANNELS_LAST=0: never, to
+  // measure the difference).
+  const char* env = std::getenv("KILN_CONV_CHANNELS_LAST");
+  bool channels_last = channels > 1 && !(env && std::string_view(env) == "0");
+  for (std::size_t j = 0; j < nd; ++j)
+    if (x.shape()[2 + j] > 1 && std::abs(x.strides()[2 + j]) < std::abs(x.strides()[1])) channels_last = false;
+  const std::vector<int> axes = conv_request_axes(out_perm, dims, channels_last);
   PlanRequest request{shape, ops, out.address(), axes, spec.block_size};
   run_plan(op, spec, name, operands, device, request, first, entry);
   return out;

@@ -72,7 +72,9 @@ inline int __shfl_down_sync(unsigned, int, int) { cuda_host_unsupported("__shfl_
 #define __forceinline__ inline
 #define __noinline__
 #define __shared__ static
+#define __align__(n) __attribute__((aligned(n)))
 #include "templates/cuda/contract.cuh"
+#include "templates/cuda/contract_mma.cuh"
 #include "templates/cuda/conv.cuh"
 #include "templates/cuda/rows.cuh"
 #include "templates/cuda/scan.cuh"
@@ -80,6 +82,38 @@ inline int __shfl_down_sync(unsigned, int, int) { cuda_host_unsupported("__shfl_
 #undef __forceinline__
 #undef __noinline__
 #undef __shared__
+#undef __align__
+
+// mma.sync.aligned.m16n8k16 (f32 += f16/bf16 products) as the PTX ISA defines it, the warp's
+// fragments exchanged through memory: lane 4 g + t holds A (m, k) = (g + 8 v1, 2 t + v0 + 8 v2)
+// as element v0 + 2 v1 + 4 v2, B (k, n) = (2 t + v0 + 8 v1, g), D (m, n) = (g + 8 v1, 2 t + v0);
+// each D element is C plus the 16 products, summed in double and rounded once.
+inline unsigned mma_a_slots[1024][4], mma_b_slots[1024][2];
+void kiln::contract_mma_16816_on_host(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2], bool bf16) {
+  const unsigned lane = threadIdx.x % 32, base = threadIdx.x - lane;
+  std::memcpy(mma_a_slots[threadIdx.x], a, sizeof a);
+  std::memcpy(mma_b_slots[threadIdx.x], b, sizeof b);
+  warp_barriers[threadIdx.x / 32]->arrive_and_wait();
+  auto value = [bf16](unsigned reg, unsigned half) {
+    const auto bits = std::uint16_t(half ? reg >> 16 : reg & 0xFFFFu);
+    return double(bf16 ? ::kiln::bf16_bits_to_f32(bits) : ::kiln::f16_bits_to_f32(bits));
+  };
+  double A[16][16], B[16][8];
+  for (unsigned l = 0; l < 32; ++l) {
+    const unsigned g = l / 4, t = l % 4;
+    for (unsigned i = 0; i < 8; ++i)
+      A[g + 8 * ((i / 2) % 2)][2 * t + i % 2 + 8 * (i / 4)] = value(mma_a_slots[base + l][i / 2], i % 2);
+    for (unsigned i = 0; i < 4; ++i) B[2 * t + i % 2 + 8 * (i / 2)][g] = value(mma_b_slots[base + l][i / 2], i % 2);
+  }
+  const unsigned g = lane / 4, t = lane % 4;
+  for (unsigned i = 0; i < 4; ++i) {
+    const unsigned m = g + 8 * (i / 2), n = 2 * t + i % 2;
+    double s = d[i];
+    for (unsigned k = 0; k < 16; ++k) s += A[m][k] * B[k][n];
+    d[i] = float(s);
+  }
+  warp_barriers[threadIdx.x / 32]->arrive_and_wait();
+}
 
 // Runs |body| for every block of a grid of |blocks| x |threads|: the block's threads as host
 // threads, released together.
@@ -226,14 +260,16 @@ TEST(CudaBlocksOnHost, ContractTilesBoundsBatchesAndEpilogue) {
   check_contract(1, 5, 130, 0, false);    // K = 0: zeros
 }
 
-// A convolution (NCHW input and OIHW kernel, contiguous; the output permuted by |perm|) planned by
+// A convolution (an NCHW or NHWC input, an OIHW kernel; the output permuted by |perm|) planned by
 // the conv family and run on the host threads, against each output's fmaf chain in k order
-// (input channel, then kernel position) over the window gathered here from Nx's definition.
+// ((input channel, kernel position), or (position, channel) for NHWC) over the window gathered
+// here from Nx's definition.
 struct ConvCase {
-  std::vector<std::int64_t> x, w, stride, lo, hi, kdil, idil;
+  std::vector<std::int64_t> x, w, stride, lo, hi, kdil, idil;  // x: [N, C, spatial...] (logical)
   std::int64_t fg = 1, bg = 1;
   std::vector<int> perm;
   bool epilogue = false;
+  bool nhwc = false;  // x laid out [N, spatial..., C]: k in (position, channel) order
 };
 void check_conv(const ConvCase& c) {
   SCOPED_TRACE(testing::Message() << "conv x rank " << c.x.size() << " w[0] " << c.w[0] << " fg " << c.fg << " bg "
@@ -262,7 +298,17 @@ void check_conv(const ConvCase& c) {
   }
   shape.insert(shape.end(), {og, cg});
   for (std::size_t j = 0; j < d; ++j) shape.push_back(c.w[2 + j]);
-  const auto xst = row_major(c.x), wst = row_major(c.w), ost = row_major(os);
+  std::vector<std::int64_t> xst = row_major(c.x);
+  if (c.nhwc) {  // strides of the logical [N, C, spatial...] over an [N, spatial..., C] layout
+    std::vector<std::int64_t> phys{c.x[0]};
+    for (std::size_t j = 0; j < d; ++j) phys.push_back(c.x[2 + j]);
+    phys.push_back(C);
+    const auto pst = row_major(phys);
+    xst[0] = pst[0];
+    xst[1] = 1;
+    for (std::size_t j = 0; j < d; ++j) xst[2 + j] = pst[1 + j];
+  }
+  const auto wst = row_major(c.w), ost = row_major(os);
   const std::vector<float> x = random_floats(std::size_t(count(c.x)), 5), w = random_floats(std::size_t(count(c.w)), 6);
   const std::vector<float> bias = random_floats(std::size_t(O), 7), res = random_floats(std::size_t(count(os)), 8);
   std::vector<float> out(std::size_t(count(os)), -777.0f);
@@ -282,7 +328,7 @@ void check_conv(const ConvCase& c) {
   std::vector<int> perm = c.perm;
   if (perm.empty())
     for (int i = 0; i < int(d) + 2; ++i) perm.push_back(i);
-  const std::vector<int> axes = conv_request_axes(perm, dims);
+  const std::vector<int> axes = conv_request_axes(perm, dims, c.nhwc);
   const KernelSpec spec = make_conv_spec(DType::f32, DType::f32, DType::f32);
   std::string why;
   const LaunchPlan plan = family_of(spec).plan(spec, {shape, ops, reinterpret_cast<std::uint64_t>(out.data()), axes, 256}, &why);
@@ -307,20 +353,20 @@ void check_conv(const ConvCase& c) {
     for (std::size_t a = d + 2; a-- > 0;) idx[a] = rem % os[a], rem /= os[a], at += idx[a] * cst[a];
     const std::int64_t o = idx[1], g = o / og, image = idx[0] + (c.bg > 1 ? g * nout : 0), base = c.fg > 1 ? g * I : 0;
     float acc = 0;
-    for (std::int64_t ci = 0; ci < cg; ++ci)
-      for (std::int64_t kp = 0; kp < window; ++kp) {
-        std::int64_t r = kp, xi = image * xst[0] + (base + ci) * xst[1], wi = o * wst[0] + ci * wst[1];
-        bool inside = true;
-        for (std::size_t j = d; j-- > 0;) {
-          const std::int64_t kj = r % c.w[2 + j];
-          r /= c.w[2 + j];
-          wi += kj * wst[2 + j];
-          const std::int64_t q = idx[2 + j] * c.stride[j] - c.lo[j] + kj * c.kdil[j];
-          if (q < 0 || q % c.idil[j] != 0 || q / c.idil[j] >= c.x[2 + j]) inside = false;
-          else xi += q / c.idil[j] * xst[2 + j];
-        }
-        acc = std::fma(inside ? x[std::size_t(xi)] : 0.0f, w[std::size_t(wi)], acc);
+    for (std::int64_t kk = 0; kk < cg * window; ++kk) {
+      const std::int64_t ci = c.nhwc ? kk % cg : kk / window, kp = c.nhwc ? kk / cg : kk % window;
+      std::int64_t r = kp, xi = image * xst[0] + (base + ci) * xst[1], wi = o * wst[0] + ci * wst[1];
+      bool inside = true;
+      for (std::size_t j = d; j-- > 0;) {
+        const std::int64_t kj = r % c.w[2 + j];
+        r /= c.w[2 + j];
+        wi += kj * wst[2 + j];
+        const std::int64_t q = idx[2 + j] * c.stride[j] - c.lo[j] + kj * c.kdil[j];
+        if (q < 0 || q % c.idil[j] != 0 || q / c.idil[j] >= c.x[2 + j]) inside = false;
+        else xi += q / c.idil[j] * xst[2 + j];
       }
+      acc = std::fma(inside ? x[std::size_t(xi)] : 0.0f, w[std::size_t(wi)], acc);
+    }
     const float want = c.epilogue ? acc * 0.5f + bias[std::size_t(o)] - res[std::size_t(e)] : acc;
     if (out[std::size_t(at)] != want) {
       ++bad;
@@ -335,8 +381,83 @@ TEST(CudaBlocksOnHost, ConvGathersWindowsPaddingDilationsAndGroups) {
   check_conv({{2, 6, 9, 7}, {70, 3, 3, 2}, {2, 1}, {1, 0}, {1, 1}, {1, 2}, {1, 1}, 2, 1, {0, 2, 3, 1}, false});
   // 1-D with input dilation 3 and negative padding, batch groups, the epilogue's operands.
   check_conv({{4, 3, 11}, {4, 3, 3}, {2}, {-1}, {2}, {1}, {3}, 1, 2, {}, true});
+  // NHWC: k in (kernel position, channel) order.
+  ConvCase nhwc{{2, 5, 6, 6}, {9, 5, 3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}, {1, 1}, 1, 1, {0, 2, 3, 1}, true};
+  nhwc.nhwc = true;
+  check_conv(nhwc);
   // 3-D, K = 2 x 2 x 3 x 3 = 36 across the step of 16.
   check_conv({{1, 2, 4, 5, 5}, {5, 2, 2, 3, 3}, {1, 2, 1}, {0, 1, 1}, {0, 1, 1}, {1, 1, 1}, {1, 1, 2}, 1, 1, {}, false});
+}
+
+// The tensor-core kernel (f16 or bf16 operands, templates/cuda/contract_mma.cuh) on the host threads
+// with the mma emulated as the PTX ISA defines it: a batched [batch, m, k] x [k, n] (b transposed
+// when |bt|: its k axis contiguous), optionally y * 0.5 + bias - residual, against long double sums
+// of the same 16-bit operands (the tensor cores' per-16 rounding: K-scaled tolerance).
+struct MmaF32Out {
+  typedef float C;
+  template <class P> void put(const P& p, long long i, const long long* ei, C y) const {
+    float v = y;
+    if (p.ext[0]) v = y * 0.5f + reinterpret_cast<const float*>(p.ext[0])[ei[0]] - reinterpret_cast<const float*>(p.ext[1])[ei[1]];
+    reinterpret_cast<float*>(p.out)[i] = v;
+  }
+};
+void check_mma(bool bf16, std::int64_t batch, std::int64_t m, std::int64_t n, std::int64_t k, bool bt, bool epilogue) {
+  SCOPED_TRACE(testing::Message() << (bf16 ? "bf16 " : "f16 ") << batch << "x" << m << "x" << n << "x" << k
+                                  << (bt ? " b transposed" : "") << (epilogue ? " epilogue" : ""));
+  auto to_bits = [bf16](float f) { return bf16 ? f32_to_bf16_bits(f) : f32_to_f16_bits(f); };
+  auto of_bits = [bf16](std::uint16_t b) { return bf16 ? bf16_bits_to_f32(b) : f16_bits_to_f32(b); };
+  const std::vector<float> af = random_floats(std::size_t(batch * m * k), 11), bfl = random_floats(std::size_t(k * n), 12);
+  std::vector<std::uint16_t> a(af.size()), b(bfl.size());
+  for (std::size_t i = 0; i < a.size(); ++i) a[i] = to_bits(af[i]);
+  for (std::size_t i = 0; i < b.size(); ++i) b[i] = to_bits(bfl[i]);  // [k, n], or [n, k] when bt
+  const std::vector<float> bias = random_floats(std::size_t(n), 13), res = random_floats(std::size_t(batch * m * n), 14);
+  std::vector<float> out(std::size_t(batch * m * n), -777.0f);
+  const Expr epi = parse_expr("x * 0.5 + y - z", {DType::f32, DType::f32, DType::f32});
+  const DType t = bf16 ? DType::bf16 : DType::f16;
+  const KernelSpec spec = contract_tensor_core_spec(make_contract_spec(t, t, DType::f32, epilogue ? &epi : nullptr));
+  const std::vector<std::int64_t> shape{batch, m, n, k};
+  const std::vector<std::int64_t> sa{m * k, k, 0, 1}, sb{0, 0, bt ? k : 1, bt ? 1 : n}, sbias{0, 0, 1, 0}, sres{m * n, n, 1, 0};
+  std::vector<PlanOperand> ops{{reinterpret_cast<std::uint64_t>(a.data()), sa}, {reinterpret_cast<std::uint64_t>(b.data()), sb}};
+  if (epilogue) {
+    ops.push_back({reinterpret_cast<std::uint64_t>(bias.data()), sbias});
+    ops.push_back({reinterpret_cast<std::uint64_t>(res.data()), sres});
+  }
+  std::string why;
+  const LaunchPlan plan = family_of(spec).plan(spec, {shape, ops, reinterpret_cast<std::uint64_t>(out.data()), {}, 256}, &why);
+  ASSERT_EQ(plan.function, 0) << why;
+  const auto p = params_from<cuda_blocks::kiln::KilnContractParams>(plan);
+  EXPECT_EQ(p.tiles_m, (m + 127) / 128);
+  const unsigned blocks = std::min(plan.groups_x, 2u);
+  if (bf16)
+    cuda_blocks::launch(blocks, 256, [&] { cuda_blocks::kiln::contract_mma_run_bf16(p, MmaF32Out()); });
+  else
+    cuda_blocks::launch(blocks, 256, [&] { cuda_blocks::kiln::contract_mma_run_f16(p, MmaF32Out()); });
+  int bad = 0;
+  for (std::int64_t bi = 0; bi < batch; ++bi)
+    for (std::int64_t i = 0; i < m; ++i)
+      for (std::int64_t j = 0; j < n && bad < 5; ++j) {
+        long double s = 0, mag = 0;
+        for (std::int64_t kk = 0; kk < k; ++kk) {
+          const long double x = of_bits(a[std::size_t((bi * m + i) * k + kk)]);
+          const long double y = of_bits(b[std::size_t(bt ? j * k + kk : kk * n + j)]);
+          s += x * y;
+          mag += std::fabs(x * y);
+        }
+        const std::size_t o = std::size_t((bi * m + i) * n + j);
+        const double want = epilogue ? double(s) * 0.5 + bias[std::size_t(j)] - res[o] : double(s);
+        const double tol = double(k / 16 + 2) * 0x1p-24 * double(mag) + 4e-6 * std::fabs(want) + 1e-6;
+        if (!(std::fabs(out[o] - want) <= tol)) {
+          ++bad;
+          ADD_FAILURE() << "out[" << bi << "," << i << "," << j << "] = " << out[o] << ", want " << want;
+        }
+      }
+}
+
+TEST(CudaBlocksOnHost, TensorCoreTilesFragmentsAndEpilogue) {
+  check_mma(true, 1, 1, 1, 1, false, false);
+  check_mma(true, 1, 130, 70, 50, false, false);   // partial tiles each way, K across the step of 32
+  check_mma(false, 2, 33, 129, 40, true, true);    // f16, a batch, b transposed (k contiguous), epilogue
+  check_mma(true, 1, 128, 128, 32, true, false);   // exact tiles
 }
 
 // A row op over [rows, n] run on the host threads against long double.

@@ -6,6 +6,8 @@
 // run an op (f64 transcendental functions), target_supports must say so, and only there.
 // Execution is tested by the conformance suite (tests/conformance/).
 #include <gtest/gtest.h>
+
+#include <deque>
 #include <nvrtc.h>
 #include <shaderc/shaderc.h>
 #include <spirv-tools/libspirv.h>
@@ -73,8 +75,7 @@ unsigned worker_count() { return std::clamp(std::thread::hardware_concurrency(),
 // plus |extra| options. Empty on success, else the log.
 std::string nvrtc_compile(const std::string& source, std::vector<const char*> extra = {}) {
   std::vector<const char*> names, texts;
-  std::vector<std::string> storage;
-  storage.reserve(16);
+  std::deque<std::string> storage;  // stable c_str()s, however many templates there are
   for (const auto& t : template_sources()) {
     if (!t.path.starts_with("cuda/")) continue;
     storage.emplace_back(t.path);
@@ -86,7 +87,10 @@ std::string nvrtc_compile(const std::string& source, std::vector<const char*> ex
   if (nvrtcCreateProgram(&prog, source.c_str(), "kiln_emit_test.cu", int(names.size()), texts.data(),
                          names.data()) != NVRTC_SUCCESS)
     return "nvrtcCreateProgram failed";
-  std::vector<const char*> opts = {"--gpu-architecture=sm_90", "--fmad=false", "-std=c++17"};
+  std::vector<const char*> opts = {"--fmad=false", "-std=c++17"};
+  const bool arch_given = std::any_of(extra.begin(), extra.end(),
+                                      [](const char* o) { return std::string_view(o).starts_with("--gpu-architecture"); });
+  if (!arch_given) opts.push_back("--gpu-architecture=sm_90");  // unless |extra| names one
   opts.insert(opts.end(), extra.begin(), extra.end());
   const nvrtcResult r = nvrtcCompileProgram(prog, int(opts.size()), opts.data());
   std::string log;
@@ -516,6 +520,19 @@ TEST(EmitContract, KernelsCompileWithNvrtcAndGlslang) {
   const Expr int_bias = parse_expr("x + y", {DType::s32, DType::s32});
   specs.push_back(make_contract_spec(DType::s8, DType::s8, DType::s32, &int_bias));
   specs.push_back(make_contract_spec(DType::f32, DType::f32, DType::f32, nullptr, true));  // precision tf32
+  // The tensor-core variants (CUDA only): bf16 and f16, an epilogue, an f32 output; sm_80 too below.
+  std::vector<KernelSpec> mma{contract_tensor_core_spec(make_contract_spec(DType::bf16, DType::bf16, DType::bf16)),
+                              contract_tensor_core_spec(make_contract_spec(DType::f16, DType::f16, DType::f32)),
+                              contract_tensor_core_spec(make_contract_spec(DType::bf16, DType::bf16, DType::bf16, &gelu_bias_res))};
+  std::string mma_src;
+  for (const KernelSpec& spec : mma) mma_src += emit_cuda(spec);
+  EXPECT_EQ(nvrtc_compile(mma_src, {"-Ofc=max"}), "");
+  EXPECT_EQ(nvrtc_compile(mma_src, {"--gpu-architecture=sm_80"}), "");
+  std::string why;
+  EXPECT_FALSE(family_of(mma[0]).supports(mma[0], Target::glsl, &why));
+  EXPECT_NE(why.find("CUDA-only"), std::string::npos) << why;
+  EXPECT_THROW(contract_tensor_core_spec(make_contract_spec(DType::f32, DType::f32, DType::f32)), Error);
+  EXPECT_THROW(contract_tensor_core_spec(make_contract_spec(DType::bf16, DType::bf16, DType::f64)), Error);
   // Convolutions: the same hooks over the implicit-GEMM template (templates/*/conv.*).
   for (DType t : {DType::f16, DType::bf16, DType::f32, DType::f64}) specs.push_back(make_conv_spec(t, t, t));
   specs.push_back(make_conv_spec(DType::s8, DType::s8, DType::s32, &int_bias));
@@ -537,7 +554,6 @@ TEST(EmitContract, KernelsCompileWithNvrtcAndGlslang) {
   EXPECT_THROW(make_contract_spec(DType::f16, DType::f16, DType::f16, &wrong_y), Error);
   KernelSpec odd = make_contract_spec(DType::f32, DType::f32, DType::f32);
   odd.block_size = 128;
-  std::string why;
   EXPECT_FALSE(family_of(odd).supports(odd, Target::glsl, &why));
   EXPECT_NE(why.find("256 threads"), std::string::npos) << why;
 }

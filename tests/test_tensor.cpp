@@ -236,6 +236,14 @@ TEST(Ops, TheReadmeExampleRuns) {
   const float s01 = 0.5f * std::exp(2.0f + 3.0f);                // y[0][1] = exp(x01 + x10) / 2
   EXPECT_NEAR(out[1], s01, 1e-5f * s01);                          // GELU(v) ~ v for large v
   EXPECT_EQ(mask.to_vector<bool>(), (std::vector<bool>{true, true, true, true}));
+  kiln::ConvOptions same;
+  same.padding = kiln::ConvPadding::same;
+  auto img = kiln::conv(kiln::ones({1, 3, 8, 8}, kiln::DType::f32), kiln::ones({4, 3, 3, 3}, kiln::DType::f32), same);
+  EXPECT_EQ(img.shape(), (Shape{1, 4, 8, 8}));
+  const std::vector<float> px = img.to_vector<float>();  // windows of 3 channels: corner 2x2, edge 2x3, inside 3x3
+  EXPECT_EQ(px[0], 12.0f);
+  EXPECT_EQ(px[1], 18.0f);
+  EXPECT_EQ(px[9], 27.0f);
 }
 
 TEST(Ops, BroadcastAndPromoteLikeNx) {

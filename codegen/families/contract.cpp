@@ -193,9 +193,23 @@ namespace {
 
 constexpr ContractTemplate kGemm = {"gemm", "cuda/contract.cuh", "KilnContractParams", "contract_run",
                                     "glsl/contract.glsl"};
+// The tensor-core kernels (CUDA only; the same entry point, another template).
+constexpr ContractTemplate kMmaBf16 = {"gemm", "cuda/contract_mma.cuh", "KilnContractParams", "contract_mma_run_bf16", ""};
+constexpr ContractTemplate kMmaF16 = {"gemm", "cuda/contract_mma.cuh", "KilnContractParams", "contract_mma_run_f16", ""};
 
-bool contract_supports(const KernelSpec& spec, Target, std::string* why) { return contract_spec_supported(spec, why); }
-std::string contract_emit_cuda(const KernelSpec& spec) { return contract_cuda_source(spec, kGemm); }
+bool contract_supports(const KernelSpec& spec, Target target, std::string* why) {
+  if (!contract_spec_supported(spec, why)) return false;
+  if (!spec_contract_tensor_cores(spec)) return true;
+  if (target != Target::cuda) {
+    if (why) *why = "tensor-core (mma.sync) contraction kernels are CUDA-only";
+    return false;
+  }
+  return contract_tensor_cores_apply(spec, why);
+}
+std::string contract_emit_cuda(const KernelSpec& spec) {
+  if (!spec_contract_tensor_cores(spec)) return contract_cuda_source(spec, kGemm);
+  return contract_cuda_source(spec, spec.inputs[0] == DType::bf16 ? kMmaBf16 : kMmaF16);
+}
 std::string contract_emit_glsl(const KernelSpec& spec, int) { return contract_glsl_source(spec, kGemm); }
 
 // ---- the plan ------------------------------------------------------------------------------------
@@ -204,7 +218,8 @@ std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; 
 
 // The request's iteration space [batch..., M, N, K] as the kernel's params (addresses left 0);
 // false with |why| when it cannot be expressed.
-bool contract_geometry(const PlanRequest& r, KilnContractParams& p, std::string* why) {
+bool contract_geometry(const PlanRequest& r, KilnContractParams& p, std::string* why, std::int64_t tile_m = kContractTileM,
+                       std::int64_t tile_n = kContractTileN) {
   if (r.inputs.size() < 2 || r.inputs.size() > std::size_t(2 + kMaxContractEpilogueInputs) || r.shape.size() < 3) {
     *why = fmt::format("{} operands over a space of rank {}; a contraction takes a, b and up to {} epilogue operands "
                        "over [batch..., M, N, K]", r.inputs.size(), r.shape.size(), kMaxContractEpilogueInputs);
@@ -271,15 +286,17 @@ bool contract_geometry(const PlanRequest& r, KilnContractParams& p, std::string*
     for (int o = 0; o < 3; ++o) p.batch_strides[o][d] = dims[d].st[o];
     for (int e = 0; e < kMaxContractEpilogueInputs; ++e) p.ext_batch_strides[e][d] = dims[d].st[3 + e];
   }
-  p.tiles_m = ceil_div(p.m, kContractTileM);
-  p.tiles_n = ceil_div(p.n, kContractTileN);
+  p.tiles_m = ceil_div(p.m, tile_m);
+  p.tiles_n = ceil_div(p.n, tile_n);
   return true;
 }
 
-LaunchPlan contract_plan(const KernelSpec&, const PlanRequest& r, std::string* why) {
+LaunchPlan contract_plan(const KernelSpec& spec, const PlanRequest& r, std::string* why) {
   LaunchPlan plan;
   KilnContractParams p{};
-  if (!contract_geometry(r, p, why)) return plan;
+  const bool mma = spec_contract_tensor_cores(spec);
+  if (!contract_geometry(r, p, why, mma ? kContractMmaTileM : kContractTileM, mma ? kContractMmaTileN : kContractTileN))
+    return plan;
   p.out = r.out;
   p.a = r.inputs[0].address;
   p.b = r.inputs[1].address;
@@ -377,6 +394,18 @@ FamilyCost contract_cost(const KernelSpec& spec) {
 
 }  // namespace
 
+std::string contract_api_function(const ApiFunction& f, std::string_view options_type, std::string_view run) {
+  std::string params, args;
+  for (const std::string& p : f.params) {
+    params += fmt::format("const kiln::Tensor& {}, ", p);
+    args += (args.empty() ? "" : ", ") + p;
+  }
+  return fmt::format("{0}inline kiln::Tensor {1}({2}const {5}& options = {{}}, const kiln::Tensor* into = nullptr) {{\n"
+                     "  const kiln::AotKernel& k = detail::{3}();\n"
+                     "  return {6}(k.label(), k.spec(), &k.name(), {{{4}}}, options, into, &k.registry());\n}}\n",
+                     f.comment, f.name, params, f.kernel, args, options_type, run);
+}
+
 KernelSpec contract_manifest_spec(const ManifestTable& t, std::optional<DType> output, std::string_view what,
                                   std::string_view op_name, DType default_output(DType, DType)) {
   if (const std::optional<std::string> op = t.string("op"); op && *op != op_name)
@@ -439,17 +468,7 @@ std::vector<KernelSpec> contract_expand_op(std::string_view name, const std::vec
 }
 
 std::string contract_api_functions(const ApiFunction& f) {
-  std::string params, args;
-  for (const std::string& p : f.params) {
-    params += fmt::format("const kiln::Tensor& {}, ", p);
-    args += (args.empty() ? "" : ", ") + p;
-  }
-  return fmt::format("{0}inline kiln::Tensor {1}({2}const kiln::ContractCall& call = {{}}, "
-                     "const kiln::Tensor* into = nullptr) {{\n"
-                     "  const kiln::AotKernel& k = detail::{3}();\n"
-                     "  return kiln::run_contract_kernel(k.label(), k.spec(), &k.name(), {{{4}}}, call, into, "
-                     "&k.registry());\n}}\n",
-                     f.comment, f.name, params, f.kernel, args);
+  return contract_api_function(f, "kiln::ContractCall", "kiln::run_contract_kernel");
 }
 
 }  // namespace
@@ -461,6 +480,30 @@ DType contract_accumulator_dtype(DType a, DType b, DType out) {
 }
 
 bool spec_contract_tf32(const KernelSpec& spec) { return spec.attribute("precision") == "tf32"; }
+bool spec_contract_tensor_cores(const KernelSpec& spec) { return spec.attribute("path") == "mma"; }
+
+bool contract_tensor_cores_apply(const KernelSpec& spec, std::string* why) {
+  auto no = [&](std::string reason) {
+    if (why) *why = std::move(reason);
+    return false;
+  };
+  if (spec.family != "contract") return no(fmt::format("{} is not a contraction kernel", spec.name()));
+  const DType a = spec.inputs.at(0), b = spec.inputs.at(1);
+  if (a != b || (a != DType::f16 && a != DType::bf16))
+    return no(fmt::format("the tensor-core kernels take two f16 or two bf16 operands, not {} x {}", dtype_name(a),
+                          dtype_name(b)));
+  if (contract_accumulator_dtype(a, b, spec.output) != DType::f32)
+    return no(fmt::format("the tensor-core kernels sum in f32, not {}", dtype_name(contract_accumulator_dtype(a, b, spec.output))));
+  return true;
+}
+
+KernelSpec contract_tensor_core_spec(const KernelSpec& spec) {
+  std::string why;
+  if (!contract_tensor_cores_apply(spec, &why)) fail(ErrorCode::invalid_argument, why);
+  KernelSpec t = spec;
+  t.set_attribute("path", "mma");
+  return t;
+}
 
 KernelSpec make_contract_spec(DType a, DType b, DType out, const Expr* epilogue, bool tf32) {
   for (DType t : {a, b, out})

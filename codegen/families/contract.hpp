@@ -37,6 +37,17 @@ inline constexpr int kMaxContractEpilogueInputs = 2;
 // Throws invalid_argument for tf32 with f64 (TF32 is an f32 mode).
 KernelSpec make_contract_spec(DType a, DType b, DType out, const Expr* epilogue = nullptr, bool tf32 = false);
 bool spec_contract_tf32(const KernelSpec& spec);
+
+// The tensor-core variant of contraction kernel |spec| (CUDA sm_80 and later: mma.sync m16n8k16,
+// templates/cuda/contract_mma.cuh): two f16 or two bf16 operands summed in f32, any epilogue and
+// output. Its products are summed by the tensor cores (their order and rounding per 16 products,
+// the steps of 16 in k order), deterministic on a GPU model. Throws invalid_argument where it does
+// not apply (contract_tensor_cores_apply says why).
+KernelSpec contract_tensor_core_spec(const KernelSpec& spec);
+bool contract_tensor_cores_apply(const KernelSpec& spec, std::string* why);
+bool spec_contract_tensor_cores(const KernelSpec& spec);
+// The tensor-core kernels' output tile (a block of 256 threads).
+inline constexpr int kContractMmaTileM = 128, kContractMmaTileN = 128;
 // The dtype the products are summed in: f64 when any of a, b, out is f64, else f32 for a float
 // output; an integer output's compute dtype (s32, u32, s64, u64: wrapping, as the output wraps).
 DType contract_accumulator_dtype(DType a, DType b, DType out);
@@ -65,6 +76,10 @@ std::string contract_glsl_source(const KernelSpec& spec, const ContractTemplate&
 // op), `inputs` (a, b, the epilogue's operands), `output` (default: |default_output|(a, b)),
 // `epilogue`, `precision`.
 class ManifestTable;
+struct ApiFunction;
+// A generated header's function for kernel |f|: (operands..., const |options_type|& = {}, into)
+// calling |run| (run_contract_kernel, run_conv_kernel) with the kernel's registry.
+std::string contract_api_function(const ApiFunction& f, std::string_view options_type, std::string_view run);
 KernelSpec contract_manifest_spec(const ManifestTable& t, std::optional<DType> output, std::string_view what,
                                   std::string_view op_name, DType default_output(DType, DType));
 

@@ -40,7 +40,7 @@ struct KilnConvParams {
   std::int64_t out_group, out_n, out_o, out_sp[kMaxConvSpatial];
   std::int64_t ext_group[kMaxContractEpilogueInputs], ext_n[kMaxContractEpilogueInputs],
       ext_o[kMaxContractEpilogueInputs], ext_sp[kMaxContractEpilogueInputs][kMaxConvSpatial];
-  std::int64_t reserved;
+  std::int64_t channels_last;  // k = (kernel position, input channel) instead of (input channel, position)
 };
 static_assert(sizeof(KilnConvParams) == 528);
 
@@ -65,8 +65,10 @@ bool conv_geometry(const PlanRequest& r, KilnConvParams& p, std::string* why) {
   if (d < 1 || d > kMaxConvSpatial)
     return no(fmt::format("{} spatial dimensions; conv kernels take 1 to {}", d, kMaxConvSpatial));
   const std::size_t nd = std::size_t(d);
-  if (r.axes.size() != 1 + (nd + 2) + kAxesPerDim * nd)
-    return no(fmt::format("{} axes for {} spatial dimensions; expected {}", r.axes.size(), d, 1 + (nd + 2) + kAxesPerDim * nd));
+  const std::size_t want_axes = 1 + (nd + 2) + kAxesPerDim * nd + 1;
+  if (r.axes.size() != want_axes)
+    return no(fmt::format("{} axes for {} spatial dimensions; expected {}", r.axes.size(), d, want_axes));
+  p.channels_last = r.axes.back() != 0;
   if (r.shape.size() != 2 * nd + 4 || r.inputs.size() < 2 || r.inputs.size() > std::size_t(2 + kMaxContractEpilogueInputs))
     return no(fmt::format("{} operands over a space of rank {}; a conv takes the input, the kernel and up to {} "
                           "epilogue operands over [G, N, o..., O, C, k...]",
@@ -194,8 +196,13 @@ void conv_run_cpu(const KernelSpec& spec, const PlanRequest& r) {
         long double f = 0;
         std::uint64_t u = 0;
         for (std::int64_t k = 0; k < p.k; ++k) {
-          // k = (input channel, kernel position), the position's last dimension fastest.
-          std::int64_t rem = k, ia = w.in, ib = g * p.kn_group + n * p.kn_o;
+          // k = (input channel, kernel position) or (position, channel): channels_last; the
+          // position's last dimension fastest.
+          std::int64_t rem = k, ia = w.in, ib = g * p.kn_group + n * p.kn_o, ci = 0;
+          if (p.channels_last) {
+            ci = rem % p.cg;
+            rem /= p.cg;
+          }
           bool inside = true;
           for (std::int64_t j = p.rank; j-- > 0;) {
             const std::int64_t kj = rem % p.k_size[j];
@@ -205,8 +212,9 @@ void conv_run_cpu(const KernelSpec& spec, const PlanRequest& r) {
             if (q < 0 || q % p.idil[j] != 0 || q / p.idil[j] >= p.in_size[j]) inside = false;
             else ia += q / p.idil[j] * p.in_sp[j];
           }
-          ia += rem * p.in_c;
-          ib += rem * p.kn_c;
+          if (!p.channels_last) ci = rem;
+          ia += ci * p.in_c;
+          ib += ci * p.kn_c;
           if (!inside) continue;  // padding or a hole of the input dilation: 0
           const Scalar xa[1] = {load_scalar(ta, in + ia * ea)};
           const Scalar xb[1] = {load_scalar(tb, kern + ib * eb)};
@@ -266,22 +274,13 @@ std::vector<KernelSpec> conv_expand_op(std::string_view name, const std::vector<
 }
 
 std::string conv_api_functions(const ApiFunction& f) {
-  std::string params, args;
-  for (const std::string& p : f.params) {
-    params += fmt::format("const kiln::Tensor& {}, ", p);
-    args += (args.empty() ? "" : ", ") + p;
-  }
-  return fmt::format("{0}inline kiln::Tensor {1}({2}const kiln::ConvGeometry& geometry = {{}}, "
-                     "const kiln::Tensor* into = nullptr) {{\n"
-                     "  const kiln::AotKernel& k = detail::{3}();\n"
-                     "  return kiln::run_conv_kernel(k.label(), k.spec(), &k.name(), {{{4}}}, geometry, into, "
-                     "&k.registry());\n}}\n",
-                     f.comment, f.name, params, f.kernel, args);
+  return contract_api_function(f, "kiln::ConvGeometry", "kiln::run_conv_kernel");
 }
 
 }  // namespace
 
-std::vector<int> conv_request_axes(std::span<const int> output_permutation, std::span<const ConvDim> dims) {
+std::vector<int> conv_request_axes(std::span<const int> output_permutation, std::span<const ConvDim> dims,
+                                   bool channels_last) {
   std::vector<int> axes{int(dims.size())};
   axes.insert(axes.end(), output_permutation.begin(), output_permutation.end());
   for (const ConvDim& d : dims)
@@ -290,6 +289,7 @@ std::vector<int> conv_request_axes(std::span<const int> output_permutation, std:
         fail(ErrorCode::invalid_argument, fmt::format("conv: {} does not fit the kernel's 32-bit geometry", v));
       axes.push_back(int(v));
     }
+  axes.push_back(channels_last ? 1 : 0);
   return axes;
 }
 

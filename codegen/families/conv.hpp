@@ -34,12 +34,15 @@ inline constexpr int kMaxConvSpatial = 3;
 //   axes    conv_request_axes(): d, the output's permutation (the output is dense in the order
 //           [N, G * O, o_1..o_d] permuted: axis i of the output is that order's axis perm[i]), then
 //           per spatial dimension its stride, low padding, kernel dilation, input dilation and input
-//           extent.
+//           extent, then the order of k: 0 for (input channel, kernel position), 1 for (kernel
+//           position, input channel) — channels last, for inputs whose channels are adjacent in
+//           memory (NHWC), so neighbouring threads read neighbouring channels.
 struct ConvDim {
   std::int64_t stride = 1, pad_lo = 0, kernel_dilation = 1, input_dilation = 1, input_size = 0;
 };
 // The request's axes; throws invalid_argument when a value does not fit an int.
-std::vector<int> conv_request_axes(std::span<const int> output_permutation, std::span<const ConvDim> dims);
+std::vector<int> conv_request_axes(std::span<const int> output_permutation, std::span<const ConvDim> dims,
+                                   bool channels_last);
 
 // A conv kernel of input (a) and kernel (b) into |out|, with the contraction family's dtype rules,
 // epilogue and precision (make_contract_spec).

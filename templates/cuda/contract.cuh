@@ -87,6 +87,22 @@ __device__ __forceinline__ void contract_tile_product(const C* as, const C* bs, 
   }
 }
 
+// The offsets of batch |bi| in a, b, the output ([0..3)) and the epilogue's operands.
+__device__ __forceinline__ void contract_batch_offsets(const KilnContractParams& p, long long bi, long long* off,
+                                                       long long* eoff) {
+  off[0] = off[1] = off[2] = 0;
+  eoff[0] = eoff[1] = 0;
+  long long rem = bi;
+  for (int d = (int)p.batch_rank - 1; d >= 0; --d) {
+    const long long s = p.batch_shape[d], q = rem / s, idx = rem - q * s;
+    rem = q;
+#pragma unroll
+    for (int o = 0; o < 3; ++o) off[o] += idx * p.batch_strides[o][d];
+#pragma unroll
+    for (int e = 0; e < 2; ++e) eoff[e] += idx * p.ext_batch_strides[e][d];
+  }
+}
+
 template <class R>
 __device__ void contract_run(const KilnContractParams& p, const R r) {
   typedef typename R::C C;
@@ -96,15 +112,8 @@ __device__ void contract_run(const KilnContractParams& p, const R r) {
   const long long tiles = p.tiles_m * p.tiles_n, work = p.batch * tiles;
   for (long long w = blockIdx.x; w < work; w += gridDim.x) {
     const long long bi = w / tiles, t = w - bi * tiles, tm = t / p.tiles_n, tn = t - tm * p.tiles_n;
-    long long off[3] = {0, 0, 0}, eoff[2] = {0, 0}, rem = bi;
-    for (int d = (int)p.batch_rank - 1; d >= 0; --d) {
-      const long long s = p.batch_shape[d], q = rem / s, idx = rem - q * s;
-      rem = q;
-#pragma unroll
-      for (int o = 0; o < 3; ++o) off[o] += idx * p.batch_strides[o][d];
-#pragma unroll
-      for (int e = 0; e < 2; ++e) eoff[e] += idx * p.ext_batch_strides[e][d];
-    }
+    long long off[3], eoff[2];
+    contract_batch_offsets(p, bi, off, eoff);
     const long long m0 = tm * kContractTileM, n0 = tn * kContractTileN;
     C acc[4][4];
 #pragma unroll

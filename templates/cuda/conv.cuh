@@ -28,12 +28,19 @@ struct KilnConvParams {
   long long kn_group, kn_o, kn_c, kn_sp[3];
   long long out_group, out_n, out_o, out_sp[3];
   long long ext_group[2], ext_n[2], ext_o[2], ext_sp[2][3];
-  long long reserved;
+  long long channels_last;  // k = (kernel position, input channel) instead of (input channel, position)
 };
 static_assert(sizeof(KilnConvParams) == 528, "KilnConvParams must match codegen/families/conv.cpp");
 
-// k = (input channel, kernel position: the last spatial dimension fastest) split into its parts.
+// k = (input channel, kernel position) — or (position, channel) with channels_last — split into
+// its parts (the position's last spatial dimension fastest); returns the channel.
 __device__ __forceinline__ long long conv_split_k(const KilnConvParams& p, long long k, long long* kj) {
+  long long ci = 0;
+  if (p.channels_last) {
+    const long long q = k / p.cg;
+    ci = k - q * p.cg;
+    k = q;
+  }
 #pragma unroll
   for (int j = 2; j >= 0; --j) {
     kj[j] = 0;
@@ -43,7 +50,7 @@ __device__ __forceinline__ long long conv_split_k(const KilnConvParams& p, long 
       k = q;
     }
   }
-  return k;
+  return p.channels_last ? ci : k;
 }
 
 template <class R>

@@ -23,15 +23,22 @@ layout(buffer_reference, std430, buffer_reference_align = 8) readonly buffer Kil
   int64_t kn_group, kn_o, kn_c, kn_sp[3];
   int64_t out_group, out_n, out_o, out_sp[3];
   int64_t ext_group[2], ext_n[2], ext_o[2], ext_sp[6];  // ext_sp: [operand][dim]
-  int64_t reserved;
+  int64_t channels_last;  // k = (kernel position, input channel) instead of (input channel, position)
 };
 layout(push_constant, std430) uniform KilnConvPush { KilnConvParams params; } pc;
 
 shared KILN_C kiln_as[KILN_TILE_K * (KILN_TILE_M + 1)];  // [k][m], rows padded: conflict-free stores
 shared KILN_C kiln_bs[KILN_TILE_K * KILN_TILE_N];  // [k][n]
 
-// k = (input channel, kernel position: the last spatial dimension fastest) split into its parts.
+// k = (input channel, kernel position) — or (position, channel) with channels_last — split into
+// its parts (the position's last spatial dimension fastest); returns the channel.
 int64_t kiln_split_k(KilnConvParams P, int64_t k, out int64_t kj[3]) {
+  int64_t ci = 0l;
+  if (P.channels_last != 0l) {
+    const int64_t q = k / P.cg;
+    ci = k - q * P.cg;
+    k = q;
+  }
   [[unroll]] for (int j = 2; j >= 0; --j) {
     kj[j] = 0l;
     if (int64_t(j) < P.rank) {
@@ -40,7 +47,7 @@ int64_t kiln_split_k(KilnConvParams P, int64_t k, out int64_t kj[3]) {
       k = q;
     }
   }
-  return k;
+  return P.channels_last != 0l ? ci : k;
 }
 
 void main() {

@@ -9,10 +9,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <fmt/format.h>
@@ -401,6 +403,31 @@ TEST_P(Contract, Tf32PrecisionRoundsOperandsOnlyWhenAsked) {
   expect_matches(got, ref, DType::f32, DType::f32, "tf32 33x20x70");
   const std::string e = error_message([&] { matmul(as_type(x, DType::f64).to(*dev_), as_type(y, DType::f64).to(*dev_), tf32); });
   EXPECT_NE(e.find("precision tf32 applies to products summed in f32"), std::string::npos) << e;
+}
+
+// CUDA sm_80 and later: Kiln's kernel for f16/bf16 operands runs on the tensor cores (mma.sync),
+// within the same K-scaled bound; tensor_cores = false keeps the fma kernel. Skipped elsewhere (the
+// kernel runs on host threads with the mma emulated in CudaBlocksOnHost.TensorCore*).
+TEST_P(Contract, TensorCoresTakeHalfPrecisionOperandsOnCuda) {
+  const std::string& arch = dev_->info().arch;
+  if (dev_->backend() != Backend::cuda || arch.rfind("sm_", 0) != 0 || std::atoi(arch.c_str() + 3) < 80)
+    GTEST_SKIP() << "the tensor-core kernels need a CUDA GPU of compute capability 8.0 or later";
+  unsigned seed = 500;
+  for (DType t : {DType::bf16, DType::f16})
+    for (auto [m, n, k] : {std::tuple{1, 1, 1}, std::tuple{130, 70, 50}, std::tuple{256, 256, 1000}, std::tuple{7, 300, 33}}) {
+      const Tensor a = random_tensor({m, k}, t, ++seed), b = random_tensor({n, k}, t, ++seed);
+      for (bool cores : {true, false}) {
+        DotOptions o;
+        o.vendor_library = false;
+        o.tensor_cores = cores;
+        const std::uint64_t before = contraction_tensor_core_runs();
+        const Tensor got = matmul(a.to(*dev_), b.to(*dev_).transpose({1, 0}), o);
+        EXPECT_EQ(contraction_tensor_core_runs() - before, cores ? 1u : 0u);
+        const Ref ref = reference(a, b, {{1}, {}, {1}, {}}, t);
+        expect_matches(got, ref, t, t, fmt::format("{} {}x{}x{} (b transposed){}", dtype_name(t), m, n, k,
+                                                    cores ? " tensor cores" : ""));
+      }
+    }
 }
 
 TEST_P(Contract, BadInputNamesOpShapesAxesDtypesAndDevice) {

@@ -1,0 +1,144 @@
+// Contractions on the tensor cores (sm_80 and later; codegen/families/contract.cpp, precision as
+// the tensor cores give it): f16 or bf16 operands, f32 accumulators, mma.sync.aligned.m16n8k16.
+// A block of 256 threads (8 warps, 2 x 4) per 128 x 128 output tile; K in steps of 32 staged in
+// shared memory as raw 16-bit elements (a as [m][k], b as [n][k], rows padded by 8 elements:
+// conflict-free 32-bit fragment loads); each warp computes 64 x 32 outputs as 4 x 4 m16n8 tiles.
+// Operands are read through their strides (a transposed operand is a stride: the staging loop
+// walks the contiguous axis with neighbouring threads). The epilogue is the contraction family's
+// functor (R::put over the f32 sum), so fused epilogues work alike. The products of a k16 step are
+// summed by the tensor cores (their order and rounding), the steps in k order: deterministic on a
+// GPU model, not bit-identical to contract.cuh's fma chain.
+//
+// Fragment layouts (PTX ISA, "Matrix Fragments for mma.m16n8k16 with floating point type"), lane
+// = 4 g + t: a holds (m, k) = (g + 8 v1, 2 t + v0 + 8 v2) as element v0 + 2 v1 + 4 v2 (two 16-bit
+// elements per register, the even one low); b holds (k, n) = (2 t + v0 + 8 v1, g); the f32
+// accumulators (m, n) = (g + 8 v1, 2 t + v0).
+#ifndef KILN_TEMPLATES_CUDA_CONTRACT_MMA_CUH
+#define KILN_TEMPLATES_CUDA_CONTRACT_MMA_CUH
+
+#include "cuda/contract.cuh"
+
+namespace kiln {
+
+constexpr int kMmaTileM = 128, kMmaTileN = 128, kMmaTileK = 32, kMmaLd = kMmaTileK + 8;
+
+#if !defined(__CUDA_ARCH__)
+// Compiled for the host (the tests run the template on host threads; NVRTC, the only compiler of
+// these kernels, always defines __CUDA_ARCH__): the tile product as the PTX ISA defines it.
+void contract_mma_16816_on_host(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2], bool bf16);
+#endif
+
+// d += a b over one m16n8k16 tile of the warp.
+template <bool BF16>
+__device__ __forceinline__ void contract_mma_16816(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2]) {
+#if defined(__CUDA_ARCH__)
+  if (BF16)
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+  else
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#else
+  contract_mma_16816_on_host(d, a, b, BF16);  // tests/test_cuda_blocks_host.cpp: the documented semantics
+#endif
+}
+
+// Two adjacent 16-bit elements of shared memory as one register (the lower-indexed one low).
+__device__ __forceinline__ unsigned contract_mma_pair(const unsigned short* s) {
+#if defined(__CUDA_ARCH__)
+  return *reinterpret_cast<const unsigned*>(s);
+#else
+  return unsigned(s[0]) | (unsigned(s[1]) << 16);
+#endif
+}
+
+template <class R, bool BF16>
+__device__ void contract_mma_run(const KilnContractParams& p, const R r) {
+  __shared__ __align__(16) unsigned short as[kMmaTileM * kMmaLd];  // [m][k]
+  __shared__ __align__(16) unsigned short bs[kMmaTileN * kMmaLd];  // [n][k]
+  const unsigned short* A = reinterpret_cast<const unsigned short*>(p.a);
+  const unsigned short* B = reinterpret_cast<const unsigned short*>(p.b);
+  const unsigned tid = threadIdx.x, lane = tid % 32u, warp = tid / 32u;
+  const unsigned wm = warp / 4u, wn = warp % 4u, g = lane / 4u, t = lane % 4u;
+  const long long tiles = p.tiles_m * p.tiles_n, work = p.batch * tiles;
+  for (long long w = blockIdx.x; w < work; w += gridDim.x) {
+    const long long bi = w / tiles, tt = w - bi * tiles, tm = tt / p.tiles_n, tn = tt - tm * p.tiles_n;
+    long long off[3], eoff[2];
+    contract_batch_offsets(p, bi, off, eoff);
+    const long long m0 = tm * kMmaTileM, n0 = tn * kMmaTileN;
+    float acc[4][4][4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+      for (int j = 0; j < 4; ++j)
+#pragma unroll
+        for (int c = 0; c < 4; ++c) acc[i][j][c] = 0.0f;
+    for (long long k0 = 0; k0 < p.k; k0 += kMmaTileK) {
+      // Stage a (128 x 32) and b (32 x 128), 16 elements each per thread, neighbouring threads on
+      // the operand's unit-stride axis when it has one.
+#pragma unroll 4
+      for (int rr = 0; rr < 16; ++rr) {
+        const unsigned e = tid + 256u * rr;
+        const unsigned am = p.a_k == 1 ? e / 32u : e % 128u, ak = p.a_k == 1 ? e % 32u : e / 128u;
+        const long long gm = m0 + am, gk = k0 + ak;
+        as[am * kMmaLd + ak] = gm < p.m && gk < p.k ? A[off[0] + gm * p.a_m + gk * p.a_k] : (unsigned short)0;
+        const unsigned bn = p.b_n == 1 ? e % 128u : e / 32u, bk = p.b_n == 1 ? e / 128u : e % 32u;
+        const long long gn = n0 + bn, hk = k0 + bk;
+        bs[bn * kMmaLd + bk] = gn < p.n && hk < p.k ? B[off[1] + hk * p.b_k + gn * p.b_n] : (unsigned short)0;
+      }
+      __syncthreads();
+#pragma unroll
+      for (int kk = 0; kk < kMmaTileK; kk += 16) {
+        unsigned af[4][4], bf[4][2];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          const unsigned short* s = as + (wm * 64u + 16u * i + g) * kMmaLd + kk + 2u * t;
+          af[i][0] = contract_mma_pair(s);
+          af[i][1] = contract_mma_pair(s + 8 * kMmaLd);
+          af[i][2] = contract_mma_pair(s + 8);
+          af[i][3] = contract_mma_pair(s + 8 * kMmaLd + 8);
+        }
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          const unsigned short* s = bs + (wn * 32u + 8u * j + g) * kMmaLd + kk + 2u * t;
+          bf[j][0] = contract_mma_pair(s);
+          bf[j][1] = contract_mma_pair(s + 8);
+        }
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+#pragma unroll
+          for (int j = 0; j < 4; ++j) contract_mma_16816<BF16>(acc[i][j], af[i], bf[j]);
+      }
+      __syncthreads();
+    }
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+      for (int j = 0; j < 4; ++j)
+#pragma unroll
+        for (int c = 0; c < 4; ++c) {
+          const long long om = m0 + wm * 64u + 16u * i + g + 8u * (c / 2), on = n0 + wn * 32u + 8u * j + 2u * t + c % 2;
+          if (om < p.m && on < p.n) {
+            const long long ei[2] = {eoff[0] + om * p.ext_m[0] + on * p.ext_n[0], eoff[1] + om * p.ext_m[1] + on * p.ext_n[1]};
+            r.put(p, off[2] + om * p.n + on, ei, acc[i][j][c]);
+          }
+        }
+  }
+}
+
+template <class R>
+__device__ void contract_mma_run_bf16(const KilnContractParams& p, const R r) {
+  contract_mma_run<R, true>(p, r);
+}
+template <class R>
+__device__ void contract_mma_run_f16(const KilnContractParams& p, const R r) {
+  contract_mma_run<R, false>(p, r);
+}
+
+}  // namespace kiln
+
+#endif  // KILN_TEMPLATES_CUDA_CONTRACT_MMA_CUH
