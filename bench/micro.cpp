@@ -1,5 +1,8 @@
 // kiln-bench-micro: Google Benchmark micro-benchmarks of Kiln's host-side costs.
 //   parse / emit     parse_expr, emit_cuda, emit_glsl of a fused GELU
+//   compile          the JIT's GLSL -> SPIR-V of the fused GELU (one process-wide shaderc compiler),
+//                    against the same compile with a new shaderc::Compiler per call (what the JIT
+//                    did before: the compiler's set-up is most of a small compile)
 //   lookup           builtin_registry().find(name), single_op_spec(...).name()
 //   eager/<device>   kiln::add on 1-element tensors on each available device: the dispatch cost
 //                    (shape/dtype rules, kernel lookup, params, recording the launch), with the
@@ -8,6 +11,7 @@
 //                    1-element add itself runs inline and is included).
 //   kiln-bench-micro [--benchmark_filter=REGEX] [--benchmark_format=json] ...
 #include <benchmark/benchmark.h>
+#include <shaderc/shaderc.hpp>
 
 #include <string>
 #include <vector>
@@ -17,6 +21,7 @@
 #include "runtime/aot_kernel.hpp"
 #include "runtime/device.hpp"
 #include "runtime/ops.hpp"
+#include "runtime/jit.hpp"
 #include "runtime/registry.hpp"
 
 using namespace kiln;
@@ -51,6 +56,28 @@ void BM_ParseAndEmitGlsl(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_ParseAndEmitGlsl);
+
+void BM_CompileGlslFreshCompiler(benchmark::State& state) {
+  const std::string src = emit_glsl(make_map_spec(parse_expr(kGelu, {DType::f32}), DType::f32), kMapContiguous);
+  for (auto _ : state) {
+    // Per call, as runtime/jit.cpp did before; registered before the shared compiler exists (it is
+    // never destroyed), so that, as then, no other compiler keeps glslang's process state alive.
+    shaderc::Compiler compiler;
+    shaderc::CompileOptions options;
+    options.SetTargetEnvironment(shaderc_target_env_vulkan, shaderc_env_version_vulkan_1_3);
+    options.SetOptimizationLevel(shaderc_optimization_level_zero);
+    auto r = compiler.CompileGlslToSpv(src, shaderc_compute_shader, "gelu", options);
+    if (r.GetCompilationStatus() != shaderc_compilation_status_success) state.SkipWithError("shaderc failed");
+    benchmark::DoNotOptimize(r.cbegin());
+  }
+}
+BENCHMARK(BM_CompileGlslFreshCompiler)->Unit(benchmark::kMillisecond);
+
+void BM_CompileGlslSharedCompiler(benchmark::State& state) {
+  const std::string src = emit_glsl(make_map_spec(parse_expr(kGelu, {DType::f32}), DType::f32), kMapContiguous);
+  for (auto _ : state) benchmark::DoNotOptimize(compile_glsl_spirv(src, "gelu"));
+}
+BENCHMARK(BM_CompileGlslSharedCompiler)->Unit(benchmark::kMillisecond);
 
 void BM_SpecName(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(single_op_spec(Op::add, DType::f32).name());

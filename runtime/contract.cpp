@@ -82,10 +82,14 @@ Tensor copy_in_order(const Tensor& t, std::vector<std::vector<int>*> groups) {
 // The vendor library's form of the space (one batch stride per operand after merging), or nullopt.
 std::optional<LibraryGemm> library_form(const KernelSpec& spec, const std::vector<std::int64_t>& shape,
                                         const std::vector<std::int64_t>& sa, const std::vector<std::int64_t>& sb) {
-  if (spec.inputs.size() != 2 || spec.inputs[0] != spec.inputs[1] || spec.inputs[0] != spec.output) return std::nullopt;
-  LibraryGemm g;
+  if (spec.inputs.size() != 2 || spec.inputs[0] != spec.inputs[1]) return std::nullopt;
   const std::size_t nb = shape.size() - 3;
-  g.dtype = spec.output;
+  // s8 x s8 -> s32 sums exactly in s32 while no sum can leave it: K * 2^14 < 2^31 (Kiln's sums wrap).
+  const bool imma = spec.inputs[0] == DType::s8 && spec.output == DType::s32 && shape[nb + 2] < (std::int64_t(1) << 17);
+  if (spec.inputs[0] != spec.output && !imma) return std::nullopt;
+  LibraryGemm g;
+  g.dtype = spec.inputs[0];
+  g.out_dtype = spec.output;
   g.tf32 = spec_contract_tf32(spec);
   g.m = shape[nb];
   g.n = shape[nb + 1];

@@ -41,7 +41,8 @@ struct DotOptions {
   std::optional<Expr> epilogue;
   std::vector<Tensor> epilogue_operands;
   // CUDA: contractions without an epilogue whose a, b and output share a dtype (f16, bf16, f32,
-  // f64) and whose operands have unit stride along one axis run through cuBLASLt when it is
+  // f64), or s8 x s8 -> s32 with K < 2^17 (exact), and whose operands have unit stride along one
+  // axis run through cuBLASLt when it is
   // installed (its summation order, not k order; no TF32); false always launches Kiln's kernel.
   bool vendor_library = true;
   // CUDA sm_80 and later: Kiln's kernel for two f16 or two bf16 operands summed in f32 runs on the

@@ -43,7 +43,8 @@ class Stream;
 // offers it before launching Kiln's kernel): one dtype for a, b and out; element strides; the
 // output dense [batch, m, n]; a batch stride of 0 repeats the operand.
 struct LibraryGemm {
-  DType dtype = DType::f32;
+  DType dtype = DType::f32;  // a's and b's
+  DType out_dtype = DType::f32;  // dtype, or s32 for s8 operands (integer tensor cores: exact sums)
   bool tf32 = false;  // f32: TF32 products allowed (precision tf32)
   std::int64_t m = 0, n = 0, k = 0, batch = 1;
   std::int64_t a_m = 0, a_k = 0, b_k = 0, b_n = 0;

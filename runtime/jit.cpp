@@ -29,21 +29,6 @@ struct JitRecord {
   Registry registry;
 };
 
-// |subgroup_arithmetic| false: KILN_SUBGROUP=0, the templates' shared-memory paths.
-std::vector<unsigned char> compile_glsl(const std::string& source, const std::string& name, bool subgroup_arithmetic) {
-  shaderc::Compiler compiler;
-  shaderc::CompileOptions options;
-  if (!subgroup_arithmetic) options.AddMacroDefinition("KILN_SUBGROUP", "0");
-  options.SetTargetEnvironment(shaderc_target_env_vulkan, shaderc_env_version_vulkan_1_3);
-  options.SetOptimizationLevel(shaderc_optimization_level_zero);
-  auto result = compiler.CompileGlslToSpv(source, shaderc_compute_shader, name.c_str(), options);
-  if (result.GetCompilationStatus() != shaderc_compilation_status_success)
-    fail(ErrorCode::compile_error, fmt::format("shaderc could not compile {}: {}", name, result.GetErrorMessage()));
-  std::vector<unsigned char> out(reinterpret_cast<const unsigned char*>(result.cbegin()),
-                                 reinterpret_cast<const unsigned char*>(result.cend()));
-  return out;
-}
-
 // NVRTC, opened at run time like the driver so that the runtime links without the CUDA toolkit.
 struct Nvrtc {
   using Create = int (*)(void**, const char*, const char*, int, const char* const*, const char* const*);
@@ -126,7 +111,7 @@ std::unique_ptr<JitRecord> build(Device& device, const KernelSpec& spec) {
   const int num_functions = int(family.entry_points.size());
   if (device.backend() == Backend::vulkan) {
     for (int f = 0; f < num_functions; ++f)
-      r->blobs.push_back(compile_glsl(emit_glsl(spec, f), r->name, device.info().subgroup_arithmetic));
+      r->blobs.push_back(compile_glsl_spirv(emit_glsl(spec, f), r->name, device.info().subgroup_arithmetic));
     for (int f = 0; f < num_functions; ++f)
       r->functions.push_back({"main", {r->blobs[f].data(), r->blobs[f].size()}, family.entry_points[f].params_bytes});
   } else {
@@ -152,6 +137,21 @@ struct JitSlot {
 };
 
 }  // namespace
+
+std::vector<unsigned char> compile_glsl_spirv(const std::string& source, const std::string& name,
+                                              bool subgroup_arithmetic) {
+  // One compiler for the process (never destroyed: JIT compiles may run during static teardown).
+  static const shaderc::Compiler* const compiler = new shaderc::Compiler;
+  shaderc::CompileOptions options;
+  if (!subgroup_arithmetic) options.AddMacroDefinition("KILN_SUBGROUP", "0");
+  options.SetTargetEnvironment(shaderc_target_env_vulkan, shaderc_env_version_vulkan_1_3);
+  options.SetOptimizationLevel(shaderc_optimization_level_zero);
+  auto result = compiler->CompileGlslToSpv(source, shaderc_compute_shader, name.c_str(), options);
+  if (result.GetCompilationStatus() != shaderc_compilation_status_success)
+    fail(ErrorCode::compile_error, fmt::format("shaderc could not compile {}: {}", name, result.GetErrorMessage()));
+  return std::vector<unsigned char>(reinterpret_cast<const unsigned char*>(result.cbegin()),
+                                    reinterpret_cast<const unsigned char*>(result.cend()));
+}
 
 std::uint64_t jit_compile_count() { return g_compiles.load(std::memory_order_relaxed); }
 

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "codegen/spec.hpp"
 #include "runtime/device.hpp"
@@ -19,6 +20,13 @@ struct JitKernel {
 
 // |name|, when given, is spec.name() already computed by the caller (the cache key).
 JitKernel jit_kernel(Device& device, const KernelSpec& spec, std::string* why, const std::string* name = nullptr);
+
+// GLSL compute shader |source| to SPIR-V as the JIT compiles it (shaderc, Vulkan 1.3; KILN_SUBGROUP=0
+// without |subgroup_arithmetic|), with the process's one shaderc compiler: its set-up, most of a
+// small compile, is paid once (shaderc's compile may be called from several threads at once).
+// Throws compile_error with shaderc's messages.
+std::vector<unsigned char> compile_glsl_spirv(const std::string& source, const std::string& name,
+                                              bool subgroup_arithmetic = true);
 
 // How many kernels this process has compiled just in time (on any device), for tests and tools
 // that check a kernel came from a registry.

@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "codegen/emit.hpp"
 #include "codegen/expr.hpp"
 #include "codegen/spec.hpp"
 #include "runtime/device.hpp"
@@ -165,6 +166,19 @@ TEST(ThreadsJit, SameSpecCompilesOnceDifferentSpecsInParallel) {
   for (int t = 0; t < kThreads * 2; ++t) (t % 2 ? other_entries : same_entries).insert(got[std::size_t(t)]);
   EXPECT_EQ(same_entries.size(), 1u) << "one spec compiled more than once";
   EXPECT_EQ(other_entries.size(), std::size_t(kThreads));
+}
+
+// The JIT's one shaderc compiler from several threads at once: every thread gets the module a
+// single-threaded compile gives (shaderc's compile is documented safe to call concurrently).
+TEST(ThreadsJit, SharedShadercCompilerFromSeveralThreads) {
+  const std::string src = kiln::emit_glsl(
+      kiln::make_map_spec(kiln::parse_expr("x * 3.5 + cos(x)", {kiln::DType::f32}), kiln::DType::f32), 0);
+  const std::vector<unsigned char> want = kiln::compile_glsl_spirv(src, "threads");
+  ASSERT_GE(want.size(), 20u);
+  std::vector<std::vector<unsigned char>> got(kThreads);
+  run_threads(kThreads, [&](int t) { got[std::size_t(t)] = kiln::compile_glsl_spirv(src, "threads"); });
+  for (const auto& g : got) EXPECT_EQ(g, want);
+  EXPECT_THROW(kiln::compile_glsl_spirv("#version 450\nvoid main() { nope; }\n", "bad"), kiln::Error);
 }
 
 }  // namespace

@@ -120,7 +120,7 @@ bool CudaDevice::library_gemm(Stream& stream, const LibraryGemm& g, std::string*
     *why = "the stream is not this device's";
     return false;
   }
-  cudaDataType_t type;
+  cudaDataType_t type, out_type;
   cublasComputeType_t compute;
   cudaDataType_t scale;
   switch (g.dtype) {
@@ -130,7 +130,18 @@ bool CudaDevice::library_gemm(Stream& stream, const LibraryGemm& g, std::string*
     case DType::f16: type = CUDA_R_16F, compute = CUBLAS_COMPUTE_32F, scale = CUDA_R_32F; break;
     case DType::bf16: type = CUDA_R_16BF, compute = CUBLAS_COMPUTE_32F, scale = CUDA_R_32F; break;
     case DType::f64: type = CUDA_R_64F, compute = CUBLAS_COMPUTE_64F, scale = CUDA_R_64F; break;
-    default: *why = fmt::format("cuBLASLt path takes f16, bf16, f32 and f64, not {}", dtype_name(g.dtype)); return false;
+    case DType::s8: type = CUDA_R_8I, compute = CUBLAS_COMPUTE_32I, scale = CUDA_R_32I; break;  // IMMA
+    default:
+      *why = fmt::format("cuBLASLt path takes f16, bf16, f32, f64 and s8 -> s32, not {}", dtype_name(g.dtype));
+      return false;
+  }
+  out_type = type;
+  if (g.out_dtype != g.dtype) {
+    if (g.dtype != DType::s8 || g.out_dtype != DType::s32) {
+      *why = fmt::format("cuBLASLt path: {} operands into {}", dtype_name(g.dtype), dtype_name(g.out_dtype));
+      return false;
+    }
+    out_type = CUDA_R_32I;
   }
   if (g.batch > std::int64_t(INT32_MAX)) {
     *why = "more batches than cuBLASLt counts (int32)";
@@ -172,7 +183,7 @@ bool CudaDevice::library_gemm(Stream& stream, const LibraryGemm& g, std::string*
              "cublasLtMatmulDescSetAttribute(TRANSB)", dev);
     check_lt(lt->cublasLtMatrixLayoutCreate(&la, type, oa.rows, oa.cols, oa.ld), "cublasLtMatrixLayoutCreate(A)", dev);
     check_lt(lt->cublasLtMatrixLayoutCreate(&lb, type, ob.rows, ob.cols, ob.ld), "cublasLtMatrixLayoutCreate(B)", dev);
-    check_lt(lt->cublasLtMatrixLayoutCreate(&lc, type, std::uint64_t(g.n), std::uint64_t(g.m), g.n),
+    check_lt(lt->cublasLtMatrixLayoutCreate(&lc, out_type, std::uint64_t(g.n), std::uint64_t(g.m), g.n),
              "cublasLtMatrixLayoutCreate(C)", dev);
     if (g.batch > 1) {
       const std::int32_t count = std::int32_t(g.batch);
@@ -213,8 +224,13 @@ bool CudaDevice::library_gemm(Stream& stream, const LibraryGemm& g, std::string*
     }
     const float one32 = 1, zero32 = 0;
     const double one64 = 1, zero64 = 0;
-    const void* alpha = g.dtype == DType::f64 ? static_cast<const void*>(&one64) : static_cast<const void*>(&one32);
-    const void* beta = g.dtype == DType::f64 ? static_cast<const void*>(&zero64) : static_cast<const void*>(&zero32);
+    const std::int32_t one_i = 1, zero_i = 0;
+    const void* alpha = g.dtype == DType::f64 ? static_cast<const void*>(&one64)
+                        : g.dtype == DType::s8 ? static_cast<const void*>(&one_i)
+                                               : static_cast<const void*>(&one32);
+    const void* beta = g.dtype == DType::f64 ? static_cast<const void*>(&zero64)
+                       : g.dtype == DType::s8 ? static_cast<const void*>(&zero_i)
+                                              : static_cast<const void*>(&zero32);
     const cublasStatus_t ms =
         lt->cublasLtMatmul(static_cast<cublasLtHandle_t>(st.handle), desc, alpha, reinterpret_cast<const void*>(g.b), la,
                            reinterpret_cast<const void*>(g.a), lb, beta, reinterpret_cast<void*>(g.out), lc,
