@@ -11,6 +11,7 @@
 // Vulkan driver and compiler; docs/semantics.md, "Reproducibility"), so results are deterministic. This is the portable path (it runs on
 // lavapipe); the tensor-core paths (cuBLASLt, wgmma, cooperative matrices) come as more entry points.
 #include "codegen/families/contract.hpp"
+#include "codegen/families/contract_cpu.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -59,9 +60,6 @@ constexpr std::string_view kManifestKeys[] = {"name",    "family",   "op",      
 DType acc_of(const KernelSpec& spec) {
   return contract_accumulator_dtype(spec.inputs.at(0), spec.inputs.at(1), spec.output);
 }
-
-Expr load_expr(DType in, DType acc) { return contract_load_expr(in, acc); }
-Expr store_expr(const KernelSpec& spec) { return contract_store_expr(spec); }
 
 }  // namespace
 
@@ -117,7 +115,7 @@ std::string contract_cuda_source(const KernelSpec& spec, const ContractTemplate&
   s += fmt::format("struct {}_fn {{\n  typedef {} C;\n", name, cuda_storage(acc));
   for (int k = 0; k < 2; ++k) {
     const DType t = spec.inputs[std::size_t(k)];
-    const Expr e = load_expr(t, acc);
+    const Expr e = contract_load_expr(t, acc);
     s += fmt::format("  template <class P>\n  __device__ __forceinline__ C {}(const P& p, long long i) const {{\n",
                      k == 0 ? "load_a" : "load_b");
     s += fmt::format("    const {} a0 = reinterpret_cast<const {}*>(p.{})[i];\n", cuda_storage(t), cuda_storage(t),
@@ -126,7 +124,7 @@ std::string contract_cuda_source(const KernelSpec& spec, const ContractTemplate&
          fmt::format("    return {}C(v{}){};\n  }}\n", spec_contract_tf32(spec) ? "kiln::contract_tf32(" : "", e.root(),
                      spec_contract_tf32(spec) ? ")" : "");
   }
-  const Expr st = store_expr(spec);
+  const Expr st = contract_store_expr(spec);
   s += "  template <class P>\n  __device__ __forceinline__ void put(const P& p, long long i, const long long* ei, "
        "const C y) const {\n    const C a0 = y;\n";
   for (std::size_t k = 2; k < spec.inputs.size(); ++k)
@@ -145,7 +143,7 @@ std::string contract_cuda_source(const KernelSpec& spec, const ContractTemplate&
 
 std::string contract_glsl_source(const KernelSpec& spec, const ContractTemplate& t) {
   const DType acc = acc_of(spec);
-  const Expr la = load_expr(spec.inputs[0], acc), lb = load_expr(spec.inputs[1], acc), st = store_expr(spec);
+  const Expr la = contract_load_expr(spec.inputs[0], acc), lb = contract_load_expr(spec.inputs[1], acc), st = contract_store_expr(spec);
   std::string s = "#version 450\n#extension GL_GOOGLE_cpp_style_line_directive : require\n";
   s += fmt::format("// ---- {} ({}): {} x {} -> {} ----\n", spec.name(), t.entry, dtype_name(spec.inputs[0]),
                    dtype_name(spec.inputs[1]), dtype_name(spec.output));
@@ -322,25 +320,49 @@ double contract_tf32_round(double v) {
   return r;
 }
 
-namespace {
+ContractCpuSum::ContractCpuSum(const KernelSpec& spec)
+    : spec_(spec),
+      acc_(contract_accumulator_dtype(spec.inputs.at(0), spec.inputs.at(1), spec.output)),
+      tf32_(spec_contract_tf32(spec)),
+      conv_a_(contract_load_expr(spec.inputs[0], acc_)),
+      conv_b_(contract_load_expr(spec.inputs[1], acc_)),
+      finish_(contract_store_expr(spec)) {}
 
-double tf32_round(double v) { return contract_tf32_round(v); }
+void ContractCpuSum::add(const std::byte* a, const std::byte* b) {
+  const Scalar xa[1] = {load_scalar(spec_.inputs[0], a)}, xb[1] = {load_scalar(spec_.inputs[1], b)};
+  Scalar va = conv_a_.eval(xa), vb = conv_b_.eval(xb);
+  if (tf32_) va.f = contract_tf32_round(va.f), vb.f = contract_tf32_round(vb.f);
+  if (is_float(acc_)) f_ += static_cast<long double>(va.f) * static_cast<long double>(vb.f);
+  else u_ += va.u * vb.u;
+}
+
+void ContractCpuSum::store(std::byte* out, const std::byte* const* ext) {
+  Scalar in[1 + kMaxContractEpilogueInputs];
+  if (is_float(acc_)) {
+    in[0] = Scalar::from_f(acc_ == DType::f32 ? double(float(f_)) : double(f_));
+  } else {  // wrapped to the accumulator's width, in the evaluator's form
+    std::byte w[8];
+    Scalar v;
+    v.u = u_;
+    store_scalar(acc_, w, v);
+    in[0] = load_scalar(acc_, w);
+  }
+  for (std::size_t e = 2; e < spec_.inputs.size(); ++e) in[e - 1] = load_scalar(spec_.inputs[e], ext[e - 2]);
+  store_scalar(spec_.output, out, finish_.eval(in));
+}
+
+namespace {
 
 void contract_run_cpu(const KernelSpec& spec, const PlanRequest& r) {
   KilnContractParams p{};
   std::string why;
   if (!contract_geometry(r, p, &why)) fail(ErrorCode::invalid_argument, why);
-  const DType ta = spec.inputs[0], tb = spec.inputs[1], to = spec.output, acc = acc_of(spec);
   const auto* a = reinterpret_cast<const std::byte*>(r.inputs[0].address);
   const auto* b = reinterpret_cast<const std::byte*>(r.inputs[1].address);
   auto* out = reinterpret_cast<std::byte*>(r.out);
-  const std::int64_t ea = std::int64_t(dtype_size(ta)), eb = std::int64_t(dtype_size(tb)), eo = std::int64_t(dtype_size(to));
-  // Each operand converted to the accumulator as the kernels do (Kiln's as_type), then multiplied
-  // and summed exactly enough: long double for floats, wrapping 64-bit integers otherwise.
-  // The output: y rounded to the accumulator as the kernels hold it, the epilogue applied in
-  // Kiln's semantics (codegen/eval.cpp), converted to the output dtype.
-  Evaluator conv_a(load_expr(ta, acc)), conv_b(load_expr(tb, acc)), finish(store_expr(spec));
-  const bool tf32 = spec_contract_tf32(spec);
+  const std::int64_t ea = std::int64_t(dtype_size(spec.inputs[0])), eb = std::int64_t(dtype_size(spec.inputs[1])),
+                     eo = std::int64_t(dtype_size(spec.output));
+  ContractCpuSum sum(spec);
   const std::size_t n_ext = spec.inputs.size() - 2;
   for (std::int64_t bi = 0; bi < p.batch; ++bi) {
     std::int64_t off[3] = {0, 0, 0}, eoff[kMaxContractEpilogueInputs] = {0, 0}, rem = bi;
@@ -352,33 +374,14 @@ void contract_run_cpu(const KernelSpec& spec, const PlanRequest& r) {
     }
     for (std::int64_t m = 0; m < p.m; ++m) {
       for (std::int64_t n = 0; n < p.n; ++n) {
-        long double f = 0;
-        std::uint64_t u = 0;
-        for (std::int64_t k = 0; k < p.k; ++k) {
-          const Scalar xa[1] = {load_scalar(ta, a + (off[0] + m * p.a_m + k * p.a_k) * ea)};
-          const Scalar xb[1] = {load_scalar(tb, b + (off[1] + k * p.b_k + n * p.b_n) * eb)};
-          Scalar va = conv_a.eval(xa), vb = conv_b.eval(xb);
-          if (tf32) va.f = tf32_round(va.f), vb.f = tf32_round(vb.f);
-          if (is_float(acc)) f += static_cast<long double>(va.f) * static_cast<long double>(vb.f);
-          else u += va.u * vb.u;
-        }
-        std::byte* at = out + (off[2] + m * p.n + n) * eo;
-        Scalar in[1 + kMaxContractEpilogueInputs];
-        if (is_float(acc)) {
-          in[0] = Scalar::from_f(acc == DType::f32 ? double(float(f)) : double(f));
-        } else {  // wrapped to the accumulator's width, in the evaluator's form
-          std::byte w[8];
-          Scalar v;
-          v.u = u;
-          store_scalar(acc, w, v);
-          in[0] = load_scalar(acc, w);
-        }
-        for (std::size_t e = 0; e < n_ext; ++e) {
-          const DType te = spec.inputs[2 + e];
-          const auto* base = reinterpret_cast<const std::byte*>(r.inputs[2 + e].address);
-          in[1 + e] = load_scalar(te, base + (eoff[e] + m * p.ext_m[e] + n * p.ext_n[e]) * std::int64_t(dtype_size(te)));
-        }
-        store_scalar(to, at, finish.eval(in));
+        sum.begin();
+        for (std::int64_t k = 0; k < p.k; ++k)
+          sum.add(a + (off[0] + m * p.a_m + k * p.a_k) * ea, b + (off[1] + k * p.b_k + n * p.b_n) * eb);
+        const std::byte* ext[kMaxContractEpilogueInputs] = {nullptr, nullptr};
+        for (std::size_t e = 0; e < n_ext; ++e)
+          ext[e] = reinterpret_cast<const std::byte*>(r.inputs[2 + e].address) +
+                   (eoff[e] + m * p.ext_m[e] + n * p.ext_n[e]) * std::int64_t(dtype_size(spec.inputs[2 + e]));
+        sum.store(out + (off[2] + m * p.n + n) * eo, ext);
       }
     }
   }

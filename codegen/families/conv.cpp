@@ -8,6 +8,7 @@
 // in the padding or between dilated input elements read 0. The emitted hooks (operand loads, the
 // epilogue, the store) are the contraction family's (contract.cpp).
 #include "codegen/families/conv.hpp"
+#include "codegen/families/contract_cpu.hpp"
 
 #include <algorithm>
 #include <climits>
@@ -180,21 +181,18 @@ void conv_run_cpu(const KernelSpec& spec, const PlanRequest& r) {
   KilnConvParams p{};
   std::string why;
   if (!conv_geometry(r, p, &why)) fail(ErrorCode::invalid_argument, why);
-  const DType ta = spec.inputs[0], tb = spec.inputs[1], to = spec.output;
-  const DType acc = contract_accumulator_dtype(ta, tb, to);
   const auto* in = reinterpret_cast<const std::byte*>(r.inputs[0].address);
   const auto* kern = reinterpret_cast<const std::byte*>(r.inputs[1].address);
   auto* out = reinterpret_cast<std::byte*>(r.out);
-  const std::int64_t ea = std::int64_t(dtype_size(ta)), eb = std::int64_t(dtype_size(tb)), eo = std::int64_t(dtype_size(to));
-  Evaluator conv_a(contract_load_expr(ta, acc)), conv_b(contract_load_expr(tb, acc)), finish(contract_store_expr(spec));
-  const bool tf32 = spec_contract_tf32(spec);
+  const std::int64_t ea = std::int64_t(dtype_size(spec.inputs[0])), eb = std::int64_t(dtype_size(spec.inputs[1])),
+                     eo = std::int64_t(dtype_size(spec.output));
+  ContractCpuSum sum(spec);
   const std::size_t n_ext = spec.inputs.size() - 2;
   for (std::int64_t g = 0; g < p.groups; ++g) {
     for (std::int64_t m = 0; m < p.m; ++m) {
       const Row w = row_of(p, g, m);
       for (std::int64_t n = 0; n < p.n; ++n) {
-        long double f = 0;
-        std::uint64_t u = 0;
+        sum.begin();
         for (std::int64_t k = 0; k < p.k; ++k) {
           // k = (input channel, kernel position) or (position, channel): channels_last; the
           // position's last dimension fastest.
@@ -213,32 +211,13 @@ void conv_run_cpu(const KernelSpec& spec, const PlanRequest& r) {
             else ia += q / p.idil[j] * p.in_sp[j];
           }
           if (!p.channels_last) ci = rem;
-          ia += ci * p.in_c;
-          ib += ci * p.kn_c;
-          if (!inside) continue;  // padding or a hole of the input dilation: 0
-          const Scalar xa[1] = {load_scalar(ta, in + ia * ea)};
-          const Scalar xb[1] = {load_scalar(tb, kern + ib * eb)};
-          Scalar va = conv_a.eval(xa), vb = conv_b.eval(xb);
-          if (tf32) va.f = contract_tf32_round(va.f), vb.f = contract_tf32_round(vb.f);
-          if (is_float(acc)) f += static_cast<long double>(va.f) * static_cast<long double>(vb.f);
-          else u += va.u * vb.u;
+          if (inside) sum.add(in + (ia + ci * p.in_c) * ea, kern + (ib + ci * p.kn_c) * eb);  // else padding: 0
         }
-        Scalar ins[1 + kMaxContractEpilogueInputs];
-        if (is_float(acc)) {
-          ins[0] = Scalar::from_f(acc == DType::f32 ? double(float(f)) : double(f));
-        } else {  // wrapped to the accumulator's width, in the evaluator's form
-          std::byte wbuf[8];
-          Scalar v;
-          v.u = u;
-          store_scalar(acc, wbuf, v);
-          ins[0] = load_scalar(acc, wbuf);
-        }
-        for (std::size_t e = 0; e < n_ext; ++e) {
-          const DType te = spec.inputs[2 + e];
-          const auto* base = reinterpret_cast<const std::byte*>(r.inputs[2 + e].address);
-          ins[1 + e] = load_scalar(te, base + (w.ext[e] + n * p.ext_o[e]) * std::int64_t(dtype_size(te)));
-        }
-        store_scalar(to, out + (w.out + n * p.out_o) * eo, finish.eval(ins));
+        const std::byte* ext[kMaxContractEpilogueInputs] = {nullptr, nullptr};
+        for (std::size_t e = 0; e < n_ext; ++e)
+          ext[e] = reinterpret_cast<const std::byte*>(r.inputs[2 + e].address) +
+                   (w.ext[e] + n * p.ext_o[e]) * std::int64_t(dtype_size(spec.inputs[2 + e]));
+        sum.store(out + (w.out + n * p.out_o) * eo, ext);
       }
     }
   }
