@@ -91,7 +91,7 @@ Tensor run_conv_kernel(std::string_view op, const KernelSpec& spec, const std::s
   if (batch % bg != 0) bad(fmt::format("batch_group_size {} does not divide the input batch {}", bg, batch));
   if (out_channels % fg != 0 || out_channels % bg != 0)
     bad(fmt::format("the kernel's {} output channels are not divisible by the group size {}", out_channels, fg * bg));
-  if (channels != kernel_channels * fg)
+  if (channels % fg != 0 || channels / fg != kernel_channels)  // channels == kernel_channels * fg, no overflow
     bad(fmt::format("the input has {} channels; the kernel's {} input channels x feature_group_size {} must equal it",
                     channels, kernel_channels, fg));
 
@@ -112,7 +112,7 @@ Tensor run_conv_kernel(std::string_view op, const KernelSpec& spec, const std::s
         bad(fmt::format("padding_config has {} (low, high) pairs for {} spatial dimensions", geo.padding_config.size(), d));
       lo = geo.padding_config[j].first;
       hi = geo.padding_config[j].second;
-      if (std::max(std::abs(lo), std::abs(hi)) > INT_MAX)
+      if (lo < -INT_MAX || lo > INT_MAX || hi < -INT_MAX || hi > INT_MAX)
         bad(fmt::format("padding ({}, {}) of spatial dimension {} is beyond 2^31", lo, hi, j));
     }
     const std::int64_t padded = dilated_in + lo + hi;

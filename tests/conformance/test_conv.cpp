@@ -397,6 +397,9 @@ TEST_P(Conv, BadInputNamesOpShapesOptionsDtypesAndDevice) {
   e = error_message([&] { conv(x, w4, o); });
   EXPECT_NE(e.find("negative output size"), std::string::npos) << e;
   EXPECT_NE(e.find("padding [(-4,0),(0,0)]"), std::string::npos) << e;
+  o.padding_config = {{std::numeric_limits<std::int64_t>::min(), 0}, {0, std::numeric_limits<std::int64_t>::max()}};
+  e = error_message([&] { conv(x, w4, o); });
+  EXPECT_NE(e.find("is beyond 2^31"), std::string::npos) << e;
   o = {};
   o.feature_group_size = 2;
   e = error_message([&] { conv(x, w4, o); });
@@ -404,6 +407,9 @@ TEST_P(Conv, BadInputNamesOpShapesOptionsDtypesAndDevice) {
   o.feature_group_size = 4;
   e = error_message([&] { conv(x, w4, o); });
   EXPECT_NE(e.find("the kernel's 6 output channels are not divisible by the group size 4"), std::string::npos) << e;
+  o.feature_group_size = std::numeric_limits<std::int64_t>::max();  // no overflow on the way to the error
+  e = error_message([&] { conv(Tensor::empty({1, 4, 3, 3}, DType::f32, *dev_), Tensor::empty({0, 4, 1, 1}, DType::f32, *dev_), o); });
+  EXPECT_NE(e.find("must equal it"), std::string::npos) << e;
   o.batch_group_size = 2;
   e = error_message([&] { conv(x, w4, o); });
   EXPECT_NE(e.find("cannot both be above 1"), std::string::npos) << e;
