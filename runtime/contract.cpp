@@ -148,7 +148,11 @@ Tensor materialize(const Tensor& t, const Shape& batch, std::vector<int>& bt, st
 // tensor-core kernels (KILN_MMA=0: never).
 bool tensor_cores_on(Device& device) {
   if (device.backend() != Backend::cuda) return false;
-  if (const char* env = std::getenv("KILN_MMA"); env && std::string_view(env) == "0") return false;
+  static const bool off = [] {  // read once: this is on every CUDA contraction's path
+    const char* env = std::getenv("KILN_MMA");
+    return env && std::string_view(env) == "0";
+  }();
+  if (off) return false;
   const std::string& arch = device.info().arch;
   return arch.rfind("sm_", 0) == 0 && std::atoi(arch.c_str() + 3) >= 80;
 }

@@ -194,8 +194,11 @@ Tensor run_conv_kernel(std::string_view op, const KernelSpec& spec, const std::s
   // k in (position, channel) order when the input's channels are its innermost axis (NHWC): the
   // threads staging a row then read adjacent channels (KILN_CONV_CHANNELS_LAST=0: never, to
   // measure the difference).
-  const char* env = std::getenv("KILN_CONV_CHANNELS_LAST");
-  bool channels_last = channels > 1 && !(env && std::string_view(env) == "0");
+  static const bool channels_first_only = [] {  // read once, not per call
+    const char* env = std::getenv("KILN_CONV_CHANNELS_LAST");
+    return env && std::string_view(env) == "0";
+  }();
+  bool channels_last = channels > 1 && !channels_first_only;
   for (std::size_t j = 0; j < nd; ++j)
     if (x.shape()[2 + j] > 1 && std::abs(x.strides()[2 + j]) < std::abs(x.strides()[1])) channels_last = false;
   const std::vector<int> axes = conv_request_axes(out_perm, dims, channels_last);
