@@ -82,6 +82,13 @@ Expr renumber_inputs(const Expr& src, const std::vector<int>& map);
 // Which of the first |count| inputs |e| uses.
 std::vector<bool> used_inputs(const Expr& e, std::size_t count);
 
+// |src| simplified as kiln::jit does after fusing (codegen/simplify.cpp): operations on constants
+// folded (with the CPU reference's semantics), x + 0, 0 + x, x - 0, x * 1, 1 * x, x / 1 and
+// -(-x) removed where the result keeps x's dtype, casts to a value's own dtype dropped. Inputs
+// keep their indices and dtypes; equal subexpressions are one node (hash-consing). As Nx's
+// Defn.Expr, x + 0 becomes x for floats too (so -0.0 + 0 stays -0.0).
+Expr simplified(const Expr& src);
+
 // Parses the infix form, e.g. "0.5 * x * (1 + tanh(0.79788456 * (x + 0.044715 * x * x * x)))".
 // Inputs are x, y, z, w (inputs 0-3) or in0, in1, ...; |input_dtypes| gives their dtypes.
 // Operators, weakest first: ?: || && | ^ & (== !=) (< <= > >=) (<< >>) (+ -) (* / %) unary(- ! ~) **.

@@ -179,6 +179,13 @@ struct Family {
   std::string (*api_functions)(const ApiFunction& f);
   // The runtime header those functions need besides runtime/aot_kernel.hpp (empty: none).
   std::string_view api_include = {};
+
+  // What kiln::jit may fuse (runtime/fuse.cpp). |elementwise|: output element i (contiguous over
+  // request.shape) is the expr slot over the inputs at index i, so the kernel can be inlined into
+  // a consumer. |pointwise_inputs|: the expr slot reads the request's inputs elementwise over
+  // request.shape, so an elementwise producer can be inlined into it.
+  bool elementwise = false;
+  bool pointwise_inputs = false;
 };
 
 // Every family, in a fixed order; find_family returns nullptr for an unknown name.

@@ -17,6 +17,7 @@
 #include "codegen/expr.hpp"
 #include "codegen/manifest.hpp"
 #include "core/error.hpp"
+#include "runtime/jit_cache_file.hpp"
 #include "runtime/vulkan/vk_cache_file.hpp"
 
 #define KILN_FUZZ_CHECK(cond)                                                       \
@@ -100,6 +101,34 @@ inline void pipeline_cache_target(const std::uint8_t* data, std::size_t size) {
     // Every truncation of a valid file is rejected.
     auto cut = vk::unwrap_pipeline_cache(std::span<const char>(wrapped).first(wrapped.size() - 1), id, &why);
     KILN_FUZZ_CHECK(!cut);
+  }
+}
+
+// The JIT cache entry loader: any bytes are rejected with a reason or accepted with blobs that lie
+// inside the file; packing and unpacking round-trips; a truncated or flipped entry is rejected.
+inline void jit_entry_target(const std::uint8_t* data, std::size_t size) {
+  constexpr std::uint64_t key = 0x4b494c4e4a495431;
+  const std::span<const char> file(reinterpret_cast<const char*>(data), size);
+  std::string why;
+  if (auto blobs = unpack_jit_entry(file, key, &why)) {
+    std::size_t total = 0;
+    for (const auto& b : *blobs) total += b.size();
+    KILN_FUZZ_CHECK(total <= size);
+  } else {
+    KILN_FUZZ_CHECK(!why.empty());
+  }
+  // The input cut into up to three blobs survives a round trip; any cut or flip is rejected.
+  JitBlobs blobs(size ? 1 + data[0] % 3 : 0);
+  for (std::size_t i = 0; i < size; ++i) blobs[i % blobs.size()].push_back(data[i]);
+  const std::vector<char> packed = pack_jit_entry(key, blobs);
+  auto back = unpack_jit_entry(packed, key, &why);
+  KILN_FUZZ_CHECK(back && *back == blobs);
+  KILN_FUZZ_CHECK(!unpack_jit_entry(std::span<const char>(packed).first(packed.size() - 1), key, &why));
+  KILN_FUZZ_CHECK(!unpack_jit_entry(packed, key + 1, &why));
+  if (size) {
+    std::vector<char> flipped = packed;
+    flipped.back() = char(flipped.back() ^ 0x20);
+    KILN_FUZZ_CHECK(!unpack_jit_entry(flipped, key, &why));
   }
 }
 

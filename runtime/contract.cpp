@@ -16,6 +16,7 @@
 #include "core/error.hpp"
 #include "runtime/dispatch.hpp"
 #include "runtime/ops.hpp"
+#include "runtime/trace.hpp"
 
 namespace kiln {
 
@@ -239,18 +240,6 @@ Tensor launch(std::string_view op, const KernelSpec& spec, const std::string* na
   shape.insert(shape.end(), {m, n, k});
   sa.insert(sa.end(), {a_m, 0, a_k});
   sb.insert(sb.end(), {0, b_n, b_k});
-  if (vendor && device.backend() != Backend::cpu && k > 0) {
-    if (std::optional<LibraryGemm> g = library_form(spec, shape, sa, sb)) {
-      g->a = p.a.address();
-      g->b = p.b.address();
-      g->out = out.address();
-      std::string why;
-      if (device.library_gemm(device.default_stream(), *g, &why)) {
-        ++t_library;
-        return out;
-      }
-    }
-  }
   std::vector<PlanOperand> ops{{p.a.address(), sa}, {p.b.address(), sb}};
   std::vector<Tensor> operands{p.a, p.b};
   for (std::size_t i = 0; i < ext.size(); ++i) {
@@ -259,8 +248,26 @@ Tensor launch(std::string_view op, const KernelSpec& spec, const std::string* na
   }
   PlanRequest request{shape, ops, out.address(), {}, spec.block_size};
   // The tensor ops' kernels (not a manifest's built kernel) on the tensor cores where they apply.
-  if (call.tensor_cores && !first && !entry && tensor_cores_on(device) && contract_tensor_cores_apply(spec, nullptr)) {
-    run_plan(op, contract_tensor_core_spec(spec), nullptr, operands, device, request, first, entry);
+  const bool mma =
+      call.tensor_cores && !first && !entry && tensor_cores_on(device) && contract_tensor_cores_apply(spec, nullptr);
+  const KernelSpec run_spec = mma ? contract_tensor_core_spec(spec) : KernelSpec{};
+  if (vendor && device.backend() != Backend::cpu && k > 0) {
+    if (std::optional<LibraryGemm> g = library_form(spec, shape, sa, sb)) {
+      g->a = p.a.address();
+      g->b = p.b.address();
+      g->out = out.address();
+      // kiln::jit records the library call with the kernel to run when the library cannot.
+      if (trace_launch(op, mma ? run_spec : spec, mma ? nullptr : name, operands, device, request, first, entry, &*g))
+        return out;
+      std::string why;
+      if (device.library_gemm(device.default_stream(), *g, &why)) {
+        ++t_library;
+        return out;
+      }
+    }
+  }
+  if (mma) {
+    run_plan(op, run_spec, nullptr, operands, device, request, first, entry);
     ++t_mma;
     return out;
   }

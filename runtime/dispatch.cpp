@@ -8,6 +8,7 @@
 #include "codegen/family.hpp"
 #include "runtime/jit.hpp"
 #include "runtime/ops.hpp"
+#include "runtime/trace.hpp"
 
 namespace kiln {
 
@@ -126,6 +127,7 @@ Tensor run_map_kernel(std::string_view op, const KernelSpec& spec, const std::st
 
 void run_plan(std::string_view op, const KernelSpec& spec, const std::string* name, const std::vector<Tensor>& operands,
               Device& device, PlanRequest request, const Registry* first, const KernelEntry* entry) {
+  if (trace_launch(op, spec, name, operands, device, request, first, entry)) return;  // kiln::jit is tracing
   const Family& family = family_of(spec);
   if (device.backend() == Backend::cpu) {
     family.run_cpu(spec, request);

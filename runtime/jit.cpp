@@ -3,16 +3,21 @@
 #include <dlfcn.h>
 
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <mutex>
 
 #include <fmt/format.h>
 #include <shaderc/shaderc.hpp>
+#include <xxhash.h>
 
 #include "codegen/emit.hpp"
 #include "codegen/family.hpp"
 #include "core/error.hpp"
+#include "runtime/disk_cache.hpp"
+#include "runtime/jit_cache_file.hpp"
 
 namespace kiln {
 
@@ -36,11 +41,13 @@ struct Nvrtc {
   using GetSize = int (*)(void*, std::size_t*);
   using GetData = int (*)(void*, char*);
   using Destroy = int (*)(void**);
+  using Version = int (*)(int*, int*);
   Create create = nullptr;
   Compile compile = nullptr;
   GetSize log_size = nullptr, cubin_size = nullptr;
   GetData log = nullptr, cubin = nullptr;
   Destroy destroy = nullptr;
+  Version version = nullptr;
   std::string error;
 
   static const Nvrtc& get() {
@@ -60,7 +67,8 @@ struct Nvrtc {
       r.cubin_size = reinterpret_cast<GetSize>(dlsym(lib, "nvrtcGetCUBINSize"));
       r.cubin = reinterpret_cast<GetData>(dlsym(lib, "nvrtcGetCUBIN"));
       r.destroy = reinterpret_cast<Destroy>(dlsym(lib, "nvrtcDestroyProgram"));
-      if (!r.create || !r.compile || !r.log_size || !r.log || !r.cubin_size || !r.cubin || !r.destroy)
+      r.version = reinterpret_cast<Version>(dlsym(lib, "nvrtcVersion"));
+      if (!r.create || !r.compile || !r.log_size || !r.log || !r.cubin_size || !r.cubin || !r.destroy || !r.version)
         r.error = "libnvrtc.so lacks an expected entry point";
       return r;
     }();
@@ -100,22 +108,71 @@ std::vector<unsigned char> compile_cuda(const std::string& source, const std::st
   return cubin;
 }
 
-std::atomic<std::uint64_t> g_compiles{0};
+std::atomic<std::uint64_t> g_compiles{0}, g_disk_hits{0};
+
+// The compiler's identity for the disk cache's key.
+std::string compiler_id(Backend backend) {
+  if (backend == Backend::cuda) {
+    const Nvrtc& nv = Nvrtc::get();
+    int major = 0, minor = 0;
+    if (nv.error.empty()) nv.version(&major, &minor);
+    return fmt::format("nvrtc {}.{} --fmad=false -std=c++17", major, minor);
+  }
+  unsigned version = 0, revision = 0;
+  shaderc_get_spv_version(&version, &revision);
+  return fmt::format("shaderc spv {}.{} vulkan1.3 O0", version, revision);
+}
+
+// Compiles |sources| (one per function; CUDA: one) for |device|, or loads them from the disk cache
+// (cache_dir("jit"), keyed by everything the blobs depend on). A bad entry is reported and rebuilt.
+JitBlobs compile_or_load(Device& device, const std::string& name, const std::vector<std::string>& sources) {
+  const bool cuda = device.backend() == Backend::cuda;
+  const bool subgroups = device.info().subgroup_arithmetic;
+  std::string key_text = fmt::format("kiln {}\n{}\n{}\n{}\n", KILN_VERSION, cuda ? "cuda " + device.info().arch : "spirv",
+                                     subgroups ? "subgroup arithmetic" : "no subgroup arithmetic",
+                                     compiler_id(device.backend()));
+  for (const std::string& s : sources) key_text += s;
+  const std::uint64_t key = XXH64(key_text.data(), key_text.size(), 0);
+  const std::string dir = std::getenv("KILN_JIT_DISK_CACHE") && std::string_view(std::getenv("KILN_JIT_DISK_CACHE")) == "0"
+                              ? std::string() : cache_dir("jit");
+  const std::string path = dir.empty() ? std::string() : fmt::format("{}/{}-{:016x}.bin", dir, name, key);
+  if (!path.empty()) {
+    if (auto file = read_file(path)) {
+      std::string why;
+      if (auto blobs = unpack_jit_entry(*file, key, &why); blobs && blobs->size() == sources.size()) {
+        g_disk_hits.fetch_add(1, std::memory_order_relaxed);
+        return std::move(*blobs);
+      }
+      if (why.empty()) why = "another number of functions";
+      std::fprintf(stderr, "kiln: warning: ignoring the JIT cache entry '%s': %s; compiling it again\n", path.c_str(),
+                   why.c_str());
+    }
+  }
+  g_compiles.fetch_add(1, std::memory_order_relaxed);
+  JitBlobs blobs;
+  for (const std::string& s : sources)
+    blobs.push_back(cuda ? compile_cuda(s, name, device.info().arch) : compile_glsl_spirv(s, name, subgroups));
+  if (!path.empty()) write_file_atomically(path, pack_jit_entry(key, blobs));  // best effort
+  return blobs;
+}
 
 std::unique_ptr<JitRecord> build(Device& device, const KernelSpec& spec) {
-  g_compiles.fetch_add(1, std::memory_order_relaxed);
   auto r = std::make_unique<JitRecord>();
   r->name = spec.name();
   r->spec = spec.canonical();
   const Family& family = family_of(spec);
   const int num_functions = int(family.entry_points.size());
+  std::vector<std::string> sources;
   if (device.backend() == Backend::vulkan) {
-    for (int f = 0; f < num_functions; ++f)
-      r->blobs.push_back(compile_glsl_spirv(emit_glsl(spec, f), r->name, device.info().subgroup_arithmetic));
+    for (int f = 0; f < num_functions; ++f) sources.push_back(emit_glsl(spec, f));
+  } else {
+    sources.push_back(emit_cuda(spec));
+  }
+  r->blobs = compile_or_load(device, r->name, sources);
+  if (device.backend() == Backend::vulkan) {
     for (int f = 0; f < num_functions; ++f)
       r->functions.push_back({"main", {r->blobs[f].data(), r->blobs[f].size()}, family.entry_points[f].params_bytes});
   } else {
-    r->blobs.push_back(compile_cuda(emit_cuda(spec), r->name, device.info().arch));
     r->symbols = cuda_symbols(spec);
     for (int f = 0; f < num_functions; ++f)
       r->functions.push_back({r->symbols[f].c_str(), {}, family.entry_points[f].params_bytes});
@@ -154,6 +211,7 @@ std::vector<unsigned char> compile_glsl_spirv(const std::string& source, const s
 }
 
 std::uint64_t jit_compile_count() { return g_compiles.load(std::memory_order_relaxed); }
+std::uint64_t jit_disk_cache_hits() { return g_disk_hits.load(std::memory_order_relaxed); }
 
 JitKernel jit_kernel(Device& device, const KernelSpec& spec, std::string* why, const std::string* name) {
   static std::mutex mutex;  // guards the map only

@@ -1,6 +1,9 @@
 // Just-in-time kernels: specs that are not in the built-in registry are emitted and compiled at run
-// time (Vulkan: shaderc to SPIR-V; CUDA: NVRTC to a cubin for the device's arch), then cached for
-// the life of the process, keyed by device and spec name.
+// time (Vulkan: shaderc to SPIR-V; CUDA: NVRTC to a cubin for the device's arch), then cached in
+// memory for the life of the process (by device and spec name) and on disk under
+// cache_dir("jit") (runtime/disk_cache.hpp; by the XXH64 of the target, device arch, compiler and
+// Kiln versions and the emitted sources; format in runtime/jit_cache_file.hpp), so a second process
+// loads a kernel instead of compiling it. KILN_JIT_DISK_CACHE=0 keeps the cache in memory only.
 // Thread-safety: jit_kernel may be called from any thread; concurrent calls for one spec compile once.
 #pragma once
 
@@ -31,5 +34,7 @@ std::vector<unsigned char> compile_glsl_spirv(const std::string& source, const s
 // How many kernels this process has compiled just in time (on any device), for tests and tools
 // that check a kernel came from a registry.
 std::uint64_t jit_compile_count();
+// How many just-in-time kernels this process loaded from the disk cache instead of compiling.
+std::uint64_t jit_disk_cache_hits();
 
 }  // namespace kiln

@@ -14,6 +14,7 @@
 #include "runtime/device.hpp"
 #include "runtime/host.hpp"
 #include "runtime/interop.hpp"
+#include "runtime/jit_function.hpp"
 #include "runtime/ops.hpp"
 #include "runtime/reduce.hpp"
 #include "runtime/rows.hpp"

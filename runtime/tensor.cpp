@@ -8,6 +8,7 @@
 
 #include "core/error.hpp"
 #include "runtime/ops.hpp"
+#include "runtime/trace.hpp"
 
 namespace kiln {
 
@@ -79,7 +80,9 @@ void for_each_offset(const Shape& shape, const Shape& strides, std::int64_t offs
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device& device) {
   const std::int64_t n = checked_numel(shape, dtype, "Tensor::empty");
   Tensor t;
-  t.storage_ = device.allocate(std::max<std::size_t>(std::size_t(n) * dtype_size(dtype), 1));
+  const std::size_t bytes = std::max<std::size_t>(std::size_t(n) * dtype_size(dtype), 1);
+  t.storage_ = trace_allocate(device, bytes);  // a traced value while kiln::jit traces on |device|
+  if (!t.storage_) t.storage_ = device.allocate(bytes);
   t.shape_ = shape;
   t.strides_ = row_major_strides(shape);
   t.dtype_ = dtype;
@@ -92,7 +95,7 @@ Tensor Tensor::from_host(const void* data, std::size_t bytes, const Shape& shape
     fail(ErrorCode::invalid_argument, fmt::format("Tensor::from_host: {} {} needs {} bytes, got {}",
                                                   shape_text(shape), dtype_name(dtype), want, bytes));
   Tensor t = empty(shape, dtype, device);
-  if (bytes) device.default_stream().upload(*t.storage_, 0, data, bytes);
+  if (bytes && !trace_upload(*t.storage_, data, bytes)) device.default_stream().upload(*t.storage_, 0, data, bytes);
   return t;
 }
 
@@ -147,7 +150,7 @@ std::string Tensor::describe() const {
 }
 
 void Tensor::to_host(void* dst, std::size_t bytes) const {
-  storage("Tensor::to_host");
+  trace_check_read(storage("Tensor::to_host"), "Tensor::to_host");
   if (bytes != size_bytes())
     fail(ErrorCode::invalid_argument,
          fmt::format("Tensor::to_host: {} needs {} bytes, got {}", describe(), size_bytes(), bytes));
@@ -180,6 +183,7 @@ std::vector<std::byte> Tensor::to_host() const {
 
 Tensor Tensor::to(Device& target) const {
   if (&target == &storage("Tensor::to").device()) return *this;
+  trace_check_read(*storage_, "Tensor::to");
   std::vector<std::byte> host = to_host();
   return from_host(host.data(), host.size(), shape_, dtype_, target);
 }

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(expr manifest pipeline_cache)
+[ ${#targets[@]} -gt 0 ] || targets=(expr manifest pipeline_cache jit_entry)
 
 if ! command -v clang++-14 >/dev/null || ! ls /usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1; then
   echo "== fuzz: installing clang-14 and libclang-rt-14-dev"

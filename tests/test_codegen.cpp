@@ -255,6 +255,35 @@ TEST(Expr, ToStringKeepsConstantsExact) {
   EXPECT_EQ(eval1("s8(300)", {D::s32}, {0}), 44);  // integers still wrap like a cast
 }
 
+TEST(Expr, SimplifiedFoldsConstantsAndRemovesIdentities) {
+  auto same = [](const char* text, const char* want, std::vector<D> in) {
+    const Expr got = simplified(parse_expr(text, in));
+    EXPECT_EQ(got.canonical(), parse_expr(want, in).canonical()) << text << " gave " << got.to_string();
+  };
+  same("((x + 0) * 1) / 1", "x", {D::f32});
+  same("0 + 1 * x - 0", "x", {D::f64});
+  same("-(-x)", "x", {D::s32});
+  same("x + (2 * 3)", "x + 6", {D::f32});
+  same("exp(f32(0)) + x", "1 + x", {D::f32});
+  same("as_type(as_type(x, f32), f32)", "as_type(x, f32)", {D::s8});
+  // x + 0 where the sum is wider than x: the conversion stays.
+  same("x + f32(0)", "as_type(x, f32)", {D::s8});
+  // An integer's x / 1 is a float division (Nx): what stays is the conversion.
+  same("x / 1", "as_type(x, f32)", {D::s32});
+  same("x * y + x * y", "x * y + x * y", {D::f32, D::f32});
+  // The inputs keep their indices even when one disappears.
+  const Expr e = simplified(parse_expr("y * 1 + 0 * 0", {D::f32, D::f32}));
+  EXPECT_EQ(e.num_inputs(), 2);
+  // Folding follows the reference: integer wrap, NaN propagation.
+  EXPECT_EQ(eval1("s8(100) + s8(100) + x", {D::s8}, {0}), -56);
+  const Expr w = simplified(parse_expr("s8(100) + s8(100) + x", {D::s8}));
+  EXPECT_EQ(w.nodes().size(), 3u) << w.to_string();  // x, -56, add
+  const Expr n = simplified(parse_expr("x + sqrt(f32(-1))", {D::f32}));
+  Evaluator ev(n);
+  Scalar in[1] = {Scalar::from_f(1.0)};
+  EXPECT_TRUE(std::isnan(ev.eval(in).f)) << n.to_string();
+}
+
 TEST(Spec, NamesAreStableAndEncodeDtypes) {
   KernelSpec s = single_op_spec(Op::add, D::f32);
   EXPECT_EQ(s.name().substr(0, 15), "map_f32f32_f32_");

@@ -524,6 +524,7 @@ TEST(Reliability, FuzzCorpusReplays) {
       {"expr", kiln::fuzz::expr_target},
       {"manifest", kiln::fuzz::manifest_target},
       {"pipeline_cache", kiln::fuzz::pipeline_cache_target},
+      {"jit_entry", kiln::fuzz::jit_entry_target},
   };
   for (auto [name, target] : targets) {
     int files = 0;

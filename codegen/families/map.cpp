@@ -256,7 +256,8 @@ std::string map_api_functions(const ApiFunction& f) {
 const Family kMapFamily = {
     "map", kEntryPoints, kSlots, kManifestKeys, map_supports, map_emit_cuda, map_emit_glsl, map_plan, map_run_cpu,
     map_cost, "out[i] = expr(in0[i], in1[i], ...): one fused elementwise expression over broadcast inputs",
-    map_from_manifest, map_op_names, map_expand_op, map_api_functions,
+    map_from_manifest, map_op_names, map_expand_op, map_api_functions, {},
+    /*elementwise=*/true, /*pointwise_inputs=*/true,
 };
 
 }  // namespace kiln

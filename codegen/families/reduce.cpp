@@ -651,7 +651,8 @@ const Family kReduceFamily = {
     "reduce", kEntryPoints, kSlots, kManifestKeys, reduce_supports, reduce_emit_cuda, reduce_emit_glsl, reduce_plan,
     reduce_run_cpu, reduce_cost,
     "out[o] = epilogue(combine_r prologue(in0[o, r], ...), n): sum product max min all any argmax argmin over any axes",
-    reduce_from_manifest, reduce_op_names, reduce_expand_op, reduce_api_functions,
+    reduce_from_manifest, reduce_op_names, reduce_expand_op, reduce_api_functions, {},
+    /*elementwise=*/false, /*pointwise_inputs=*/true,
 };
 
 Scalar combiner_identity(Combiner c, DType acc) { return identity_value(c, acc); }

@@ -16,6 +16,7 @@
 #include <spirv-tools/libspirv.hpp>
 
 #include "runtime/device_state.hpp"
+#include "runtime/disk_cache.hpp"
 #include "runtime/vulkan/vk_cache_file.hpp"
 #include "runtime/vulkan/vk_device.hpp"
 #include "runtime/vulkan/vk_spirv.hpp"
@@ -64,13 +65,10 @@ void check_spirv(std::span<const unsigned char> spirv, const std::string& kernel
 
 namespace {
 
-std::string cache_dir() {
+std::string pipeline_cache_dir() {
   if (const char* v = std::getenv("KILN_VK_PIPELINE_CACHE"); v && (!*v || !std::strcmp(v, "0")))
     return {};
-  if (const char* v = std::getenv("KILN_CACHE_DIR"); v && *v) return std::string(v) + "/vulkan";
-  if (const char* v = std::getenv("XDG_CACHE_HOME"); v && *v) return std::string(v) + "/kiln/vulkan";
-  if (const char* v = std::getenv("HOME"); v && *v) return std::string(v) + "/.cache/kiln/vulkan";
-  return {};
+  return cache_dir("vulkan");
 }
 
 std::string hex(const std::uint8_t* p, std::size_t n) {
@@ -97,7 +95,7 @@ KernelCache::KernelCache(VulkanDevice& device) : device_(device) {
   const auto& props = device.properties();
   std::vector<char> data;
   std::span<const char> payload;
-  if (std::string dir = cache_dir(); !dir.empty()) {
+  if (std::string dir = pipeline_cache_dir(); !dir.empty()) {
     cache_path_ = dir + "/pipelines-" + std::to_string(props.vendorID) + "-" +
                   std::to_string(props.deviceID) + "-" + hex(props.pipelineCacheUUID, VK_UUID_SIZE) + ".bin";
     std::ifstream in(cache_path_, std::ios::binary);
@@ -137,22 +135,7 @@ void KernelCache::save() {
   if (vkGetPipelineCacheData(device_.handle(), cache_, &size, raw.data()) != VK_SUCCESS) return;
   const std::vector<char> data = wrap_pipeline_cache(std::span<const char>(raw.data(), size),
                                                      identity(device_.properties()));
-  size = data.size();
-  std::error_code ec;
-  std::filesystem::create_directories(std::filesystem::path(cache_path_).parent_path(), ec);
-  const std::string tmp = cache_path_ + ".tmp" + std::to_string(reinterpret_cast<std::uintptr_t>(this));
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) return;
-    out.write(data.data(), std::streamsize(size));
-    if (!out) {
-      out.close();
-      std::filesystem::remove(tmp, ec);
-      return;
-    }
-  }
-  std::filesystem::rename(tmp, cache_path_, ec);
-  if (ec) std::filesystem::remove(tmp, ec);
+  write_file_atomically(cache_path_, data);
 }
 
 // ---- loading ---------------------------------------------------------------------------------

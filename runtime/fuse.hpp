@@ -1,0 +1,36 @@
+// kiln::jit's fusion pass over a recorded trace (runtime/trace.hpp). It works on launches of any
+// family through two properties of the family descriptor (codegen/family.hpp):
+// - an elementwise producer (map) whose output is an intermediate read only as itself or a
+//   broadcast of itself is inlined into each consumer whose expression slot reads its inputs
+//   pointwise (map: the fused DAG becomes one kernel; reduce: the producers become the reduction's
+//   prologue), its operands' strides carried into the consumer's index space (broadcasts,
+//   transposes and slices of the producer's inputs stay index math);
+// - a one-element constant the function uploaded (a scalar operand) becomes a literal;
+// then the fused expression is simplified (codegen: constants folded, x+0, x*1, x/1, -(-x), casts
+// to the same dtype), unused operands dropped, and launches whose results nothing reads removed.
+// A producer is not inlined when its inputs may change between it and the consumer (a buffer
+// written again in between), when the consumer would exceed kMaxMapInputs operands, or when the
+// consumer reads it through another layout (a reshape): it then runs as its own kernel.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "runtime/trace.hpp"
+
+namespace kiln {
+
+struct FusionReport {
+  int launches_before = 0;
+  int launches_after = 0;
+  int inlined = 0;           // producers inlined into consumers
+  int constants_folded = 0;  // scalar operands made literals
+};
+
+// Fuses |program| in place. |outputs|: the trace buffers the function returns (never removed).
+FusionReport fuse(TraceProgram& program, const std::vector<int>& outputs);
+
+// One line per launch: "#2 map_f32_f32_1a2b3c4d (exp): [4096] <- in0 %1, in1 const -> %3\n   expr: ...".
+std::string describe_program(const TraceProgram& program);
+
+}  // namespace kiln

@@ -1,0 +1,300 @@
+// kiln::jit on every device: a traced, fused and replayed function gives what the same function
+// gives run op by op (eager) on the same device — exactly for integers, to a few rounding units
+// for floats (a fused kernel rounds every node to its dtype as the eager kernels do, so most
+// cases are exact too) — over a corpus (gelu, silu, softplus, softmax and rms_norm written op by
+// op, an attention-score scale + mask + softmax, an Adam update with three outputs, mixed dtypes
+// with casts, size-1 and scalar broadcasting, transposed and sliced inputs) and hundreds of random
+// expression DAGs with reductions; the launch counts show what fused; misuse gives clear errors.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "codegen/eval.hpp"
+#include "runtime/kiln.hpp"
+#include "tests/conformance/contraction_check.hpp"
+#include "tests/conformance/device_suite.hpp"
+
+namespace kiln {
+namespace {
+
+using conformance::error_message;
+using conformance::scalars;
+
+class Jit : public conformance::DeviceSuite {
+ protected:
+  Tensor rand(const Shape& shape, DType t, unsigned seed, double lo = -2, double hi = 2) {
+    std::mt19937_64 rng(seed);
+    std::vector<std::byte> bytes(std::size_t(shape_numel(shape)) * dtype_size(t));
+    for (std::size_t i = 0; i < bytes.size() / dtype_size(t); ++i) {
+      Scalar s;
+      if (is_float(t)) s.f = std::uniform_real_distribution<double>(lo, hi)(rng);
+      else s.i = std::int64_t(rng() % 200) - 100;
+      store_scalar(t, bytes.data() + i * dtype_size(t), cast_scalar(s, is_float(t) ? DType::f64 : DType::s64, t));
+    }
+    return Tensor::from_host(bytes.data(), bytes.size(), shape, t, *dev_);
+  }
+};
+
+// |got| equals |want| elementwise: same shape and dtype; integers exactly; floats within |ulps|
+// rounding units of the dtype (relative, with the smallest normal as the absolute floor), NaN
+// matching NaN.
+void expect_same(const Tensor& got, const Tensor& want, const std::string& what, double ulps = 4) {
+  ASSERT_EQ(got.shape(), want.shape()) << what;
+  ASSERT_EQ(got.dtype(), want.dtype()) << what;
+  const std::vector<Scalar> g = scalars(got), w = scalars(want);
+  const DType t = got.dtype();
+  int bad = 0;
+  for (std::size_t i = 0; i < g.size() && bad < 5; ++i) {
+    if (!is_float(t)) {
+      if (g[i].u != w[i].u) {
+        ++bad;
+        ADD_FAILURE() << what << ": element " << i << " is " << g[i].i << ", op by op " << w[i].i;
+      }
+      continue;
+    }
+    const double a = scalar_to_double(g[i], t), b = scalar_to_double(w[i], t);
+    if (std::isnan(a) && std::isnan(b)) continue;
+    if (a == b) continue;
+    const double tol = ulps * 2 * conformance::unit_roundoff(t) * std::max(std::abs(b), 0x1p-60);
+    if (!(std::abs(a - b) <= tol)) {
+      ++bad;
+      ADD_FAILURE() << what << ": element " << i << " is " << a << ", op by op " << b;
+    }
+  }
+}
+
+Tensor gelu_ops(const Tensor& x) { return x * 0.5 * (erf(x * M_SQRT1_2) + 1.0); }
+Tensor silu_ops(const Tensor& x) { return x / (exp(-x) + 1.0); }
+Tensor softplus_ops(const Tensor& x) { return log1p(exp(x)); }
+Tensor softmax_ops(const Tensor& x) {
+  const Tensor e = exp(x - reduce_max(x, {-1}, true));
+  return e / sum(e, {-1}, true);
+}
+Tensor rms_norm_ops(const Tensor& x, const Tensor& g) {
+  const Tensor ms = sum(x * x, {-1}, true) / double(x.shape().back());
+  return x * rsqrt(ms + 1e-6) * g;
+}
+
+TEST_P(Jit, ElementwiseChainsFuseIntoOneKernel) {
+  for (DType t : {DType::f32, DType::f16, DType::bf16, DType::f64}) {
+    const Tensor x = rand({33, 65}, t, 1, -6, 6);
+    for (auto [name, f] : {std::pair{"gelu", &gelu_ops}, std::pair{"silu", &silu_ops},
+                           std::pair{"softplus", &softplus_ops}}) {
+      auto fused = jit(f, {name});
+      const std::string what = fmt::format("{} {}", name, dtype_name(t));
+      expect_same(fused(x), f(x), what, 16);
+      EXPECT_EQ(fused.stats().launches_per_call, 1) << what << "\n" << fused.plan(x);
+      EXPECT_GE(fused.stats().launches_traced, 2) << what;
+      expect_same(fused(x), f(x), what + " (replayed)", 16);
+      EXPECT_EQ(fused.stats().traces, 1u) << what;
+      EXPECT_EQ(fused.stats().cache_hits, 1u) << what;
+    }
+  }
+}
+
+TEST_P(Jit, RowPatternsWrittenOpByOp) {
+  const Tensor x = rand({7, 129}, DType::f32, 2, -30, 30), g = rand({129}, DType::f32, 3);
+  auto softmax = jit(&softmax_ops);
+  expect_same(softmax(x), softmax_ops(x), "softmax");
+  // max; exp(x - max) summed (the producers in the reduction's prologue); exp(x - max) / sum.
+  EXPECT_EQ(softmax.stats().launches_per_call, 3) << softmax.plan(x);
+  auto rms = jit(&rms_norm_ops);
+  expect_same(rms(x, g), rms_norm_ops(x, g), "rms_norm");
+  // sum(x * x) (the square in the prologue); x * rsqrt(sum / n + eps) * g.
+  EXPECT_EQ(rms.stats().launches_per_call, 2) << rms.plan(x, g);
+  // Attention scores: scale, causal mask, softmax.
+  auto scores = [](const Tensor& q, const Tensor& mask) {
+    const Tensor s = select(mask, q * 0.125, full({}, -INFINITY, DType::f32, q.device()));
+    return softmax_ops(s);
+  };
+  const Tensor q = rand({2, 8, 8}, DType::f32, 4, -20, 20);
+  std::vector<std::uint8_t> m(64);
+  for (int i = 0; i < 8; ++i)
+    for (int j = 0; j < 8; ++j) m[std::size_t(i * 8 + j)] = j <= i;
+  const Tensor mask = Tensor::from_host(m.data(), m.size(), {8, 8}, DType::pred, *dev_);
+  auto fused = jit(scores);
+  expect_same(fused(q, mask), scores(q, mask), "attention scores");
+}
+
+TEST_P(Jit, AdamUpdateWithThreeOutputs) {
+  auto adam = [](const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v) {
+    const Tensor m2 = m * 0.9 + g * 0.1;
+    const Tensor v2 = v * 0.999 + g * g * 0.001;
+    const Tensor p2 = p - (m2 / 0.1) * 1e-3 / (sqrt(v2 / 0.001) + 1e-8);
+    return std::tuple{p2, m2, v2};
+  };
+  const Shape s{1000, 3};
+  const Tensor p = rand(s, DType::f32, 5), g = rand(s, DType::f32, 6), m = rand(s, DType::f32, 7),
+               v = rand(s, DType::f32, 8, 0, 1);
+  auto fused = jit(adam, {"adam"});
+  const auto [p2, m2, v2] = fused(p, g, m, v);
+  const auto [ep, em, ev] = adam(p, g, m, v);
+  expect_same(p2, ep, "adam p");
+  expect_same(m2, em, "adam m");
+  expect_same(v2, ev, "adam v");
+  EXPECT_EQ(fused.stats().launches_per_call, 3) << fused.plan(p, g, m, v);  // one kernel per output
+}
+
+TEST_P(Jit, MixedDtypesCastsAndIntegersExactly) {
+  auto f = [](const Tensor& a, const Tensor& b) {
+    const Tensor i = a * 3 + b - right_shift(a, full({}, 1, DType::s32, a.device()));
+    const Tensor h = as_type(as_type(i, DType::f16), DType::f32) * 0.25;
+    return std::tuple{i, h, as_type(i, DType::s32) + 0};
+  };
+  const Tensor a = rand({5, 6}, DType::s32, 9), b = rand({6}, DType::s16, 10);
+  auto fused = jit(f);
+  const auto [i, h, same] = fused(a, b);
+  const auto [ei, eh, esame] = f(a, b);
+  expect_same(i, ei, "integers", 0);
+  expect_same(h, eh, "casts", 0);
+  expect_same(same, esame, "x + 0", 0);
+}
+
+TEST_P(Jit, BroadcastsTransposesAndSlicesBecomeIndexMath) {
+  auto f = [](const Tensor& x, const Tensor& row, const Tensor& col) { return tanh(x * row + col) - x; };
+  const Tensor base = rand({9, 12}, DType::f32, 11);
+  const Tensor xt = base.transpose({1, 0});            // [12, 9], not contiguous
+  const Tensor row = rand({9}, DType::f32, 12);        // broadcast over rows
+  const Tensor col = rand({12, 1}, DType::f32, 13);    // size-1 axis
+  auto fused = jit(f);
+  expect_same(fused(xt, row, col), f(xt, row, col), "transposed");
+  EXPECT_EQ(fused.stats().launches_per_call, 1) << fused.plan(xt, row, col);
+  const Tensor sl = base.slice(1, 1, 12, 2);  // [9, 6] with stride 2
+  const Tensor row6 = rand({6}, DType::f32, 14), s = Tensor::from_vector<float>({3.0f}, {}, *dev_);
+  expect_same(fused(sl, row6, s), f(sl, row6, s), "sliced with a scalar tensor");
+  EXPECT_EQ(fused.stats().traces, 2u);  // another signature
+  // A different offset into the same storage is the same signature: the addresses are rebound.
+  const Tensor sl2 = base.slice(1, 0, 11, 2);
+  expect_same(fused(sl2, row6, s), f(sl2, row6, s), "another offset");
+  EXPECT_EQ(fused.stats().traces, 2u);
+}
+
+TEST_P(Jit, ReturnsInputsViewsConstantsAndEmptyTensors) {
+  auto f = [](const Tensor& x) { return std::tuple{x, x.transpose({1, 0}), full({2}, 7, DType::s32, x.device()), exp(x)}; };
+  const Tensor x = rand({3, 4}, DType::f32, 15);
+  auto fused = jit(f);
+  const auto [a, b, c, d] = fused(x);
+  expect_same(a, x, "input");
+  expect_same(b, x.transpose({1, 0}), "view of the input");
+  EXPECT_EQ(c.to_vector<std::int32_t>(), (std::vector<std::int32_t>{7, 7}));
+  expect_same(d, exp(x), "exp");
+  const Tensor e = Tensor::empty({0, 4}, DType::f32, *dev_);
+  const auto [ea, eb, ec, ed] = fused(e);
+  EXPECT_EQ(ed.shape(), (Shape{0, 4}));
+  EXPECT_EQ(eb.shape(), (Shape{4, 0}));
+}
+
+TEST_P(Jit, ContractionsAndRowOpsReplay) {
+  auto f = [](const Tensor& a, const Tensor& b, const Tensor& bias) {
+    return softmax(gelu_ops(matmul(a, b) + bias)) * 2.0;
+  };
+  const Tensor a = rand({16, 24}, DType::f32, 16), b = rand({24, 8}, DType::f32, 17), bias = rand({8}, DType::f32, 18);
+  auto fused = jit(f);
+  expect_same(fused(a, b, bias), f(a, b, bias), "matmul + gelu + softmax", 16);
+}
+
+// Random expression DAGs: ops, dtypes, broadcasting shapes and reductions drawn from a fixed seed;
+// the jit of each equals its eager run.
+TEST_P(Jit, RandomExpressionDagsMatchOpByOp) {
+  const std::vector<Op> unary{Op::exp, Op::tanh, Op::sigmoid, Op::abs, Op::negate, Op::sin, Op::sqrt, Op::floor};
+  const std::vector<Op> binary{Op::add, Op::subtract, Op::multiply, Op::divide, Op::max, Op::min, Op::atan2};
+  const std::vector<Shape> shapes{{4, 6}, {6}, {4, 1}, {}, {1, 6}};
+  const int cases = dev_->backend() == Backend::cpu ? 300 : 120;
+  for (int c = 0; c < cases; ++c) {
+    const unsigned seed = 1000u + unsigned(c);
+    std::mt19937 rng(seed);
+    const DType t = std::vector<DType>{DType::f32, DType::f16, DType::f64, DType::bf16}[rng() % 4];
+    std::vector<Tensor> args;
+    const int n_args = 1 + int(rng() % 4);
+    for (int i = 0; i < n_args; ++i) args.push_back(rand(shapes[rng() % shapes.size()], t, seed * 7 + unsigned(i), 0.1, 3));
+    const unsigned program = rng();
+    auto body = [&unary, &binary, program](const std::vector<Tensor>& in) {
+      std::mt19937 r(program);
+      std::vector<Tensor> pool = in;
+      const int steps = 3 + int(r() % 8);
+      for (int s = 0; s < steps; ++s) {
+        const int kind = int(r() % 10);
+        const Tensor& a = pool[r() % pool.size()];
+        if (kind < 4) {
+          pool.push_back(apply_op(unary[r() % unary.size()], {a}));
+        } else if (kind < 8) {
+          pool.push_back(apply_op(binary[r() % binary.size()], {a, pool[r() % pool.size()]}));
+        } else if (kind == 8) {
+          pool.push_back(a * double(int(r() % 5)) + 1.0);
+        } else if (a.rank() > 0) {
+          pool.push_back(sum(a, {int(r() % std::size_t(a.rank()))}, true));
+        }
+      }
+      return std::vector<Tensor>{pool.back(), pool[pool.size() / 2]};
+    };
+    auto fused = jit(body);
+    const std::vector<Tensor> got = fused(args), want = body(args);
+    for (std::size_t i = 0; i < got.size(); ++i)
+      expect_same(got[i], want[i], fmt::format("seed {} ({}) output {}\n{}", seed, dtype_name(t), i, fused.plan(args)), 8);
+    if (HasFailure()) break;
+  }
+}
+
+TEST_P(Jit, MisuseGivesClearErrors) {
+  const Tensor x = rand({3}, DType::f32, 19);
+  auto reads = jit([](const Tensor& t) { return t * float(t.to_vector<float>()[0]); });
+  std::string e = error_message([&] { reads(x); });
+  EXPECT_NE(e.find("Tensor::to_host: the tensor is a traced value of a kiln::jit function"), std::string::npos) << e;
+  Tensor leaked;
+  auto leak = jit([&](const Tensor& t) {
+    leaked = exp(t);
+    return t;
+  });
+  leak(x);
+  e = error_message([&] { exp(leaked); });
+  EXPECT_NE(e.find("used outside its trace"), std::string::npos) << e;
+  auto f = jit([](const Tensor& a, const Tensor& b) { return a + b; });
+  e = error_message([&] { f(x, Tensor()); });
+  EXPECT_NE(e.find("argument 1 is an undefined tensor"), std::string::npos) << e;
+  e = error_message([&] { f(x, rand({4}, DType::f32, 20)); });
+  EXPECT_NE(e.find("kiln::add: shapes do not broadcast"), std::string::npos) << e;
+  if (dev_->backend() != Backend::cpu) {
+    const Tensor c = x.to(device("cpu"));
+    e = error_message([&] { f(x, c); });
+    EXPECT_NE(e.find("different devices"), std::string::npos) << e;
+    auto other = jit([&](const Tensor& t) { return t + exp(c); });
+    e = error_message([&] { other(x); });
+    EXPECT_NE(e.find("inside the trace of a kiln::jit function on " + dev_->id()), std::string::npos) << e;
+  }
+}
+
+TEST_P(Jit, RetracingWarnsNamingWhatChanged) {
+  auto f = jit([](const Tensor& t) { return t + 1.0; }, {"grow", true, 2});
+  ::testing::internal::CaptureStderr();
+  for (int n = 1; n <= 4; ++n) f(rand({n}, DType::f32, 21));
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("kiln::jit(grow): traced 3 signatures; this call differs from the last in argument 0: "
+                     "f32[2][1] -> f32[3][1]"),
+            std::string::npos)
+      << err;
+  EXPECT_EQ(f.stats().traces, 4u);
+}
+
+TEST_P(Jit, UnfusedReplayAgreesAndNestedFunctionsTraceInline) {
+  auto inner = jit(&gelu_ops);
+  auto outer = jit([&](const Tensor& t) { return inner(t) * 3.0; });
+  auto plain = jit([&](const Tensor& t) { return gelu_ops(t) * 3.0; }, {"plain", false});
+  const Tensor x = rand({64}, DType::f32, 22);
+  expect_same(outer(x), plain(x), "nested vs unfused");
+  EXPECT_EQ(outer.stats().launches_per_call, 1);
+  EXPECT_EQ(plain.stats().launches_per_call, plain.stats().launches_traced);
+  EXPECT_EQ(inner.stats().calls, 0u);  // traced inline, never called on its own
+}
+
+INSTANTIATE_TEST_SUITE_P(Cpu, Jit, ::testing::Values("cpu"));
+INSTANTIATE_TEST_SUITE_P(Vulkan, Jit, ::testing::Values("vulkan:0"));
+INSTANTIATE_TEST_SUITE_P(Cuda, Jit, ::testing::Values("cuda:0"));
+
+}  // namespace
+}  // namespace kiln

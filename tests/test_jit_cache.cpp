@@ -1,0 +1,174 @@
+// The JIT's disk cache (runtime/jit.cpp, runtime/jit_cache_file.hpp): its entry format rejects
+// every truncation and flipped byte; a second process loads a kernel instead of compiling it; a
+// corrupt or truncated entry is reported and rebuilt; processes and threads compiling one kernel
+// at once leave one valid entry and no temporary files. The processes are this test binary run
+// again on one disabled test (JitCacheChild), with KILN_CACHE_DIR pointing at a fresh folder.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "runtime/jit.hpp"
+#include "runtime/jit_cache_file.hpp"
+#include "runtime/kiln.hpp"
+
+namespace kiln {
+namespace {
+
+namespace fs = std::filesystem;
+
+TEST(JitCache, EntryFormatRejectsEveryTruncationAndFlip) {
+  const JitBlobs blobs{{1, 2, 3, 4, 5}, {}, {9, 8, 7}};
+  const std::vector<char> file = pack_jit_entry(42, blobs);
+  std::string why;
+  auto back = unpack_jit_entry(file, 42, &why);
+  ASSERT_TRUE(back) << why;
+  EXPECT_EQ(*back, blobs);
+  EXPECT_FALSE(unpack_jit_entry(file, 43, &why));
+  EXPECT_NE(why.find("another kernel, device or compiler"), std::string::npos) << why;
+  for (std::size_t n = 0; n < file.size(); ++n) {
+    EXPECT_FALSE(unpack_jit_entry(std::span<const char>(file).first(n), 42, &why)) << "cut at " << n;
+    EXPECT_FALSE(why.empty());
+  }
+  for (std::size_t i = 0; i < file.size(); ++i) {
+    std::vector<char> bad = file;
+    bad[i] = char(bad[i] ^ 1);
+    EXPECT_FALSE(unpack_jit_entry(bad, 42, &why)) << "flipped byte " << i;
+  }
+}
+
+// The child: maps a fixed expression on vulkan:0 from |threads| threads at once and writes
+// "<compiles> <disk hits> <ok>" to $KILN_TEST_OUT.
+TEST(JitCacheChild, DISABLED_MapOneKernel) {
+  const char* out = std::getenv("KILN_TEST_OUT");
+  ASSERT_TRUE(out);
+  Device& dev = device("vulkan:0");
+  const Expr e = parse_expr("x * 3.25 + 1.5 - exp(x * 0.0625)", {DType::f32});
+  const int threads = std::getenv("KILN_TEST_THREADS") ? std::atoi(std::getenv("KILN_TEST_THREADS")) : 1;
+  std::vector<int> ok(std::size_t(threads), 0);
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t)
+    pool.emplace_back([&, t] {
+      const Tensor x = Tensor::from_vector<float>({1.0f, 2.0f, -4.0f}, {3}, dev);
+      const std::vector<float> y = map(e, {x}).to_vector<float>();
+      bool good = true;
+      for (std::size_t i = 0; i < 3; ++i) {
+        const float v = std::vector<float>{1.0f, 2.0f, -4.0f}[i];
+        good = good && std::abs(y[i] - (v * 3.25f + 1.5f - std::exp(v * 0.0625f))) < 1e-5f;
+      }
+      ok[std::size_t(t)] = good;
+    });
+  for (auto& t : pool) t.join();
+  int all = 1;
+  for (int g : ok) all &= g;
+  std::ofstream(out) << jit_compile_count() << " " << jit_disk_cache_hits() << " " << all;
+}
+
+class JitDiskCache : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    try {
+      device("vulkan:0");
+    } catch (const Error& e) {
+      GTEST_SKIP() << e.what();
+    }
+    char self[4096] = {};
+    const ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+    ASSERT_GT(n, 0);
+    exe_ = std::string(self, std::size_t(n));
+    dir_ = fs::temp_directory_path() / fmt::format("kiln-jit-cache-{}-{}", ::getpid(), counter_++);
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  struct Run {
+    int compiles = -1, hits = -1, ok = 0;
+    std::string err;
+  };
+  // Starts |count| children at once (each with |threads| threads) and waits for them.
+  std::vector<Run> run(int count = 1, int threads = 1) {
+    std::string cmd;
+    for (int i = 0; i < count; ++i)
+      cmd += fmt::format("KILN_CACHE_DIR='{}' KILN_TEST_OUT='{}/out{}' KILN_TEST_THREADS={} '{}' "
+                         "--gtest_also_run_disabled_tests --gtest_filter=JitCacheChild.DISABLED_MapOneKernel "
+                         ">'{}/log{}' 2>&1 & ",
+                         (dir_ / "cache").string(), dir_.string(), i, threads, exe_, dir_.string(), i);
+    cmd += "wait";
+    EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    std::vector<Run> runs(static_cast<std::size_t>(count));
+    for (int i = 0; i < count; ++i) {
+      std::ifstream in(dir_ / fmt::format("out{}", i));
+      in >> runs[std::size_t(i)].compiles >> runs[std::size_t(i)].hits >> runs[std::size_t(i)].ok;
+      std::ifstream log(dir_ / fmt::format("log{}", i));
+      runs[std::size_t(i)].err.assign(std::istreambuf_iterator<char>(log), std::istreambuf_iterator<char>());
+    }
+    return runs;
+  }
+  std::vector<fs::path> entries() {
+    std::vector<fs::path> v;
+    for (const auto& e : fs::directory_iterator(dir_ / "cache" / "jit")) v.push_back(e.path());
+    return v;
+  }
+
+  std::string exe_;
+  fs::path dir_;
+  static inline int counter_ = 0;
+};
+
+TEST_F(JitDiskCache, SecondProcessLoadsInsteadOfCompiling) {
+  Run a = run()[0];
+  EXPECT_EQ(a.ok, 1) << a.err;
+  EXPECT_EQ(a.hits, 0) << a.err;
+  EXPECT_GE(a.compiles, 1) << a.err;
+  ASSERT_EQ(entries().size(), std::size_t(a.compiles)) << a.err;
+  Run b = run()[0];
+  EXPECT_EQ(b.ok, 1) << b.err;
+  EXPECT_EQ(b.compiles, 0) << b.err;
+  EXPECT_EQ(b.hits, a.compiles) << b.err;
+}
+
+TEST_F(JitDiskCache, CorruptAndTruncatedEntriesAreReportedAndRebuilt) {
+  ASSERT_EQ(run()[0].ok, 1);
+  for (const char* damage : {"flip", "truncate", "empty"}) {
+    for (const fs::path& p : entries()) {
+      std::vector<char> bytes;
+      {
+        std::ifstream in(p, std::ios::binary);
+        bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+      }
+      if (std::string(damage) == "flip") bytes[bytes.size() / 2] = char(bytes[bytes.size() / 2] ^ 0x40);
+      else bytes.resize(std::string(damage) == "truncate" ? bytes.size() / 2 : 0);
+      std::ofstream(p, std::ios::binary | std::ios::trunc).write(bytes.data(), std::streamsize(bytes.size()));
+    }
+    Run r = run()[0];
+    EXPECT_EQ(r.ok, 1) << damage << r.err;
+    EXPECT_GE(r.compiles, 1) << damage << r.err;
+    EXPECT_NE(r.err.find("ignoring the JIT cache entry"), std::string::npos) << damage << r.err;
+    Run again = run()[0];  // rebuilt: loads cleanly
+    EXPECT_EQ(again.compiles, 0) << damage << again.err;
+    EXPECT_EQ(again.err.find("ignoring"), std::string::npos) << damage << again.err;
+  }
+}
+
+TEST_F(JitDiskCache, ProcessesAndThreadsAtOnceLeaveOneValidEntry) {
+  const std::vector<Run> runs = run(3, 4);
+  for (const Run& r : runs) EXPECT_EQ(r.ok, 1) << r.err;
+  const std::vector<fs::path> files = entries();
+  for (const fs::path& p : files) EXPECT_EQ(p.string().find(".tmp"), std::string::npos) << p;
+  Run after = run()[0];
+  EXPECT_EQ(after.compiles, 0) << after.err;
+  EXPECT_EQ(std::size_t(after.hits), files.size()) << after.err;
+}
+
+}  // namespace
+}  // namespace kiln
