@@ -27,7 +27,7 @@
 
 namespace kiln::bench {
 
-enum class CaseKind { copy, op, fused, peak, reduce, rows, scan, contract };
+enum class CaseKind { copy, op, fused, peak, reduce, rows, scan, contract, jit };
 // Which axes a reduce case reduces: the last (rows of kReduceRow elements), the first (columns),
 // or all elements.
 enum class ReduceAxes { last, first, all };
@@ -57,6 +57,12 @@ struct ShapedCase {
   // How many leading entries of axis 0 of operand 0 and of the output the check of a timed output
   // recomputes on the CPU (0: none, the problem is too large for the CPU reference).
   virtual std::int64_t verify_leading(std::uint64_t n) const = 0;
+  // Whether operand k >= 1 is cut to those leading entries too (when laid out as the output).
+  virtual bool sliced_with_output(std::size_t k) const { return k >= 2; }
+  // How many results of the output's size a run writes (bytes counted once each).
+  virtual int results() const { return 1; }
+  // A line for the report after timing (the jit cases: what fused), empty for none.
+  virtual std::string note() const { return {}; }
 };
 
 struct BenchCase {
@@ -158,6 +164,12 @@ CheckResult verify_sample(const BenchCase& c, std::uint64_t n, const std::vector
 // leading rows or images against the CPU).
 std::vector<BenchCase> gemm_cases();
 std::vector<BenchCase> conv_cases();
+// The traced-function cases (jit.cpp): functions written op by op, timed fused by kiln::jit
+// ("jit") and replayed op by op ("jit_eager").
+std::vector<BenchCase> jit_cases();
+// kiln-bench plan: the fusion plan of each of those functions on |dev| (the names containing
+// |filter|), for |elements| elements.
+int print_jit_plans(Device& dev, const std::string& filter, std::uint64_t elements);
 CheckResult check_shaped_case(const BenchCase& c, Device& dev);
 CheckResult verify_shaped_sample(const BenchCase& c, std::uint64_t n, const std::vector<std::vector<std::byte>>& inputs,
                                  const Tensor& out);

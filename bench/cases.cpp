@@ -31,6 +31,7 @@ const char* kind_name(CaseKind k) {
     case CaseKind::rows: return "rows";
     case CaseKind::scan: return "scan";
     case CaseKind::contract: return "contract";
+    case CaseKind::jit: return "jit";
   }
   return "?";
 }
@@ -109,7 +110,7 @@ Tensor BenchCase::run(const std::vector<Tensor>& inputs, const Tensor* out) cons
 std::uint64_t BenchCase::bytes(std::uint64_t n) const {
   const KernelSpec k = spec();
   if (shaped) {  // each operand read once, the output written once (the ideal)
-    std::uint64_t b = std::uint64_t(shape_numel(output_shape(n))) * dtype_size(k.output);
+    std::uint64_t b = std::uint64_t(shape_numel(output_shape(n))) * dtype_size(k.output) * std::uint64_t(shaped->results());
     for (std::size_t i = 0; i < k.inputs.size(); ++i)
       b += std::uint64_t(shape_numel(operand_shape(i, n))) * dtype_size(k.inputs[i]);
     return b;
@@ -484,6 +485,7 @@ std::vector<BenchCase> bench_cases() {
   }
   for (BenchCase& b : gemm_cases()) cases.push_back(std::move(b));
   for (BenchCase& b : conv_cases()) cases.push_back(std::move(b));
+  for (BenchCase& b : jit_cases()) cases.push_back(std::move(b));
   for (BenchCase& b : rest) cases.push_back(std::move(b));
   return cases;
 }

@@ -175,8 +175,9 @@ CheckResult verify_shaped_sample(const BenchCase& c, std::uint64_t n, const std:
     for (std::size_t k = 0; k < dtypes.size(); ++k)
       ins.push_back(Tensor::from_host(inputs[k].data(), inputs[k].size(), c.operand_shape(k, n), dtypes[k], cpu));
     ins[0] = ins[0].slice(0, 0, lead);
-    for (std::size_t k = 2; k < ins.size(); ++k)  // epilogue operands laid out as the output (a residual)
-      if (ins[k].rank() == out.rank() && ins[k].shape()[0] == out.shape()[0]) ins[k] = ins[k].slice(0, 0, lead);
+    for (std::size_t k = 1; k < ins.size(); ++k)  // operands laid out as the output (a residual)
+      if (c.shaped->sliced_with_output(k) && ins[k].rank() == out.rank() && ins[k].shape()[0] == out.shape()[0])
+        ins[k] = ins[k].slice(0, 0, lead);
     const Tensor want = c.run(ins);
     r = compare_outputs(c, out.to(cpu).slice(0, 0, lead).contiguous(), want, {});
     if (r.state == CheckResult::State::fail) r.message = "timed output, leading rows: " + r.message;

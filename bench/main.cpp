@@ -8,6 +8,7 @@
 //   kiln-bench compare A.json B.json [--threshold PCT] [--fail-on-slower]
 //   kiln-bench plot REPORT.json --out FILE.svg
 //   kiln-bench support [--out docs/ops.md]
+//   kiln-bench plan [--device ID] [--filter TEXT]   kiln::jit's fusion plan of the sample functions
 //   kiln-bench micro [Google Benchmark flags]   (runs kiln-bench-micro)
 // Exit status: 0 fine, 1 a check failed or a case could not run, 2 bad usage or device.
 #include <unistd.h>
@@ -136,6 +137,8 @@ int main(int argc, char** argv) {
   auto* sup_cmd = app.add_subcommand("support", "Write the op x dtype x backend support matrix (Markdown)");
   std::string sup_out;
   sup_cmd->add_option("--out", sup_out, "The file (default: stdout), e.g. docs/ops.md");
+  auto* plan_cmd = app.add_subcommand("plan", "Print kiln::jit's fusion plan of the sample functions (bench/jit.cpp)")
+                       ->fallthrough();
   auto* micro_cmd = app.add_subcommand("micro", "Host-side micro-benchmarks (kiln-bench-micro; Google Benchmark flags)");
   micro_cmd->prefix_command();
 
@@ -201,6 +204,10 @@ int main(int argc, char** argv) {
     }
     if (list_flag || *list_cmd) return list_cases(opt.selection, opt.user_cases);
     if (*peaks_cmd) return run_peaks(opt);
+    if (*plan_cmd) {
+      Device* dev = pick_device(opt.device_id);
+      return dev ? print_jit_plans(*dev, opt.selection.filter, opt.sizes.empty() ? 1u << 20 : opt.sizes[0]) : 2;
+    }
     if (*cmp_cmd) return compare_reports(cmp_a, cmp_b, threshold, fail_on_slower);
     if (*plot_cmd) {
       write_file(plot_out, roofline_svg(read_json(plot_in)));

@@ -9,6 +9,13 @@
 //                    device work excluded as far as the backend allows: the stream is drained
 //                    outside the timed region every 256 iterations (on the CPU backend the
 //                    1-element add itself runs inline and is included).
+//   compile cuda     NVRTC's compile of the fused GELU to an sm_90 cubin (the cold JIT compile on CUDA)
+//   jit disk entry   reading and verifying a JIT cache entry of a 16 KiB kernel (the disk-cache hit,
+//                    without the driver's module load)
+//   jit/<device>     kiln::jit of a GELU written op by op (5 ops): JitTrace traces, fuses and resolves
+//                    it afresh each time (kernels compiled once, then from memory); JitCall1 calls the
+//                    traced function on 1 element (signature lookup + one fused launch); JitCallAdam3
+//                    an Adam update (3 fused launches; per call, divide by 3 for per kernel)
 //   kiln-bench-micro [--benchmark_filter=REGEX] [--benchmark_format=json] ...
 #include <benchmark/benchmark.h>
 #include <shaderc/shaderc.hpp>
@@ -18,10 +25,15 @@
 
 #include "codegen/emit.hpp"
 #include "codegen/spec.hpp"
+#include "core/error.hpp"
 #include "runtime/aot_kernel.hpp"
 #include "runtime/device.hpp"
 #include "runtime/ops.hpp"
 #include "runtime/jit.hpp"
+#include "runtime/jit_cache_file.hpp"
+#include "runtime/disk_cache.hpp"
+#include "runtime/host.hpp"
+#include "runtime/jit_function.hpp"
 #include "runtime/registry.hpp"
 
 using namespace kiln;
@@ -78,6 +90,33 @@ void BM_CompileGlslSharedCompiler(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(compile_glsl_spirv(src, "gelu"));
 }
 BENCHMARK(BM_CompileGlslSharedCompiler)->Unit(benchmark::kMillisecond);
+
+void BM_CompileCudaNvrtc(benchmark::State& state) {
+  const std::string src = emit_cuda(make_map_spec(parse_expr(kGelu, {DType::f32}), DType::f32));
+  try {
+    compile_cuda_cubin(src, "gelu", "sm_90");
+  } catch (const Error& e) {
+    state.SkipWithError(e.what());
+    return;
+  }
+  for (auto _ : state) benchmark::DoNotOptimize(compile_cuda_cubin(src, "gelu", "sm_90"));
+}
+BENCHMARK(BM_CompileCudaNvrtc)->Unit(benchmark::kMillisecond);
+
+void BM_JitDiskEntryLoad(benchmark::State& state) {
+  const std::string path = cache_dir("bench") + "/micro-entry.bin";
+  JitBlobs blobs(2, std::vector<unsigned char>(8192, 7));
+  if (!write_file_atomically(path, pack_jit_entry(1, blobs))) {
+    state.SkipWithError("cannot write to the cache folder");
+    return;
+  }
+  std::string why;
+  for (auto _ : state) {
+    auto file = read_file(path);
+    benchmark::DoNotOptimize(unpack_jit_entry(*file, 1, &why));
+  }
+}
+BENCHMARK(BM_JitDiskEntryLoad)->Unit(benchmark::kMicrosecond);
 
 void BM_SpecName(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(single_op_spec(Op::add, DType::f32).name());
@@ -152,6 +191,31 @@ void aot_run(benchmark::State& state, Device* dev) {
   time_dispatch(state, dev, [&] { return k.run({x}); });
 }
 
+Tensor gelu_ops(const Tensor& x) { return x * 0.5 * (erf(x * 0.7071067811865476) + 1.0); }
+
+void jit_trace(benchmark::State& state, Device* dev) {
+  const Tensor x = one_element(dev);
+  for (auto _ : state) {
+    auto f = jit(&gelu_ops);
+    benchmark::DoNotOptimize(f.plan(x));
+  }
+}
+
+void jit_call(benchmark::State& state, Device* dev) {
+  const Tensor x = one_element(dev);
+  auto f = jit(&gelu_ops);
+  time_dispatch(state, dev, [&] { return f(x); });
+}
+
+void jit_call_adam(benchmark::State& state, Device* dev) {
+  const Tensor p = one_element(dev), g = one_element(dev), m = one_element(dev), v = one_element(dev);
+  auto adam = jit([](const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v) {
+    const Tensor m2 = m * 0.9 + g * 0.1, v2 = v * 0.999 + g * g * 0.001;
+    return std::tuple{p - m2 * 1e-2 / (sqrt(v2 / 0.001) + 1e-8), m2, v2};
+  });
+  time_dispatch(state, dev, [&] { return std::get<0>(adam(p, g, m, v)); });
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -164,6 +228,9 @@ int main(int argc, char** argv) {
     benchmark::RegisterBenchmark(("BM_EagerAdd1/" + dev->id()).c_str(), eager_add, dev);
     benchmark::RegisterBenchmark(("BM_EagerFusedMap1/" + dev->id()).c_str(), eager_fused, dev);
     benchmark::RegisterBenchmark(("BM_AotKernelRun1/" + dev->id()).c_str(), aot_run, dev);
+    benchmark::RegisterBenchmark(("BM_JitTrace/" + dev->id()).c_str(), jit_trace, dev)->Unit(benchmark::kMicrosecond);
+    benchmark::RegisterBenchmark(("BM_JitCall1/" + dev->id()).c_str(), jit_call, dev);
+    benchmark::RegisterBenchmark(("BM_JitCallAdam3/" + dev->id()).c_str(), jit_call_adam, dev);
   }
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

@@ -159,7 +159,9 @@ void print_table(const RunInfo& run, const std::vector<Result>& results) {
       fmt::print("{} ({}): {}\n", r->bench->name, check_state_name(c->state), msg);
     }
     if (!r->timing.error.empty()) fmt::print("{} (timing): {}\n", r->bench->name, r->timing.error);
-    if (r->bench->shaped && r->timing.ok)
+    if (r->bench->shaped && r->timing.ok && !r->bench->shaped->note().empty())
+      fmt::print("{} ({}): {}\n", r->bench->name, kind_name(r->bench->kind), r->bench->shaped->note());
+    if (r->bench->kind == CaseKind::contract && r->timing.ok)
       fmt::print("{} (contraction): {}, {} operand copies while timed\n", r->bench->name,
                  r->library ? "cuBLASLt" : r->tensor_cores ? "Kiln's tensor-core kernel (mma.sync)" : "Kiln's kernel",
                  r->copies);

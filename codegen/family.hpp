@@ -145,6 +145,14 @@ struct ApiFunction {
   const KernelSpec* spec = nullptr;  // the kernel's spec
 };
 
+// kiln::jit's fusion of an elementwise consumer into a kernel's epilogue (Family::fuse_epilogue):
+// the kernel's spec with the consumer applied to its output, and the strides over the launch's
+// request shape of the consumer's other operands, appended after the kernel's own inputs.
+struct EpilogueFusion {
+  KernelSpec spec;
+  std::vector<std::vector<std::int64_t>> strides;
+};
+
 struct Family {
   std::string_view name;                         // the spec's family, e.g. "map"
   std::span<const FamilyEntryPoint> entry_points;  // in registry function order
@@ -186,6 +194,14 @@ struct Family {
   // request.shape, so an elementwise producer can be inlined into it.
   bool elementwise = false;
   bool pointwise_inputs = false;
+  // The kernel with an elementwise |consumer| of its output in its epilogue: input |slot| of the
+  // consumer reads the output (row-major over |out_shape|, the output's logical shape), its other
+  // inputs have |strides| over |out_shape| (in input order, |slot| skipped). nullopt, with the reason
+  // in |why|, when the family cannot (null: no epilogue to fuse into).
+  std::optional<EpilogueFusion> (*fuse_epilogue)(const KernelSpec& spec, std::span<const std::int64_t> request_shape,
+                                                 const Expr& consumer, int slot, const std::vector<std::int64_t>& out_shape,
+                                                 const std::vector<std::vector<std::int64_t>>& strides,
+                                                 std::string* why) = nullptr;
 };
 
 // Every family, in a fixed order; find_family returns nullptr for an unknown name.

@@ -10,26 +10,19 @@
 #include "codegen/abi.hpp"
 #include "codegen/eval.hpp"
 #include "codegen/family.hpp"
+#include "codegen/families/reduce.hpp"
+#include "codegen/families/rows.hpp"
+#include "core/error.hpp"
 
 namespace kiln {
 
 namespace {
 
-Shape row_major(const Shape& shape) {
-  Shape st(shape.size());
-  std::int64_t s = 1;
-  for (std::size_t i = shape.size(); i-- > 0;) {
-    st[i] = s;
-    s *= std::max<std::int64_t>(shape[i], 1);
-  }
-  return st;
-}
-
 // Whether a consumer over |cshape| reading with |cstrides| reads a row-major |vshape| value
 // element for element, or broadcast (right-aligned, as Nx broadcasts).
 bool reads_as_broadcast(const Shape& cshape, const Shape& cstrides, const Shape& vshape) {
   if (vshape.size() > cshape.size()) return false;
-  const Shape vst = row_major(vshape);
+  const Shape vst = row_major_strides(vshape);
   const std::size_t lead = cshape.size() - vshape.size();
   for (std::size_t d = 0; d < cshape.size(); ++d) {
     if (cshape[d] == 1) continue;  // any stride reads the one element
@@ -81,6 +74,11 @@ class Fuser {
       while (absorb_one(int(c))) {
       }
     }
+    remove_dead();  // the producers inlined above no longer read anything
+    for (std::size_t i = 0; i < p_.launches.size(); ++i)
+      if (!removed_[i]) recognize_softmax(int(i));
+    for (std::size_t i = 0; i < p_.launches.size(); ++i)
+      if (!removed_[i] && family_of(p_.launches[i].spec).fuse_epilogue) fuse_consumer(int(i));
     remove_dead();
     std::vector<TracedLaunch> kept;
     for (std::size_t i = 0; i < p_.launches.size(); ++i)
@@ -204,14 +202,233 @@ class Fuser {
     }
   };
 
+  // ---- softmax written op by op -> the rows family ---------------------------------------------
+  // After the passes above, x - max, exp, sum and the division are three launches: A = max over
+  // axis a of X (A's prologue), B = sum over a of exp(X - M) (M: A's result), C = a map whose
+  // expression holds exp(X - M) / S (S: B's result). They become one rows kernel: X its prologue,
+  // the rest of C its epilogue.
+
+  // The live launches reading trace buffer |id|.
+  std::vector<int> readers_of(int id) const {
+    std::vector<int> r;
+    for (std::size_t i = 0; i < p_.launches.size(); ++i) {
+      if (removed_[i]) continue;
+      for (std::uint64_t a : p_.launches[i].inputs)
+        if (auto l = TraceBuffer::locate(a); l && l->first == id) {
+          r.push_back(int(i));
+          break;
+        }
+    }
+    return r;
+  }
+
+  // The input index of |address| (with |strides|) among launch |l|'s operands, or -1.
+  static int operand_index(const TracedLaunch& l, std::uint64_t address, const Shape* strides = nullptr) {
+    for (std::size_t k = 0; k < l.inputs.size(); ++k)
+      if (l.inputs[k] == address && (!strides || l.strides[k] == *strides)) return int(k);
+    return -1;
+  }
+
+  // X (A's prologue value, before any cast to the accumulator) built in |e| over |l|'s operands;
+  // -1 when one of A's operands is not among them.
+  static std::int64_t graft_prologue(Expr& e, const TracedLaunch& A, const TracedLaunch& l) {
+    std::vector<NodeId> in;
+    for (std::size_t k = 0; k < A.inputs.size(); ++k) {
+      const int j = operand_index(l, A.inputs[k], &A.strides[k]);
+      if (j < 0) return -1;
+      in.push_back(e.input(j, l.spec.inputs[std::size_t(j)]));
+    }
+    return inline_expr(e, prologue_value(A.spec.expr), in);
+  }
+  static Expr prologue_value(const Expr& prologue) {
+    const Node& root = prologue.node(prologue.root());
+    if (root.kind != NodeKind::op || root.op != Op::as_type) return prologue;
+    Expr v = prologue;
+    v.set_root(root.args[0]);
+    return v.pruned();
+  }
+  static Expr copy_of(const TracedLaunch& l, std::vector<NodeId>* inputs) {
+    Expr e;
+    for (std::size_t k = 0; k < l.inputs.size(); ++k) inputs->push_back(e.input(int(k), l.spec.inputs[k]));
+    e.set_root(inline_expr(e, l.spec.expr, *inputs));
+    return e;
+  }
+
+  void recognize_softmax(int ai) {
+    const TracedLaunch& A = p_.launches[std::size_t(ai)];
+    if (A.spec.family != "reduce" || spec_combiner(A.spec) != Combiner::max || A.axes.size() != 1 || A.registry ||
+        !A.spec.epilogue.nodes().empty())
+      return;
+    auto m = TraceBuffer::locate(A.out);
+    if (!m || m->second || outputs_.count(m->first) || writers_[m->first].size() != 1) return;
+    const std::vector<int> mr = readers_of(m->first);
+    if (mr.size() != 2 || mr[0] <= ai) return;
+    const TracedLaunch& B = p_.launches[std::size_t(mr[0])];
+    TracedLaunch& C = p_.launches[std::size_t(mr[1])];
+    if (B.spec.family != "reduce" || spec_combiner(B.spec) != Combiner::sum || B.axes != A.axes || B.shape != A.shape ||
+        !B.spec.epilogue.nodes().empty() || B.registry || !family_of(C.spec).elementwise || C.shape != A.shape ||
+        C.registry)
+      return;
+    auto sl = TraceBuffer::locate(B.out);
+    if (!sl || sl->second || outputs_.count(sl->first) || writers_[sl->first].size() != 1) return;
+    if (readers_of(sl->first) != std::vector<int>{mr[1]}) return;
+    for (std::uint64_t a : A.inputs)
+      if (!stable(a, ai + 1, mr[1])) return;
+    // B's prologue must be exp(X - M).
+    Expr eb;
+    for (std::size_t k = 0; k < B.inputs.size(); ++k) eb.input(int(k), B.spec.inputs[k]);
+    const std::int64_t xb = graft_prologue(eb, A, B);
+    const int mb = operand_index(B, A.out);
+    if (xb < 0 || mb < 0) return;
+    const NodeId eb_root = eb.apply(Op::exp, {eb.apply(Op::subtract, {NodeId(xb), eb.input(mb, B.spec.inputs[std::size_t(mb)])})});
+    eb.set_root(eb.cast(eb_root, B.spec.expr.dtype(B.spec.expr.root())));
+    if (simplified(eb).canonical() != simplified(B.spec.expr).canonical()) return;
+    // C must hold exp(X - M) / S, and use M and S nowhere else.
+    std::vector<NodeId> cin;
+    Expr ec = copy_of(C, &cin);
+    const std::size_t before = ec.nodes().size();
+    const std::int64_t xc = graft_prologue(ec, A, C);
+    const int mc = operand_index(C, A.out), sc = operand_index(C, B.out);
+    if (xc < 0 || mc < 0 || sc < 0 || ec.nodes().size() != before) return;
+    const NodeId d = ec.apply(Op::divide, {ec.apply(Op::exp, {ec.apply(Op::subtract, {NodeId(xc), cin[std::size_t(mc)]})}),
+                                           cin[std::size_t(sc)]});
+    if (ec.nodes().size() != before) return;  // exp(X - M) / S is not in C
+    // The epilogue: C with d as y (the rows kernel's f32/f64 result, in d's dtype), over y and C's
+    // operands other than M and S.
+    const DType x = ec.dtype(NodeId(xc));
+    const DType compute = x == DType::f64 ? DType::f64 : DType::f32;
+    Expr g;
+    const NodeId y = g.cast(g.input(0, compute), ec.dtype(d));
+    std::vector<bool> live(ec.nodes().size(), false);
+    live[ec.root()] = true;
+    for (std::size_t i = ec.nodes().size(); i-- > 0;)
+      if (live[i] && NodeId(i) != d)
+        for (int k = 0; k < ec.node(NodeId(i)).num_args; ++k) live[ec.node(NodeId(i)).args[std::size_t(k)]] = true;
+    std::vector<NodeId> map(ec.nodes().size());
+    std::vector<int> epilogue_operands;
+    for (NodeId i = 0; i < ec.nodes().size(); ++i) {
+      if (!live[i]) continue;
+      const Node n = ec.node(i);
+      if (i == d) {
+        map[i] = y;
+      } else if (n.kind == NodeKind::input) {
+        if (n.input == mc || n.input == sc) return;  // M or S used outside exp(X - M) / S
+        epilogue_operands.push_back(n.input);
+        map[i] = g.input(int(epilogue_operands.size()), n.dtype);
+      } else if (n.kind == NodeKind::constant) {
+        map[i] = literal(g, n.value, n.dtype);
+      } else if (n.op == Op::as_type) {
+        map[i] = g.cast(map[n.args[0]], n.dtype);
+      } else {
+        const NodeId* a = n.args.data();
+        map[i] = n.num_args == 1 ? g.apply(n.op, {map[a[0]]})
+               : n.num_args == 2 ? g.apply(n.op, {map[a[0]], map[a[1]]})
+                                 : g.apply(n.op, {map[a[0]], map[a[1]], map[a[2]]});
+      }
+    }
+    g.set_root(g.cast(map[ec.root()], C.spec.output));
+    RowsFusion fusion;
+    const Expr xv = prologue_value(A.spec.expr);
+    const Node& xr = xv.node(xv.root());
+    if (!(xr.kind == NodeKind::input && xr.input == 0 && A.inputs.size() == 1)) fusion.prologue = xv;
+    const Node& gr = g.node(g.root());
+    if (!(gr.kind == NodeKind::input && gr.dtype == C.spec.output)) fusion.epilogue = g.pruned();  // else: y as it is
+    fusion.output = C.spec.output;
+    TracedLaunch rows;
+    try {
+      rows.spec = make_rows_spec(RowsOp::softmax, x, 0, RowsBias::none, false, &fusion);
+    } catch (const Error& e) {
+      report_.notes.push_back(fmt::format("#{}..#{} (softmax written op by op) stay apart: {}", ai, mr[1], e.what()));
+      return;
+    }
+    rows.op = "softmax (" + A.op + ", " + B.op + ", " + C.op + ")";
+    rows.name = rows.spec.name();
+    rows.shape = A.shape;
+    rows.inputs = A.inputs;
+    rows.strides = A.strides;
+    for (int k : epilogue_operands) {
+      rows.inputs.push_back(C.inputs[std::size_t(k)]);
+      rows.strides.push_back(C.strides[std::size_t(k)]);
+    }
+    rows.out = C.out;
+    rows.axes = A.axes;
+    rows.options = {{"eps", 1e-5}, {"scale", 1.0}};
+    rows.block_size = rows.spec.block_size;
+    C = std::move(rows);
+    removed_[std::size_t(ai)] = true;
+    removed_[std::size_t(mr[0])] = true;
+    ++report_.rows;
+  }
+
+  // Moves the one elementwise consumer of launch |pi|'s output into its epilogue (the consumer's
+  // launch becomes the fused kernel; |pi| is removed).
+  void fuse_consumer(int pi) {
+    const TracedLaunch& P = p_.launches[std::size_t(pi)];
+    auto loc = TraceBuffer::locate(P.out);
+    if (!loc || loc->second != 0 || P.registry || !P.more_outputs.empty() || outputs_.count(loc->first)) return;
+    if (p_.buffers[std::size_t(loc->first)]->kind() != TraceBuffer::Kind::intermediate) return;
+    if (writers_[loc->first].size() != 1) return;
+    int ci = -1;
+    std::size_t slot = 0;
+    for (std::size_t i = 0; i < p_.launches.size(); ++i) {
+      if (removed_[i] || int(i) == pi) continue;
+      for (std::size_t k = 0; k < p_.launches[i].inputs.size(); ++k) {
+        auto l = TraceBuffer::locate(p_.launches[i].inputs[k]);
+        if (!l || l->first != loc->first) continue;
+        if (ci >= 0) return;  // a second reader
+        ci = int(i);
+        slot = k;
+      }
+    }
+    if (ci <= pi) return;
+    TracedLaunch& C = p_.launches[std::size_t(ci)];
+    if (!family_of(C.spec).elementwise || C.spec.inputs[slot] != P.spec.output || C.registry) return;
+    const std::size_t bytes = std::size_t(shape_numel(C.shape)) * dtype_size(P.spec.output);
+    if (bytes != p_.buffers[std::size_t(loc->first)]->size_bytes()) return;
+    const Shape rm = row_major_strides(C.shape);
+    for (std::size_t d = 0; d < C.shape.size(); ++d)
+      if (C.shape[d] != 1 && C.strides[slot][d] != rm[d]) return;
+    for (std::uint64_t a : P.inputs)
+      if (!stable(a, pi + 1, ci)) return;
+    std::vector<Shape> others;
+    std::vector<std::uint64_t> other_addresses;
+    for (std::size_t k = 0; k < C.inputs.size(); ++k)
+      if (k != slot) {
+        others.push_back(C.strides[k]);
+        other_addresses.push_back(C.inputs[k]);
+      }
+    std::string why;
+    std::optional<EpilogueFusion> f =
+        family_of(P.spec).fuse_epilogue(P.spec, P.shape, C.spec.expr, int(slot), C.shape, others, &why);
+    if (!f) {
+      report_.notes.push_back(fmt::format("#{} ({}) stays out of the epilogue of #{} ({}): {}", ci, C.op, pi, P.op, why));
+      return;
+    }
+    TracedLaunch merged = P;
+    merged.op = P.op + "+" + C.op;
+    merged.spec = std::move(f->spec);
+    merged.name = merged.spec.name();
+    merged.library.reset();  // the vendor library has no such epilogue
+    for (std::size_t j = 0; j < others.size(); ++j) {
+      merged.inputs.push_back(other_addresses[j]);
+      merged.strides.push_back(std::move(f->strides[j]));
+    }
+    merged.out = C.out;
+    C = std::move(merged);
+    removed_[std::size_t(pi)] = true;
+    ++report_.epilogues;
+  }
+
   void remove_dead() {
     std::map<int, int> readers;
     auto count = [&](const TracedLaunch& l, int delta) {
       for (std::uint64_t a : l.inputs)
         if (auto loc = TraceBuffer::locate(a)) readers[loc->first] += delta;
     };
-    for (std::size_t i = 0; i < p_.launches.size(); ++i) count(p_.launches[i], +1);
+    for (std::size_t i = 0; i < p_.launches.size(); ++i)
+      if (!removed_[i]) count(p_.launches[i], +1);
     for (std::size_t i = p_.launches.size(); i-- > 0;) {
+      if (removed_[i]) continue;
       const TracedLaunch& l = p_.launches[i];
       auto loc = TraceBuffer::locate(l.out);
       if (!loc || !l.more_outputs.empty() || outputs_.count(loc->first) || readers[loc->first] > 0) continue;

@@ -76,7 +76,9 @@ struct Nvrtc {
   }
 };
 
-std::vector<unsigned char> compile_cuda(const std::string& source, const std::string& name, const std::string& arch) {
+}  // namespace
+
+std::vector<unsigned char> compile_cuda_cubin(const std::string& source, const std::string& name, const std::string& arch) {
   const Nvrtc& nv = Nvrtc::get();
   if (!nv.error.empty()) fail(ErrorCode::unsupported, nv.error);
   std::vector<const char*> header_text, header_names;
@@ -107,6 +109,8 @@ std::vector<unsigned char> compile_cuda(const std::string& source, const std::st
   if (rc != 0) fail(ErrorCode::compile_error, fmt::format("NVRTC could not compile {} for {}: {}", name, arch, log));
   return cubin;
 }
+
+namespace {
 
 std::atomic<std::uint64_t> g_compiles{0}, g_disk_hits{0};
 
@@ -151,7 +155,7 @@ JitBlobs compile_or_load(Device& device, const std::string& name, const std::vec
   g_compiles.fetch_add(1, std::memory_order_relaxed);
   JitBlobs blobs;
   for (const std::string& s : sources)
-    blobs.push_back(cuda ? compile_cuda(s, name, device.info().arch) : compile_glsl_spirv(s, name, subgroups));
+    blobs.push_back(cuda ? compile_cuda_cubin(s, name, device.info().arch) : compile_glsl_spirv(s, name, subgroups));
   if (!path.empty()) write_file_atomically(path, pack_jit_entry(key, blobs));  // best effort
   return blobs;
 }

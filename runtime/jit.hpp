@@ -31,6 +31,11 @@ JitKernel jit_kernel(Device& device, const KernelSpec& spec, std::string* why, c
 std::vector<unsigned char> compile_glsl_spirv(const std::string& source, const std::string& name,
                                               bool subgroup_arithmetic = true);
 
+// CUDA C++ |source| (an emitted instantiation unit) to a cubin for |arch| ("sm_90") with NVRTC as
+// the JIT compiles it (loaded at run time; unsupported when absent). Throws compile_error with
+// NVRTC's log.
+std::vector<unsigned char> compile_cuda_cubin(const std::string& source, const std::string& name, const std::string& arch);
+
 // How many kernels this process has compiled just in time (on any device), for tests and tools
 // that check a kernel came from a registry.
 std::uint64_t jit_compile_count();

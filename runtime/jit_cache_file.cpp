@@ -4,6 +4,8 @@
 
 #include <xxhash.h>
 
+#include "core/bytes.hpp"
+
 namespace kiln {
 
 namespace {
@@ -18,9 +20,7 @@ void put(std::vector<char>& out, std::size_t at, const T& v) {
 
 template <class T>
 T get(const char* p) {
-  T v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
+  return load_unaligned<T>(p);
 }
 
 }  // namespace

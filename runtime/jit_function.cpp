@@ -17,6 +17,7 @@
 #include "core/error.hpp"
 #include "runtime/dispatch.hpp"
 #include "runtime/fuse.hpp"
+#include "runtime/ops.hpp"
 #include "runtime/trace.hpp"
 
 namespace kiln {
@@ -249,8 +250,9 @@ std::shared_ptr<const Compiled> JitFunction::Impl::trace(const std::vector<Tenso
   std::string note;
   if (options.fuse && !fusion_disabled()) {
     const FusionReport r = fuse(c->program, output_buffers);
-    note = fmt::format("fused: {} launches -> {} ({} producers inlined, {} scalars made literals)", r.launches_before,
-                       r.launches_after, r.inlined, r.constants_folded);
+    note = fmt::format("fused: {} launches -> {} ({} producers inlined, {} scalars made literals, {} epilogues, {} rows)",
+                       r.launches_before, r.launches_after, r.inlined, r.constants_folded, r.epilogues, r.rows);
+    for (const std::string& n : r.notes) note += "\n  " + n;
     c->fused = true;
     if (std::string why = compile_all(c->program); !why.empty()) {
       if (!warned_fallback)
@@ -277,11 +279,51 @@ std::shared_ptr<const Compiled> JitFunction::Impl::trace(const std::vector<Tenso
 
 namespace {
 
-std::vector<Tensor> replay(const Compiled& c, const std::vector<Tensor>& args) {
+// Whether output |o| is a whole intermediate buffer that |into| can stand in for.
+bool rebindable(const Compiled& c, const OutputRef& o) {
+  if (o.kind != OutputRef::Kind::trace) return false;
+  const TraceBuffer& tb = *c.program.buffers[std::size_t(o.buffer)];
+  return tb.kind() == TraceBuffer::Kind::intermediate && o.tensor.offset() == 0 && o.tensor.is_contiguous() &&
+         o.tensor.size_bytes() == tb.size_bytes();
+}
+
+void check_into(const std::string& name, const Compiled& c, const std::vector<Tensor>& args,
+                const std::vector<Tensor>& into) {
+  if (into.size() != c.outputs.size())
+    fail(ErrorCode::invalid_argument,
+         fmt::format("kiln::jit({}): {} output tensors given for {} results", name, into.size(), c.outputs.size()));
+  Device& dev = *c.program.device;
+  for (std::size_t k = 0; k < into.size(); ++k) {
+    if (!into[k].defined()) continue;
+    const Tensor& t = c.outputs[k].tensor;
+    if (!t.defined() || into[k].shape() != t.shape() || into[k].dtype() != t.dtype() || !into[k].is_contiguous() ||
+        &into[k].device() != &dev)
+      fail(ErrorCode::invalid_argument,
+           fmt::format("kiln::jit({}): output {} must be a contiguous {} {} on {}, got {}", name, k,
+                       t.defined() ? shape_text(t.shape()) : "(undefined result)", dtype_name(t.dtype()), dev.id(),
+                       layout_text(into[k])));
+    for (std::size_t a = 0; a < args.size(); ++a)
+      if (may_overlap(into[k], args[a]))
+        fail(ErrorCode::invalid_argument,
+             fmt::format("kiln::jit({}): output {} shares memory with argument {} (results are written while "
+                         "arguments are still read)", name, k, a));
+  }
+}
+
+std::vector<Tensor> replay(const Compiled& c, const std::vector<Tensor>& args, const std::vector<Tensor>* into) {
   Device& dev = *c.program.device;
   const std::size_t n = c.program.buffers.size();
   std::vector<std::uint64_t> base(n, 0);
   std::vector<std::shared_ptr<Buffer>> storage(n);
+  std::vector<int> bound(n, -1);  // the |into| tensor standing in for a buffer
+  if (into)
+    for (std::size_t k = 0; k < into->size(); ++k)
+      if ((*into)[k].defined() && rebindable(c, c.outputs[k]) && bound[std::size_t(c.outputs[k].buffer)] < 0) {
+        const std::size_t id = std::size_t(c.outputs[k].buffer);
+        base[id] = (*into)[k].address();
+        storage[id] = (*into)[k].storage();
+        bound[id] = int(k);
+      }
   for (std::size_t k = 0; k < args.size(); ++k) {
     const InputRef& in = c.inputs[k];
     const std::int64_t es = std::int64_t(dtype_size(args[k].dtype()));
@@ -293,7 +335,7 @@ std::vector<Tensor> replay(const Compiled& c, const std::vector<Tensor>& args) {
     if (c.constants[i]) {
       storage[i] = c.constants[i];
       base[i] = c.constants[i]->device_address();
-    } else if (c.intermediates[i]) {
+    } else if (c.intermediates[i] && bound[i] < 0) {
       storage[i] = dev.allocate(std::max<std::size_t>(c.program.buffers[i]->size_bytes(), 1));
       base[i] = storage[i]->device_address();
     }
@@ -350,17 +392,32 @@ std::vector<Tensor> replay(const Compiled& c, const std::vector<Tensor>& args) {
           break;
         }
     }
+    if (const int k = bound[std::size_t(o.buffer)]; k >= 0) {
+      out.push_back((*into)[std::size_t(k)]);
+      continue;
+    }
     out.push_back(Tensor::view(storage[std::size_t(o.buffer)], t.shape(), t.strides(), offset, t.dtype()));
   }
+  if (into)  // results that are not a whole buffer of their own (an argument's view, a constant): copied
+    for (std::size_t k = 0; k < into->size(); ++k)
+      if ((*into)[k].defined() && out[k].storage() != (*into)[k].storage()) out[k] = as_type(out[k], out[k].dtype(), &(*into)[k]);
   return out;
 }
 
 }  // namespace
 
-std::vector<Tensor> JitFunction::call(const std::vector<Tensor>& args, const Body& body) const {
-  if (active_trace()) return body(args);  // called inside another function's trace: traced inline
+std::vector<Tensor> JitFunction::call(const std::vector<Tensor>& args, const Body& body,
+                                      const std::vector<Tensor>* into) const {
+  if (active_trace()) {  // inside another function's trace: traced inline
+    std::vector<Tensor> results = body(args);
+    if (into)
+      for (std::size_t k = 0; k < into->size() && k < results.size(); ++k)
+        if ((*into)[k].defined()) results[k] = as_type(results[k], results[k].dtype(), &(*into)[k]);
+    return results;
+  }
   auto compiled = impl_->lookup(args, body);
-  return replay(*compiled, args);
+  if (into) check_into(impl_->options.name, *compiled, args, *into);
+  return replay(*compiled, args, into);
 }
 
 std::string JitFunction::plan(const std::vector<Tensor>& args, const Body& body) const {

@@ -53,8 +53,11 @@ class JitFunction {
   using Body = std::function<std::vector<Tensor>(const std::vector<Tensor>&)>;
   explicit JitFunction(JitOptions options = {});
 
-  // Runs the function on |args|, tracing it with |body| when their signature is new.
-  std::vector<Tensor> call(const std::vector<Tensor>& args, const Body& body) const;
+  // Runs the function on |args|, tracing it with |body| when their signature is new. |into|, when
+  // given, has one tensor per result (undefined: none) that receives it: a contiguous tensor of the
+  // result's shape and dtype on the device, sharing no memory with an argument.
+  std::vector<Tensor> call(const std::vector<Tensor>& args, const Body& body,
+                           const std::vector<Tensor>* into = nullptr) const;
   // The launches a call with |args| makes (tracing when new): before and after fusion, each
   // kernel's spec, and what fused.
   std::string plan(const std::vector<Tensor>& args, const Body& body) const;
@@ -113,6 +116,12 @@ class Jit {
   auto operator()(const Args&... args) const {
     using R = std::decay_t<std::invoke_result_t<const F&, const Args&...>>;
     return detail::unpack_results<R>(core_.call(arguments(args...), body<Args...>()));
+  }
+  // As operator(), the results written into |outputs| (one per result; see JitFunction::call).
+  template <class... Args>
+  auto call_into(const std::vector<Tensor>& outputs, const Args&... args) const {
+    using R = std::decay_t<std::invoke_result_t<const F&, const Args&...>>;
+    return detail::unpack_results<R>(core_.call(arguments(args...), body<Args...>(), &outputs));
   }
   template <class... Args>
   std::string plan(const Args&... args) const {

@@ -45,8 +45,6 @@ std::int64_t checked_numel(const Shape& shape, DType dtype, std::string_view wha
   return n;
 }
 
-namespace {
-
 Shape row_major_strides(const Shape& shape) {
   Shape st(shape.size());
   std::int64_t s = 1;
@@ -56,6 +54,8 @@ Shape row_major_strides(const Shape& shape) {
   }
   return st;
 }
+
+namespace {
 
 
 // Calls f(linear_index, element_offset) for every element of a strided view in row-major order.

@@ -30,6 +30,9 @@ std::int64_t shape_numel(const Shape& s);
 // when the bytes would not fit in 63 bits.
 std::int64_t checked_numel(const Shape& shape, DType dtype, std::string_view what);
 
+// The element strides of a dense row-major tensor of |shape| (a size-0 axis counts as 1).
+Shape row_major_strides(const Shape& shape);
+
 // The dtype of a host element type: bool (pred), std::int8_t ... std::int64_t, std::uint8_t ...
 // std::uint64_t, kiln::half (f16), kiln::bfloat16 (bf16), float (f32), double (f64).
 template <class T>

@@ -246,6 +246,23 @@ TEST(Ops, TheReadmeExampleRuns) {
   EXPECT_EQ(px[9], 27.0f);
 }
 
+TEST(Ops, TheReadmeJitExampleRuns) {
+  // README.md, "Traced functions": layer norm written op by op, fused, against hand-computed values.
+  auto x = kiln::Tensor::from_vector(std::vector<float>{1, 2, 3, 4}, {2, 2});
+  auto layer_norm = kiln::jit([](const kiln::Tensor& x, const kiln::Tensor& g, const kiln::Tensor& b) {
+    auto d = x - kiln::sum(x, {-1}, true) / double(x.shape().back());          // written op by op ...
+    return d * kiln::rsqrt(kiln::sum(d * d, {-1}, true) / double(x.shape().back()) + 1e-5) * g + b;
+  });
+  auto h = layer_norm(x, kiln::ones({2}, kiln::DType::f32), kiln::zeros({2}, kiln::DType::f32));
+  const float s = 1.0f / std::sqrt(0.25f + 1e-5f);  // each row is mean +- 0.5
+  const std::vector<float> got = h.to_vector<float>();
+  const std::vector<float> want{-0.5f * s, 0.5f * s, -0.5f * s, 0.5f * s};
+  for (std::size_t i = 0; i < 4; ++i) EXPECT_NEAR(got[i], want[i], 1e-5f) << i;
+  const std::string plan = layer_norm.plan(x, kiln::ones({2}, kiln::DType::f32), kiln::zeros({2}, kiln::DType::f32));
+  EXPECT_NE(plan.find("11 launches traced; fused: 11 launches -> 4"), std::string::npos) << plan;
+  EXPECT_EQ(layer_norm.stats().traces, 1u);
+}
+
 TEST(Ops, BroadcastAndPromoteLikeNx) {
   auto a = make<std::int32_t>({1, 2, 3}, {3}, DType::s32);
   auto b = make<float>({0.5f, 1.5f}, {2, 1}, DType::f32);

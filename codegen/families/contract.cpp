@@ -546,11 +546,84 @@ KernelSpec make_contract_spec(DType a, DType b, DType out, const Expr* epilogue,
   return spec;
 }
 
+// kiln::jit: an elementwise consumer of the product fused into the epilogue. The output's logical
+// shape splits, from the back, into the dimensions merged into N, into M, then into each batch
+// dimension of the request; an operand's strides over a group must merge into one (as a view's
+// axes merge), else it cannot be read as an epilogue operand.
+std::optional<EpilogueFusion> contract_fuse_epilogue(const KernelSpec& spec, std::span<const std::int64_t> request,
+                                                     const Expr& consumer, int slot, const std::vector<std::int64_t>& out_shape,
+                                                     const std::vector<std::vector<std::int64_t>>& strides,
+                                                     std::string* why) {
+  auto no = [&](std::string reason) -> std::optional<EpilogueFusion> {
+    if (why) *why = std::move(reason);
+    return std::nullopt;
+  };
+  if (request.size() < 3) return no("not a contraction request");
+  const std::size_t groups = request.size() - 1;  // batch..., M, N (K is not in the output)
+  // group[d]: which request dimension output dimension d belongs to.
+  std::vector<std::size_t> group(out_shape.size());
+  std::size_t d = out_shape.size();
+  for (std::size_t g = groups; g-- > 0;) {
+    std::int64_t product = 1;
+    while (d > 0 && (product < request[g] || out_shape[d - 1] == 1)) {
+      if (product * out_shape[d - 1] > request[g]) break;
+      product *= out_shape[--d];
+      group[d] = g;
+    }
+    if (product != request[g]) return no("the consumer's shape does not split into the product's dimensions");
+  }
+  for (std::size_t i = 0; i < d; ++i)
+    if (out_shape[i] != 1) return no("the consumer's shape has more elements than the product");
+  EpilogueFusion f;
+  for (const std::vector<std::int64_t>& st : strides) {
+    std::vector<std::int64_t> merged(request.size(), 0);
+    std::vector<bool> seen(groups, false);
+    std::vector<std::int64_t> next(groups, 0);  // the stride the next (outer) dimension must have
+    for (std::size_t i = out_shape.size(); i-- > d;) {
+      if (out_shape[i] == 1) continue;
+      const std::size_t g = group[i];
+      if (!seen[g]) {
+        merged[g] = st[i];
+        seen[g] = true;
+      } else if (st[i] != next[g]) {
+        return no("an operand's strides do not merge over the product's dimensions");
+      }
+      next[g] = st[i] * out_shape[i];
+    }
+    f.strides.push_back(std::move(merged));
+  }
+  const std::size_t own = spec.inputs.size() - 2;
+  if (own + strides.size() > std::size_t(kMaxContractEpilogueInputs))
+    return no(fmt::format("the epilogue would read {} operands (at most {})", own + strides.size(),
+                          kMaxContractEpilogueInputs));
+  // The new epilogue: y, the kernel's own operands, then the consumer's; the kernel's output value
+  // (its epilogue and conversion) feeds the consumer's |slot|.
+  const DType acc = acc_of(spec);
+  Expr e;
+  std::vector<NodeId> store_in{e.input(0, acc)};
+  for (std::size_t k = 0; k < own; ++k) store_in.push_back(e.input(int(1 + k), spec.inputs[2 + k]));
+  const NodeId value = inline_expr(e, contract_store_expr(spec), store_in);
+  std::vector<NodeId> in;
+  int next_input = int(1 + own);
+  for (int k = 0; k < consumer.num_inputs(); ++k)
+    in.push_back(k == slot ? value : e.input(next_input++, consumer.input_dtypes()[std::size_t(k)]));
+  e.set_root(inline_expr(e, consumer, in));
+  const DType out = e.dtype(e.root());
+  try {
+    f.spec = make_contract_spec(spec.inputs[0], spec.inputs[1], out, &e, spec_contract_tf32(spec));
+    if (spec_contract_tensor_cores(spec)) f.spec = contract_tensor_core_spec(f.spec);
+  } catch (const Error& err) {
+    return no(err.what());
+  }
+  return f;
+}
+
 const Family kContractFamily = {
     "contract", kEntryPoints, kSlots, kManifestKeys, contract_supports, contract_emit_cuda, contract_emit_glsl,
     contract_plan, contract_run_cpu, contract_cost,
     "a batched matrix product over strided operands (dot, matmul): out[b, m, n] = sum_k a[b, m, k] * b[b, k, n]",
     contract_from_manifest, contract_op_names, contract_expand_op, contract_api_functions, "runtime/contract.hpp",
+    /*elementwise=*/false, /*pointwise_inputs=*/false, contract_fuse_epilogue,
 };
 
 }  // namespace kiln

@@ -5,6 +5,8 @@
 
 #include <xxhash.h>
 
+#include "core/bytes.hpp"
+
 namespace kiln::vk {
 namespace {
 
@@ -27,9 +29,7 @@ void put(std::vector<char>& out, const T& v) {
 
 template <class T>
 T get(const char* p) {
-  T v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
+  return load_unaligned<T>(p);
 }
 
 }  // namespace
