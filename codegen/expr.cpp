@@ -197,6 +197,12 @@ std::string Expr::to_string() const {
   return nodes_.empty() ? std::string() : text(root_);
 }
 
+NodeId apply_like(Expr& dst, const Node& n, const NodeId* a) {
+  return n.num_args == 1 ? dst.apply(n.op, {a[0]})
+       : n.num_args == 2 ? dst.apply(n.op, {a[0], a[1]})
+                         : dst.apply(n.op, {a[0], a[1], a[2]});
+}
+
 NodeId inline_expr(Expr& dst, const Expr& src, const std::vector<NodeId>& inputs) {
   const Expr p = src.pruned();
   std::vector<NodeId> map(p.nodes().size());
@@ -209,10 +215,9 @@ NodeId inline_expr(Expr& dst, const Expr& src, const std::vector<NodeId>& inputs
     } else if (n.op == Op::as_type) {
       map[id] = dst.cast(map[n.args[0]], n.dtype);
     } else {
-      const NodeId* a = n.args.data();
-      map[id] = n.num_args == 1 ? dst.apply(n.op, {map[a[0]]})
-              : n.num_args == 2 ? dst.apply(n.op, {map[a[0]], map[a[1]]})
-                                : dst.apply(n.op, {map[a[0]], map[a[1]], map[a[2]]});
+      NodeId a[3] = {};
+      for (int k = 0; k < n.num_args; ++k) a[k] = map[n.args[std::size_t(k)]];
+      map[id] = apply_like(dst, n, a);
     }
   }
   return map[p.root()];

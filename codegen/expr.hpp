@@ -77,6 +77,9 @@ class Expr {
 // |inputs|[k] of |dst| (converted to the input's dtype); returns the copy's root. Fused slots use
 // it to splice one expression into another (a reduction's epilogue, a row op's epilogue).
 NodeId inline_expr(Expr& dst, const Expr& src, const std::vector<NodeId>& inputs);
+// Op node |n| applied again in |dst| to |args| (n.num_args of them): how copies of expressions
+// rebuild their op nodes (with Nx's typing, which gives the same result for typed operands).
+NodeId apply_like(Expr& dst, const Node& n, const NodeId* args);
 // |src| with input i renumbered to |map|[i] (dtypes kept; unused inputs dropped).
 Expr renumber_inputs(const Expr& src, const std::vector<int>& map);
 // Which of the first |count| inputs |e| uses.

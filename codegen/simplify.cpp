@@ -89,9 +89,7 @@ Expr simplified(const Expr& src) {
       map[id] = same;
       continue;
     }
-    map[id] = n.num_args == 1 ? e.apply(n.op, {a[0]})
-            : n.num_args == 2 ? e.apply(n.op, {a[0], a[1]})
-                              : e.apply(n.op, {a[0], a[1], a[2]});
+    map[id] = apply_like(e, n, a);
   }
   if (!p.nodes().empty()) e.set_root(map[p.root()]);
   return e.pruned();

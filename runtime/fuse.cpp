@@ -1,6 +1,7 @@
 #include "runtime/fuse.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <optional>
 #include <set>
@@ -77,6 +78,8 @@ class Fuser {
     remove_dead();  // the producers inlined above no longer read anything
     for (std::size_t i = 0; i < p_.launches.size(); ++i)
       if (!removed_[i]) recognize_softmax(int(i));
+    for (std::size_t i = 0; i < p_.launches.size(); ++i)
+      if (!removed_[i]) recognize_rms_norm(int(i));
     for (std::size_t i = 0; i < p_.launches.size(); ++i)
       if (!removed_[i] && family_of(p_.launches[i].spec).fuse_epilogue) fuse_consumer(int(i));
     remove_dead();
@@ -229,16 +232,20 @@ class Fuser {
     return -1;
   }
 
-  // X (A's prologue value, before any cast to the accumulator) built in |e| over |l|'s operands;
-  // -1 when one of A's operands is not among them.
-  static std::int64_t graft_prologue(Expr& e, const TracedLaunch& A, const TracedLaunch& l) {
+  // |x| (an expression over A's operands) built in |e| over |l|'s operands; -1 when one of A's
+  // operands is not among them.
+  static std::int64_t graft(Expr& e, const Expr& x, const TracedLaunch& A, const TracedLaunch& l) {
     std::vector<NodeId> in;
     for (std::size_t k = 0; k < A.inputs.size(); ++k) {
       const int j = operand_index(l, A.inputs[k], &A.strides[k]);
       if (j < 0) return -1;
       in.push_back(e.input(j, l.spec.inputs[std::size_t(j)]));
     }
-    return inline_expr(e, prologue_value(A.spec.expr), in);
+    return inline_expr(e, x, in);
+  }
+  // X, A's prologue value (before any cast to the accumulator), built in |e| over |l|'s operands.
+  static std::int64_t graft_prologue(Expr& e, const TracedLaunch& A, const TracedLaunch& l) {
+    return graft(e, prologue_value(A.spec.expr), A, l);
   }
   static Expr prologue_value(const Expr& prologue) {
     const Node& root = prologue.node(prologue.root());
@@ -293,9 +300,71 @@ class Fuser {
     const NodeId d = ec.apply(Op::divide, {ec.apply(Op::exp, {ec.apply(Op::subtract, {NodeId(xc), cin[std::size_t(mc)]})}),
                                            cin[std::size_t(sc)]});
     if (ec.nodes().size() != before) return;  // exp(X - M) / S is not in C
-    // The epilogue: C with d as y (the rows kernel's f32/f64 result, in d's dtype), over y and C's
-    // operands other than M and S.
-    const DType x = ec.dtype(NodeId(xc));
+    to_rows(RowsOp::softmax, ai, mr[0], mr[1], ec, d, NodeId(xc), {mc, sc}, 1e-5, prologue_value(A.spec.expr));
+  }
+
+  // rms_norm written op by op: A = sum over axis a of X * X, C = a map holding
+  // X * rsqrt(S / n + eps) (n: the axis's length, eps a constant).
+  void recognize_rms_norm(int ai) {
+    const TracedLaunch& A = p_.launches[std::size_t(ai)];
+    if (A.spec.family != "reduce" || spec_combiner(A.spec) != Combiner::sum || A.axes.size() != 1 || A.registry ||
+        !A.spec.epilogue.nodes().empty())
+      return;
+    const Expr sq = prologue_value(A.spec.expr);
+    const Node& r = sq.node(sq.root());
+    if (r.kind != NodeKind::op || r.op != Op::multiply || r.args[0] != r.args[1]) return;
+    Expr xe = sq;
+    xe.set_root(r.args[0]);
+    xe = xe.pruned();
+    auto sl = TraceBuffer::locate(A.out);
+    if (!sl || sl->second || outputs_.count(sl->first) || writers_[sl->first].size() != 1) return;
+    const std::vector<int> readers = readers_of(sl->first);
+    if (readers.size() != 1 || readers[0] <= ai) return;
+    const int ci = readers[0];
+    const TracedLaunch& C = p_.launches[std::size_t(ci)];
+    if (!family_of(C.spec).elementwise || C.shape != A.shape || C.registry) return;
+    for (std::uint64_t a : A.inputs)
+      if (!stable(a, ai + 1, ci)) return;
+    std::vector<NodeId> cin;
+    Expr ec = copy_of(C, &cin);
+    const std::size_t before = ec.nodes().size();
+    const std::int64_t xc = graft(ec, xe, A, C);
+    const int sc = operand_index(C, A.out);
+    if (xc < 0 || sc < 0 || ec.nodes().size() != before) return;
+    // add(divide(S, n), eps), either order of the add.
+    const double n = double(A.shape[std::size_t(A.axes[0])]);
+    auto is_const = [&](NodeId id, double* v) {
+      const Node& c = ec.node(id);
+      if (c.kind != NodeKind::constant) return false;
+      *v = scalar_to_double(c.value, c.dtype);
+      return true;
+    };
+    for (NodeId i = 0; i < before; ++i) {
+      const Node& add = ec.node(i);
+      if (add.kind != NodeKind::op || add.op != Op::add) continue;
+      for (int side = 0; side < 2; ++side) {
+        const Node& div = ec.node(add.args[std::size_t(side)]);
+        double n_value = 0, eps = 0;
+        if (div.kind != NodeKind::op || div.op != Op::divide || div.args[0] != cin[std::size_t(sc)] ||
+            !is_const(div.args[1], &n_value) || n_value != n || !is_const(add.args[std::size_t(1 - side)], &eps) ||
+            !(eps > 0 && std::isfinite(eps)))
+          continue;
+        const NodeId d = ec.apply(Op::multiply, {NodeId(xc), ec.apply(Op::rsqrt, {i})});
+        if (ec.nodes().size() != before) return;  // X * rsqrt(...) is not in C
+        to_rows(RowsOp::rms_norm, ai, -1, ci, ec, d, NodeId(xc), {sc}, eps, xe);
+        return;
+      }
+    }
+  }
+
+  // Launches |ai| (and |bi| when >= 0) and |ci| become one rows kernel of |op|: |x_expr| (X over A's
+  // operands, node |x_node| of |ec|) its prologue; C's expression |ec| with node |d| the op's result (y, in f32/f64, cast to d's
+  // dtype) its epilogue, over C's operands other than |hidden| (which may appear only under d).
+  void to_rows(RowsOp op, int ai, int bi, int ci, const Expr& ec, NodeId d, NodeId x_node, const std::vector<int>& hidden,
+               double eps, const Expr& x_expr) {
+    const TracedLaunch& A = p_.launches[std::size_t(ai)];
+    TracedLaunch& C = p_.launches[std::size_t(ci)];
+    const DType x = ec.dtype(x_node);
     const DType compute = x == DType::f64 ? DType::f64 : DType::f32;
     Expr g;
     const NodeId y = g.cast(g.input(0, compute), ec.dtype(d));
@@ -312,7 +381,7 @@ class Fuser {
       if (i == d) {
         map[i] = y;
       } else if (n.kind == NodeKind::input) {
-        if (n.input == mc || n.input == sc) return;  // M or S used outside exp(X - M) / S
+        if (std::find(hidden.begin(), hidden.end(), n.input) != hidden.end()) return;  // used outside d
         epilogue_operands.push_back(n.input);
         map[i] = g.input(int(epilogue_operands.size()), n.dtype);
       } else if (n.kind == NodeKind::constant) {
@@ -320,28 +389,27 @@ class Fuser {
       } else if (n.op == Op::as_type) {
         map[i] = g.cast(map[n.args[0]], n.dtype);
       } else {
-        const NodeId* a = n.args.data();
-        map[i] = n.num_args == 1 ? g.apply(n.op, {map[a[0]]})
-               : n.num_args == 2 ? g.apply(n.op, {map[a[0]], map[a[1]]})
-                                 : g.apply(n.op, {map[a[0]], map[a[1]], map[a[2]]});
+        NodeId a[3] = {};
+        for (int k = 0; k < n.num_args; ++k) a[k] = map[n.args[std::size_t(k)]];
+        map[i] = apply_like(g, n, a);
       }
     }
     g.set_root(g.cast(map[ec.root()], C.spec.output));
     RowsFusion fusion;
-    const Expr xv = prologue_value(A.spec.expr);
-    const Node& xr = xv.node(xv.root());
-    if (!(xr.kind == NodeKind::input && xr.input == 0 && A.inputs.size() == 1)) fusion.prologue = xv;
+    const Node& xr = x_expr.node(x_expr.root());
+    if (!(xr.kind == NodeKind::input && xr.input == 0 && A.inputs.size() == 1)) fusion.prologue = x_expr;
     const Node& gr = g.node(g.root());
     if (!(gr.kind == NodeKind::input && gr.dtype == C.spec.output)) fusion.epilogue = g.pruned();  // else: y as it is
     fusion.output = C.spec.output;
     TracedLaunch rows;
+    const std::string name(rows_op_info(op).name);
     try {
-      rows.spec = make_rows_spec(RowsOp::softmax, x, 0, RowsBias::none, false, &fusion);
+      rows.spec = make_rows_spec(op, x, 0, RowsBias::none, false, &fusion);
     } catch (const Error& e) {
-      report_.notes.push_back(fmt::format("#{}..#{} (softmax written op by op) stay apart: {}", ai, mr[1], e.what()));
+      report_.notes.push_back(fmt::format("#{}..#{} ({} written op by op) stay apart: {}", ai, ci, name, e.what()));
       return;
     }
-    rows.op = "softmax (" + A.op + ", " + B.op + ", " + C.op + ")";
+    rows.op = name + " (" + A.op + (bi >= 0 ? ", " + p_.launches[std::size_t(bi)].op : "") + ", " + C.op + ")";
     rows.name = rows.spec.name();
     rows.shape = A.shape;
     rows.inputs = A.inputs;
@@ -352,11 +420,11 @@ class Fuser {
     }
     rows.out = C.out;
     rows.axes = A.axes;
-    rows.options = {{"eps", 1e-5}, {"scale", 1.0}};
+    rows.options = {{"eps", eps}, {"scale", 1.0}};
     rows.block_size = rows.spec.block_size;
     C = std::move(rows);
     removed_[std::size_t(ai)] = true;
-    removed_[std::size_t(mr[0])] = true;
+    if (bi >= 0) removed_[std::size_t(bi)] = true;
     ++report_.rows;
   }
 

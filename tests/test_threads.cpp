@@ -15,7 +15,9 @@
 #include "codegen/spec.hpp"
 #include "runtime/device.hpp"
 #include "core/error.hpp"
+#include "runtime/host.hpp"
 #include "runtime/jit.hpp"
+#include "runtime/jit_function.hpp"
 #include "runtime/ops.hpp"
 #include "runtime/tensor.hpp"
 
@@ -130,6 +132,27 @@ TEST_P(Threads, TensorOpsFromSeveralThreads) {
     }
   });
   EXPECT_EQ(bad.load(), 0);
+}
+
+// A kiln::jit function called from several threads at once: one signature is traced once, every
+// thread gets its own results (its own intermediates), and a thread tracing does not make ops on
+// other threads record.
+TEST_P(Threads, JitFunctionFromSeveralThreads) {
+  auto f = kiln::jit([](const kiln::Tensor& x) { return kiln::exp(x * 0.5) + x; });
+  std::atomic<int> bad{0};
+  run_threads(kThreads, [&](int t) {
+    std::vector<float> x(1000);
+    for (std::size_t i = 0; i < x.size(); ++i) x[i] = float(i % 7) * 0.25f + float(t);
+    auto a = kiln::Tensor::from_host(x.data(), x.size() * 4, {1000}, kiln::DType::f32, dev());
+    for (int round = 0; round < 4; ++round) {
+      auto eager = kiln::add(kiln::exp(kiln::multiply(a, kiln::scalar(0.5, kiln::DType::f32, dev()))), a);
+      const std::vector<float> got = f(a).to_vector<float>(), want = eager.to_vector<float>();
+      if (got != want) ++bad;
+    }
+  });
+  EXPECT_EQ(bad.load(), 0);
+  EXPECT_EQ(f.stats().traces, 1u);
+  EXPECT_EQ(f.stats().calls, std::uint64_t(kThreads) * 4);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllDevices, Threads, ::testing::Values(std::string("cuda:0"), std::string("vulkan:0"), std::string("cpu")), case_name);

@@ -632,11 +632,57 @@ KernelSpec make_rows_spec(RowsOp op, DType x, int affine, RowsBias bias, bool ca
   return spec;
 }
 
+// kiln::jit: an elementwise consumer of the op's result (over x's shape) moved into the epilogue:
+// the new epilogue is the consumer of (the old epilogue's value converted to the output dtype),
+// its other operands appended after the kernel's own.
+std::optional<EpilogueFusion> rows_fuse_epilogue(const KernelSpec& spec, std::span<const std::int64_t> request,
+                                                 const Expr& consumer, int slot, const std::vector<std::int64_t>& out_shape,
+                                                 const std::vector<std::vector<std::int64_t>>& strides, std::string* why) {
+  auto no = [&](std::string reason) -> std::optional<EpilogueFusion> {
+    if (why) *why = std::move(reason);
+    return std::nullopt;
+  };
+  const RowsOp op = spec_rows_op(spec);
+  if (!rows_op_info(op).keeps_axis) return no(fmt::format("{} gives one value per row", rows_op_info(op).name));
+  if (!std::equal(request.begin(), request.end(), out_shape.begin(), out_shape.end()))
+    return no("the consumer's shape is not x's");
+  const RowsLayout lay = rows_layout(spec);
+  const DType compute = lay.x == DType::f64 ? DType::f64 : DType::f32;
+  Expr e;
+  std::vector<NodeId> old_in{e.input(0, compute)};
+  const std::size_t e0 = std::size_t(lay.prologue + lay.params);
+  for (int k = 0; k < lay.epilogue; ++k) old_in.push_back(e.input(1 + k, spec.inputs[e0 + std::size_t(k)]));
+  NodeId value = old_in[0];
+  if (!spec.epilogue.nodes().empty()) value = inline_expr(e, spec.epilogue, old_in);
+  value = e.cast(value, spec.output);
+  std::vector<NodeId> in;
+  int next = 1 + lay.epilogue;
+  for (int k = 0; k < consumer.num_inputs(); ++k)
+    in.push_back(k == slot ? value : e.input(next++, consumer.input_dtypes()[std::size_t(k)]));
+  e.set_root(inline_expr(e, consumer, in));
+  RowsFusion f;
+  if (!spec.attribute("prologue_inputs").empty()) f.prologue = spec.expr;
+  f.epilogue = e.pruned();
+  f.output = e.dtype(e.root());
+  f.residual = lay.residual;
+  const RowsBias bias = spec_rows_bias(spec);
+  EpilogueFusion out;
+  try {
+    out.spec = make_rows_spec(op, lay.x, bias == RowsBias::none ? lay.params : 0, bias,
+                              spec.attribute("causal") == "true", &f);
+  } catch (const Error& err) {
+    return no(err.what());
+  }
+  out.strides = strides;  // over x's shape, as the kernel's own operands
+  return out;
+}
+
 const Family kRowsFamily = {
     "rows", kEntryPoints, kSlots, kManifestKeys, rows_supports, rows_emit_cuda, rows_emit_glsl, rows_plan,
     rows_run_cpu, rows_cost,
     "one op over each row along an axis: softmax log_softmax logsumexp layer_norm rms_norm",
     rows_from_manifest, rows_op_names, rows_expand_op, rows_api_functions, "runtime/rows.hpp",
+    /*elementwise=*/false, /*pointwise_inputs=*/false, rows_fuse_epilogue,
 };
 
 }  // namespace kiln
