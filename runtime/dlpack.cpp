@@ -7,6 +7,7 @@
 
 #include "core/error.hpp"
 #include "runtime/interop.hpp"
+#include "runtime/trace.hpp"
 
 namespace kiln {
 namespace {
@@ -60,6 +61,7 @@ std::shared_ptr<Buffer> wrap_memory(Device& device, std::uint64_t address, std::
 
 DLManagedTensor* to_dlpack(const Tensor& t) {
   if (!t.defined()) fail(ErrorCode::invalid_argument, "to_dlpack: undefined tensor");
+  trace_check_read(*t.storage(), "to_dlpack");  // a traced value has no memory to share
   DLDevice dev{};
   switch (t.device().backend()) {
     case Backend::cpu: dev = {kDLCPU, 0}; break;

@@ -322,6 +322,13 @@ TEST_P(Jit, MisuseGivesClearErrors) {
   auto reads = jit([](const Tensor& t) { return t * float(t.to_vector<float>()[0]); });
   std::string e = error_message([&] { reads(x); });
   EXPECT_NE(e.find("Tensor::to_host: the tensor is a traced value of a kiln::jit function"), std::string::npos) << e;
+  auto shares = jit([](const Tensor& t) {
+    DLManagedTensor* m = to_dlpack(t);
+    m->deleter(m);
+    return t;
+  });
+  e = error_message([&] { shares(x); });
+  EXPECT_NE(e.find("to_dlpack: the tensor is a traced value"), std::string::npos) << e;
   Tensor leaked;
   auto leak = jit([&](const Tensor& t) {
     leaked = exp(t);
