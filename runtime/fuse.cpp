@@ -5,6 +5,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <tuple>
 
 #include <fmt/format.h>
 
@@ -70,6 +71,7 @@ class Fuser {
 
   FusionReport run() {
     report_.launches_before = int(p_.launches.size());
+    merge_repeated();
     for (std::size_t c = 0; c < p_.launches.size(); ++c) {
       if (!family_of(p_.launches[c].spec).pointwise_inputs || p_.launches[c].library) continue;
       while (absorb_one(int(c))) {
@@ -107,6 +109,66 @@ class Fuser {
     for (int i : w->second)
       if (i >= from && i < at) return false;
     return true;
+  }
+
+  // Common subexpressions across launches: a launch that repeats an earlier one (the same kernel
+  // over the same shape, operands, strides, axes and options, its operands unchanged in between)
+  // is dropped, and what read its result reads the earlier one's. (Inside a fused kernel the
+  // expression builder merges repeated nodes itself.)
+  void merge_repeated() {
+    for (std::size_t j = 0; j < p_.launches.size(); ++j) {
+      const TracedLaunch& J = p_.launches[j];
+      const std::optional<int> jb = sole_result(J, int(j));
+      if (!jb) continue;
+      for (std::size_t i = 0; i < j; ++i) {
+        const TracedLaunch& I = p_.launches[i];
+        if (removed_[i] || !same_launch(I, J)) continue;
+        const std::optional<int> ib = sole_result(I, int(i));
+        if (!ib || p_.buffers[std::size_t(*ib)]->size_bytes() != p_.buffers[std::size_t(*jb)]->size_bytes()) continue;
+        bool ok = true;
+        for (std::uint64_t a : I.inputs) ok = ok && stable(a, int(i), int(j));
+        if (!ok) continue;
+        auto redirect = [&](std::uint64_t& a) {
+          if (auto loc = TraceBuffer::locate(a); loc && loc->first == *jb) a = TraceBuffer::base(*ib) + loc->second;
+        };
+        for (std::size_t k = j + 1; k < p_.launches.size(); ++k) {
+          TracedLaunch& K = p_.launches[k];
+          for (std::uint64_t& a : K.inputs) redirect(a);
+          if (K.library) {
+            redirect(K.library->a);
+            redirect(K.library->b);
+          }
+        }
+        removed_[j] = true;
+        ++report_.merged;
+        break;
+      }
+    }
+  }
+
+  // The trace buffer launch |l| (index |at|) fills as its one result: a whole intermediate, not a
+  // result of the function, that no other launch writes.
+  std::optional<int> sole_result(const TracedLaunch& l, int at) const {
+    auto loc = TraceBuffer::locate(l.out);
+    if (!loc || loc->second != 0 || !l.more_outputs.empty() || outputs_.count(loc->first)) return std::nullopt;
+    if (p_.buffers[std::size_t(loc->first)]->kind() != TraceBuffer::Kind::intermediate) return std::nullopt;
+    auto w = writers_.find(loc->first);
+    if (w == writers_.end() || w->second != std::vector<int>{at}) return std::nullopt;
+    return loc->first;
+  }
+
+  static bool same_library(const std::optional<LibraryGemm>& x, const std::optional<LibraryGemm>& y) {
+    if (!x || !y) return !x && !y;
+    return std::tie(x->dtype, x->out_dtype, x->tf32, x->m, x->n, x->k, x->batch, x->a_m, x->a_k, x->b_k, x->b_n,
+                    x->a_batch, x->b_batch, x->out_batch, x->a, x->b) ==
+           std::tie(y->dtype, y->out_dtype, y->tf32, y->m, y->n, y->k, y->batch, y->a_m, y->a_k, y->b_k, y->b_n,
+                    y->a_batch, y->b_batch, y->out_batch, y->a, y->b);
+  }
+
+  static bool same_launch(const TracedLaunch& x, const TracedLaunch& y) {
+    return x.name == y.name && x.op == y.op && x.shape == y.shape && x.inputs == y.inputs && x.strides == y.strides &&
+           x.axes == y.axes && x.options == y.options && x.block_size == y.block_size && x.registry == y.registry &&
+           x.entry == y.entry && same_library(x.library, y.library) && x.spec.canonical() == y.spec.canonical();
   }
 
   // Inlines one producer or folds one constant into launch |c|; false when nothing applies.

@@ -5,6 +5,8 @@
 //   pointwise (map: the fused DAG becomes one kernel; reduce: the producers become the reduction's
 //   prologue), its operands' strides carried into the consumer's index space (broadcasts,
 //   transposes and slices of the producer's inputs stay index math);
+// - a launch that repeats an earlier one (same kernel, operands and layout, its operands unchanged
+//   in between) is dropped and its readers read the earlier result (common subexpressions);
 // - a one-element constant the function uploaded (a scalar operand) becomes a literal;
 // - softmax and rms_norm written op by op (max, x - max, exp, sum, divide; sum of squares, rsqrt)
 //   become one kernel of the rows family, what computes x its prologue, what follows its epilogue;
@@ -27,6 +29,7 @@ namespace kiln {
 struct FusionReport {
   int launches_before = 0;
   int launches_after = 0;
+  int merged = 0;            // launches that repeated an earlier one, dropped
   int inlined = 0;           // producers inlined into consumers
   int constants_folded = 0;  // scalar operands made literals
   int epilogues = 0;         // consumers moved into a contraction's epilogue

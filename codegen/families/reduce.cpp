@@ -647,12 +647,38 @@ KernelSpec make_reduce_spec(Combiner c, const Expr& prologue, const Expr* epilog
   return spec;
 }
 
+// kiln::jit: an elementwise consumer of the reduced values moved into the epilogue (which is over
+// the reduced value and the count only, so a consumer with other tensor operands stays apart; its
+// scalar operands are literals by then): the new epilogue is the consumer of (the old epilogue's
+// value converted to the output dtype).
+std::optional<EpilogueFusion> reduce_fuse_epilogue(const KernelSpec& spec, std::span<const std::int64_t>,
+                                                   const Expr& consumer, int slot, const std::vector<std::int64_t>&,
+                                                   const std::vector<std::vector<std::int64_t>>& strides,
+                                                   std::string* why) {
+  if (!strides.empty() || consumer.num_inputs() != 1 || slot != 0) {
+    if (why)
+      *why = "the consumer reads other tensors; a reduction's epilogue is over the reduced value and the count only";
+    return std::nullopt;
+  }
+  const DType result = parse_dtype(spec.attribute("result")).value_or(spec.output);
+  Expr e;
+  const NodeId acc = e.input(0, result), n = e.input(1, DType::s64);
+  NodeId value = spec.epilogue.nodes().empty() ? acc : inline_expr(e, spec.epilogue, {acc, n});
+  value = e.cast(value, spec.output);
+  e.set_root(inline_expr(e, consumer, {value}));
+  EpilogueFusion out;
+  out.spec = spec;
+  out.spec.epilogue = e.pruned();
+  out.spec.output = out.spec.epilogue.dtype(out.spec.epilogue.root());
+  return out;
+}
+
 const Family kReduceFamily = {
     "reduce", kEntryPoints, kSlots, kManifestKeys, reduce_supports, reduce_emit_cuda, reduce_emit_glsl, reduce_plan,
     reduce_run_cpu, reduce_cost,
     "out[o] = epilogue(combine_r prologue(in0[o, r], ...), n): sum product max min all any argmax argmin over any axes",
     reduce_from_manifest, reduce_op_names, reduce_expand_op, reduce_api_functions, {},
-    /*elementwise=*/false, /*pointwise_inputs=*/true,
+    /*elementwise=*/false, /*pointwise_inputs=*/true, reduce_fuse_epilogue,
 };
 
 Scalar combiner_identity(Combiner c, DType acc) { return identity_value(c, acc); }

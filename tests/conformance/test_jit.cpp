@@ -352,6 +352,93 @@ TEST_P(Jit, MisuseGivesClearErrors) {
   }
 }
 
+TEST_P(Jit, RepeatedLaunchesMergeAndReductionConsumersMoveIntoTheEpilogue) {
+  const Tensor x = rand({9, 130}, DType::f32, 24, -3, 3);
+  // The same sum written twice is one launch; the max is another; the map combining them keeps
+  // both (it reads two tensors: no reduction epilogue takes it).
+  auto twice = jit([](const Tensor& t) { return sum(t, {1}) * reduce_max(t, {1}) + sum(t, {1}); });
+  expect_same(twice(x), sum(x, {1}) * reduce_max(x, {1}) + sum(x, {1}), "sum * max + sum");
+  EXPECT_EQ(twice.stats().launches_traced, 5);
+  EXPECT_EQ(twice.stats().launches_per_call, 3) << twice.plan(x);
+  EXPECT_NE(twice.plan(x).find("1 repeated launches merged"), std::string::npos) << twice.plan(x);
+  // Written into a buffer in between, the second sum reads other values: not merged.
+  auto rewritten = jit([](const Tensor& t) {
+    const Tensor c = t * 1.5;
+    const Tensor a = sum(c, {1});
+    exp(t, &c);  // c rewritten in place
+    return a + sum(c, {1});
+  });
+  expect_same(rewritten(x), sum(x * 1.5, {1}) + sum(exp(x), {1}), "sum, write, sum", 8);
+  EXPECT_EQ(rewritten.plan(x).find("1 repeated launches merged"), std::string::npos) << rewritten.plan(x);
+  // An elementwise consumer of a reduction alone: its epilogue (a root mean square: one kernel,
+  // x * x its prologue, sqrt(acc / n + eps) its epilogue), in every float dtype and exactly for
+  // integers (argmax + 1, a sum cast down).
+  auto rms = jit([](const Tensor& t) { return sqrt(sum(t * t, {1}) / double(t.shape()[1]) + 1e-5) * 2.0; });
+  for (DType t : {DType::f32, DType::f16, DType::bf16, DType::f64}) {
+    const Tensor xt = as_type(x, t);
+    expect_same(rms(xt), sqrt(sum(xt * xt, {1}) / 130.0 + 1e-5) * 2.0, fmt::format("rms {}", dtype_name(t)), 8);
+  }
+  EXPECT_EQ(rms.stats().launches_per_call, 1) << rms.plan(x);
+  auto ints = jit([](const Tensor& t) {
+    return std::tuple{argmax(t, 1) + 1, as_type(sum(t, {0}), DType::s8), -reduce_min(t, {0, 1})};
+  });
+  const Tensor xi = rand({9, 130}, DType::s32, 25);
+  const auto [i0, i1, i2] = ints(xi);
+  expect_same(i0, argmax(xi, 1) + 1, "argmax + 1");
+  expect_same(i1, as_type(sum(xi, {0}), DType::s8), "sum cast to s8 (wraps)");
+  expect_same(i2, -reduce_min(xi, {0, 1}), "-min");
+  EXPECT_EQ(ints.stats().launches_per_call, 3) << ints.plan(xi);
+  // A consumer that broadcasts the reduced values back over x reads another layout: apart.
+  auto centred = jit([](const Tensor& t) { return t - sum(t, {1}, true) / 130.0; });
+  expect_same(centred(x), x - sum(x, {1}, true) / 130.0, "x - mean", 8, 1e-5);
+  EXPECT_EQ(centred.stats().launches_per_call, 2) << centred.plan(x);
+}
+
+TEST_P(Jit, CallIntoWritesResultsIntoTheCallersTensorsAndRefusesBadOnes) {
+  auto f = [](const Tensor& x) { return std::tuple{gelu_ops(x), x, x.transpose({1, 0}) * 2.0}; };
+  const Tensor x = rand({5, 7}, DType::f32, 23);
+  auto fused = jit(f, {"into"});
+  const auto [w0, w1, w2] = f(x);
+  // Fresh outputs, every result kind: a fused kernel's result (its buffer rebound: no copy), the
+  // argument itself and a kernel's result over a transposed view (copied in where not rebindable).
+  Tensor o0 = Tensor::empty({5, 7}, DType::f32, *dev_), o1 = Tensor::empty({5, 7}, DType::f32, *dev_),
+         o2 = Tensor::empty({7, 5}, DType::f32, *dev_);
+  for (int round = 0; round < 2; ++round) {  // the second call replays into the same tensors
+    const auto [r0, r1, r2] = fused.call_into({o0, o1, o2}, x);
+    EXPECT_EQ(r0.storage(), o0.storage());
+    EXPECT_EQ(r1.storage(), o1.storage());
+    EXPECT_EQ(r2.storage(), o2.storage());
+    expect_same(o0, w0, "gelu into o0", 16);
+    expect_same(o1, w1, "the argument copied into o1");
+    expect_same(o2, w2, "2 x^T into o2");
+  }
+  EXPECT_EQ(fused.stats().traces, 1u);
+  // An undefined output: that result is allocated as by operator().
+  const auto [u0, u1, u2] = fused.call_into({Tensor(), o1, o2}, x);
+  expect_same(u0, w0, "gelu, fresh", 16);
+  EXPECT_NE(u0.storage(), o0.storage());
+
+  auto e = error_message([&] { fused.call_into({o0, o1}, x); });
+  EXPECT_NE(e.find("kiln::jit(into): 2 output tensors given for 3 results"), std::string::npos) << e;
+  e = error_message([&] { fused.call_into({o0, o1, Tensor::empty({5, 7}, DType::f32, *dev_)}, x); });
+  EXPECT_NE(e.find("kiln::jit(into): output 2 must be a contiguous [7,5] f32 on " + dev_->id()), std::string::npos) << e;
+  e = error_message([&] { fused.call_into({o0, o1, Tensor::empty({7, 5}, DType::f64, *dev_)}, x); });
+  EXPECT_NE(e.find("output 2 must be a contiguous [7,5] f32"), std::string::npos) << e;
+  e = error_message([&] { fused.call_into({o0, o1, o2.transpose({1, 0}).transpose({1, 0}).slice(0, 0, 7)}, x); });
+  EXPECT_EQ(e, "no error") << "a contiguous view is a valid output";
+  const Tensor wide = Tensor::empty({7, 10}, DType::f32, *dev_);
+  e = error_message([&] { fused.call_into({o0, o1, wide.slice(1, 0, 5)}, x); });
+  EXPECT_NE(e.find("output 2 must be a contiguous [7,5] f32"), std::string::npos) << e;
+  EXPECT_NE(e.find("not contiguous"), std::string::npos) << e;
+  e = error_message([&] { fused.call_into({x, o1, o2}, x); });
+  EXPECT_NE(e.find("kiln::jit(into): output 0 shares memory with argument 0"), std::string::npos) << e;
+  expect_same(x, w1, "the argument is untouched by the refused call");
+  if (dev_->backend() != Backend::cpu) {
+    e = error_message([&] { fused.call_into({o0.to(device("cpu")), o1, o2}, x); });
+    EXPECT_NE(e.find("output 0 must be a contiguous [5,7] f32 on " + dev_->id()), std::string::npos) << e;
+  }
+}
+
 TEST_P(Jit, RetracingWarnsNamingWhatChanged) {
   auto f = jit([](const Tensor& t) { return t + 1.0; }, {"grow", true, 2});
   ::testing::internal::CaptureStderr();
