@@ -216,6 +216,42 @@ void jit_call_adam(benchmark::State& state, Device* dev) {
   time_dispatch(state, dev, [&] { return std::get<0>(adam(p, g, m, v)); });
 }
 
+// As jit_call_adam, each result kept alive for 8 calls: every call has new addresses, so it is
+// resolved and planned again (the cost of a call the kept plans and graphs do not cover).
+void jit_call_adam_new_addresses(benchmark::State& state, Device* dev) {
+  const Tensor p = one_element(dev), g = one_element(dev), m = one_element(dev), v = one_element(dev);
+  auto adam = jit([](const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v) {
+    const Tensor m2 = m * 0.9 + g * 0.1, v2 = v * 0.999 + g * g * 0.001;
+    return std::tuple{p - m2 * 1e-2 / (sqrt(v2 / 0.001) + 1e-8), m2, v2};
+  });
+  std::vector<std::tuple<Tensor, Tensor, Tensor>> ring(8);
+  std::size_t i = 0;
+  time_dispatch(state, dev, [&] {
+    ring[i++ % ring.size()] = adam(p, g, m, v);
+    return i;
+  });
+  state.counters["graph_replays"] = double(adam.stats().graph_replays);
+}
+
+// The same update written into the same tensors each call (Jit::call_into): on a GPU its three
+// kernels are planned once and replayed as one recorded graph (|graphs| true) or launched one by
+// one from the kept plans.
+void jit_call_into_adam(benchmark::State& state, Device* dev, bool graphs) {
+  const Tensor p = one_element(dev), g = one_element(dev), m = one_element(dev), v = one_element(dev);
+  const std::vector<Tensor> out{one_element(dev), one_element(dev), one_element(dev)};
+  JitOptions options;
+  options.name = "adam_into";
+  options.graphs = graphs;
+  auto adam = jit(
+      [](const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v) {
+        const Tensor m2 = m * 0.9 + g * 0.1, v2 = v * 0.999 + g * g * 0.001;
+        return std::tuple{p - m2 * 1e-2 / (sqrt(v2 / 0.001) + 1e-8), m2, v2};
+      },
+      options);
+  time_dispatch(state, dev, [&] { return std::get<0>(adam.call_into(out, p, g, m, v)); });
+  state.counters["graph_replays"] = double(adam.stats().graph_replays);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -231,6 +267,10 @@ int main(int argc, char** argv) {
     benchmark::RegisterBenchmark(("BM_JitTrace/" + dev->id()).c_str(), jit_trace, dev)->Unit(benchmark::kMicrosecond);
     benchmark::RegisterBenchmark(("BM_JitCall1/" + dev->id()).c_str(), jit_call, dev);
     benchmark::RegisterBenchmark(("BM_JitCallAdam3/" + dev->id()).c_str(), jit_call_adam, dev);
+    benchmark::RegisterBenchmark(("BM_JitCallAdam3NewAddresses/" + dev->id()).c_str(), jit_call_adam_new_addresses,
+                                 dev);
+    benchmark::RegisterBenchmark(("BM_JitCallIntoAdam3Graph/" + dev->id()).c_str(), jit_call_into_adam, dev, true);
+    benchmark::RegisterBenchmark(("BM_JitCallIntoAdam3Launches/" + dev->id()).c_str(), jit_call_into_adam, dev, false);
   }
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

@@ -20,6 +20,16 @@ std::string_view backend_name(Backend b) {
   return "?";
 }
 
+std::unique_ptr<StreamGraph> Stream::record_graph(std::span<const GraphLaunch>, std::string* why) {
+  if (why) *why = fmt::format("{} streams run launches as they come (no graphs to record)", device().id());
+  return nullptr;
+}
+
+void Stream::replay(const StreamGraph& graph) {
+  fail(ErrorCode::invalid_argument,
+       fmt::format("{}: a {} cannot be replayed on this stream", device().id(), graph.kind()));
+}
+
 std::string Device::id() const {
   if (backend() == Backend::cpu) return "cpu";
   return std::string(backend_name(backend())) + ":" + std::to_string(info().index);

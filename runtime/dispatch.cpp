@@ -128,38 +128,45 @@ Tensor run_map_kernel(std::string_view op, const KernelSpec& spec, const std::st
 void run_plan(std::string_view op, const KernelSpec& spec, const std::string* name, const std::vector<Tensor>& operands,
               Device& device, PlanRequest request, const Registry* first, const KernelEntry* entry) {
   if (trace_launch(op, spec, name, operands, device, request, first, entry)) return;  // kiln::jit is tracing
-  const Family& family = family_of(spec);
   if (device.backend() == Backend::cpu) {
-    family.run_cpu(spec, request);
+    family_of(spec).run_cpu(spec, request);
     return;
   }
+  const PreparedRun run = prepare_run(op, spec, name, operands, device, std::move(request), first, entry);
+  Stream& stream = device.default_stream();
+  launch(stream, run.kernel, run.plan);
+  for (const LaunchStep& step : run.plan.then) launch(stream, run.kernel, step);
+}
+
+PreparedRun prepare_run(std::string_view op, const KernelSpec& spec, const std::string* name,
+                        const std::vector<Tensor>& operands, Device& device, PlanRequest request, const Registry* first,
+                        const KernelEntry* entry) {
+  const Family& family = family_of(spec);
   std::string why, computed;
   if (!name && !entry) name = &(computed = spec.name());
-  KernelRef ref;
+  PreparedRun run;
   try {
-    ref = entry ? resolve_entry(device, spec, *first, *entry, &why) : resolve_kernel(device, spec, *name, first, &why);
+    run.kernel =
+        entry ? resolve_entry(device, spec, *first, *entry, &why) : resolve_kernel(device, spec, *name, first, &why);
   } catch (const Error& e) {  // a JIT compile error: give it the op, the shapes and the device
     if (e.code() != ErrorCode::compile_error) throw;
     fail_op(e.code(), op, operands, e.what());
   }
-  if (!ref)
+  if (!run.kernel)
     fail_op(ErrorCode::unsupported, op, operands,
             fmt::format("kernel {} is not in the built-in library and cannot be compiled just in time on {}: {}",
                         entry ? entry->name : *name, device.id(), why));
   std::string no_plan;
-  request.block_size = ref.entry->block_size;
+  request.block_size = run.kernel.entry->block_size;
   request.subgroup_size = device.info().subgroup_arithmetic ? device.info().subgroup_size : 0;
-  LaunchPlan plan = family.plan(spec, request, &no_plan);
-  std::shared_ptr<Buffer> scratch;  // freed when the stream is done with it (the allocators defer)
-  if (plan.function >= 0 && plan.scratch_bytes > 0) {
-    scratch = device.allocate(plan.scratch_bytes);
-    request.scratch = scratch->device_address();
-    plan = family.plan(spec, request, &no_plan);
+  run.plan = family.plan(spec, request, &no_plan);
+  if (run.plan.function >= 0 && run.plan.scratch_bytes > 0) {  // freed when the stream is done with it
+    run.scratch = device.allocate(run.plan.scratch_bytes);
+    request.scratch = run.scratch->device_address();
+    run.plan = family.plan(spec, request, &no_plan);
   }
-  if (plan.function < 0) fail_op(ErrorCode::unsupported, op, operands, no_plan);
-  Stream& stream = device.default_stream();
-  launch(stream, ref, plan);
-  for (const LaunchStep& step : plan.then) launch(stream, ref, step);
+  if (run.plan.function < 0) fail_op(ErrorCode::unsupported, op, operands, no_plan);
+  return run;
 }
 
 bool built_for(const KernelEntry& entry, const Device& device) {
@@ -187,7 +194,9 @@ KernelRef resolve_entry(Device& device, const KernelSpec& spec, const Registry& 
   return {jit.registry, jit.entry};
 }
 
-void launch(Stream& stream, const KernelRef& ref, const LaunchStep& plan) {
+namespace {
+
+const Kernel& loaded_kernel(Stream& stream, const KernelRef& ref, const LaunchStep& plan) {
   const KernelEntry& e = *ref.entry;
   if (plan.function < 0 || plan.function >= e.num_functions)
     fail(ErrorCode::internal, fmt::format("{}: no function {} (the kernel has {})", e.name, plan.function, e.num_functions));
@@ -196,10 +205,24 @@ void launch(Stream& stream, const KernelRef& ref, const LaunchStep& plan) {
     fail(ErrorCode::internal, fmt::format("{}: function {} takes {} bytes of params, the plan made {} (a registry "
                                           "built for another Kiln version?)", e.name, plan.function, want,
                                           plan.params.size()));
-  const Kernel& kernel = stream.device().kernel(*ref.registry, e, plan.function);
+  return stream.device().kernel(*ref.registry, e, plan.function);
+}
+
+}  // namespace
+
+void launch(Stream& stream, const KernelRef& ref, const LaunchStep& plan) {
+  const Kernel& kernel = loaded_kernel(stream, ref, plan);
   Dim3 groups;
   groups.x = plan.groups_x;
   stream.launch(kernel, groups, plan.params.data(), plan.params.size());
+}
+
+GraphLaunch graph_launch(Stream& stream, const KernelRef& ref, const LaunchStep& plan) {
+  GraphLaunch g;
+  g.kernel = &loaded_kernel(stream, ref, plan);
+  g.groups.x = plan.groups_x;
+  g.params = plan.params;
+  return g;
 }
 
 }  // namespace kiln

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -41,6 +42,9 @@ KernelRef resolve_entry(Device& device, const KernelSpec& spec, const Registry& 
 // Launches function plan.function of |kernel| with the plan's grid and params on |stream|; checks
 // the params size against the one the registry entry records.
 void launch(Stream& stream, const KernelRef& kernel, const LaunchStep& plan);
+// The same launch in plain values, the kernel loaded on |stream|'s device (for Stream::record_graph
+// or launching again later without planning).
+GraphLaunch graph_launch(Stream& stream, const KernelRef& kernel, const LaunchStep& plan);
 
 // Runs the map kernel of |spec| on the operands' device (|name|: spec.name() when the caller has it,
 // else computed here, only for GPU devices): checks the operands against the spec's inputs, broadcasts them (Nx rules),
@@ -57,6 +61,19 @@ Tensor run_map_kernel(std::string_view op, const KernelSpec& spec, const std::st
 // describe |operands|.
 void run_plan(std::string_view op, const KernelSpec& spec, const std::string* name, const std::vector<Tensor>& operands,
               Device& device, PlanRequest request, const Registry* first, const KernelEntry* entry = nullptr);
+
+// What run_plan launches on a GPU device, resolved and planned but not launched: the kernel, its
+// plan (the first step, then plan.then) and the scratch memory the plan uses (alive as long as
+// this is). Errors as run_plan's. kiln::jit keeps these to launch a traced function again
+// without resolving or planning (runtime/jit_function.cpp).
+struct PreparedRun {
+  KernelRef kernel;
+  LaunchPlan plan;
+  std::shared_ptr<Buffer> scratch;
+};
+PreparedRun prepare_run(std::string_view op, const KernelSpec& spec, const std::string* name,
+                        const std::vector<Tensor>& operands, Device& device, PlanRequest request, const Registry* first,
+                        const KernelEntry* entry = nullptr);
 
 // The family's view of tensors: addresses and element strides.
 std::vector<PlanOperand> plan_operands(const std::vector<Tensor>& operands);

@@ -83,6 +83,8 @@ class Fuser {
     for (std::size_t i = 0; i < p_.launches.size(); ++i)
       if (!removed_[i]) recognize_rms_norm(int(i));
     for (std::size_t i = 0; i < p_.launches.size(); ++i)
+      if (!removed_[i]) recognize_layer_norm(int(i));
+    for (std::size_t i = 0; i < p_.launches.size(); ++i)
       if (!removed_[i] && family_of(p_.launches[i].spec).fuse_epilogue) fuse_consumer(int(i));
     remove_dead();
     std::vector<TracedLaunch> kept;
@@ -422,6 +424,88 @@ class Fuser {
   // Launches |ai| (and |bi| when >= 0) and |ci| become one rows kernel of |op|: |x_expr| (X over A's
   // operands, node |x_node| of |ec|) its prologue; C's expression |ec| with node |d| the op's result (y, in f32/f64, cast to d's
   // dtype) its epilogue, over C's operands other than |hidden| (which may appear only under d).
+  // ---- layer norm: the rms_norm of x - mean(x) -> layer_norm ----------------------------------
+  // After rms_norm's recognition a layer norm written op by op is S = sum over axis a of X, then
+  // R = rms_norm over a with prologue X - S / n (n the axis's length, S broadcast along a). When S
+  // is read by R alone, R becomes layer_norm with prologue X, its epilogue unchanged, and S goes.
+  void recognize_layer_norm(int ri) {
+    const TracedLaunch& R = p_.launches[std::size_t(ri)];
+    if (R.spec.family != "rows" || R.registry || spec_rows_op(R.spec) != RowsOp::rms_norm) return;
+    const RowsLayout lay = rows_layout(R.spec);
+    if (lay.params != 0 || lay.residual || R.spec.attribute("prologue_inputs").empty() || R.axes.size() != 1) return;
+    Expr e;
+    std::vector<NodeId> in;
+    for (int k = 0; k < lay.prologue; ++k) in.push_back(e.input(k, R.spec.inputs[std::size_t(k)]));
+    const NodeId root = inline_expr(e, R.spec.expr, in);
+    const Node sub = e.node(root);  // copies: grafting below may grow the node list
+    if (sub.kind != NodeKind::op || sub.op != Op::subtract) return;
+    const Node div = e.node(sub.args[1]);
+    if (div.kind != NodeKind::op || div.op != Op::divide) return;
+    const Node s_in = e.node(div.args[0]);
+    const Node n_node = e.node(div.args[1]);
+    const double n = double(R.shape[std::size_t(R.axes[0])]);
+    if (s_in.kind != NodeKind::input || n_node.kind != NodeKind::constant ||
+        scalar_to_double(n_node.value, n_node.dtype) != n)
+      return;
+    const int k = s_in.input;
+    auto sl = TraceBuffer::locate(R.inputs[std::size_t(k)]);
+    if (!sl || sl->second || outputs_.count(sl->first) || writers_[sl->first].size() != 1) return;
+    const int si = writers_[sl->first][0];
+    if (si >= ri || removed_[std::size_t(si)]) return;
+    const TracedLaunch& S = p_.launches[std::size_t(si)];
+    if (S.spec.family != "reduce" || spec_combiner(S.spec) != Combiner::sum || S.registry || S.library ||
+        !S.spec.epilogue.nodes().empty() || S.axes != R.axes || S.shape != R.shape || S.out != R.inputs[std::size_t(k)])
+      return;
+    if (readers_of(sl->first) != std::vector<int>{ri}) return;
+    for (std::uint64_t a : S.inputs)
+      if (!stable(a, si + 1, ri)) return;
+    // S sums X itself: its prologue grafted onto R's operands is the node the subtraction reads.
+    const std::size_t before = e.nodes().size();
+    const std::int64_t x = graft(e, prologue_value(S.spec.expr), S, R);
+    if (x < 0 || e.nodes().size() != before || NodeId(x) != sub.args[0]) return;
+    for (std::uint64_t a : S.inputs)
+      if (operand_index(R, a) >= lay.prologue) return;  // X must read prologue operands only
+    // The prologue X over R's prologue operands without S.
+    Expr xe = e;
+    xe.set_root(NodeId(x));
+    xe = xe.pruned();
+    std::vector<int> renumber(std::size_t(lay.prologue), -1);
+    std::vector<std::uint64_t> inputs;
+    std::vector<Shape> strides;
+    const std::vector<bool> used = used_inputs(xe, std::size_t(lay.prologue));
+    for (int j = 0; j < lay.prologue; ++j)
+      if (used[std::size_t(j)]) {
+        renumber[std::size_t(j)] = int(inputs.size());
+        inputs.push_back(R.inputs[std::size_t(j)]);
+        strides.push_back(R.strides[std::size_t(j)]);
+      }
+    if (used[std::size_t(k)]) return;
+    RowsFusion fusion;
+    fusion.prologue = renumber_inputs(xe, renumber);
+    fusion.epilogue = R.spec.epilogue;
+    fusion.output = R.spec.output;
+    if (const Node xr = fusion.prologue.node(fusion.prologue.root()); xr.kind == NodeKind::input && inputs.size() == 1)
+      fusion.prologue = Expr();
+    TracedLaunch L = R;
+    try {
+      L.spec = make_rows_spec(RowsOp::layer_norm, lay.x, 0, RowsBias::none, false, &fusion);
+    } catch (const Error& err) {
+      report_.notes.push_back(fmt::format("#{}, #{} (a layer norm written op by op) stay apart: {}", si, ri, err.what()));
+      return;
+    }
+    for (int j = lay.prologue; j < int(R.inputs.size()); ++j) {  // the epilogue's operands, as they were
+      inputs.push_back(R.inputs[std::size_t(j)]);
+      strides.push_back(R.strides[std::size_t(j)]);
+    }
+    L.name = L.spec.name();
+    L.op = "layer_norm (" + S.op + ", " + R.op + ")";
+    L.inputs = std::move(inputs);
+    L.strides = std::move(strides);
+    p_.launches[std::size_t(ri)] = std::move(L);
+    removed_[std::size_t(si)] = true;
+    ++report_.rows;
+  }
+
   void to_rows(RowsOp op, int ai, int bi, int ci, const Expr& ec, NodeId d, NodeId x_node, const std::vector<int>& hidden,
                double eps, const Expr& x_expr) {
     const TracedLaunch& A = p_.launches[std::size_t(ai)];

@@ -10,8 +10,10 @@
 // - a one-element constant the function uploaded (a scalar operand) becomes a literal;
 // - softmax and rms_norm written op by op (max, x - max, exp, sum, divide; sum of squares, rsqrt)
 //   become one kernel of the rows family, what computes x its prologue, what follows its epilogue;
-// - the one elementwise consumer of a kernel with an epilogue slot (contract: matmul, dot; rows)
-//   moves into its epilogue (Family::fuse_epilogue), so gelu(a @ b + bias) + residual is one kernel;
+//   the rms_norm of x - sum(x) / n, that mean read by nothing else, becomes a layer_norm of x;
+// - the one elementwise consumer of a kernel with an epilogue slot (contract: matmul, dot; rows;
+//   reduce, when the consumer reads no other tensor) moves into its epilogue
+//   (Family::fuse_epilogue), so gelu(a @ b + bias) + residual is one kernel;
 // then the fused expression is simplified (codegen: constants folded, x+0, x*1, x/1, -(-x), casts
 // to the same dtype), unused operands dropped, and launches whose results nothing reads removed.
 // A producer is not inlined when its inputs may change between it and the consumer (a buffer
@@ -33,7 +35,7 @@ struct FusionReport {
   int inlined = 0;           // producers inlined into consumers
   int constants_folded = 0;  // scalar operands made literals
   int epilogues = 0;         // consumers moved into a contraction's epilogue
-  int rows = 0;              // softmax / rms_norm written op by op recognised as one rows kernel
+  int rows = 0;              // softmax / rms_norm / layer_norm written op by op recognised as one rows kernel
   std::vector<std::string> notes;  // why a consumer stayed out of an epilogue
 };
 

@@ -17,6 +17,7 @@
 #include "core/error.hpp"
 #include "runtime/dispatch.hpp"
 #include "runtime/fuse.hpp"
+#include "runtime/jit_replay.hpp"
 #include "runtime/ops.hpp"
 #include "runtime/trace.hpp"
 
@@ -32,29 +33,6 @@ std::string argument_key(const Tensor& t) {
     if (t.shape()[d] == 1) st[d] = 0;  // the stride of a size-1 axis never matters
   return s + shape_text(st);
 }
-
-// How a returned tensor is rebuilt at each call.
-struct OutputRef {
-  enum class Kind : std::uint8_t { trace, real, undefined } kind = Kind::undefined;
-  int buffer = -1;  // Kind::trace
-  Tensor tensor;    // Kind::trace: its layout (over the trace buffer); Kind::real: the tensor
-};
-
-struct InputRef {
-  int buffer;
-  std::int64_t shift;  // the element offset of the argument's element 0 in its trace buffer
-};
-
-struct Compiled {
-  TraceProgram program;
-  std::vector<InputRef> inputs;
-  std::vector<OutputRef> outputs;
-  std::vector<std::shared_ptr<Buffer>> constants;  // by buffer id: the constants the launches or outputs use
-  std::vector<bool> intermediates;                 // by buffer id: allocated at each call
-  std::string plan;
-  int launches_traced = 0;
-  bool fused = false;
-};
 
 std::int64_t lowest_offset(const Tensor& t) {
   std::int64_t lo = 0;
@@ -88,8 +66,9 @@ void mark_used(Compiled& c) {
       use(l.library->b);
     }
   }
+  c.results.assign(n, false);
   for (const OutputRef& o : c.outputs)
-    if (o.kind == OutputRef::Kind::trace) used[std::size_t(o.buffer)] = true;
+    if (o.kind == OutputRef::Kind::trace) used[std::size_t(o.buffer)] = c.results[std::size_t(o.buffer)] = true;
   c.constants.assign(n, nullptr);
   c.intermediates.assign(n, false);
   Device& dev = *c.program.device;
@@ -160,6 +139,7 @@ struct JitFunction::Impl {
   std::string last_key;
   std::vector<std::string> last_args;
   JitStats stats;
+  ReplayCounters counters;
   bool warned_fallback = false;
 
   std::shared_ptr<const Compiled> lookup(const std::vector<Tensor>& args, const Body& body);
@@ -269,8 +249,13 @@ std::shared_ptr<const Compiled> JitFunction::Impl::trace(const std::vector<Tenso
     note = "not fused (JitOptions::fuse false or KILN_JIT_FUSE=0)";
   }
   mark_used(*c);
-  c->plan = fmt::format("kiln::jit({}) on {}: {} launches traced; {}\n{}", options.name, device.id(),
-                        c->launches_traced, note, describe_program(c->program));
+  c->no_graph = graph_obstacle(c->program, options.graphs);
+  const std::string replay_note =
+      c->no_graph.empty() ? "replay: planned once per set of addresses; from the second call with the same "
+                            "addresses, one recorded graph (CUDA graph, Vulkan command buffer)"
+                          : "replay: launch by launch (" + c->no_graph + ")";
+  c->plan = fmt::format("kiln::jit({}) on {}: {} launches traced; {}\n{}\n{}", options.name, device.id(),
+                        c->launches_traced, note, replay_note, describe_program(c->program));
   dump(options.name, fmt::format("{:016x}", std::hash<std::string>{}(key)), *c, unfused);
   ++stats.traces;
   stats.launches_traced = c->launches_traced;
@@ -278,135 +263,6 @@ std::shared_ptr<const Compiled> JitFunction::Impl::trace(const std::vector<Tenso
   stats.fused = c->fused;
   return c;
 }
-
-namespace {
-
-// Whether output |o| is a whole intermediate buffer that |into| can stand in for.
-bool rebindable(const Compiled& c, const OutputRef& o) {
-  if (o.kind != OutputRef::Kind::trace) return false;
-  const TraceBuffer& tb = *c.program.buffers[std::size_t(o.buffer)];
-  return tb.kind() == TraceBuffer::Kind::intermediate && o.tensor.offset() == 0 && o.tensor.is_contiguous() &&
-         o.tensor.size_bytes() == tb.size_bytes();
-}
-
-void check_into(const std::string& name, const Compiled& c, const std::vector<Tensor>& args,
-                const std::vector<Tensor>& into) {
-  if (into.size() != c.outputs.size())
-    fail(ErrorCode::invalid_argument,
-         fmt::format("kiln::jit({}): {} output tensors given for {} results", name, into.size(), c.outputs.size()));
-  Device& dev = *c.program.device;
-  for (std::size_t k = 0; k < into.size(); ++k) {
-    if (!into[k].defined()) continue;
-    const Tensor& t = c.outputs[k].tensor;
-    if (!t.defined() || into[k].shape() != t.shape() || into[k].dtype() != t.dtype() || !into[k].is_contiguous() ||
-        &into[k].device() != &dev)
-      fail(ErrorCode::invalid_argument,
-           fmt::format("kiln::jit({}): output {} must be a contiguous {} {} on {}, got {}", name, k,
-                       t.defined() ? shape_text(t.shape()) : "(undefined result)", dtype_name(t.dtype()), dev.id(),
-                       layout_text(into[k])));
-    for (std::size_t a = 0; a < args.size(); ++a)
-      if (may_overlap(into[k], args[a]))
-        fail(ErrorCode::invalid_argument,
-             fmt::format("kiln::jit({}): output {} shares memory with argument {} (results are written while "
-                         "arguments are still read)", name, k, a));
-  }
-}
-
-std::vector<Tensor> replay(const Compiled& c, const std::vector<Tensor>& args, const std::vector<Tensor>* into) {
-  Device& dev = *c.program.device;
-  const std::size_t n = c.program.buffers.size();
-  std::vector<std::uint64_t> base(n, 0);
-  std::vector<std::shared_ptr<Buffer>> storage(n);
-  std::vector<int> bound(n, -1);  // the |into| tensor standing in for a buffer
-  if (into)
-    for (std::size_t k = 0; k < into->size(); ++k)
-      if ((*into)[k].defined() && rebindable(c, c.outputs[k]) && bound[std::size_t(c.outputs[k].buffer)] < 0) {
-        const std::size_t id = std::size_t(c.outputs[k].buffer);
-        base[id] = (*into)[k].address();
-        storage[id] = (*into)[k].storage();
-        bound[id] = int(k);
-      }
-  for (std::size_t k = 0; k < args.size(); ++k) {
-    const InputRef& in = c.inputs[k];
-    const std::int64_t es = std::int64_t(dtype_size(args[k].dtype()));
-    base[std::size_t(in.buffer)] = args[k].storage()->device_address() +
-                                   std::uint64_t((args[k].offset() - in.shift) * es);
-    storage[std::size_t(in.buffer)] = args[k].storage();
-  }
-  for (std::size_t i = 0; i < n; ++i) {
-    if (c.constants[i]) {
-      storage[i] = c.constants[i];
-      base[i] = c.constants[i]->device_address();
-    } else if (c.intermediates[i] && bound[i] < 0) {
-      storage[i] = dev.allocate(std::max<std::size_t>(c.program.buffers[i]->size_bytes(), 1));
-      base[i] = storage[i]->device_address();
-    }
-  }
-  auto remap = [&](std::uint64_t a) {
-    if (auto loc = TraceBuffer::locate(a)) return base[std::size_t(loc->first)] + loc->second;
-    return a;
-  };
-  std::vector<PlanOperand> ops;
-  std::vector<LaunchOption> options;
-  std::vector<std::uint64_t> more;
-  for (const TracedLaunch& l : c.program.launches) {
-    if (l.library) {
-      LibraryGemm g = *l.library;
-      g.a = remap(g.a);
-      g.b = remap(g.b);
-      g.out = remap(g.out);
-      std::string why;
-      if (dev.library_gemm(dev.default_stream(), g, &why)) continue;
-    }
-    ops.clear();
-    for (std::size_t k = 0; k < l.inputs.size(); ++k) ops.push_back({remap(l.inputs[k]), l.strides[k]});
-    options.clear();
-    for (const auto& [name, value] : l.options) options.push_back({name, value});
-    more.clear();
-    for (std::uint64_t a : l.more_outputs) more.push_back(remap(a));
-    PlanRequest request{l.shape, ops, remap(l.out), l.axes, l.block_size};
-    request.options = options;
-    request.more_outputs = more;
-    run_plan(l.op, l.spec, &l.name, {}, dev, request, l.registry, l.entry);
-  }
-  std::vector<Tensor> out;
-  for (const OutputRef& o : c.outputs) {
-    if (o.kind != OutputRef::Kind::trace) {
-      out.push_back(o.tensor);
-      continue;
-    }
-    const TraceBuffer& tb = *c.program.buffers[std::size_t(o.buffer)];
-    const Tensor& t = o.tensor;
-    if (tb.kind() == TraceBuffer::Kind::constant) {  // a fresh copy each call: callers may write it
-      const std::int64_t es = std::int64_t(dtype_size(t.dtype()));
-      Tensor whole = Tensor::from_host(tb.constant().data(), tb.constant().size(),
-                                       {std::int64_t(tb.constant().size()) / es}, t.dtype(), dev);
-      out.push_back(Tensor::view(whole.storage(), t.shape(), t.strides(), t.offset(), t.dtype()));
-      continue;
-    }
-    std::int64_t offset = t.offset();
-    if (tb.kind() == TraceBuffer::Kind::input) {  // a view of an argument: over its storage
-      for (std::size_t k = 0; k < c.inputs.size(); ++k)
-        if (c.inputs[k].buffer == o.buffer) {
-          const std::int64_t bytes = std::int64_t(base[std::size_t(o.buffer)] - args[k].storage()->device_address()) +
-                                     offset * std::int64_t(dtype_size(t.dtype()));
-          offset = bytes / std::int64_t(dtype_size(t.dtype()));
-          break;
-        }
-    }
-    if (const int k = bound[std::size_t(o.buffer)]; k >= 0) {
-      out.push_back((*into)[std::size_t(k)]);
-      continue;
-    }
-    out.push_back(Tensor::view(storage[std::size_t(o.buffer)], t.shape(), t.strides(), offset, t.dtype()));
-  }
-  if (into)  // results that are not a whole buffer of their own (an argument's view, a constant): copied
-    for (std::size_t k = 0; k < into->size(); ++k)
-      if ((*into)[k].defined() && out[k].storage() != (*into)[k].storage()) out[k] = as_type(out[k], out[k].dtype(), &(*into)[k]);
-  return out;
-}
-
-}  // namespace
 
 std::vector<Tensor> JitFunction::call(const std::vector<Tensor>& args, const Body& body,
                                       const std::vector<Tensor>* into) const {
@@ -419,7 +275,7 @@ std::vector<Tensor> JitFunction::call(const std::vector<Tensor>& args, const Bod
   }
   auto compiled = impl_->lookup(args, body);
   if (into) check_into(impl_->options.name, *compiled, args, *into);
-  return replay(*compiled, args, into);
+  return replay(impl_->options.name, *compiled, args, into, impl_->counters);
 }
 
 std::string JitFunction::plan(const std::vector<Tensor>& args, const Body& body) const {
@@ -428,7 +284,10 @@ std::string JitFunction::plan(const std::vector<Tensor>& args, const Body& body)
 
 JitStats JitFunction::stats() const {
   std::lock_guard lock(impl_->mutex);
-  return impl_->stats;
+  JitStats s = impl_->stats;
+  s.graphs_recorded = impl_->counters.graphs_recorded.load();
+  s.graph_replays = impl_->counters.graph_replays.load();
+  return s;
 }
 
 }  // namespace kiln

@@ -14,8 +14,13 @@
 // naming the call, and every op runs on the arguments' device. Tensors the function captures from
 // outside are read at each call; host data it uploads (kiln::scalar, x * 2.0) is a constant of the
 // trace, and one-element constants become literals of the fused expressions.
+// On a GPU, a call's launches are planned once per set of addresses and, when a call repeats the
+// addresses of an earlier one (call_into with the same tensors), replayed as one recorded graph —
+// a CUDA graph, a Vulkan command buffer (runtime/jit_replay.hpp); the intermediates no result uses
+// stay allocated with the trace for that.
 // Environment: KILN_DUMP=dir writes each trace's launches before and after fusion and the source
-// of every fused kernel; KILN_JIT_FUSE=0 replays the launches unfused (for measuring).
+// of every fused kernel; KILN_JIT_FUSE=0 replays the launches unfused (for measuring);
+// KILN_JIT_GRAPHS=0 launches one by one instead of replaying graphs.
 // Thread-safety: a wrapper may be called from several threads; one signature is traced once.
 #pragma once
 
@@ -36,6 +41,8 @@ struct JitOptions {
   std::string name = "fn";     // names the function in dumps, plans and warnings
   bool fuse = true;            // false: replay the recorded launches as they are (op by op)
   int retrace_warning = 8;     // warn (stderr) when more signatures than this have been traced
+  bool graphs = true;          // false: GPU calls launch one by one (still planned once per set of
+                               // addresses) instead of replaying a recorded graph
 };
 
 struct JitStats {
@@ -45,6 +52,9 @@ struct JitStats {
   int launches_traced = 0;         // of the last trace: launches recorded
   int launches_per_call = 0;       // of the last trace: launches each call makes after fusion
   bool fused = false;              // of the last trace: whether the fused kernels are used
+  std::uint64_t graphs_recorded = 0;  // launches recorded into a graph (a CUDA graph, a Vulkan
+                                      // command buffer), once per set of addresses
+  std::uint64_t graph_replays = 0;    // calls that replayed such a graph
 };
 
 // The type-erased core of a jit-wrapped function.

@@ -9,6 +9,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
+#include <string>
+#include <vector>
 
 #include "runtime/kernel.hpp"
 
@@ -24,6 +27,22 @@ class Event {
   virtual void synchronize() = 0;
   // Milliseconds of device time between two events of the same stream (device timers).
   virtual double elapsed_ms_since(const Event& start) const = 0;
+};
+
+// One launch of a recorded sequence (Stream::record_graph): |params| as Stream::launch takes them.
+struct GraphLaunch {
+  const Kernel* kernel = nullptr;
+  Dim3 groups;
+  std::vector<std::byte> params;
+};
+
+// Launches recorded once and replayed as a whole by Stream::replay (CUDA: an instantiated CUDA
+// graph; Vulkan: a secondary command buffer). The kernels must outlive it (device-owned kernels
+// do); the addresses in the params are fixed at recording.
+class StreamGraph {
+ public:
+  virtual ~StreamGraph() = default;
+  virtual std::string_view kind() const = 0;  // "CUDA graph", "Vulkan command buffer"
 };
 
 class Stream {
@@ -50,6 +69,14 @@ class Stream {
   // device memory and pushes its 8-byte device address.
   virtual void launch(const Kernel& kernel, Dim3 groups, const void* params,
                       std::size_t params_size) = 0;
+
+  // Records |launches| (each after the previous one has finished, as on a stream) into a graph
+  // that replay() runs on this stream, or on another stream of the same device. Nothing runs at
+  // recording. nullptr, with the reason in |why|, where the backend has no such thing (CPU): the
+  // caller launches one by one.
+  virtual std::unique_ptr<StreamGraph> record_graph(std::span<const GraphLaunch> launches, std::string* why);
+  // Enqueues |graph|'s launches after the work already on this stream.
+  virtual void replay(const StreamGraph& graph);
 
   virtual std::unique_ptr<Event> record() = 0;
   // Submits batched work without waiting (Vulkan); a no-op elsewhere.

@@ -147,27 +147,58 @@ void CudaStream::fill(Buffer& dst, std::size_t offset, std::size_t bytes, std::u
   KILN_CU(device_.health(), cuMemsetD8Async, d, static_cast<unsigned char>(value), bytes, stream_);
 }
 
-void CudaStream::launch(const Kernel& kernel, Dim3 groups, const void* params,
-                        std::size_t params_size) {
+namespace {
+
+// The launch checks shared by launch() and record_graph(); the kernel as loaded on |device|.
+const CudaKernel& checked_kernel(const CudaDevice& device, const Kernel& kernel, Dim3 groups, const void* params,
+                                 std::size_t params_size) {
   const auto* k = dynamic_cast<const CudaKernel*>(&kernel);
-  if (!k || k->device() != &device_)
-    fail(ErrorCode::invalid_argument, device_.id() + ": cannot launch '" + kernel.name() +
+  if (!k || k->device() != &device)
+    fail(ErrorCode::invalid_argument, device.id() + ": cannot launch '" + kernel.name() +
                                           "': it was not loaded on this device");
-  const Dim3& max = device_.max_grid();
+  const Dim3& max = device.max_grid();
   if (groups.x > max.x || groups.y > max.y || groups.z > max.z)
     fail(ErrorCode::invalid_argument,
-         device_.id() + ": launching '" + kernel.name() + "' over " + std::to_string(groups.x) +
+         device.id() + ": launching '" + kernel.name() + "' over " + std::to_string(groups.x) +
              "x" + std::to_string(groups.y) + "x" + std::to_string(groups.z) +
              " blocks exceeds the device's maximum grid " + std::to_string(max.x) + "x" +
              std::to_string(max.y) + "x" + std::to_string(max.z));
   if (params_size > kMaxParamsBytes)
-    fail(ErrorCode::invalid_argument, device_.id() + ": the params block of '" + kernel.name() +
+    fail(ErrorCode::invalid_argument, device.id() + ": the params block of '" + kernel.name() +
                                           "' is " + std::to_string(params_size) +
                                           " bytes, more than the " +
                                           std::to_string(kMaxParamsBytes) + " CUDA allows");
   if (params_size > 0 && !params)
     fail(ErrorCode::invalid_argument,
-         device_.id() + ": launching '" + kernel.name() + "' with a null params block");
+         device.id() + ": launching '" + kernel.name() + "' with a null params block");
+  return *k;
+}
+
+class CudaGraph final : public StreamGraph {
+ public:
+  CudaGraph(CudaDevice& device, CUgraph graph, CUgraphExec exec) : device_(device), graph_(graph), exec_(exec) {}
+  ~CudaGraph() override {
+    if (!device_.try_bind()) return;
+    if (exec_) driver().cuGraphExecDestroy(exec_);
+    if (graph_) driver().cuGraphDestroy(graph_);
+  }
+  CudaGraph(const CudaGraph&) = delete;
+  CudaGraph& operator=(const CudaGraph&) = delete;
+  std::string_view kind() const override { return "CUDA graph"; }
+  CudaDevice& device() const { return device_; }
+  CUgraphExec exec() const { return exec_; }
+
+ private:
+  CudaDevice& device_;
+  CUgraph graph_;
+  CUgraphExec exec_;
+};
+
+}  // namespace
+
+void CudaStream::launch(const Kernel& kernel, Dim3 groups, const void* params,
+                        std::size_t params_size) {
+  const CudaKernel& k = checked_kernel(device_, kernel, groups, params, params_size);
   if (groups.x == 0 || groups.y == 0 || groups.z == 0) return;  // empty launch: nothing to do
 
   std::size_t size = params_size;
@@ -177,11 +208,71 @@ void CudaStream::launch(const Kernel& kernel, Dim3 groups, const void* params,
   std::lock_guard lock(mu_);
   device_.bind();
   if (params_size > 0)
-    KILN_CU(device_.health(), cuLaunchKernel, k->function(), groups.x, groups.y, groups.z, block, 1,
+    KILN_CU(device_.health(), cuLaunchKernel, k.function(), groups.x, groups.y, groups.z, block, 1,
             1, 0, stream_, nullptr, extra);
   else
-    KILN_CU(device_.health(), cuLaunchKernel, k->function(), groups.x, groups.y, groups.z, block, 1,
+    KILN_CU(device_.health(), cuLaunchKernel, k.function(), groups.x, groups.y, groups.z, block, 1,
             1, 0, stream_, nullptr, nullptr);
+}
+
+// An explicit graph (no stream capture: nothing else enqueued on any stream can slip in): one
+// kernel node per launch, each depending on the one before, as a stream orders them. A kernel's
+// one by-value parameter is its params block, so kernelParams[0] points at the block's bytes
+// (the driver copies them into the node).
+std::unique_ptr<StreamGraph> CudaStream::record_graph(std::span<const GraphLaunch> launches, std::string* why) {
+  for (const GraphLaunch& l : launches)
+    if (!l.kernel) fail(ErrorCode::invalid_argument, device_.id() + ": record_graph: a launch without a kernel");
+  std::lock_guard lock(mu_);
+  device_.bind();
+  CUgraph graph = nullptr;
+  KILN_CU(device_.health(), cuGraphCreate, &graph, 0);
+  CUgraphExec exec = nullptr;
+  std::unique_ptr<CudaGraph> out;
+  try {
+    CUgraphNode previous = nullptr;
+    for (const GraphLaunch& l : launches) {
+      const CudaKernel& k = checked_kernel(device_, *l.kernel, l.groups, l.params.data(), l.params.size());
+      if (l.groups.x == 0 || l.groups.y == 0 || l.groups.z == 0) continue;
+      CUDA_KERNEL_NODE_PARAMS p{};
+      p.func = k.function();
+      p.gridDimX = l.groups.x;
+      p.gridDimY = l.groups.y;
+      p.gridDimZ = l.groups.z;
+      p.blockDimX = static_cast<unsigned>(k.block_size());
+      p.blockDimY = 1;
+      p.blockDimZ = 1;
+      void* args[] = {const_cast<std::byte*>(l.params.data())};
+      p.kernelParams = l.params.empty() ? nullptr : args;
+      CUgraphNode node = nullptr;
+      KILN_CU(device_.health(), cuGraphAddKernelNode, &node, graph, previous ? &previous : nullptr,
+              previous ? 1 : 0, &p);
+      previous = node;
+    }
+    const CUresult r = driver().cuGraphInstantiateWithFlags(&exec, graph, 0);
+    if (r != CUDA_SUCCESS) {
+      const char* name = nullptr;
+      if (driver().cuGetErrorName(r, &name) != CUDA_SUCCESS || !name) name = "unknown CUresult";
+      if (why) *why = std::string("cuGraphInstantiateWithFlags failed: ") + name;
+      driver().cuGraphDestroy(graph);
+      return nullptr;
+    }
+    out = std::make_unique<CudaGraph>(device_, graph, exec);
+  } catch (...) {
+    driver().cuGraphDestroy(graph);
+    throw;
+  }
+  return out;
+}
+
+void CudaStream::replay(const StreamGraph& graph) {
+  const auto* g = dynamic_cast<const CudaGraph*>(&graph);
+  if (!g || &g->device() != &device_) {
+    Stream::replay(graph);  // throws: not a graph of this device
+    return;
+  }
+  std::lock_guard lock(mu_);
+  device_.bind();
+  KILN_CU(device_.health(), cuGraphLaunch, g->exec(), stream_);
 }
 
 std::unique_ptr<Event> CudaStream::record() {

@@ -43,6 +43,8 @@ class CudaStream final : public Stream {
   void fill(Buffer& dst, std::size_t offset, std::size_t bytes, std::uint8_t value) override;
   void launch(const Kernel& kernel, Dim3 groups, const void* params,
               std::size_t params_size) override;
+  std::unique_ptr<StreamGraph> record_graph(std::span<const GraphLaunch> launches, std::string* why) override;
+  void replay(const StreamGraph& graph) override;
   std::unique_ptr<Event> record() override;
   void synchronize() override;
 

@@ -376,8 +376,9 @@ void VulkanStream::fill(Buffer& dst, std::size_t offset, std::size_t bytes, std:
   end_op_locked();
 }
 
-void VulkanStream::launch(const Kernel& kernel, Dim3 groups, const void* params, std::size_t params_size) {
-  auto* vk = dynamic_cast<const VulkanKernel*>(&kernel);
+const VulkanKernel& VulkanStream::checked_kernel(const Kernel& kernel, Dim3 groups, const void* params,
+                                                 std::size_t params_size) const {
+  const auto* vk = dynamic_cast<const VulkanKernel*>(&kernel);
   if (!vk || &vk->owner() != &device_)
     fail(ErrorCode::invalid_argument, device_.label() + " stream launch: kernel '" + kernel.name() +
                                           "' was not loaded for this device");
@@ -391,6 +392,11 @@ void VulkanStream::launch(const Kernel& kernel, Dim3 groups, const void* params,
              "x" + std::to_string(groups.y) + "x" + std::to_string(groups.z) +
              " workgroups exceed the device limit " + std::to_string(max[0]) + "x" +
              std::to_string(max[1]) + "x" + std::to_string(max[2]) + " (split the launch)");
+  return *vk;
+}
+
+void VulkanStream::launch(const Kernel& kernel, Dim3 groups, const void* params, std::size_t params_size) {
+  const VulkanKernel* vk = &checked_kernel(kernel, groups, params, params_size);
   if (!groups.x || !groups.y || !groups.z) return;
   std::array<std::byte, kPushConstantBytes> push{};
   std::lock_guard lock(mutex_);
@@ -409,6 +415,111 @@ void VulkanStream::launch(const Kernel& kernel, Dim3 groups, const void* params,
   vkCmdPushConstants(cmd, device_.pipeline_layout(), VK_SHADER_STAGE_COMPUTE_BIT, 0, kPushConstantBytes,
                      push.data());
   vkCmdDispatch(cmd, groups.x, groups.y, groups.z);
+  after_command_locked();
+  end_op_locked();
+}
+
+// ---- graphs: secondary command buffers -------------------------------------------------------
+
+namespace {
+
+// What a recorded graph owns; shared with the batches that execute it, so that it outlives them.
+struct GraphResources {
+  VkDevice device = VK_NULL_HANDLE;
+  VkCommandPool pool = VK_NULL_HANDLE;
+  VkCommandBuffer cmd = VK_NULL_HANDLE;
+  RawBuffer params;  // params blocks larger than push constants, at 256-byte steps
+  GraphResources() = default;
+  GraphResources(const GraphResources&) = delete;
+  GraphResources& operator=(const GraphResources&) = delete;
+  ~GraphResources() {
+    if (pool) vkDestroyCommandPool(device, pool, nullptr);  // frees |cmd|
+  }
+};
+
+class VulkanGraph final : public StreamGraph {
+ public:
+  VulkanGraph(const VulkanDevice& device, std::shared_ptr<const GraphResources> r)
+      : device_(device), resources_(std::move(r)) {}
+  std::string_view kind() const override { return "Vulkan command buffer"; }
+  const VulkanDevice& device() const { return device_; }
+  const std::shared_ptr<const GraphResources>& resources() const { return resources_; }
+
+ private:
+  const VulkanDevice& device_;
+  std::shared_ptr<const GraphResources> resources_;
+};
+
+}  // namespace
+
+// One secondary command buffer (simultaneous use: a batch may execute it more than once, and
+// batches in flight at once may too) holding each launch's bind, push and dispatch with a barrier
+// between launches, as launch() records them into a batch.
+std::unique_ptr<StreamGraph> VulkanStream::record_graph(std::span<const GraphLaunch> launches, std::string*) {
+  std::size_t big = 0;
+  for (const GraphLaunch& l : launches) {
+    if (!l.kernel) fail(ErrorCode::invalid_argument, device_.label() + " record_graph: a launch without a kernel");
+    checked_kernel(*l.kernel, l.groups, l.params.data(), l.params.size());
+    if (l.params.size() > kPushConstantBytes) big += align_up(l.params.size(), 256);
+  }
+  timeline_->state->check("record_graph");
+  auto r = std::make_shared<GraphResources>();
+  r->device = device_.handle();
+  VkCommandPoolCreateInfo ci{VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
+  ci.queueFamilyIndex = device_.queue_family();
+  KILN_VK_CHECK(vkCreateCommandPool(device_.handle(), &ci, nullptr, &r->pool));
+  VkCommandBufferAllocateInfo ai{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
+  ai.commandPool = r->pool;
+  ai.level = VK_COMMAND_BUFFER_LEVEL_SECONDARY;
+  ai.commandBufferCount = 1;
+  KILN_VK_CHECK(vkAllocateCommandBuffers(device_.handle(), &ai, &r->cmd));
+  if (big) r->params = create_raw_buffer(device_, big, MemoryKind::host);
+  VkCommandBufferInheritanceInfo inherit{VK_STRUCTURE_TYPE_COMMAND_BUFFER_INHERITANCE_INFO};
+  VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
+  bi.flags = VK_COMMAND_BUFFER_USAGE_SIMULTANEOUS_USE_BIT;
+  bi.pInheritanceInfo = &inherit;
+  KILN_VK_CHECK(vkBeginCommandBuffer(r->cmd, &bi));
+  std::size_t used = 0;
+  bool first = true;
+  for (const GraphLaunch& l : launches) {
+    if (!l.groups.x || !l.groups.y || !l.groups.z) continue;
+    std::array<std::byte, kPushConstantBytes> push{};
+    if (l.params.size() <= kPushConstantBytes) {
+      if (!l.params.empty()) std::memcpy(push.data(), l.params.data(), l.params.size());
+    } else {
+      std::memcpy(r->params.mapped + used, l.params.data(), l.params.size());
+      const std::uint64_t address = r->params.address + used;
+      std::memcpy(push.data(), &address, sizeof address);
+      used += align_up(l.params.size(), 256);
+    }
+    if (!first) {
+      VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
+      mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT;
+      mb.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT;
+      vkCmdPipelineBarrier(r->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1,
+                           &mb, 0, nullptr, 0, nullptr);
+    }
+    first = false;
+    vkCmdBindPipeline(r->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, static_cast<const VulkanKernel*>(l.kernel)->pipeline());
+    vkCmdPushConstants(r->cmd, device_.pipeline_layout(), VK_SHADER_STAGE_COMPUTE_BIT, 0, kPushConstantBytes,
+                       push.data());
+    vkCmdDispatch(r->cmd, l.groups.x, l.groups.y, l.groups.z);
+  }
+  KILN_VK_CHECK(vkEndCommandBuffer(r->cmd));
+  return std::make_unique<VulkanGraph>(device_, std::move(r));
+}
+
+void VulkanStream::replay(const StreamGraph& graph) {
+  const auto* g = dynamic_cast<const VulkanGraph*>(&graph);
+  if (!g || &g->device() != &device_) {
+    Stream::replay(graph);  // throws: not a graph of this device
+    return;
+  }
+  std::lock_guard lock(mutex_);
+  VkCommandBuffer cmd = begin_locked();
+  hazard_locked({}, {}, true);  // after what came before, as a dispatch
+  vkCmdExecuteCommands(cmd, 1, &g->resources()->cmd);
+  current_.holds.push_back(g->resources());
   after_command_locked();
   end_op_locked();
 }

@@ -17,6 +17,7 @@
 namespace kiln::vk {
 
 class VulkanDevice;
+class VulkanKernel;
 struct Queue;
 
 // A timeline semaphore, shared by a stream and its events (events may outlive the stream).
@@ -47,6 +48,8 @@ class VulkanStream final : public Stream {
             std::size_t bytes) override;
   void fill(Buffer& dst, std::size_t offset, std::size_t bytes, std::uint8_t value) override;
   void launch(const Kernel& kernel, Dim3 groups, const void* params, std::size_t params_size) override;
+  std::unique_ptr<StreamGraph> record_graph(std::span<const GraphLaunch> launches, std::string* why) override;
+  void replay(const StreamGraph& graph) override;
   std::unique_ptr<Event> record() override;
   void flush() override;
   void synchronize() override;
@@ -68,6 +71,7 @@ class VulkanStream final : public Stream {
     std::vector<std::unique_ptr<RawBuffer>> chunks;  // staging / params memory it uses
     std::size_t commands = 0;
     std::size_t staging_bytes = 0;
+    std::vector<std::shared_ptr<const void>> holds;  // what its commands use (replayed graphs)
   };
   struct Staging {
     VkBuffer buffer;
@@ -76,6 +80,8 @@ class VulkanStream final : public Stream {
     VkDeviceAddress address;
   };
 
+  const VulkanKernel& checked_kernel(const Kernel& kernel, Dim3 groups, const void* params,
+                                     std::size_t params_size) const;
   // Throws device_lost once the device is lost; consumes an injected device_lost fault (after
   // letting the work already submitted finish).
   void alive_locked(const char* what);

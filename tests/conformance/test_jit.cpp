@@ -133,8 +133,29 @@ TEST_P(Jit, RowPatternsWrittenOpByOp) {
   }();
   // The outputs (d / sigma) * g + b cancel near 0: an absolute bound of a few units of |b| <= 2.
   expect_same(layer_norm(x, g, b), want, "layer_norm", 32, 8 * 0x1p-23);
-  // sum(x); the rms_norm of d = x - mean (d the rows kernel's prologue, * g + b its epilogue).
-  EXPECT_EQ(layer_norm.stats().launches_per_call, 2) << layer_norm.plan(x, g, b);
+  // The rms_norm of d = x - mean(x), then recognised as a layer_norm of x: one rows kernel (* g + b
+  // its epilogue), in every float dtype.
+  EXPECT_EQ(layer_norm.stats().launches_per_call, 1) << layer_norm.plan(x, g, b);
+  for (DType t : {DType::bf16, DType::f16, DType::f64}) {
+    const Tensor xt = as_type(x, t), gt = as_type(g, t), bt = as_type(b, t);
+    // The kernel computes in f32 (f64): compared with kiln::layer_norm, not with op by op's roundings.
+    expect_same(layer_norm(xt, gt, bt), kiln::layer_norm(xt, &gt, &bt, 1e-5),
+                fmt::format("layer_norm {}", dtype_name(t)), 4, t == DType::f64 ? 64 * 0x1p-52 : 8 * 0x1p-8);
+  }
+  // A layer norm whose mean is used again (returned) keeps it: the sum, the mean (its division,
+  // also inlined into the rows kernel's prologue) and the rms_norm of x - sum / n.
+  auto keeps_mean = jit([](const Tensor& x) {
+    const Tensor m = sum(x, {-1}, true) / double(x.shape().back());
+    const Tensor d = x - m;
+    return std::tuple{d * rsqrt(sum(d * d, {-1}, true) / double(x.shape().back()) + 1e-5), m};
+  });
+  const auto [ln, mean] = keeps_mean(x);
+  expect_same(mean, sum(x, {-1}, true) / 129.0, "the mean");
+  expect_same(ln, [&] {
+    const Tensor d = x - sum(x, {-1}, true) / 129.0;
+    return d * rsqrt(sum(d * d, {-1}, true) / 129.0 + 1e-5);
+  }(), "layer norm keeping its mean", 32, 8 * 0x1p-23);
+  EXPECT_EQ(keeps_mean.stats().launches_per_call, 3) << keeps_mean.plan(x);
   // Attention scores: scale, causal mask, softmax.
   auto scores = [](const Tensor& q, const Tensor& mask) {
     const Tensor s = select(mask, q * 0.125, full({}, -INFINITY, DType::f32, q.device()));
@@ -437,6 +458,79 @@ TEST_P(Jit, CallIntoWritesResultsIntoTheCallersTensorsAndRefusesBadOnes) {
     e = error_message([&] { fused.call_into({o0.to(device("cpu")), o1, o2}, x); });
     EXPECT_NE(e.find("output 0 must be a contiguous [5,7] f32 on " + dev_->id()), std::string::npos) << e;
   }
+}
+
+// On a GPU the second call with the same addresses records the launches into one graph (CUDA
+// graph, Vulkan command buffer) and later calls replay it: it must read the arguments' current
+// values, and fresh results must never share memory with the kept intermediates.
+TEST_P(Jit, RepeatedCallsReplayOneRecordedGraph) {
+  const bool gpu = dev_->backend() != Backend::cpu;
+  auto adam = [](const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v) {
+    const Tensor m2 = m * 0.9 + g * 0.1;
+    const Tensor v2 = v * 0.999 + g * g * 0.001;
+    const Tensor p2 = p - (m2 / 0.1) * 1e-3 / (sqrt(v2 / 0.001) + 1e-8);
+    return std::tuple{p2, m2, v2};
+  };
+  const Shape s{700, 3};
+  const Tensor p = rand(s, DType::f32, 26), g = rand(s, DType::f32, 27), m = rand(s, DType::f32, 28),
+               v = rand(s, DType::f32, 29, 0, 1);
+  Tensor o0 = Tensor::empty(s, DType::f32, *dev_), o1 = Tensor::empty(s, DType::f32, *dev_),
+         o2 = Tensor::empty(s, DType::f32, *dev_);
+  auto fused = jit(adam, {"adam_graph"});
+  for (int call = 0; call < 4; ++call) {
+    as_type(rand(s, DType::f32, 40 + unsigned(call)), DType::f32, &g);  // new gradients, same memory
+    fused.call_into({o0, o1, o2}, p, g, m, v);
+    const auto [ep, em, ev] = adam(p, g, m, v);
+    const std::string what = fmt::format("call {}", call);
+    expect_same(o0, ep, what + ": p");
+    expect_same(o1, em, what + ": m");
+    expect_same(o2, ev, what + ": v");
+  }
+  JitStats st = fused.stats();
+  EXPECT_EQ(st.graphs_recorded, gpu ? 1u : 0u);
+  EXPECT_EQ(st.graph_replays, gpu ? 3u : 0u);  // calls 2, 3 and 4
+  const std::string plan = fused.plan(p, g, m, v);
+  EXPECT_NE(plan.find(gpu ? "replay: planned once per set of addresses"
+                          : "replay: launch by launch (the CPU backend runs each kernel as it comes)"),
+            std::string::npos)
+      << plan;
+  // Other arguments: other addresses, planned anew; then the first ones again: their graph.
+  const Tensor p2 = p * 2.0;
+  fused.call_into({o0, o1, o2}, p2, g, m, v);
+  expect_same(o0, std::get<0>(adam(p2, g, m, v)), "other p");
+  fused.call_into({o0, o1, o2}, p, g, m, v);
+  expect_same(o0, std::get<0>(adam(p, g, m, v)), "p again");
+  st = fused.stats();
+  EXPECT_EQ(st.graphs_recorded, gpu ? 1u : 0u);
+  EXPECT_EQ(st.graph_replays, gpu ? 4u : 0u);
+
+  // Fresh results each call (operator()): never the memory of another call's results.
+  auto norm = jit([](const Tensor& x, const Tensor& w, const Tensor& b) {
+    return std::tuple{softmax_ops(gelu_ops(matmul(x, w) + b)), sum(exp(x))};
+  });
+  const Tensor x = rand({64, 48}, DType::f32, 30), w = rand({48, 40}, DType::f32, 31), b = rand({40}, DType::f32, 32);
+  std::vector<std::tuple<Tensor, Tensor>> kept;
+  for (int call = 0; call < 5; ++call) kept.push_back(norm(x * double(call + 1), w, b));
+  for (int call = 0; call < 5; ++call) {
+    const Tensor xc = x * double(call + 1);
+    const std::string what = fmt::format("fresh results of call {}", call);
+    expect_same(std::get<0>(kept[std::size_t(call)]), softmax_ops(gelu_ops(matmul(xc, w) + b)), what, 64);
+    expect_same(std::get<1>(kept[std::size_t(call)]), sum(exp(xc)), what + " (sum)", 64);
+  }
+  // The same arguments and outputs again and again: one graph, replayed with the values of now.
+  Tensor r0 = Tensor::empty({64, 40}, DType::f32, *dev_), r1 = Tensor::empty({}, DType::f32, *dev_);
+  Tensor xs = x * 1.0;
+  for (int call = 0; call < 3; ++call) {
+    as_type(x * double(call + 2), DType::f32, &xs);
+    norm.call_into({r0, r1}, xs, w, b);
+    const std::string what = fmt::format("replayed call {}", call);
+    expect_same(r0, softmax_ops(gelu_ops(matmul(xs, w) + b)), what, 64);
+    expect_same(r1, sum(exp(xs)), what + " (sum)", 64);
+  }
+  // (On CUDA the matmul may go to cuBLASLt, which a graph of kernels does not hold: the plan says so.)
+  const bool graphs = norm.plan(xs, w, b).find("replay: launch by launch") == std::string::npos;
+  EXPECT_EQ(graphs, gpu && dev_->backend() == Backend::vulkan) << norm.plan(xs, w, b);
+  EXPECT_EQ(norm.stats().graph_replays, graphs ? 2u : 0u);
 }
 
 TEST_P(Jit, RetracingWarnsNamingWhatChanged) {
