@@ -162,22 +162,7 @@ Tensor launch(std::string_view op, const KernelSpec& spec, const std::string* na
               Prepared& p, const Tensor* into, const Registry* first, const KernelEntry* entry, const ContractCall& call) {
   const bool vendor = call.vendor_library;
   Device& device = inputs[0].device();
-  Tensor out;
-  if (into) {
-    if (!into->defined() || into->shape() != p.out_shape || into->dtype() != spec.output || !into->is_contiguous() ||
-        &into->device() != &device)
-      fail_op(ErrorCode::invalid_argument, op, inputs,
-              fmt::format("the output must be a contiguous {} {} on {}, got {}", shape_text(p.out_shape),
-                          dtype_name(spec.output), device.id(), layout_text(*into)));
-    for (const Tensor& in : inputs)
-      if (may_overlap(*into, in))
-        fail_op(ErrorCode::invalid_argument, op, inputs,
-                fmt::format("the output {} overlaps an operand: other workgroups would read what it overwrites",
-                            layout_text(*into)));
-    out = *into;
-  } else {
-    out = Tensor::empty(p.out_shape, spec.output, device);
-  }
+  Tensor out = result_tensor(op, inputs, into, p.out_shape, spec.output, device, {}, /*no_overlap=*/true);
   // More batch dimensions than the kernels take: both operands broadcast to the batch and made
   // contiguous, after which the batch merges into one dimension.
   std::size_t wide = 0;

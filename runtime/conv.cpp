@@ -126,22 +126,7 @@ Tensor run_conv_kernel(std::string_view op, const KernelSpec& spec, const std::s
   for (std::size_t i = 0; i < std::size_t(rank); ++i) out_shape[i] = out_canonical[std::size_t(out_perm[i])];
 
   Device& device = inputs[0].device();
-  Tensor out;
-  if (into) {
-    if (!into->defined() || into->shape() != out_shape || into->dtype() != spec.output || !into->is_contiguous() ||
-        &into->device() != &device)
-      fail_op(ErrorCode::invalid_argument, op, inputs,
-              fmt::format("the output must be a contiguous {} {} on {}, got {}", shape_text(out_shape),
-                          dtype_name(spec.output), device.id(), layout_text(*into)));
-    for (const Tensor& t : inputs)
-      if (may_overlap(*into, t))
-        fail_op(ErrorCode::invalid_argument, op, inputs,
-                fmt::format("the output {} overlaps an operand: other workgroups would read what it overwrites",
-                            layout_text(*into)));
-    out = *into;
-  } else {
-    out = Tensor::empty(out_shape, spec.output, device);
-  }
+  Tensor out = result_tensor(op, inputs, into, out_shape, spec.output, device, {}, /*no_overlap=*/true);
   // The epilogue's operands, broadcast to the result, in the canonical order [N, O, spatial...].
   std::vector<int> inv_out(static_cast<std::size_t>(rank));
   for (int i = 0; i < rank; ++i) inv_out[std::size_t(out_perm[std::size_t(i)])] = i;

@@ -106,23 +106,30 @@ Tensor run_map_kernel(std::string_view op, const KernelSpec& spec, const std::st
                       const KernelEntry* entry) {
   const Shape shape = check_spec_operands(op, spec, operands);
   Device& device = operands.empty() ? default_device() : operands[0].device();
-  Tensor out;
-  if (into) {
-    if (!into->defined() || into->shape() != shape || into->dtype() != spec.output || !into->is_contiguous() ||
-        &into->device() != &device)
-      fail_op(ErrorCode::invalid_argument, op, operands,
-              fmt::format("the output must be a contiguous {} {} on {}, got {}", shape_text(shape),
-                          dtype_name(spec.output), device.id(), layout_text(*into)));
-    out = *into;
-  } else {
-    out = Tensor::empty(shape, spec.output, device);
-  }
+  Tensor out = result_tensor(op, operands, into, shape, spec.output, device);
   if (out.numel() == 0) return out;
   std::vector<Tensor> views;
   for (const Tensor& t : operands) views.push_back(t.broadcast_to(shape));
   const auto ops = plan_operands(views);
   run_plan(op, spec, name, operands, device, {out.shape(), ops, out.address(), {}, spec.block_size}, first, entry);
   return out;
+}
+
+Tensor result_tensor(std::string_view op, const std::vector<Tensor>& operands, const Tensor* into, const Shape& shape,
+                     DType dtype, Device& device, std::string_view where, bool no_overlap) {
+  if (!into) return Tensor::empty(shape, dtype, device);
+  if (!into->defined() || into->shape() != shape || into->dtype() != dtype || !into->is_contiguous() ||
+      &into->device() != &device)
+    fail_op(ErrorCode::invalid_argument, op, operands,
+            fmt::format("the output{}{} must be a contiguous {} {} on {}, got {}", where.empty() ? "" : " ", where,
+                        shape_text(shape), dtype_name(dtype), device.id(), layout_text(*into)));
+  if (no_overlap)
+    for (const Tensor& t : operands)
+      if (may_overlap(*into, t))
+        fail_op(ErrorCode::invalid_argument, op, operands,
+                fmt::format("the output {} overlaps an operand: other workgroups would read what it overwrites",
+                            layout_text(*into)));
+  return *into;
 }
 
 void run_plan(std::string_view op, const KernelSpec& spec, const std::string* name, const std::vector<Tensor>& operands,

@@ -84,6 +84,13 @@ std::string layout_text(const Tensor& t);
 // broadcast shape; errors name |op|.
 Shape check_spec_operands(std::string_view op, const KernelSpec& spec, const std::vector<Tensor>& operands);
 
+// The result of op |op|: |into| when given — checked to be a contiguous tensor of |shape| and
+// |dtype| on |device| (and, with |no_overlap|, sharing no memory with |operands|: kernels whose
+// workgroups read what others write), invalid_argument naming "the output" + |where| otherwise —
+// else a new tensor.
+Tensor result_tensor(std::string_view op, const std::vector<Tensor>& operands, const Tensor* into, const Shape& shape,
+                     DType dtype, Device& device, std::string_view where = {}, bool no_overlap = false);
+
 // Whether |x| and |y| may share bytes (the same storage and intersecting byte ranges): an output
 // that overlaps an operand would be read after other workgroups overwrote it.
 bool may_overlap(const Tensor& x, const Tensor& y);

@@ -289,6 +289,25 @@ class Fuser {
     return r;
   }
 
+  // Whether launch |l| (over the shape reduction |red| reduces) reads operand |k| as |red|'s result
+  // broadcast back along the reduced axes: stride 0 there, the result's row-major strides elsewhere
+  // (not, say, through a reshape that would hand a row another row's value).
+  static bool reads_reduced(const TracedLaunch& l, int k, const TracedLaunch& red) {
+    if (k < 0 || l.shape != red.shape) return false;
+    const Shape& st = l.strides[std::size_t(k)];
+    std::int64_t stride = 1;
+    for (std::size_t d = l.shape.size(); d-- > 0;) {
+      if (l.shape[d] == 1) continue;
+      if (std::find(red.axes.begin(), red.axes.end(), int(d)) != red.axes.end()) {
+        if (st[d] != 0) return false;
+        continue;
+      }
+      if (st[d] != stride) return false;
+      stride *= l.shape[d];
+    }
+    return true;
+  }
+
   // The input index of |address| (with |strides|) among launch |l|'s operands, or -1.
   static int operand_index(const TracedLaunch& l, std::uint64_t address, const Shape* strides = nullptr) {
     for (std::size_t k = 0; k < l.inputs.size(); ++k)
@@ -350,7 +369,7 @@ class Fuser {
     for (std::size_t k = 0; k < B.inputs.size(); ++k) eb.input(int(k), B.spec.inputs[k]);
     const std::int64_t xb = graft_prologue(eb, A, B);
     const int mb = operand_index(B, A.out);
-    if (xb < 0 || mb < 0) return;
+    if (xb < 0 || !reads_reduced(B, mb, A)) return;
     const NodeId eb_root = eb.apply(Op::exp, {eb.apply(Op::subtract, {NodeId(xb), eb.input(mb, B.spec.inputs[std::size_t(mb)])})});
     eb.set_root(eb.cast(eb_root, B.spec.expr.dtype(B.spec.expr.root())));
     if (simplified(eb).canonical() != simplified(B.spec.expr).canonical()) return;
@@ -360,7 +379,7 @@ class Fuser {
     const std::size_t before = ec.nodes().size();
     const std::int64_t xc = graft_prologue(ec, A, C);
     const int mc = operand_index(C, A.out), sc = operand_index(C, B.out);
-    if (xc < 0 || mc < 0 || sc < 0 || ec.nodes().size() != before) return;
+    if (xc < 0 || !reads_reduced(C, mc, A) || !reads_reduced(C, sc, B) || ec.nodes().size() != before) return;
     const NodeId d = ec.apply(Op::divide, {ec.apply(Op::exp, {ec.apply(Op::subtract, {NodeId(xc), cin[std::size_t(mc)]})}),
                                            cin[std::size_t(sc)]});
     if (ec.nodes().size() != before) return;  // exp(X - M) / S is not in C
@@ -394,7 +413,7 @@ class Fuser {
     const std::size_t before = ec.nodes().size();
     const std::int64_t xc = graft(ec, xe, A, C);
     const int sc = operand_index(C, A.out);
-    if (xc < 0 || sc < 0 || ec.nodes().size() != before) return;
+    if (xc < 0 || !reads_reduced(C, sc, A) || ec.nodes().size() != before) return;
     // add(divide(S, n), eps), either order of the add.
     const double n = double(A.shape[std::size_t(A.axes[0])]);
     auto is_const = [&](NodeId id, double* v) {
@@ -454,7 +473,8 @@ class Fuser {
     if (si >= ri || removed_[std::size_t(si)]) return;
     const TracedLaunch& S = p_.launches[std::size_t(si)];
     if (S.spec.family != "reduce" || spec_combiner(S.spec) != Combiner::sum || S.registry || S.library ||
-        !S.spec.epilogue.nodes().empty() || S.axes != R.axes || S.shape != R.shape || S.out != R.inputs[std::size_t(k)])
+        !S.spec.epilogue.nodes().empty() || S.axes != R.axes || S.shape != R.shape || S.out != R.inputs[std::size_t(k)] ||
+        !reads_reduced(R, k, S))
       return;
     if (readers_of(sl->first) != std::vector<int>{ri}) return;
     for (std::uint64_t a : S.inputs)

@@ -252,7 +252,8 @@ std::shared_ptr<const Compiled> JitFunction::Impl::trace(const std::vector<Tenso
   c->no_graph = graph_obstacle(c->program, options.graphs);
   const std::string replay_note =
       c->no_graph.empty() ? "replay: planned once per set of addresses; from the second call with the same "
-                            "addresses, one recorded graph (CUDA graph, Vulkan command buffer)"
+                            "addresses, one recorded graph (CUDA graph, Vulkan command buffer; not when a GEMM "
+                            "went to cuBLASLt)"
                           : "replay: launch by launch (" + c->no_graph + ")";
   c->plan = fmt::format("kiln::jit({}) on {}: {} launches traced; {}\n{}\n{}", options.name, device.id(),
                         c->launches_traced, note, replay_note, describe_program(c->program));

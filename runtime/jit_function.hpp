@@ -52,8 +52,8 @@ struct JitStats {
   int launches_traced = 0;         // of the last trace: launches recorded
   int launches_per_call = 0;       // of the last trace: launches each call makes after fusion
   bool fused = false;              // of the last trace: whether the fused kernels are used
-  std::uint64_t graphs_recorded = 0;  // launches recorded into a graph (a CUDA graph, a Vulkan
-                                      // command buffer), once per set of addresses
+  std::uint64_t graphs_recorded = 0;  // graphs recorded (a CUDA graph, a Vulkan command buffer):
+                                      // one per set of addresses repeated
   std::uint64_t graph_replays = 0;    // calls that replayed such a graph
 };
 

@@ -51,8 +51,6 @@ std::string graph_obstacle(const TraceProgram& program, bool graphs_wanted) {
   if (program.device->backend() == Backend::cpu) return "the CPU backend runs each kernel as it comes";
   if (!graphs_wanted) return "JitOptions::graphs is false";
   if (graphs_disabled()) return "KILN_JIT_GRAPHS=0";
-  for (const TracedLaunch& l : program.launches)  // (only CUDA has a vendor library to go to)
-    if (l.library && program.device->backend() == Backend::cuda) return fmt::format("{} may go to the vendor library (cuBLASLt), which a graph of kernels cannot hold", l.op);
   return {};
 }
 
@@ -226,8 +224,12 @@ std::vector<Tensor> results(const Compiled& c, const Binding& b, const std::vect
         }
     }
     if (const int k = b.bound[std::size_t(o.buffer)]; k >= 0) {
-      out.push_back((*into)[std::size_t(k)]);
-      continue;
+      const Tensor& whole = (*into)[std::size_t(k)];  // stands in for the buffer from its own offset
+      if (o.tensor.shape() == whole.shape() && o.tensor.dtype() == whole.dtype() && offset == 0 && o.tensor.is_contiguous()) {
+        out.push_back(whole);
+        continue;
+      }
+      offset += whole.offset() * std::int64_t(dtype_size(whole.dtype())) / std::int64_t(dtype_size(t.dtype()));
     }
     out.push_back(Tensor::view(b.storage[std::size_t(o.buffer)], t.shape(), t.strides(), offset, t.dtype()));
   }
@@ -260,6 +262,10 @@ void check_into(const std::string& name, const Compiled& c, const std::vector<Te
         fail(ErrorCode::invalid_argument,
              fmt::format("kiln::jit({}): output {} shares memory with argument {} (results are written while "
                          "arguments are still read)", name, k, a));
+    for (std::size_t j = 0; j < k; ++j)
+      if (into[j].defined() && may_overlap(into[k], into[j]))
+        fail(ErrorCode::invalid_argument,
+             fmt::format("kiln::jit({}): outputs {} and {} share memory", name, j, k));
   }
 }
 
@@ -285,12 +291,20 @@ std::vector<Tensor> replay(const std::string& name, const Compiled& c, const std
     st.recordings.push_back(std::move(fresh));
     r = st.recordings.back().get();
   } else {
-    if (!r->graph && !r->graph_tried && c.no_graph.empty()) {  // seen twice: record the graph
+    // Seen twice: record the graph, unless a GEMM went to the vendor library (a graph of kernels
+    // cannot hold that call: those addresses replay launch by launch).
+    const bool library = std::any_of(r->steps.begin(), r->steps.end(), [](const auto& s) { return s.library.has_value(); });
+    if (!r->graph && !r->graph_tried && c.no_graph.empty() && !library) {
       r->graph_tried = true;
       std::vector<GraphLaunch> launches;
       for (const Recording::Step& s : r->steps) launches.insert(launches.end(), s.launches.begin(), s.launches.end());
       std::string why;
-      r->graph = dev.default_stream().record_graph(launches, &why);
+      try {
+        r->graph = dev.default_stream().record_graph(launches, &why);
+      } catch (const Error& e) {  // a failed recording costs the graph, not the call
+        if (e.code() == ErrorCode::device_lost) throw;
+        why = e.what();
+      }
       if (r->graph) {
         ++counters.graphs_recorded;
       } else if (!st.warned) {

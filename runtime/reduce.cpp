@@ -79,18 +79,8 @@ Tensor run_reduce_kernel(std::string_view op, const KernelSpec& spec, const std:
             fmt::format("{} over an empty axis ({} of shape {}) has no index to return", op, axes_text(axes),
                         shape_text(shape)));
   Device& device = inputs.empty() ? default_device() : inputs[0].device();
-  Tensor out;
-  if (into) {
-    if (!into->defined() || into->shape() != out_shape || into->dtype() != spec.output || !into->is_contiguous() ||
-        &into->device() != &device)
-      fail_op(ErrorCode::invalid_argument, op, inputs,
-              fmt::format("the output of the reduction over {} must be a contiguous {} {} on {}, got {}",
-                          axes_text(axes), shape_text(out_shape), dtype_name(spec.output), device.id(),
-                          layout_text(*into)));
-    out = *into;
-  } else {
-    out = Tensor::empty(out_shape, spec.output, device);
-  }
+  Tensor out = result_tensor(op, inputs, into, out_shape, spec.output, device,
+                             fmt::format("of the reduction over {}", axes_text(axes)));
   if (out.numel() == 0) return out;
   std::vector<Tensor> views;
   for (const Tensor& t : inputs) views.push_back(t.broadcast_to(shape));

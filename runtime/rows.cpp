@@ -73,17 +73,7 @@ Tensor run_rows_kernel(std::string_view op, const KernelSpec& spec, const std::s
     else out_shape.erase(out_shape.begin() + a);
   }
   Device& device = inputs[0].device();
-  Tensor out;
-  if (into) {
-    if (!into->defined() || into->shape() != out_shape || into->dtype() != spec.output || !into->is_contiguous() ||
-        &into->device() != &device)
-      fail_op(ErrorCode::invalid_argument, op, inputs,
-              fmt::format("the output along axis {} must be a contiguous {} {} on {}, got {}", axis,
-                          shape_text(out_shape), dtype_name(spec.output), device.id(), layout_text(*into)));
-    out = *into;
-  } else {
-    out = Tensor::empty(out_shape, spec.output, device);
-  }
+  Tensor out = result_tensor(op, inputs, into, out_shape, spec.output, device, fmt::format("along axis {}", axis));
   Tensor h;
   if (lay.residual) h = Tensor::empty(x_shape, lay.x, device);
   if (residual) *residual = h;

@@ -26,17 +26,7 @@ Tensor run_scan_kernel(std::string_view op, const KernelSpec& spec, const std::s
             fmt::format("axis {} is out of range for rank {} (valid: {}..{})", axis, rank, -rank, rank - 1));
   const int a = axis < 0 ? axis + rank : axis;
   Device& device = x.device();
-  Tensor out;
-  if (into) {
-    if (!into->defined() || into->shape() != x.shape() || into->dtype() != spec.output || !into->is_contiguous() ||
-        &into->device() != &device)
-      fail_op(ErrorCode::invalid_argument, op, inputs,
-              fmt::format("the output along axis {} must be a contiguous {} {} on {}, got {}", axis,
-                          shape_text(x.shape()), dtype_name(spec.output), device.id(), layout_text(*into)));
-    out = *into;
-  } else {
-    out = Tensor::empty(x.shape(), spec.output, device);
-  }
+  Tensor out = result_tensor(op, inputs, into, x.shape(), spec.output, device, fmt::format("along axis {}", axis));
   if (x.numel() == 0) return out;
   const std::vector<PlanOperand> ops = plan_operands(inputs);
   const int axes[1] = {a};

@@ -2,9 +2,15 @@
 
 #include <algorithm>
 #include <cstring>
+#include <mutex>
+#include <vector>
 
 #include "runtime/cuda/cuda_device.hpp"
 #include "core/error.hpp"
+
+// The graph calls' parameter structs (CUDA_KERNEL_NODE_PARAMS is _v2) are those of the CUDA 12.0
+// entry points cuda_driver.cpp asks cuGetProcAddress for.
+static_assert(CUDA_VERSION >= 12000, "Kiln's driver symbols are requested for CUDA 12.0");
 
 namespace kiln::cuda {
 namespace {
@@ -176,22 +182,21 @@ const CudaKernel& checked_kernel(const CudaDevice& device, const Kernel& kernel,
 
 class CudaGraph final : public StreamGraph {
  public:
-  CudaGraph(CudaDevice& device, CUgraph graph, CUgraphExec exec) : device_(device), graph_(graph), exec_(exec) {}
+  CudaGraph(CudaDevice& device, CUgraphExec exec) : device_(device), exec_(exec) {}
   ~CudaGraph() override {
-    if (!device_.try_bind()) return;
-    if (exec_) driver().cuGraphExecDestroy(exec_);
-    if (graph_) driver().cuGraphDestroy(graph_);
+    if (device_.try_bind()) driver().cuGraphExecDestroy(exec_);  // safe while a launch of it runs
   }
   CudaGraph(const CudaGraph&) = delete;
   CudaGraph& operator=(const CudaGraph&) = delete;
   std::string_view kind() const override { return "CUDA graph"; }
   CudaDevice& device() const { return device_; }
   CUgraphExec exec() const { return exec_; }
+  std::mutex& launch_mutex() const { return launch_mu_; }  // one launch of an exec at a time
 
  private:
   CudaDevice& device_;
-  CUgraph graph_;
   CUgraphExec exec_;
+  mutable std::mutex launch_mu_;
 };
 
 }  // namespace
@@ -216,52 +221,63 @@ void CudaStream::launch(const Kernel& kernel, Dim3 groups, const void* params,
 }
 
 // An explicit graph (no stream capture: nothing else enqueued on any stream can slip in): one
-// kernel node per launch, each depending on the one before, as a stream orders them. A kernel's
-// one by-value parameter is its params block, so kernelParams[0] points at the block's bytes
-// (the driver copies them into the node).
+// kernel node per launch, each depending on the one before, as a stream orders them; each node's
+// params block passed as launch() passes it (a sized buffer through |extra|), copied by the driver
+// when the node is added. Driver errors give nullptr and the reason (a lost device throws).
 std::unique_ptr<StreamGraph> CudaStream::record_graph(std::span<const GraphLaunch> launches, std::string* why) {
-  for (const GraphLaunch& l : launches)
+  for (const GraphLaunch& l : launches) {
     if (!l.kernel) fail(ErrorCode::invalid_argument, device_.id() + ": record_graph: a launch without a kernel");
+    checked_kernel(device_, *l.kernel, l.groups, l.params.data(), l.params.size());
+  }
   std::lock_guard lock(mu_);
   device_.bind();
+  auto failed = [&](const char* call, CUresult r) -> std::unique_ptr<StreamGraph> {
+    const char* name = nullptr;
+    if (driver().cuGetErrorName(r, &name) != CUDA_SUCCESS || !name) name = "unknown CUresult";
+    if (r == CUDA_ERROR_ILLEGAL_ADDRESS || r == CUDA_ERROR_LAUNCH_FAILED || r == CUDA_ERROR_ECC_UNCORRECTABLE)
+      raise(r, call, __FILE__, __LINE__, device_.health());  // sticky: the context is gone
+    if (why) *why = std::string(call) + " failed: " + name;
+    return nullptr;
+  };
   CUgraph graph = nullptr;
-  KILN_CU(device_.health(), cuGraphCreate, &graph, 0);
+  if (CUresult r = driver().cuGraphCreate(&graph, 0); r != CUDA_SUCCESS) return failed("cuGraphCreate", r);
+  struct Destroy {
+    CUgraph g;
+    ~Destroy() { driver().cuGraphDestroy(g); }  // the exec keeps what it needs
+  } destroy{graph};
+  CUgraphNode previous = nullptr;
+  std::vector<std::size_t> sizes(launches.size());
+  for (std::size_t i = 0; i < launches.size(); ++i) {
+    const GraphLaunch& l = launches[i];
+    if (l.groups.x == 0 || l.groups.y == 0 || l.groups.z == 0) continue;
+    const auto& k = static_cast<const CudaKernel&>(*l.kernel);
+    CUDA_KERNEL_NODE_PARAMS p{};
+    p.func = k.function();
+    p.gridDimX = l.groups.x;
+    p.gridDimY = l.groups.y;
+    p.gridDimZ = l.groups.z;
+    p.blockDimX = static_cast<unsigned>(k.block_size());
+    p.blockDimY = 1;
+    p.blockDimZ = 1;
+    sizes[i] = l.params.size();
+    void* extra[] = {CU_LAUNCH_PARAM_BUFFER_POINTER, const_cast<std::byte*>(l.params.data()),
+                     CU_LAUNCH_PARAM_BUFFER_SIZE, &sizes[i], CU_LAUNCH_PARAM_END};
+    if (!l.params.empty()) p.extra = extra;
+    CUgraphNode node = nullptr;
+    if (CUresult r = driver().cuGraphAddKernelNode(&node, graph, previous ? &previous : nullptr, previous ? 1 : 0, &p);
+        r != CUDA_SUCCESS)
+      return failed("cuGraphAddKernelNode", r);
+    previous = node;
+  }
   CUgraphExec exec = nullptr;
-  std::unique_ptr<CudaGraph> out;
+  if (CUresult r = driver().cuGraphInstantiateWithFlags(&exec, graph, 0); r != CUDA_SUCCESS)
+    return failed("cuGraphInstantiateWithFlags", r);
   try {
-    CUgraphNode previous = nullptr;
-    for (const GraphLaunch& l : launches) {
-      const CudaKernel& k = checked_kernel(device_, *l.kernel, l.groups, l.params.data(), l.params.size());
-      if (l.groups.x == 0 || l.groups.y == 0 || l.groups.z == 0) continue;
-      CUDA_KERNEL_NODE_PARAMS p{};
-      p.func = k.function();
-      p.gridDimX = l.groups.x;
-      p.gridDimY = l.groups.y;
-      p.gridDimZ = l.groups.z;
-      p.blockDimX = static_cast<unsigned>(k.block_size());
-      p.blockDimY = 1;
-      p.blockDimZ = 1;
-      void* args[] = {const_cast<std::byte*>(l.params.data())};
-      p.kernelParams = l.params.empty() ? nullptr : args;
-      CUgraphNode node = nullptr;
-      KILN_CU(device_.health(), cuGraphAddKernelNode, &node, graph, previous ? &previous : nullptr,
-              previous ? 1 : 0, &p);
-      previous = node;
-    }
-    const CUresult r = driver().cuGraphInstantiateWithFlags(&exec, graph, 0);
-    if (r != CUDA_SUCCESS) {
-      const char* name = nullptr;
-      if (driver().cuGetErrorName(r, &name) != CUDA_SUCCESS || !name) name = "unknown CUresult";
-      if (why) *why = std::string("cuGraphInstantiateWithFlags failed: ") + name;
-      driver().cuGraphDestroy(graph);
-      return nullptr;
-    }
-    out = std::make_unique<CudaGraph>(device_, graph, exec);
+    return std::make_unique<CudaGraph>(device_, exec);
   } catch (...) {
-    driver().cuGraphDestroy(graph);
+    driver().cuGraphExecDestroy(exec);
     throw;
   }
-  return out;
 }
 
 void CudaStream::replay(const StreamGraph& graph) {
@@ -270,7 +286,7 @@ void CudaStream::replay(const StreamGraph& graph) {
     Stream::replay(graph);  // throws: not a graph of this device
     return;
   }
-  std::lock_guard lock(mu_);
+  std::scoped_lock lock(mu_, g->launch_mutex());
   device_.bind();
   KILN_CU(device_.health(), cuGraphLaunch, g->exec(), stream_);
 }

@@ -517,9 +517,9 @@ void VulkanStream::replay(const StreamGraph& graph) {
   }
   std::lock_guard lock(mutex_);
   VkCommandBuffer cmd = begin_locked();
-  hazard_locked({}, {}, true);  // after what came before, as a dispatch
+  current_.holds.push_back(g->resources());  // first: the batch must keep what it will execute
+  hazard_locked({}, {}, true);               // after what came before, as a dispatch
   vkCmdExecuteCommands(cmd, 1, &g->resources()->cmd);
-  current_.holds.push_back(g->resources());
   after_command_locked();
   end_op_locked();
 }
