@@ -234,8 +234,7 @@ std::unique_ptr<StreamGraph> CudaStream::record_graph(std::span<const GraphLaunc
   auto failed = [&](const char* call, CUresult r) -> std::unique_ptr<StreamGraph> {
     const char* name = nullptr;
     if (driver().cuGetErrorName(r, &name) != CUDA_SUCCESS || !name) name = "unknown CUresult";
-    if (r == CUDA_ERROR_ILLEGAL_ADDRESS || r == CUDA_ERROR_LAUNCH_FAILED || r == CUDA_ERROR_ECC_UNCORRECTABLE)
-      raise(r, call, __FILE__, __LINE__, device_.health());  // sticky: the context is gone
+    if (is_sticky(r)) raise(r, call, __FILE__, __LINE__, device_.health());  // the context is gone
     if (why) *why = std::string(call) + " failed: " + name;
     return nullptr;
   };
