@@ -15,7 +15,7 @@
 //   jit/<device>     kiln::jit of a GELU written op by op (5 ops): JitTrace traces, fuses and resolves
 //                    it afresh each time (kernels compiled once, then from memory); JitCall1 calls the
 //                    traced function on 1 element (signature lookup + one fused launch); JitCallAdam3
-//                    an Adam update (3 fused launches; per call, divide by 3 for per kernel)
+//                    an Adam update (3 results, one fused launch with several results)
 //   kiln-bench-micro [--benchmark_filter=REGEX] [--benchmark_format=json] ...
 #include <benchmark/benchmark.h>
 #include <shaderc/shaderc.hpp>

@@ -9,16 +9,19 @@
 namespace kiln {
 
 inline constexpr int kMaxMapInputs = 4;
+inline constexpr int kMaxMapOutputs = 4;  // a map kernel's results: out, then more_out
 inline constexpr int kMaxMapRank = 6;
 inline constexpr std::uint32_t kPushConstantLimit = 128;
 
-// Contiguous map: out[i] = f(in0[i], in1[i], ...) for i < n.
+// Contiguous map: out[i] = f(in0[i], in1[i], ...) for i < n. A map with several results (an
+// expression with more roots) writes result k > 0 to more_out[k - 1][i]; the others ignore it.
 struct KilnMapParams {
   std::uint64_t out;
   std::uint64_t in[kMaxMapInputs];
   std::uint64_t n;
+  std::uint64_t more_out[kMaxMapOutputs - 1];
 };
-static_assert(sizeof(KilnMapParams) == 48);
+static_assert(sizeof(KilnMapParams) == 72);
 
 // Strided/broadcast map: the output is contiguous row-major over shape[0..rank); input k's
 // element at index (i0, ..., i{rank-1}) is at in[k] + sum(i_d * strides[k][d]) elements
@@ -30,8 +33,9 @@ struct KilnStridedParams {
   std::int64_t rank;
   std::int64_t shape[kMaxMapRank];
   std::int64_t strides[kMaxMapInputs][kMaxMapRank];
+  std::uint64_t more_out[kMaxMapOutputs - 1];  // contiguous, as out
 };
-static_assert(sizeof(KilnStridedParams) == 296);
+static_assert(sizeof(KilnStridedParams) == 320);
 
 // Reduction (templates/cuda/reduce.cuh, templates/glsl/reduce.glsl): output o (row-major over
 // out_shape, the kept dimensions) combines the elements r < n_red of the reduced dimensions

@@ -28,6 +28,10 @@ class Evaluator {
   // |inputs| holds one value per expression input, in that input's dtype.
   Scalar eval(const Scalar* inputs);
   DType result_dtype() const { return expr_.dtype(expr_.root()); }
+  // After eval: the value of root |k| of the expression (0: the one eval returned; k > 0: more
+  // roots, Expr::more_roots) and its dtype.
+  Scalar root_value(std::size_t k) const { return values_[k ? expr_.more_roots()[k - 1] : expr_.root()]; }
+  DType root_dtype(std::size_t k) const { return expr_.dtype(k ? expr_.more_roots()[k - 1] : expr_.root()); }
 
  private:
   Expr expr_;

@@ -141,9 +141,18 @@ NodeId Expr::apply(Op op, std::initializer_list<NodeId> args) {
   }
 }
 
+std::vector<NodeId> Expr::roots() const {
+  std::vector<NodeId> r{root_};
+  r.insert(r.end(), more_roots_.begin(), more_roots_.end());
+  return r;
+}
+
 Expr Expr::pruned() const {
   std::vector<bool> live(nodes_.size(), false);
-  if (!nodes_.empty()) live[root_] = true;
+  if (!nodes_.empty()) {
+    live[root_] = true;
+    for (NodeId r : more_roots_) live[r] = true;
+  }
   for (std::size_t i = nodes_.size(); i-- > 0;)
     if (live[i])
       for (int k = 0; k < nodes_[i].num_args; ++k) live[nodes_[i].args[k]] = true;
@@ -156,7 +165,10 @@ Expr Expr::pruned() const {
     for (int k = 0; k < n.num_args; ++k) n.args[k] = map[n.args[k]];
     map[i] = out.intern(n);
   }
-  if (!nodes_.empty()) out.root_ = map[root_];
+  if (!nodes_.empty()) {
+    out.root_ = map[root_];
+    for (NodeId r : more_roots_) out.more_roots_.push_back(map[r]);
+  }
   return out;
 }
 
@@ -178,6 +190,12 @@ std::string Expr::canonical() const {
     }
     s += ";";
   }
+  if (!p.more_roots_.empty()) {
+    s += ">";
+    const std::vector<NodeId> all = p.roots();
+    for (std::size_t k = 0; k < all.size(); ++k) s += fmt::format("{}%{}", k ? "," : "", all[k]);
+    s += ";";
+  }
   return s;
 }
 
@@ -194,7 +212,10 @@ std::string Expr::to_string() const {
     for (int k = 0; k < n.num_args; ++k) s.append(k ? ", " : "").append(text(n.args[k]));
     return s + ")";
   };
-  return nodes_.empty() ? std::string() : text(root_);
+  if (nodes_.empty()) return {};
+  std::string s = text(root_);
+  for (NodeId r : more_roots_) s += "; " + text(r);
+  return s;
 }
 
 NodeId apply_like(Expr& dst, const Node& n, const NodeId* a) {
@@ -204,6 +225,10 @@ NodeId apply_like(Expr& dst, const Node& n, const NodeId* a) {
 }
 
 NodeId inline_expr(Expr& dst, const Expr& src, const std::vector<NodeId>& inputs) {
+  return inline_roots(dst, src, inputs).front();
+}
+
+std::vector<NodeId> inline_roots(Expr& dst, const Expr& src, const std::vector<NodeId>& inputs) {
   const Expr p = src.pruned();
   std::vector<NodeId> map(p.nodes().size());
   for (NodeId id = 0; id < p.nodes().size(); ++id) {
@@ -220,7 +245,9 @@ NodeId inline_expr(Expr& dst, const Expr& src, const std::vector<NodeId>& inputs
       map[id] = apply_like(dst, n, a);
     }
   }
-  return map[p.root()];
+  std::vector<NodeId> roots;
+  for (NodeId r : p.roots()) roots.push_back(map[r]);
+  return roots;
 }
 
 Expr renumber_inputs(const Expr& src, const std::vector<int>& map) {
@@ -232,7 +259,9 @@ Expr renumber_inputs(const Expr& src, const std::vector<int>& map) {
   std::vector<NodeId> inputs(used.size());
   for (std::size_t i = 0; i < inputs.size(); ++i)  // unused inputs: a placeholder the copy never reaches
     inputs[i] = used[i] ? e.input(map.at(i), src.input_dtypes()[i]) : e.constant(0, DType::f32);
-  e.set_root(inline_expr(e, src, inputs));
+  const std::vector<NodeId> roots = inline_roots(e, src, inputs);
+  e.set_root(roots.front());
+  e.set_more_roots({roots.begin() + 1, roots.end()});
   return e.pruned();
 }
 

@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "codegen/ops.hpp"
@@ -49,6 +50,12 @@ class Expr {
 
   void set_root(NodeId root) { root_ = root; }
   NodeId root() const { return root_; }
+  // More results of the same expression (a map kernel with several outputs): roots after the
+  // first, kept by pruned(), canonical() and the copies below. Empty for one result.
+  void set_more_roots(std::vector<NodeId> roots) { more_roots_ = std::move(roots); }
+  const std::vector<NodeId>& more_roots() const { return more_roots_; }
+  // root() then more_roots().
+  std::vector<NodeId> roots() const;
   const Node& node(NodeId id) const { return nodes_[id]; }
   const std::vector<Node>& nodes() const { return nodes_; }
   DType dtype(NodeId id) const { return nodes_[id].dtype; }
@@ -56,11 +63,12 @@ class Expr {
   const std::vector<DType>& input_dtypes() const { return inputs_; }
   int num_inputs() const { return int(inputs_.size()); }
 
-  // A copy holding only the nodes reachable from the root, renumbered in topological order.
+  // A copy holding only the nodes reachable from the roots, renumbered in topological order.
   Expr pruned() const;
-  // Canonical text: the same expression always gives the same text, on every machine.
+  // Canonical text: the same expression always gives the same text, on every machine. With more
+  // roots, the nodes are followed by ">%r0,%r1,...;" (every root, the first first).
   std::string canonical() const;
-  // Readable infix text (parsable by parse_expr).
+  // Readable infix text (parsable by parse_expr); with more roots, each root's text joined by "; ".
   std::string to_string() const;
 
  private:
@@ -71,12 +79,15 @@ class Expr {
   std::unordered_map<std::string, NodeId> index_;
   std::vector<DType> inputs_;
   NodeId root_ = 0;
+  std::vector<NodeId> more_roots_;
 };
 
 // Copies the nodes of |src| reachable from its root into |dst|, src's input k replaced by node
 // |inputs|[k] of |dst| (converted to the input's dtype); returns the copy's root. Fused slots use
 // it to splice one expression into another (a reduction's epilogue, a row op's epilogue).
 NodeId inline_expr(Expr& dst, const Expr& src, const std::vector<NodeId>& inputs);
+// As inline_expr, returning the copies of every root of |src| (root() first).
+std::vector<NodeId> inline_roots(Expr& dst, const Expr& src, const std::vector<NodeId>& inputs);
 // Op node |n| applied again in |dst| to |args| (n.num_args of them): how copies of expressions
 // rebuild their op nodes (with Nx's typing, which gives the same result for typed operands).
 NodeId apply_like(Expr& dst, const Node& n, const NodeId* args);

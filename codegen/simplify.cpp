@@ -91,7 +91,12 @@ Expr simplified(const Expr& src) {
     }
     map[id] = apply_like(e, n, a);
   }
-  if (!p.nodes().empty()) e.set_root(map[p.root()]);
+  if (!p.nodes().empty()) {
+    e.set_root(map[p.root()]);
+    std::vector<NodeId> more;
+    for (NodeId r : p.more_roots()) more.push_back(map[r]);
+    e.set_more_roots(std::move(more));
+  }
   return e.pruned();
 }
 

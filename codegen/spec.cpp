@@ -65,7 +65,23 @@ DType canonical_dtype(std::string_view text, std::string_view n) {
 Expr expr_from_canonical(std::string_view text, std::string_view body) {
   Expr e;
   std::vector<NodeId> ids;
+  std::vector<NodeId> roots;  // ">%r0,%r1,...;" after the nodes: an expression with several results
   while (!body.empty()) {
+    if (body.front() == '>') {
+      const std::size_t semi = body.find(';');
+      if (semi == std::string_view::npos || semi + 1 != body.size()) bad_canonical(text, "bad roots");
+      for (std::string_view r = body.substr(1, semi - 1); !r.empty();) {
+        const std::size_t comma = r.find(',');
+        const std::string_view one = r.substr(0, comma);
+        if (one.size() < 2 || one[0] != '%') bad_canonical(text, "bad root");
+        const std::size_t i = std::stoul(std::string(one.substr(1)));
+        if (i >= ids.size()) bad_canonical(text, "root out of range");
+        roots.push_back(ids[i]);
+        r = comma == std::string_view::npos ? std::string_view() : r.substr(comma + 1);
+      }
+      if (roots.size() < 2) bad_canonical(text, "fewer than two roots");
+      break;
+    }
     const std::size_t semi = body.find(';'), eq = body.find('='), colon = body.find(':');
     if (semi == std::string_view::npos || eq > colon || colon > semi) bad_canonical(text, "bad node");
     const DType t = canonical_dtype(text, body.substr(eq + 1, colon - eq - 1));
@@ -107,7 +123,12 @@ Expr expr_from_canonical(std::string_view text, std::string_view body) {
     ids.push_back(id);
   }
   if (ids.empty()) bad_canonical(text, "no nodes");
-  e.set_root(ids.back());
+  if (roots.empty()) {
+    e.set_root(ids.back());
+  } else {
+    e.set_root(roots.front());
+    e.set_more_roots({roots.begin() + 1, roots.end()});
+  }
   return e;
 }
 

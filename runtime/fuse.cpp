@@ -91,6 +91,7 @@ class Fuser {
     for (std::size_t i = 0; i < p_.launches.size(); ++i)
       if (!removed_[i]) kept.push_back(std::move(p_.launches[i]));
     p_.launches = std::move(kept);
+    report_.siblings = merge_sibling_maps(p_);
     report_.launches_after = int(p_.launches.size());
     return report_;
   }
@@ -259,6 +260,7 @@ class Fuser {
       spec.inputs.resize(kept.size());
       C.spec = std::move(spec);
       C.name = C.spec.name();
+      C.entry = nullptr;  // a generated header's kernel computes the old expression: found by name
       C.inputs.clear();
       C.strides.clear();
       for (Operand& o : kept) {
@@ -697,8 +699,10 @@ std::string describe_program(const TraceProgram& program) {
     std::string ins;
     for (std::size_t k = 0; k < l.inputs.size(); ++k)
       ins += fmt::format("{}{} {}", k ? ", " : "", address_text(l.inputs[k]), shape_text(l.strides[k]));
+    std::string outs = address_text(l.out);
+    for (std::uint64_t a : l.more_outputs) outs += ", " + address_text(a);
     s += fmt::format("#{} {} ({}{}): shape {} <- {} -> {}\n", i, l.name, l.op, l.library ? ", vendor library first" : "",
-                     shape_text(l.shape), ins.empty() ? "nothing" : ins, address_text(l.out));
+                     shape_text(l.shape), ins.empty() ? "nothing" : ins, outs);
     s += fmt::format("    {}\n", l.spec.canonical());
   }
   return s;

@@ -231,9 +231,9 @@ std::shared_ptr<const Compiled> JitFunction::Impl::trace(const std::vector<Tenso
   if (options.fuse && !fusion_disabled()) {
     const FusionReport r = fuse(c->program, output_buffers);
     note = fmt::format("fused: {} launches -> {} ({} repeated launches merged, {} producers inlined, {} scalars made "
-                       "literals, {} epilogues, {} rows)",
+                       "literals, {} epilogues, {} rows, {} joined as more results)",
                        r.launches_before, r.launches_after, r.merged, r.inlined, r.constants_folded, r.epilogues,
-                       r.rows);
+                       r.rows, r.siblings);
     for (const std::string& n : r.notes) note += "\n  " + n;
     c->fused = true;
     if (std::string why = compile_all(c->program); !why.empty()) {

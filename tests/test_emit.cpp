@@ -337,6 +337,46 @@ TEST(EmitBoth, MixedDTypesConstantsAndArities) {
   EXPECT_EQ(nvrtc_compile(cuda), "");
 }
 
+// A map with several results (kiln::jit's sibling maps): one expression per result over the same
+// inputs, result k converted to outputs[k].
+KernelSpec multi_map_spec(const std::vector<std::string>& exprs, const std::vector<DType>& inputs,
+                          const std::vector<DType>& outputs) {
+  Expr e;
+  std::vector<NodeId> in, roots;
+  for (std::size_t k = 0; k < inputs.size(); ++k) in.push_back(e.input(int(k), inputs[k]));
+  for (std::size_t k = 0; k < exprs.size(); ++k)
+    roots.push_back(e.cast(inline_expr(e, parse_expr(exprs[k], inputs), in), outputs[k]));
+  e.set_root(roots.front());
+  e.set_more_roots({roots.begin() + 1, roots.end()});
+  return make_map_spec(e, outputs.front());
+}
+
+// Several results of mixed element sizes (1 to 8 bytes, so 2 to 16 elements a vector step) share
+// one kernel on both targets; the spec text keeps every root and parses back; five are refused.
+TEST(EmitBoth, MapsWithSeveralResults) {
+  const std::vector<DType> in{DType::f16, DType::s32, DType::bf16};
+  std::vector<KernelSpec> specs{
+      multi_map_spec({"x * z", "f64(y) + 0.5", "x > z", "y & (y * 3)"}, in, {DType::f32, DType::f64, DType::pred, DType::s32}),
+      multi_map_spec({"x + 1", "x + 1"}, {DType::u8}, {DType::u8, DType::f16}),
+      multi_map_spec({"2.5", "-1"}, {}, {DType::bf16, DType::s64})};
+  std::string cuda;
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    const KernelSpec& spec = specs[i];
+    SCOPED_TRACE(spec.canonical());
+    EXPECT_EQ(spec.expr.more_roots().size() + 1, i == 0 ? 4u : 2u);
+    EXPECT_EQ(spec_from_canonical(spec.canonical()).canonical(), spec.canonical());
+    ASSERT_TRUE(target_supports(spec, Target::glsl));
+    cuda += emit_cuda(spec);
+    for (int f = 0; f < 2; ++f) EXPECT_EQ(glsl_compile(emit_glsl(spec, f), spec.name()), "") << "function " << f;
+  }
+  EXPECT_EQ(nvrtc_compile(cuda), "");
+  EXPECT_THROW(spec_from_canonical("map|in=f32|out=f32|block=256|%0=f32:in0;%1=f32:exp(%0);>%1,%7;"), Error);
+  const KernelSpec five = multi_map_spec({"x", "x + 1", "x + 2", "x + 3", "x + 4"}, {DType::f32}, std::vector<DType>(5, DType::f32));
+  std::string why;
+  EXPECT_FALSE(target_supports(five, Target::cuda, &why));
+  EXPECT_NE(why.find("5 results"), std::string::npos) << why;
+}
+
 TEST(EmitBoth, DeterministicAndNamedAfterTheSpec) {
   const auto make = [] {
     return make_map_spec(parse_expr("sigmoid(x) * y + 1", {DType::bf16, DType::f32}), DType::bf16);
@@ -733,6 +773,27 @@ TEST(Families, MapCpuReferenceAndCost) {
   const FamilyCost c = map.cost(spec);
   EXPECT_EQ(c.bytes_per_element, 12.0);  // two f32 reads, one f32 write
   EXPECT_EQ(c.flops_per_element, 2.0);   // multiply, add
+  // Two results: the second (f64) goes to more_outputs, as in the kernels' params.
+  const KernelSpec two = multi_map_spec({"x * 2 + y", "f64(x) - y"}, {DType::f32, DType::f32}, {DType::f32, DType::f64});
+  double second[3] = {0, 0, 0};
+  const std::uint64_t more[] = {reinterpret_cast<std::uint64_t>(second)};
+  PlanRequest r{shape, ops, reinterpret_cast<std::uint64_t>(out), {}, 256};
+  r.more_outputs = more;
+  map.run_cpu(two, r);
+  EXPECT_EQ(out[2], 16.f);
+  EXPECT_EQ(second[0], -9.0);
+  EXPECT_EQ(second[2], -7.0);
+  EXPECT_EQ(map.cost(two).bytes_per_element, 20.0);  // two f32 reads, an f32 and an f64 write
+  std::string why;
+  LaunchPlan plan = map.plan(two, r, &why);
+  ASSERT_EQ(plan.function, 1) << why;  // y broadcasts: strided
+  KilnStridedParams sp;
+  std::memcpy(&sp, plan.params.data(), sizeof sp);
+  EXPECT_EQ(sp.more_out[0], more[0]);
+  EXPECT_EQ(sp.more_out[1], 0u);
+  r.more_outputs = {};
+  EXPECT_EQ(map.plan(two, r, &why).function, -1);  // a result without its array
+  EXPECT_NE(why.find("2 results"), std::string::npos) << why;
 }
 
 TEST(EmitTemplates, AreEmbedded) {

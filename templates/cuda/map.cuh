@@ -1,4 +1,5 @@
-// Elementwise map kernels: out[i] = f(in0[i], in1[i], ...), contiguous and strided/broadcast.
+// Elementwise map kernels: out[i] = f(in0[i], in1[i], ...), contiguous and strided/broadcast;
+// map_contiguous_multi / map_strided_multi for a map with up to kMaxMapOutputs results.
 //
 // F is the emitted functor: Out operator()(In...) const on *storage* types (f16 and bf16 as
 // unsigned short bit patterns, pred as unsigned char); it converts to compute types itself. The
@@ -19,11 +20,13 @@ namespace kiln {
 
 // The kernel ABI (codegen/abi.hpp), redeclared without <cstdint> for NVRTC.
 constexpr int kMaxMapInputs = 4;
+constexpr int kMaxMapOutputs = 4;
 constexpr int kMaxMapRank = 6;
 struct KilnMapParams {
   unsigned long long out;
   unsigned long long in[kMaxMapInputs];
   unsigned long long n;
+  unsigned long long more_out[kMaxMapOutputs - 1];  // results 1.. of a map with several
 };
 struct KilnStridedParams {
   unsigned long long out;
@@ -32,9 +35,13 @@ struct KilnStridedParams {
   long long rank;
   long long shape[kMaxMapRank];
   long long strides[kMaxMapInputs][kMaxMapRank];  // in elements; 0 broadcasts
+  unsigned long long more_out[kMaxMapOutputs - 1];
 };
-static_assert(sizeof(KilnMapParams) == 48, "KilnMapParams must match codegen/abi.hpp");
-static_assert(sizeof(KilnStridedParams) == 296, "KilnStridedParams must match codegen/abi.hpp");
+static_assert(sizeof(KilnMapParams) == 72, "KilnMapParams must match codegen/abi.hpp");
+static_assert(sizeof(KilnStridedParams) == 320, "KilnStridedParams must match codegen/abi.hpp");
+
+// The type of a result slot a map with several results does not have (its functor takes one).
+struct NoResult {};
 
 namespace map_detail {
 
@@ -134,7 +141,105 @@ __device__ __forceinline__ void map_strided_loop(const KilnStridedParams& p, con
   }
 }
 
+// ---- several results: F::operator()(O0& r0, O1& r1, O2& r2, O3& r3, In... a) stores each result
+// (storage types; NoResult for the slots it does not have), result k going to out / more_out[k-1].
+template <class T> struct IsResult { static constexpr bool value = true; };
+template <> struct IsResult<NoResult> { static constexpr bool value = false; };
+
+template <class T> __device__ __forceinline__ unsigned long long result_bits(unsigned long long address) {
+  return IsResult<T>::value ? address : 0ull;
+}
+template <class T> __device__ __forceinline__ void store_result(unsigned long long address, unsigned long long i, const T& v) {
+  if constexpr (IsResult<T>::value) reinterpret_cast<T*>(address)[i] = v;
+}
+template <class T, int VEC>
+__device__ __forceinline__ void store_results(unsigned long long address, unsigned long long base, const Pack<T, VEC>& o) {
+  if constexpr (IsResult<T>::value)
+    *reinterpret_cast<typename Word<int(sizeof(T)) * VEC>::type*>(reinterpret_cast<T*>(address) + base) = o.w;
+}
+
+template <int VEC, class F, class O0, class O1, class O2, class O3, class... In>
+__device__ __forceinline__ void map_step_multi(const F& f, const unsigned long long* out, unsigned long long base,
+                                               const Pack<In, VEC>&... in) {
+  Pack<O0, VEC> r0;
+  Pack<O1, VEC> r1;
+  Pack<O2, VEC> r2;
+  Pack<O3, VEC> r3;
+#pragma unroll
+  for (int j = 0; j < VEC; ++j) f(r0.v[j], r1.v[j], r2.v[j], r3.v[j], in.v[j]...);
+  store_results<O0, VEC>(out[0], base, r0);
+  store_results<O1, VEC>(out[1], base, r1);
+  store_results<O2, VEC>(out[2], base, r2);
+  store_results<O3, VEC>(out[3], base, r3);
+}
+
+template <class F, class O0, class O1, class O2, class O3, class... In, int... I>
+__device__ __forceinline__ void map_contiguous_multi(const KilnMapParams& p, const F& f, Seq<I...>) {
+  constexpr int kVec = 16 / MaxSize<O0, O1, O2, O3, In...>::value;
+  const unsigned long long n = p.n;
+  const unsigned long long tid = thread_index(), nthreads = thread_count();
+  const unsigned long long out[4] = {p.out, p.more_out[0], p.more_out[1], p.more_out[2]};
+  const unsigned long long out_bits = result_bits<O0>(out[0]) | result_bits<O1>(out[1]) |
+                                      result_bits<O2>(out[2]) | result_bits<O3>(out[3]);
+  unsigned long long start = 0;
+  if (((out_bits | ... | p.in[I]) & 15ull) == 0) {
+    const unsigned long long nvec = n / kVec;
+    for (unsigned long long s = tid; s < nvec; s += nthreads) {
+      const unsigned long long base = s * kVec;
+      map_step_multi<kVec, F, O0, O1, O2, O3, In...>(
+          f, out, base, load_pack<In, kVec>(reinterpret_cast<const In*>(p.in[I]) + base)...);
+    }
+    start = nvec * kVec;
+  }
+  for (unsigned long long i = start + tid; i < n; i += nthreads) {
+    O0 r0;
+    O1 r1;
+    O2 r2;
+    O3 r3;
+    f(r0, r1, r2, r3, reinterpret_cast<const In*>(p.in[I])[i]...);
+    store_result(out[0], i, r0);
+    store_result(out[1], i, r1);
+    store_result(out[2], i, r2);
+    store_result(out[3], i, r3);
+  }
+}
+
+template <class Index, class F, class O0, class O1, class O2, class O3, class... In, int... I>
+__device__ __forceinline__ void map_strided_multi_loop(const KilnStridedParams& p, const F& f, Seq<I...>) {
+  const unsigned long long n = p.n;
+  const int rank = int(p.rank);
+  const unsigned long long tid = thread_index(), nthreads = thread_count();
+  for (unsigned long long i = tid; i < n; i += nthreads) {
+    unsigned long long off[kMaxMapInputs] = {0, 0, 0, 0};
+    strided_offsets<Index>(p, rank, int(sizeof...(In)), i, off);
+    O0 r0;
+    O1 r1;
+    O2 r2;
+    O3 r3;
+    f(r0, r1, r2, r3, *reinterpret_cast<const In*>(p.in[I] + off[I] * sizeof(In))...);
+    store_result(p.out, i, r0);
+    store_result(p.more_out[0], i, r1);
+    store_result(p.more_out[1], i, r2);
+    store_result(p.more_out[2], i, r3);
+  }
+}
+
 }  // namespace map_detail
+
+// A map with several results (NoResult for the absent slots O1..O3).
+template <class F, class O0, class O1, class O2, class O3, class... In>
+__device__ __forceinline__ void map_contiguous_multi(const KilnMapParams& p, F f) {
+  map_detail::map_contiguous_multi<F, O0, O1, O2, O3, In...>(p, f,
+                                                            typename map_detail::MakeSeq<int(sizeof...(In))>::type());
+}
+template <class F, class O0, class O1, class O2, class O3, class... In>
+__device__ __forceinline__ void map_strided_multi(const KilnStridedParams& p, F f) {
+  typedef typename map_detail::MakeSeq<int(sizeof...(In))>::type Inputs;
+  if (p.n <= 0xFFFFFFFFull)
+    map_detail::map_strided_multi_loop<unsigned, F, O0, O1, O2, O3, In...>(p, f, Inputs());
+  else
+    map_detail::map_strided_multi_loop<unsigned long long, F, O0, O1, O2, O3, In...>(p, f, Inputs());
+}
 
 template <class F, class Out, class... In>
 __device__ __forceinline__ void map_contiguous(const KilnMapParams& p, F f) {

@@ -11,12 +11,71 @@
 //   KILN_STORE(c), KILN_PACK(c)  compute value -> storage value / raw bits (uint64_t)
 //   KILN_COUT                    compute type of the result
 //   KILN_EXPR(a0, a1, a2, a3)    kiln_expr applied to its first KILN_NUM_INPUTS arguments
-// ABI (codegen/abi.hpp): the contiguous variant takes KilnMapParams (48 bytes) as push constants;
-// the strided one takes the device address of a KilnStridedParams block (296 bytes). Elements are
+// A map with several results (up to 4) also defines:
+//   KILN_NUM_OUTPUTS             2..4 (1 when undefined)
+//   KILN_TOUT<k>, KILN_SOUT<k>, KILN_COUT<k>, KILN_STORE<k>(c), KILN_PACK<k>(c)   for results
+//                                k = 1..KILN_NUM_OUTPUTS-1, as those of result 0 above
+//   KILN_EXPRS(a0, a1, a2, a3, r0, r1, r2, r3)   the results of the inputs into r0..r<count-1>
+// ABI (codegen/abi.hpp): the contiguous variant takes KilnMapParams (72 bytes) as push constants;
+// the strided one takes the device address of a KilnStridedParams block (320 bytes). Elements are
 // addressed as base + index * size in 64-bit arithmetic (never 32-bit array indices), and the
 // kernels are correct for any number of workgroups >= 1 (grid-stride loops). Block size:
 // specialization constant 0 (default 256).
 layout(local_size_x_id = 0) in;
+
+// Results: r (result 0), r1..r3 (more results) computed from the inputs' compute values x0..x3;
+// KILN_PUT<k>(address, i) stores result k as element i of its array, KILN_STEP_PUT<k>(j) and
+// KILN_STEP_STORE<k>(address, base) gather and store its step (as wo for result 0).
+#ifndef KILN_NUM_OUTPUTS
+#define KILN_NUM_OUTPUTS 1
+#endif
+#if KILN_NUM_OUTPUTS > 1
+#define KILN_RESULTS(x0, x1, x2, x3) KILN_COUT r; KILN_DECL1 KILN_DECL2 KILN_DECL3 KILN_EXPRS(x0, x1, x2, x3, r, r1, r2, r3)
+#else
+#define KILN_RESULTS(x0, x1, x2, x3) KILN_COUT r = KILN_EXPR(x0, x1, x2, x3)
+#endif
+#if KILN_NUM_OUTPUTS > 1
+layout(buffer_reference, std430, buffer_reference_align = KILN_SOUT1) buffer KilnOut1Ref { KILN_TOUT1 v; };
+#define KILN_DECL1 KILN_COUT1 r1;
+#define KILN_PUT1(a, i) KilnOut1Ref((a) + (i) * KILN_SOUT1).v = KILN_STORE1(r1);
+#define KILN_STEP_DECL1 uvec4 wo1 = uvec4(0u);
+#define KILN_STEP_PUT1(j) kiln_step_put(wo1, uint(KILN_SOUT1), j, KILN_PACK1(r1));
+#define KILN_STEP_STORE1(a, base) kiln_store_step((a) + (base) * KILN_SOUT1, uint(KILN_VEC * KILN_SOUT1), wo1);
+#else
+#define KILN_DECL1
+#define KILN_PUT1(a, i)
+#define KILN_STEP_DECL1
+#define KILN_STEP_PUT1(j)
+#define KILN_STEP_STORE1(a, base)
+#endif
+#if KILN_NUM_OUTPUTS > 2
+layout(buffer_reference, std430, buffer_reference_align = KILN_SOUT2) buffer KilnOut2Ref { KILN_TOUT2 v; };
+#define KILN_DECL2 KILN_COUT2 r2;
+#define KILN_PUT2(a, i) KilnOut2Ref((a) + (i) * KILN_SOUT2).v = KILN_STORE2(r2);
+#define KILN_STEP_DECL2 uvec4 wo2 = uvec4(0u);
+#define KILN_STEP_PUT2(j) kiln_step_put(wo2, uint(KILN_SOUT2), j, KILN_PACK2(r2));
+#define KILN_STEP_STORE2(a, base) kiln_store_step((a) + (base) * KILN_SOUT2, uint(KILN_VEC * KILN_SOUT2), wo2);
+#else
+#define KILN_DECL2
+#define KILN_PUT2(a, i)
+#define KILN_STEP_DECL2
+#define KILN_STEP_PUT2(j)
+#define KILN_STEP_STORE2(a, base)
+#endif
+#if KILN_NUM_OUTPUTS > 3
+layout(buffer_reference, std430, buffer_reference_align = KILN_SOUT3) buffer KilnOut3Ref { KILN_TOUT3 v; };
+#define KILN_DECL3 KILN_COUT3 r3;
+#define KILN_PUT3(a, i) KilnOut3Ref((a) + (i) * KILN_SOUT3).v = KILN_STORE3(r3);
+#define KILN_STEP_DECL3 uvec4 wo3 = uvec4(0u);
+#define KILN_STEP_PUT3(j) kiln_step_put(wo3, uint(KILN_SOUT3), j, KILN_PACK3(r3));
+#define KILN_STEP_STORE3(a, base) kiln_store_step((a) + (base) * KILN_SOUT3, uint(KILN_VEC * KILN_SOUT3), wo3);
+#else
+#define KILN_DECL3
+#define KILN_PUT3(a, i)
+#define KILN_STEP_DECL3
+#define KILN_STEP_PUT3(j)
+#define KILN_STEP_STORE3(a, base)
+#endif
 
 uint64_t kiln_thread_index() {
   return uint64_t(gl_WorkGroupID.x) * uint64_t(gl_WorkGroupSize.x) + uint64_t(gl_LocalInvocationID.x);
@@ -29,6 +88,7 @@ layout(push_constant, std430) uniform KilnMapParams {
   uint64_t out_;
   uint64_t in0, in1, in2, in3;
   uint64_t n;
+  uint64_t out1, out2, out3;  // results 1.. of a map with several
 } p;
 
 // One step moves KILN_VEC elements of each array: 16, 8, 4 or 2 bytes, aligned to that size.
@@ -90,22 +150,26 @@ void kiln_map_step(uint64_t base) {
   uvec4 w3 = kiln_load_step(p.in3 + base * KILN_S3, uint(KILN_VEC * KILN_S3));
 #endif
   uvec4 wo = uvec4(0u);
+  KILN_STEP_DECL1 KILN_STEP_DECL2 KILN_STEP_DECL3
   [[unroll]] for (uint j = 0u; j < uint(KILN_VEC); ++j) {
-    KILN_COUT r = KILN_EXPR(KILN_UNPACK0(kiln_step_bits(w0, uint(KILN_S0), j)),
-                            KILN_UNPACK1(kiln_step_bits(w1, uint(KILN_S1), j)),
-                            KILN_UNPACK2(kiln_step_bits(w2, uint(KILN_S2), j)),
-                            KILN_UNPACK3(kiln_step_bits(w3, uint(KILN_S3), j)));
+    KILN_RESULTS(KILN_UNPACK0(kiln_step_bits(w0, uint(KILN_S0), j)),
+                 KILN_UNPACK1(kiln_step_bits(w1, uint(KILN_S1), j)),
+                 KILN_UNPACK2(kiln_step_bits(w2, uint(KILN_S2), j)),
+                 KILN_UNPACK3(kiln_step_bits(w3, uint(KILN_S3), j)));
     kiln_step_put(wo, uint(KILN_SOUT), j, KILN_PACK(r));
+    KILN_STEP_PUT1(j) KILN_STEP_PUT2(j) KILN_STEP_PUT3(j)
   }
   kiln_store_step(p.out_ + base * KILN_SOUT, uint(KILN_VEC * KILN_SOUT), wo);
+  KILN_STEP_STORE1(p.out1, base) KILN_STEP_STORE2(p.out2, base) KILN_STEP_STORE3(p.out3, base)
 }
 
 void kiln_map_one(uint64_t i) {
-  KILN_COUT r = KILN_EXPR(KILN_LOAD0(KilnIn0Ref(p.in0 + i * KILN_S0).v),
-                          KILN_LOAD1(KilnIn1Ref(p.in1 + i * KILN_S1).v),
-                          KILN_LOAD2(KilnIn2Ref(p.in2 + i * KILN_S2).v),
-                          KILN_LOAD3(KilnIn3Ref(p.in3 + i * KILN_S3).v));
+  KILN_RESULTS(KILN_LOAD0(KilnIn0Ref(p.in0 + i * KILN_S0).v),
+               KILN_LOAD1(KilnIn1Ref(p.in1 + i * KILN_S1).v),
+               KILN_LOAD2(KilnIn2Ref(p.in2 + i * KILN_S2).v),
+               KILN_LOAD3(KilnIn3Ref(p.in3 + i * KILN_S3).v));
   KilnOutRef(p.out_ + i * KILN_SOUT).v = KILN_STORE(r);
+  KILN_PUT1(p.out1, i) KILN_PUT2(p.out2, i) KILN_PUT3(p.out3, i)
 }
 
 void main() {
@@ -113,6 +177,15 @@ void main() {
   const uint64_t tid = kiln_thread_index(), nthreads = kiln_thread_count();
   uint64_t start = 0ul;
   uint64_t addr_bits = p.out_;
+#if KILN_NUM_OUTPUTS > 1
+  addr_bits |= p.out1;
+#endif
+#if KILN_NUM_OUTPUTS > 2
+  addr_bits |= p.out2;
+#endif
+#if KILN_NUM_OUTPUTS > 3
+  addr_bits |= p.out3;
+#endif
 #if KILN_NUM_INPUTS > 0
   addr_bits |= p.in0;
 #endif
@@ -142,6 +215,7 @@ layout(buffer_reference, std430, buffer_reference_align = 8) readonly buffer Kil
   int64_t rank;
   int64_t shape[6];
   int64_t strides[24];  // [input][dim], in elements; 0 broadcasts
+  uint64_t more_out[3];  // results 1.. of a map with several
 };
 layout(push_constant, std430) uniform KilnStridedPush { KilnStridedParams params; } pc;
 
@@ -172,11 +246,12 @@ void main() {
         [[unroll]] for (int k = 0; k < KILN_NUM_INPUTS; ++k) off[k] += idx * st[k * 6 + d];
       }
     }
-    KILN_COUT r = KILN_EXPR(KILN_LOAD0(KilnIn0Ref(in_addr[0] + off[0] * KILN_S0).v),
-                            KILN_LOAD1(KilnIn1Ref(in_addr[1] + off[1] * KILN_S1).v),
-                            KILN_LOAD2(KilnIn2Ref(in_addr[2] + off[2] * KILN_S2).v),
-                            KILN_LOAD3(KilnIn3Ref(in_addr[3] + off[3] * KILN_S3).v));
+    KILN_RESULTS(KILN_LOAD0(KilnIn0Ref(in_addr[0] + off[0] * KILN_S0).v),
+                 KILN_LOAD1(KilnIn1Ref(in_addr[1] + off[1] * KILN_S1).v),
+                 KILN_LOAD2(KilnIn2Ref(in_addr[2] + off[2] * KILN_S2).v),
+                 KILN_LOAD3(KilnIn3Ref(in_addr[3] + off[3] * KILN_S3).v));
     KilnOutRef(out_addr + i * KILN_SOUT).v = KILN_STORE(r);
+    KILN_PUT1(P.more_out[0], i) KILN_PUT2(P.more_out[1], i) KILN_PUT3(P.more_out[2], i)
   }
 }
 #endif

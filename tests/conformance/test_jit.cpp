@@ -227,7 +227,56 @@ TEST_P(Jit, AdamUpdateWithThreeOutputs) {
   expect_same(p2, ep, "adam p");
   expect_same(m2, em, "adam m");
   expect_same(v2, ev, "adam v");
-  EXPECT_EQ(fused.stats().launches_per_call, 3) << fused.plan(p, g, m, v);  // one kernel per output
+  // One map kernel with three results: m and v computed once, p from them.
+  EXPECT_EQ(fused.stats().launches_per_call, 1) << fused.plan(p, g, m, v);
+  EXPECT_NE(fused.plan(p, g, m, v).find("2 joined as more results"), std::string::npos) << fused.plan(p, g, m, v);
+}
+
+// Elementwise results over the same shape become one map kernel with up to four results, of any
+// dtypes, over broadcast operands too (the strided entry point) and sizes with a vector tail; a
+// fifth result starts another kernel; a map that must wait for a reduction of the first one's
+// result stays apart, and one that can move past it joins.
+TEST_P(Jit, SiblingMapsBecomeOneKernelWithSeveralResults) {
+  using Results = std::vector<Tensor>;
+  for (const bool broadcast : {false, true}) {
+    const Tensor x = rand({37, 129}, DType::f16, 11, -3, 3), y = rand({37, 129}, DType::s32, 12);
+    const Tensor b = broadcast ? rand({129}, DType::bf16, 13) : rand({37, 129}, DType::bf16, 13);
+    const auto four = [](const Tensor& x, const Tensor& y, const Tensor& b) {
+      return Results{x * b, as_type(y, DType::f64) + 0.5, apply_op(Op::greater, {x, b}), bitwise_and(y, y * 3)};
+    };
+    auto fused = jit(four, {"four"});
+    const Results got = fused(x, y, b), want = four(x, y, b);
+    for (std::size_t k = 0; k < want.size(); ++k) expect_same(got[k], want[k], fmt::format("result {} broadcast {}", k, broadcast));
+    EXPECT_EQ(fused.stats().launches_per_call, 1) << fused.plan(x, y, b);
+    const auto five = [&](const Tensor& x, const Tensor& y, const Tensor& b) {
+      Results r = four(x, y, b);
+      r.push_back(as_type(x, DType::u8));
+      return r;
+    };
+    auto fused5 = jit(five, {"five"});
+    const Results got5 = fused5(x, y, b), want5 = five(x, y, b);
+    for (std::size_t k = 0; k < want5.size(); ++k) expect_same(got5[k], want5[k], fmt::format("five: result {}", k));
+    EXPECT_EQ(fused5.stats().launches_per_call, 2) << fused5.plan(x, y, b);  // at most 4 results a kernel
+  }
+  const Tensor x = rand({33, 65}, DType::f32, 14);
+  // exp(x) may run after the reduction: it joins x * s.
+  const auto after = [](const Tensor& x) { return Results{exp(x), x * sum(x * x)}; };
+  auto moved = jit(after, {"moved"});
+  const Results gm = moved(x), wm = after(x);
+  expect_same(gm[0], wm[0], "exp");
+  expect_same(gm[1], wm[1], "x * s", 8);
+  EXPECT_EQ(moved.stats().launches_per_call, 2) << moved.plan(x);
+  // The reduction reads exp(x) (transposed: not inlined) and x * s reads the reduction: neither map
+  // can move to the other's place.
+  const auto chained = [](const Tensor& x) {
+    const Tensor e = exp(x);
+    return Results{e, x * sum(e.transpose({1, 0}), {0}, true).transpose({1, 0})};
+  };
+  auto apart = jit(chained, {"apart"});
+  const Results ga = apart(x), wa = chained(x);
+  expect_same(ga[0], wa[0], "e");
+  expect_same(ga[1], wa[1], "x * sum(e)", 8);
+  EXPECT_EQ(apart.stats().launches_per_call, 3) << apart.plan(x);
 }
 
 TEST_P(Jit, MixedDtypesCastsAndIntegersExactly) {
