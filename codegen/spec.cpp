@@ -73,7 +73,8 @@ Expr expr_from_canonical(std::string_view text, std::string_view body) {
       for (std::string_view r = body.substr(1, semi - 1); !r.empty();) {
         const std::size_t comma = r.find(',');
         const std::string_view one = r.substr(0, comma);
-        if (one.size() < 2 || one[0] != '%') bad_canonical(text, "bad root");
+        if (one.size() < 2 || one[0] != '%' || one.substr(1).find_first_not_of("0123456789") != std::string_view::npos)
+          bad_canonical(text, "bad root");
         const std::size_t i = std::stoul(std::string(one.substr(1)));
         if (i >= ids.size()) bad_canonical(text, "root out of range");
         roots.push_back(ids[i]);

@@ -162,6 +162,13 @@ class Siblings {
     }
     merged.more_outputs.push_back(J.out);
     merged.more_outputs.insert(merged.more_outputs.end(), J.more_outputs.begin(), J.more_outputs.end());
+    // More operands merge fewer dimensions: the kernel must still take the layout (kMaxMapRank).
+    std::vector<PlanOperand> planned;
+    for (std::size_t k = 0; k < merged.inputs.size(); ++k) planned.push_back({merged.inputs[k], merged.strides[k]});
+    PlanRequest request{merged.shape, planned, merged.out, {}, merged.block_size};
+    request.more_outputs = merged.more_outputs;
+    std::string why;
+    if (family_of(merged.spec).plan(merged.spec, request, &why).function < 0) return false;
     p_.launches[at] = std::move(merged);
     removed_[gone] = true;
     return true;

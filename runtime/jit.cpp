@@ -127,14 +127,32 @@ std::string compiler_id(Backend backend) {
   return fmt::format("shaderc spv {}.{} vulkan1.3 O0", version, revision);
 }
 
+// The templates the sources include (CUDA sources name them; GLSL sources inline them): part of
+// the disk cache's key, so a changed template (a new params layout) never loads an old blob.
+std::uint64_t templates_hash() {
+  static const std::uint64_t hash = [] {
+    XXH64_state_t* st = XXH64_createState();
+    XXH64_reset(st, 0);
+    for (const TemplateSource& t : template_sources()) {
+      XXH64_update(st, t.path.data(), t.path.size());
+      XXH64_update(st, t.text.data(), t.text.size());
+    }
+    const std::uint64_t h = XXH64_digest(st);
+    XXH64_freeState(st);
+    return h;
+  }();
+  return hash;
+}
+
 // Compiles |sources| (one per function; CUDA: one) for |device|, or loads them from the disk cache
 // (cache_dir("jit"), keyed by everything the blobs depend on). A bad entry is reported and rebuilt.
 JitBlobs compile_or_load(Device& device, const std::string& name, const std::vector<std::string>& sources) {
   const bool cuda = device.backend() == Backend::cuda;
   const bool subgroups = device.info().subgroup_arithmetic;
-  std::string key_text = fmt::format("kiln {}\n{}\n{}\n{}\n", KILN_VERSION, cuda ? "cuda " + device.info().arch : "spirv",
+  std::string key_text = fmt::format("kiln {}\n{}\n{}\n{}\ntemplates {:016x}\n", KILN_VERSION,
+                                     cuda ? "cuda " + device.info().arch : "spirv",
                                      subgroups ? "subgroup arithmetic" : "no subgroup arithmetic",
-                                     compiler_id(device.backend()));
+                                     compiler_id(device.backend()), templates_hash());
   for (const std::string& s : sources) key_text += s;
   const std::uint64_t key = XXH64(key_text.data(), key_text.size(), 0);
   const std::string dir = std::getenv("KILN_JIT_DISK_CACHE") && std::string_view(std::getenv("KILN_JIT_DISK_CACHE")) == "0"

@@ -14,6 +14,7 @@
 #include "codegen/emit_parts.hpp"
 #include "codegen/eval.hpp"
 #include "codegen/family.hpp"
+#include "core/error.hpp"
 
 namespace kiln {
 
@@ -38,6 +39,9 @@ bool map_supports(const KernelSpec& spec, Target target, std::string* why) {
   if (spec.expr.more_roots().size() >= std::size_t(kMaxMapOutputs))
     return no(fmt::format("{} results; map kernels have at most {}", spec.expr.more_roots().size() + 1,
                           kMaxMapOutputs));
+  if (!spec.expr.more_roots().empty() && spec.expr.dtype(spec.expr.root()) != spec.output)
+    return no(fmt::format("the first result is {}, the spec's output {}", dtype_name(spec.expr.dtype(spec.expr.root())),
+                          dtype_name(spec.output)));
   (void)target;  // both targets run every op on every dtype (f64 functions: glsl/math_f64.glsl)
   return true;
 }
@@ -264,6 +268,9 @@ void map_run_cpu(const KernelSpec& spec, const PlanRequest& r) {
   const std::span<const std::int64_t> shape = r.shape;
   const std::span<const PlanOperand> inputs = r.inputs;
   const std::uint64_t out = r.out;
+  if (r.more_outputs.size() != spec.expr.more_roots().size())
+    fail(ErrorCode::invalid_argument, fmt::format("{}: the kernel has {} results; the request gives {} arrays",
+                                                  spec.name(), spec.expr.more_roots().size() + 1, r.more_outputs.size() + 1));
   Evaluator ev(spec.expr);
   std::int64_t n = 1;
   for (std::int64_t d : shape) n *= d;

@@ -231,6 +231,7 @@ void main() {
     [[unroll]] for (int k = 0; k < KILN_NUM_INPUTS; ++k) st[k * 6 + d] = d < rank ? uint64_t(P.strides[k * 6 + d]) : 0ul;
   }
   const uint64_t out_addr = P.out_;
+  const uint64_t out1 = P.more_out[0], out2 = P.more_out[1], out3 = P.more_out[2];
   uint64_t in_addr[4];
   [[unroll]] for (int k = 0; k < KILN_NUM_INPUTS; ++k) in_addr[k] = P.in_[k];
   for (uint64_t i = tid; i < n; i += nthreads) {
@@ -251,7 +252,7 @@ void main() {
                  KILN_LOAD2(KilnIn2Ref(in_addr[2] + off[2] * KILN_S2).v),
                  KILN_LOAD3(KilnIn3Ref(in_addr[3] + off[3] * KILN_S3).v));
     KilnOutRef(out_addr + i * KILN_SOUT).v = KILN_STORE(r);
-    KILN_PUT1(P.more_out[0], i) KILN_PUT2(P.more_out[1], i) KILN_PUT3(P.more_out[2], i)
+    KILN_PUT1(out1, i) KILN_PUT2(out2, i) KILN_PUT3(out3, i)
   }
 }
 #endif

@@ -259,6 +259,15 @@ TEST_P(Jit, SiblingMapsBecomeOneKernelWithSeveralResults) {
     EXPECT_EQ(fused5.stats().launches_per_call, 2) << fused5.plan(x, y, b);  // at most 4 results a kernel
   }
   const Tensor x = rand({33, 65}, DType::f32, 14);
+  // Five operands in all: more than a map kernel takes, two kernels.
+  const auto wide = [](const Tensor& a, const Tensor& b, const Tensor& c, const Tensor& d, const Tensor& e) {
+    return Results{a + b, c + d * e};
+  };
+  auto two = jit(wide, {"wide"});
+  const Tensor x2 = x * 2, x3 = x * 3, x4 = x * 4, x5 = x * 5;
+  const Results gw = two(x, x2, x3, x4, x5), ww = wide(x, x2, x3, x4, x5);
+  for (std::size_t k = 0; k < 2; ++k) expect_same(gw[k], ww[k], fmt::format("wide {}", k));
+  EXPECT_EQ(two.stats().launches_per_call, 2) << two.plan(x, x2, x3, x4, x5);
   // exp(x) may run after the reduction: it joins x * s.
   const auto after = [](const Tensor& x) { return Results{exp(x), x * sum(x * x)}; };
   auto moved = jit(after, {"moved"});
