@@ -46,6 +46,21 @@ bool map_supports(const KernelSpec& spec, Target target, std::string* why) {
   return true;
 }
 
+// The two entry points, calling kiln::map_contiguous<suffix> and kiln::map_strided<suffix> with
+// NAME_fn and |types| (the template's type arguments after the functor).
+std::string cuda_entry_points(const KernelSpec& spec, std::string_view suffix, const std::string& types) {
+  const std::string name = spec.name();
+  std::string s = fmt::format("extern \"C\" __global__ void __launch_bounds__({}) {}_{}(kiln::KilnMapParams p) {{\n",
+                              spec.block_size, name, kEntryPoints[0].suffix);
+  s += fmt::format("  kiln::map_contiguous{}<{}_fn, {}>(p, {}_fn());\n}}\n", suffix, name, types, name);
+  // __grid_constant__: the strided loop indexes the params at run time; without it the 320-byte
+  // block would be copied to local memory. The ABI is unchanged (a by-value parameter).
+  s += fmt::format("extern \"C\" __global__ void __launch_bounds__({}) {}_{}(const __grid_constant__ kiln::KilnStridedParams p) {{\n",
+                   spec.block_size, name, kEntryPoints[1].suffix);
+  s += fmt::format("  kiln::map_strided{}<{}_fn, {}>(p, {}_fn());\n}}\n", suffix, name, types, name);
+  return s;
+}
+
 // The result types of a map with several results: storage types, then kiln::NoResult up to 4.
 std::string cuda_result_types(const Expr& e) {
   const std::vector<NodeId> roots = e.roots();
@@ -74,13 +89,7 @@ std::string map_multi_cuda(const KernelSpec& spec, const Expr& e) {
   for (std::size_t k = 0; k < roots.size(); ++k)
     s += fmt::format("    r{} = kiln_store_{}(v{});\n", k, dtype_name(e.dtype(roots[k])), roots[k]);
   s += "  }\n};\n\n";
-  s += fmt::format("extern \"C\" __global__ void __launch_bounds__({}) {}_{}(kiln::KilnMapParams p) {{\n",
-                   spec.block_size, name, kEntryPoints[0].suffix);
-  s += fmt::format("  kiln::map_contiguous_multi<{}_fn, {}>(p, {}_fn());\n}}\n", name, types, name);
-  s += fmt::format("extern \"C\" __global__ void __launch_bounds__({}) {}_{}(const __grid_constant__ kiln::KilnStridedParams p) {{\n",
-                   spec.block_size, name, kEntryPoints[1].suffix);
-  s += fmt::format("  kiln::map_strided_multi<{}_fn, {}>(p, {}_fn());\n}}\n", name, types, name);
-  return s;
+  return s + cuda_entry_points(spec, "_multi", types);
 }
 
 // CUDA: a functor on storage types (it converts to compute types itself) and the two entry points.
@@ -101,15 +110,7 @@ std::string map_emit_cuda(const KernelSpec& spec) {
   s += fmt::format("  __device__ __forceinline__ {} operator()({}) const {{\n", cuda_storage(spec.output), params);
   s += cuda_locals(e, "    ");
   s += fmt::format("    return kiln_store_{}(v{});\n  }}\n}};\n\n", dtype_name(spec.output), e.root());
-  s += fmt::format("extern \"C\" __global__ void __launch_bounds__({}) {}_{}(kiln::KilnMapParams p) {{\n",
-                   spec.block_size, name, kEntryPoints[0].suffix);
-  s += fmt::format("  kiln::map_contiguous<{}_fn, {}>(p, {}_fn());\n}}\n", name, types, name);
-  // __grid_constant__: the strided loop indexes the params at run time; without it the 320-byte
-  // block would be copied to local memory. The ABI is unchanged (a by-value parameter).
-  s += fmt::format("extern \"C\" __global__ void __launch_bounds__({}) {}_{}(const __grid_constant__ kiln::KilnStridedParams p) {{\n",
-                   spec.block_size, name, kEntryPoints[1].suffix);
-  s += fmt::format("  kiln::map_strided<{}_fn, {}>(p, {}_fn());\n}}\n", name, types, name);
-  return s;
+  return s + cuda_entry_points(spec, "", types);
 }
 
 // GLSL: #version, the hooks, the prelude, kiln_expr, the map template. Self-contained.
