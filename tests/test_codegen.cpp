@@ -4,7 +4,9 @@
 
 #include <cmath>
 #include <limits>
+#include <set>
 
+#include "codegen/emit.hpp"
 #include "codegen/eval.hpp"
 #include "core/half.hpp"
 #include "codegen/spec.hpp"
@@ -292,6 +294,18 @@ TEST(Spec, NamesAreStableAndEncodeDtypes) {
   EXPECT_NE(s.name(), single_op_spec(Op::subtract, D::f32).name());
   KernelSpec c = single_op_spec(Op::as_type, D::f32, D::s8);
   EXPECT_EQ(c.name().substr(0, 11), "map_f32_s8_");
+}
+
+// The templates are embedded in the library (the JIT and kilnc read them from there).
+TEST(EmitTemplates, AreEmbedded) {
+  std::set<std::string> paths;
+  for (const auto& t : template_sources()) {
+    paths.insert(std::string(t.path));
+    EXPECT_GT(t.text.size(), 100u) << t.path;
+  }
+  for (const char* p : {"cuda/map.cuh", "cuda/ops.cuh", "glsl/map.glsl", "glsl/ops.glsl", "glsl/math_f32.glsl",
+                        "glsl/erf_f32.glsl"})
+    EXPECT_TRUE(paths.count(p)) << p;
 }
 
 }  // namespace

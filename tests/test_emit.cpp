@@ -789,16 +789,5 @@ TEST(Families, MapCpuReferenceAndCost) {
   EXPECT_THROW(map.run_cpu(two, r), Error);
 }
 
-TEST(EmitTemplates, AreEmbedded) {
-  std::set<std::string> paths;
-  for (const auto& t : template_sources()) {
-    paths.insert(std::string(t.path));
-    EXPECT_GT(t.text.size(), 100u) << t.path;
-  }
-  for (const char* p : {"cuda/map.cuh", "cuda/ops.cuh", "glsl/map.glsl", "glsl/ops.glsl", "glsl/math_f32.glsl",
-                        "glsl/erf_f32.glsl"})
-    EXPECT_TRUE(paths.count(p)) << p;
-}
-
 }  // namespace
 }  // namespace kiln
