@@ -91,17 +91,23 @@ void BM_CompileGlslSharedCompiler(benchmark::State& state) {
 }
 BENCHMARK(BM_CompileGlslSharedCompiler)->Unit(benchmark::kMillisecond);
 
-void BM_CompileCudaNvrtc(benchmark::State& state) {
-  const std::string src = emit_cuda(make_map_spec(parse_expr(kGelu, {DType::f32}), DType::f32));
+// A cold NVRTC compile of GELU for sm_90: what kiln::jit compiles for a contiguous elementwise
+// group (the contiguous entry point, -Ofc=min), for a strided one, and the whole unit at full
+// optimization (both entry points, as before the JIT compiled only what a plan uses).
+void BM_CompileCudaNvrtc(benchmark::State& state, FunctionSet functions, bool fast) {
+  const std::string src = emit_cuda(make_map_spec(parse_expr(kGelu, {DType::f32}), DType::f32), functions);
   try {
-    compile_cuda_cubin(src, "gelu", "sm_90");
+    compile_cuda_cubin(src, "gelu", "sm_90", fast);
   } catch (const Error& e) {
     state.SkipWithError(e.what());
     return;
   }
-  for (auto _ : state) benchmark::DoNotOptimize(compile_cuda_cubin(src, "gelu", "sm_90"));
+  for (auto _ : state) benchmark::DoNotOptimize(compile_cuda_cubin(src, "gelu", "sm_90", fast));
 }
-BENCHMARK(BM_CompileCudaNvrtc)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_CompileCudaNvrtc, contiguous_jit, FunctionSet(1) << kMapContiguous, true)
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_CompileCudaNvrtc, strided_jit, FunctionSet(1) << kMapStrided, true)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_CompileCudaNvrtc, both_full, kAllFunctions, false)->Unit(benchmark::kMillisecond);
 
 void BM_JitDiskEntryLoad(benchmark::State& state) {
   const std::string path = cache_dir("bench") + "/micro-entry.bin";

@@ -277,9 +277,9 @@ std::vector<std::string> cuda_symbols(const KernelSpec& spec) {
   return out;
 }
 
-std::string emit_cuda(const KernelSpec& spec) {
+std::string emit_cuda(const KernelSpec& spec, FunctionSet functions) {
   check_emittable(spec, Target::cuda);
-  return family_of(spec).emit_cuda(spec);
+  return family_of(spec).emit_cuda(spec, functions);
 }
 
 std::string emit_glsl(const KernelSpec& spec, int function) {

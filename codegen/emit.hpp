@@ -4,6 +4,7 @@
 // the kernel bodies live in templates/cuda/<family>.cuh and templates/glsl/<family>.glsl.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -24,7 +25,11 @@ bool target_supports(const KernelSpec& spec, Target target, std::string* why = n
 // point of the family (map: <name>_contig(KilnMapParams), <name>_strided(KilnStridedParams)). It
 // #includes "cuda/<family>.cuh" (templates/ must be on the include path: nvcc -I, or the header
 // sources from template_sources() for NVRTC). Many units can be concatenated in one TU.
-std::string emit_cuda(const KernelSpec& spec);
+// |functions| limits the entry points to those a launch uses (the JIT compiles only what a plan
+// picked); a family may emit more than asked, never fewer.
+using FunctionSet = std::uint32_t;  // bit f: entry point f, in registry function order
+inline constexpr FunctionSet kAllFunctions = ~FunctionSet(0);
+std::string emit_cuda(const KernelSpec& spec, FunctionSet functions = kAllFunctions);
 // The CUDA function symbols of a spec, in registry function order (the family's entry points).
 std::vector<std::string> cuda_symbols(const KernelSpec& spec);
 

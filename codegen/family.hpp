@@ -162,8 +162,9 @@ struct Family {
 
   // Whether |spec| can be emitted for |target|; when not, |why| says what is missing.
   bool (*supports)(const KernelSpec& spec, Target target, std::string* why);
-  // The CUDA instantiation unit: every entry point as an extern "C" __global__ function.
-  std::string (*emit_cuda)(const KernelSpec& spec);
+  // The CUDA instantiation unit: the entry points in |functions| (at least) as extern "C"
+  // __global__ functions.
+  std::string (*emit_cuda)(const KernelSpec& spec, FunctionSet functions);
   // One self-contained GLSL compute shader for entry point |function|.
   std::string (*emit_glsl)(const KernelSpec& spec, int function);
   // The launch of |spec| for |request|; function -1 with the reason in |why| when it cannot run.
@@ -202,6 +203,9 @@ struct Family {
                                                  const Expr& consumer, int slot, const std::vector<std::int64_t>& out_shape,
                                                  const std::vector<std::vector<std::int64_t>>& strides,
                                                  std::string* why) = nullptr;
+  // Kernels bound by memory traffic, whose just-in-time compile may skip NVRTC's expensive
+  // optimizations (-Ofc=min: a third less compile time; see runtime/jit.cpp).
+  bool jit_fast_compile = false;
 };
 
 // Every family, in a fixed order; find_family returns nullptr for an unknown name.

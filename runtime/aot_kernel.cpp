@@ -84,12 +84,12 @@ void AotKernel::launch(Stream& stream, const std::vector<const Buffer*>& inputs,
   }
   if (!entry_) fail(ErrorCode::internal, fmt::format("{}: {} is not in its registry (rebuild the kernels)", label_, name_));
   std::string why;
-  const KernelRef ref = resolve_entry(device, spec_, registry_, *entry_, &why);
+  const LaunchPlan plan = family.plan(spec_, {shape, ops, address[k], {}, entry_->block_size}, &why);
+  if (plan.function < 0) fail(ErrorCode::unsupported, fmt::format("{}: {}", label_, why));
+  const KernelRef ref = resolve_entry(device, spec_, registry_, *entry_, &why, functions_of(plan));
   if (!ref)
     fail(ErrorCode::unsupported, fmt::format("{}: {} was not built for {} and cannot be compiled just in time: {}", label_, name_,
                                              device.id(), why));
-  const LaunchPlan plan = family.plan(spec_, {shape, ops, address[k], {}, ref.entry->block_size}, &why);
-  if (plan.function < 0) fail(ErrorCode::unsupported, fmt::format("{}: {}", label_, why));
   kiln::launch(stream, ref, plan);
 }
 

@@ -149,22 +149,10 @@ PreparedRun prepare_run(std::string_view op, const KernelSpec& spec, const std::
                         const std::vector<Tensor>& operands, Device& device, PlanRequest request, const Registry* first,
                         const KernelEntry* entry) {
   const Family& family = family_of(spec);
-  std::string why, computed;
-  if (!name && !entry) name = &(computed = spec.name());
   PreparedRun run;
-  try {
-    run.kernel =
-        entry ? resolve_entry(device, spec, *first, *entry, &why) : resolve_kernel(device, spec, *name, first, &why);
-  } catch (const Error& e) {  // a JIT compile error: give it the op, the shapes and the device
-    if (e.code() != ErrorCode::compile_error) throw;
-    fail_op(e.code(), op, operands, e.what());
-  }
-  if (!run.kernel)
-    fail_op(ErrorCode::unsupported, op, operands,
-            fmt::format("kernel {} is not in the built-in library and cannot be compiled just in time on {}: {}",
-                        entry ? entry->name : *name, device.id(), why));
+  // Planned before the kernel is resolved, so that the JIT compiles only the functions it uses.
   std::string no_plan;
-  request.block_size = run.kernel.entry->block_size;
+  request.block_size = spec.block_size;
   request.subgroup_size = device.info().subgroup_arithmetic ? device.info().subgroup_size : 0;
   run.plan = family.plan(spec, request, &no_plan);
   if (run.plan.function >= 0 && run.plan.scratch_bytes > 0) {  // freed when the stream is done with it
@@ -173,7 +161,32 @@ PreparedRun prepare_run(std::string_view op, const KernelSpec& spec, const std::
     run.plan = family.plan(spec, request, &no_plan);
   }
   if (run.plan.function < 0) fail_op(ErrorCode::unsupported, op, operands, no_plan);
+  std::string why, computed;
+  if (!name && !entry) name = &(computed = spec.name());
+  const FunctionSet functions = functions_of(run.plan);
+  try {
+    run.kernel = entry ? resolve_entry(device, spec, *first, *entry, &why, functions)
+                       : resolve_kernel(device, spec, *name, first, &why, functions);
+  } catch (const Error& e) {  // a JIT compile error: give it the op, the shapes and the device
+    if (e.code() != ErrorCode::compile_error) throw;
+    fail_op(e.code(), op, operands, e.what());
+  }
+  if (!run.kernel)
+    fail_op(ErrorCode::unsupported, op, operands,
+            fmt::format("kernel {} is not in the built-in library and cannot be compiled just in time on {}: {}",
+                        entry ? entry->name : *name, device.id(), why));
+  if (run.kernel.entry->block_size != request.block_size) {  // a registry built with another block size
+    request.block_size = run.kernel.entry->block_size;
+    run.plan = family.plan(spec, request, &no_plan);
+    if (run.plan.function < 0) fail_op(ErrorCode::unsupported, op, operands, no_plan);
+  }
   return run;
+}
+
+FunctionSet functions_of(const LaunchPlan& plan) {
+  FunctionSet s = FunctionSet(1) << plan.function;
+  for (const LaunchStep& step : plan.then) s |= FunctionSet(1) << step.function;
+  return s;
 }
 
 bool built_for(const KernelEntry& entry, const Device& device) {
@@ -185,19 +198,19 @@ bool built_for(const KernelEntry& entry, const Device& device) {
 }
 
 KernelRef resolve_kernel(Device& device, const KernelSpec& spec, const std::string& name, const Registry* first,
-                         std::string* why) {
+                         std::string* why, FunctionSet functions) {
   for (const Registry* r : {first, &builtin_registry()}) {
     const KernelEntry* e = r ? r->find(name) : nullptr;
     if (e && built_for(*e, device)) return {r, e};
   }
-  const JitKernel jit = jit_kernel(device, spec, why, &name);
+  const JitKernel jit = jit_kernel(device, spec, why, &name, functions);
   return {jit.registry, jit.entry};
 }
 
 KernelRef resolve_entry(Device& device, const KernelSpec& spec, const Registry& registry, const KernelEntry& entry,
-                        std::string* why) {
+                        std::string* why, FunctionSet functions) {
   if (built_for(entry, device)) return {&registry, &entry};
-  const JitKernel jit = jit_kernel(device, spec, why);  // the build left this target out
+  const JitKernel jit = jit_kernel(device, spec, why, nullptr, functions);  // the build left this target out
   return {jit.registry, jit.entry};
 }
 

@@ -29,15 +29,19 @@ struct KernelRef {
 
 // Looks |name| (== spec.name()) up in |first| (may be null), then in the built-in registry; an
 // entry not built for |device|'s backend (a manifest that left the target out) counts as absent.
-// Otherwise compiles |spec| just in time. Returns an empty ref with the reason in |why| when the
-// spec can be neither found nor compiled for the device (compile errors throw compile_error).
+// Otherwise compiles |spec| just in time, the entry points in |functions| only (those a plan
+// uses: functions_of). Returns an empty ref with the reason in |why| when the spec can be neither
+// found nor compiled for the device (compile errors throw compile_error).
 KernelRef resolve_kernel(Device& device, const KernelSpec& spec, const std::string& name, const Registry* first,
-                         std::string* why);
+                         std::string* why, FunctionSet functions = kAllFunctions);
 
 // As resolve_kernel, for a known registry entry (a generated header's kernel): the entry itself
 // when it was built for the device's backend, else the JIT's compile of |spec| (its spec).
 KernelRef resolve_entry(Device& device, const KernelSpec& spec, const Registry& registry, const KernelEntry& entry,
-                        std::string* why);
+                        std::string* why, FunctionSet functions = kAllFunctions);
+
+// The entry points |plan| launches (its first step and plan.then).
+FunctionSet functions_of(const LaunchPlan& plan);
 
 // Launches function plan.function of |kernel| with the plan's grid and params on |stream|; checks
 // the params size against the one the registry entry records.

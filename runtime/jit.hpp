@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "codegen/emit.hpp"
 #include "codegen/spec.hpp"
 #include "runtime/device.hpp"
 
@@ -21,8 +22,12 @@ struct JitKernel {
   const KernelEntry* entry = nullptr;  // nullptr when the spec cannot be compiled; see |why|
 };
 
-// |name|, when given, is spec.name() already computed by the caller (the cache key).
-JitKernel jit_kernel(Device& device, const KernelSpec& spec, std::string* why, const std::string* name = nullptr);
+// |name|, when given, is spec.name() already computed by the caller (the cache key). Only the
+// entry points in |functions| are compiled (a launch's plan names the ones it uses: a contiguous
+// map never compiles its strided loop); the entry's other functions have no symbol, and asking
+// for them later compiles them under another cache slot.
+JitKernel jit_kernel(Device& device, const KernelSpec& spec, std::string* why, const std::string* name = nullptr,
+                     FunctionSet functions = kAllFunctions);
 
 // GLSL compute shader |source| to SPIR-V as the JIT compiles it (shaderc, Vulkan 1.3; KILN_SUBGROUP=0
 // without |subgroup_arithmetic|), with the process's one shaderc compiler: its set-up, most of a
@@ -32,9 +37,14 @@ std::vector<unsigned char> compile_glsl_spirv(const std::string& source, const s
                                               bool subgroup_arithmetic = true);
 
 // CUDA C++ |source| (an emitted instantiation unit) to a cubin for |arch| ("sm_90") with NVRTC as
-// the JIT compiles it (loaded at run time; unsupported when absent). Throws compile_error with
-// NVRTC's log.
-std::vector<unsigned char> compile_cuda_cubin(const std::string& source, const std::string& name, const std::string& arch);
+// the JIT compiles it (loaded at run time; unsupported when absent): --fmad=false -std=c++17, and
+// -minimal where NVRTC has it (12.4+). |fast_compile| adds -Ofc=min (NVRTC 12.8+) unless
+// KILN_JIT_FAST_COMPILE=0: the JIT asks for it for families marked jit_fast_compile. Throws
+// compile_error with NVRTC's log.
+std::vector<unsigned char> compile_cuda_cubin(const std::string& source, const std::string& name, const std::string& arch,
+                                              bool fast_compile = false);
+// The NVRTC options compile_cuda_cubin passes (part of the JIT disk cache's key); empty without NVRTC.
+std::vector<std::string> nvrtc_options(const std::string& arch, bool fast_compile);
 
 // How many kernels this process has compiled just in time (on any device), for tests and tools
 // that check a kernel came from a registry.

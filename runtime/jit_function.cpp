@@ -91,8 +91,9 @@ std::string compile_all(const TraceProgram& p) {
   for (const TracedLaunch& l : p.launches) {
     std::string why;
     try {
-      KernelRef ref = l.entry ? resolve_entry(dev, l.spec, *l.registry, *l.entry, &why)
-                              : resolve_kernel(dev, l.spec, l.name, l.registry, &why);
+      const FunctionSet functions = traced_functions(l, dev);
+      KernelRef ref = l.entry ? resolve_entry(dev, l.spec, *l.registry, *l.entry, &why, functions)
+                              : resolve_kernel(dev, l.spec, l.name, l.registry, &why, functions);
       if (!ref) return fmt::format("{} ({}): {}", l.name, l.op, why);
     } catch (const Error& e) {
       if (e.code() != ErrorCode::compile_error && e.code() != ErrorCode::unsupported) throw;

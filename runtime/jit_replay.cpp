@@ -114,19 +114,26 @@ Binding bind(const Compiled& c, const std::vector<Tensor>& args, const std::vect
   return b;
 }
 
-// A traced launch's request over the binding's addresses (its spans point into the vectors given).
-PlanRequest request_for(const TracedLaunch& l, const Binding& b, std::vector<PlanOperand>& ops,
-                        std::vector<LaunchOption>& options, std::vector<std::uint64_t>& more) {
+// A traced launch's request over the addresses |remap| gives (its spans point into the vectors given).
+template <class Remap>
+PlanRequest request_over(const TracedLaunch& l, const Remap& remap, std::vector<PlanOperand>& ops,
+                         std::vector<LaunchOption>& options, std::vector<std::uint64_t>& more) {
   ops.clear();
-  for (std::size_t k = 0; k < l.inputs.size(); ++k) ops.push_back({b.remap(l.inputs[k]), l.strides[k]});
+  for (std::size_t k = 0; k < l.inputs.size(); ++k) ops.push_back({remap(l.inputs[k]), l.strides[k]});
   options.clear();
   for (const auto& [name, value] : l.options) options.push_back({name, value});
   more.clear();
-  for (std::uint64_t a : l.more_outputs) more.push_back(b.remap(a));
-  PlanRequest request{l.shape, ops, b.remap(l.out), l.axes, l.block_size};
+  for (std::uint64_t a : l.more_outputs) more.push_back(remap(a));
+  PlanRequest request{l.shape, ops, remap(l.out), l.axes, l.block_size};
   request.options = options;
   request.more_outputs = more;
   return request;
+}
+
+// ... over the binding's addresses.
+PlanRequest request_for(const TracedLaunch& l, const Binding& b, std::vector<PlanOperand>& ops,
+                        std::vector<LaunchOption>& options, std::vector<std::uint64_t>& more) {
+  return request_over(l, [&b](std::uint64_t a) { return b.remap(a); }, ops, options, more);
 }
 
 LibraryGemm remapped(LibraryGemm g, const Binding& b) {
@@ -321,6 +328,18 @@ std::vector<Tensor> replay(const std::string& name, const Compiled& c, const std
   }
   r->used = ++st.clock;
   return results(c, b, args, into);
+}
+
+FunctionSet traced_functions(const TracedLaunch& l, const Device& device) {
+  std::vector<PlanOperand> ops;
+  std::vector<LaunchOption> options;
+  std::vector<std::uint64_t> more;
+  PlanRequest request = request_over(l, [](std::uint64_t a) { return a; }, ops, options, more);
+  request.block_size = l.spec.block_size;
+  request.subgroup_size = device.info().subgroup_arithmetic ? device.info().subgroup_size : 0;
+  std::string why;
+  const LaunchPlan plan = family_of(l.spec).plan(l.spec, request, &why);
+  return plan.function < 0 ? kAllFunctions : functions_of(plan);
 }
 
 }  // namespace kiln

@@ -72,6 +72,11 @@ struct ReplayCounters {
 // JitOptions::graphs false, KILN_JIT_GRAPHS=0), or "" when they may.
 std::string graph_obstacle(const TraceProgram& program, bool graphs_wanted);
 
+// The entry points traced launch |l| uses, planned over the trace's own addresses on |device|:
+// what to compile before the first call (the calls' addresses keep the layout, so they plan the
+// same; a function one of them picks besides is compiled when first launched).
+FunctionSet traced_functions(const TracedLaunch& l, const Device& device);
+
 // Checks the tensors given to Jit::call_into against |c|'s results and the arguments.
 void check_into(const std::string& name, const Compiled& c, const std::vector<Tensor>& args,
                 const std::vector<Tensor>& into);

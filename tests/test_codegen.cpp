@@ -8,6 +8,9 @@
 
 #include "codegen/emit.hpp"
 #include "codegen/eval.hpp"
+#include "codegen/family.hpp"
+#include "codegen/families/reduce.hpp"
+#include "codegen/families/scan.hpp"
 #include "core/half.hpp"
 #include "codegen/spec.hpp"
 #include "core/error.hpp"
@@ -297,6 +300,28 @@ TEST(Spec, NamesAreStableAndEncodeDtypes) {
 }
 
 // The templates are embedded in the library (the JIT and kilnc read them from there).
+// emit_cuda(spec, functions) defines the entry points asked for and no other (the JIT compiles
+// only those a plan uses); kAllFunctions, the default, is every one, as kilnc builds them.
+TEST(EmitCuda, OnlyTheEntryPointsAsked) {
+  const Expr two = parse_expr("x * y + 1", {D::f32, D::f16});
+  Expr multi = parse_expr("x * y + 1", {D::f32, D::f32});
+  multi.set_more_roots({multi.input(0, D::f32)});
+  const std::vector<KernelSpec> specs = {make_map_spec(two, D::f32), make_map_spec(multi, D::f32),
+                                         make_reduce_spec(Combiner::sum, parse_expr("x * x", {D::f32})),
+                                         make_scan_spec(Combiner::max, D::s32)};
+  for (const KernelSpec& spec : specs) {
+    const std::vector<std::string> symbols = cuda_symbols(spec);
+    ASSERT_EQ(symbols.size(), family_of(spec).entry_points.size());
+    EXPECT_EQ(emit_cuda(spec), emit_cuda(spec, kAllFunctions));
+    for (FunctionSet set = 1; set < (FunctionSet(1) << symbols.size()); ++set) {
+      const std::string src = emit_cuda(spec, set);
+      for (std::size_t f = 0; f < symbols.size(); ++f)
+        EXPECT_EQ(src.find(" " + symbols[f] + "(") != std::string::npos, bool(set >> f & 1))
+            << spec.canonical() << ": function " << f << " with set " << set;
+    }
+  }
+}
+
 TEST(EmitTemplates, AreEmbedded) {
   std::set<std::string> paths;
   for (const auto& t : template_sources()) {

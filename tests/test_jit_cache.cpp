@@ -1,12 +1,16 @@
-// The JIT's disk cache (runtime/jit.cpp, runtime/jit_cache_file.hpp): its entry format rejects
-// every truncation and flipped byte; a second process loads a kernel instead of compiling it; a
-// corrupt or truncated entry is reported and rebuilt; processes and threads compiling one kernel
-// at once leave one valid entry and no temporary files. The processes are this test binary run
-// again on one disabled test (JitCacheChild), with KILN_CACHE_DIR pointing at a fresh folder.
+// The JIT (runtime/jit.cpp): it compiles only the entry points a launch's plan uses, with NVRTC
+// options every supported NVRTC accepts. Its disk cache (runtime/jit_cache_file.hpp): the entry
+// format rejects every truncation and flipped byte; a second process loads a kernel instead of
+// compiling it; a corrupt or truncated entry is reported and rebuilt; processes and threads
+// compiling one kernel at once leave one valid entry and no temporary files. The processes are
+// this test binary run again on one disabled test (JitCacheChild), with KILN_CACHE_DIR pointing
+// at a fresh folder.
 #include <gtest/gtest.h>
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -17,6 +21,7 @@
 
 #include <fmt/format.h>
 
+#include "codegen/family.hpp"
 #include "runtime/jit.hpp"
 #include "runtime/jit_cache_file.hpp"
 #include "runtime/kiln.hpp"
@@ -25,6 +30,65 @@ namespace kiln {
 namespace {
 
 namespace fs = std::filesystem;
+
+// A contiguous map compiles its contiguous function only; a strided call compiles the strided one
+// then; both agree with the CPU reference bit for bit (f32 multiply and subtract, no FMA).
+TEST(JitKernel, CompilesOnlyTheFunctionsThePlanUses) {
+  Device* dev = nullptr;
+  try {
+    dev = &device("vulkan:0");
+  } catch (const Error& e) {
+    GTEST_SKIP() << e.what();
+  }
+  const Expr e = parse_expr("x * 1.8125 - y * 0.4375", {DType::f32, DType::f32});  // in no registry
+  const auto built = [] { return jit_compile_count() + jit_disk_cache_hits(); };
+  std::vector<float> a, b;
+  for (int i = 0; i < 35; ++i) {
+    a.push_back(float(i - 17) * 1.1e37f);                // up to overflow in x * 1.8125
+    b.push_back(std::ldexp(float(i - 17), -149 + i * 7));  // subnormals to 2^93
+  }
+  const Tensor xc = Tensor::from_vector(a, {7, 5}, device("cpu")), yc = Tensor::from_vector(b, {7, 5}, device("cpu"));
+  const Tensor x = xc.to(*dev), y = yc.to(*dev);
+  const std::uint64_t before = built();
+  EXPECT_EQ(map(e, {x, y}).to_vector<float>(), map(e, {xc, yc}).to_vector<float>());
+  EXPECT_EQ(built(), before + 1);
+  std::string why;
+  const JitKernel k = jit_kernel(*dev, make_map_spec(e, DType::f32), &why, nullptr, FunctionSet(1) << kMapContiguous);
+  ASSERT_TRUE(k.entry) << why;
+  EXPECT_EQ(built(), before + 1) << "the contiguous call's kernel is the one cached";
+  EXPECT_FALSE(k.entry->functions[kMapContiguous].spirv.empty());
+  EXPECT_TRUE(k.entry->functions[kMapStrided].spirv.empty());
+  EXPECT_EQ(k.entry->functions[kMapStrided].symbol, nullptr);
+  const Tensor xt = x.transpose({1, 0}), yt = y.transpose({1, 0});
+  EXPECT_EQ(map(e, {xt, yt}).to_vector<float>(), map(e, {xc.transpose({1, 0}), yc.transpose({1, 0})}).to_vector<float>());
+  EXPECT_EQ(built(), before + 2);
+  map(e, {x, y});
+  map(e, {xt, yt});
+  EXPECT_EQ(built(), before + 2);
+}
+
+// The options compile_cuda_cubin passes (-minimal; -Ofc=min for fast-compile families) are ones
+// this NVRTC accepts, for every arch Kiln builds, on units with one entry point.
+TEST(JitKernel, NvrtcTakesTheJitOptions) {
+  const KernelSpec spec = make_map_spec(parse_expr("x * 0.5 * (1 + erf(x * 0.70710678))", {DType::f32}), DType::f32);
+  EXPECT_TRUE(family_of(spec).jit_fast_compile);
+  for (const char* arch : {"sm_80", "sm_90"})
+    for (FunctionSet set : {FunctionSet(1) << kMapContiguous, FunctionSet(1) << kMapStrided})
+      for (bool fast : {false, true}) {
+        try {
+          EXPECT_FALSE(compile_cuda_cubin(emit_cuda(spec, set), "gelu", arch, fast).empty());
+        } catch (const Error& e) {
+          if (e.code() == ErrorCode::unsupported) GTEST_SKIP() << e.what();  // no NVRTC here
+          ADD_FAILURE() << arch << " set " << set << " fast " << fast << ": " << e.what();
+        }
+        const std::vector<std::string> opts = nvrtc_options(arch, fast);
+        EXPECT_EQ(std::count(opts.begin(), opts.end(), "--fmad=false"), 1);  // rounding as the CPU reference
+        const char* env = std::getenv("KILN_JIT_FAST_COMPILE");
+        if (!fast || (env && std::string(env) == "0")) {
+          EXPECT_EQ(std::count(opts.begin(), opts.end(), "-Ofc=min"), 0);
+        }
+      }
+}
 
 TEST(JitCache, EntryFormatRejectsEveryTruncationAndFlip) {
   const JitBlobs blobs{{1, 2, 3, 4, 5}, {}, {9, 8, 7}};

@@ -204,7 +204,7 @@ bool contract_supports(const KernelSpec& spec, Target target, std::string* why) 
   }
   return contract_tensor_cores_apply(spec, why);
 }
-std::string contract_emit_cuda(const KernelSpec& spec) {
+std::string contract_emit_cuda(const KernelSpec& spec, FunctionSet) {
   if (!spec_contract_tensor_cores(spec)) return contract_cuda_source(spec, kGemm);
   return contract_cuda_source(spec, spec.inputs[0] == DType::bf16 ? kMmaBf16 : kMmaF16);
 }

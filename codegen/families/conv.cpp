@@ -224,7 +224,7 @@ void conv_run_cpu(const KernelSpec& spec, const PlanRequest& r) {
 }
 
 bool conv_supports(const KernelSpec& spec, Target, std::string* why) { return contract_spec_supported(spec, why); }
-std::string conv_emit_cuda(const KernelSpec& spec) { return contract_cuda_source(spec, kConv); }
+std::string conv_emit_cuda(const KernelSpec& spec, FunctionSet) { return contract_cuda_source(spec, kConv); }
 std::string conv_emit_glsl(const KernelSpec& spec, int) { return contract_glsl_source(spec, kConv); }
 
 FamilyCost conv_cost(const KernelSpec& spec) {

@@ -162,7 +162,7 @@ ReduceRuns reduce_runs(const KernelSpec& spec) {
   return {vec, std::clamp(most / vec, 1, 4)};
 }
 
-std::string reduce_emit_cuda(const KernelSpec& spec) {
+std::string reduce_emit_cuda(const KernelSpec& spec, FunctionSet functions) {
   const std::string name = spec.name();
   const Combiner c = spec_combiner(spec);
   const bool arg = is_arg_combiner(c);
@@ -202,9 +202,10 @@ std::string reduce_emit_cuda(const KernelSpec& spec) {
   std::string types = std::string(cuda_storage(spec.output));
   for (DType t : spec.inputs) types += fmt::format(", {}", cuda_storage(t));
   for (int f = 0; f < 3; ++f)
-    s += fmt::format("extern \"C\" __global__ void __launch_bounds__({0}) {1}_{2}(const __grid_constant__ "
-                     "kiln::KilnReduceParams p) {{\n  kiln::reduce_{2}<{0}, {1}_fn, {3}>(p, {1}_fn());\n}}\n",
-                     spec.block_size, name, kEntryPoints[f].suffix, types);
+    if (functions >> f & 1)
+      s += fmt::format("extern \"C\" __global__ void __launch_bounds__({0}) {1}_{2}(const __grid_constant__ "
+                       "kiln::KilnReduceParams p) {{\n  kiln::reduce_{2}<{0}, {1}_fn, {3}>(p, {1}_fn());\n}}\n",
+                       spec.block_size, name, kEntryPoints[f].suffix, types);
   return s;
 }
 

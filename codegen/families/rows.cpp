@@ -102,7 +102,7 @@ std::string cuda_element(const KernelSpec& spec, int k) {
                      cuda_storage(spec.inputs[std::size_t(k)]), k);
 }
 
-std::string rows_emit_cuda(const KernelSpec& spec) {
+std::string rows_emit_cuda(const KernelSpec& spec, FunctionSet) {
   const std::string name = spec.name();
   const RowsLayout l = rows_layout(spec);
   const DType c = compute_of(spec);

@@ -88,7 +88,7 @@ bool scan_supports(const KernelSpec& spec, Target, std::string* why) {
   return true;
 }
 
-std::string scan_emit_cuda(const KernelSpec& spec) {
+std::string scan_emit_cuda(const KernelSpec& spec, FunctionSet functions) {
   const std::string name = spec.name();
   const Combiner c = spec_scan_combiner(spec);
   const DType x = spec.inputs[0], acc = acc_of(spec);
@@ -104,10 +104,11 @@ std::string scan_emit_cuda(const KernelSpec& spec) {
        fmt::format("    return v{};\n  }}\n", id.root());
   s += "  __device__ __forceinline__ C combine(const C a0, const C a1) const {\n" + cuda_locals(comb, "    ") +
        fmt::format("    return v{};\n  }}\n}};\n\n", comb.root());
-  for (const FamilyEntryPoint& f : kEntryPoints)
-    s += fmt::format("extern \"C\" __global__ void __launch_bounds__({0}) {1}_{2}(const __grid_constant__ "
-                     "kiln::KilnScanParams p) {{\n  kiln::scan_{2}<{0}, {1}_fn>(p, {1}_fn());\n}}\n",
-                     spec.block_size, name, f.suffix);
+  for (std::size_t f = 0; f < std::size(kEntryPoints); ++f)
+    if (functions >> f & 1)
+      s += fmt::format("extern \"C\" __global__ void __launch_bounds__({0}) {1}_{2}(const __grid_constant__ "
+                       "kiln::KilnScanParams p) {{\n  kiln::scan_{2}<{0}, {1}_fn>(p, {1}_fn());\n}}\n",
+                       spec.block_size, name, kEntryPoints[f].suffix);
   return s;
 }
 
