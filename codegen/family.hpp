@@ -197,10 +197,12 @@ struct Family {
   bool pointwise_inputs = false;
   // The kernel with an elementwise |consumer| of its output in its epilogue: input |slot| of the
   // consumer reads the output (row-major over |out_shape|, the output's logical shape), its other
-  // inputs have |strides| over |out_shape| (in input order, |slot| skipped). nullopt, with the reason
-  // in |why|, when the family cannot (null: no epilogue to fuse into).
+  // inputs have |strides| over |out_shape| (in input order, |slot| skipped). |request_shape| and
+  // |request_axes| are the launch's. nullopt, with the reason in |why|, when the family cannot
+  // (null: no epilogue to fuse into).
   std::optional<EpilogueFusion> (*fuse_epilogue)(const KernelSpec& spec, std::span<const std::int64_t> request_shape,
-                                                 const Expr& consumer, int slot, const std::vector<std::int64_t>& out_shape,
+                                                 std::span<const int> request_axes, const Expr& consumer, int slot,
+                                                 const std::vector<std::int64_t>& out_shape,
                                                  const std::vector<std::vector<std::int64_t>>& strides,
                                                  std::string* why) = nullptr;
   // Kernels bound by memory traffic, whose just-in-time compile may skip NVRTC's expensive

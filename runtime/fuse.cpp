@@ -15,6 +15,7 @@
 #include "codegen/families/reduce.hpp"
 #include "codegen/families/rows.hpp"
 #include "core/error.hpp"
+#include "runtime/fuse_operands.hpp"
 
 namespace kiln {
 
@@ -52,11 +53,6 @@ Shape carry_strides(const Shape& cshape, const Shape& vshape, const Shape& pstri
 
 NodeId literal(Expr& e, Scalar v, DType t) { return is_float(t) ? e.constant(v.f, t) : e.constant_int(v.i, t); }
 
-struct Operand {
-  std::uint64_t address;
-  Shape strides;
-  DType dtype;
-};
 
 class Fuser {
  public:
@@ -231,22 +227,13 @@ class Fuser {
   }
 
   // A consumer's new expression and operands, built up, then simplified and installed.
-  struct Rebuild {
-    Expr e;
-    std::vector<Operand> ops;
-    NodeId slot(const Operand& o) {
-      for (std::size_t i = 0; i < ops.size(); ++i)
-        if (ops[i].address == o.address && ops[i].strides == o.strides && ops[i].dtype == o.dtype)
-          return e.input(int(i), o.dtype);
-      ops.push_back(o);
-      return e.input(int(ops.size() - 1), o.dtype);
-    }
+  struct Rebuild : OperandExpr {
     bool finish(TracedLaunch& C, NodeId root) {
       e.set_root(root);
       Expr s = simplified(e);
       const std::vector<bool> used = used_inputs(s, ops.size());
       std::vector<int> renumber(ops.size(), -1);
-      std::vector<Operand> kept;
+      std::vector<FusedOperand> kept;
       for (std::size_t i = 0; i < ops.size(); ++i)
         if (used[i]) {
           renumber[i] = int(kept.size());
@@ -263,7 +250,7 @@ class Fuser {
       C.entry = nullptr;  // a generated header's kernel computes the old expression: found by name
       C.inputs.clear();
       C.strides.clear();
-      for (Operand& o : kept) {
+      for (FusedOperand& o : kept) {
         C.inputs.push_back(o.address);
         C.strides.push_back(std::move(o.strides));
       }
@@ -635,7 +622,7 @@ class Fuser {
       }
     std::string why;
     std::optional<EpilogueFusion> f =
-        family_of(P.spec).fuse_epilogue(P.spec, P.shape, C.spec.expr, int(slot), C.shape, others, &why);
+        family_of(P.spec).fuse_epilogue(P.spec, P.shape, P.axes, C.spec.expr, int(slot), C.shape, others, &why);
     if (!f) {
       report_.notes.push_back(fmt::format("#{} ({}) stays out of the epilogue of #{} ({}): {}", ci, C.op, pi, P.op, why));
       return;

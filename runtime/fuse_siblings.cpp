@@ -8,6 +8,7 @@
 #include "codegen/abi.hpp"
 #include "codegen/family.hpp"
 #include "runtime/fuse.hpp"
+#include "runtime/fuse_operands.hpp"
 
 namespace kiln {
 
@@ -122,41 +123,29 @@ class Siblings {
       std::swap(at, gone);
     }
     // One expression over the operands of both, I's results first.
-    struct Operand {
-      std::uint64_t address;
-      Shape strides;
-      DType dtype;
-    };
-    std::vector<Operand> ops;
-    Expr e;
-    auto slot = [&](std::uint64_t address, const Shape& strides, DType t) {
-      for (std::size_t k = 0; k < ops.size(); ++k)
-        if (ops[k].address == address && ops[k].strides == strides && ops[k].dtype == t) return e.input(int(k), t);
-      ops.push_back({address, strides, t});
-      return e.input(int(ops.size() - 1), t);
-    };
-    auto roots_of = [&](const TracedLaunch& l) {
+    OperandExpr x;
+    auto roots_of = [&x](const TracedLaunch& l) {
       std::vector<NodeId> in;
-      for (std::size_t k = 0; k < l.inputs.size(); ++k) in.push_back(slot(l.inputs[k], l.strides[k], l.spec.inputs[k]));
-      std::vector<NodeId> r = inline_roots(e, l.spec.expr, in);
-      r.front() = e.cast(r.front(), l.spec.output);
+      for (std::size_t k = 0; k < l.inputs.size(); ++k) in.push_back(x.slot({l.inputs[k], l.strides[k], l.spec.inputs[k]}));
+      std::vector<NodeId> r = inline_roots(x.e, l.spec.expr, in);
+      r.front() = x.e.cast(r.front(), l.spec.output);
       return r;
     };
     std::vector<NodeId> roots = roots_of(I);
     const std::vector<NodeId> more = roots_of(J);
-    if (ops.size() > std::size_t(kMaxMapInputs)) return false;
+    if (x.ops.size() > std::size_t(kMaxMapInputs)) return false;
     roots.insert(roots.end(), more.begin(), more.end());
-    e.set_root(roots.front());
-    e.set_more_roots({roots.begin() + 1, roots.end()});
+    x.e.set_root(roots.front());
+    x.e.set_more_roots({roots.begin() + 1, roots.end()});
     TracedLaunch merged = I;
-    merged.spec.expr = e.pruned();
+    merged.spec.expr = x.e.pruned();
     merged.spec.inputs = merged.spec.expr.input_dtypes();
-    merged.spec.inputs.resize(ops.size());
+    merged.spec.inputs.resize(x.ops.size());
     merged.name = merged.spec.name();
     merged.op += "+" + J.op;
     merged.inputs.clear();
     merged.strides.clear();
-    for (Operand& o : ops) {
+    for (FusedOperand& o : x.ops) {
       merged.inputs.push_back(o.address);
       merged.strides.push_back(std::move(o.strides));
     }

@@ -546,12 +546,35 @@ KernelSpec make_contract_spec(DType a, DType b, DType out, const Expr* epilogue,
   return spec;
 }
 
+std::optional<Expr> contract_fused_epilogue(const KernelSpec& spec, const Expr& consumer, int slot,
+                                            std::size_t more_operands, std::string* why) {
+  const std::size_t own = spec.inputs.size() - 2;
+  if (own + more_operands > std::size_t(kMaxContractEpilogueInputs)) {
+    if (why) *why = fmt::format("the epilogue would read {} operands (at most {})", own + more_operands,
+                                kMaxContractEpilogueInputs);
+    return std::nullopt;
+  }
+  // y, the kernel's own operands, then the consumer's; the kernel's output value (its epilogue and
+  // conversion) feeds the consumer's |slot|.
+  Expr e;
+  std::vector<NodeId> store_in{e.input(0, acc_of(spec))};
+  for (std::size_t k = 0; k < own; ++k) store_in.push_back(e.input(int(1 + k), spec.inputs[2 + k]));
+  const NodeId value = inline_expr(e, contract_store_expr(spec), store_in);
+  std::vector<NodeId> in;
+  int next_input = int(1 + own);
+  for (int k = 0; k < consumer.num_inputs(); ++k)
+    in.push_back(k == slot ? value : e.input(next_input++, consumer.input_dtypes()[std::size_t(k)]));
+  e.set_root(inline_expr(e, consumer, in));
+  return e;
+}
+
 // kiln::jit: an elementwise consumer of the product fused into the epilogue. The output's logical
 // shape splits, from the back, into the dimensions merged into N, into M, then into each batch
 // dimension of the request; an operand's strides over a group must merge into one (as a view's
 // axes merge), else it cannot be read as an epilogue operand.
 std::optional<EpilogueFusion> contract_fuse_epilogue(const KernelSpec& spec, std::span<const std::int64_t> request,
-                                                     const Expr& consumer, int slot, const std::vector<std::int64_t>& out_shape,
+                                                     std::span<const int>, const Expr& consumer, int slot,
+                                                     const std::vector<std::int64_t>& out_shape,
                                                      const std::vector<std::vector<std::int64_t>>& strides,
                                                      std::string* why) {
   auto no = [&](std::string reason) -> std::optional<EpilogueFusion> {
@@ -592,25 +615,10 @@ std::optional<EpilogueFusion> contract_fuse_epilogue(const KernelSpec& spec, std
     }
     f.strides.push_back(std::move(merged));
   }
-  const std::size_t own = spec.inputs.size() - 2;
-  if (own + strides.size() > std::size_t(kMaxContractEpilogueInputs))
-    return no(fmt::format("the epilogue would read {} operands (at most {})", own + strides.size(),
-                          kMaxContractEpilogueInputs));
-  // The new epilogue: y, the kernel's own operands, then the consumer's; the kernel's output value
-  // (its epilogue and conversion) feeds the consumer's |slot|.
-  const DType acc = acc_of(spec);
-  Expr e;
-  std::vector<NodeId> store_in{e.input(0, acc)};
-  for (std::size_t k = 0; k < own; ++k) store_in.push_back(e.input(int(1 + k), spec.inputs[2 + k]));
-  const NodeId value = inline_expr(e, contract_store_expr(spec), store_in);
-  std::vector<NodeId> in;
-  int next_input = int(1 + own);
-  for (int k = 0; k < consumer.num_inputs(); ++k)
-    in.push_back(k == slot ? value : e.input(next_input++, consumer.input_dtypes()[std::size_t(k)]));
-  e.set_root(inline_expr(e, consumer, in));
-  const DType out = e.dtype(e.root());
+  const std::optional<Expr> e = contract_fused_epilogue(spec, consumer, slot, strides.size(), why);
+  if (!e) return std::nullopt;
   try {
-    f.spec = make_contract_spec(spec.inputs[0], spec.inputs[1], out, &e, spec_contract_tf32(spec));
+    f.spec = make_contract_spec(spec.inputs[0], spec.inputs[1], e->dtype(e->root()), &*e, spec_contract_tf32(spec));
     if (spec_contract_tensor_cores(spec)) f.spec = contract_tensor_core_spec(f.spec);
   } catch (const Error& err) {
     return no(err.what());

@@ -59,6 +59,11 @@ DType contract_accumulator_dtype(DType a, DType b, DType out);
 // y, the sum, and its operands, converted to the output dtype): Kiln's as_type and semantics.
 Expr contract_load_expr(DType in, DType acc);
 Expr contract_store_expr(const KernelSpec& spec);
+// kiln::jit's epilogue fusion: the epilogue of |spec| with an elementwise |consumer| of its output
+// value in input |slot| — inputs y, the kernel's own operands, then the consumer's other
+// |more_operands| — or nullopt with the reason when that is more operands than an epilogue reads.
+std::optional<Expr> contract_fused_epilogue(const KernelSpec& spec, const Expr& consumer, int slot,
+                                            std::size_t more_operands, std::string* why);
 // An f32 value rounded to TF32 (to nearest even at 10 mantissa bits; inf and NaN kept).
 double contract_tf32_round(double v);
 // Whether |spec| (a, b, the epilogue's operands; 256 threads) is a kernel the templates can take.

@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "codegen/eval.hpp"
 #include "codegen/family.hpp"
@@ -256,6 +257,49 @@ std::string conv_api_functions(const ApiFunction& f) {
   return contract_api_function(f, "kiln::ConvGeometry", "kiln::run_conv_kernel");
 }
 
+// kiln::jit: an elementwise consumer of the convolution fused into its epilogue. The consumer runs
+// over the result's logical shape ([N, G * O, o...] in the request's output permutation); each
+// of its other operands' strides over it become strides over the request [G, N, o..., O, C, k...]
+// (channel g * O + o; none over C and k), as run_conv_kernel makes the epilogue operands'.
+std::optional<EpilogueFusion> conv_fuse_epilogue(const KernelSpec& spec, std::span<const std::int64_t> request,
+                                                 std::span<const int> axes, const Expr& consumer, int slot,
+                                                 const std::vector<std::int64_t>& out_shape,
+                                                 const std::vector<std::vector<std::int64_t>>& strides,
+                                                 std::string* why) {
+  auto no = [&](std::string reason) -> std::optional<EpilogueFusion> {
+    if (why) *why = std::move(reason);
+    return std::nullopt;
+  };
+  const std::size_t nd = axes.empty() ? 0 : std::size_t(std::max(axes[0], 0));
+  if (nd < 1 || request.size() != 2 * nd + 4 || axes.size() < 3 + nd) return no("not a conv request");
+  std::vector<std::int64_t> canonical{request[1], request[0] * request[2 + nd]};
+  for (std::size_t j = 0; j < nd; ++j) canonical.push_back(request[2 + j]);
+  const std::span<const int> perm = axes.subspan(1, nd + 2);
+  std::vector<std::int64_t> result(nd + 2);
+  for (std::size_t i = 0; i < nd + 2; ++i) result[i] = canonical[std::size_t(perm[i])];
+  if (out_shape != result)
+    return no(fmt::format("the consumer runs over [{}], the convolution's result is [{}]", fmt::join(out_shape, ","),
+                          fmt::join(result, ",")));
+  const std::optional<Expr> e = contract_fused_epilogue(spec, consumer, slot, strides.size(), why);
+  if (!e) return std::nullopt;
+  EpilogueFusion f;
+  for (const std::vector<std::int64_t>& st : strides) {
+    std::vector<std::int64_t> cs(nd + 2, 0);  // over the canonical result
+    for (std::size_t i = 0; i < nd + 2; ++i) cs[std::size_t(perm[i])] = out_shape[i] == 1 ? 0 : st[i];
+    std::vector<std::int64_t> s{request[2 + nd] * cs[1], cs[0]};
+    for (std::size_t j = 0; j < nd; ++j) s.push_back(cs[2 + j]);
+    s.insert(s.end(), {cs[1], 0});
+    s.insert(s.end(), nd, 0);
+    f.strides.push_back(std::move(s));
+  }
+  try {
+    f.spec = make_conv_spec(spec.inputs[0], spec.inputs[1], e->dtype(e->root()), &*e, spec_contract_tf32(spec));
+  } catch (const Error& err) {
+    return no(err.what());
+  }
+  return f;
+}
+
 }  // namespace
 
 std::vector<int> conv_request_axes(std::span<const int> output_permutation, std::span<const ConvDim> dims,
@@ -285,6 +329,7 @@ const Family kConvFamily = {
     conv_run_cpu, conv_cost,
     "Nx's conv as an implicit GEMM: out[image, o, position] = sum over (channel, kernel position) of input windows x kernel",
     conv_from_manifest, conv_op_names, conv_expand_op, conv_api_functions, "runtime/conv.hpp",
+    /*elementwise=*/false, /*pointwise_inputs=*/false, conv_fuse_epilogue,
 };
 
 }  // namespace kiln

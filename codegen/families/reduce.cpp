@@ -653,7 +653,7 @@ KernelSpec make_reduce_spec(Combiner c, const Expr& prologue, const Expr* epilog
 // scalar operands are literals by then): the new epilogue is the consumer of (the old epilogue's
 // value converted to the output dtype).
 std::optional<EpilogueFusion> reduce_fuse_epilogue(const KernelSpec& spec, std::span<const std::int64_t>,
-                                                   const Expr& consumer, int slot, const std::vector<std::int64_t>&,
+                                                   std::span<const int>, const Expr& consumer, int slot, const std::vector<std::int64_t>&,
                                                    const std::vector<std::vector<std::int64_t>>& strides,
                                                    std::string* why) {
   if (!strides.empty() || consumer.num_inputs() != 1 || slot != 0) {

@@ -636,7 +636,7 @@ KernelSpec make_rows_spec(RowsOp op, DType x, int affine, RowsBias bias, bool ca
 // the new epilogue is the consumer of (the old epilogue's value converted to the output dtype),
 // its other operands appended after the kernel's own.
 std::optional<EpilogueFusion> rows_fuse_epilogue(const KernelSpec& spec, std::span<const std::int64_t> request,
-                                                 const Expr& consumer, int slot, const std::vector<std::int64_t>& out_shape,
+                                                 std::span<const int>, const Expr& consumer, int slot, const std::vector<std::int64_t>& out_shape,
                                                  const std::vector<std::vector<std::int64_t>>& strides, std::string* why) {
   auto no = [&](std::string reason) -> std::optional<EpilogueFusion> {
     if (why) *why = std::move(reason);

@@ -374,6 +374,33 @@ TEST_P(Jit, ElementwiseConsumersOfAMatmulMoveIntoItsEpilogue) {
   EXPECT_EQ(h.stats().launches_per_call, 2) << h.plan(a, b, x, y);
 }
 
+// The same for convolutions: NCHW and NHWC results (the consumer's operands then map through the
+// output permutation), feature groups (channel g * O + o), strides and same padding.
+TEST_P(Jit, ElementwiseConsumersOfAConvMoveIntoItsEpilogue) {
+  for (DType t : {DType::f32, DType::bf16})
+    for (bool nhwc : {false, true}) {
+      ConvOptions o;
+      o.strides = {2, 1};
+      o.padding = ConvPadding::same;
+      o.feature_group_size = 2;
+      if (nhwc) o.output_permutation = {0, 2, 3, 1};
+      auto f = [o](const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& r) {
+        return tanh(conv(x, w, o) + bias) * 0.5 + r;
+      };
+      const Tensor x = rand({2, 4, 7, 6}, t, 40), w = rand({6, 2, 3, 3}, t, 41);
+      const Tensor bias = nhwc ? rand({6}, t, 42) : rand({6, 1, 1}, t, 42);
+      const Tensor r = rand(nhwc ? Shape{2, 4, 6, 6} : Shape{2, 6, 4, 6}, t, 43);
+      auto fused = jit(f);
+      const std::string what = fmt::format("tanh(conv + bias) * 0.5 + r, {}, {}", dtype_name(t), nhwc ? "NHWC" : "NCHW");
+      expect_same(fused(x, w, bias, r), f(x, w, bias, r), what, t == DType::bf16 ? 8 : 16);
+      EXPECT_EQ(fused.stats().launches_per_call, 1) << what << "\n" << fused.plan(x, w, bias, r);
+      // A consumer over a reshape of the result is another shape: it stays a kernel of its own.
+      auto g = jit([o](const Tensor& x, const Tensor& w) { return conv(x, w, o).reshape({2, 144}) * 2.0; });
+      expect_same(g(x, w), conv(x, w, o).reshape({2, 144}) * 2.0, what + " (reshaped)", 0);
+      EXPECT_EQ(g.stats().launches_per_call, 2) << what << "\n" << g.plan(x, w);
+    }
+}
+
 // Random expression DAGs: ops, dtypes, broadcasting shapes and reductions drawn from a fixed seed;
 // the jit of each equals its eager run.
 TEST_P(Jit, RandomExpressionDagsMatchOpByOp) {
