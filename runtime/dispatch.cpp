@@ -151,16 +151,21 @@ PreparedRun prepare_run(std::string_view op, const KernelSpec& spec, const std::
   const Family& family = family_of(spec);
   PreparedRun run;
   // Planned before the kernel is resolved, so that the JIT compiles only the functions it uses.
-  std::string no_plan;
-  request.block_size = spec.block_size;
-  request.subgroup_size = device.info().subgroup_arithmetic ? device.info().subgroup_size : 0;
-  run.plan = family.plan(spec, request, &no_plan);
-  if (run.plan.function >= 0 && run.plan.scratch_bytes > 0) {  // freed when the stream is done with it
-    run.scratch = device.allocate(run.plan.scratch_bytes);
-    request.scratch = run.scratch->device_address();
+  auto plan = [&](int block_size) {
+    std::string no_plan;
+    request.block_size = block_size;
+    request.scratch = 0;
+    run.scratch.reset();
     run.plan = family.plan(spec, request, &no_plan);
-  }
-  if (run.plan.function < 0) fail_op(ErrorCode::unsupported, op, operands, no_plan);
+    if (run.plan.function >= 0 && run.plan.scratch_bytes > 0) {  // freed when the stream is done with it
+      run.scratch = device.allocate(run.plan.scratch_bytes);
+      request.scratch = run.scratch->device_address();
+      run.plan = family.plan(spec, request, &no_plan);
+    }
+    if (run.plan.function < 0) fail_op(ErrorCode::unsupported, op, operands, no_plan);
+  };
+  request.subgroup_size = device.info().subgroup_arithmetic ? device.info().subgroup_size : 0;
+  plan(spec.block_size);
   std::string why, computed;
   if (!name && !entry) name = &(computed = spec.name());
   const FunctionSet functions = functions_of(run.plan);
@@ -175,11 +180,8 @@ PreparedRun prepare_run(std::string_view op, const KernelSpec& spec, const std::
     fail_op(ErrorCode::unsupported, op, operands,
             fmt::format("kernel {} is not in the built-in library and cannot be compiled just in time on {}: {}",
                         entry ? entry->name : *name, device.id(), why));
-  if (run.kernel.entry->block_size != request.block_size) {  // a registry built with another block size
-    request.block_size = run.kernel.entry->block_size;
-    run.plan = family.plan(spec, request, &no_plan);
-    if (run.plan.function < 0) fail_op(ErrorCode::unsupported, op, operands, no_plan);
-  }
+  // A registry built with another block size (it has every function, so the new plan's are there).
+  if (run.kernel.entry->block_size != request.block_size) plan(run.kernel.entry->block_size);
   return run;
 }
 

@@ -611,8 +611,10 @@ class Fuser {
     const Shape rm = row_major_strides(C.shape);
     for (std::size_t d = 0; d < C.shape.size(); ++d)
       if (C.shape[d] != 1 && C.strides[slot][d] != rm[d]) return;
+    // Nothing up to the consumer itself writes what the producer reads: the fused kernel reads
+    // windows of those operands while it writes the consumer's output (eager refuses that overlap).
     for (std::uint64_t a : P.inputs)
-      if (!stable(a, pi + 1, ci)) return;
+      if (!stable(a, pi + 1, ci + 1)) return;
     std::vector<Shape> others;
     std::vector<std::uint64_t> other_addresses;
     for (std::size_t k = 0; k < C.inputs.size(); ++k)

@@ -286,14 +286,24 @@ JitKernel jit_kernel(Device& device, const KernelSpec& spec, std::string* why, c
     return {};
   }
   const std::size_t count = family_of(spec).entry_points.size();
-  functions &= count >= 32 ? kAllFunctions : (FunctionSet(1) << count) - 1;
-  if (!functions) fail(ErrorCode::internal, fmt::format("{}: no function asked for", name ? *name : spec.name()));
+  const FunctionSet all = count >= 32 ? kAllFunctions : (FunctionSet(1) << count) - 1;
+  functions &= all;
+  const std::string key = name ? *name : spec.name();
+  if (!functions) fail(ErrorCode::internal, fmt::format("{}: no function asked for", key));
   JitSlot* slot;
   {
     std::lock_guard lock(mutex);
-    auto& s = (*cache)[std::make_tuple(&device, name ? *name : spec.name(), functions)];
-    if (!s) s = std::make_unique<JitSlot>();
-    slot = s.get();  // slots are never erased: the pointer stays valid
+    auto it = cache->find(std::make_tuple(&device, key, functions));
+    if (it == cache->end()) {
+      // Another set of this kernel was asked for before: compile every function this time (a
+      // kernel used two ways is likely used every way, and each set is a compile of its own).
+      auto other = cache->lower_bound(std::make_tuple(&device, key, FunctionSet(0)));
+      if (other != cache->end() && std::get<0>(other->first) == &device && std::get<1>(other->first) == key)
+        functions = all;
+      it = cache->try_emplace(std::make_tuple(&device, key, functions)).first;
+    }
+    if (!it->second) it->second = std::make_unique<JitSlot>();
+    slot = it->second.get();  // slots are never erased: the pointer stays valid
   }
   std::lock_guard lock(slot->mutex);
   if (!slot->record) slot->record = build(device, spec, functions);

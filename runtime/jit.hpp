@@ -24,8 +24,8 @@ struct JitKernel {
 
 // |name|, when given, is spec.name() already computed by the caller (the cache key). Only the
 // entry points in |functions| are compiled (a launch's plan names the ones it uses: a contiguous
-// map never compiles its strided loop); the entry's other functions have no symbol, and asking
-// for them later compiles them under another cache slot.
+// map never compiles its strided loop); the entry's other functions have no symbol. A later call
+// asking for another set compiles every function (under a cache slot of its own).
 JitKernel jit_kernel(Device& device, const KernelSpec& spec, std::string* why, const std::string* name = nullptr,
                      FunctionSet functions = kAllFunctions);
 

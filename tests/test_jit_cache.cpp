@@ -31,8 +31,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// A contiguous map compiles its contiguous function only; a strided call compiles the strided one
-// then; both agree with the CPU reference bit for bit (f32 multiply and subtract, no FMA).
+// A contiguous map compiles its contiguous function only; a strided call compiles the kernel again
+// with every function; both agree with the CPU reference bit for bit (f32 multiply and subtract,
+// no FMA).
 TEST(JitKernel, CompilesOnlyTheFunctionsThePlanUses) {
   Device* dev = nullptr;
   try {
@@ -62,6 +63,10 @@ TEST(JitKernel, CompilesOnlyTheFunctionsThePlanUses) {
   const Tensor xt = x.transpose({1, 0}), yt = y.transpose({1, 0});
   EXPECT_EQ(map(e, {xt, yt}).to_vector<float>(), map(e, {xc.transpose({1, 0}), yc.transpose({1, 0})}).to_vector<float>());
   EXPECT_EQ(built(), before + 2);
+  const JitKernel both = jit_kernel(*dev, make_map_spec(e, DType::f32), &why, nullptr, FunctionSet(1) << kMapStrided);
+  ASSERT_TRUE(both.entry) << why;
+  EXPECT_FALSE(both.entry->functions[kMapContiguous].spirv.empty());
+  EXPECT_FALSE(both.entry->functions[kMapStrided].spirv.empty());
   map(e, {x, y});
   map(e, {xt, yt});
   EXPECT_EQ(built(), before + 2);

@@ -623,6 +623,7 @@ std::optional<EpilogueFusion> contract_fuse_epilogue(const KernelSpec& spec, std
   } catch (const Error& err) {
     return no(err.what());
   }
+  if (!contract_spec_supported(f.spec, why)) return std::nullopt;  // e.g. a pred result: the consumer stays out
   return f;
 }
 

@@ -355,7 +355,7 @@ TEST_P(Jit, ElementwiseConsumersOfAMatmulMoveIntoItsEpilogue) {
                  r = rand({2, 33, 24}, t, 26);
     auto fused = jit(f);
     const std::string what = fmt::format("gelu(a @ b + bias) + r, {}", dtype_name(t));
-    // bf16: the epilogue sees the f32 sum, op by op sees it rounded to bf16 first.
+    // bf16: the consumer sees the product rounded to bf16 as op by op does (tolerance: erf).
     expect_same(fused(a, b, bias, r), f(a, b, bias, r), what, t == DType::bf16 ? 8 : 16);
     EXPECT_EQ(fused.stats().launches_per_call, 1) << what << "\n" << fused.plan(a, b, bias, r);
     // Transposed operands and a dot over batch axes fuse the same way.
@@ -398,7 +398,28 @@ TEST_P(Jit, ElementwiseConsumersOfAConvMoveIntoItsEpilogue) {
       auto g = jit([o](const Tensor& x, const Tensor& w) { return conv(x, w, o).reshape({2, 144}) * 2.0; });
       expect_same(g(x, w), conv(x, w, o).reshape({2, 144}) * 2.0, what + " (reshaped)", 0);
       EXPECT_EQ(g.stats().launches_per_call, 2) << what << "\n" << g.plan(x, w);
+      // A comparison: no convolution writes pred, so it stays a kernel of its own too.
+      auto p = jit([o](const Tensor& x, const Tensor& w, const Tensor& b) { return conv(x, w, o) > b; });
+      expect_same(p(x, w, bias), conv(x, w, o) > bias, what + " (pred)", 0);
+      EXPECT_EQ(p.stats().launches_per_call, 2) << what << "\n" << p.plan(x, w, bias);
     }
+}
+
+// A consumer that writes into what the convolution reads stays out of its epilogue: the fused
+// kernel would read input windows it has already overwritten (eager convolves first).
+TEST_P(Jit, AConsumerWritingTheConvolutionsInputStaysOut) {
+  ConvOptions same;
+  same.padding = ConvPadding::same;
+  auto f = [same](const Tensor& x, const Tensor& w, const Tensor& b) {
+    const Tensor h = x * 2.0;
+    add(conv(h, w, same), b, &h);
+    return h;
+  };
+  const Tensor x = rand({1, 4, 5, 5}, DType::f32, 44), w = rand({4, 4, 3, 3}, DType::f32, 45),
+               b = rand({4, 1, 1}, DType::f32, 46);
+  auto fused = jit(f);
+  expect_same(fused(x, w, b), f(x, w, b), "h = x * 2; h = conv(h, w) + b", 16);
+  EXPECT_EQ(fused.stats().launches_per_call, 3) << fused.plan(x, w, b);
 }
 
 // Random expression DAGs: ops, dtypes, broadcasting shapes and reductions drawn from a fixed seed;
