@@ -50,7 +50,7 @@ struct ConvCase : ShapedCase {
     o.padding = ConvPadding::same;
     o.input_permutation = {0, 3, 1, 2};
     o.kernel_permutation = {0, 3, 1, 2};
-    o.output_permutation = {0, 2, 3, 1};
+    o.output_permutation = {0, 3, 1, 2};
     return o;
   }
   const KernelSpec& spec() const override { return kernel; }

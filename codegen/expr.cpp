@@ -2,7 +2,7 @@
 
 #include <cmath>
 #include <cstdio>
-#include <functional>
+#include <algorithm>
 
 #include <fmt/format.h>
 
@@ -47,7 +47,8 @@ NodeId Expr::intern(const Node& n) {
 
 NodeId Expr::input(int index, DType t) {
   if (index < 0 || index > 63)
-    fail(ErrorCode::invalid_argument, fmt::format("expression input index {} is out of range", index));
+    fail(ErrorCode::invalid_argument,
+         fmt::format("expression input index {} is out of range: an expression takes at most 64 inputs", index));
   if (index >= int(inputs_.size())) inputs_.resize(index + 1, DType::s32);
   inputs_[index] = t;
   Node n{NodeKind::input};
@@ -200,21 +201,66 @@ std::string Expr::canonical() const {
 }
 
 std::string Expr::to_string() const {
-  std::function<std::string(NodeId)> text = [&](NodeId id) -> std::string {
-    const Node& n = nodes_[id];
-    switch (n.kind) {
-      case NodeKind::input: return fmt::format("in{}", n.input);
-      case NodeKind::constant: return fmt::format("{}({})", dtype_name(n.dtype), scalar_text(n.value, n.dtype));
-      case NodeKind::op: break;
-    }
-    if (n.op == Op::as_type) return fmt::format("{}({})", dtype_name(n.dtype), text(n.args[0]));
-    std::string s = std::string(op_info(n.op).name) + "(";
-    for (int k = 0; k < n.num_args; ++k) s.append(k ? ", " : "").append(text(n.args[k]));
-    return s + ")";
-  };
   if (nodes_.empty()) return {};
-  std::string s = text(root_);
-  for (NodeId r : more_roots_) s += "; " + text(r);
+  // Shared subexpressions print once per use: the text can grow exponentially with the nodes
+  // (x squared 30 times), so the lengths come first (saturating) and a text over kMax characters is
+  // summarized. No recursion: a chain of 10^5 additions prints without deep stacks. Arguments
+  // precede their node (hash-consed, append-only), so one pass in id order sees them first.
+  constexpr std::size_t kMax = std::size_t(1) << 16;
+  auto leaf = [&](const Node& n) {
+    return n.kind == NodeKind::input ? fmt::format("in{}", n.input)
+                                     : fmt::format("{}({})", dtype_name(n.dtype), scalar_text(n.value, n.dtype));
+  };
+  auto head = [&](const Node& n) {
+    return n.op == Op::as_type ? std::string(dtype_name(n.dtype)) : std::string(op_info(n.op).name);
+  };
+  std::vector<std::size_t> len(nodes_.size());
+  for (std::size_t i = 0; i < nodes_.size(); ++i) {
+    const Node& n = nodes_[i];
+    if (n.kind != NodeKind::op) {
+      len[i] = leaf(n).size();
+      continue;
+    }
+    const int args = n.op == Op::as_type ? 1 : n.num_args;
+    std::size_t l = head(n).size() + 2 + 2 * std::size_t(args - 1);
+    for (int k = 0; k < args; ++k) l = std::min(l + len[n.args[std::size_t(k)]], kMax + 1);
+    len[i] = l;
+  }
+  const std::vector<NodeId> all = roots();
+  std::size_t total = 0;
+  for (NodeId r : all) total = std::min(total + len[r] + 2, kMax + 1);
+  if (total > kMax)
+    return fmt::format("(an expression of {} nodes, over {} characters as text)", pruned().nodes().size(), kMax);
+  std::string s;
+  s.reserve(total);
+  struct Frame {
+    NodeId id;
+    int next;  // the next argument to print
+  };
+  std::vector<Frame> stack;
+  for (std::size_t r = 0; r < all.size(); ++r) {
+    if (r) s += "; ";
+    stack.push_back({all[r], 0});
+    while (!stack.empty()) {
+      Frame& f = stack.back();
+      const Node& n = nodes_[f.id];
+      if (n.kind != NodeKind::op) {
+        s += leaf(n);
+        stack.pop_back();
+        continue;
+      }
+      const int args = n.op == Op::as_type ? 1 : n.num_args;
+      if (f.next == 0) s += head(n) + "(";
+      if (f.next == args) {
+        s += ")";
+        stack.pop_back();
+        continue;
+      }
+      if (f.next > 0) s += ", ";
+      const NodeId child = n.args[std::size_t(f.next++)];
+      stack.push_back({child, 0});  // |f| may dangle from here on
+    }
+  }
   return s;
 }
 

@@ -3,6 +3,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
+#include <charconv>
 #include <numbers>
 #include <optional>
 #include <vector>
@@ -24,14 +25,16 @@ struct Token {
   std::string text;
   double number = 0;
   bool integral = false;
+  std::uint64_t bits = 0;  // integral: the exact value
   int line = 1, col = 1;
 };
 
 // A parsed operand: a node, or a weak number not yet given a dtype.
 struct Val {
   std::optional<NodeId> node;
-  double number = 0;
+  double number = 0;       // the value as a float (rounded to nearest)
   bool integral = false;
+  std::uint64_t bits = 0;  // integral: the exact value, modulo 2^64 (folds and negation wrap)
   int line = 1, col = 1;
 };
 
@@ -92,7 +95,22 @@ class Parser {
       }
       tok_.text = std::string(text_.substr(start, pos_ - start));
       tok_.integral = integral;
-      tok_.number = integral ? double(std::strtoull(tok_.text.c_str(), nullptr, 0)) : std::strtod(tok_.text.c_str(), nullptr);
+      // Integers are decimal (a leading 0 is not octal) or 0x hexadecimal, exact up to 2^64 - 1.
+      if (integral) {
+        const bool hex = tok_.text.size() > 1 && (tok_.text[1] == 'x' || tok_.text[1] == 'X');
+        const char* first = tok_.text.data() + (hex ? 2 : 0);
+        const char* last = tok_.text.data() + tok_.text.size();
+        if (first == last) error(tok_, fmt::format("expected hexadecimal digits after '{}'", tok_.text));
+        const auto [end, ec] = std::from_chars(first, last, tok_.bits, hex ? 16 : 10);
+        if (ec == std::errc::result_out_of_range)
+          error(tok_, fmt::format("the integer {} does not fit in 64 bits (at most 18446744073709551615)", tok_.text));
+        if (ec != std::errc() || end != last) error(tok_, fmt::format("malformed integer '{}'", tok_.text));
+        tok_.number = double(tok_.bits);
+      } else {
+        tok_.number = std::strtod(tok_.text.c_str(), nullptr);
+        if (std::isinf(tok_.number))
+          error(tok_, fmt::format("the number {} is beyond the range of f64 (write inf for infinity)", tok_.text));
+      }
       if (std::isalpha(static_cast<unsigned char>(peek())) || peek() == '_')
         error(line_, col_, fmt::format("unexpected '{}' after the number {}", peek(), tok_.text));
       return;
@@ -134,8 +152,7 @@ class Parser {
       else if (v.integral) t = *meet;
     }
     try {
-      if (v.integral && !is_float(t) && std::fabs(v.number) < 9.2e18)
-        return expr_.constant_int(std::int64_t(v.number), t);
+      if (v.integral && !is_float(t)) return expr_.constant_int(std::int64_t(v.bits), t);  // wrapped to t
       return expr_.constant(v.number, t);
     } catch (const Error& e) {
       error(v.line, v.col, e.what());
@@ -219,6 +236,8 @@ class Parser {
         // Two weak numbers: fold in double and keep the result weak.
         const double x = lhs.number, y = rhs.number;
         lhs.number = b->op == Op::add ? x + y : b->op == Op::subtract ? x - y : x * y;
+        const std::uint64_t i = lhs.bits, j = rhs.bits;  // integers exactly, modulo 2^64
+        lhs.bits = b->op == Op::add ? i + j : b->op == Op::subtract ? i - j : i * j;
         lhs.integral = lhs.integral && rhs.integral;
         continue;
       }
@@ -236,7 +255,7 @@ class Parser {
       Val pos; pos.line = at.line; pos.col = at.col;
       if (at.text == "+") return x;
       if (at.text == "-") {
-        if (!x.node) { x.number = -x.number; return x; }
+        if (!x.node) { x.number = -x.number; x.bits = 0 - x.bits; return x; }
         return apply(Op::negate, {x}, pos);
       }
       if (at.text == "~") return apply(Op::bitwise_not, {x}, pos);
@@ -266,6 +285,7 @@ class Parser {
       Val v = at;
       v.number = t.number;
       v.integral = t.integral;
+      v.bits = t.bits;
       return v;
     }
     if (is("(")) {
@@ -284,14 +304,23 @@ class Parser {
     for (int i = 0; i < 4; ++i)
       if (t.text == kInputs[i]) index = i;
     if (t.text.size() > 2 && t.text.substr(0, 2) == "in" &&
-        t.text.find_first_not_of("0123456789", 2) == std::string::npos)
-      index = std::atoi(t.text.c_str() + 2);
+        t.text.find_first_not_of("0123456789", 2) == std::string::npos) {
+      std::uint64_t k = 0;
+      const auto [end, ec] = std::from_chars(t.text.data() + 2, t.text.data() + t.text.size(), k);
+      if (ec != std::errc() || k >= inputs_.size())
+        error(t, fmt::format("input '{}' is not given: the kernel has {} input(s)", t.text, inputs_.size()));
+      index = int(k);
+    }
     for (std::size_t i = 0; i < names_.size(); ++i)
       if (t.text == names_[i]) index = int(i);
     if (index >= 0) {
       if (index >= int(inputs_.size()))
         error(t, fmt::format("input '{}' (input {}) is not given: the kernel has {} input(s)", t.text, index, inputs_.size()));
-      return make(expr_.input(index, inputs_[index]), at);
+      try {
+        return make(expr_.input(index, inputs_[index]), at);
+      } catch (const Error& e) {  // more inputs than an expression takes
+        error(t, e.what());
+      }
     }
     Val c = at;
     if (t.text == "pi") { c.number = std::numbers::pi; return c; }

@@ -1,6 +1,7 @@
 #include "codegen/spec.hpp"
 
 #include <algorithm>
+#include <charconv>
 
 #include <fmt/format.h>
 #include <xxhash.h>
@@ -55,6 +56,16 @@ namespace {
   fail(ErrorCode::parse_error, fmt::format("not a canonical kernel spec ({}): {}", why, text));
 }
 
+// The whole of |digits| as a number in |base| that fits T, else a parse_error naming |what|.
+template <class T>
+T canonical_number(std::string_view text, std::string_view digits, int base, std::string_view what) {
+  T v{};
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v, base);
+  if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size())
+    bad_canonical(text, fmt::format("bad {} '{}'", what, digits));
+  return v;
+}
+
 DType canonical_dtype(std::string_view text, std::string_view n) {
   auto t = parse_dtype(n);
   if (!t) bad_canonical(text, fmt::format("unknown dtype '{}'", n));
@@ -75,7 +86,7 @@ Expr expr_from_canonical(std::string_view text, std::string_view body) {
         const std::string_view one = r.substr(0, comma);
         if (one.size() < 2 || one[0] != '%' || one.substr(1).find_first_not_of("0123456789") != std::string_view::npos)
           bad_canonical(text, "bad root");
-        const std::size_t i = std::stoul(std::string(one.substr(1)));
+        const auto i = canonical_number<std::size_t>(text, one.substr(1), 10, "root");
         if (i >= ids.size()) bad_canonical(text, "root out of range");
         roots.push_back(ids[i]);
         r = comma == std::string_view::npos ? std::string_view() : r.substr(comma + 1);
@@ -95,11 +106,11 @@ Expr expr_from_canonical(std::string_view text, std::string_view body) {
     if (paren != std::string_view::npos) {
       std::string_view inner = node.substr(paren + 1, node.size() - paren - 2);
       if (head == "const") {
-        bits = std::stoull(std::string(inner), nullptr, 16);
+        bits = canonical_number<std::uint64_t>(text, inner.substr(inner.starts_with("0x") ? 2 : 0), 16, "constant");
       } else {
         for (std::size_t p; (p = inner.find('%')) != std::string_view::npos;) {
           inner = inner.substr(p + 1);
-          const std::size_t i = std::stoul(std::string(inner.substr(0, inner.find(','))));
+          const auto i = canonical_number<std::size_t>(text, inner.substr(0, inner.find(',')), 10, "argument");
           if (i >= ids.size()) bad_canonical(text, "forward reference");
           args.push_back(ids[i]);
         }
@@ -107,7 +118,7 @@ Expr expr_from_canonical(std::string_view text, std::string_view body) {
     }
     NodeId id = 0;
     if (head.starts_with("in") && paren == std::string_view::npos) {
-      id = e.input(std::stoi(std::string(head.substr(2))), t);
+      id = e.input(canonical_number<int>(text, head.substr(2), 10, "input"), t);
     } else if (head == "const") {
       Scalar v = Scalar::from_u(bits);
       id = is_float(t) ? e.constant(v.f, t) : e.constant_int(v.i, t);
@@ -154,7 +165,9 @@ KernelSpec spec_from_canonical(std::string_view text) {
     in = comma == std::string_view::npos ? std::string_view() : in.substr(comma + 1);
   }
   spec.output = canonical_dtype(text, fields[2].substr(4));
-  spec.block_size = std::stoi(std::string(fields[3].substr(6)));
+  spec.block_size = canonical_number<int>(text, fields[3].substr(6), 10, "block size");
+  if (spec.block_size < 1 || spec.block_size > 1024 || (spec.block_size & (spec.block_size - 1)) != 0)
+    bad_canonical(text, fmt::format("block size {} is not a power of two in [1, 1024]", spec.block_size));
   bool have_expr = false;
   for (std::size_t i = 4; i < fields.size(); ++i) {
     const std::string_view f = fields[i];

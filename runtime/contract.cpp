@@ -88,6 +88,8 @@ std::optional<LibraryGemm> library_form(const KernelSpec& spec, const std::vecto
   // s8 x s8 -> s32 sums exactly in s32 while no sum can leave it: K * 2^14 < 2^31 (Kiln's sums wrap).
   const bool imma = spec.inputs[0] == DType::s8 && spec.output == DType::s32 && shape[nb + 2] < (std::int64_t(1) << 17);
   if (spec.inputs[0] != spec.output && !imma) return std::nullopt;
+  // s8 -> s8 (Nx's default output): cuBLASLt's int8 outputs saturate where Kiln's sums wrap.
+  if (spec.inputs[0] == DType::s8 && !imma) return std::nullopt;
   LibraryGemm g;
   g.dtype = spec.inputs[0];
   g.out_dtype = spec.output;
@@ -162,17 +164,18 @@ Tensor launch(std::string_view op, const KernelSpec& spec, const std::string* na
               Prepared& p, const Tensor* into, const Registry* first, const KernelEntry* entry, const ContractCall& call) {
   const bool vendor = call.vendor_library;
   Device& device = inputs[0].device();
-  Tensor out = result_tensor(op, inputs, into, p.out_shape, spec.output, device, {}, /*no_overlap=*/true);
+  Tensor out = result_tensor(op, inputs, into, p.out_shape, spec.output, device, Overlap::none);
   // More batch dimensions than the kernels take: both operands broadcast to the batch and made
   // contiguous, after which the batch merges into one dimension.
   std::size_t wide = 0;
   for (std::int64_t s : p.batch) wide += s > 1;
-  if (wide > std::size_t(kMaxContractBatch) && out.numel() > 0) {
+  const bool merge_batch = wide > std::size_t(kMaxContractBatch) && out.numel() > 0;
+  if (merge_batch) {
     p.a = materialize(p.a, p.batch, p.batch_a, p.free_a, p.contract_a);
     p.b = materialize(p.b, p.batch, p.batch_b, p.contract_b, p.free_b);
   }
   // The epilogue's operands, broadcast to the result: strides over (batch, M, N) (copied when their
-  // M or N axes do not merge).
+  // M or N axes do not merge, or when the batch merges: then laid out as the result).
   const std::size_t nb = p.batch.size(), nfa = p.free_a.size(), nfb = p.free_b.size();
   std::vector<std::vector<std::int64_t>> ext_strides;
   std::vector<Tensor> ext;
@@ -187,7 +190,7 @@ Tensor launch(std::string_view op, const KernelSpec& spec, const std::string* na
     for (std::size_t d = 0; d < nfa; ++d) md.push_back(int(nb + d));
     for (std::size_t d = 0; d < nfb; ++d) nd.push_back(int(nb + nfa + d));
     std::int64_t em = 0, en = 0;
-    if (!merges(v, md, &em) || !merges(v, nd, &en)) {
+    if (merge_batch || !merges(v, md, &em) || !merges(v, nd, &en)) {
       v = v.contiguous();
       ++t_copies;
       merges(v, md, &em);
@@ -407,13 +410,24 @@ Tensor dot(const Tensor& a, const Tensor& b, const DotAxes& axes, const DotOptio
 Tensor dot(const Tensor& a, const Tensor& b, const DotOptions& options) {
   check_operands("dot", {a, b});
   const int n = a.rank(), m = b.rank();
-  if (n == 0 || m == 0) {
-    if (options.epilogue)
-      fail_op(ErrorCode::invalid_argument, "dot", {a, b}, "a scalar operand multiplies; an epilogue needs a contraction");
-    const Tensor r = apply_op(Op::multiply, {a, b});
-    return options.output && *options.output != r.dtype() ? as_type(r, *options.output) : r;
-  }
   DotAxes axes;
+  if (n == 0 || m == 0) {
+    // A scalar operand multiplies (Nx): a contraction over a new axis of size 1, so that the
+    // contraction's rules hold (s8 x s8 -> s32 exactly, f16 products in f32, its dtype checks,
+    // precision and epilogue).
+    Shape sa = a.shape(), sb = b.shape();
+    if (n == 0) {
+      sa = {1};
+      sb.insert(sb.begin(), 1);
+      axes.contract_a = {0};
+    } else {
+      sa.push_back(1);
+      sb = {1};
+      axes.contract_a = {n};
+    }
+    axes.contract_b = {0};
+    return dot(a.reshape(sa), b.reshape(sb), axes, options);
+  }
   axes.contract_a = {n - 1};
   axes.contract_b = {m == 1 ? 0 : m - 2};
   return dot(a, b, axes, options);

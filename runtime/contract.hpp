@@ -65,7 +65,8 @@ struct ContractCall {
   bool tensor_cores = true;
 };
 
-// Nx.dot/2: a scalar operand multiplies; vector . vector, matrix . matrix; an n-D a with a vector b
+// Nx.dot/2: a scalar operand multiplies (a contraction over an axis of size 1: the options and
+// output rules as for any contraction); vector . vector, matrix . matrix; an n-D a with a vector b
 // contracts a's last axis, a vector a with an m-D b contracts b's axis m - 2; otherwise a's last
 // axis with b's second to last.
 Tensor dot(const Tensor& a, const Tensor& b, const DotOptions& options = {});

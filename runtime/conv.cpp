@@ -65,8 +65,14 @@ Tensor run_conv_kernel(std::string_view op, const KernelSpec& spec, const std::s
     return p;
   };
   const std::vector<int> in_perm = permutation(geo.input_permutation, "input"),
-                         k_perm = permutation(geo.kernel_permutation, "kernel"),
-                         out_perm = permutation(geo.output_permutation, "output");
+                         k_perm = permutation(geo.kernel_permutation, "kernel");
+  // Nx: the result transposed by output_permutation is [batch, channels, spatial...], as for the
+  // input: the kernel writes the canonical result transposed by its inverse.
+  std::vector<int> out_perm(static_cast<std::size_t>(rank));
+  {
+    const std::vector<int> p = permutation(geo.output_permutation, "output");
+    for (int i = 0; i < rank; ++i) out_perm[std::size_t(p[std::size_t(i)])] = i;
+  }
   const Tensor x = inputs[0].transpose(in_perm), w = inputs[1].transpose(k_perm);
 
   // Per spatial dimension options: empty = default, one value = all.
@@ -126,7 +132,7 @@ Tensor run_conv_kernel(std::string_view op, const KernelSpec& spec, const std::s
   for (std::size_t i = 0; i < std::size_t(rank); ++i) out_shape[i] = out_canonical[std::size_t(out_perm[i])];
 
   Device& device = inputs[0].device();
-  Tensor out = result_tensor(op, inputs, into, out_shape, spec.output, device, {}, /*no_overlap=*/true);
+  Tensor out = result_tensor(op, inputs, into, out_shape, spec.output, device, Overlap::none);
   // The epilogue's operands, broadcast to the result, in the canonical order [N, O, spatial...].
   std::vector<int> inv_out(static_cast<std::size_t>(rank));
   for (int i = 0; i < rank; ++i) inv_out[std::size_t(out_perm[std::size_t(i)])] = i;
@@ -186,7 +192,12 @@ Tensor run_conv_kernel(std::string_view op, const KernelSpec& spec, const std::s
   bool channels_last = channels > 1 && !channels_first_only;
   for (std::size_t j = 0; j < nd; ++j)
     if (x.shape()[2 + j] > 1 && std::abs(x.strides()[2 + j]) < std::abs(x.strides()[1])) channels_last = false;
-  const std::vector<int> axes = conv_request_axes(out_perm, dims, channels_last);
+  std::vector<int> axes;
+  try {
+    axes = conv_request_axes(out_perm, dims, channels_last);
+  } catch (const Error& e) {  // a geometry past 32 bits (a huge dilation or padding): name the call
+    fail_op(e.code(), op, operands, e.what());
+  }
   PlanRequest request{shape, ops, out.address(), axes, spec.block_size};
   run_plan(op, spec, name, operands, device, request, first, entry);
   return out;

@@ -38,8 +38,9 @@ struct ConvGeometry {
   std::int64_t feature_group_size = 1, batch_group_size = 1;
   // The input as [batch, channels, spatial...] is input.transpose(input_permutation), the kernel
   // as [out channels, in channels, spatial...] kernel.transpose(kernel_permutation), and the result
-  // is [batch, channels, spatial...].transpose(output_permutation). Empty: the identity. NHWC input:
-  // {0, 3, 1, 2}; HWIO kernel: {3, 2, 0, 1}; NHWC output: {0, 2, 3, 1}.
+  // transposed by output_permutation is [batch, channels, spatial...] (Nx: the result is the
+  // canonical one transposed by the inverse). Empty: the identity. NHWC input and output:
+  // {0, 3, 1, 2}; HWIO kernel: {3, 2, 0, 1}.
   std::vector<int> input_permutation, kernel_permutation, output_permutation;
 };
 

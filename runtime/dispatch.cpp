@@ -98,6 +98,12 @@ Shape check_spec_operands(std::string_view op, const KernelSpec& spec, const std
   for (const Tensor& t : operands) shapes.push_back(t.shape());
   auto shape = broadcast_shapes(shapes);
   if (!shape) fail_op(ErrorCode::shape_mismatch, op, operands, "shapes do not broadcast");
+  // Its count must fit: a reduction of broadcast operands allocates no tensor of this shape.
+  std::int64_t n = 1;
+  for (std::int64_t d : *shape)
+    if (__builtin_mul_overflow(n, std::max<std::int64_t>(d, 1), &n))
+      fail_op(ErrorCode::invalid_argument, op, operands,
+              fmt::format("the broadcast shape {} has more than 2^63 elements", shape_text(*shape)));
   return *shape;
 }
 
@@ -106,7 +112,7 @@ Tensor run_map_kernel(std::string_view op, const KernelSpec& spec, const std::st
                       const KernelEntry* entry) {
   const Shape shape = check_spec_operands(op, spec, operands);
   Device& device = operands.empty() ? default_device() : operands[0].device();
-  Tensor out = result_tensor(op, operands, into, shape, spec.output, device);
+  Tensor out = result_tensor(op, operands, into, shape, spec.output, device, Overlap::in_place);
   if (out.numel() == 0) return out;
   std::vector<Tensor> views;
   for (const Tensor& t : operands) views.push_back(t.broadcast_to(shape));
@@ -116,19 +122,24 @@ Tensor run_map_kernel(std::string_view op, const KernelSpec& spec, const std::st
 }
 
 Tensor result_tensor(std::string_view op, const std::vector<Tensor>& operands, const Tensor* into, const Shape& shape,
-                     DType dtype, Device& device, std::string_view where, bool no_overlap) {
+                     DType dtype, Device& device, Overlap overlap, std::string_view where) {
   if (!into) return Tensor::empty(shape, dtype, device);
   if (!into->defined() || into->shape() != shape || into->dtype() != dtype || !into->is_contiguous() ||
       &into->device() != &device)
     fail_op(ErrorCode::invalid_argument, op, operands,
             fmt::format("the output{}{} must be a contiguous {} {} on {}, got {}", where.empty() ? "" : " ", where,
                         shape_text(shape), dtype_name(dtype), device.id(), layout_text(*into)));
-  if (no_overlap)
-    for (const Tensor& t : operands)
-      if (may_overlap(*into, t))
-        fail_op(ErrorCode::invalid_argument, op, operands,
-                fmt::format("the output {} overlaps an operand: other workgroups would read what it overwrites",
-                            layout_text(*into)));
+  for (const Tensor& t : operands) {
+    if (!may_overlap(*into, t)) continue;
+    const bool same = t.dtype() == into->dtype() && t.offset() == into->offset() && t.shape() == into->shape() &&
+                      t.strides() == into->strides();
+    if (overlap == Overlap::in_place && same) continue;
+    fail_op(ErrorCode::invalid_argument, op, operands,
+            fmt::format("the output {} overlaps an operand ({}): other workgroups would read what it overwrites{}",
+                        layout_text(*into), layout_text(t),
+                        overlap == Overlap::in_place ? " (only an operand that is exactly the output may share its memory)"
+                                                     : ""));
+  }
   return *into;
 }
 

@@ -88,12 +88,18 @@ std::string layout_text(const Tensor& t);
 // broadcast shape; errors name |op|.
 Shape check_spec_operands(std::string_view op, const KernelSpec& spec, const std::vector<Tensor>& operands);
 
+// What an output given by the caller (|into|) may share with the operands: kernels whose every
+// element is read and written by the same thread (maps, scans, row ops over the same shape) can
+// run in place — an operand that is exactly |into| (the same bytes, shape, strides and dtype) —
+// but no other overlap: a workgroup would read what another one already overwrote (a shifted
+// view, a transposed one, a broadcast row). Reductions, contractions and convolutions take none.
+enum class Overlap { in_place, none };
+
 // The result of op |op|: |into| when given — checked to be a contiguous tensor of |shape| and
-// |dtype| on |device| (and, with |no_overlap|, sharing no memory with |operands|: kernels whose
-// workgroups read what others write), invalid_argument naming "the output" + |where| otherwise —
-// else a new tensor.
+// |dtype| on |device|, overlapping the operands only as |overlap| allows; invalid_argument naming
+// "the output" + |where| otherwise — else a new tensor.
 Tensor result_tensor(std::string_view op, const std::vector<Tensor>& operands, const Tensor* into, const Shape& shape,
-                     DType dtype, Device& device, std::string_view where = {}, bool no_overlap = false);
+                     DType dtype, Device& device, Overlap overlap, std::string_view where = {});
 
 // Whether |x| and |y| may share bytes (the same storage and intersecting byte ranges): an output
 // that overlaps an operand would be read after other workgroups overwrote it.

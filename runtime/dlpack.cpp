@@ -101,23 +101,33 @@ Tensor from_dlpack(const DLTensor& d, std::shared_ptr<void> keep_alive) {
   if (d.ndim < 0 || (d.ndim > 0 && !d.shape))
     fail(ErrorCode::invalid_argument, fmt::format("from_dlpack: ndim {} without a shape", d.ndim));
   const Shape shape(d.shape, d.shape + d.ndim);
+  checked_numel(shape, *dtype, "from_dlpack");  // no negative dimension; the counts below fit
   Shape strides(std::size_t(d.ndim));
   for (std::int64_t s = 1, i = d.ndim - 1; i >= 0; --i) {
-    if (shape[i] < 0) fail(ErrorCode::invalid_argument, fmt::format("from_dlpack: negative shape {}", shape_text(shape)));
     strides[i] = d.strides ? d.strides[i] : s;
     s *= std::max<std::int64_t>(shape[i], 1);
   }
   // The buffer spans the elements the view reaches (negative strides reach below the first).
-  std::int64_t lo = 0, hi = 0;
+  std::int64_t lo = 0, hi = 0, span = 0;
   const bool empty = shape_numel(shape) == 0;
-  for (std::size_t i = 0; i < shape.size() && !empty; ++i) (strides[i] < 0 ? lo : hi) += strides[i] * (shape[i] - 1);
+  for (std::size_t i = 0; i < shape.size() && !empty; ++i) {
+    std::int64_t reach;
+    std::int64_t& end = strides[i] < 0 ? lo : hi;
+    if (__builtin_mul_overflow(strides[i], shape[i] - 1, &reach) || __builtin_add_overflow(end, reach, &end))
+      fail(ErrorCode::invalid_argument, fmt::format("from_dlpack: shape {} with strides {} reaches past 2^63 elements",
+                                                    shape_text(shape), shape_text(strides)));
+  }
+  if (!empty && (__builtin_sub_overflow(hi, lo, &span) || __builtin_add_overflow(span, 1, &span) ||
+                 __builtin_mul_overflow(span, std::int64_t(dtype_size(*dtype)), &span)))
+    fail(ErrorCode::invalid_argument, fmt::format("from_dlpack: shape {} with strides {} spans more than 2^63 bytes",
+                                                  shape_text(shape), shape_text(strides)));
   const std::size_t es = dtype_size(*dtype);
   const std::uint64_t first = reinterpret_cast<std::uint64_t>(d.data) + d.byte_offset;
   if (first % es)
     fail(ErrorCode::invalid_argument, fmt::format("from_dlpack: address {:#x} is not aligned to its {}-byte dtype {}",
                                                   first, es, dtype_name(*dtype)));
   const std::uint64_t base = first + std::uint64_t(lo) * es;  // wraps correctly for lo < 0
-  const std::size_t bytes = empty ? 0 : std::size_t(hi - lo + 1) * es;
+  const std::size_t bytes = empty ? 0 : std::size_t(span);
   auto buffer = wrap_memory(*device, base, bytes, std::move(keep_alive));
   return Tensor::view(std::move(buffer), shape, strides, -lo, *dtype);
 }

@@ -317,11 +317,18 @@ class Fuser {
   }
   // X, A's prologue value (before any cast to the accumulator), built in |e| over |l|'s operands.
   static std::int64_t graft_prologue(Expr& e, const TracedLaunch& A, const TracedLaunch& l) {
-    return graft(e, prologue_value(A.spec.expr), A, l);
+    return graft(e, prologue_value(A.spec), A, l);
   }
-  static Expr prologue_value(const Expr& prologue) {
+  // The value reduction |a| combines, without the cast to its accumulator (f16/bf16 -> f32) the
+  // reduce op adds; a cast the user wrote (f32 -> f64: the rows kernel must then compute in f64)
+  // stays.
+  static Expr prologue_value(const KernelSpec& a) {
+    const Expr& prologue = a.expr;
     const Node& root = prologue.node(prologue.root());
     if (root.kind != NodeKind::op || root.op != Op::as_type) return prologue;
+    const DType from = prologue.dtype(root.args[0]);
+    if (!(from == DType::f16 || from == DType::bf16) || reduce_accumulator_dtype(spec_combiner(a), from) != root.dtype)
+      return prologue;
     Expr v = prologue;
     v.set_root(root.args[0]);
     return v.pruned();
@@ -372,7 +379,7 @@ class Fuser {
     const NodeId d = ec.apply(Op::divide, {ec.apply(Op::exp, {ec.apply(Op::subtract, {NodeId(xc), cin[std::size_t(mc)]})}),
                                            cin[std::size_t(sc)]});
     if (ec.nodes().size() != before) return;  // exp(X - M) / S is not in C
-    to_rows(RowsOp::softmax, ai, mr[0], mr[1], ec, d, NodeId(xc), {mc, sc}, 1e-5, prologue_value(A.spec.expr));
+    to_rows(RowsOp::softmax, ai, mr[0], mr[1], ec, d, NodeId(xc), {mc, sc}, 1e-5, prologue_value(A.spec));
   }
 
   // rms_norm written op by op: A = sum over axis a of X * X, C = a map holding
@@ -382,7 +389,7 @@ class Fuser {
     if (A.spec.family != "reduce" || spec_combiner(A.spec) != Combiner::sum || A.axes.size() != 1 || A.registry ||
         !A.spec.epilogue.nodes().empty())
       return;
-    const Expr sq = prologue_value(A.spec.expr);
+    const Expr sq = prologue_value(A.spec);
     const Node& r = sq.node(sq.root());
     if (r.kind != NodeKind::op || r.op != Op::multiply || r.args[0] != r.args[1]) return;
     Expr xe = sq;
@@ -466,11 +473,13 @@ class Fuser {
         !reads_reduced(R, k, S))
       return;
     if (readers_of(sl->first) != std::vector<int>{ri}) return;
+    for (int j = lay.prologue; j < int(R.inputs.size()); ++j)  // S read by R's epilogue too: S must stay
+      if (auto b = TraceBuffer::locate(R.inputs[std::size_t(j)]); b && b->first == sl->first) return;
     for (std::uint64_t a : S.inputs)
       if (!stable(a, si + 1, ri)) return;
     // S sums X itself: its prologue grafted onto R's operands is the node the subtraction reads.
     const std::size_t before = e.nodes().size();
-    const std::int64_t x = graft(e, prologue_value(S.spec.expr), S, R);
+    const std::int64_t x = graft(e, prologue_value(S.spec), S, R);
     if (x < 0 || e.nodes().size() != before || NodeId(x) != sub.args[0]) return;
     for (std::uint64_t a : S.inputs)
       if (operand_index(R, a) >= lay.prologue) return;  // X must read prologue operands only
@@ -556,6 +565,7 @@ class Fuser {
     const Node& gr = g.node(g.root());
     if (!(gr.kind == NodeKind::input && gr.dtype == C.spec.output)) fusion.epilogue = g.pruned();  // else: y as it is
     fusion.output = C.spec.output;
+    fusion.masked_nan = op == RowsOp::softmax;  // a fully masked row is NaN op by op (-inf - -inf)
     TracedLaunch rows;
     const std::string name(rows_op_info(op).name);
     try {

@@ -30,12 +30,15 @@ void check_dtype(const char* what, const Tensor& t, DType want) {
 
 Tensor full(const Shape& shape, double value, DType dtype, Device& device) {
   const std::int64_t n = checked_numel(shape, dtype, "kiln::full");
-  // One element converted as as_type converts an f64, then repeated.
+  // One element converted as as_type converts an f64, then repeated on the device (the broadcast
+  // copied by the copy kernel): no host buffer of n elements, and the device's own memory check.
   const Scalar v = cast_scalar(Scalar::from_f(value), DType::f64, dtype);
-  const std::size_t es = dtype_size(dtype);
-  std::vector<std::byte> host(std::size_t(n) * es);
-  for (std::int64_t i = 0; i < n; ++i) store_scalar(dtype, host.data() + std::size_t(i) * es, v);
-  return Tensor::from_host(host.data(), host.size(), shape, dtype, device);
+  std::byte one[8] = {};
+  store_scalar(dtype, one, v);
+  const Tensor single = Tensor::from_host(one, dtype_size(dtype), {}, dtype, device);
+  if (n == 0) return Tensor::empty(shape, dtype, device);
+  if (n == 1) return single.reshape(shape);
+  return single.broadcast_to(shape).contiguous();
 }
 
 Tensor zeros(const Shape& shape, DType dtype, Device& device) { return full(shape, 0.0, dtype, device); }
@@ -58,8 +61,12 @@ namespace {
 Tensor literal_for(const Tensor& t, double v) {
   const DType d = t.dtype();
   if (is_float(d)) return scalar(v, d, t.device());
+  // In range first: 2^63 would saturate to 2^63 - 1, which reads back as 2^63 in a double.
+  const int bits = dtype_bits(d);
+  const bool in_range = is_signed_int(d) ? v >= -std::ldexp(1.0, bits - 1) && v < std::ldexp(1.0, bits - 1)
+                                         : v >= 0 && v < std::ldexp(1.0, bits);
   const Scalar s = cast_scalar(Scalar::from_f(v), DType::f64, d);
-  if (std::isfinite(v) && v == std::trunc(v) && scalar_to_double(s, d) == v) return scalar(v, d, t.device());
+  if (in_range && v == std::trunc(v) && scalar_to_double(s, d) == v) return scalar(v, d, t.device());
   return scalar(v, DType::f32, t.device());
 }
 

@@ -12,7 +12,8 @@
 namespace kiln {
 
 // Every op takes an optional |into|: a contiguous tensor of the result's shape and dtype on the
-// operands' device that receives the result (invalid_argument showing both layouts otherwise).
+// operands' device that receives the result (invalid_argument showing both layouts otherwise). It
+// may be an operand itself (in place), but may not share memory with an operand in any other way.
 #define KILN_DECLARE_UNARY(name) Tensor name(const Tensor& x, const Tensor* into = nullptr);
 #define KILN_DECLARE_BINARY(name) Tensor name(const Tensor& x, const Tensor& y, const Tensor* into = nullptr);
 KILN_UNARY_OPS(KILN_DECLARE_UNARY)

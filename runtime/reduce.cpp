@@ -79,7 +79,7 @@ Tensor run_reduce_kernel(std::string_view op, const KernelSpec& spec, const std:
             fmt::format("{} over an empty axis ({} of shape {}) has no index to return", op, axes_text(axes),
                         shape_text(shape)));
   Device& device = inputs.empty() ? default_device() : inputs[0].device();
-  Tensor out = result_tensor(op, inputs, into, out_shape, spec.output, device,
+  Tensor out = result_tensor(op, inputs, into, out_shape, spec.output, device, Overlap::none,
                              fmt::format("of the reduction over {}", axes_text(axes)));
   if (out.numel() == 0) return out;
   std::vector<Tensor> views;

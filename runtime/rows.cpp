@@ -4,6 +4,7 @@
 #include "runtime/rows.hpp"
 
 #include <cmath>
+#include <limits>
 
 #include <fmt/format.h>
 
@@ -67,13 +68,26 @@ Tensor run_rows_kernel(std::string_view op, const KernelSpec& spec, const std::s
   const bool norm = spec_rows_op(spec) == RowsOp::layer_norm || spec_rows_op(spec) == RowsOp::rms_norm;
   if (norm && !(eps > 0 && std::isfinite(eps)))
     fail_op(ErrorCode::invalid_argument, op, inputs, fmt::format("eps must be finite and > 0, got {}", eps));
+  // The kernels compute in f32 unless x is f64, eps and scale included: eps must not round to 0 (or
+  // a subnormal a device may flush: rsqrt(0) of a constant row), scale not to inf.
+  if (lay.x != DType::f64) {
+    if (norm && eps < double(std::numeric_limits<float>::min()))
+      fail_op(ErrorCode::invalid_argument, op, inputs,
+              fmt::format("eps {} is below the smallest normal f32 ({}): the kernel computes in f32 for {} x", eps,
+                          std::numeric_limits<float>::min(), dtype_name(lay.x)));
+    if (std::fabs(call.scale) > double(std::numeric_limits<float>::max()))
+      fail_op(ErrorCode::invalid_argument, op, inputs,
+              fmt::format("scale {} is beyond the range of f32: the kernel computes in f32 for {} x", call.scale,
+                          dtype_name(lay.x)));
+  }
   Shape out_shape = x_shape;
   if (!rows_op_info(spec_rows_op(spec)).keeps_axis) {
     if (call.keep_axis) out_shape[std::size_t(a)] = 1;
     else out_shape.erase(out_shape.begin() + a);
   }
   Device& device = inputs[0].device();
-  Tensor out = result_tensor(op, inputs, into, out_shape, spec.output, device, fmt::format("along axis {}", axis));
+  Tensor out = result_tensor(op, inputs, into, out_shape, spec.output, device, Overlap::in_place,
+                             fmt::format("along axis {}", axis));
   Tensor h;
   if (lay.residual) h = Tensor::empty(x_shape, lay.x, device);
   if (residual) *residual = h;

@@ -26,7 +26,8 @@ Tensor run_scan_kernel(std::string_view op, const KernelSpec& spec, const std::s
             fmt::format("axis {} is out of range for rank {} (valid: {}..{})", axis, rank, -rank, rank - 1));
   const int a = axis < 0 ? axis + rank : axis;
   Device& device = x.device();
-  Tensor out = result_tensor(op, inputs, into, x.shape(), spec.output, device, fmt::format("along axis {}", axis));
+  Tensor out = result_tensor(op, inputs, into, x.shape(), spec.output, device, Overlap::in_place,
+                             fmt::format("along axis {}", axis));
   if (x.numel() == 0) return out;
   const std::vector<PlanOperand> ops = plan_operands(inputs);
   const int axes[1] = {a};

@@ -235,7 +235,7 @@ Tensor Tensor::slice(int axis, std::int64_t start, std::int64_t stop, std::int64
   Tensor t = *this;
   t.offset_ += start * strides_[axis];
   t.shape_[axis] = stop == start ? 0 : (stop - start - 1) / step + 1;  // no overflow for any step
-  t.strides_[axis] *= step;
+  if (t.shape_[axis] > 1) t.strides_[axis] *= step;  // then step < the axis's size: no overflow
   return t;
 }
 

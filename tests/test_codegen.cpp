@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <set>
+#include <typeinfo>
 
 #include "codegen/emit.hpp"
 #include "codegen/eval.hpp"
@@ -232,6 +233,40 @@ TEST(Parser, ErrorsGiveLineColumnAndExpectation) {
   expect_parse_error("x & y", "expr:1:3", "bitwise_and does not accept f32");
   expect_parse_error("pow(x)", "expr:1:1", "takes 2 argument");
   expect_parse_error("as_type(x, f17)", "expr:1:12", "expected a dtype");
+  expect_parse_error("x + 0x", "expr:1:5", "expected hexadecimal digits after '0x'");
+  expect_parse_error("x + 99999999999999999999", "expr:1:5", "does not fit in 64 bits");
+  expect_parse_error("x + 1e400", "expr:1:5", "beyond the range of f64");
+  expect_parse_error("x +\n in4294967296", "expr:2:2", "input 'in4294967296' is not given");  // not in0
+  try {  // more inputs than an expression takes: the position too
+    parse_expr("x + in64", std::vector<DType>(65, D::f32));
+    ADD_FAILURE() << "no error for in64";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("expr:1:5"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("at most 64 inputs"), std::string::npos) << e.what();
+  }
+}
+
+// Integer literals: decimal (a leading 0 is not octal) or 0x hexadecimal, exact up to 2^64 - 1
+// (not through a double), wrapped to the dtype they meet.
+TEST(Parser, IntegerLiteralsAreExact) {
+  auto constant_of = [](const char* text, DType t) {
+    const Expr e = parse_expr(text, {t});
+    for (const Node& n : e.nodes())
+      if (n.kind == NodeKind::constant) return n.value.u;
+    return std::uint64_t(0xdead);
+  };
+  EXPECT_EQ(constant_of("x + 9007199254740993", D::s64), 9007199254740993ull);  // 2^53 + 1
+  EXPECT_EQ(constant_of("x & 0xFFFFFFFF00000001", D::u64), 0xFFFFFFFF00000001ull);
+  EXPECT_EQ(constant_of("x + 18446744073709551615", D::u64), ~0ull);
+  EXPECT_EQ(std::int64_t(constant_of("x + -9223372036854775808", D::s64)), std::numeric_limits<std::int64_t>::min());
+  EXPECT_EQ(constant_of("x + (4294967296 * 4294967296 + 7)", D::u64), 7u);  // folds wrap modulo 2^64
+  EXPECT_EQ(eval1("x + 010", {D::s32}, {0}), 10);
+  EXPECT_EQ(eval1("x + 09", {D::s32}, {0}), 9);
+  EXPECT_EQ(eval1("x + 0x10", {D::s32}, {0}), 16);
+  // Wrapped to s32 like a cast, above 2^63 too (no saturation).
+  EXPECT_EQ(eval1("x + 9100000000000000000", {D::s32}, {0}), double(std::int32_t(std::uint32_t(9100000000000000000ull))));
+  EXPECT_EQ(eval1("x + 9300000000000000000", {D::s32}, {0}), double(std::int32_t(std::uint32_t(9300000000000000000ull))));
+  EXPECT_EQ(eval1("x + 9007199254740993", {D::f64}, {0}), 9007199254740992.0);  // a float meets it: rounded
 }
 
 TEST(Expr, HashConsingSharesSubexpressions) {
@@ -249,6 +284,34 @@ TEST(Expr, ToStringParsesBackToTheSameExpression) {
   Expr e = parse_expr("select(x > 0, sqrt(x), as_type(y, f16)) * 3", {D::f32, D::s8});
   Expr back = parse_expr(e.to_string(), {D::f32, D::s8});
   EXPECT_EQ(e.canonical(), back.canonical()) << e.to_string();
+}
+
+// Kernel comments print expressions: deep chains print without deep recursion, and shared
+// subexpressions (whose text doubles with each squaring) are summarized past 2^16 characters.
+TEST(Expr, ToStringOfDeepAndSharedExpressions) {
+  Expr chain;
+  const NodeId x = chain.input(0, D::f32);
+  NodeId y = x;
+  for (int i = 0; i < 5000; ++i) y = chain.apply(Op::add, {y, x});
+  chain.set_root(y);
+  const std::string text = chain.to_string();
+  EXPECT_EQ(text.size(), 5000 * std::string("add(, in0)").size() + 3);
+  EXPECT_EQ(text.substr(0, 8), "add(add(");
+  EXPECT_EQ(text.substr(text.size() - 12), ", in0), in0)");
+  for (int i = 0; i < 200000; ++i) y = chain.apply(Op::add, {y, x});
+  chain.set_root(y);
+  EXPECT_NE(chain.to_string().find("an expression of 205001 nodes"), std::string::npos);
+  Expr square;
+  NodeId z = square.input(0, D::f32);
+  for (int i = 0; i < 60; ++i) z = square.apply(Op::multiply, {z, z});
+  square.set_root(z);
+  EXPECT_NE(square.to_string().find("an expression of 61 nodes"), std::string::npos) << square.to_string();
+  Expr small;
+  NodeId w = small.input(0, D::f32);
+  for (int i = 0; i < 3; ++i) w = small.apply(Op::multiply, {w, w});
+  small.set_root(w);
+  EXPECT_EQ(small.to_string(), "multiply(multiply(multiply(in0, in0), multiply(in0, in0)), multiply(multiply(in0, in0), "
+                               "multiply(in0, in0)))");
 }
 
 TEST(Expr, ToStringKeepsConstantsExact) {
@@ -297,6 +360,30 @@ TEST(Spec, NamesAreStableAndEncodeDtypes) {
   EXPECT_NE(s.name(), single_op_spec(Op::subtract, D::f32).name());
   KernelSpec c = single_op_spec(Op::as_type, D::f32, D::s8);
   EXPECT_EQ(c.name().substr(0, 11), "map_f32_s8_");
+}
+
+// The canonical text (generated headers, the registry, AOT kernels) read back: malformed numbers
+// are a parse_error naming the text, never a std:: exception or a silent value.
+TEST(Spec, CanonicalTextRejectsMalformedNumbers) {
+  const std::string ok = "map|in=f32|out=f32|block=256|%0=f32:in0;%1=f32:exp(%0);";
+  EXPECT_EQ(spec_from_canonical(ok).canonical(), ok);
+  for (const char* bad : {"map|in=f32|out=f32|block=abc|%0=f32:in0;", "map|in=f32|out=f32|block=99999999999|%0=f32:in0;",
+                          "map|in=f32|out=f32|block=0|%0=f32:in0;", "map|in=f32|out=f32|block=-7|%0=f32:in0;",
+                          "map|in=f32|out=f32|block=96|%0=f32:in0;", "map|in=f32|out=f32|block=256|%0=f32:in;",
+                          "map|in=f32|out=f32|block=256|%0=f32:const();",
+                          "map|in=f32|out=f32|block=256|%0=f32:const(0xfffffffffffffffff);",
+                          "map|in=f32|out=f32|block=256|%0=f32:in0;%1=f32:exp(%x);",
+                          "map|in=f32|out=f32|block=256|%0=f32:in0;%1=f32:exp(%0);>%0,%12345678901234567890123;"}) {
+    try {
+      spec_from_canonical(bad);
+      ADD_FAILURE() << "no error for " << bad;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::parse_error) << bad << ": " << e.what();
+      EXPECT_NE(std::string(e.what()).find("not a canonical kernel spec"), std::string::npos) << e.what();
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << bad << ": a " << typeid(e).name() << " escaped: " << e.what();
+    }
+  }
 }
 
 // The templates are embedded in the library (the JIT and kilnc read them from there).

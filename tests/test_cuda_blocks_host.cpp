@@ -157,7 +157,7 @@ struct MatmulEpilogueF32 : MatmulF32 {
 
 template <int OP> struct RowsF32 {
   typedef float C;
-  static constexpr int kOp = OP, kParams = 0, kBias = 0, kCausal = 0, kResidual = 0;
+  static constexpr int kOp = OP, kParams = 0, kBias = 0, kCausal = 0, kResidual = 0, kMaskedNan = 0;
   C x(const kiln::KilnRowsParams& p, const unsigned long long* off, long long j) const {
     return (reinterpret_cast<const float*>(p.in[0]) + off[0])[j * p.axis_stride[0]];
   }

@@ -153,6 +153,28 @@ TEST(Interop, DlpackImportRejectsWhatKilnCannotView) {
   v->dl_tensor.device = {kDLVulkan, 0};
   EXPECT_THROW(kiln::from_dlpack(v), kiln::Error);
   EXPECT_EQ(deleted, 2);
+  // Shapes and strides whose counts or reach overflow 64 bits: an error naming them (no UB).
+  float one = 0;
+  auto error_of = [&](std::vector<std::int64_t> shape, std::vector<std::int64_t> strides) {
+    DLTensor d{};
+    d.data = &one;
+    d.device = {kDLCPU, 0};
+    d.ndim = int(shape.size());
+    d.dtype = {kDLFloat, 32, 1};
+    d.shape = shape.data();
+    d.strides = strides.empty() ? nullptr : strides.data();
+    try {
+      kiln::from_dlpack(d);
+    } catch (const kiln::Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  const std::int64_t big = std::int64_t(1) << 62;
+  EXPECT_NE(error_of({big, 8}, {}).find("more than 2^63 elements"), std::string::npos) << error_of({big, 8}, {});
+  EXPECT_NE(error_of({3}, {big}).find("reaches past 2^63 elements"), std::string::npos) << error_of({3}, {big});
+  EXPECT_NE(error_of({2, 2}, {big, -big}).find("spans more than 2^63 bytes"), std::string::npos)
+      << error_of({2, 2}, {big, -big});
 }
 
 TEST(Interop, DlpackDtypes) {

@@ -35,6 +35,10 @@ TEST(Tensor, ViewsAreZeroCopyAndReadCorrectly) {
   EXPECT_EQ(values<float>(t), (std::vector<float>{0, 3, 1, 4, 2, 5}));
   auto s = x.slice(1, 0, 3, 2);
   EXPECT_EQ(values<float>(s), (std::vector<float>{0, 2, 3, 5}));
+  // A step past the axis (one element left): the stride is not multiplied (no overflow).
+  auto one = x.slice(0, 0, 2, std::numeric_limits<std::int64_t>::max());
+  EXPECT_EQ(one.shape(), (Shape{1, 3}));
+  EXPECT_EQ(values<float>(one), (std::vector<float>{0, 1, 2}));
   auto b = make<float>({7, 8}, {2, 1}, DType::f32).broadcast_to({2, 3});
   EXPECT_EQ(values<float>(b), (std::vector<float>{7, 7, 7, 8, 8, 8}));
   EXPECT_EQ(values<float>(t.contiguous()), values<float>(t));
@@ -168,6 +172,18 @@ TEST(Tensor, CreationHelpersConvertAsAsTypeDoes) {
   EXPECT_EQ(arange(5, DType::s64, cpu).to_vector<std::int64_t>(), (std::vector<std::int64_t>{0, 1, 2, 3, 4}));
   EXPECT_EQ(arange(0, DType::f32, cpu).numel(), 0);
   expect_error([&] { arange(-1, DType::f32, cpu); }, ErrorCode::invalid_argument, "negative dimension");
+  // Filled on the device: every dtype and device; more than memory holds is the device's
+  // out_of_memory, not a host allocation failing first.
+  for (Device* d : devices()) {
+    SCOPED_TRACE(d->id());
+    for (DType t : kAllDTypes) {
+      const Tensor f = full({3, 5}, -2.0, t, *d);
+      EXPECT_TRUE(f.is_contiguous());
+      const Tensor want = as_type(Tensor::from_vector(std::vector<double>(15, -2.0), {3, 5}, cpu), t);
+      EXPECT_EQ(f.to(cpu).to_host(), want.to_host()) << dtype_name(t);
+    }
+  }
+  expect_error([&] { zeros({std::int64_t(1) << 45}, DType::f32, cpu); }, ErrorCode::out_of_memory, "allocat");
 }
 
 TEST(Ops, EveryOpWritesIntoAGivenOutput) {
@@ -217,6 +233,14 @@ TEST(Ops, OperatorsAreTheOpsWithNxWeakLiterals) {
     EXPECT_EQ((i * 2.5).to_vector<float>(), (std::vector<float>{2.5f, 5, 7.5f}));
     const Tensor h = Tensor::from_vector(std::vector<half>{half(1.0f)}, {1}, *d);
     EXPECT_EQ((h * 0.1).dtype(), DType::f16);  // a float tensor keeps its dtype
+    // Just past the dtype's range: f32, not the saturated maximum (2^63 - 1 reads back as 2^63).
+    const Tensor s64 = Tensor::from_vector(std::vector<std::int64_t>{0}, {1}, *d);
+    const Tensor u64 = Tensor::from_vector(std::vector<std::uint64_t>{0}, {1}, *d);
+    EXPECT_EQ((s64 + 0x1p63).dtype(), DType::f32);
+    EXPECT_EQ((s64 + -0x1p63).dtype(), DType::s64);  // the minimum is held
+    EXPECT_EQ((s64 + -0x1p63).to_vector<std::int64_t>(), (std::vector<std::int64_t>{std::numeric_limits<std::int64_t>::min()}));
+    EXPECT_EQ((u64 + 0x1p64).dtype(), DType::f32);
+    EXPECT_EQ((u64 + 0x1p63).to_vector<std::uint64_t>(), (std::vector<std::uint64_t>{std::uint64_t(1) << 63}));
   }
 }
 

@@ -113,9 +113,9 @@ std::string rows_emit_cuda(const KernelSpec& spec, FunctionSet) {
   s += "#include \"cuda/rows.cuh\"\n\n";
   s += fmt::format("struct {}_fn {{\n  typedef {} C;\n", name, ct);
   const RowsBias bias = spec_rows_bias(spec);
-  s += fmt::format("  static constexpr int kOp = {}, kParams = {}, kBias = {}, kCausal = {}, kResidual = {};\n",
+  s += fmt::format("  static constexpr int kOp = {}, kParams = {}, kBias = {}, kCausal = {}, kResidual = {}, kMaskedNan = {};\n",
                    int(spec_rows_op(spec)), l.params, int(bias), spec.attribute("causal") == "true" ? 1 : 0,
-                   l.residual ? 1 : 0);
+                   l.residual ? 1 : 0, spec.attribute("masked") == "nan" ? 1 : 0);
   const char* args = "const kiln::KilnRowsParams& p, const unsigned long long* off, long long j";
   // x at element j: the prologue over inputs 0 .. prologue - 1.
   s += fmt::format("  __device__ __forceinline__ C x({}) const {{\n", args);
@@ -186,8 +186,10 @@ std::string rows_emit_glsl(const KernelSpec& spec, int) {
   s += fmt::format("// ---- instantiation: {} ----\n#line 1 \"{}\"\n", spec.name(), spec.name());
   s += fmt::format("#define KILN_NUM_INPUTS {}\n#define KILN_ROWS_OP {}\n#define KILN_C {}\n#define KILN_C_F64 {}\n",
                    spec.inputs.size(), int(spec_rows_op(spec)), glsl_compute(c), c == DType::f64 ? 1 : 0);
-  s += fmt::format("#define KILN_PARAMS {}\n#define KILN_BIAS {}\n#define KILN_CAUSAL {}\n#define KILN_RESIDUAL {}\n",
-                   l.params, int(spec_rows_bias(spec)), spec.attribute("causal") == "true" ? 1 : 0, l.residual ? 1 : 0);
+  s += fmt::format("#define KILN_PARAMS {}\n#define KILN_BIAS {}\n#define KILN_CAUSAL {}\n#define KILN_RESIDUAL {}\n"
+                   "#define KILN_MASKED_NAN {}\n",
+                   l.params, int(spec_rows_bias(spec)), spec.attribute("causal") == "true" ? 1 : 0, l.residual ? 1 : 0,
+                   spec.attribute("masked") == "nan" ? 1 : 0);
   for (std::size_t k = 0; k < std::size_t(kMaxMapInputs); ++k) {
     const bool has = k < spec.inputs.size();
     if (has)
@@ -384,10 +386,11 @@ void rows_run_cpu(const KernelSpec& spec, const PlanRequest& r) {
         put(0, me + std::log(s));
         continue;
       }
+      const bool masked_nan = spec.attribute("masked") == "nan";  // a fully masked row: NaN
       for (std::int64_t j = 0; j < g.n; ++j) {
         const L v = row[std::size_t(j)];
-        if (op == RowsOp::softmax) put(j, s == 0 ? 0 : std::exp(v - me) / s);
-        else put(j, s == 0 ? -INFINITY : (v - me) - std::log(s));
+        if (op == RowsOp::softmax) put(j, s == 0 && !masked_nan ? 0 : std::exp(v - me) / s);
+        else put(j, s == 0 && !masked_nan ? -INFINITY : (v - me) - std::log(s));
       }
       continue;
     }
@@ -608,6 +611,11 @@ KernelSpec make_rows_spec(RowsOp op, DType x, int affine, RowsBias bias, bool ca
     spec.set_attribute("bias", bias == RowsBias::add ? "add" : "mask");
   }
   if (causal) spec.set_attribute("causal", "true");
+  if (fusion && fusion->masked_nan) {
+    if (op != RowsOp::softmax && op != RowsOp::log_softmax)
+      fail(ErrorCode::invalid_argument, fmt::format("{} has no masked rows (softmax and log_softmax do)", info.name));
+    spec.set_attribute("masked", "nan");
+  }
   if (fusion && !fusion->epilogue.nodes().empty()) {
     const DType c = x == DType::f64 ? DType::f64 : DType::f32;
     const std::vector<DType> e = fusion->epilogue.input_dtypes();
@@ -665,6 +673,7 @@ std::optional<EpilogueFusion> rows_fuse_epilogue(const KernelSpec& spec, std::sp
   f.epilogue = e.pruned();
   f.output = e.dtype(e.root());
   f.residual = lay.residual;
+  f.masked_nan = spec.attribute("masked") == "nan";
   const RowsBias bias = spec_rows_bias(spec);
   EpilogueFusion out;
   try {

@@ -38,6 +38,9 @@ struct RowsFusion {
   Expr epilogue;
   std::optional<DType> output;
   bool residual = false;
+  // softmax, log_softmax: a fully masked row (every element -inf) gives NaN, as the op written op
+  // by op does (-inf - -inf), instead of 0 (-inf for log_softmax). kiln::jit's recognised softmax.
+  bool masked_nan = false;
 };
 
 // A rows kernel: |op| over rows of |x| (f16, bf16, f32, f64; computed in f32, f64 for f64), with

@@ -228,7 +228,26 @@ LaunchPlan scan_plan(const KernelSpec& spec, const PlanRequest& r, std::string* 
   return plan;
 }
 
-// ---- the CPU reference: floats in long double, integers in their dtype (wrapping) ----------------
+// ---- the CPU reference: floats in the kernels' accumulator (f16/bf16 in f32, f32 in f32, f64 in
+// f64: a running value overflows or turns NaN where the kernels' does), integers in their dtype
+// (wrapping) ------------------------------------------------------------------------------------
+
+// One row's running value of floats, in the compute type F.
+template <class F>
+void scan_row_float(Combiner c, DType t, const std::byte* src, std::int64_t src_step, std::byte* dst,
+                    std::int64_t dst_step, std::int64_t n) {
+  F f = c == Combiner::sum ? F(0) : c == Combiner::product ? F(1) : c == Combiner::max ? -F(INFINITY) : F(INFINITY);
+  for (std::int64_t j = 0; j < n; ++j) {
+    const F x = F(load_scalar(t, src + j * src_step).f);
+    if (c == Combiner::sum) f += x;
+    else if (c == Combiner::product) f *= x;
+    // max/min: NaN wins; -0 orders below +0 (the op table's kiln_max/kiln_min).
+    else if (!std::isnan(f) && (std::isnan(x) || (c == Combiner::max ? x > f || (x == f && !std::signbit(x))
+                                                                      : x < f || (x == f && std::signbit(x)))))
+      f = x;
+    store_scalar(t, dst + j * dst_step, Scalar::from_f(double(f)));
+  }
+}
 
 void scan_run_cpu(const KernelSpec& spec, const PlanRequest& r) {
   const ScanGeometry sg = scan_geometry(spec, r);
@@ -238,7 +257,6 @@ void scan_run_cpu(const KernelSpec& spec, const PlanRequest& r) {
   const std::int64_t es = std::int64_t(dtype_size(t));
   Evaluator comb(combiner_expr(c, t));
   const Scalar identity = combiner_identity(c, t);
-  using L = long double;
   for (std::int64_t o = 0; o < g.n_rows; ++o) {
     std::int64_t in_off = 0, out_off = 0, rem = o;
     for (std::size_t d = g.shape.size(); d-- > 0;) {
@@ -249,25 +267,17 @@ void scan_run_cpu(const KernelSpec& spec, const PlanRequest& r) {
     }
     const auto* src = reinterpret_cast<const std::byte*>(sg.in) + in_off * es;
     auto* dst = reinterpret_cast<std::byte*>(sg.out) + out_off * es;
-    L f = c == Combiner::sum ? 0 : c == Combiner::product ? 1 : c == Combiner::max ? -INFINITY : INFINITY;
+    const std::int64_t src_step = g.axis_stride[0] * es, dst_step = g.axis_stride[1] * es;
+    if (is_float(t)) {
+      if (scan_accumulator_dtype(c, t) == DType::f64) scan_row_float<double>(c, t, src, src_step, dst, dst_step, g.n);
+      else scan_row_float<float>(c, t, src, src_step, dst, dst_step, g.n);
+      continue;
+    }
     Scalar acc = identity;
     for (std::int64_t j = 0; j < g.n; ++j) {
-      const Scalar v = load_scalar(t, src + j * g.axis_stride[0] * es);
-      std::byte* at = dst + j * g.axis_stride[1] * es;
-      if (!is_float(t)) {
-        const Scalar in[2] = {acc, v};
-        acc = comb.eval(in);
-        store_scalar(t, at, acc);
-        continue;
-      }
-      const L x = L(v.f);
-      if (c == Combiner::sum) f += x;
-      else if (c == Combiner::product) f *= x;
-      // max/min: NaN wins; -0 orders below +0 (the op table's kiln_max/kiln_min).
-      else if (!std::isnan(f) && (std::isnan(x) || (c == Combiner::max ? x > f || (x == f && !std::signbit(x))
-                                                                        : x < f || (x == f && std::signbit(x)))))
-        f = x;
-      store_scalar(t, at, Scalar::from_f(double(f)));
+      const Scalar in[2] = {acc, load_scalar(t, src + j * src_step)};
+      acc = comb.eval(in);
+      store_scalar(t, dst + j * dst_step, acc);
     }
   }
 }

@@ -201,6 +201,12 @@ bool CudaDevice::library_gemm(Stream& stream, const LibraryGemm& g, std::string*
     const std::uint64_t ws = st.workspace_bytes;
     check_lt(lt->cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws),
              "cublasLtMatmulPreferenceSetAttribute(MAX_WORKSPACE_BYTES)", dev);
+    // Split-K partial sums only in the compute type (f32 for f16/bf16): INPLACE and OUTPUT_TYPE
+    // would round each partial sum to the output dtype, against "summed in f32, rounded once".
+    const std::uint32_t schemes = CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE;
+    check_lt(lt->cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &schemes,
+                                                      sizeof schemes),
+             "cublasLtMatmulPreferenceSetAttribute(REDUCTION_SCHEME_MASK)", dev);
     // The operands' real alignment (a view may start anywhere): cuBLASLt assumes 256 bytes unless
     // told, and an algorithm that needs more than a pointer has fails or reads wrongly.
     const std::pair<cublasLtMatmulPreferenceAttributes_t, std::uint64_t> aligns[] = {

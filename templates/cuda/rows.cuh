@@ -11,6 +11,8 @@
 //                                                or the bias
 //   static constexpr int kBias, kCausal;         softmax: 0 no bias, 1 added, 2 a pred mask; the causal mask
 //   static constexpr int kResidual;              layer_norm, rms_norm: also write h = x
+//   static constexpr int kMaskedNan;             softmax, log_softmax: a fully masked row gives NaN
+//                                                (as op by op), not 0 (-inf)
 //   C x(p, off, j) const;                        x: the prologue over the first inputs
 //   C param0(p, off, j), param1(p, off, j) const gamma and beta, or the bias (a mask: 0 or 1)
 //   void put(p, off, j, C y) const;              the epilogue over y and its inputs, stored as the output
@@ -197,10 +199,10 @@ __device__ __forceinline__ void rows_groups(const KilnRowsParams& p, const R& r,
       } else if (R::kOp == 1) {
         const C ls = r.f_log(s);
         rows_each<G>(KILN_ROWS_EACH_ARGS,
-                     [&](long long j, C v) { r.put(p, off, j, s == C(0) ? -inf : (v - me) - ls); });
+                     [&](long long j, C v) { r.put(p, off, j, s == C(0) && !R::kMaskedNan ? -inf : (v - me) - ls); });
       } else {
         rows_each<G>(KILN_ROWS_EACH_ARGS, [&](long long j, C v) {
-          r.put(p, off, j, s == C(0) ? C(0) : r.f_div(r.f_exp(v - me), s));
+          r.put(p, off, j, s == C(0) && !R::kMaskedNan ? C(0) : r.f_div(r.f_exp(v - me), s));
         });
       }
       continue;

@@ -101,14 +101,18 @@ __device__ __forceinline__ void row_offsets(const KilnScanParams& p, long long r
 
 }  // namespace scan_detail
 
-// "scan": each (row, segment) from its prefix (the spine's when split), chunk by chunk.
-template <int BLOCK, class R>
-__device__ void scan_scan(const KilnScanParams& p, const R r) {
+// "scan" (kTotals false): each (row, segment) from its prefix (the spine's when split), chunk by
+// chunk. "reduce" (kTotals true): the same walk without the stores, each (row, segment)'s total
+// into scratch[w] — grouped exactly as the scan groups it (a thread's consecutive elements, then
+// the block's threads in order, then chunk after chunk), so a total never pairs elements that are
+// not neighbours (2^100 and 2^-100 alternating: every total stays finite, as every prefix does).
+template <int BLOCK, bool kTotals, class R>
+__device__ void scan_segments(const KilnScanParams& p, const R r) {
   typedef typename R::C C;
   typedef typename R::T T;
   __shared__ C smem[BLOCK / 32];
   const long long work = p.n_rows * p.n_split, tid = threadIdx.x;
-  const C* scratch = reinterpret_cast<const C*>(p.scratch);
+  C* scratch = reinterpret_cast<C*>(p.scratch);
   for (long long w = blockIdx.x; w < work; w += gridDim.x) {
     const long long row = w / p.n_split, s = w - row * p.n_split;
     unsigned long long in_off, out_off;
@@ -117,7 +121,7 @@ __device__ void scan_scan(const KilnScanParams& p, const R r) {
     T* y = reinterpret_cast<T*>(p.out) + out_off;
     const long long xs = p.axis_stride[0], ys = p.axis_stride[1];
     const long long lo = s * p.seg, hi = lo + p.seg < p.n ? lo + p.seg : p.n;
-    C carry = p.n_split > 1 ? scratch[w] : r.identity();
+    C carry = !kTotals && p.n_split > 1 ? scratch[w] : r.identity();
     for (long long c0 = lo; c0 < hi; c0 += (long long)BLOCK * kScanItems) {
       const long long j0 = c0 + tid * kScanItems;
       C v[kScanItems];
@@ -131,44 +135,28 @@ __device__ void scan_scan(const KilnScanParams& p, const R r) {
       C total;
       bool has_before;
       const C before = scan_detail::block_exclusive<BLOCK>(r, run, smem, total, has_before);
-      const C prefix = has_before ? r.combine(carry, before) : carry;
+      if (!kTotals) {
+        const C prefix = has_before ? r.combine(carry, before) : carry;
 #pragma unroll
-      for (int i = 0; i < kScanItems; ++i) {
-        const long long j = j0 + i;
-        if (j < hi) y[j * ys] = r.store(r.combine(prefix, v[i]));
+        for (int i = 0; i < kScanItems; ++i) {
+          const long long j = j0 + i;
+          if (j < hi) y[j * ys] = r.store(r.combine(prefix, v[i]));
+        }
       }
       carry = r.combine(carry, total);
     }
+    if (kTotals && tid == 0) scratch[w] = carry;
   }
 }
 
-// "reduce": each (row, segment)'s total into scratch[w]: each thread's elements in order, then a
-// fixed tree in shared memory.
+template <int BLOCK, class R>
+__device__ void scan_scan(const KilnScanParams& p, const R r) {
+  scan_segments<BLOCK, false>(p, r);
+}
+
 template <int BLOCK, class R>
 __device__ void scan_reduce(const KilnScanParams& p, const R r) {
-  typedef typename R::C C;
-  typedef typename R::T T;
-  __shared__ C smem[BLOCK];
-  const long long work = p.n_rows * p.n_split, tid = threadIdx.x;
-  C* scratch = reinterpret_cast<C*>(p.scratch);
-  for (long long w = blockIdx.x; w < work; w += gridDim.x) {
-    const long long row = w / p.n_split, s = w - row * p.n_split;
-    unsigned long long in_off, out_off;
-    scan_detail::row_offsets(p, row, in_off, out_off);
-    const T* x = reinterpret_cast<const T*>(p.in) + in_off;
-    const long long xs = p.axis_stride[0];
-    const long long lo = s * p.seg, hi = lo + p.seg < p.n ? lo + p.seg : p.n;
-    C acc = r.identity();
-    for (long long j = lo + tid; j < hi; j += BLOCK) acc = r.combine(acc, r.load(x[j * xs]));
-    smem[tid] = acc;
-    __syncthreads();
-    for (int h = BLOCK / 2; h > 0; h >>= 1) {
-      if (tid < h) smem[tid] = r.combine(smem[tid], smem[tid + h]);
-      __syncthreads();
-    }
-    if (tid == 0) scratch[w] = smem[0];
-    __syncthreads();
-  }
+  scan_segments<BLOCK, true>(p, r);
 }
 
 // "spine": each row's segment totals become exclusive prefixes, in order (a thread per row).

@@ -6,6 +6,8 @@
 //                                       epilogue's) and their sizes (1 where absent)
 //   KILN_PARAMS                         inputs after the prologue's: gamma[, beta] or the bias
 //   KILN_BIAS, KILN_CAUSAL              softmax: 0 no bias, 1 added, 2 a pred mask; the causal mask
+//   KILN_MASKED_NAN                     softmax, log_softmax: 1 a fully masked row gives NaN (as op by
+//                                       op), 0 it gives 0 (-inf)
 //   KILN_RESIDUAL                       layer_norm, rms_norm: also write h = x
 //   KILN_C, KILN_C_F64                  the compute type (float, or double for f64)
 //   KILN_SOUT, KILN_SX                  the output's and x's element sizes
@@ -273,9 +275,9 @@ void main() {
     if (tid == 0u) kiln_put(0l, me + kiln_rows_log(s));
 #elif KILN_ROWS_OP == 1
     const KILN_C ls = kiln_rows_log(s);
-    KILN_EACH(j, v, kiln_put(j, s == KILN_C(0) ? -inf : (v - me) - ls);)
+    KILN_EACH(j, v, kiln_put(j, s == KILN_C(0) && KILN_MASKED_NAN == 0 ? -inf : (v - me) - ls);)
 #else
-    KILN_EACH(j, v, kiln_put(j, s == KILN_C(0) ? KILN_C(0) : kiln_rows_div(kiln_rows_exp(v - me), s));)
+    KILN_EACH(j, v, kiln_put(j, s == KILN_C(0) && KILN_MASKED_NAN == 0 ? KILN_C(0) : kiln_rows_div(kiln_rows_exp(v - me), s));)
 #endif
 #else  // layer_norm, rms_norm
     const KILN_C cn = KILN_C(n);

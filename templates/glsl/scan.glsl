@@ -153,33 +153,16 @@ void main() {
     const int64_t row = w / P.n_split, s = w - row * P.n_split;
     kiln_row_bases(P, row);
     const int64_t lo = s * P.seg, hi = min(P.n, lo + P.seg);
-#if KILN_SCAN_FUNCTION == 1
-    // reduce: the segment's total, each thread's elements in order, then the subgroups' totals
-    // in order (or a fixed tree in shared memory).
-    KILN_C acc = kiln_identity();
-    for (int64_t j = lo + int64_t(tid); j < hi; j += size) acc = kiln_combine(acc, kiln_x(j));
-#if KILN_SCAN_SUBGROUP
-    acc = kiln_subgroup_scan(acc, false);
-    if (subgroupElect()) kiln_smem[gl_SubgroupID] = acc;
-    barrier();
-    if (tid == 0u) {
-      acc = kiln_smem[0];
-      for (uint g = 1u; g < gl_NumSubgroups; ++g) acc = kiln_combine(acc, kiln_smem[g]);
-      KilnAccRef(P.scratch + uint64_t(w) * uint64_t(KILN_C_SIZE)).v = acc;
-    }
-#else
-    kiln_smem[tid] = acc;
-    barrier();
-    for (uint h = gl_WorkGroupSize.x / 2u; h > 0u; h >>= 1) {
-      if (tid < h) kiln_smem[tid] = kiln_combine(kiln_smem[tid], kiln_smem[tid + h]);
-      barrier();
-    }
-    if (tid == 0u) KilnAccRef(P.scratch + uint64_t(w) * uint64_t(KILN_C_SIZE)).v = kiln_smem[0];
-#endif
-    barrier();  // kiln_smem is reused by the next work item
-#else
-    // scan: from the segment's prefix (the spine's), chunk by chunk.
+    // scan (KILN_SCAN_FUNCTION 0): from the segment's prefix (the spine's), chunk by chunk. reduce
+    // (1): the same walk without the stores, the segment's total into scratch — grouped exactly as
+    // the scan groups it (a thread's consecutive elements, the threads in order, chunk after
+    // chunk), so a total never pairs elements that are not neighbours (2^100 and 2^-100
+    // alternating: every total stays finite, as every prefix does).
+#if KILN_SCAN_FUNCTION == 0
     KILN_C carry = P.n_split > 1l ? KilnAccRef(P.scratch + uint64_t(w) * uint64_t(KILN_C_SIZE)).v : kiln_identity();
+#else
+    KILN_C carry = kiln_identity();
+#endif
     for (int64_t c0 = lo; c0 < hi; c0 += size * int64_t(KILN_SCAN_ITEMS)) {
       const int64_t j0 = c0 + int64_t(pos) * int64_t(KILN_SCAN_ITEMS);
       KILN_C v[KILN_SCAN_ITEMS];
@@ -202,10 +185,12 @@ void main() {
         }
         if (gl_SubgroupInvocationID > 0u) prefix = kiln_combine(prefix, within);  // (the identity would lose a -0)
         barrier();  // kiln_smem is reused by the next chunk
+#if KILN_SCAN_FUNCTION == 0
         [[unroll]] for (int i = 0; i < KILN_SCAN_ITEMS; ++i) {
           const int64_t j = j0 + int64_t(i);
           if (j < hi) kiln_put(j, kiln_combine(prefix, v[i]));
         }
+#endif
         carry = total;
         continue;
       }
@@ -222,12 +207,16 @@ void main() {
       const KILN_C prefix = tid > 0u ? kiln_combine(carry, kiln_smem[tid - 1u]) : carry;
       const KILN_C total = kiln_smem[gl_WorkGroupSize.x - 1u];
       barrier();  // kiln_smem is reused by the next chunk
+#if KILN_SCAN_FUNCTION == 0
       [[unroll]] for (int i = 0; i < KILN_SCAN_ITEMS; ++i) {
         const int64_t j = j0 + int64_t(i);
         if (j < hi) kiln_put(j, kiln_combine(prefix, v[i]));
       }
+#endif
       carry = kiln_combine(carry, total);
     }
+#if KILN_SCAN_FUNCTION == 1
+    if (tid == 0u) KilnAccRef(P.scratch + uint64_t(w) * uint64_t(KILN_C_SIZE)).v = carry;
 #endif
   }
 #endif

@@ -223,6 +223,20 @@ TEST_P(Contract, BatchedBroadcastAndVectorOperands) {
   check_matmul(random_tensor({2, 1, 2, 1, 2, 3, 4}, DType::f32, 13), random_tensor({1, 2, 1, 2, 1, 4, 5}, DType::f32, 14),
                "[2,1,2,1,2,3,4] @ [1,2,1,2,1,4,5]");
   EXPECT_GE(contraction_copies(), copies + 2);
+  // ... and an epilogue operand broadcast over them: laid out as the result too.
+  const Tensor a = random_tensor({2, 3, 2, 3, 2, 4, 5}, DType::f32, 15).to(*dev_), b = random_tensor({5, 6}, DType::f32, 16).to(*dev_);
+  const Tensor bias = random_tensor({2, 1, 2, 1, 2, 1, 6}, DType::f32, 17).to(*dev_);
+  DotOptions o;
+  o.epilogue = parse_expr("x + y", {DType::f32, DType::f32});
+  o.epilogue_operands = {bias};
+  const std::vector<float> got = matmul(a, b, o).to(device("cpu")).to_vector<float>();
+  // (op by op adds a contiguous copy of the broadcast bias: 7 dimensions that do not merge are
+  // more than a map kernel takes)
+  const Tensor mm = matmul(a, b);
+  const std::vector<float> want = add(mm, bias.broadcast_to(mm.shape()).contiguous()).to(device("cpu")).to_vector<float>();
+  ASSERT_EQ(got.size(), want.size());
+  for (std::size_t i = 0; i < got.size(); ++i)
+    ASSERT_NEAR(got[i], want[i], 1e-5 * (1 + std::fabs(want[i]))) << "five batch dims + a broadcast bias, element " << i;
 }
 
 TEST_P(Contract, ViewsAreReadThroughTheirStrides) {
@@ -268,6 +282,24 @@ TEST_P(Contract, DotAxesAndNxDotRules) {
   const Tensor s = Tensor::from_vector(std::vector<float>{2.5f}, {}, device("cpu"));
   EXPECT_EQ(dot(s.to(*dev_), m.to(*dev_)).to(device("cpu")).to_vector<float>(),
             apply_op(Op::multiply, {s, m}).to_vector<float>());
+  EXPECT_EQ(dot(m.to(*dev_), s.to(*dev_)).to(device("cpu")).to_vector<float>(),
+            apply_op(Op::multiply, {m, s}).to_vector<float>());
+  // ... with the contraction's rules: s8 x s8 -> s32 exactly (100 * 100, not 16 wrapped in s8),
+  // f16 products in f32 (not rounded to f16), a float -> integer output refused.
+  const Tensor c8 = Tensor::from_vector(std::vector<std::int8_t>{100}, {}, device("cpu")).to(*dev_);
+  const Tensor v8 = Tensor::from_vector(std::vector<std::int8_t>{100, -100}, {2}, device("cpu")).to(*dev_);
+  DotOptions to_s32;
+  to_s32.output = DType::s32;
+  EXPECT_EQ(dot(c8, v8, to_s32).to(device("cpu")).to_vector<std::int32_t>(), (std::vector<std::int32_t>{10000, -10000}));
+  EXPECT_EQ(dot(v8, c8, to_s32).to(device("cpu")).to_vector<std::int32_t>(), (std::vector<std::int32_t>{10000, -10000}));
+  EXPECT_EQ(dot(c8, c8, to_s32).to(device("cpu")).to_vector<std::int32_t>(), (std::vector<std::int32_t>{10000}));
+  const double h = 1 + 0x1p-10;  // h * h = 1 + 2^-9 + 2^-20: exact in f32, 1 + 2^-9 in f16
+  const Tensor hs = as_type(full({}, h, DType::f32, *dev_), DType::f16), hv = as_type(full({1}, h, DType::f32, *dev_), DType::f16);
+  DotOptions to_f32;
+  to_f32.output = DType::f32;
+  EXPECT_EQ(dot(hs, hv, to_f32).to(device("cpu")).to_vector<float>(), (std::vector<float>{float(h * h)}));
+  const std::string e = conformance::error_message([&] { dot(s.to(*dev_), m.to(*dev_), to_s32); });
+  EXPECT_NE(e.find("needs integer inputs"), std::string::npos) << e;
 }
 
 TEST_P(Contract, SpecialValuesAndEmptyOperands) {

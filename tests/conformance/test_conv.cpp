@@ -163,8 +163,10 @@ Ref reference(const Tensor& input, const Tensor& kernel, const ConvGeometry& g, 
     canonical.mag.push_back(mag);
     canonical.u.push_back(u);
   }
-  // The output permutation.
-  const std::vector<int> op = perm_or_id(g.output_permutation);
+  // The output permutation, as Nx: the result is the canonical one transposed by its inverse.
+  const std::vector<int> given = perm_or_id(g.output_permutation);
+  std::vector<int> op(static_cast<std::size_t>(rank));
+  for (int i = 0; i < rank; ++i) op[std::size_t(given[std::size_t(i)])] = i;
   Shape us(static_cast<std::size_t>(rank));
   for (int i = 0; i < rank; ++i) us[std::size_t(i)] = os[std::size_t(op[std::size_t(i)])];
   *out_shape = us;
@@ -281,9 +283,21 @@ TEST_P(Conv, LayoutsThroughPermutationsAndViews) {
   ConvOptions o;
   o.input_permutation = {0, 3, 1, 2};
   o.kernel_permutation = {3, 2, 0, 1};
-  o.output_permutation = {0, 2, 3, 1};
+  o.output_permutation = {0, 3, 1, 2};
   o.padding = ConvPadding::same;
   check(random_tensor({2, 6, 5, 3}, DType::f32, 1), random_tensor({3, 3, 3, 7}, DType::f32, 2), o, "NHWC x HWIO -> NHWC");
+  {  // Nx's own example: NHWC in, OIHW kernel, output_permutation {0, 3, 1, 2} -> NHWC [1, 3, 3, 2].
+    ConvOptions n;
+    n.input_permutation = {0, 3, 1, 2};
+    n.output_permutation = {0, 3, 1, 2};
+    EXPECT_EQ(conv(random_tensor({1, 3, 3, 6}, DType::f32, 9).to(*dev_), random_tensor({2, 6, 1, 1}, DType::f32, 10).to(*dev_), n)
+                  .shape(),
+              (Shape{1, 3, 3, 2}));
+    n.output_permutation = {0, 2, 3, 1};  // [N, C, H, W] read as N, H, W, C: C lands last but one
+    EXPECT_EQ(conv(random_tensor({1, 3, 4, 6}, DType::f32, 9).to(*dev_), random_tensor({2, 6, 1, 1}, DType::f32, 10).to(*dev_), n)
+                  .shape(),
+              (Shape{1, 4, 2, 3}));
+  }
   o.strides = {2};
   check(random_tensor({1, 9, 8, 4}, DType::f32, 3), random_tensor({1, 1, 4, 5}, DType::f32, 4), o, "1x1, stride 2");
   // Views: a transposed and a step-sliced input.
@@ -361,7 +375,7 @@ TEST_P(Conv, FusedEpiloguesMatchOpByOp) {
     ConvOptions o;
     o.input_permutation = {0, 3, 1, 2};
     o.kernel_permutation = {3, 2, 0, 1};
-    o.output_permutation = {0, 2, 3, 1};
+    o.output_permutation = {0, 3, 1, 2};
     o.padding = ConvPadding::same;
     const Tensor x = random_tensor({1, 5, 5, 4}, DType::bf16, 5).to(*dev_), w = random_tensor({3, 3, 4, 6}, DType::bf16, 6).to(*dev_);
     const Tensor bias = random_tensor({6}, DType::f32, 7).to(*dev_);
@@ -400,6 +414,15 @@ TEST_P(Conv, BadInputNamesOpShapesOptionsDtypesAndDevice) {
   o.padding_config = {{std::numeric_limits<std::int64_t>::min(), 0}, {0, std::numeric_limits<std::int64_t>::max()}};
   e = error_message([&] { conv(x, w4, o); });
   EXPECT_NE(e.find("is beyond 2^31"), std::string::npos) << e;
+  // Every option in range, the same padding of a dilation near 2^31 past 32 bits: the call named.
+  o = {};
+  o.padding = ConvPadding::same;
+  o.kernel_dilation = {std::numeric_limits<int>::max(), 1};  // a 5-tap kernel: 4 x (2^31 - 1) padded
+  const Tensor w5 = random_tensor({6, 4, 5, 1}, DType::f32, 3).to(*dev_);
+  e = error_message([&] { conv(x, w5, o); });
+  EXPECT_NE(e.find("does not fit the kernel's 32-bit geometry"), std::string::npos) << e;
+  EXPECT_NE(e.find("kiln::conv"), std::string::npos) << e;
+  EXPECT_NE(e.find("[6,4,5,1]"), std::string::npos) << e;
   o = {};
   o.feature_group_size = 2;
   e = error_message([&] { conv(x, w4, o); });

@@ -216,6 +216,40 @@ TEST_P(Jit, RowPatternsWrittenOpByOp) {
   }
 }
 
+// What a recognised row op must not lose: the mean read again by the normalised value's consumer
+// (the layer norm's sum stays: the rows kernel's epilogue reads it), and a cast to f64 the user
+// wrote before the reductions (the kernel computes in f64: exp(-200) is not flushed to 0 in f32).
+TEST_P(Jit, RowPatternsKeepWhatTheUserWrote) {
+  const Tensor x = rand({7, 129}, DType::f32, 41, -30, 30);
+  auto plus_mean = jit([](const Tensor& t) {
+    const double n = double(t.shape().back());
+    const Tensor m = sum(t, {-1}, true) / n;
+    const Tensor d = t - m;
+    return d * rsqrt(sum(d * d, {-1}, true) / n + 1e-5) + m;
+  });
+  const Tensor m = sum(x, {-1}, true) / 129.0, d = x - m;
+  expect_same(plus_mean(x), d * rsqrt(sum(d * d, {-1}, true) / 129.0 + 1e-5) + m, "layer norm + its mean", 32, 1e-5);
+  std::vector<float> rows = {0, -200, -200, 0, 1, 2, -1000, 1000};
+  const Tensor y = Tensor::from_host(rows.data(), rows.size() * 4, {4, 2}, DType::f32, device("cpu")).to(*dev_);
+  auto in_f64 = jit([](const Tensor& t) { return softmax_ops(as_type(t, DType::f64)); });
+  const Tensor got = in_f64(y), want = softmax_ops(as_type(y, DType::f64));
+  expect_same(got, want, "softmax of f32 values cast to f64", 32);
+  EXPECT_GT(scalars(got)[1].f, 0) << "exp(-200) in f64 is 1.4e-87\n" << in_f64.plan(y);
+  // A fully masked row (a padded query): NaN op by op (-inf - -inf), so NaN fused too — not the
+  // 0 kiln::softmax gives such a row.
+  auto masked = [](const Tensor& q, const Tensor& mask) {
+    return softmax_ops(select(mask, q, full({}, -INFINITY, DType::f32, q.device())));
+  };
+  const Tensor q = rand({3, 5}, DType::f32, 42, -4, 4);
+  std::vector<std::uint8_t> keep = {1, 1, 0, 1, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1};
+  const Tensor mask = Tensor::from_host(keep.data(), keep.size(), {3, 5}, DType::pred, *dev_);
+  auto fused = jit(masked);
+  const Tensor want_m = masked(q, mask);
+  EXPECT_TRUE(std::isnan(scalars(want_m)[5].f));
+  expect_same(fused(q, mask), want_m, "softmax with a fully masked row", 32);
+  EXPECT_EQ(fused.stats().launches_per_call, 1) << fused.plan(q, mask);
+}
+
 TEST_P(Jit, AdamUpdateWithThreeOutputs) {
   const auto adam = &adam_ops;
   const Shape s{1000, 3};
@@ -383,7 +417,7 @@ TEST_P(Jit, ElementwiseConsumersOfAConvMoveIntoItsEpilogue) {
       o.strides = {2, 1};
       o.padding = ConvPadding::same;
       o.feature_group_size = 2;
-      if (nhwc) o.output_permutation = {0, 2, 3, 1};
+      if (nhwc) o.output_permutation = {0, 3, 1, 2};
       auto f = [o](const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& r) {
         return tanh(conv(x, w, o) + bias) * 0.5 + r;
       };

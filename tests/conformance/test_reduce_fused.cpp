@@ -168,6 +168,14 @@ TEST_P(ReduceFused, ErrorsNameOpShapesAxesAndDevice) {
   const Tensor s = random_tensor({3, 5}, DType::f32, d, 4);
   expect_has(message([&] { reduce(Combiner::sum, parse_expr("x * y", {DType::f32, DType::f32}), {x, s}); }),
              {"do not broadcast"});
+  // Broadcast operands whose common shape has 2^80 elements (the output has one): refused by name.
+  const Tensor one = random_tensor({1, 1}, DType::f32, d, 5);
+  const std::int64_t big = std::int64_t(1) << 40;
+  expect_has(message([&] {
+               reduce(Combiner::sum, parse_expr("x * y", {DType::f32, DType::f32}),
+                      {one.broadcast_to({big, 1}), one.broadcast_to({1, big})});
+             }),
+             {"kiln::reduce", "has more than 2^63 elements", "[1099511627776,1099511627776]"});
 }
 
 // Nx's identities and NaN rules on hand-computed values.

@@ -416,6 +416,14 @@ TEST_P(Rows, BadInputNamesOpShapesAxisAndDtypes) {
   const Tensor g3 = Tensor::empty({3}, DType::f16, *dev_);
   EXPECT_NE(message([&] { rms_norm(x, &g3); }).find("operand 1 is f16"), std::string::npos);
   EXPECT_NE(message([&] { rms_norm(x, nullptr, 0.0); }).find("eps must be finite and > 0, got 0"), std::string::npos);
+  // f32 compute: an eps that rounds to 0 (or a subnormal), a scale that rounds to inf; f64 takes them.
+  EXPECT_NE(message([&] { rms_norm(x, nullptr, 1e-50); }).find("eps 1e-50 is below the smallest normal f32"),
+            std::string::npos);
+  EXPECT_NE(message([&] { layer_norm(x, nullptr, nullptr, 1e-40); }).find("below the smallest normal f32"), std::string::npos);
+  EXPECT_NE(message([&] { softmax(x, -1, SoftmaxOptions{1e39, nullptr, false}); }).find("scale 1e+39 is beyond the range of f32"),
+            std::string::npos);
+  const Tensor x64 = as_type(full({2, 3}, 0.0, DType::f32, *dev_), DType::f64);
+  EXPECT_EQ(rms_norm(x64, nullptr, 1e-50).to(device("cpu")).to_vector<double>()[0], 0.0);  // 0 * rsqrt(0 + 1e-50)
   EXPECT_NE(message([&] { layer_norm(x, nullptr, &g4); }).find("beta without gamma"), std::string::npos);
   const Tensor b16 = Tensor::empty({3}, DType::f16, *dev_), b4 = Tensor::empty({4}, DType::f32, *dev_);
   EXPECT_NE(message([&] { softmax(x, -1, SoftmaxOptions{1, &b16, false}); }).find("the bias is f16"), std::string::npos);

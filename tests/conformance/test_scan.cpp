@@ -264,6 +264,64 @@ TEST_P(Scan, SpecialValues) {
   EXPECT_EQ(sub.back().f, 0x1p-149 * (64 * 65 / 2));
 }
 
+// The running value lives in the accumulator's dtype (f16/bf16 in f32, f32 in f32, f64 in f64),
+// on every device the cpu reference included: it overflows where that dtype does, and inf - inf
+// or inf * 0 after an overflow is NaN (hand-computed).
+TEST_P(Scan, RunningValuesOverflowWhereTheAccumulatorDoes) {
+  const double inf = std::numeric_limits<double>::infinity();
+  struct Case {
+    Combiner c;
+    DType t;
+    std::vector<double> x, want;  // want: NaN compared as NaN
+  };
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const Case cases[] = {
+      {Combiner::sum, DType::f32, {3e38, 3e38, -inf}, {double(3e38f), inf, nan}},
+      {Combiner::sum, DType::f32, {3e38, 3e38, -3e38}, {double(3e38f), inf, inf}},
+      {Combiner::product, DType::f32, {1e30, 1e30, 0}, {double(1e30f), inf, nan}},
+      {Combiner::product, DType::f64, {1e308, 10, 0.1}, {1e308, inf, inf}},
+      // f16 in f32: 131008 does not fit f16 (stored inf) but the running value does.
+      {Combiner::sum, DType::f16, {65504, 65504, -65504}, {65504, inf, 65504}},
+      // bf16 in f32: 257 is stored as 256 (ties to even), the running value keeps it: 258.
+      {Combiner::sum, DType::bf16, {256, 1, 1}, {256, 256, 258}},
+  };
+  for (const Case& k : cases) {
+    const std::size_t es = dtype_size(k.t);
+    std::vector<std::byte> bytes(k.x.size() * es);
+    for (std::size_t i = 0; i < k.x.size(); ++i) store_scalar(k.t, bytes.data() + i * es, Scalar::from_f(k.x[i]));
+    const Tensor x = Tensor::from_host(bytes.data(), bytes.size(), {std::int64_t(k.x.size())}, k.t, device("cpu")).to(*dev_);
+    const auto got = scalars(k.t, scan_op(k.c, x, {0, false}).to_host());
+    for (std::size_t i = 0; i < k.want.size(); ++i)
+      EXPECT_TRUE(std::isnan(k.want[i]) ? std::isnan(got[i].f) : got[i].f == k.want[i])
+          << scan_op_info(k.c).name << " " << dtype_name(k.t) << " element " << i << ": got " << got[i].f << ", want "
+          << k.want[i];
+  }
+}
+
+// A row split in segments: each segment's total groups neighbouring elements only, as the scan
+// does. 2^100 and 2^-100 alternating (products) or +-3e38 (sums): every prefix is 2^100 or 1
+// (3e38 or 0), and so is every total of neighbours — a total pairing every other element would
+// overflow to inf on one side, 0 on the other, and carry NaN into the next segment.
+TEST_P(Scan, SplitRowsTotalNeighboursOnly) {
+  const std::int64_t n = std::int64_t(1) << 16;  // split on every device (rows < 256, n > 4 chunks)
+  for (Combiner c : {Combiner::product, Combiner::sum})
+    for (bool reverse : {false, true}) {
+      const double big = c == Combiner::product ? 0x1p100 : 3e38, small = c == Combiner::product ? 0x1p-100 : -3e38;
+      std::vector<float> v(static_cast<std::size_t>(n));
+      for (std::int64_t j = 0; j < n; ++j) v[std::size_t(j)] = float((j % 2 == 0) != reverse ? big : small);
+      const Tensor x = Tensor::from_host(v.data(), v.size() * 4, {1, n}, DType::f32, device("cpu")).to(*dev_);
+      const Tensor y = scan_op(c, x, {1, reverse});
+      std::vector<float> got(static_cast<std::size_t>(n));
+      const auto bytes = y.to_host();
+      std::memcpy(got.data(), bytes.data(), bytes.size());
+      for (std::int64_t j = 0; j < n; ++j) {
+        const std::int64_t k = reverse ? n - 1 - j : j;  // elements in the scan's order so far, minus one
+        const float want = k % 2 == 0 ? float(big) : c == Combiner::product ? 1.0f : 0.0f;
+        ASSERT_EQ(got[std::size_t(j)], want) << scan_op_info(c).name << (reverse ? " reverse" : "") << " element " << j;
+      }
+    }
+}
+
 // Every axis of a [4, 37, 5] tensor (negative too), a transposed view and a step-sliced view,
 // against the same rows scanned contiguously on the host.
 TEST_P(Scan, EveryAxisAndViews) {
