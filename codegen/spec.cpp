@@ -118,7 +118,9 @@ Expr expr_from_canonical(std::string_view text, std::string_view body) {
     }
     NodeId id = 0;
     if (head.starts_with("in") && paren == std::string_view::npos) {
-      id = e.input(canonical_number<int>(text, head.substr(2), 10, "input"), t);
+      const auto k = canonical_number<unsigned>(text, head.substr(2), 10, "input");
+      if (k > 63) bad_canonical(text, fmt::format("input {} is out of range (at most 64 inputs)", k));
+      id = e.input(int(k), t);
     } else if (head == "const") {
       Scalar v = Scalar::from_u(bits);
       id = is_float(t) ? e.constant(v.f, t) : e.constant_int(v.i, t);

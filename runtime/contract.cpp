@@ -412,21 +412,15 @@ Tensor dot(const Tensor& a, const Tensor& b, const DotOptions& options) {
   const int n = a.rank(), m = b.rank();
   DotAxes axes;
   if (n == 0 || m == 0) {
-    // A scalar operand multiplies (Nx): a contraction over a new axis of size 1, so that the
-    // contraction's rules hold (s8 x s8 -> s32 exactly, f16 products in f32, its dtype checks,
-    // precision and epilogue).
+    // A scalar operand multiplies (Nx): a contraction over a new leading axis of size 1 of both
+    // (a broadcast: a view of any operand, strided or not), so that the contraction's rules hold
+    // (s8 x s8 -> s32 exactly, f16 products in f32, its dtype checks, precision and epilogue).
     Shape sa = a.shape(), sb = b.shape();
-    if (n == 0) {
-      sa = {1};
-      sb.insert(sb.begin(), 1);
-      axes.contract_a = {0};
-    } else {
-      sa.push_back(1);
-      sb = {1};
-      axes.contract_a = {n};
-    }
+    sa.insert(sa.begin(), 1);
+    sb.insert(sb.begin(), 1);
+    axes.contract_a = {0};
     axes.contract_b = {0};
-    return dot(a.reshape(sa), b.reshape(sb), axes, options);
+    return dot(a.broadcast_to(sa), b.broadcast_to(sb), axes, options);
   }
   axes.contract_a = {n - 1};
   axes.contract_b = {m == 1 ? 0 : m - 2};

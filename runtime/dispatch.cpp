@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "codegen/abi.hpp"
 #include "codegen/family.hpp"
 #include "runtime/jit.hpp"
 #include "runtime/ops.hpp"
@@ -64,6 +65,23 @@ std::pair<std::int64_t, std::int64_t> byte_span(const Tensor& t) {
   const std::int64_t es = std::int64_t(dtype_size(t.dtype()));
   return {lo * es, (hi + 1) * es};
 }
+
+// The dimensions of |shape| a map kernel sees (codegen/families/map.cpp): size-1 ones dropped,
+// neighbours merged where every operand's strides continue each other.
+int collapsed_rank(const Shape& shape, const std::vector<Tensor>& views) {
+  int rank = 0;
+  std::size_t last = 0;
+  bool any = false;
+  for (std::size_t d = 0; d < shape.size(); ++d) {
+    if (shape[d] == 1) continue;
+    bool merge = any;
+    for (const Tensor& v : views) merge = merge && v.strides()[last] == v.strides()[d] * shape[d];
+    rank += merge ? 0 : 1;
+    last = d;
+    any = true;
+  }
+  return rank;
+}
 }  // namespace
 
 bool may_overlap(const Tensor& x, const Tensor& y) {
@@ -116,6 +134,12 @@ Tensor run_map_kernel(std::string_view op, const KernelSpec& spec, const std::st
   if (out.numel() == 0) return out;
   std::vector<Tensor> views;
   for (const Tensor& t : operands) views.push_back(t.broadcast_to(shape));
+  // More dimensions that do not merge than a map kernel takes (rank 6): operands copied dense, in
+  // order, until the others merge (the CPU reference takes any rank). A copy has one operand and
+  // never comes here: when it cannot merge either, Tensor::contiguous goes through the host.
+  if (device.backend() != Backend::cpu && views.size() > 1)
+    for (std::size_t k = 0; k < views.size() && collapsed_rank(shape, views) > kMaxMapRank; ++k)
+      if (!views[k].is_contiguous()) views[k] = views[k].contiguous();
   const auto ops = plan_operands(views);
   run_plan(op, spec, name, operands, device, {out.shape(), ops, out.address(), {}, spec.block_size}, first, entry);
   return out;

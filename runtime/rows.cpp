@@ -71,10 +71,12 @@ Tensor run_rows_kernel(std::string_view op, const KernelSpec& spec, const std::s
   // The kernels compute in f32 unless x is f64, eps and scale included: eps must not round to 0 (or
   // a subnormal a device may flush: rsqrt(0) of a constant row), scale not to inf.
   if (lay.x != DType::f64) {
-    if (norm && eps < double(std::numeric_limits<float>::min()))
+    if (norm && (eps < double(std::numeric_limits<float>::min()) || eps > double(std::numeric_limits<float>::max())))
       fail_op(ErrorCode::invalid_argument, op, inputs,
-              fmt::format("eps {} is below the smallest normal f32 ({}): the kernel computes in f32 for {} x", eps,
-                          std::numeric_limits<float>::min(), dtype_name(lay.x)));
+              fmt::format("eps {} is {}: the kernel computes in f32 for {} x", eps,
+                          eps < 1 ? fmt::format("below the smallest normal f32 ({})", std::numeric_limits<float>::min())
+                                  : "beyond the range of f32",
+                          dtype_name(lay.x)));
     if (std::fabs(call.scale) > double(std::numeric_limits<float>::max()))
       fail_op(ErrorCode::invalid_argument, op, inputs,
               fmt::format("scale {} is beyond the range of f32: the kernel computes in f32 for {} x", call.scale,
@@ -86,8 +88,11 @@ Tensor run_rows_kernel(std::string_view op, const KernelSpec& spec, const std::s
     else out_shape.erase(out_shape.begin() + a);
   }
   Device& device = inputs[0].device();
-  Tensor out = result_tensor(op, inputs, into, out_shape, spec.output, device, Overlap::in_place,
-                             fmt::format("along axis {}", axis));
+  // In place only where the result has x's shape: an operand of the output's shape is then not
+  // broadcast (logsumexp's [n] output may equal a prologue operand broadcast over every row).
+  const bool keeps_shape = out_shape == x_shape;
+  Tensor out = result_tensor(op, inputs, into, out_shape, spec.output, device,
+                             keeps_shape ? Overlap::in_place : Overlap::none, fmt::format("along axis {}", axis));
   Tensor h;
   if (lay.residual) h = Tensor::empty(x_shape, lay.x, device);
   if (residual) *residual = h;

@@ -309,6 +309,19 @@ TEST(Ops, BroadcastAndPromoteLikeNx) {
   EXPECT_EQ(values<std::int32_t>(sel), (std::vector<std::int32_t>{1, -1, -1}));
   auto h = as_type(make<float>({1.5f, 70000.f}, {2}, DType::f32), DType::f16);
   EXPECT_EQ(values<std::uint16_t>(h), (std::vector<std::uint16_t>{0x3E00, 0x7C00}));
+  // Seven dimensions that do not merge (broadcasts alternating between the operands: more than a
+  // kernel takes): the operands are copied dense first; the values of the CPU reference.
+  std::vector<float> va(24), vb(24);
+  for (int i = 0; i < 24; ++i) va[std::size_t(i)] = float(i), vb[std::size_t(i)] = float(100 * i);
+  Device& cpu = device("cpu");
+  const Tensor a7 = Tensor::from_vector(va, {2, 1, 2, 1, 2, 1, 3}, cpu), b7 = Tensor::from_vector(vb, {1, 2, 1, 2, 1, 2, 3}, cpu);
+  const std::vector<float> want = add(a7, b7).to_vector<float>();
+  for (Device* d : devices()) {
+    SCOPED_TRACE(d->id());
+    const Tensor got = add(a7.to(*d), b7.to(*d));
+    EXPECT_EQ(got.shape(), (Shape{2, 2, 2, 2, 2, 2, 3}));
+    EXPECT_EQ(got.to(cpu).to_vector<float>(), want);
+  }
 }
 
 TEST(Ops, ScalarAndEmptyTensors) {

@@ -228,23 +228,26 @@ LaunchPlan scan_plan(const KernelSpec& spec, const PlanRequest& r, std::string* 
   return plan;
 }
 
-// ---- the CPU reference: floats in the kernels' accumulator (f16/bf16 in f32, f32 in f32, f64 in
-// f64: a running value overflows or turns NaN where the kernels' does), integers in their dtype
-// (wrapping) ------------------------------------------------------------------------------------
+// ---- the CPU reference: floats in long double within the kernels' accumulator range (f32 for
+// f16/bf16/f32, f64 for f64: a running value that leaves it becomes +-inf, one that underflows it
+// 0, so overflow, inf - inf and inf * 0 happen where the kernels' do), integers in their dtype
+// (wrapping) -------------------------------------------------------------------------------------
 
-// One row's running value of floats, in the compute type F.
+// One row's running value of floats, accurate in long double but kept to F's range.
 template <class F>
 void scan_row_float(Combiner c, DType t, const std::byte* src, std::int64_t src_step, std::byte* dst,
                     std::int64_t dst_step, std::int64_t n) {
-  F f = c == Combiner::sum ? F(0) : c == Combiner::product ? F(1) : c == Combiner::max ? -F(INFINITY) : F(INFINITY);
+  using L = long double;
+  L f = c == Combiner::sum ? 0 : c == Combiner::product ? 1 : c == Combiner::max ? -L(INFINITY) : L(INFINITY);
   for (std::int64_t j = 0; j < n; ++j) {
-    const F x = F(load_scalar(t, src + j * src_step).f);
+    const L x = L(load_scalar(t, src + j * src_step).f);
     if (c == Combiner::sum) f += x;
     else if (c == Combiner::product) f *= x;
     // max/min: NaN wins; -0 orders below +0 (the op table's kiln_max/kiln_min).
     else if (!std::isnan(f) && (std::isnan(x) || (c == Combiner::max ? x > f || (x == f && !std::signbit(x))
                                                                       : x < f || (x == f && std::signbit(x)))))
       f = x;
+    if (const F r = F(f); std::isinf(r) || r == 0) f = L(r);  // beyond F's range: as F holds it
     store_scalar(t, dst + j * dst_step, Scalar::from_f(double(f)));
   }
 }

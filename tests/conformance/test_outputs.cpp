@@ -9,7 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "codegen/families/rows.hpp"
 #include "runtime/kiln.hpp"
+#include "runtime/rows.hpp"
 #include "tests/conformance/device_suite.hpp"
 
 namespace kiln {
@@ -74,6 +76,14 @@ TEST_P(Outputs, InPlaceWhereEveryElementIsItsOwnAndNoOtherOverlap) {
     const Tensor x = make();
     const Tensor row0 = x.slice(0, 0, 1).reshape({8}).slice(0, 0, 4);
     expect_refused("logsumexp into x's first row", "logsumexp", x, [&] { logsumexp(x, -1, false, &row0); });
+    // A row op whose result drops the axis, into a prologue operand of the result's shape that
+    // every row reads (broadcast): not in place, however equal the shapes.
+    RowsFusion fusion;
+    fusion.prologue = parse_expr("x + y", {DType::f32, DType::f32});
+    const KernelSpec lse = make_rows_spec(RowsOp::logsumexp, DType::f32, 0, RowsBias::none, false, &fusion);
+    const Tensor sq = make().slice(1, 0, 4).contiguous(), v = make().reshape({32}).slice(0, 0, 4).contiguous();
+    expect_refused("logsumexp of x + b into b", "logsumexp", v,
+                   [&] { run_rows_kernel("logsumexp", lse, nullptr, {sq, v}, {-1, false}, &v, nullptr, nullptr, nullptr); });
   }
   // Reductions: no overlap, not even the operand's first elements.
   {

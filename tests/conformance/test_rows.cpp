@@ -420,6 +420,7 @@ TEST_P(Rows, BadInputNamesOpShapesAxisAndDtypes) {
   EXPECT_NE(message([&] { rms_norm(x, nullptr, 1e-50); }).find("eps 1e-50 is below the smallest normal f32"),
             std::string::npos);
   EXPECT_NE(message([&] { layer_norm(x, nullptr, nullptr, 1e-40); }).find("below the smallest normal f32"), std::string::npos);
+  EXPECT_NE(message([&] { rms_norm(x, nullptr, 1e39); }).find("eps 1e+39 is beyond the range of f32"), std::string::npos);
   EXPECT_NE(message([&] { softmax(x, -1, SoftmaxOptions{1e39, nullptr, false}); }).find("scale 1e+39 is beyond the range of f32"),
             std::string::npos);
   const Tensor x64 = as_type(full({2, 3}, 0.0, DType::f32, *dev_), DType::f64);
