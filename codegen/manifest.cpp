@@ -375,7 +375,8 @@ class Reader {
     const toml::node& dtypes_node = require(t, "ops", "dtypes");
     const std::vector<DType> dtypes = dtype_list(dtypes_node, "dtypes", true);
     const int block = block_size_of(t);
-    const Targets targets = targets_of(t);
+    Targets targets = targets_of(t);
+    if (!targets.explicit_) targets.set = requested_;  // the build's targets, as for [[kernel]]
 
     for (std::size_t i = 0; i < ops.size(); ++i) {
       std::vector<KernelSpec> specs = family->expand_op(ops[i], dtypes);
@@ -433,10 +434,14 @@ Manifest parse_manifest(std::string_view text, std::string_view origin, TargetSe
 }
 
 Manifest read_manifest(const std::filesystem::path& file, TargetSet requested) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(file, ec))  // (an ifstream opens a directory and reads nothing)
+    fail(ErrorCode::io_error, fmt::format("{}: is a directory, not a manifest", file.string()));
   std::ifstream in(file, std::ios::binary);
   if (!in) fail(ErrorCode::io_error, fmt::format("{}: cannot open the manifest", file.string()));
   std::stringstream ss;
   ss << in.rdbuf();
+  if (in.bad()) fail(ErrorCode::io_error, fmt::format("{}: cannot read the manifest", file.string()));
   return parse_manifest(ss.str(), file.string(), requested);
 }
 

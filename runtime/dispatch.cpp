@@ -164,6 +164,7 @@ Tensor result_tensor(std::string_view op, const std::vector<Tensor>& operands, c
                         overlap == Overlap::in_place ? " (only an operand that is exactly the output may share its memory)"
                                                      : ""));
   }
+  trace_keep_output(*into);  // a kiln::jit replay writes it: the function keeps it alive
   return *into;
 }
 

@@ -19,6 +19,15 @@ class ForeignBuffer final : public Buffer {
  public:
   ForeignBuffer(Device* device, std::size_t size, std::uint64_t address, std::shared_ptr<void> keep_alive)
       : Buffer(device, size, address), keep_alive_(std::move(keep_alive)) {}
+  // The owner (a DLPack deleter, the caller's keep-alive) may reuse the memory at once: Kiln's
+  // work queued on the device's default stream finishes before it is let go.
+  ~ForeignBuffer() override {
+    if (!keep_alive_ || device().backend() != Backend::cuda) return;
+    try {
+      device().default_stream().synchronize();
+    } catch (...) {  // a lost device: nothing runs any more
+    }
+  }
 
  private:
   std::shared_ptr<void> keep_alive_;
@@ -70,6 +79,9 @@ DLManagedTensor* to_dlpack(const Tensor& t) {
       fail(ErrorCode::unsupported, fmt::format("to_dlpack: {}: DLPack has no convention for Vulkan memory "
                                                "(use vulkan_buffer() or move the tensor to the CPU)", t.describe()));
   }
+  // The consumer reads the memory at once (DLPack's C form carries no stream): Kiln's work on the
+  // default stream that writes it finishes first.
+  if (t.device().backend() == Backend::cuda) t.device().default_stream().synchronize();
   auto* e = new Exported;
   e->storage = t.storage();
   e->shape = t.shape();

@@ -51,11 +51,13 @@ namespace kiln {
 
 // A DLManagedTensor viewing |t| (any strides; byte_offset holds the view's offset). Its deleter
 // releases the storage reference and frees the struct; call it exactly once. Throws unsupported
-// for Vulkan tensors.
+// for Vulkan tensors. CUDA: the device's default stream is synchronized first, so the memory holds
+// what Kiln wrote there (work on streams of your own: synchronize them yourself).
 DLManagedTensor* to_dlpack(const Tensor& t);
 
 // A Tensor viewing |managed|'s memory, taking ownership of |managed|: its deleter is called when the
-// last tensor sharing the memory is destroyed, or before from_dlpack throws. Throws unsupported for
+// last tensor sharing the memory is destroyed (CUDA: after the default stream's work has finished),
+// or before from_dlpack throws. Throws unsupported for
 // devices other than kDLCPU / kDLCUDA and for dtypes Kiln lacks, invalid_argument for a malformed
 // tensor (negative shape, lanes != 1, misaligned element offset). Null strides mean row-major.
 Tensor from_dlpack(DLManagedTensor* managed);

@@ -74,6 +74,12 @@ void trace_check_read(const Buffer& buffer, std::string_view call) {
                    call));
 }
 
+void trace_keep_output(const Tensor& into) {
+  TraceProgram* p = t_active;
+  if (p && into.defined() && p->device == &into.device() && !as_trace(*into.storage()))
+    p->captured.push_back(into.storage());
+}
+
 bool trace_launch(std::string_view op, const KernelSpec& spec, const std::string* name,
                   const std::vector<Tensor>& operands, Device& device, const PlanRequest& request,
                   const Registry* first, const KernelEntry* entry, const LibraryGemm* library) {

@@ -105,6 +105,9 @@ bool trace_upload(Buffer& buffer, const void* data, std::size_t bytes);
 // Reading a trace buffer's data (to_host, to(device)) is an error naming |call|: a traced function
 // cannot depend on the values of its tensors.
 void trace_check_read(const Buffer& buffer, std::string_view call);
+// dispatch's result_tensor: an output the caller gave (|into|) that is a real buffer is kept by the
+// trace the thread records on its device, as the operands are (the replay writes it).
+void trace_keep_output(const Tensor& into);
 // dispatch's run_plan (and the contraction's library path, with |library|): records the launch and
 // returns true when the thread traces; throws when a trace tensor is used outside its trace or a
 // traced function launches on another device; returns false to run normally.

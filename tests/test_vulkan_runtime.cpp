@@ -507,6 +507,28 @@ TEST_F(VulkanRuntime, StreamsAreThreadSafeAndFreesWhileInFlightAreSafe) {
   EXPECT_EQ(got, std::vector<std::uint8_t>(100, 7));
 }
 
+// A buffer freed while another stream's recorded work still uses it: its memory goes to no new
+// buffer until that work has run (else the old fill lands in the new buffer).
+TEST_F(VulkanRuntime, MemoryFreedUnderAnotherStreamsWorkIsNotReusedEarly) {
+  auto other = dev().create_stream();
+  const std::size_t n = 1 << 16;
+  auto a = dev().allocate(n);
+  other->fill(*a, 0, n, 0xAB);  // recorded on |other|, not yet submitted
+  const std::uint64_t where = a->device_address();
+  a.reset();
+  auto b = dev().allocate(n);
+  const auto data = random_bytes(n, 9);
+  stream().upload(*b, 0, data.data(), n);
+  stream().synchronize();
+  other->synchronize();  // the fill runs now
+  EXPECT_EQ(download_all(stream(), *b), data)
+      << "the freed buffer's fill reached the new one" << (b->device_address() == where ? " (the same memory)" : "");
+  // Once |other| has run, the range is reused again.
+  other.reset();
+  auto c = dev().allocate(n);
+  EXPECT_NE(c->device_address(), 0u);
+}
+
 TEST_F(VulkanRuntime, RejectsBadSpirv) {
   auto expect_error = [&](std::vector<unsigned char> blob, const char* what) {
     kiln::KernelFunction f{"main", {blob.data(), blob.size()}};

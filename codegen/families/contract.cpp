@@ -404,8 +404,8 @@ std::string contract_api_function(const ApiFunction& f, std::string_view options
     args += (args.empty() ? "" : ", ") + p;
   }
   return fmt::format("{0}inline kiln::Tensor {1}({2}const {5}& options = {{}}, const kiln::Tensor* into = nullptr) {{\n"
-                     "  const kiln::AotKernel& k = detail::{3}();\n"
-                     "  return {6}(k.label(), k.spec(), &k.name(), {{{4}}}, options, into, &k.registry());\n}}\n",
+                     "  const kiln::AotKernel& kiln_k = detail::{3}();\n"
+                     "  return {6}(kiln_k.label(), kiln_k.spec(), &kiln_k.name(), {{{4}}}, options, into, &kiln_k.registry());\n}}\n",
                      f.comment, f.name, params, f.kernel, args, options_type, run);
 }
 

@@ -530,9 +530,9 @@ std::string rows_api_functions(const ApiFunction& f) {
   }
   if (f.spec && rows_layout(*f.spec).residual)  // (the op's output, h)
     return fmt::format("{}inline std::pair<kiln::Tensor, kiln::Tensor> {}({}const kiln::RowsCall& call = {{}}) {{\n"
-                       "  const kiln::AotKernel& k = detail::{}();\n  kiln::Tensor h;\n"
-                       "  kiln::Tensor y = kiln::run_rows_kernel(k.label(), k.spec(), &k.name(), {{{}}}, call, nullptr, "
-                       "&k.registry(), nullptr, &h);\n  return {{y, h}};\n}}\n",
+                       "  const kiln::AotKernel& kiln_k = detail::{}();\n  kiln::Tensor kiln_h;\n"
+                       "  kiln::Tensor kiln_y = kiln::run_rows_kernel(kiln_k.label(), kiln_k.spec(), &kiln_k.name(), {{{}}}, call, "
+                       "nullptr, &kiln_k.registry(), nullptr, &kiln_h);\n  return {{kiln_y, kiln_h}};\n}}\n",
                        f.comment, f.name, params, f.kernel, args);
   return fmt::format("{}inline kiln::Tensor {}({}const kiln::RowsCall& call = {{}}, const kiln::Tensor* into = nullptr) {{\n"
                      "  return detail::{}().rows({{{}}}, call, into);\n}}\n",

@@ -333,8 +333,9 @@ std::string scan_api_functions(const ApiFunction& f) {
   const std::string& x = f.params.at(0);
   return fmt::format("{}inline kiln::Tensor {}(const kiln::Tensor& {}, const kiln::ScanCall& call = {{}}, "
                      "const kiln::Tensor* into = nullptr) {{\n"
-                     "  const kiln::AotKernel& k = detail::{}();\n"
-                     "  return kiln::run_scan_kernel(k.label(), k.spec(), &k.name(), {{{}}}, call, into, &k.registry());\n}}\n",
+                     "  const kiln::AotKernel& kiln_k = detail::{}();\n"
+                     "  return kiln::run_scan_kernel(kiln_k.label(), kiln_k.spec(), &kiln_k.name(), {{{}}}, call, into, "
+                     "&kiln_k.registry());\n}}\n",
                      f.comment, f.name, x, f.kernel, x);
 }
 

@@ -162,13 +162,47 @@ std::uint64_t hash_includes(const std::string& source, const std::vector<std::st
 
 
 
-// The cache directory: $KILN_KERNEL_CACHE, else $XDG_CACHE_HOME/kiln/kernels, else
-// ~/.cache/kiln/kernels; "off" disables it.
+// The cache directory: $KILN_KERNEL_CACHE, else $KILN_CACHE_DIR/kernels (the root of every
+// cache Kiln keeps), else $XDG_CACHE_HOME/kiln/kernels, else ~/.cache/kiln/kernels; "off"
+// disables it.
 fs::path default_kernel_cache() {
   if (const char* e = std::getenv("KILN_KERNEL_CACHE"); e && *e) return std::string(e) == "off" ? fs::path() : fs::path(e);
+  if (const char* r = std::getenv("KILN_CACHE_DIR"); r && *r) return fs::path(r) / "kernels";
   if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) return fs::path(x) / "kiln" / "kernels";
   if (const char* h = std::getenv("HOME"); h && *h) return fs::path(h) / ".cache" / "kiln" / "kernels";
   return {};
+}
+
+// The machine-wide cache's entries: the blob, and <blob>.sum holding its XXH64. An entry whose
+// checksum does not match (a torn or truncated copy) is not taken (and removed); one without a
+// checksum (from before checksums, or its writer is between the two renames) is taken when it
+// looks like its kind — SPIR-V's magic and whole words, a fatbin's magic — and gets one.
+bool cache_entry_ok(const fs::path& c) {
+  try {
+    const std::string blob = read_text(c);
+    const std::string sum = hex64(hash_of(blob)) + "\n";
+    std::error_code ec;
+    const fs::path sum_file = c.string() + ".sum";
+    bool ok;
+    if (fs::exists(sum_file, ec)) {
+      ok = read_text(sum_file) == sum;
+    } else {
+      std::uint32_t magic = 0;
+      if (blob.size() >= 4) std::memcpy(&magic, blob.data(), 4);
+      ok = c.extension() == ".spv" ? blob.size() >= 20 && blob.size() % 4 == 0 && magic == 0x07230203u
+                                   : blob.size() >= 16 && magic == 0xBA55ED50u;
+      if (ok) write_if_changed(sum_file, sum);
+    }
+    if (!ok) {
+      std::cerr << fmt::format("kilnc compile: warning: the cache entry {} is corrupt or truncated; compiling it again\n",
+                               c.string());
+      fs::remove(c, ec);
+      fs::remove(sum_file, ec);
+    }
+    return ok;
+  } catch (const std::exception&) {  // unreadable: a miss
+    return false;
+  }
 }
 
 // A tool's identity for cache keys: its path, size and modification time.
@@ -182,7 +216,7 @@ std::string tool_identity(const std::string& tool) {
 
 int cmd_compile(const CompileOptions& o) {
   const fs::path dir = o.index.parent_path();
-  const json index = json::parse(read_text(o.index));
+  const json index = read_index(o.index);
   std::vector<Job> jobs;
   std::set<std::string> keep_fatbin, keep_spv;
 
@@ -193,7 +227,7 @@ int cmd_compile(const CompileOptions& o) {
       const fs::path cu = dir / b["file"].get<std::string>();
       Job j;
       j.output = fs::path(cu).replace_extension(".fatbin");
-      j.tmp = j.output.string() + ".tmp";
+      j.tmp = unique_temp(j.output);
       j.key_file = j.output.string() + ".key";
       const std::string source = read_text(cu);
       j.key = hex64(hash_of(base_key + hex64(hash_includes(source, o.cuda_includes)) + source)) + "\n";
@@ -215,7 +249,7 @@ int cmd_compile(const CompileOptions& o) {
         const fs::path comp = dir / g["file"].get<std::string>();
         Job j;
         j.output = dir / "spirv" / fs::path(comp.filename()).replace_extension(".spv");
-        j.tmp = j.output.string() + ".tmp";
+        j.tmp = unique_temp(j.output);
         j.key_file = j.output.string() + ".key";
         j.what = comp.filename().string();
         keep_spv.insert(j.output.filename().string());
@@ -258,7 +292,7 @@ int cmd_compile(const CompileOptions& o) {
     std::error_code ec;
     if (fs::exists(j.output, ec) && fs::exists(j.key_file, ec) && read_text(j.key_file) == j.key) continue;
     fs::create_directories(j.output.parent_path());
-    if (const fs::path c = cached(j); !c.empty() && fs::exists(c, ec)) {
+    if (const fs::path c = cached(j); !c.empty() && fs::exists(c, ec) && cache_entry_ok(c)) {
       fs::copy_file(c, j.tmp, fs::copy_options::overwrite_existing, ec);
       if (!ec) {
         fs::rename(j.tmp, j.output, ec);
@@ -286,46 +320,66 @@ int cmd_compile(const CompileOptions& o) {
       Job& j = *todo[i];
       const fs::path log = j.output.string() + ".log";
       std::error_code ec;
-      fs::remove(log, ec);
-      fs::remove(j.key_file, ec);
-      if (!j.glsl.empty()) {
-        std::string messages;
-        if (!compile_glsl(j.glsl, j.tmp, &messages)) {
-          std::lock_guard lock(io);
-          std::cerr << fmt::format("kilnc compile: {} failed:\n{}\n", j.what, messages);
-          failed = true;
+      try {  // nothing escapes the thread (std::terminate): a failure is reported and stops the run
+        fs::remove(log, ec);
+        fs::remove(j.key_file, ec);
+        if (!j.glsl.empty()) {
+          std::string messages;
+          if (!compile_glsl(j.glsl, j.tmp, &messages)) {
+            std::lock_guard lock(io);
+            std::cerr << fmt::format("kilnc compile: {} failed:\n{}\n", j.what, messages);
+            failed = true;
+            fs::remove(j.tmp, ec);
+            break;
+          }
+        }
+        for (const auto& cmd : j.commands) {
+          const int rc = spawn(cmd, log);
+          if (rc != 0) {
+            std::lock_guard lock(io);
+            std::cerr << fmt::format("kilnc compile: {} failed (exit {}):\n  {}\n", j.what, rc, command_line(cmd));
+            std::ifstream in(log);
+            std::cerr << in.rdbuf();
+            failed = true;
+            fs::remove(j.tmp, ec);
+            break;
+          }
+        }
+        if (failed) {
           fs::remove(j.tmp, ec);
           break;
         }
-      }
-      for (const auto& cmd : j.commands) {
-        const int rc = spawn(cmd, log);
-        if (rc != 0) {
-          std::lock_guard lock(io);
-          std::cerr << fmt::format("kilnc compile: {} failed (exit {}):\n  {}\n", j.what, rc, command_line(cmd));
-          std::ifstream in(log);
-          std::cerr << in.rdbuf();
-          failed = true;
-          fs::remove(j.tmp, ec);
-          break;
+        fs::rename(j.tmp, j.output);
+        write_if_changed(j.key_file, j.key);
+        if (const fs::path c = cached(j); !c.empty()) {  // best effort: a full disk only costs reuse
+          fs::create_directories(c.parent_path(), ec);
+          const fs::path tmp = unique_temp(c);
+          fs::copy_file(j.output, tmp, fs::copy_options::overwrite_existing, ec);
+          if (!ec) fs::rename(tmp, c, ec);
+          if (ec) {
+            fs::remove(tmp, ec);
+          } else {
+            try {
+              write_if_changed(c.string() + ".sum", hex64(hash_of(read_text(j.output))) + "\n");
+            } catch (const std::exception&) {  // the entry is then taken on its looks, or rebuilt
+            }
+          }
         }
-      }
-      if (failed) break;
-      fs::rename(j.tmp, j.output);
-      write_if_changed(j.key_file, j.key);
-      if (const fs::path c = cached(j); !c.empty()) {  // best effort: a full disk only costs reuse
-        fs::create_directories(c.parent_path(), ec);
-        const fs::path tmp = c.string() + fmt::format(".{}.tmp", ::getpid());
-        fs::copy_file(j.output, tmp, fs::copy_options::overwrite_existing, ec);
-        if (!ec) fs::rename(tmp, c, ec);
-        if (ec) fs::remove(tmp, ec);
-      }
-      fs::remove(log, ec);
-      const std::size_t n = ++done;
-      if (j.output.extension() == ".fatbin" || n % 200 == 0 || n == todo.size()) {
-        std::lock_guard lock(io);
-        std::cerr << fmt::format("kilnc compile: [{}/{}] {} ({:.0f} s)\n", n, todo.size(), j.what,
-                                 std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+        fs::remove(log, ec);
+        const std::size_t n = ++done;
+        if (j.output.extension() == ".fatbin" || n % 200 == 0 || n == todo.size()) {
+          std::lock_guard lock(io);
+          std::cerr << fmt::format("kilnc compile: [{}/{}] {} ({:.0f} s)\n", n, todo.size(), j.what,
+                                   std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+        }
+      } catch (const std::exception& e) {
+        {
+          std::lock_guard lock(io);
+          std::cerr << fmt::format("kilnc compile: {} failed: {}\n", j.what, e.what());
+        }
+        failed = true;
+        fs::remove(j.tmp, ec);
+        break;
       }
     }
   };

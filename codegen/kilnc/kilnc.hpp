@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "codegen/api_header.hpp"
 #include "core/error.hpp"
 
@@ -17,8 +19,14 @@ namespace fs = std::filesystem;
 
 // ---- files (files.cpp) ----
 std::string read_text(const fs::path& p);
-// Replaces |p| atomically (write to .tmp, rename) when its content changes; returns whether it did.
+// Replaces |p| atomically (write to a temporary file of this process and call, rename) when its
+// content changes; returns whether it did. A failure leaves |p| as it was and no temporary file.
 bool write_if_changed(const fs::path& p, std::string_view content);
+// A temporary name beside |p| no other process or thread uses (pid, a counter, the clock).
+fs::path unique_temp(const fs::path& p);
+// The index kilnc build wrote (kernels.json), checked for every key compile and pack read: a
+// parse_error naming the file otherwise.
+nlohmann::ordered_json read_index(const fs::path& p);
 // Removes the files of |dir| with extension |ext| whose names are not in |keep|.
 void remove_stale(const fs::path& dir, std::string_view ext, const std::set<std::string>& keep);
 std::string hex64(std::uint64_t h);

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -58,6 +59,38 @@ extern char** environ;
 
 #include "codegen/kilnc/kilnc.hpp"
 
+namespace {
+
+// A block size the manifest accepts too: a power of two from 32 to 1024.
+const CLI::Validator kBlockSize(
+    [](const std::string& v) -> std::string {
+      int b = 0;
+      try {
+        b = std::stoi(v);
+      } catch (const std::exception&) {
+      }
+      return b >= 32 && b <= 1024 && (b & (b - 1)) == 0 ? "" : "must be a power of two from 32 to 1024, not " + v;
+    },
+    "POW2 32..1024");
+
+// A C++ name the generated code can use: identifiers joined by "::".
+const CLI::Validator kCppName(
+    [](const std::string& v) -> std::string {
+      std::size_t at = 0;
+      while (true) {
+        const std::size_t end = v.find("::", at);
+        const std::string part = v.substr(at, end == std::string::npos ? std::string::npos : end - at);
+        bool ok = !part.empty() && !std::isdigit(static_cast<unsigned char>(part[0]));
+        for (char c : part) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '_');
+        if (!ok) return "'" + v + "' is not a C++ name (identifiers joined by ::)";
+        if (end == std::string::npos) return "";
+        at = end + 2;
+      }
+    },
+    "C++ NAME");
+
+}  // namespace
+
 int main(int argc, char** argv) {
   using namespace kiln;
   using namespace kiln::kilnc;
@@ -81,7 +114,7 @@ int main(int argc, char** argv) {
   emit->add_option("--epilogue", epilogue, "reduce family: the epilogue over acc and n");
   emit->add_option("--op", op, "rows and scan families: the op (softmax, ..., rms_norm; cumulative_sum, ...); --expr x, "
                                "--dtypes x's dtype, the other inputs' (gamma, beta, a bias or mask), then the output's");
-  emit->add_option("--block-size", block_size, "Threads per block")->capture_default_str();
+  emit->add_option("--block-size", block_size, "Threads per block")->capture_default_str()->check(kBlockSize);
 
   std::string manifest, out_dir;
   int batch_size = 48;
@@ -96,9 +129,12 @@ int main(int argc, char** argv) {
   std::string header;
   ApiHeaderOptions header_options{"kernels", "kernels::registry", ""};
   build->add_option("--header", header, "Also write the typed C++ API header of the manifest");
-  build->add_option("--namespace", header_options.ns, "C++ namespace of the header's functions")->capture_default_str();
+  build->add_option("--namespace", header_options.ns, "C++ namespace of the header's functions")
+      ->capture_default_str()
+      ->check(kCppName);
   build->add_option("--registry", header_options.registry, "Registry function (as given to kilnc pack --function)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(kCppName);
 
   CompileOptions co;
   std::string includes;
@@ -127,7 +163,7 @@ int main(int argc, char** argv) {
   pack->add_option("--cuda-fatbins", fatbins, "Fatbin of each CUDA batch, comma separated, in index order");
   pack->add_option("--cuda-dir", po.cuda_dir, "Folder holding batch_NNN.fatbin (instead of --cuda-fatbins)");
   pack->add_option("--spirv-dir", po.spirv_dir, "Folder holding <name>.<function>.spv");
-  pack->add_option("--function", po.function, "Registry function to define")->capture_default_str();
+  pack->add_option("--function", po.function, "Registry function to define")->capture_default_str()->check(kCppName);
   pack->add_option("--out", po.out, "Registry source to write")->required();
 
   try {
@@ -136,9 +172,18 @@ int main(int argc, char** argv) {
     const int rc = app.exit(e);
     return rc == 0 ? 0 : 2;
   }
+  // What ops and emit print must all reach stdout (a full disk or a closed pipe is a failure).
+  auto printed = [](int rc) {
+    std::cout.flush();
+    if (rc == 0 && !std::cout) {
+      std::cerr << "kilnc: cannot write to standard output\n";
+      return 1;
+    }
+    return rc;
+  };
   try {
-    if (*ops) return cmd_ops(ops_json);
-    if (*emit) return cmd_emit({family, expr, dtypes, target, function, block_size, reduce, epilogue, op});
+    if (*ops) return printed(cmd_ops(ops_json));
+    if (*emit) return printed(cmd_emit({family, expr, dtypes, target, function, block_size, reduce, epilogue, op}));
     if (*build) return cmd_build(manifest, out_dir, batch_size, header, header_options, build_targets);
     if (*compile) {
       co.cuda_includes = split(includes, ',');

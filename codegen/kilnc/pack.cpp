@@ -68,7 +68,7 @@ struct Pack {
 
 
 int cmd_pack(const PackOptions& o) {
-  const json index = json::parse(read_text(o.index));
+  const json index = read_index(o.index);
   const std::size_t num_batches = index["cuda_batches"].size();
   std::vector<fs::path> fatbins;
   if (!o.cuda_fatbins.empty()) {
@@ -122,7 +122,8 @@ int cmd_pack(const PackOptions& o) {
       functions += fmt::format("    {{{}, {}, {}}},\n", c_string(symbols[f].get<std::string>()), blob_ref,
                                family->entry_points[f].params_bytes);
     }
-    const int image = cuda && !fatbins.empty() && k["cuda_batch"].is_number() ? k["cuda_batch"].get<int>() : -1;
+    const int image = cuda && !fatbins.empty() && k.contains("cuda_batch") && k["cuda_batch"].is_number_integer()
+                          ? k["cuda_batch"].get<int>() : -1;
     entries += fmt::format("    {{{}, {}, {}, {}, kFunctions + {}, {}, {}}},\n", c_string(name), c_string(spec_text),
                            image, symbols.size(), first, k["block_size"].get<int>(), c_string(std::string(family->name)));
   }

@@ -114,6 +114,8 @@ int main() try {
   const kiln::Tensor w = random_tensor({64, cols}, cpu, rng);
   check("project (contraction kernel)", host::project(gx, w.to(gpu).transpose({1, 0})),
         kiln::matmul(x, w.transpose({1, 0})), 2e-3, 1e-4);
+  check("attention_scores (scaled contraction)", host::attention_scores(gx, gx.transpose({1, 0})),
+        kiln::matmul(x, x.transpose({1, 0})) * 0.125, 2e-3, 1e-4);
   // GEMM + bias + GELU in one kernel (the manifest's epilogue) against matmul, then the manifest's
   // gelu_bias map kernel, on the CPU.
   const kiln::Tensor wbias = random_tensor({64}, cpu, rng);

@@ -153,6 +153,7 @@ bool CudaDevice::library_gemm(Stream& stream, const LibraryGemm& g, std::string*
     return false;
   }
   bind();
+  const std::lock_guard lt_lock(cs->lt_mutex());  // the handle and workspace: one contraction at a time
   CudaStream::LtState& st = cs->lt_state();
   const std::string dev = id();
   if (!st.handle) {

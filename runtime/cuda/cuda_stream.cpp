@@ -61,10 +61,13 @@ CudaStream::CudaStream(CudaDevice& device, CUstream foreign) : device_(device), 
 }
 
 CudaStream::~CudaStream() {
+  const bool bound = device_.try_bind();
+  // The work still queued finishes first: the allocator fences freed memory on the registered
+  // streams only, so a buffer freed after this stream's last launch would otherwise be handed out
+  // again while that launch runs (and cuBLASLt's workspace released under it).
+  if (bound) driver().cuStreamSynchronize(stream_);
   device_.unregister_stream(stream_);
-  if (!device_.try_bind()) return;
-  // Pending work finishes on its own; staging memory is only used by synchronous calls.
-  if (lt_.handle || lt_.workspace) driver().cuStreamSynchronize(stream_);  // cuBLASLt work may use them
+  if (!bound) return;
   release_lt(lt_);
   if (owned_) driver().cuStreamDestroy(stream_);
   if (staging_) driver().cuMemFreeHost(staging_);

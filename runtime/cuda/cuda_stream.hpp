@@ -57,6 +57,8 @@ class CudaStream final : public Stream {
     std::size_t workspace_bytes = 0;
   };
   LtState& lt_state() { return lt_; }
+  // Held while a contraction creates or uses lt_state() (threads sharing this stream).
+  std::mutex& lt_mutex() { return lt_mu_; }
   static void release_lt(LtState& s);  // cublaslt.cpp
 
  private:
@@ -69,6 +71,7 @@ class CudaStream final : public Stream {
   bool owned_ = true;
   std::mutex mu_;
   void* staging_ = nullptr;
+  std::mutex lt_mu_;
   LtState lt_;
 };
 

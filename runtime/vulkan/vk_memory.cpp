@@ -263,18 +263,40 @@ void Allocator::release(Block* block, std::size_t offset, std::size_t reserved) 
   auto owned = std::find_if(blocks_.begin(), blocks_.end(),
                             [&](const std::unique_ptr<Block>& b) { return b.get() == block; });
   if (owned == blocks_.end()) return;  // cannot happen
-  block->used -= reserved;
-  if (block->dedicated) {
+  if (!block->dedicated) {
+    // One stream orders its own work, and its barriers cover a reuse; with several, work another
+    // stream recorded (maybe not even submitted) may still use the range: it waits for them all.
+    bool defer = false;
+    auto waits = device_.stream_horizons();
+    try {
+      defer = waits.size() > 1 && !reached_locked(waits);
+    } catch (...) {
+      // A failing driver query (a lost device: nothing runs any more): reused at once. Buffer
+      // destructors call this; nothing may escape.
+    }
+    if (defer) retired_ranges_.push_back({block, offset, reserved, std::move(waits)});
+    else free_range_locked(block, offset, reserved);
+  } else {
+    block->used -= reserved;
     std::unique_ptr<Block> b = std::move(*owned);
     blocks_.erase(owned);
     retire_locked(std::move(b));
-    try {
-      collect_locked();
-    } catch (...) {
-      // As below: never throw from a Buffer destructor.
-    }
-    return;
   }
+  try {
+    collect_locked();
+  } catch (...) {
+    // Called from Buffer destructors: a failing driver query must not escape; collected later.
+  }
+}
+
+bool Allocator::reached_locked(const std::vector<std::pair<const VulkanStream*, std::uint64_t>>& waits) {
+  for (auto [stream, value] : waits)
+    if (!device_.stream_reached(stream, value)) return false;
+  return true;
+}
+
+void Allocator::free_range_locked(Block* block, std::size_t offset, std::size_t reserved) {
+  block->used -= reserved;
   // Insert the range and coalesce with its neighbours.
   auto it = block->free.emplace(offset, reserved).first;
   if (it != block->free.begin()) {
@@ -295,15 +317,12 @@ void Allocator::release(Block* block, std::size_t offset, std::size_t reserved) 
       return b.get() != block && !b->dedicated && b->used == 0;
     });
     if (another_empty) {
+      auto owned = std::find_if(blocks_.begin(), blocks_.end(),
+                                [&](const std::unique_ptr<Block>& b) { return b.get() == block; });
       std::unique_ptr<Block> b = std::move(*owned);
       blocks_.erase(owned);
       retire_locked(std::move(b));
     }
-  }
-  try {
-    collect_locked();
-  } catch (...) {
-    // Called from Buffer destructors: a failing driver query must not escape; collected later.
   }
 }
 
@@ -314,6 +333,15 @@ void Allocator::retire_locked(std::unique_ptr<Block> block) {
 }
 
 void Allocator::collect_locked() {
+  for (std::size_t i = 0; i < retired_ranges_.size();) {
+    if (reached_locked(retired_ranges_[i].waits)) {
+      const RetiredRange r = retired_ranges_[i];
+      retired_ranges_.erase(retired_ranges_.begin() + std::ptrdiff_t(i));
+      free_range_locked(r.block, r.offset, r.reserved);
+    } else {
+      ++i;
+    }
+  }
   for (std::size_t i = 0; i < retired_.size();) {
     bool done = true;
     for (auto [stream, value] : retired_[i].waits)

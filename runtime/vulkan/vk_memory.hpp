@@ -97,7 +97,18 @@ class Allocator {
     std::unique_ptr<Block> block;
     std::vector<std::pair<const VulkanStream*, std::uint64_t>> waits;
   };
+  // A pooled range freed while several streams exist and one has unfinished work: reused once
+  // every stream has reached the point it was at (another stream's recorded work may still use it).
+  struct RetiredRange {
+    Block* block;
+    std::size_t offset, reserved;
+    std::vector<std::pair<const VulkanStream*, std::uint64_t>> waits;
+  };
   void retire_locked(std::unique_ptr<Block> block);
+  // Puts a pooled range back on its block's free list (coalesced); an emptied block beyond the
+  // one kept for reuse is retired.
+  void free_range_locked(Block* block, std::size_t offset, std::size_t reserved);
+  bool reached_locked(const std::vector<std::pair<const VulkanStream*, std::uint64_t>>& waits);
   void collect_locked();
   // Device memory of |size| bytes for |block| (charged under the memory cap). On out-of-memory
   // (the cap or the driver) releases the cached blocks and retries once; then throws
@@ -111,6 +122,7 @@ class Allocator {
   std::mutex mutex_;
   std::vector<std::unique_ptr<Block>> blocks_;  // pooled and dedicated
   std::vector<Retired> retired_;
+  std::vector<RetiredRange> retired_ranges_;
 };
 
 // The VulkanBuffer behind |b|, checked to belong to |device|; |what| names the operation.

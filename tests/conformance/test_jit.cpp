@@ -371,6 +371,22 @@ TEST_P(Jit, ReturnsInputsViewsConstantsAndEmptyTensors) {
   EXPECT_EQ(eb.shape(), (Shape{4, 0}));
 }
 
+// A tensor from outside that the function writes (an output it was given) is kept alive by the
+// function, as the tensors it reads are: the replay writes it after its owner let go.
+TEST_P(Jit, OutsideTensorsTheFunctionWritesAreKeptAlive) {
+  auto acc = std::make_shared<Tensor>(zeros({3, 4}, DType::f32, *dev_));
+  auto f = jit([acc](const Tensor& x) {
+    add(x, x, acc.get());
+    return x * 2.0;
+  });
+  const Tensor x = rand({3, 4}, DType::f32, 16);
+  f(x);
+  const std::weak_ptr<Buffer> kept = acc->storage();
+  *acc = Tensor();
+  EXPECT_FALSE(kept.expired()) << "the function's replay writes it";
+  expect_same(f(x), x * 2.0, "replayed after the output's owner let go");
+}
+
 TEST_P(Jit, ContractionsAndRowOpsReplay) {
   auto f = [](const Tensor& a, const Tensor& b, const Tensor& bias) {
     return softmax(gelu_ops(matmul(a, b) + bias)) * 2.0;
