@@ -191,7 +191,12 @@ bool cache_entry_ok(const fs::path& c) {
       if (blob.size() >= 4) std::memcpy(&magic, blob.data(), 4);
       ok = c.extension() == ".spv" ? blob.size() >= 20 && blob.size() % 4 == 0 && magic == 0x07230203u
                                    : blob.size() >= 16 && magic == 0xBA55ED50u;
-      if (ok) write_if_changed(sum_file, sum);
+      if (ok) {
+        try {
+          write_if_changed(sum_file, sum);
+        } catch (const std::exception&) {  // a read-only cache: taken on its looks all the same
+        }
+      }
     }
     if (!ok) {
       std::cerr << fmt::format("kilnc compile: warning: the cache entry {} is corrupt or truncated; compiling it again\n",

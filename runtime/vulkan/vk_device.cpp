@@ -275,7 +275,10 @@ VulkanDevice::~VulkanDevice() {
 std::shared_ptr<Buffer> VulkanDevice::allocate(std::size_t bytes) { return allocator_->allocate(bytes); }
 
 Stream& VulkanDevice::default_stream() {
-  std::call_once(default_stream_once_, [&] { default_stream_ = std::make_unique<VulkanStream>(*this); });
+  std::call_once(default_stream_once_, [&] {
+    default_stream_ = std::make_unique<VulkanStream>(*this);
+    default_stream_ptr_ = default_stream_.get();
+  });
   return *default_stream_;
 }
 

@@ -90,6 +90,8 @@ class VulkanDevice final : public Device {
   std::vector<std::pair<const VulkanStream*, std::uint64_t>> stream_horizons();
   // True when |stream| is gone or has reached |value|.
   bool stream_reached(const VulkanStream* stream, std::uint64_t value);
+  // The default stream once it exists, else nullptr (never creates it: the allocator asks).
+  const VulkanStream* default_stream_if_created() const { return default_stream_ptr_.load(); }
 
  private:
   VkPhysicalDevice physical_;
@@ -116,6 +118,7 @@ class VulkanDevice final : public Device {
   std::unique_ptr<KernelCache> kernels_;
   std::once_flag default_stream_once_;
   std::unique_ptr<VulkanStream> default_stream_;
+  std::atomic<const VulkanStream*> default_stream_ptr_{nullptr};
 };
 
 // Creates the device for |physical|, or returns null and says why through |why| when it lacks

@@ -179,6 +179,7 @@ void Allocator::create_block_memory_locked(Block& block, std::size_t size, std::
 }
 
 void Allocator::release_cached_locked() {
+  collect_locked();  // deferred ranges whose streams moved on may empty a block: give it back too
   for (auto it = blocks_.begin(); it != blocks_.end();) {
     if (!(*it)->dedicated && (*it)->used == 0) {
       std::unique_ptr<Block> b = std::move(*it);
@@ -264,12 +265,16 @@ void Allocator::release(Block* block, std::size_t offset, std::size_t reserved) 
                             [&](const std::unique_ptr<Block>& b) { return b.get() == block; });
   if (owned == blocks_.end()) return;  // cannot happen
   if (!block->dedicated) {
-    // One stream orders its own work, and its barriers cover a reuse; with several, work another
-    // stream recorded (maybe not even submitted) may still use the range: it waits for them all.
+    // The default stream orders its own work, and its barriers cover a reuse there: eager ops
+    // recycle their temporaries at once. While a stream of the caller's own has unfinished work
+    // (maybe not even submitted), that work may still use the range, and the next owner may run
+    // on another stream: the range waits until every stream has passed this point.
     bool defer = false;
     auto waits = device_.stream_horizons();
     try {
-      defer = waits.size() > 1 && !reached_locked(waits);
+      const VulkanStream* def = device_.default_stream_if_created();
+      for (auto [stream, value] : waits)
+        if (stream != def && !device_.stream_reached(stream, value)) defer = true;
     } catch (...) {
       // A failing driver query (a lost device: nothing runs any more): reused at once. Buffer
       // destructors call this; nothing may escape.
