@@ -137,7 +137,7 @@ Tensor run_map_kernel(std::string_view op, const KernelSpec& spec, const std::st
   // More dimensions that do not merge than a map kernel takes (rank 6): operands copied dense, in
   // order, until the others merge (the CPU reference takes any rank). A copy has one operand and
   // never comes here: when it cannot merge either, Tensor::contiguous goes through the host.
-  if (device.backend() != Backend::cpu && views.size() > 1)
+  if (device.backend() != Backend::cpu && views.size() > 1 && shape.size() > std::size_t(kMaxMapRank))
     for (std::size_t k = 0; k < views.size() && collapsed_rank(shape, views) > kMaxMapRank; ++k)
       if (!views[k].is_contiguous()) views[k] = views[k].contiguous();
   const auto ops = plan_operands(views);

@@ -347,19 +347,7 @@ void Allocator::collect_locked() {
       ++i;
     }
   }
-  for (std::size_t i = 0; i < retired_.size();) {
-    bool done = true;
-    for (auto [stream, value] : retired_[i].waits)
-      if (!device_.stream_reached(stream, value)) {
-        done = false;
-        break;
-      }
-    if (done) {
-      retired_.erase(retired_.begin() + std::ptrdiff_t(i));
-    } else {
-      ++i;
-    }
-  }
+  std::erase_if(retired_, [&](const Retired& r) { return reached_locked(r.waits); });
 }
 
 std::size_t Allocator::block_count() {
