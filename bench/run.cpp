@@ -162,6 +162,13 @@ int run_bench(const RunOptions& opt) {
                    m.substr(0, m.find('\n')));
       }
       results.push_back(std::move(r));
+      // The report so far after every case: a run cut short by a time box keeps what it measured.
+      if (!opt.json.empty() && i < total) {
+        run.peer_status = fmt::format("not finished: this report was written after case {} of {}", i, total);
+        run.total_s = seconds_since(t0);
+        write_file(opt.json, report_json(run, results).dump(2) + "\n");
+        run.peer_status.clear();
+      }
     }
   if (!opt.peer.empty()) {
     // Kiln's figures are kept even when the peer is cut short (torch.compile autotunes each

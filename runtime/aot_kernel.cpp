@@ -62,7 +62,13 @@ void AotKernel::launch(Stream& stream, const std::vector<const Buffer*>& inputs,
       fail(ErrorCode::invalid_argument, fmt::format("{}: {} {} is on {}, the stream on {}", label_, what, i,
                                                     b->device().id(), device.id()));
     const std::size_t off = offsets.empty() ? 0 : offsets[i];
-    const std::uint64_t need = n * dtype_size(t);
+    const std::size_t es = dtype_size(t);
+    // A misaligned element is a fault on a GPU (CUDA: sticky, the context is lost).
+    if ((b->device_address() + off) % es != 0)
+      fail(ErrorCode::invalid_argument,
+           fmt::format("{}: {} {} at byte offset {} (address {:#x}) is not aligned to {}'s {} bytes", label_, what, i,
+                       off, b->device_address() + off, dtype_name(t), es));
+    const std::uint64_t need = n > ~std::uint64_t(0) / es ? ~std::uint64_t(0) : n * es;
     if (off > b->size_bytes() || need > b->size_bytes() - off)
       fail(ErrorCode::invalid_argument,
            fmt::format("{}: {} {} holds {} bytes; {} elements of {} at offset {} need {}", label_, what, i,

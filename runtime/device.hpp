@@ -66,6 +66,9 @@ class Device {
   // Allocates |bytes| (at least 1) of device memory, 256-byte aligned. Throws out_of_memory.
   virtual std::shared_ptr<Buffer> allocate(std::size_t bytes) = 0;
   virtual Stream& default_stream() = 0;
+  // A new stream. Memory freed while work still uses it is reused only where no other stream can
+  // see it early: on Vulkan, creating a stream first waits for the default stream's work (whose
+  // freed memory may already be in new buffers); CUDA's allocator fences every stream instead.
   virtual std::unique_ptr<Stream> create_stream() = 0;
   // Loads (once, then cached) function |function| of registry kernel |entry|. Throws unsupported
   // when the kernel was not built for this backend.

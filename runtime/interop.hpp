@@ -73,7 +73,9 @@ Tensor from_dlpack(const DLTensor& tensor, std::shared_ptr<void> keep_alive = {}
 // A Buffer of |bytes| at |address| on |device| that does not own the memory: CPU: a host pointer;
 // CUDA: a CUdeviceptr valid in |device|'s primary context. |keep_alive| is released when the
 // buffer is destroyed. Throws unsupported for Vulkan (Kiln's Vulkan streams need a VkBuffer).
-// Kernels may read addresses that are not 256-byte aligned: they are handled, but slower.
+// Kernels may read addresses that are not 256-byte aligned: they are handled, but slower. Each
+// element must still be aligned to its size: Tensor::view (and AotKernel::launch's byte offsets)
+// refuse an address that is not a multiple of the dtype's size.
 std::shared_ptr<Buffer> wrap_memory(Device& device, std::uint64_t address, std::size_t bytes,
                                     std::shared_ptr<void> keep_alive = {});
 
@@ -93,12 +95,16 @@ struct VulkanBufferRange {
 VulkanBufferRange vulkan_buffer(const Buffer& buffer);
 
 // The caller's Vulkan objects for wrap_vulkan_device. The device must have been created from
-// |physical_device| with Vulkan 1.2 or later and the features Kiln needs enabled:
+// |physical_device| with Vulkan 1.3 or later (Kiln's kernels are SPIR-V 1.6) and the features Kiln
+// needs enabled:
 //   required: bufferDeviceAddress and timelineSemaphore (VkPhysicalDeviceVulkan12Features, or the
-//             VkPhysicalDeviceBufferDeviceAddressFeatures / TimelineSemaphoreFeatures structs);
+//             VkPhysicalDeviceBufferDeviceAddressFeatures / TimelineSemaphoreFeatures structs),
+//             maintenance4 (VkPhysicalDeviceVulkan13Features: the kernels' LocalSizeId) and
+//             shaderInt64 (VkPhysicalDeviceFeatures2: 64-bit indices);
 //   per dtype (else the dtype is left out of DeviceInfo::dtypes): shaderInt8 + storageBuffer8BitAccess
 //             (pred, s8, u8), shaderInt16 + storageBuffer16BitAccess (s16, u16, bf16), shaderFloat16
-//             + storageBuffer16BitAccess (f16), shaderInt64 (s64, u64), shaderFloat64 (f64).
+//             + storageBuffer16BitAccess (f16), shaderFloat64 (f64);
+//   optional: subgroupSizeControl with computeFullSubgroups (kernels then pin the subgroup size).
 // |enabled_features| is the VkPhysicalDeviceFeatures2 chain passed as VkDeviceCreateInfo::pNext
 // (Vulkan has no query for what a device enabled). Kiln submits to |queues| under its own lock: the
 // caller must not submit to them concurrently with Kiln calls (give Kiln a queue of its own when

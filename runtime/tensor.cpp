@@ -114,6 +114,12 @@ Tensor Tensor::view(std::shared_ptr<Buffer> storage, const Shape& shape, const S
     overflow |= __builtin_add_overflow(ext < 0 ? lo : hi, ext, ext < 0 ? &lo : &hi);
   }
   const auto cap = std::int64_t(storage->size_bytes() / dtype_size(dtype));
+  // Elements at addresses that are not multiples of their size fault on a GPU (CUDA: the context
+  // is lost) and are undefined behaviour on the CPU: foreign memory must be aligned.
+  if (storage->device_address() % dtype_size(dtype) != 0)
+    fail(ErrorCode::invalid_argument,
+         fmt::format("Tensor::view: the buffer on {} starts at {:#x}, not aligned to {}'s {} bytes", storage->device().id(),
+                     storage->device_address(), dtype_name(dtype), dtype_size(dtype)));
   if (n > 0 && (overflow || lo < 0 || hi >= cap))
     fail(ErrorCode::invalid_argument,
          fmt::format("Tensor::view: {} {} with strides {} at offset {} reaches outside a buffer of {} elements",

@@ -227,6 +227,21 @@ def cmd_compare(a):
 def cmd_results(a):
     """Merges one run's files into the single JSON committed under bench/results/."""
     d = a.dir
+    tar = os.path.join(d, "results.tar")
+    if os.path.isfile(tar):  # gpu-run.sh packs its result files (the device tool returns 8 files)
+        import tarfile
+        import tempfile
+        tmp = tempfile.mkdtemp(prefix="kiln-gpu-results-")
+        with tarfile.open(tar) as t:
+            for m in t.getmembers():
+                name = os.path.basename(m.name)
+                if m.isfile() and name and re.fullmatch(r"[A-Za-z0-9._-]+", name):
+                    with t.extractfile(m) as src, open(os.path.join(tmp, name), "wb") as dst:
+                        dst.write(src.read())
+        if os.path.isfile(os.path.join(d, "summary.txt")):  # the newest summary is the one beside the tar
+            with open(os.path.join(d, "summary.txt"), "rb") as src, open(os.path.join(tmp, "summary.txt"), "wb") as dst:
+                dst.write(src.read())
+        d = tmp
     doc = {"schema": "kiln-gpu-run/1"}
     summary = os.path.join(d, "summary.txt")
     if os.path.isfile(summary):
@@ -265,12 +280,42 @@ def cmd_results(a):
         m = re.search(r"^machine: ([^|]+?) \|", "\n".join(doc.get("summary", [])), re.M)
         if m and m.group(1) != "no GPU":
             gpu = m.group(1)
+    if "summary" not in doc and not tests and not any(k in doc for k in ("kiln_cuda", "kiln_vulkan", "torch", "accuracy")):
+        print(f"gpu_report.py results: no run's files in {a.dir} (summary.txt, results.tar, tests-*.json, bench-*.json)",
+              file=sys.stderr)
+        return 2
+    text = "\n".join(doc.get("summary", []))
+    started = re.search(r"started (\d{4}-\d\d-\d\dT[\d:]+Z)", text)
+    bundle = re.search(r"bundle: (\S+) built", text)
     ts = next((doc[k].get("timestamp") for k in ("kiln_cuda", "torch", "kiln_vulkan") if k in doc), None)
-    date = (ts or "")[:10] or __import__("time").strftime("%Y-%m-%d")
+    date = (started.group(1) if started else ts or "")[:10] or __import__("time").strftime("%Y-%m-%d")
     commit = next((doc[k].get("kiln", {}).get("commit") for k in ("kiln_cuda", "kiln_vulkan") if k in doc), None)
     if not commit:
-        m = re.search(r"bundle: (\S+) built", "\n".join(doc.get("summary", [])))
-        commit = m.group(1) if m else "unknown"
+        commit = bundle.group(1) if bundle else "unknown"
+    # Files of another run (an older folder's leftovers) must not pass as this run's.
+    mixed = []
+    def rev(text):  # the hex part of "11ade99+dirty" / "11ade99819db-dirty"
+        m_ = re.match(r"[0-9a-f]+", text or "")
+        return m_.group(0) if m_ else ""
+    if bundle and rev(bundle.group(1)):
+        b_ = rev(bundle.group(1))
+        for k in ("kiln_cuda", "kiln_vulkan"):
+            c = doc.get(k, {}).get("kiln", {}).get("commit")
+            if c and rev(c) and not (rev(c).startswith(b_) or b_.startswith(rev(c))):
+                mixed.append(f"{k}: commit {c}, the bundle's {bundle.group(1)}")
+    if started:
+        for k in ("kiln_cuda", "kiln_vulkan", "torch"):
+            t = doc.get(k, {}).get("timestamp")
+            if isinstance(t, str) and t[:10] and t[:19] < started.group(1)[:19]:
+                mixed.append(f"{k}: timestamp {t}, before the run started ({started.group(1)})")
+        for name, t in tests.items():
+            ts_ = t.get("timestamp")
+            if isinstance(ts_, str) and ts_[:19] and ts_[:19] < started.group(1)[:19]:
+                mixed.append(f"tests-{name}: timestamp {ts_}, before the run started ({started.group(1)})")
+    if mixed:
+        doc["mixed_runs"] = mixed
+        for m_ in mixed:
+            print(f"gpu_report.py results: warning: {m_}", file=sys.stderr)
     doc["gpu"], doc["date"], doc["commit"] = gpu, date, commit
     slug = re.sub(r"[^a-z0-9]+", "-", gpu.lower().replace("nvidia", "")).strip("-") or "gpu"
     out = a.out

@@ -5,8 +5,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <string>
+#include <string_view>
 #include <numeric>
 #include <vector>
 
@@ -223,7 +227,39 @@ TEST(Interop, AotKernelTensorAndRawForms) {
     const std::vector<float> raw = host_floats(out);
     for (std::size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(raw[i], want[i], 1e-5f * std::abs(want[i]));
     EXPECT_THROW(k.launch(d->default_stream(), {xd.storage().get()}, *out.storage(), 36), kiln::Error);
+    // Byte offsets that split an element (a misaligned load is a sticky fault on CUDA), and an
+    // element count whose byte size overflows: refused, naming what was wrong.
+    try {
+      k.launch(d->default_stream(), {xd.storage().get()}, *out.storage(), 4, {2, 0});
+      ADD_FAILURE() << "a misaligned offset was launched";
+    } catch (const kiln::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("input 0 at byte offset 2"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("not aligned to f32's 4 bytes"), std::string::npos) << e.what();
+    }
+    EXPECT_THROW(k.launch(d->default_stream(), {xd.storage().get()}, *out.storage(), 4, {0, 6}), kiln::Error);
+    EXPECT_THROW(k.launch(d->default_stream(), {xd.storage().get()}, *out.storage(), ~std::uint64_t(0) / 2), kiln::Error);
+    k.launch(d->default_stream(), {xd.storage().get()}, *out.storage(), 4, {4, 8});  // aligned offsets run
+    EXPECT_NEAR(host_floats(out)[2], want[1], 1e-5f * std::abs(want[1]));
   }
+}
+
+// Foreign memory whose address is not a multiple of the element size is refused by Tensor::view
+// (on a GPU such a view's kernels would fault; on the CPU it is undefined behaviour).
+TEST(Interop, MisalignedForeignMemoryIsRefused) {
+  kiln::Device& cpu = kiln::device("cpu");
+  std::vector<double> mine(8, 0.0);
+  const auto base = reinterpret_cast<std::uint64_t>(mine.data());
+  auto odd = kiln::wrap_memory(cpu, base + 2, 32);
+  try {
+    Tensor::view(odd, {4}, {1}, 0, DType::f32);
+    ADD_FAILURE() << "a misaligned view was made";
+  } catch (const kiln::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("not aligned to f32's 4 bytes"), std::string::npos) << e.what();
+  }
+  EXPECT_NO_THROW(Tensor::view(odd, {8}, {1}, 0, DType::u16));  // 2-byte elements at +2: aligned
+  auto four = kiln::wrap_memory(cpu, base + 4, 32);
+  EXPECT_NO_THROW(Tensor::view(four, {4}, {1}, 0, DType::f32));
+  EXPECT_THROW(Tensor::view(four, {2}, {1}, 0, DType::f64), kiln::Error);
 }
 
 TEST(Interop, AotKernelNotBuiltForTheBackendIsCompiledJustInTime) {
@@ -330,8 +366,20 @@ TEST(Interop, VulkanBufferRangeMatchesTheDeviceAddress) {
   EXPECT_THROW(kiln::wrap_memory(*d, r.device_address, 4), kiln::Error);
 }
 
-// The caller's own instance and device, created with volk's entry points (Kiln loaded them).
+// The caller's own instance and device, created with volk's entry points (Kiln loaded them). With
+// KILN_VK_VALIDATION=1 (as CI runs) the instance has the validation layer, and every error message
+// it reports about Kiln's use of the caller's device is counted in |errors|.
 struct CallerVulkan {
+  static inline std::atomic<int> errors{0};
+  static inline std::string first_error;
+  static VKAPI_ATTR VkBool32 VKAPI_CALL on_message(VkDebugUtilsMessageSeverityFlagBitsEXT severity,
+                                                   VkDebugUtilsMessageTypeFlagsEXT,
+                                                   const VkDebugUtilsMessengerCallbackDataEXT* data, void*) {
+    if ((severity & VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT) && errors++ == 0 && data && data->pMessage)
+      first_error = data->pMessage;
+    return VK_FALSE;
+  }
+  VkDebugUtilsMessengerEXT messenger = VK_NULL_HANDLE;
   VkInstance instance = VK_NULL_HANDLE;
   VkPhysicalDevice physical = VK_NULL_HANDLE;
   VkDevice device = VK_NULL_HANDLE;
@@ -340,13 +388,38 @@ struct CallerVulkan {
   VkPhysicalDeviceFeatures2 f2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
   VkPhysicalDeviceVulkan11Features f11{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES};
   VkPhysicalDeviceVulkan12Features f12{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
+  VkPhysicalDeviceVulkan13Features f13{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_3_FEATURES};
 
   explicit CallerVulkan(bool with_kiln_features) {
     VkApplicationInfo app{VK_STRUCTURE_TYPE_APPLICATION_INFO};
     app.apiVersion = VK_API_VERSION_1_3;
     VkInstanceCreateInfo ici{VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO};
     ici.pApplicationInfo = &app;
+    const char* layer = "VK_LAYER_KHRONOS_validation";
+    const char* ext = VK_EXT_DEBUG_UTILS_EXTENSION_NAME;
+    const char* v = std::getenv("KILN_VK_VALIDATION");
+    std::uint32_t nl = 0;
+    vkEnumerateInstanceLayerProperties(&nl, nullptr);
+    std::vector<VkLayerProperties> layers(nl);
+    vkEnumerateInstanceLayerProperties(&nl, layers.data());
+    const bool validate = v && std::string_view(v) == "1" &&
+                          std::any_of(layers.begin(), layers.end(), [&](const auto& l) { return std::string_view(l.layerName) == layer; });
+    if (validate) {
+      ici.enabledLayerCount = 1;
+      ici.ppEnabledLayerNames = &layer;
+      ici.enabledExtensionCount = 1;
+      ici.ppEnabledExtensionNames = &ext;
+    }
     if (vkCreateInstance(&ici, nullptr, &instance) != VK_SUCCESS) return;
+    if (validate) {
+      VkDebugUtilsMessengerCreateInfoEXT mi{VK_STRUCTURE_TYPE_DEBUG_UTILS_MESSENGER_CREATE_INFO_EXT};
+      mi.messageSeverity = VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT | VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT;
+      mi.messageType = VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT | VK_DEBUG_UTILS_MESSAGE_TYPE_GENERAL_BIT_EXT;
+      mi.pfnUserCallback = on_message;
+      auto create = reinterpret_cast<PFN_vkCreateDebugUtilsMessengerEXT>(
+          vkGetInstanceProcAddr(instance, "vkCreateDebugUtilsMessengerEXT"));
+      if (create) create(instance, &mi, nullptr, &messenger);
+    }
     std::uint32_t n = 1;
     vkEnumeratePhysicalDevices(instance, &n, &physical);
     std::uint32_t nf = 0;
@@ -357,10 +430,12 @@ struct CallerVulkan {
       if (fams[i].queueFlags & VK_QUEUE_COMPUTE_BIT) { family = i; break; }
     f2.pNext = &f11;
     f11.pNext = &f12;
+    f12.pNext = &f13;
     if (with_kiln_features) {
       f2.features.shaderInt64 = VK_TRUE;
       f12.bufferDeviceAddress = VK_TRUE;
       f12.timelineSemaphore = VK_TRUE;
+      f13.maintenance4 = VK_TRUE;
     }
     const float prio = 1;
     VkDeviceQueueCreateInfo qi{VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO};
@@ -376,6 +451,11 @@ struct CallerVulkan {
   }
   ~CallerVulkan() {
     if (device) vkDestroyDevice(device, nullptr);
+    if (messenger) {
+      auto destroy = reinterpret_cast<PFN_vkDestroyDebugUtilsMessengerEXT>(
+          vkGetInstanceProcAddr(instance, "vkDestroyDebugUtilsMessengerEXT"));
+      if (destroy) destroy(instance, messenger, nullptr);
+    }
     if (instance) vkDestroyInstance(instance, nullptr);
   }
   kiln::VulkanDeviceHandles handles() const {
@@ -385,6 +465,7 @@ struct CallerVulkan {
 
 TEST(Interop, WrapCallersVulkanDevice) {
   if (!first_device(kiln::Backend::vulkan)) GTEST_SKIP() << "no Vulkan device: " << unavailable(kiln::Backend::vulkan);
+  CallerVulkan::errors = 0;
   CallerVulkan caller(true);
   ASSERT_NE(caller.queue, nullptr) << "creating the caller's VkDevice failed";
   {
@@ -406,6 +487,9 @@ TEST(Interop, WrapCallersVulkanDevice) {
     Tensor z = x.to(kiln::device("cpu"));
     EXPECT_EQ(host_floats(z)[19], 20.f);
   }  // the Kiln device goes first, then the caller destroys its VkDevice
+  // Kiln's pipelines on the caller's device were valid for the features it enabled (a device
+  // without maintenance4 took the kernels' LocalSizeId: VUID-RuntimeSpirv-LocalSizeId-06434).
+  EXPECT_EQ(CallerVulkan::errors.load(), 0) << CallerVulkan::first_error;
 }
 
 TEST(Interop, WrapVulkanDeviceNamesMissingFeatures) {
@@ -417,7 +501,9 @@ TEST(Interop, WrapVulkanDeviceNamesMissingFeatures) {
     FAIL() << "expected unsupported";
   } catch (const kiln::Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::unsupported);
-    EXPECT_NE(std::string(e.what()).find("bufferDeviceAddress timelineSemaphore"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("without bufferDeviceAddress timelineSemaphore maintenance4 shaderInt64"),
+              std::string::npos)
+        << e.what();
   }
   kiln::VulkanDeviceHandles h = caller.handles();
   h.queues.clear();

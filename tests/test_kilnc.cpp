@@ -309,6 +309,79 @@ TEST_F(Kilnc, BadIndexesPathsAndOptionsAreErrors) {
   EXPECT_FALSE(fs::exists(tmp_ / "h.hpp"));
 }
 
+// A tool named bare (found on PATH, as nvcc usually is) is keyed by the file it finds: replacing it
+// (a toolkit upgrade) recompiles, in the build and past the machine-wide cache.
+TEST_F(Kilnc, AToolUpgradeRecompilesPastBothCaches) {
+  const fs::path out = tmp_ / "out", bin = tmp_ / "bin", count = tmp_ / "nvcc-runs", cache = tmp_ / "cache";
+  ASSERT_EQ(kilnc("build --manifest '" + (kFixtures / "good.toml").string() + "' --out '" + out.string() + "'").status, 0);
+  fs::create_directories(bin);
+  auto install = [&](const std::string& version) {
+    const fs::path nvcc = bin / "kiln-fake-nvcc";
+    std::ofstream f(nvcc, std::ios::trunc);
+    f << "#!/bin/sh\n# release " << version << "\necho run >> '" << count.string() << "'\n"
+      << "while [ $# -gt 0 ]; do if [ \"$1\" = -o ]; then printf 'P\\355U\\272' > \"$2\"; fi; shift; done\n";
+    f.close();
+    fs::permissions(nvcc, fs::perms::owner_all);
+  };
+  auto runs = [&] {
+    const std::string t = fs::exists(count) ? read_all(count) : "";
+    return std::count(t.begin(), t.end(), '\n');
+  };
+  const std::string compile = "compile --index '" + (out / "kernels.json").string() +
+                              "' --nvcc kiln-fake-nvcc --cuda-include '" + (fs::path(KILN_SOURCE_DIR) / "templates").string() +
+                              "' --no-vulkan --cache-dir '" + cache.string() + "'";
+  const std::string path = "PATH='" + bin.string() + "':\"$PATH\" ";
+  auto run = [&] { return std::system((path + "'" + kKilnc.string() + "' " + compile + " 2>/dev/null").c_str()); };
+  install("1.0");
+  const auto released = fs::last_write_time(bin / "kiln-fake-nvcc");
+  ASSERT_EQ(run(), 0);
+  const auto batches = runs();
+  ASSERT_GT(batches, 0);
+  ASSERT_EQ(run(), 0);
+  EXPECT_EQ(runs(), batches) << "an unchanged tool recompiled";
+  install("1.1 (a longer release line)");
+  ASSERT_EQ(run(), 0);
+  EXPECT_EQ(runs(), 2 * batches) << "the build's keys ignored the new tool";
+  // Back to the first release (a package keeps its files' times) in a fresh build folder: the
+  // machine-wide cache has its blobs.
+  install("1.0");
+  fs::last_write_time(bin / "kiln-fake-nvcc", released);
+  fs::remove_all(out / "cuda");
+  ASSERT_EQ(kilnc("build --manifest '" + (kFixtures / "good.toml").string() + "' --out '" + out.string() + "'").status, 0);
+  ASSERT_EQ(run(), 0);
+  EXPECT_EQ(runs(), 2 * batches) << "the machine-wide cache missed a tool it had seen";
+}
+
+// A build cut short leaves no index over a mix of sources, and compile refuses sources that do
+// not match the index it is given.
+TEST_F(Kilnc, CompileRefusesSourcesTheIndexDoesNotDescribe) {
+  const fs::path m = tmp_ / "one.toml", out = tmp_ / "out";
+  std::ofstream(m) << "[[kernel]]\nexpr = 'x * 3 + 1'\ninputs = [\"f32\"]\n";
+  ASSERT_EQ(kilnc("build --manifest '" + m.string() + "' --out '" + out.string() + "'").status, 0);
+  const std::string index = read_all(out / "kernels.json");
+  for (const auto& dir : {"cuda", "glsl"}) {
+    fs::path source;
+    for (const auto& e : fs::directory_iterator(out / dir)) source = e.path();
+    ASSERT_FALSE(source.empty()) << dir;
+    const std::string text = read_all(source);
+    std::ofstream(source, std::ios::app) << "\n// edited\n";
+    const KilncRun r = kilnc("compile --index '" + (out / "kernels.json").string() + "' --nvcc true --cache-dir ''");
+    EXPECT_EQ(r.status, 2) << r.err;
+    EXPECT_NE(r.err.find(source.string() + ": does not match the index"), std::string::npos) << r.err;
+    std::ofstream(source, std::ios::trunc) << text;
+  }
+  // A changed manifest whose build cannot finish (the header's folder is a file): the old index
+  // is gone, not left describing sources that have changed under it.
+  std::ofstream(m, std::ios::app) << "[[kernel]]\nexpr = 'x - 2'\ninputs = [\"f32\"]\n";
+  std::ofstream(tmp_ / "blocker") << "a file where the header's folder should be";
+  const KilncRun r = kilnc("build --manifest '" + m.string() + "' --out '" + out.string() + "' --header '" +
+                           (tmp_ / "blocker" / "h.hpp").string() + "'");
+  EXPECT_NE(r.status, 0);
+  EXPECT_FALSE(fs::exists(out / "kernels.json"));
+  ASSERT_EQ(kilnc("build --manifest '" + m.string() + "' --out '" + out.string() + "'").status, 0);
+  EXPECT_NE(read_all(out / "kernels.json"), index);
+}
+
 // The machine-wide cache: a truncated or corrupted blob is not copied into a build (it is said,
 // removed and compiled again); good entries carry a checksum file.
 TEST_F(Kilnc, CorruptCacheEntriesAreCompiledAgain) {

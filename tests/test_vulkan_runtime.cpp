@@ -529,6 +529,36 @@ TEST_F(VulkanRuntime, MemoryFreedUnderAnotherStreamsWorkIsNotReusedEarly) {
   EXPECT_EQ(c->device_address(), where) << "the deferred range was never given back";
 }
 
+// The other way round: memory freed while the default stream's work may still use it is not
+// handed to a buffer another stream then writes — neither to a stream that exists at the time nor
+// to one created after the range was reused (creating a stream lets the default stream finish).
+TEST_F(VulkanRuntime, MemoryFreedUnderTheDefaultStreamsWorkIsNotReusedByAnotherStream) {
+  const std::size_t n = 1 << 16;
+  const auto data = random_bytes(n, 11);
+  {
+    auto other = dev().create_stream();
+    auto a = dev().allocate(n);
+    stream().fill(*a, 0, n, 0xAB);  // recorded on the default stream, not yet submitted
+    const std::uint64_t where = a->device_address();
+    a.reset();
+    auto b = dev().allocate(n);
+    other->upload(*b, 0, data.data(), n);
+    other->synchronize();
+    stream().synchronize();  // the fill runs now
+    EXPECT_EQ(download_all(*other, *b), data)
+        << "the default stream's fill reached another stream's buffer" << (b->device_address() == where ? " (the same memory)" : "");
+  }
+  auto c = dev().allocate(n);
+  stream().fill(*c, 0, n, 0xCD);
+  c.reset();
+  auto d = dev().allocate(n);  // one stream: the range may come back at once
+  auto later = dev().create_stream();
+  later->upload(*d, 0, data.data(), n);
+  later->synchronize();
+  stream().synchronize();
+  EXPECT_EQ(download_all(*later, *d), data) << "a stream created after the reuse was overwritten by the older fill";
+}
+
 TEST_F(VulkanRuntime, RejectsBadSpirv) {
   auto expect_error = [&](std::vector<unsigned char> blob, const char* what) {
     kiln::KernelFunction f{"main", {blob.data(), blob.size()}};

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include <fmt/format.h>
 
@@ -363,6 +364,7 @@ void rows_run_cpu(const KernelSpec& spec, const PlanRequest& r) {
         if (bias == RowsBias::add) v += param(0, j);
         if (bias == RowsBias::mask && param(0, j) == 0) v = -INFINITY;
         if (causal && j > q) v = -INFINITY;
+        if (c == DType::f32) v = L(float(v));  // the kernels scale and add in f32: 3e38 * 2 is inf
       }
       row[std::size_t(j)] = v;
     }
@@ -399,11 +401,14 @@ void rows_run_cpu(const KernelSpec& spec, const PlanRequest& r) {
       for (L v : row) mean += v;
       mean /= n;
       for (L v : row) var += (v - mean) * (v - mean);
-      var /= n;
     } else {
       for (L v : row) var += v * v;
-      var /= n;
     }
+    // The kernels sum the squares in the compute dtype: past its range the sum is inf and the row
+    // 0 (x * rsqrt(inf)), as in PyTorch; long double alone would give the true, finite norm.
+    if (var > (c == DType::f32 ? L(std::numeric_limits<float>::max()) : L(std::numeric_limits<double>::max())))
+      var = INFINITY;
+    var /= n;
     const L inv = 1 / std::sqrt(var + L(r.option("eps", 0)));
     for (std::int64_t j = 0; j < g.n; ++j) {
       L y = (row[std::size_t(j)] - mean) * inv;

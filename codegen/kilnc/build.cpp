@@ -120,6 +120,14 @@ int cmd_build(const fs::path& manifest_path, const fs::path& out, int batch_size
                 {"cuda_batches", batches},
                 {"kernels", kernels}};
 
+  // The old index goes first when anything changes: a build cut short (a full disk, a signal)
+  // then leaves no index, rather than an old one over a mix of old and new sources (compile also
+  // checks each source against the hash the index holds).
+  const std::string index_text = index.dump(1) + "\n";
+  if (std::error_code ec; fs::exists(out / "kernels.json", ec) && read_text(out / "kernels.json") != index_text) {
+    fs::remove(out / "kernels.json", ec);
+    if (ec) fail(ErrorCode::io_error, fmt::format("{}: cannot replace: {}", (out / "kernels.json").string(), ec.message()));
+  }
   std::size_t written = 0;
   std::set<std::string> keep_cu, keep_comp;
   for (const auto& [rel, content] : files) {
@@ -130,7 +138,7 @@ int cmd_build(const fs::path& manifest_path, const fs::path& out, int batch_size
   remove_stale(out / "glsl", ".comp", keep_comp);
   if (!header.empty()) written += write_if_changed(header, header_text);
   // The index goes last: it changes whenever any emitted file does (it holds their hashes).
-  written += write_if_changed(out / "kernels.json", index.dump(1) + "\n");
+  written += write_if_changed(out / "kernels.json", index_text);
   std::cerr << fmt::format("kilnc build: {} kernels ({} CUDA batches, {} GLSL shaders), {} files updated\n",
                            manifest.kernels.size(), bucket.size(), files.size() - bucket.size(), written);
   return 0;

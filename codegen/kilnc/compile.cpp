@@ -210,13 +210,39 @@ bool cache_entry_ok(const fs::path& c) {
   }
 }
 
-// A tool's identity for cache keys: its path, size and modification time.
+// A tool's identity for cache keys: the file it names — a bare name found on PATH as
+// posix_spawnp finds it, links followed (/usr/local/cuda -> cuda-13.0) — with its size and
+// modification time, so a toolkit upgrade misses both the build's keys and the machine-wide cache.
 std::string tool_identity(const std::string& tool) {
+  if (tool.empty()) return {};
   std::error_code ec;
   fs::path p = tool;
-  if (p.is_relative() || !fs::exists(p, ec)) return tool;
-  return fmt::format("{}:{}:{}", tool, fs::file_size(p, ec),
-                     fs::last_write_time(p, ec).time_since_epoch().count());
+  if (tool.find('/') == std::string::npos) {
+    p.clear();
+    const char* path = std::getenv("PATH");
+    for (const std::string& d : split(path ? path : "", ':')) {
+      const fs::path c = fs::path(d.empty() ? "." : d) / tool;
+      if (fs::is_regular_file(c, ec) && ::access(c.c_str(), X_OK) == 0) {
+        p = c;
+        break;
+      }
+    }
+    if (p.empty()) return tool;  // not found: the run fails and says so
+  }
+  const fs::path real = fs::canonical(p, ec);
+  if (ec) return tool;
+  return fmt::format("{}={}:{}:{}", tool, real.string(), fs::file_size(real, ec),
+                     fs::last_write_time(real, ec).time_since_epoch().count());
+}
+
+// The sources must be the ones the index describes (their hashes): a build cut short, or files
+// edited by hand, would otherwise be compiled under another kernel's name.
+void check_source_hash(const json& entry, const fs::path& file, const std::string& text, const fs::path& index) {
+  if (!entry.contains("hash")) return;  // an index from before hashes
+  if (!entry["hash"].is_string() || entry["hash"].get<std::string>() != hex64(hash_of(text)))
+    fail(ErrorCode::parse_error, fmt::format("{}: does not match the index {} (an interrupted or newer kilnc build, or "
+                                             "an edit); run kilnc build again",
+                                             file.string(), index.string()));
 }
 
 int cmd_compile(const CompileOptions& o) {
@@ -227,7 +253,7 @@ int cmd_compile(const CompileOptions& o) {
 
   if (o.cuda && !o.nvcc.empty()) {
     const std::vector<std::string> flags = split_ws(o.nvcc_flags);
-    const std::string base_key = command_line(flags) + o.nvcc;
+    const std::string base_key = command_line(flags) + "\n" + tool_identity(o.nvcc);
     for (const json& b : index["cuda_batches"]) {
       const fs::path cu = dir / b["file"].get<std::string>();
       Job j;
@@ -235,6 +261,7 @@ int cmd_compile(const CompileOptions& o) {
       j.tmp = unique_temp(j.output);
       j.key_file = j.output.string() + ".key";
       const std::string source = read_text(cu);
+      check_source_hash(b, cu, source, o.index);
       j.key = hex64(hash_of(base_key + hex64(hash_includes(source, o.cuda_includes)) + source)) + "\n";
       std::vector<std::string> cmd = {o.nvcc, "-fatbin"};
       cmd.insert(cmd.end(), flags.begin(), flags.end());
@@ -248,6 +275,9 @@ int cmd_compile(const CompileOptions& o) {
   }
   if (o.vulkan) {
     const std::vector<std::string> flags = split_ws(o.glslc_flags);
+    const std::string tools = o.glslc.empty() ? std::string()
+                                              : tool_identity(o.glslc) + "\n" + tool_identity(o.spirv_opt) + "\n" +
+                                                    tool_identity(o.spirv_val) + "\n";
     for (const json& k : index["kernels"]) {
       if (!k.contains("glsl")) continue;
       for (const json& g : k["glsl"]) {
@@ -258,14 +288,15 @@ int cmd_compile(const CompileOptions& o) {
         j.key_file = j.output.string() + ".key";
         j.what = comp.filename().string();
         keep_spv.insert(j.output.filename().string());
+        const std::string source = read_text(comp);
+        check_source_hash(g, comp, source, o.index);
         if (o.glslc.empty()) {  // in-process
-          j.key = hex64(hash_of(in_process_glsl_identity() + read_text(comp))) + "\n";
+          j.key = hex64(hash_of(in_process_glsl_identity() + source)) + "\n";
           j.glsl = comp;
           jobs.push_back(std::move(j));
           continue;
         }
-        j.key = hex64(hash_of(o.glslc + command_line(flags) + o.spirv_opt + o.spirv_opt_flags + o.spirv_val +
-                              read_text(comp))) + "\n";
+        j.key = hex64(hash_of(tools + command_line(flags) + o.spirv_opt_flags + source)) + "\n";
         std::vector<std::string> cmd = {o.glslc};
         cmd.insert(cmd.end(), flags.begin(), flags.end());
         cmd.insert(cmd.end(), {"-o", j.tmp.string(), comp.string()});
@@ -286,10 +317,8 @@ int cmd_compile(const CompileOptions& o) {
 
   // Skip the jobs whose output exists with the same key (inputs, flags and tools unchanged), or
   // whose output is in the machine-wide cache.
-  const std::string tools = tool_identity(o.nvcc) + tool_identity(o.glslc) + tool_identity(o.spirv_opt);
-  auto cached = [&](const Job& j) {
-    return o.cache_dir.empty() ? fs::path()
-                               : o.cache_dir / (hex64(hash_of(tools + j.key)) + j.output.extension().string());
+  auto cached = [&](const Job& j) {  // the key holds the tools' identities
+    return o.cache_dir.empty() ? fs::path() : o.cache_dir / (hex64(hash_of(j.key)) + j.output.extension().string());
   };
   std::vector<Job*> todo;
   std::size_t from_cache = 0;

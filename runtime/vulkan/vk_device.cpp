@@ -176,6 +176,7 @@ VulkanDevice::VulkanDevice(const InstanceState& instance, VkPhysicalDevice physi
   f.memory_model = e12.vulkanMemoryModel;
   f.host_query_reset = e12.hostQueryReset;
   f.subgroup_size_control = essc.subgroupSizeControl;
+  f.full_subgroups = essc.computeFullSubgroups;
   f.scalar_block_layout = e12.scalarBlockLayout;
   f.atomic_float = eaf.shaderBufferFloat32AtomicAdd;
   f.int64_atomics = e12.shaderBufferInt64Atomics;
@@ -226,7 +227,7 @@ VulkanDevice::VulkanDevice(const InstanceState& instance, VkPhysicalDevice physi
   // Kernels using subgroup operations are created with the reported size required (and whole
   // subgroups), where the device lets pipelines choose: the plans assume that size (a driver may
   // otherwise compile a smaller one, e.g. SIMD8/16 where 32 is reported).
-  pin_subgroup_size_ = f.subgroup_size_control && essc.computeFullSubgroups &&
+  pin_subgroup_size_ = f.subgroup_size_control && f.full_subgroups &&
                        (q.pssc.requiredSubgroupSizeStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
                        info_.subgroup_size >= q.pssc.minSubgroupSize && info_.subgroup_size <= q.pssc.maxSubgroupSize;
   const char* no_arithmetic = std::getenv("KILN_VK_NO_SUBGROUP_ARITHMETIC");
@@ -282,7 +283,12 @@ Stream& VulkanDevice::default_stream() {
   return *default_stream_;
 }
 
-std::unique_ptr<Stream> VulkanDevice::create_stream() { return std::make_unique<VulkanStream>(*this); }
+std::unique_ptr<Stream> VulkanDevice::create_stream() {
+  // Memory the default stream's unfinished work uses may have been recycled at once while it was
+  // the only stream (Allocator::release): the new stream must not touch it before that work ends.
+  if (default_stream_if_created()) default_stream().synchronize();
+  return std::make_unique<VulkanStream>(*this);
+}
 
 bool VulkanDevice::runs_as_built(const KernelEntry& entry, std::string* why) const {
   if (info_.subgroup_arithmetic) return true;
@@ -330,8 +336,17 @@ std::unique_ptr<Device> create_device(const InstanceState& instance, VkPhysicalD
                                       std::string* why) {
   Query q(physical, instance.api_version);
   const std::string name = q.props.deviceName;
-  if (q.api < VK_API_VERSION_1_2) {
-    *why = name + ": Vulkan " + version_text(q.props.apiVersion) + " (needs 1.2)";
+  // The kernels are SPIR-V 1.6 (Vulkan 1.3) with LocalSizeId (maintenance4) and 64-bit indices.
+  if (q.api < VK_API_VERSION_1_3) {
+    *why = name + ": Vulkan " + version_text(q.props.apiVersion) + " (needs 1.3: the kernels are SPIR-V 1.6)";
+    return nullptr;
+  }
+  if (!q.m4.maintenance4) {
+    *why = name + ": no maintenance4";
+    return nullptr;
+  }
+  if (!q.f2.features.shaderInt64) {
+    *why = name + ": no shaderInt64 (the kernels index with 64-bit integers)";
     return nullptr;
   }
   if (!q.f12.bufferDeviceAddress) {

@@ -31,7 +31,7 @@ struct EnabledFeatures {
   bool int8 = false, int16 = false, int64 = false, float16 = false, float64 = false;
   bool storage8 = false, storage16 = false, push_constant8 = false, push_constant16 = false;
   bool maintenance4 = false, memory_model = false, host_query_reset = false;
-  bool subgroup_size_control = false, scalar_block_layout = false, atomic_float = false;
+  bool subgroup_size_control = false, full_subgroups = false, scalar_block_layout = false, atomic_float = false;
   bool int64_atomics = false;
 };
 

@@ -67,6 +67,7 @@ Enabled read_chain(const void* chain) {
       case VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_3_FEATURES: {
         auto* x = reinterpret_cast<const VkPhysicalDeviceVulkan13Features*>(s);
         f.maintenance4 |= bool(x->maintenance4), f.subgroup_size_control |= bool(x->subgroupSizeControl);
+        f.full_subgroups |= bool(x->computeFullSubgroups);
         break;
       }
       case VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_BUFFER_DEVICE_ADDRESS_FEATURES:
@@ -93,10 +94,11 @@ Enabled read_chain(const void* chain) {
       case VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_4_FEATURES:
         f.maintenance4 |= bool(reinterpret_cast<const VkPhysicalDeviceMaintenance4Features*>(s)->maintenance4);
         break;
-      case VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES:
-        f.subgroup_size_control |=
-            bool(reinterpret_cast<const VkPhysicalDeviceSubgroupSizeControlFeatures*>(s)->subgroupSizeControl);
+      case VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES: {
+        auto* x = reinterpret_cast<const VkPhysicalDeviceSubgroupSizeControlFeatures*>(s);
+        f.subgroup_size_control |= bool(x->subgroupSizeControl), f.full_subgroups |= bool(x->computeFullSubgroups);
         break;
+      }
       case VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_ATOMIC_FLOAT_FEATURES_EXT:
         f.atomic_float |=
             bool(reinterpret_cast<const VkPhysicalDeviceShaderAtomicFloatFeaturesEXT*>(s)->shaderBufferFloat32AtomicAdd);
@@ -121,9 +123,9 @@ std::unique_ptr<Device> wrap_vulkan_device(const VulkanDeviceHandles& h) {
   vkGetPhysicalDeviceProperties(h.physical_device, &props);
   const std::uint32_t api = std::min(props.apiVersion, h.api_version ? h.api_version : VK_API_VERSION_1_2);
   const std::string name = props.deviceName;
-  if (api < VK_API_VERSION_1_2)
-    fail(ErrorCode::unsupported, fmt::format("wrap_vulkan_device: {}: Kiln needs Vulkan 1.2, the instance and device "
-                                             "give {}", name, vk::version_text(api)));
+  if (api < VK_API_VERSION_1_3)
+    fail(ErrorCode::unsupported, fmt::format("wrap_vulkan_device: {}: Kiln needs Vulkan 1.3 (its kernels are SPIR-V "
+                                             "1.6), the instance and device give {}", name, vk::version_text(api)));
   std::uint32_t nf = 0;
   vkGetPhysicalDeviceQueueFamilyProperties(h.physical_device, &nf, nullptr);
   std::vector<VkQueueFamilyProperties> families(nf);
@@ -136,10 +138,14 @@ std::unique_ptr<Device> wrap_vulkan_device(const VulkanDeviceHandles& h) {
   std::string missing;
   if (!e.bda) missing += " bufferDeviceAddress";
   if (!e.timeline) missing += " timelineSemaphore";
+  if (!e.f.maintenance4) missing += " maintenance4";
+  if (!e.f.int64) missing += " shaderInt64";
   if (!missing.empty())
     fail(ErrorCode::unsupported,
-         fmt::format("wrap_vulkan_device: {}: the VkDevice was created without{} (enable them in "
-                     "VkPhysicalDeviceVulkan12Features and pass that chain as enabled_features)", name, missing));
+         fmt::format("wrap_vulkan_device: {}: the VkDevice was created without{} (enable them — bufferDeviceAddress "
+                     "and timelineSemaphore in VkPhysicalDeviceVulkan12Features, maintenance4 in "
+                     "VkPhysicalDeviceVulkan13Features, shaderInt64 in VkPhysicalDeviceFeatures2 — and pass that "
+                     "chain as enabled_features)", name, missing));
 
   static std::atomic<int> wrapped{0};
   int index = wrapped++;

@@ -265,16 +265,18 @@ void Allocator::release(Block* block, std::size_t offset, std::size_t reserved) 
                             [&](const std::unique_ptr<Block>& b) { return b.get() == block; });
   if (owned == blocks_.end()) return;  // cannot happen
   if (!block->dedicated) {
-    // The default stream orders its own work, and its barriers cover a reuse there: eager ops
-    // recycle their temporaries at once. While a stream of the caller's own has unfinished work
-    // (maybe not even submitted), that work may still use the range, and the next owner may run
-    // on another stream: the range waits until every stream has passed this point.
+    // The default stream orders its own work, and its barriers cover a reuse there: with no other
+    // stream, eager ops recycle their temporaries at once (a stream created later first lets the
+    // default stream finish: VulkanDevice::create_stream). While another stream exists, unfinished
+    // work on any stream (maybe not even submitted) may still use the range and the next owner may
+    // run on another stream: the range waits until every stream has passed this point.
     bool defer = false;
     auto waits = device_.stream_horizons();
     try {
       const VulkanStream* def = device_.default_stream_if_created();
+      const bool others = std::any_of(waits.begin(), waits.end(), [&](const auto& w) { return w.first != def; });
       for (auto [stream, value] : waits)
-        if (stream != def && !device_.stream_reached(stream, value)) defer = true;
+        if ((stream != def || others) && !device_.stream_reached(stream, value)) defer = true;
     } catch (...) {
       // A failing driver query (a lost device: nothing runs any more): reused at once. Buffer
       // destructors call this; nothing may escape.

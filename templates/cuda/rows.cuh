@@ -108,9 +108,17 @@ __device__ __forceinline__ void rows_group_online(const R& r, C* smem, C& m, C& 
 // The row's mean and q (the sum of squared deviations) from its threads' Welford states (count c,
 // mean, q): the mean of the c * mean, then q + c (mean - M)^2 summed (Chan et al.'s decomposition
 // around the row's mean; a thread with no elements adds 0).
+// A mean whose sum left the range (3e38 + 3e38 is inf; +inf + -inf NaN) is summed again from the
+// terms divided by n first (a rare second group sum; every thread sees the same total). A row holding
+// an infinity or a NaN gives the same non-finite mean either way.
+template <class C>
+__device__ __forceinline__ bool rows_finite(C v) {
+  return !kiln_isnan(v) && !kiln_isinf(v);
+}
 template <int G, class R, class C>
 __device__ __forceinline__ void rows_group_welford(const R& r, C* smem, const C cn, C c, C& mean, C& q) {
-  const C mg = r.f_div(rows_group<G, false>(smem, c * mean), cn);
+  C mg = r.f_div(rows_group<G, false>(smem, c * mean), cn);
+  if (!rows_finite(mg)) mg = rows_group<G, false>(smem, mean * r.f_div(c, cn));
   q = rows_group<G, false>(smem, q + c * (mean - mg) * (mean - mg));
   mean = mg;
 }
@@ -222,13 +230,21 @@ __device__ __forceinline__ void rows_groups(const KilnRowsParams& p, const R& r,
       if (R::kOp == 3) {
         rows_each<G>(KILN_ROWS_EACH_ARGS, [&](long long, C v) { mean += v; });
         mean = r.f_div(rows_group<G, false>(smem, mean), cn);
+        if (!rows_finite(mean)) {  // the sum left the range (rows_group_welford)
+          mean = C(0);
+          rows_each<G>(KILN_ROWS_EACH_ARGS, [&](long long, C v) { mean += r.f_div(v, cn); });
+          mean = rows_group<G, false>(smem, mean);
+        }
       }
       rows_each<G>(KILN_ROWS_EACH_ARGS, [&](long long, C v) { q += (v - mean) * (v - mean); });
       q = rows_group<G, false>(smem, q);
     }
     const C rs = r.f_rsqrt(r.f_div(q, cn) + eps);
+    // rs = 0: the squares left the range (the row is 0); halves keep v - mean from overflowing into
+    // inf * 0 = NaN there (an infinite v still gives NaN).
+    const C shrink = rs == C(0) ? C(0.5) : C(1);
     rows_each<G>(KILN_ROWS_EACH_ARGS, [&](long long j, C v) {
-      C y = (v - mean) * rs;
+      C y = (v * shrink - mean * shrink) * rs;
       if (R::kParams > 0) y *= r.param0(p, off, j);
       if (R::kParams > 1) y += r.param1(p, off, j);
       r.put(p, off, j, y);

@@ -166,8 +166,11 @@ void kiln_rows_group_online(uint tid, inout KILN_C m, inout KILN_C s, KILN_C inf
 
 // The row's mean and q from its invocations' Welford states (count c, mean, q; rows_group_welford):
 // the mean of the c * mean, then q + c (mean - M)^2 summed.
+// A mean whose sum left the range is summed again from the terms divided by n first (CUDA's
+// rows_group_welford; uniform: every invocation sees the same total).
 void kiln_rows_group_welford(uint tid, KILN_C cn, KILN_C c, inout KILN_C mean, inout KILN_C q) {
-  const KILN_C mg = kiln_rows_div(kiln_rows_group(tid, c * mean, false), cn);
+  KILN_C mg = kiln_rows_div(kiln_rows_group(tid, c * mean, false), cn);
+  if (kiln_isnan(mg) || kiln_isinf(mg)) mg = kiln_rows_group(tid, mean * kiln_rows_div(c, cn), false);
   q = kiln_rows_group(tid, q + c * (mean - mg) * (mean - mg), false);
   mean = mg;
 }
@@ -295,6 +298,11 @@ void main() {
     } else {
       KILN_EACH(j, v, mean += v;)
       mean = kiln_rows_div(kiln_rows_group(tid, mean, false), cn);
+      if (kiln_isnan(mean) || kiln_isinf(mean)) {  // the sum left the range
+        mean = KILN_C(0);
+        KILN_EACH(j, v, mean += kiln_rows_div(v, cn);)
+        mean = kiln_rows_group(tid, mean, false);
+      }
       KILN_EACH(j, v, q += (v - mean) * (v - mean);)
       q = kiln_rows_group(tid, q, false);
     }
@@ -303,7 +311,8 @@ void main() {
     q = kiln_rows_group(tid, q, false);
 #endif
     const KILN_C r = kiln_rows_rsqrt(kiln_rows_div(q, cn) + eps);
-    KILN_EACH(j, v, kiln_put(j, kiln_affine(j, (v - mean) * r)); kiln_put_h(j, v);)
+    const KILN_C shrink = r == KILN_C(0) ? KILN_C(0.5) : KILN_C(1);  // the squares left the range (rows.cuh)
+    KILN_EACH(j, v, kiln_put(j, kiln_affine(j, (v * shrink - mean * shrink) * r)); kiln_put_h(j, v);)
 #endif
   }
 }

@@ -26,9 +26,11 @@ using conformance::unit_roundoff;
 using L = long double;
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
-// The documented semantics in long double: each row of |x| (rows x n, row-major) to its outputs.
+// The documented semantics in long double: each row of |x| (rows x n, row-major) to its outputs;
+// a norm's sum of squares past |top| (the compute dtype's largest finite value) is +inf.
 std::vector<double> reference(RowsOp op, const std::vector<double>& x, std::int64_t rows, std::int64_t n,
-                              const std::vector<double>* gamma, const std::vector<double>* beta, double eps) {
+                              const std::vector<double>* gamma, const std::vector<double>* beta, double eps,
+                              double top = std::numeric_limits<float>::max()) {
   std::vector<double> out;
   for (std::int64_t r = 0; r < rows; ++r) {
     const double* v = x.data() + r * n;
@@ -39,6 +41,7 @@ std::vector<double> reference(RowsOp op, const std::vector<double>& x, std::int6
         mean /= L(n);
       }
       for (std::int64_t j = 0; j < n; ++j) q += (v[j] - mean) * (v[j] - mean);
+      if (q > L(top)) q = INFINITY;
       const L inv = 1 / std::sqrt(q / L(n) + L(eps));
       for (std::int64_t j = 0; j < n; ++j)
         out.push_back(double((v[j] - mean) * inv * (gamma ? L((*gamma)[j]) : 1) + (beta ? L((*beta)[j]) : 0)));
@@ -110,7 +113,8 @@ class Rows : public conformance::DeviceSuite {
     ASSERT_EQ(out.dtype(), t);
     const std::vector<double> got = back(out);
     const std::vector<double> want =
-        reference(op, x, rows, n, affine ? &g : nullptr, affine && op == RowsOp::layer_norm ? &b : nullptr, eps);
+        reference(op, x, rows, n, affine ? &g : nullptr, affine && op == RowsOp::layer_norm ? &b : nullptr, eps,
+                  t == DType::f64 ? std::numeric_limits<double>::max() : std::numeric_limits<float>::max());
     ASSERT_EQ(got.size(), want.size());
     // Sums of n/256 terms per thread, then a tree: the compute type's error grows with n/256.
     const double uc = t == DType::f64 ? unit_roundoff(DType::f64) : unit_roundoff(DType::f32);
@@ -127,7 +131,8 @@ class Rows : public conformance::DeviceSuite {
           q += d * d;
           big = std::max(big, std::fabs(L(x[std::size_t(r * n + j)])));
         }
-        for (std::int64_t j = 0; j < n; ++j) cond[std::size_t(r * n + j)] = double(big / std::sqrt(q / L(n) + L(eps)));
+        const L c = big / std::sqrt(q / L(n) + L(eps));  // a row of infinities or NaN: exact 0 or NaN
+        for (std::int64_t j = 0; j < n; ++j) cond[std::size_t(r * n + j)] = std::isfinite(c) ? double(c) : 0.0;
       }
     int bad = 0;
     for (std::size_t i = 0; i < want.size() && bad < 5; ++i) {
@@ -214,6 +219,40 @@ TEST_P(Rows, SpecialRows) {
   for (DType t : {DType::f32, DType::f64})
     for (RowsOp op : {RowsOp::softmax, RowsOp::log_softmax, RowsOp::logsumexp})
       check(op, t, 6, long_n, lv, false, "special, online");
+}
+
+// Norms over rows at the ends of each dtype's range: NaN, +-inf, sums of squares past the compute
+// dtype's range (the row is 0, as PyTorch), values whose squares underflow (eps decides), the
+// largest finite values, constant rows (zero variance), subnormals.
+TEST_P(Rows, NormsAtTheEndsOfTheRange) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const std::int64_t n = 6;
+  for (DType t : {DType::f32, DType::bf16, DType::f16, DType::f64}) {
+    const double big = t == DType::f64 ? 1e160 : t == DType::f16 ? 6e4 : 1e19;  // x^2 fits; 6 of them do not (f16: they do)
+    const double huge = t == DType::f64 ? 1e300 : t == DType::f16 ? 65504 : 3e38;
+    const double tiny = t == DType::f64 ? 1e-300 : t == DType::f16 ? 6e-8 : 1e-38;
+    const std::vector<double> v = {
+        1.0,   2.0,   nan,   3.0,   4.0,   5.0,    // NaN
+        1.0,   kInf,  2.0,   3.0,   -1.0,  0.5,    // +inf
+        -kInf, 1.0,   2.0,   3.0,   -1.0,  0.5,    // -inf
+        big,   -big,  big,   big,   -big,  big,    // the sum of squares overflows f32 (not f16's 2e10)
+        huge,  huge,  -huge, huge,  1.0,   -huge,  // the largest finite values
+        tiny,  -tiny, tiny,  0.0,   tiny,  tiny,   // squares underflow: eps decides
+        7.0,   7.0,   7.0,   7.0,   7.0,   7.0,    // constant: layer_norm's variance is 0
+        -huge, -huge, -huge, -huge, -huge, -huge,  // constant and huge
+    };
+    for (RowsOp op : {RowsOp::layer_norm, RowsOp::rms_norm}) {
+      check(op, t, 8, n, v, false, "ends of the range");
+      check(op, t, 8, n, v, true, "ends of the range, affine");
+    }
+  }
+  // Rows too long for registers (Welford's running mean, merged across threads): values near
+  // f32's largest, whose merged sum leaves the range, and values whose squares do.
+  const std::int64_t long_n = 5003;
+  std::vector<double> lv;
+  for (const double scale : {3e38, -3e38, 1e18})
+    for (std::int64_t j = 0; j < long_n; ++j) lv.push_back(scale * (1 - 1e-4 * double(j % 97)));
+  for (RowsOp op : {RowsOp::layer_norm, RowsOp::rms_norm}) check(op, DType::f32, 3, long_n, lv, false, "long rows, ends of the range");
 }
 
 TEST_P(Rows, NonLastAxisStridedRowsAndEmptyTensors) {
