@@ -608,9 +608,9 @@ CheckResult verify_sample(const BenchCase& c, std::uint64_t n, const std::vector
       const std::int64_t out_per_row = rows > 0 ? out.numel() / rows : 0;
       const std::size_t oes = dtype_size(out.dtype());
       constexpr std::int64_t kRows = 32;
-      for (const std::int64_t r0 : {std::int64_t(0), std::max<std::int64_t>(rows - kRows, 0)}) {
+      for (const std::int64_t r0 : {std::int64_t(0), std::max<std::int64_t>(rows - kRows, kRows)}) {
         const std::int64_t k = std::min(kRows, rows - r0);
-        if (k <= 0) break;
+        if (k <= 0) break;  // fewer than 2 x 32 rows: the first pass had them all
         std::vector<Tensor> cpu_ins;
         for (std::size_t i = 0; i < dtypes.size(); ++i) {
           const std::size_t es = dtype_size(dtypes[i]);

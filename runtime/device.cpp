@@ -8,6 +8,8 @@
 
 #include "core/error.hpp"
 #include "runtime/backends.hpp"
+#include "runtime/device_state.hpp"
+#include "runtime/jit.hpp"
 
 namespace kiln {
 
@@ -28,6 +30,11 @@ std::unique_ptr<StreamGraph> Stream::record_graph(std::span<const GraphLaunch>, 
 void Stream::replay(const StreamGraph& graph) {
   fail(ErrorCode::invalid_argument,
        fmt::format("{}: a {} cannot be replayed on this stream", device().id(), graph.kind()));
+}
+
+Device::~Device() {
+  detail::forget_device_state(*this);
+  forget_jit_kernels(*this);
 }
 
 std::string Device::id() const {

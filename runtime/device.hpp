@@ -54,7 +54,9 @@ struct LibraryGemm {
 
 class Device {
  public:
-  virtual ~Device() = default;
+  // Forgets what the runtime keeps per device (its state, its just-in-time kernels): a device made
+  // later at the same address (wrap_vulkan_device again) starts afresh.
+  virtual ~Device();
   Device(const Device&) = delete;
   Device& operator=(const Device&) = delete;
 
@@ -66,9 +68,9 @@ class Device {
   // Allocates |bytes| (at least 1) of device memory, 256-byte aligned. Throws out_of_memory.
   virtual std::shared_ptr<Buffer> allocate(std::size_t bytes) = 0;
   virtual Stream& default_stream() = 0;
-  // A new stream. Memory freed while work still uses it is reused only where no other stream can
-  // see it early: on Vulkan, creating a stream first waits for the default stream's work (whose
-  // freed memory may already be in new buffers); CUDA's allocator fences every stream instead.
+  // A new stream. Memory freed while work still uses it is reused at once only while the default
+  // stream is the only stream (its order covers the reuse); creating another stream therefore
+  // waits for the default stream's work (whose freed memory may already be in new buffers).
   virtual std::unique_ptr<Stream> create_stream() = 0;
   // Loads (once, then cached) function |function| of registry kernel |entry|. Throws unsupported
   // when the kernel was not built for this backend.

@@ -76,13 +76,28 @@ void DeviceState::check(const char* what) const {
                                    "); recreate the process to use it again");
 }
 
+namespace {
+// Never freed: devices may be destroyed during static teardown.
+std::mutex& states_mutex() {
+  static auto* mu = new std::mutex;
+  return *mu;
+}
+std::map<const Device*, std::unique_ptr<DeviceState>>& states() {
+  static auto* s = new std::map<const Device*, std::unique_ptr<DeviceState>>;
+  return *s;
+}
+}  // namespace
+
 DeviceState& device_state(const Device& device) {
-  static std::mutex mu;
-  static auto* states = new std::map<const Device*, std::unique_ptr<DeviceState>>;  // never freed
-  std::lock_guard lock(mu);
-  auto& s = (*states)[&device];
+  std::lock_guard lock(states_mutex());
+  auto& s = states()[&device];
   if (!s) s = std::make_unique<DeviceState>(device.id());
   return *s;
+}
+
+void forget_device_state(const Device& device) {
+  std::lock_guard lock(states_mutex());
+  states().erase(&device);
 }
 
 }  // namespace kiln::detail

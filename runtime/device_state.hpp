@@ -55,7 +55,9 @@ class DeviceState {
   bool injected_ = false;
 };
 
-// The state of |device|; the reference stays valid for the life of the process.
+// The state of |device|; the reference stays valid until the device is destroyed.
 DeviceState& device_state(const Device& device);
+// Drops |device|'s state (Device's destructor).
+void forget_device_state(const Device& device);
 
 }  // namespace kiln::detail

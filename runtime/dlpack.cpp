@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "core/error.hpp"
+#include "runtime/cuda/cuda_interop.hpp"
 #include "runtime/interop.hpp"
 #include "runtime/trace.hpp"
 
@@ -141,7 +142,13 @@ Tensor from_dlpack(const DLTensor& d, std::shared_ptr<void> keep_alive) {
   const std::uint64_t base = first + std::uint64_t(lo) * es;  // wraps correctly for lo < 0
   const std::size_t bytes = empty ? 0 : std::size_t(span);
   auto buffer = wrap_memory(*device, base, bytes, std::move(keep_alive));
-  return Tensor::view(std::move(buffer), shape, strides, -lo, *dtype);
+  Tensor t = Tensor::view(std::move(buffer), shape, strides, -lo, *dtype);
+  // The producer's work on the legacy default stream (PyTorch's, CuPy's default) may still be
+  // writing the memory, and Kiln's streams do not wait for that stream by themselves
+  // (CU_STREAM_NON_BLOCKING): wait for it here. Work on the producer's other streams is the
+  // caller's to finish (runtime/interop.hpp).
+  if (device->backend() == Backend::cuda && !empty) cuda::synchronize_legacy_stream(*device);
+  return t;
 }
 
 Tensor from_dlpack(DLManagedTensor* managed) {

@@ -60,6 +60,8 @@ DLManagedTensor* to_dlpack(const Tensor& t);
 // or before from_dlpack throws. Throws unsupported for
 // devices other than kDLCPU / kDLCUDA and for dtypes Kiln lacks, invalid_argument for a malformed
 // tensor (negative shape, lanes != 1, misaligned element offset). Null strides mean row-major.
+// CUDA: the legacy default stream (where PyTorch and CuPy work by default) is synchronized first,
+// so Kiln reads what the producer wrote there; finish work on the producer's other streams yourself.
 Tensor from_dlpack(DLManagedTensor* managed);
 
 #ifdef KILN_HAS_DLPACK_HEADER
@@ -69,6 +71,12 @@ Tensor from_dlpack(const DLTensor& tensor, std::shared_ptr<void> keep_alive = {}
 #endif
 
 // ---- Raw memory ----------------------------------------------------------------------------------
+
+// Kiln's own buffers used by address on a stream Kiln does not know: while the device's default
+// stream is its only stream, a new buffer may be memory whose previous owner's kernels are still
+// queued there (reused in stream order, as PyTorch's allocator does). Before touching it from
+// another stream, wrap that stream (cuda::wrap_stream waits for the default stream once) or call
+// default_stream().synchronize(); to_dlpack does the latter for you.
 
 // A Buffer of |bytes| at |address| on |device| that does not own the memory: CPU: a host pointer;
 // CUDA: a CUdeviceptr valid in |device|'s primary context. |keep_alive| is released when the
@@ -115,7 +123,7 @@ struct VulkanDeviceHandles {
   VkDevice device = nullptr;
   std::uint32_t queue_family = 0;  // must support compute
   std::vector<VkQueue> queues;     // of |queue_family|, at least one
-  std::uint32_t api_version = 0;   // VkApplicationInfo::apiVersion of the instance (0: 1.2)
+  std::uint32_t api_version = 0;   // VkApplicationInfo::apiVersion of the instance (0: 1.3)
   const void* enabled_features = nullptr;
 };
 // A Kiln device over the caller's VkDevice (not owned; destroyed with the returned object, which

@@ -19,6 +19,7 @@
 #include "codegen/emit.hpp"
 #include "codegen/family.hpp"
 #include "core/error.hpp"
+#include "runtime/cuda/cuda_interop.hpp"
 #include "runtime/disk_cache.hpp"
 #include "runtime/jit_cache_file.hpp"
 
@@ -57,7 +58,11 @@ struct Nvrtc {
     static const Nvrtc n = [] {
       Nvrtc r;
       void* lib = nullptr;
-      for (const char* name : {"libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so"})
+      // NVRTC 13's cubins need a CUDA 13 driver: a 12.x driver takes NVRTC 12 first.
+      const int drv = cuda::driver_version();
+      const bool old_driver = drv > 0 && drv < 13000;
+      for (const char* name : {old_driver ? "libnvrtc.so.12" : "libnvrtc.so.13",
+                               old_driver ? "libnvrtc.so.13" : "libnvrtc.so.12", "libnvrtc.so"})
         if ((lib = dlopen(name, RTLD_NOW | RTLD_LOCAL))) break;
       if (!lib) {
         r.error = "NVRTC (libnvrtc.so) was not found";
@@ -251,7 +256,26 @@ struct JitSlot {
   std::unique_ptr<JitRecord> record;
 };
 
+// The process's just-in-time kernels by device, spec name and function set; never freed (devices
+// may be destroyed during static teardown).
+using JitCache = std::map<std::tuple<const Device*, std::string, FunctionSet>, std::unique_ptr<JitSlot>>;
+std::mutex& jit_cache_mutex() {  // guards the map only
+  static auto* mu = new std::mutex;
+  return *mu;
+}
+JitCache& jit_cache() {
+  static auto* cache = new JitCache;
+  return *cache;
+}
+
 }  // namespace
+
+void forget_jit_kernels(const Device& device) {
+  std::lock_guard lock(jit_cache_mutex());
+  JitCache& cache = jit_cache();
+  for (auto it = cache.begin(); it != cache.end();)
+    it = std::get<0>(it->first) == &device ? cache.erase(it) : std::next(it);
+}
 
 std::vector<unsigned char> compile_glsl_spirv(const std::string& source, const std::string& name,
                                               bool subgroup_arithmetic) {
@@ -273,8 +297,7 @@ std::uint64_t jit_disk_cache_hits() { return g_disk_hits.load(std::memory_order_
 
 JitKernel jit_kernel(Device& device, const KernelSpec& spec, std::string* why, const std::string* name,
                      FunctionSet functions) {
-  static std::mutex mutex;  // guards the map only
-  static auto* cache = new std::map<std::tuple<Device*, std::string, FunctionSet>, std::unique_ptr<JitSlot>>;
+  JitCache* const cache = &jit_cache();
   const Target target = device.backend() == Backend::cuda ? Target::cuda : Target::glsl;
   if (device.backend() == Backend::cpu) {
     if (why) *why = "the CPU backend evaluates expressions directly";
@@ -292,7 +315,7 @@ JitKernel jit_kernel(Device& device, const KernelSpec& spec, std::string* why, c
   if (!functions) fail(ErrorCode::internal, fmt::format("{}: no function asked for", key));
   JitSlot* slot;
   {
-    std::lock_guard lock(mutex);
+    std::lock_guard lock(jit_cache_mutex());
     auto it = cache->find(std::make_tuple(&device, key, functions));
     if (it == cache->end()) {
       // Another set of this kernel was asked for before: compile every function this time (a
@@ -303,7 +326,7 @@ JitKernel jit_kernel(Device& device, const KernelSpec& spec, std::string* why, c
       it = cache->try_emplace(std::make_tuple(&device, key, functions)).first;
     }
     if (!it->second) it->second = std::make_unique<JitSlot>();
-    slot = it->second.get();  // slots are never erased: the pointer stays valid
+    slot = it->second.get();  // erased only with the device (forget_jit_kernels): the pointer stays valid
   }
   std::lock_guard lock(slot->mutex);
   if (!slot->record) slot->record = build(device, spec, functions);

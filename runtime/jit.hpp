@@ -46,6 +46,9 @@ std::vector<unsigned char> compile_cuda_cubin(const std::string& source, const s
 // The NVRTC options compile_cuda_cubin passes (part of the JIT disk cache's key); empty without NVRTC.
 std::vector<std::string> nvrtc_options(const std::string& arch, bool fast_compile);
 
+// Drops |device|'s just-in-time kernels (Device's destructor).
+void forget_jit_kernels(const Device& device);
+
 // How many kernels this process has compiled just in time (on any device), for tests and tools
 // that check a kernel came from a registry.
 std::uint64_t jit_compile_count();

@@ -262,6 +262,7 @@ run_step() {
   local left; left=$(remaining)
   local t=$(( cap < left - 5 ? cap : left - 5 ))
   STEP_LOG="$WORK/$name.log"
+  KILLED_SHARDS=""
   if (( t < MIN_STEP_S )); then
     record "$name" NOT-RUN - 0 "" "no time left in the ${BUDGET}s budget: run again with './gpu-run.sh OUT $name'"
     return 1
@@ -288,8 +289,11 @@ record() {  # name status rc seconds tests note
   publish
 }
 publish() {  # RES's files (and a copy of the summary) into OUTDIR/results.tar, replaced whole
-  cp "$SUMMARY" "$RES/summary.txt" 2>/dev/null
-  tar -C "$RES" -cf "$OUTDIR/results.tar.tmp" . 2>>"$LOG" && mv "$OUTDIR/results.tar.tmp" "$OUTDIR/results.tar"
+  cp "$SUMMARY" "$RES/summary.txt.$BASHPID" 2>/dev/null && mv "$RES/summary.txt.$BASHPID" "$RES/summary.txt"
+  local tmp="$OUTDIR/results.tar.$BASHPID"  # the bench steps' background publisher may run at the same time
+  # (exit 1: a file changed while read, e.g. a JSON being rewritten: the archive is still whole)
+  tar -C "$RES" --exclude='*.tmp' --exclude='summary.txt.*' -cf "$tmp" . 2>>"$LOG"
+  if (( $? <= 1 )); then mv "$tmp" "$OUTDIR/results.tar"; else rm -f "$tmp"; fi
 }
 
 # gtest counts "pass fail skip total" from the JSON, else from the log (a run cut by its timeout).
@@ -403,6 +407,7 @@ conformance_step() {  # name cap expect json filter [with_unit]
   log "=== $name: exit $STEP_RC after ${STEP_SECS}s ==="
   gtest_record "$name" "$expect" "$json"
   if [[ -n "$upid" ]]; then
+    KILLED_SHARDS=""
     wait "$upid"; STEP_RC=$?
     (( STEP_RC == 124 || STEP_RC == 137 )) && STEP_TIMEOUT=1 || STEP_TIMEOUT=0
     STEP_SECS=$(awk -v a="$t0" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}'); STEP_LOG="$WORK/unit.log"
@@ -416,17 +421,15 @@ conformance_step() {  # name cap expect json filter [with_unit]
 # parameterised suite's tests end in /N, so `Cuda/Rows.SpecialRows` alone matches nothing and a
 # sanitizer step would pass having run none of it.
 filter_gaps() {
-  local filter=${1%%-*} list pat
-  list=$("$TESTS" --gtest_list_tests 2>/dev/null | awk '/^[^ ]/ { suite = $1; next } { print suite $1 }')
-  local IFS=:
-  for pat in $filter; do
+  local filter=${1%%-*} list pat pats
+  list=$(timeout 60 "$TESTS" --gtest_list_tests 2>/dev/null | awk '/^[^ ]/ { suite = $1; next } { print suite $1 }')
+  if [[ -z "$list" ]]; then echo "(kiln-tests --gtest_list_tests listed nothing)"; return; fi
+  IFS=: read -r -a pats <<<"$filter"  # no word splitting or globbing of the patterns themselves
+  for pat in "${pats[@]}"; do
     [[ -z "$pat" ]] && continue
-    local hit=0 name
-    while IFS= read -r name; do
-      # shellcheck disable=SC2053
-      [[ "$name" == $pat ]] && { hit=1; break; }
-    done <<<"$list"
-    ((hit)) || echo "$pat"
+    local re
+    re=$(sed 's/[].[\^$+(){}|]/\\&/g; s/\*/.*/g; s/?/./g' <<<"$pat")  # the gtest glob as a regex
+    grep -qE "^${re}\$" <<<"$list" || echo "$pat"
   done
 }
 
@@ -444,8 +447,16 @@ sanitizer_step() {
   fi
   if [[ -z "$SANITIZER" ]]; then record "$tool" SKIP - 0 "" "compute-sanitizer not found on this machine"; return; fi
   # racecheck: cuBLAS(Lt)'s own Hopper kernels (TMA, wgmma) are NVIDIA's to check, and slow under it.
-  local exclude=()
-  [[ "$tool" == racecheck ]] && exclude=(--kernel-name-exclude 'regex:cublas|cutlass|nvjet|xmma|sm90_')
+  # The option's form is probed first (a compute-sanitizer that refuses it runs without it).
+  local exclude=() vendor='regex=cublas|cutlass|nvjet|xmma|sm90_'
+  if [[ "$tool" == racecheck ]]; then
+    if timeout 60 "$SANITIZER" --kernel-name-exclude "$vendor" --print-limit 1 "$TESTS" --gtest_filter=NoSuchTest \
+         >/dev/null 2>&1; then
+      exclude=(--kernel-name-exclude "$vendor")
+    else
+      log "racecheck: this compute-sanitizer refuses --kernel-name-exclude $vendor; cuBLAS kernels are checked too"
+    fi
+  fi
   run_step "$tool" "$cap" "$SANITIZER" --tool "$tool" --error-exitcode 86 --report-api-errors no --print-limit 20 \
     "${exclude[@]}" "$TESTS" --gtest_filter="$filter" || return 0
   local errs p f s status note
@@ -482,8 +493,18 @@ bench_step() {  # name device json expect(pass|skip)
       >"$WORK/$name.clocks" 2>/dev/null &
     smi_pid=$!
   fi
+  # kiln-bench rewrites its JSON after every case: repack it now and then, so that even a call
+  # cut short from outside (the device tool's own limit) returns the cases measured so far.
+  # (TERM stops its sleep and a tar in progress too: nothing is left holding the output open.)
+  (
+    sp=""
+    trap 'kill $sp 2>/dev/null; rm -f "$OUTDIR/results.tar.$BASHPID"; exit 0' TERM
+    while :; do sleep 20 & sp=$!; wait "$sp"; publish; done
+  ) &
+  local pub_pid=$!
   run_step "$name" "$cap" "$BENCH" "${args[@]}"
   local started=$?
+  kill "$pub_pid" 2>/dev/null; wait "$pub_pid" 2>/dev/null
   if [[ -n "$smi_pid" ]]; then kill "$smi_pid" 2>/dev/null; wait "$smi_pid" 2>/dev/null; fi
   ((started == 0)) || return 0
   local clocks=""

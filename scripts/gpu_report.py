@@ -166,11 +166,16 @@ def cmd_bench_brief(a):
     if copy and copy.get("gb_per_s"):
         g = copy["gb_per_s"]
         parts.append(f"copy {g:.0f} GB/s" if g >= 10 else f"copy {g:.2f} GB/s")
-    pcts = [(pct_of(c), c["name"]) for c in cases if pct_of(c) is not None and c.get("kind") != "copy"]
+    pcts = [(pct_of(c), c["name"]) for c in cases
+            if pct_of(c) is not None and c.get("kind") not in ("copy", "contract")]
+    fl = [(c["pct_of_peak_flops"], c["name"]) for c in cases
+          if c.get("kind") == "contract" and isinstance(c.get("pct_of_peak_flops"), (int, float))]
     if pcts:
         lo = min(pcts)
         roof = "copy" if any(c.get("pct_of_copy") is not None for c in cases) else "peak bandwidth"
         parts.append(f"ops {min(p for p, _ in pcts):.0f}-{max(p for p, _ in pcts):.0f}% of {roof} (lowest {lo[1]})")
+    if fl:
+        parts.append(f"contractions {min(fl)[0]:.0f}-{max(fl)[0]:.0f}% of the FLOP/s peak (lowest {min(fl)[1]})")
     failed = [c["name"] for c in cases if c.get("failed")]
     if failed:
         parts.append("failed: " + ",".join(failed))
@@ -218,6 +223,30 @@ def cmd_compare(a):
         print(f"{n:<22} {num(kg, 9)} {pct(k):>6} {num(vg, 8)} {pct(v):>6} {num(ratio(vg, kg), 7, '.2f')} {num(eg, 8)} "
               f"{num(cg, 8)} {num(tg, 8)} {num(ratio(kg, eg), 10, '.2f')} {num(ratio(kg, cg), 12, '.2f')} "
               f"{num(ratio(kg, tg), 7, '.2f')}{flag}")
+    # Compute-bound cases (contractions, convolutions): TFLOP/s against the FLOP/s peak of the
+    # same run, and against PyTorch's cuBLAS GEMM of the same dtype (torch_peer.py) where there is one.
+    gemm = {g.get("dtype"): g for g in (torch or {}).get("gemm", []) if g.get("tflops")}
+    flops_names = [n for n in names if any((c or {}).get("kind") in ("contract", "conv", "shaped")
+                                           or ((c or {}).get("flops") or 0) > 4 * ((c or {}).get("bytes") or 1)
+                                           for c in (K.get(n), V.get(n)))]
+    if flops_names:
+        print()
+        print("Compute (TFLOP/s; % of that device's FLOP/s peak; vs cuBLAS: of PyTorch's torch.matmul 8192^3 peak of "
+              "the output dtype)")
+        print(f"{'case':<22} {'cuda TF/s':>9} {'%peak':>6} {'vk TF/s':>8} {'%peak':>6} {'vk/cuda':>7} {'vs cuBLAS':>9}")
+        for n in flops_names:
+            k, v = K.get(n), V.get(n)
+            kt = (k or {}).get("gflop_per_s")
+            vt = (v or {}).get("gflop_per_s")
+            kt, vt = (kt / 1e3 if kt else None), (vt / 1e3 if vt else None)
+
+            def fpct(c):
+                x = (c or {}).get("pct_of_peak_flops")
+                return f"{x:5.1f}%" if isinstance(x, (int, float)) else "     -"
+            g = gemm.get((k or v or {}).get("output"))
+            vs = kt / g["tflops"] if kt and g else None
+            print(f"{n:<22} {num(kt, 9)} {fpct(k):>6} {num(vt, 8)} {fpct(v):>6} "
+                  f"{num(vt / kt if vt and kt else None, 7, '.2f')} {num(vs, 9, '.2f')}")
     for g in (torch or {}).get("gemm", []):
         print(f"GEMM peak (PyTorch/cuBLAS) {g['name']:<18} {g.get('tflops', 0):8.1f} TFLOP/s  "
               f"({g.get('time_us', {}).get('median', 0):.0f} us)")
@@ -232,6 +261,9 @@ def cmd_results(a):
         import tarfile
         import tempfile
         tmp = tempfile.mkdtemp(prefix="kiln-gpu-results-")
+        import atexit
+        import shutil
+        atexit.register(shutil.rmtree, tmp, True)
         with tarfile.open(tar) as t:
             for m in t.getmembers():
                 name = os.path.basename(m.name)
@@ -308,10 +340,6 @@ def cmd_results(a):
             t = doc.get(k, {}).get("timestamp")
             if isinstance(t, str) and t[:10] and t[:19] < started.group(1)[:19]:
                 mixed.append(f"{k}: timestamp {t}, before the run started ({started.group(1)})")
-        for name, t in tests.items():
-            ts_ = t.get("timestamp")
-            if isinstance(ts_, str) and ts_[:19] and ts_[:19] < started.group(1)[:19]:
-                mixed.append(f"tests-{name}: timestamp {ts_}, before the run started ({started.group(1)})")
     if mixed:
         doc["mixed_runs"] = mixed
         for m_ in mixed:

@@ -18,6 +18,7 @@
 #include "codegen/manifest.hpp"
 #include "codegen/spec.hpp"
 #include "runtime/aot_kernel.hpp"
+#include "runtime/faults.hpp"
 #include "core/error.hpp"
 #include "runtime/interop.hpp"
 #include "runtime/jit.hpp"
@@ -490,6 +491,30 @@ TEST(Interop, WrapCallersVulkanDevice) {
   // Kiln's pipelines on the caller's device were valid for the features it enabled (a device
   // without maintenance4 took the kernels' LocalSizeId: VUID-RuntimeSpirv-LocalSizeId-06434).
   EXPECT_EQ(CallerVulkan::errors.load(), 0) << CallerVulkan::first_error;
+}
+
+// What the runtime keeps per device goes with the device: wrapping the same VkDevice again after
+// the first Kiln device was lost and destroyed (the usual recovery; the new object likely lands at
+// the old one's address) gives a healthy device, not the old one's sticky loss.
+TEST(Interop, AWrappedDeviceMadeAgainStartsAfresh) {
+  if (!first_device(kiln::Backend::vulkan)) GTEST_SKIP() << "no Vulkan device: " << unavailable(kiln::Backend::vulkan);
+  CallerVulkan caller(true);
+  ASSERT_NE(caller.queue, nullptr);
+  const void* first = nullptr;
+  {
+    std::unique_ptr<kiln::Device> dev = kiln::wrap_vulkan_device(caller.handles());
+    first = dev.get();
+    Tensor x = iota({8}, *dev);
+    (void)kiln::add(x, x);  // a just-in-time or registry kernel on this device
+    kiln::inject_fault(*dev, kiln::Fault::device_lost);
+    EXPECT_THROW(kiln::add(x, x), kiln::Error);
+  }
+  kiln::VulkanDeviceHandles h = caller.handles();
+  h.api_version = 0;  // the default: Vulkan 1.3
+  std::unique_ptr<kiln::Device> again = kiln::wrap_vulkan_device(h);
+  SCOPED_TRACE(again.get() == first ? "at the same address" : "at another address");
+  Tensor y = iota({8}, *again);
+  EXPECT_EQ(host_floats(kiln::add(y, y))[7], 16.f);
 }
 
 TEST(Interop, WrapVulkanDeviceNamesMissingFeatures) {

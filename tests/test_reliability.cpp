@@ -172,6 +172,25 @@ TEST_F(VulkanReliability, OutOfMemoryUnderCapReleasesCacheAndRecovers) {
   expect_device_works(dev());
 }
 
+// Large buffers freed under the default stream's recorded (not yet submitted) work wait for it;
+// an allocation that would pass the cap because of them lets that work run and tries again,
+// instead of failing with the memory free in all but name.
+TEST_F(VulkanReliability, OutOfMemoryWaitsForTheDefaultStreamsFreedBuffers) {
+  dev().default_stream().synchronize();
+  dev().allocate(256);  // collects what earlier tests retired
+  const std::uint64_t base = kiln::memory_reserved(dev());
+  kiln::set_memory_limit(dev(), base + (100 << 20));
+  for (int i = 0; i < 6; ++i) {  // 6 x 40 MiB through a 100 MiB cap, each freed under queued work
+    auto big = dev().allocate(40 << 20);
+    dev().default_stream().fill(*big, 0, big->size_bytes(), std::uint8_t(i));
+  }
+  auto last = dev().allocate(40 << 20);
+  EXPECT_LE(kiln::memory_reserved(dev()), base + (100 << 20));
+  last.reset();
+  kiln::set_memory_limit(dev(), 0);
+  expect_device_works(dev());
+}
+
 TEST_F(VulkanReliability, AllocationPastMaxMemoryAllocationSize) {
   const std::uint64_t max = dev().info().max_allocation_bytes;
   const std::uint64_t before = kiln::memory_reserved(dev());

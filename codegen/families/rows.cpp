@@ -360,11 +360,12 @@ void rows_run_cpu(const KernelSpec& spec, const PlanRequest& r) {
       }
       L v = L(x.f);
       if (op == RowsOp::softmax || op == RowsOp::log_softmax) {
-        v *= L(r.option("scale", 1));
+        v *= c == DType::f32 ? L(float(r.option("scale", 1))) : L(r.option("scale", 1));  // f32: as the kernels get it
+        if (c == DType::f32) v = L(float(v));  // the kernels scale, then add, each rounded to f32
         if (bias == RowsBias::add) v += param(0, j);
         if (bias == RowsBias::mask && param(0, j) == 0) v = -INFINITY;
         if (causal && j > q) v = -INFINITY;
-        if (c == DType::f32) v = L(float(v));  // the kernels scale and add in f32: 3e38 * 2 is inf
+        if (c == DType::f32) v = L(float(v));  // 3e38 * 2 is inf
       }
       row[std::size_t(j)] = v;
     }

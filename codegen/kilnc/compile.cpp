@@ -219,8 +219,18 @@ std::string tool_identity(const std::string& tool) {
   fs::path p = tool;
   if (tool.find('/') == std::string::npos) {
     p.clear();
-    const char* path = std::getenv("PATH");
-    for (const std::string& d : split(path ? path : "", ':')) {
+    std::string path;
+    if (const char* e = std::getenv("PATH")) {
+      path = e;
+    } else {  // posix_spawnp's default search path
+      path.resize(::confstr(_CS_PATH, nullptr, 0));
+      if (!path.empty()) ::confstr(_CS_PATH, path.data(), path.size());
+      path = path.c_str();
+    }
+    for (std::size_t at = 0; at <= path.size();) {  // empty entries (a::b, :a) are the working directory
+      const std::size_t end = std::min(path.find(':', at), path.size());
+      const std::string d = path.substr(at, end - at);
+      at = end + 1;
       const fs::path c = fs::path(d.empty() ? "." : d) / tool;
       if (fs::is_regular_file(c, ec) && ::access(c.c_str(), X_OK) == 0) {
         p = c;

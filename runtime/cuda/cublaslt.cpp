@@ -16,6 +16,7 @@
 #include "core/error.hpp"
 #include "runtime/cuda/cuda_device.hpp"
 #include "runtime/cuda/cuda_driver.hpp"
+#include "runtime/cuda/cuda_interop.hpp"
 #include "runtime/cuda/cuda_stream.hpp"
 
 namespace kiln::cuda {
@@ -65,7 +66,11 @@ const Lt* load_cublaslt(std::string* why) {
   static std::string reason;
   std::call_once(once, [] {
     void* lib = nullptr;
-    for (const char* name : {"libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so"})
+    // cuBLASLt 13 needs a CUDA 13 driver; a 12.x driver takes the 12 library first.
+    const int drv = driver_version();
+    const bool new_driver = drv == 0 || drv >= 13000;
+    for (const char* name : {new_driver ? "libcublasLt.so.13" : "libcublasLt.so.12",
+                             new_driver ? "libcublasLt.so.12" : "libcublasLt.so.13", "libcublasLt.so"})
       if ((lib = ::dlopen(name, RTLD_NOW | RTLD_LOCAL))) {
         lt.library = name;
         break;
@@ -156,9 +161,18 @@ bool CudaDevice::library_gemm(Stream& stream, const LibraryGemm& g, std::string*
   const std::lock_guard lt_lock(cs->lt_mutex());  // the handle and workspace: one contraction at a time
   CudaStream::LtState& st = cs->lt_state();
   const std::string dev = id();
+  if (!st.create_failed.empty()) {
+    *why = st.create_failed;
+    return false;
+  }
   if (!st.handle) {
     cublasLtHandle_t h = nullptr;
-    check_lt(lt->cublasLtCreate(&h), "cublasLtCreate", dev);
+    if (const cublasStatus_t s = lt->cublasLtCreate(&h); s != CUBLAS_STATUS_SUCCESS) {
+      // e.g. NOT_INITIALIZED: the library does not match the driver. Kiln's own kernel runs.
+      st.create_failed = fmt::format("cublasLtCreate failed with cublasStatus_t {} ({})", int(s), lt->library);
+      *why = st.create_failed;
+      return false;
+    }
     st.handle = h;
   }
   if (!st.workspace) {
@@ -245,6 +259,16 @@ bool CudaDevice::library_gemm(Stream& stream, const LibraryGemm& g, std::string*
                            st.workspace_bytes, reinterpret_cast<cudaStream_t>(cs->native()));
     if (ms == CUBLAS_STATUS_NOT_SUPPORTED || ms == CUBLAS_STATUS_ARCH_MISMATCH) {  // Kiln's kernel then
       *why = fmt::format("cublasLtMatmul does not support this problem here (status {})", int(ms));
+      cleanup();
+      return false;
+    }
+    if (ms == CUBLAS_STATUS_EXECUTION_FAILED || ms == CUBLAS_STATUS_INTERNAL_ERROR) {
+      // A fault of the context (an earlier kernel's sticky error) is the device lost, as on every
+      // other call; anything else is the library's failure, and Kiln's kernel writes the output.
+      const CUresult cr = driver().cuCtxSynchronize();
+      if (cr != CUDA_SUCCESS && is_sticky(cr))
+        raise(cr, "cuCtxSynchronize (after cublasLtMatmul)", __FILE__, __LINE__, health());
+      *why = fmt::format("cublasLtMatmul failed with cublasStatus_t {}", int(ms));
       cleanup();
       return false;
     }

@@ -108,8 +108,12 @@ std::shared_ptr<Buffer> CachingAllocator::allocate(std::size_t bytes) {
     fail(ErrorCode::out_of_memory, id + ": out of memory allocating " + std::to_string(bytes) +
                                        " bytes (injected fault)");
 
-  // 1. A cached block of the same class, preferring one whose fences have completed.
+  // 1. A cached block of the same class, preferring one whose fences have completed. A block
+  // freed while the default stream was the only stream, and still so, is ready at once: its next
+  // use is queued on that stream after the work that used it (stream order, as PyTorch's
+  // allocator), so eager chains keep the host ahead of the device.
   std::optional<Block> reuse;
+  const bool ordered = device_.only_default_stream();
   {
     std::lock_guard lock(mu_);
     auto it = cache_.find(cls);
@@ -117,7 +121,7 @@ std::shared_ptr<Buffer> CachingAllocator::allocate(std::size_t bytes) {
       auto& blocks = it->second;
       std::size_t pick = blocks.size() - 1;  // most recently freed if none is ready
       for (std::size_t i = 0; i < blocks.size(); ++i)
-        if (fences_done(blocks[i])) {
+        if ((ordered && blocks[i].default_only) || fences_done(blocks[i])) {
           pick = i;
           break;
         }
@@ -128,7 +132,8 @@ std::shared_ptr<Buffer> CachingAllocator::allocate(std::size_t bytes) {
   }
   if (reuse) {
     try {
-      for (CUevent e : reuse->fences) KILN_CU(device_.health(), cuEventSynchronize, e);
+      if (!(ordered && reuse->default_only))
+        for (CUevent e : reuse->fences) KILN_CU(device_.health(), cuEventSynchronize, e);
     } catch (...) {
       std::lock_guard lock(mu_);
       recycle_fences(*reuse);
@@ -198,15 +203,22 @@ std::shared_ptr<Buffer> CachingAllocator::allocate(std::size_t bytes) {
 void CachingAllocator::release(CUdeviceptr ptr, std::size_t cls) noexcept {
   try {
     if (!device_.try_bind()) {  // lost device: the block is dropped with the context
+      // An injected loss leaves the real context working: give the memory back now (what
+      // docs/reliability.md promises once the fault is cleared).
+      if (device_.bind_injected_loss()) driver().cuMemFree(ptr);
       detail::device_state(device_).unreserve(cls);
+      std::lock_guard lock(mu_);
+      allocated_bytes_ -= cls;
       return;
     }
     Block b;
     b.ptr = ptr;
-    b.fences = device_.fence_streams([this] {
-      std::lock_guard lock(mu_);
-      return take_event();
-    });
+    b.fences = device_.fence_streams(
+        [this] {
+          std::lock_guard lock(mu_);
+          return take_event();
+        },
+        &b.default_only);
     std::lock_guard lock(mu_);
     cache_[cls].push_back(std::move(b));
     cached_bytes_ += cls;

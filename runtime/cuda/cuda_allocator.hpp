@@ -46,6 +46,7 @@ class CachingAllocator {
   struct Block {
     CUdeviceptr ptr = 0;
     std::vector<CUevent> fences;  // recorded on every live stream when the block was freed
+    bool default_only = false;    // the default stream was the only live stream then
   };
   bool fences_done(const Block& b);      // requires mu_
   void recycle_fences(Block& b);         // requires mu_

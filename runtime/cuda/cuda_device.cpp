@@ -62,6 +62,11 @@ bool CudaDevice::try_bind() noexcept {
   return driver().cuCtxSetCurrent(context_) == CUDA_SUCCESS;
 }
 
+bool CudaDevice::bind_injected_loss() noexcept {
+  if (!health_.injected() || !context_) return false;
+  return driver().cuCtxSetCurrent(context_) == CUDA_SUCCESS;
+}
+
 void CudaDevice::register_stream(CUstream s) {
   std::lock_guard lock(streams_mu_);
   streams_.push_back(s);
@@ -79,11 +84,35 @@ std::shared_ptr<Buffer> CudaDevice::allocate(std::size_t bytes) {
 
 Stream& CudaDevice::default_stream() {
   health_.check();
-  std::call_once(default_stream_once_, [this] { default_stream_ = std::make_unique<CudaStream>(*this); });
+  std::call_once(default_stream_once_, [this] {
+    default_stream_ = std::make_unique<CudaStream>(*this);
+    std::lock_guard lock(streams_mu_);
+    default_cu_ = default_stream_->native();
+  });
   return *default_stream_;
 }
 
-std::unique_ptr<Stream> CudaDevice::create_stream() { return std::make_unique<CudaStream>(*this); }
+bool CudaDevice::only_default_stream() {
+  std::lock_guard lock(streams_mu_);
+  return streams_.size() == 1 && default_cu_ && streams_[0] == default_cu_;
+}
+
+void CudaDevice::settle_default_stream() {
+  CUstream s = nullptr;
+  {
+    std::lock_guard lock(streams_mu_);
+    s = default_cu_;
+  }
+  if (s) default_stream().synchronize();
+}
+
+std::unique_ptr<Stream> CudaDevice::create_stream() {
+  // Registered first (blocks freed from now on are fenced on it), then the default stream's work
+  // finishes: memory it still used may be in new buffers already (only_default_stream).
+  auto stream = std::make_unique<CudaStream>(*this);
+  settle_default_stream();
+  return stream;
+}
 
 const Kernel& CudaDevice::kernel(const Registry& registry, const KernelEntry& entry, int function) {
   const std::string kname = entry.name ? entry.name : "<unnamed>";
@@ -125,7 +154,11 @@ const Kernel& CudaDevice::kernel(const Registry& registry, const KernelEntry& en
     char log[4096] = {};
     CUjit_option options[] = {CU_JIT_ERROR_LOG_BUFFER, CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES};
     void* values[] = {log, reinterpret_cast<void*>(std::uintptr_t(sizeof(log)))};
-    const CUresult r = driver().cuModuleLoadDataEx(&module, blob.data, 2, options, values);
+    CUresult r = driver().cuModuleLoadDataEx(&module, blob.data, 2, options, values);
+    if (r == CUDA_ERROR_OUT_OF_MEMORY && allocator_.release_cache() > 0) {  // freed tensors held in the cache
+      log[0] = '\0';
+      r = driver().cuModuleLoadDataEx(&module, blob.data, 2, options, values);
+    }
     if (r != CUDA_SUCCESS) {
       if (is_sticky(r)) raise(r, "cuModuleLoadDataEx(&module, image)", __FILE__, __LINE__, &health_);
       log[sizeof(log) - 1] = '\0';

@@ -64,6 +64,9 @@ class CudaDevice final : public Device {
   void bind();
   // Like bind() but never throws; false when the device is lost or the context unusable.
   bool try_bind() noexcept;
+  // Makes the context current even while the device counts as lost by an injected fault (the real
+  // context works: memory freed then is given back); false otherwise.
+  bool bind_injected_loss() noexcept;
   CUcontext context();
   Health* health() { return &health_; }
   const Dim3& max_grid() const { return max_grid_; }
@@ -73,8 +76,15 @@ class CudaDevice final : public Device {
   void register_stream(CUstream s);
   void unregister_stream(CUstream s);
   // Records one event from |take| on every live stream; returns them. Requires a bound context.
+  // *default_only (when given) says whether the default stream was the only live stream.
   template <class TakeEvent>
-  std::vector<CUevent> fence_streams(TakeEvent take);
+  std::vector<CUevent> fence_streams(TakeEvent take, bool* default_only = nullptr);
+  // The default stream is the only live stream: work there runs in order, so memory freed under
+  // its work may be handed to the next buffer at once (the next use is queued after it; a stream
+  // created later first waits for the default stream: create_stream, cuda::wrap_stream).
+  bool only_default_stream();
+  // Waits for the default stream's work when it exists (before a second stream may run).
+  void settle_default_stream();
 
  private:
   CUdevice cu_device_;
@@ -92,6 +102,7 @@ class CudaDevice final : public Device {
 
   std::once_flag default_stream_once_;
   std::unique_ptr<CudaStream> default_stream_;
+  CUstream default_cu_ = nullptr;  // default_stream_'s CUstream, under streams_mu_
 
   std::mutex kernels_mu_;
   std::map<std::pair<const unsigned char*, std::size_t>, CUmodule> modules_;
@@ -99,9 +110,10 @@ class CudaDevice final : public Device {
 };
 
 template <class TakeEvent>
-std::vector<CUevent> CudaDevice::fence_streams(TakeEvent take) {
+std::vector<CUevent> CudaDevice::fence_streams(TakeEvent take, bool* default_only) {
   std::vector<CUevent> fences;
   std::lock_guard lock(streams_mu_);
+  if (default_only) *default_only = streams_.size() == 1 && default_cu_ && streams_[0] == default_cu_;
   fences.reserve(streams_.size());
   for (CUstream s : streams_) {
     CUevent e = take();

@@ -41,6 +41,11 @@ class Health {
   // |injected|: a test fault (kiln::inject_fault), which clear_injected() can undo.
   void mark_lost(const std::string& why, bool injected = false);
   void clear_injected();
+  // Lost by an injected fault only: the real context still works.
+  bool injected() const {
+    std::lock_guard lock(mu_);
+    return lost() && injected_;
+  }
   // Throws device_lost when the device was lost.
   void check() const;
 

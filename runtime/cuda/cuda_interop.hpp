@@ -31,4 +31,8 @@ void* make_context_current(Device& device);
 // invalid_argument for non-CUDA devices, device_unavailable without a driver.
 std::unique_ptr<Stream> wrap_stream(Device& device, void* stream);
 
+// Waits for the work queued on |device|'s legacy default stream (CU_STREAM_LEGACY: where PyTorch and
+// CuPy work by default). Throws invalid_argument for non-CUDA devices, device_lost after a sticky error.
+void synchronize_legacy_stream(Device& device);
+
 }  // namespace kiln::cuda

@@ -25,7 +25,7 @@ constexpr std::size_t kMaxParamsBytes = 32764;
 // ---- events ---------------------------------------------------------------------------------
 
 CudaEvent::~CudaEvent() {
-  if (device_.try_bind()) driver().cuEventDestroy(event_);
+  if (device_.try_bind() || device_.bind_injected_loss()) driver().cuEventDestroy(event_);
 }
 
 void CudaEvent::synchronize() {
@@ -61,7 +61,8 @@ CudaStream::CudaStream(CudaDevice& device, CUstream foreign) : device_(device), 
 }
 
 CudaStream::~CudaStream() {
-  const bool bound = device_.try_bind();
+  // An injected loss (kiln::inject_fault) leaves the real context working: clean up as usual.
+  const bool bound = device_.try_bind() || device_.bind_injected_loss();
   // The work still queued finishes first: the allocator fences freed memory on the registered
   // streams only, so a buffer freed after this stream's last launch would otherwise be handed out
   // again while that launch runs (and cuBLASLt's workspace released under it).
@@ -187,7 +188,8 @@ class CudaGraph final : public StreamGraph {
  public:
   CudaGraph(CudaDevice& device, CUgraphExec exec) : device_(device), exec_(exec) {}
   ~CudaGraph() override {
-    if (device_.try_bind()) driver().cuGraphExecDestroy(exec_);  // safe while a launch of it runs
+    if (device_.try_bind() || device_.bind_injected_loss())
+      driver().cuGraphExecDestroy(exec_);  // safe while a launch of it runs
   }
   CudaGraph(const CudaGraph&) = delete;
   CudaGraph& operator=(const CudaGraph&) = delete;

@@ -4,6 +4,7 @@
 #include <cuda.h>
 
 #include <mutex>
+#include <string>
 
 #include "runtime/stream.hpp"
 
@@ -53,6 +54,7 @@ class CudaStream final : public Stream {
   // and released with the stream. Requires a bound context.
   struct LtState {
     void* handle = nullptr;
+    std::string create_failed;  // why cublasLtCreate failed on this stream (then never tried again)
     CUdeviceptr workspace = 0;
     std::size_t workspace_bytes = 0;
   };

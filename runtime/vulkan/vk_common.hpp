@@ -22,6 +22,14 @@ ErrorCode error_code_of(VkResult r);
 
 inline std::size_t align_up(std::size_t v, std::size_t a) { return (v + a - 1) / a * a; }
 
+class VulkanStream;
+// A point on a stream's timeline: the stream, the serial it was registered under (a stream
+// created later at the same address is another stream) and the value.
+struct StreamMark {
+  const VulkanStream* stream = nullptr;
+  std::uint64_t serial = 0, value = 0;
+};
+
 }  // namespace kiln::vk
 
 // Checks a Vulkan call; a negative VkResult throws kiln::Error naming the call, the VkResult, the

@@ -210,7 +210,10 @@ VulkanDevice::VulkanDevice(const InstanceState& instance, VkPhysicalDevice physi
   VkPipelineLayoutCreateInfo li{VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO};
   li.pushConstantRangeCount = 1;
   li.pPushConstantRanges = &range;
-  KILN_VK_CHECK(vkCreatePipelineLayout(device_, &li, nullptr, &pipeline_layout_));
+  if (const VkResult r = vkCreatePipelineLayout(device_, &li, nullptr, &pipeline_layout_); r != VK_SUCCESS) {
+    if (owns_device_) vkDestroyDevice(device_, nullptr);
+    throw_vk_error("vkCreatePipelineLayout", r, __FILE__, __LINE__);
+  }
 
   // DeviceInfo.
   info_.backend = Backend::vulkan;
@@ -259,8 +262,16 @@ VulkanDevice::VulkanDevice(const InstanceState& instance, VkPhysicalDevice physi
     if (ok) info_.dtypes.push_back(t);
   }
 
-  allocator_ = std::make_unique<Allocator>(*this);
-  kernels_ = std::make_unique<KernelCache>(*this);
+  try {
+    allocator_ = std::make_unique<Allocator>(*this);
+    kernels_ = std::make_unique<KernelCache>(*this);
+  } catch (...) {  // the destructor does not run for a constructor that throws
+    kernels_.reset();
+    allocator_.reset();
+    vkDestroyPipelineLayout(device_, pipeline_layout_, nullptr);
+    if (owns_device_) vkDestroyDevice(device_, nullptr);
+    throw;
+  }
 }
 
 VulkanDevice::~VulkanDevice() {
@@ -286,8 +297,10 @@ Stream& VulkanDevice::default_stream() {
 std::unique_ptr<Stream> VulkanDevice::create_stream() {
   // Memory the default stream's unfinished work uses may have been recycled at once while it was
   // the only stream (Allocator::release): the new stream must not touch it before that work ends.
+  // It is registered first, so that memory freed from now on waits for it instead.
+  auto stream = std::make_unique<VulkanStream>(*this);
   if (default_stream_if_created()) default_stream().synchronize();
-  return std::make_unique<VulkanStream>(*this);
+  return stream;
 }
 
 bool VulkanDevice::runs_as_built(const KernelEntry& entry, std::string* why) const {
@@ -311,25 +324,27 @@ Queue& VulkanDevice::next_queue() { return *queues_[next_queue_++ % queues_.size
 
 void VulkanDevice::register_stream(VulkanStream* s) {
   std::lock_guard lock(streams_mutex_);
-  streams_.push_back(s);
+  streams_.push_back({s, next_stream_serial_++});
 }
 
 void VulkanDevice::unregister_stream(VulkanStream* s) {
   std::lock_guard lock(streams_mutex_);
-  streams_.erase(std::remove(streams_.begin(), streams_.end(), s), streams_.end());
+  std::erase_if(streams_, [&](const auto& e) { return e.first == s; });
 }
 
-std::vector<std::pair<const VulkanStream*, std::uint64_t>> VulkanDevice::stream_horizons() {
+std::vector<StreamMark> VulkanDevice::stream_horizons() {
   std::lock_guard lock(streams_mutex_);
-  std::vector<std::pair<const VulkanStream*, std::uint64_t>> out;
-  for (VulkanStream* s : streams_) out.push_back({s, s->horizon()});
+  std::vector<StreamMark> out;
+  for (auto [s, serial] : streams_) out.push_back({s, serial, s->horizon()});
   return out;
 }
 
-bool VulkanDevice::stream_reached(const VulkanStream* stream, std::uint64_t value) {
+bool VulkanDevice::stream_reached(const StreamMark& mark) {
   std::lock_guard lock(streams_mutex_);
-  if (std::find(streams_.begin(), streams_.end(), stream) == streams_.end()) return true;
-  return stream->completed() >= value;
+  auto it = std::find_if(streams_.begin(), streams_.end(),
+                         [&](const auto& e) { return e.first == mark.stream && e.second == mark.serial; });
+  if (it == streams_.end()) return true;
+  return it->first->completed() >= mark.value;
 }
 
 std::unique_ptr<Device> create_device(const InstanceState& instance, VkPhysicalDevice physical, int index,

@@ -86,10 +86,11 @@ class VulkanDevice final : public Device {
   // only once every stream has passed the point of release.
   void register_stream(VulkanStream* s);
   void unregister_stream(VulkanStream* s);
-  // (stream, timeline value) pairs that must complete before memory released now is unused.
-  std::vector<std::pair<const VulkanStream*, std::uint64_t>> stream_horizons();
-  // True when |stream| is gone or has reached |value|.
-  bool stream_reached(const VulkanStream* stream, std::uint64_t value);
+  // The timeline values each live stream must reach before memory released now is unused.
+  std::vector<StreamMark> stream_horizons();
+  // True when the mark's stream is gone (a stream made later at its address has another serial)
+  // or has reached the mark's value.
+  bool stream_reached(const StreamMark& mark);
   // The default stream once it exists, else nullptr (never creates it: the allocator asks).
   const VulkanStream* default_stream_if_created() const { return default_stream_ptr_.load(); }
 
@@ -112,7 +113,8 @@ class VulkanDevice final : public Device {
   VkPipelineLayout pipeline_layout_ = VK_NULL_HANDLE;
 
   std::mutex streams_mutex_;
-  std::vector<VulkanStream*> streams_;
+  std::vector<std::pair<VulkanStream*, std::uint64_t>> streams_;  // with the serial each registered under
+  std::uint64_t next_stream_serial_ = 1;
 
   std::unique_ptr<Allocator> allocator_;
   std::unique_ptr<KernelCache> kernels_;

@@ -121,7 +121,7 @@ std::unique_ptr<Device> wrap_vulkan_device(const VulkanDeviceHandles& h) {
     if (!q) fail(ErrorCode::invalid_argument, "wrap_vulkan_device: a queue is null");
   VkPhysicalDeviceProperties props{};
   vkGetPhysicalDeviceProperties(h.physical_device, &props);
-  const std::uint32_t api = std::min(props.apiVersion, h.api_version ? h.api_version : VK_API_VERSION_1_2);
+  const std::uint32_t api = std::min(props.apiVersion, h.api_version ? h.api_version : VK_API_VERSION_1_3);
   const std::string name = props.deviceName;
   if (api < VK_API_VERSION_1_3)
     fail(ErrorCode::unsupported, fmt::format("wrap_vulkan_device: {}: Kiln needs Vulkan 1.3 (its kernels are SPIR-V "

@@ -206,7 +206,30 @@ std::shared_ptr<Buffer> Allocator::allocate(std::size_t bytes) {
              ": larger than the device's largest allocation (" + size_text(limit) +
              ", maxMemoryAllocationSize); the device heap has " + size_text(device_.info().memory_bytes) +
              ", Kiln holds " + size_text(state_.reserved()) + state_.cap_text());
+  try {
+    return allocate_once(bytes, reserved, limit);
+  } catch (const Error& e) {
+    // Memory freed under the default stream's recorded work waits for it, and a batch is only
+    // submitted every few hundred commands: let that work run, then try again.
+    if (e.code() != ErrorCode::out_of_memory) throw;
+    const VulkanStream* def = device_.default_stream_if_created();
+    bool waiting = false;  // on the default stream's work, not yet reached
+    if (def) {
+      std::lock_guard lock(mutex_);
+      auto on_default = [&](const std::vector<StreamMark>& waits) {
+        return std::any_of(waits.begin(), waits.end(),
+                           [&](const StreamMark& m) { return m.stream == def && !device_.stream_reached(m); });
+      };
+      for (const Retired& r : retired_) waiting |= on_default(r.waits);
+      for (const RetiredRange& r : retired_ranges_) waiting |= on_default(r.waits);
+    }
+    if (!waiting) throw;
+  }
+  device_.default_stream().synchronize();  // outside the lock: the stream's work may free buffers
+  return allocate_once(bytes, reserved, limit);
+}
 
+std::shared_ptr<Buffer> Allocator::allocate_once(std::size_t bytes, std::size_t reserved, std::uint64_t limit) {
   std::lock_guard lock(mutex_);
   collect_locked();
   if (reserved > kDedicatedThreshold) {
@@ -274,9 +297,9 @@ void Allocator::release(Block* block, std::size_t offset, std::size_t reserved) 
     auto waits = device_.stream_horizons();
     try {
       const VulkanStream* def = device_.default_stream_if_created();
-      const bool others = std::any_of(waits.begin(), waits.end(), [&](const auto& w) { return w.first != def; });
-      for (auto [stream, value] : waits)
-        if ((stream != def || others) && !device_.stream_reached(stream, value)) defer = true;
+      const bool others = std::any_of(waits.begin(), waits.end(), [&](const StreamMark& w) { return w.stream != def; });
+      for (const StreamMark& w : waits)
+        if ((w.stream != def || others) && !device_.stream_reached(w)) defer = true;
     } catch (...) {
       // A failing driver query (a lost device: nothing runs any more): reused at once. Buffer
       // destructors call this; nothing may escape.
@@ -296,9 +319,9 @@ void Allocator::release(Block* block, std::size_t offset, std::size_t reserved) 
   }
 }
 
-bool Allocator::reached_locked(const std::vector<std::pair<const VulkanStream*, std::uint64_t>>& waits) {
-  for (auto [stream, value] : waits)
-    if (!device_.stream_reached(stream, value)) return false;
+bool Allocator::reached_locked(const std::vector<StreamMark>& waits) {
+  for (const StreamMark& w : waits)
+    if (!device_.stream_reached(w)) return false;
   return true;
 }
 

@@ -95,20 +95,23 @@ class Allocator {
  private:
   struct Retired {
     std::unique_ptr<Block> block;
-    std::vector<std::pair<const VulkanStream*, std::uint64_t>> waits;
+    std::vector<StreamMark> waits;
   };
   // A pooled range freed while several streams exist and one has unfinished work: reused once
   // every stream has reached the point it was at (another stream's recorded work may still use it).
   struct RetiredRange {
     Block* block;
     std::size_t offset, reserved;
-    std::vector<std::pair<const VulkanStream*, std::uint64_t>> waits;
+    std::vector<StreamMark> waits;
   };
+  // One attempt of allocate() (|reserved|: bytes rounded up to the alignment; |limit|: the
+  // device's largest buffer).
+  std::shared_ptr<Buffer> allocate_once(std::size_t bytes, std::size_t reserved, std::uint64_t limit);
   void retire_locked(std::unique_ptr<Block> block);
   // Puts a pooled range back on its block's free list (coalesced); an emptied block beyond the
   // one kept for reuse is retired.
   void free_range_locked(Block* block, std::size_t offset, std::size_t reserved);
-  bool reached_locked(const std::vector<std::pair<const VulkanStream*, std::uint64_t>>& waits);
+  bool reached_locked(const std::vector<StreamMark>& waits);
   void collect_locked();
   // Device memory of |size| bytes for |block| (charged under the memory cap). On out-of-memory
   // (the cap or the driver) releases the cached blocks and retries once; then throws

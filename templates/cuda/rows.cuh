@@ -222,8 +222,15 @@ __device__ __forceinline__ void rows_groups(const KilnRowsParams& p, const R& r,
       for (long long j = tid; j < n; j += G) {
         const C v = value(j), d = v - mean;
         c += C(1);
-        mean += r.f_div(d, c);
-        q += d * (v - mean);
+        if (kiln_isinf(d) && !kiln_isinf(v) && !kiln_isinf(mean)) {
+          // v - mean left the range (values of both signs past half the largest): halves keep the
+          // mean finite; the squared deviations are past the range too
+          mean += r.f_div(v * C(0.5) - mean * C(0.5), c) * C(2);
+          q = inf;
+        } else {
+          mean += r.f_div(d, c);
+          q += d * (v - mean);
+        }
       }
       rows_group_welford<G>(r, smem, cn, c, mean, q);
     } else {  // registers (or rms_norm): the mean, then the squares

@@ -117,7 +117,7 @@ KILN_C kiln_scale;
 int64_t kiln_q;
 // softmax's input: scale x + bias, or -inf where the mask is 0 or above the causal diagonal.
 KILN_C kiln_value(int64_t j) {
-  KILN_C v = kiln_x(j);
+  precise KILN_C v = kiln_x(j);  // scaled, then biased, each rounded (no fma: as CUDA and the reference)
 #if KILN_ROWS_OP <= 1
   v = v * kiln_scale;
 #if KILN_BIAS == 1
@@ -291,8 +291,14 @@ void main() {
       for (int64_t j = int64_t(tid); j < n; j += size) {
         const KILN_C v = kiln_value(j), d = v - mean;
         c += KILN_C(1);
-        mean += kiln_rows_div(d, c);
-        q += d * (v - mean);
+        if (kiln_isinf(d) && !kiln_isinf(v) && !kiln_isinf(mean)) {  // v - mean left the range (rows.cuh)
+          precise KILN_C h = v * KILN_C(0.5) - mean * KILN_C(0.5);  // not refactored into (v - mean) * 0.5
+          mean += kiln_rows_div(h, c) * KILN_C(2);
+          q = inf;
+        } else {
+          mean += kiln_rows_div(d, c);
+          q += d * (v - mean);
+        }
       }
       kiln_rows_group_welford(tid, cn, c, mean, q);
     } else {
@@ -312,7 +318,7 @@ void main() {
 #endif
     const KILN_C r = kiln_rows_rsqrt(kiln_rows_div(q, cn) + eps);
     const KILN_C shrink = r == KILN_C(0) ? KILN_C(0.5) : KILN_C(1);  // the squares left the range (rows.cuh)
-    KILN_EACH(j, v, kiln_put(j, kiln_affine(j, (v * shrink - mean * shrink) * r)); kiln_put_h(j, v);)
+    KILN_EACH(j, v, precise KILN_C d = v * shrink - mean * shrink; kiln_put(j, kiln_affine(j, d * r)); kiln_put_h(j, v);)
 #endif
   }
 }

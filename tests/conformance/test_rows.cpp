@@ -252,7 +252,13 @@ TEST_P(Rows, NormsAtTheEndsOfTheRange) {
   std::vector<double> lv;
   for (const double scale : {3e38, -3e38, 1e18})
     for (std::int64_t j = 0; j < long_n; ++j) lv.push_back(scale * (1 - 1e-4 * double(j % 97)));
-  for (RowsOp op : {RowsOp::layer_norm, RowsOp::rms_norm}) check(op, DType::f32, 3, long_n, lv, false, "long rows, ends of the range");
+  std::mt19937_64 rng(17);  // both signs past half the largest: a thread's own v - mean overflows
+  std::uniform_real_distribution<double> u(-3e38, 3e38);
+  for (std::int64_t j = 0; j < long_n; ++j) lv.push_back(u(rng));
+  for (RowsOp op : {RowsOp::layer_norm, RowsOp::rms_norm}) {
+    check(op, DType::f32, 4, long_n, lv, false, "long rows, ends of the range");
+    check(op, DType::f32, 4, long_n, lv, true, "long rows, ends of the range, affine");
+  }
 }
 
 TEST_P(Rows, NonLastAxisStridedRowsAndEmptyTensors) {
