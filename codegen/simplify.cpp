@@ -1,5 +1,6 @@
 // Expression simplification for kiln::jit (declared in codegen/expr.hpp): constant folding with the
 // reference semantics (codegen/eval.cpp) and the algebraic identities Nx's Defn.Expr applies.
+#include <cmath>
 #include <vector>
 
 #include "codegen/eval.hpp"
@@ -68,8 +69,9 @@ Expr simplified(const Expr& src) {
           if (is_constant(e, a[1], 0)) take(a[0]);
           if (is_constant(e, a[0], 0)) take(a[1]);
           break;
-        case Op::subtract:
-          if (is_constant(e, a[1], 0)) take(a[0]);
+        case Op::subtract:  // x - (+0) is x for every x; x - (-0) is not (-0 - -0 = +0)
+          if (is_constant(e, a[1], 0) && !std::signbit(scalar_to_double(e.node(a[1]).value, e.node(a[1]).dtype)))
+            take(a[0]);
           break;
         case Op::multiply:
           if (is_constant(e, a[1], 1)) take(a[0]);

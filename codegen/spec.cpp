@@ -44,10 +44,13 @@ std::uint64_t KernelSpec::hash() const {
   return XXH64(c.data(), c.size(), 0);
 }
 
-std::string KernelSpec::name() const {
+std::string KernelSpec::name() const { return name(canonical()); }
+
+std::string KernelSpec::name(const std::string& canonical) const {
   std::string s = family + "_";
   for (DType t : inputs) s += dtype_name(t);
-  return s + fmt::format("_{}_{:08x}", dtype_name(output), std::uint32_t(hash() >> 32));
+  const std::uint64_t h = XXH64(canonical.data(), canonical.size(), 0);
+  return s + fmt::format("_{}_{:08x}", dtype_name(output), std::uint32_t(h >> 32));
 }
 
 namespace {

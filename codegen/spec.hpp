@@ -33,7 +33,10 @@ struct KernelSpec {
 
   std::string canonical() const;
   std::uint64_t hash() const;
+  // family_dtypes_output_<top 32 bits of XXH64(canonical)>: short, so two specs may share one
+  // (about N^2 / 2^33 for N specs of one signature); lookups by name compare the canonical text.
   std::string name() const;
+  std::string name(const std::string& canonical) const;  // the same from canonical() already made
 };
 
 // Parses KernelSpec::canonical() text back (generated headers embed it); parse_error otherwise.

@@ -1,6 +1,10 @@
 #include "runtime/disk_cache.hpp"
 
+#include <fcntl.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <random>
 
 #include <atomic>
 #include <cstdlib>
@@ -26,17 +30,30 @@ bool write_file_atomically(const std::string& path, std::span<const char> bytes)
   static std::atomic<std::uint64_t> counter{0};
   std::error_code ec;
   fs::create_directories(fs::path(path).parent_path(), ec);
-  const std::string tmp = fmt::format("{}.tmp-{}-{}", path, ::getpid(), counter.fetch_add(1));
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) return false;
-    out.write(bytes.data(), std::streamsize(bytes.size()));
-    out.flush();
-    if (!out) {
-      out.close();
+  // A name no other writer uses — processes in other PID namespaces or on other hosts share a
+  // cache folder with the same pids — created exclusively (never through a link left there).
+  std::random_device rd;
+  std::string tmp;
+  int fd = -1;
+  for (int attempt = 0; attempt < 8 && fd < 0; ++attempt) {
+    const std::uint64_t r = (std::uint64_t(rd()) << 32) ^ rd();
+    tmp = fmt::format("{}.tmp-{}-{}-{:016x}", path, ::getpid(), counter.fetch_add(1), r);
+    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+  }
+  if (fd < 0) return false;
+  for (std::size_t done = 0; done < bytes.size();) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      ::close(fd);
       fs::remove(tmp, ec);
       return false;
     }
+    done += std::size_t(n);
+  }
+  if (::close(fd) != 0) {
+    fs::remove(tmp, ec);
+    return false;
   }
   fs::rename(tmp, path, ec);
   if (ec) {

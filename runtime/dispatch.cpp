@@ -202,12 +202,16 @@ PreparedRun prepare_run(std::string_view op, const KernelSpec& spec, const std::
   };
   request.subgroup_size = device.info().subgroup_arithmetic ? device.info().subgroup_size : 0;
   plan(spec.block_size);
-  std::string why, computed;
-  if (!name && !entry) name = &(computed = spec.name());
+  std::string why, computed, canonical;
+  if (!name && !entry) {
+    canonical = spec.canonical();
+    name = &(computed = spec.name(canonical));
+  }
   const FunctionSet functions = functions_of(run.plan);
   try {
     run.kernel = entry ? resolve_entry(device, spec, *first, *entry, &why, functions)
-                       : resolve_kernel(device, spec, *name, first, &why, functions);
+                       : resolve_kernel(device, spec, *name, first, &why, functions,
+                                        canonical.empty() ? nullptr : &canonical);
   } catch (const Error& e) {  // a JIT compile error: give it the op, the shapes and the device
     if (e.code() != ErrorCode::compile_error) throw;
     fail_op(e.code(), op, operands, e.what());
@@ -236,12 +240,14 @@ bool built_for(const KernelEntry& entry, const Device& device) {
 }
 
 KernelRef resolve_kernel(Device& device, const KernelSpec& spec, const std::string& name, const Registry* first,
-                         std::string* why, FunctionSet functions) {
+                         std::string* why, FunctionSet functions, const std::string* canonical) {
+  std::string own;
+  const std::string& text = canonical ? *canonical : (own = spec.canonical());
   for (const Registry* r : {first, &builtin_registry()}) {
     const KernelEntry* e = r ? r->find(name) : nullptr;
-    if (e && built_for(*e, device)) return {r, e};
+    if (e && built_for(*e, device) && e->spec && text == e->spec) return {r, e};
   }
-  const JitKernel jit = jit_kernel(device, spec, why, &name, functions);
+  const JitKernel jit = jit_kernel(device, spec, why, &name, functions, &text);
   return {jit.registry, jit.entry};
 }
 

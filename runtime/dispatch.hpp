@@ -28,12 +28,15 @@ struct KernelRef {
 };
 
 // Looks |name| (== spec.name()) up in |first| (may be null), then in the built-in registry; an
-// entry not built for |device|'s backend (a manifest that left the target out) counts as absent.
+// entry not built for |device|'s backend (a manifest that left the target out), or one whose spec
+// is not |spec| (another spec with the same 32-bit name), counts as absent. |canonical|, when
+// given, is spec.canonical() already made.
 // Otherwise compiles |spec| just in time, the entry points in |functions| only (those a plan
 // uses: functions_of). Returns an empty ref with the reason in |why| when the spec can be neither
 // found nor compiled for the device (compile errors throw compile_error).
 KernelRef resolve_kernel(Device& device, const KernelSpec& spec, const std::string& name, const Registry* first,
-                         std::string* why, FunctionSet functions = kAllFunctions);
+                         std::string* why, FunctionSet functions = kAllFunctions,
+                         const std::string* canonical = nullptr);
 
 // As resolve_kernel, for a known registry entry (a generated header's kernel): the entry itself
 // when it was built for the device's backend, else the JIT's compile of |spec| (its spec).

@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <shaderc/shaderc.hpp>
+#include <spirv-tools/libspirv.h>
 #include <xxhash.h>
 
 #include "codegen/emit.hpp"
@@ -152,7 +153,8 @@ std::string compiler_id(Device& device, bool fast_compile) {
   }
   unsigned version = 0, revision = 0;
   shaderc_get_spv_version(&version, &revision);
-  return fmt::format("shaderc spv {}.{} vulkan1.3 O0", version, revision);
+  // SPIRV-Tools' version stands for the glslang it ships with (one static shaderc_combined set).
+  return fmt::format("shaderc spv {}.{} {} vulkan1.3 O0", version, revision, spvSoftwareVersionString());
 }
 
 // The templates the sources include (CUDA sources name them; GLSL sources inline them): part of
@@ -296,7 +298,7 @@ std::uint64_t jit_compile_count() { return g_compiles.load(std::memory_order_rel
 std::uint64_t jit_disk_cache_hits() { return g_disk_hits.load(std::memory_order_relaxed); }
 
 JitKernel jit_kernel(Device& device, const KernelSpec& spec, std::string* why, const std::string* name,
-                     FunctionSet functions) {
+                     FunctionSet functions, const std::string* canonical) {
   JitCache* const cache = &jit_cache();
   const Target target = device.backend() == Backend::cuda ? Target::cuda : Target::glsl;
   if (device.backend() == Backend::cpu) {
@@ -311,25 +313,34 @@ JitKernel jit_kernel(Device& device, const KernelSpec& spec, std::string* why, c
   const std::size_t count = family_of(spec).entry_points.size();
   const FunctionSet all = count >= 32 ? kAllFunctions : (FunctionSet(1) << count) - 1;
   functions &= all;
-  const std::string key = name ? *name : spec.name();
+  std::string own_text;
+  const std::string& text = canonical ? *canonical : (own_text = spec.canonical());
+  const std::string key = name ? *name : spec.name(text);
   if (!functions) fail(ErrorCode::internal, fmt::format("{}: no function asked for", key));
-  JitSlot* slot;
-  {
+  auto slot_for = [&](const std::string& k, FunctionSet want) -> std::pair<JitSlot*, FunctionSet> {
     std::lock_guard lock(jit_cache_mutex());
-    auto it = cache->find(std::make_tuple(&device, key, functions));
+    auto it = cache->find(std::make_tuple(&device, k, want));
     if (it == cache->end()) {
       // Another set of this kernel was asked for before: compile every function this time (a
       // kernel used two ways is likely used every way, and each set is a compile of its own).
-      auto other = cache->lower_bound(std::make_tuple(&device, key, FunctionSet(0)));
-      if (other != cache->end() && std::get<0>(other->first) == &device && std::get<1>(other->first) == key)
-        functions = all;
-      it = cache->try_emplace(std::make_tuple(&device, key, functions)).first;
+      auto other = cache->lower_bound(std::make_tuple(&device, k, FunctionSet(0)));
+      if (other != cache->end() && std::get<0>(other->first) == &device && std::get<1>(other->first) == k)
+        want = all;
+      it = cache->try_emplace(std::make_tuple(&device, k, want)).first;
     }
     if (!it->second) it->second = std::make_unique<JitSlot>();
-    slot = it->second.get();  // erased only with the device (forget_jit_kernels): the pointer stays valid
+    return {it->second.get(), want};  // erased only with the device (forget_jit_kernels): stays valid
+  };
+  {
+    const auto [slot, want] = slot_for(key, functions);
+    std::lock_guard lock(slot->mutex);
+    if (!slot->record) slot->record = build(device, spec, want);
+    if (slot->record->spec == text) return {&slot->record->registry, &slot->record->entry};
   }
+  // Another spec holds this (32-bit) name: a slot of its own, keyed by the whole text.
+  const auto [slot, want] = slot_for(key + "\n" + text, functions);
   std::lock_guard lock(slot->mutex);
-  if (!slot->record) slot->record = build(device, spec, functions);
+  if (!slot->record) slot->record = build(device, spec, want);
   return {&slot->record->registry, &slot->record->entry};
 }
 

@@ -22,12 +22,14 @@ struct JitKernel {
   const KernelEntry* entry = nullptr;  // nullptr when the spec cannot be compiled; see |why|
 };
 
-// |name|, when given, is spec.name() already computed by the caller (the cache key). Only the
+// |name|, when given, is spec.name() already computed by the caller (the cache key), |canonical|
+// spec.canonical(): a slot whose kernel has another spec (two specs share a 32-bit name) is not
+// taken; the spec gets a slot of its own. Only the
 // entry points in |functions| are compiled (a launch's plan names the ones it uses: a contiguous
 // map never compiles its strided loop); the entry's other functions have no symbol. A later call
 // asking for another set compiles every function (under a cache slot of its own).
 JitKernel jit_kernel(Device& device, const KernelSpec& spec, std::string* why, const std::string* name = nullptr,
-                     FunctionSet functions = kAllFunctions);
+                     FunctionSet functions = kAllFunctions, const std::string* canonical = nullptr);
 
 // GLSL compute shader |source| to SPIR-V as the JIT compiles it (shaderc, Vulkan 1.3; KILN_SUBGROUP=0
 // without |subgroup_arithmetic|), with the process's one shaderc compiler: its set-up, most of a

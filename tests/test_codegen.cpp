@@ -339,6 +339,11 @@ TEST(Expr, SimplifiedFoldsConstantsAndRemovesIdentities) {
   // An integer's x / 1 is a float division (Nx): what stays is the conversion.
   same("x / 1", "as_type(x, f32)", {D::s32});
   same("x * y + x * y", "x * y + x * y", {D::f32, D::f32});
+  // x - (-0) is not x: at x = -0 it is +0 (and the fused kernel must agree with eager ops).
+  EXPECT_FALSE(std::signbit(eval1("x - f32(-0.0)", {D::f32}, {-0.0})));
+  Evaluator minus_zero(simplified(parse_expr("x - f32(-0.0)", {D::f32})));
+  Scalar mz[1] = {Scalar::from_f(-0.0)};
+  EXPECT_FALSE(std::signbit(minus_zero.eval(mz).f)) << "simplified x - (-0) at x = -0 gave -0";
   // The inputs keep their indices even when one disappears.
   const Expr e = simplified(parse_expr("y * 1 + 0 * 0", {D::f32, D::f32}));
   EXPECT_EQ(e.num_inputs(), 2);

@@ -22,6 +22,7 @@
 #include <fmt/format.h>
 
 #include "codegen/family.hpp"
+#include "runtime/dispatch.hpp"
 #include "runtime/jit.hpp"
 #include "runtime/jit_cache_file.hpp"
 #include "runtime/kiln.hpp"
@@ -70,6 +71,39 @@ TEST(JitKernel, CompilesOnlyTheFunctionsThePlanUses) {
   map(e, {x, y});
   map(e, {xt, yt});
   EXPECT_EQ(built(), before + 2);
+}
+
+// Kernel names carry 32 bits of the spec's hash, so two specs can share one: "x * 89032" and
+// "x * 119534" (f32) do. Each still runs its own kernel — just in time (the cache slot checks the
+// whole spec) and through the registries (an entry of another spec with the name is not taken).
+TEST(JitKernel, SpecsSharingANameRunTheirOwnKernels) {
+  const KernelSpec a = make_map_spec(parse_expr("x * 89032", {DType::f32}), DType::f32);
+  const KernelSpec b = make_map_spec(parse_expr("x * 119534", {DType::f32}), DType::f32);
+  ASSERT_EQ(a.name(), b.name()) << "the pair no longer collides: find another (a birthday search over constants)";
+  ASSERT_NE(a.canonical(), b.canonical());
+  std::vector<Device*> devs;
+  for (Device* d : devices())
+    if (d->backend() != Backend::cpu) devs.push_back(d);
+  if (devs.empty()) GTEST_SKIP() << "no GPU backend (Vulkan or CUDA) to compile for";
+  const Tensor xc = Tensor::from_vector(std::vector<float>{1, 2, -3, 0.5f}, {4}, device("cpu"));
+  for (Device* dev : devs) {
+    SCOPED_TRACE(dev->id());
+    const Tensor x = xc.to(*dev);
+    for (const char* text : {"x * 89032", "x * 119534", "x * 89032"}) {
+      const Expr e = parse_expr(text, {DType::f32});
+      EXPECT_EQ(map(e, {x}).to_vector<float>(), map(e, {xc}).to_vector<float>()) << text;
+    }
+    std::string why;
+    const JitKernel ka = jit_kernel(*dev, a, &why), kb = jit_kernel(*dev, b, &why);
+    ASSERT_TRUE(ka.entry && kb.entry) << why;
+    EXPECT_NE(ka.entry, kb.entry);
+    EXPECT_EQ(std::string(ka.entry->spec), a.canonical());
+    EXPECT_EQ(std::string(kb.entry->spec), b.canonical());
+    // A registry holding the other spec under the shared name is passed over.
+    const KernelRef r = resolve_kernel(*dev, b, b.name(), ka.registry, &why);
+    ASSERT_TRUE(r.entry) << why;
+    EXPECT_EQ(std::string(r.entry->spec), b.canonical());
+  }
 }
 
 // The options compile_cuda_cubin passes (-minimal; -Ofc=min for fast-compile families) are ones

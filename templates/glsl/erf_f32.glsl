@@ -113,6 +113,7 @@ float kiln_erf_series(float x) {
   return r;
 }
 float kiln_erf(float x) {
+  if (x == 0.0) return x;  // +-0 keeps its sign (the reference, CUDA)
   if (kiln_isnan(x)) return x;
   const float a = abs(x);
   if (a < 1.0) return kiln_erf_series(x);
@@ -160,6 +161,7 @@ float kiln_erf_inv_poly(float w) {
   return p;
 }
 float kiln_erf_inv(float y) {
+  if (y == 0.0) return y;  // +-0 keeps its sign (the reference, CUDA)
   if (kiln_isnan(y) || abs(y) > 1.0) return kiln_nan_f32();
   if (abs(y) == 1.0) return kiln_copysign(kiln_inf_f32(), y);
   const float a = abs(y);

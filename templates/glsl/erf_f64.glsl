@@ -100,6 +100,7 @@ double kiln_erf_series64(double x) {
   return r;
 }
 double kiln_erf(double x) {
+  if (x == 0.0LF) return x;  // +-0 keeps its sign (the reference, CUDA)
   if (kiln_isnan(x)) return x;
   const double a = abs(x);
   if (a <= 1.0LF) return kiln_erf_series64(x);
@@ -123,6 +124,7 @@ double kiln_erfc(double x) {
 // log(1 - |y|), i.e. log erfcx(x) - x^2 = log q, nearly quadratic in x: it converges from the
 // guess even where Giles' fit is extrapolated (w > 17, |y| > 1 - 2^-24; 7 % off at 1 - 2^-53).
 double kiln_erf_inv(double y) {
+  if (y == 0.0LF) return y;  // +-0 keeps its sign (the reference, CUDA)
   const double a = abs(y);
   if (kiln_isnan(y) || a > 1.0LF) return kiln_nan_f64();
   if (a == 1.0LF) return kiln_copysign(kiln_inf_f64(), y);

@@ -162,6 +162,7 @@ float kiln_log(float x) {
   return kiln_log_normal(x, 0, 0.0);
 }
 float kiln_expm1(float x) {
+  if (x == 0.0) return x;  // +-0 keeps its sign (the reference, CUDA)
   if (abs(x) < 0.5) {  // Taylor series to x^9: relative error < 3e-10
     precise float p = 1.0 / 362880.0;
     p = p * x + 1.0 / 40320.0;
@@ -214,6 +215,7 @@ float kiln_expm1(float x) {
   return e;
 }
 float kiln_log1p(float x) {
+  if (x == 0.0) return x;  // +-0 keeps its sign (the reference, CUDA)
   if (kiln_isnan(x) || x < -1.0) return kiln_nan_f32();
   if (x == -1.0) return -kiln_inf_f32();
   if (kiln_isinf(x)) return x;
@@ -397,6 +399,7 @@ float kiln_cosh(float x) {
 // (its error scaled by 2 / (e + 2) < 0.71 there). (The series to x^21 below 0.55 made gelu_tanh
 // 6 % slower on lavapipe, which runs both sides of the branch.)
 float kiln_tanh(float x) {
+  if (x == 0.0) return x;  // +-0 keeps its sign (the reference, CUDA)
   float a = abs(x);
   if (kiln_isnan(x)) return x;
   if (a > 20.0) return kiln_copysign(1.0, x);

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "codegen/ops.hpp"
 #include "runtime/kiln.hpp"
 #include "tests/conformance/device_suite.hpp"
 
@@ -214,6 +215,43 @@ TEST_P(Numerics, SigmoidWhereEToTheMinusXOverflows) {
 
 // Subnormal inputs and results are kept on every backend (docs/semantics.md, "Subnormals"): exact
 // IEEE results (each case is exactly representable or rounds once), compared bit for bit.
+// Every unary op of every float dtype at +0 and -0, bit for bit against the CPU reference (the
+// sign of a zero result included: the conformance comparison sees -0 == +0; GLSL's expm1, log1p,
+// tanh, erf and erf_inv returned +0 for -0). Two NaN results agree whatever their sign and payload.
+TEST_P(Numerics, SignedZerosKeepTheirSign) {
+  Device& cpu = device("cpu");
+  const Tensor zeros = Tensor::from_vector(std::vector<double>{0.0, -0.0}, {2}, cpu);
+  int checked = 0;
+  for (const OpInfo& info : op_table()) {
+    if (info.arity != 1 || info.op == Op::as_type) continue;  // as_type: casts (tests/conformance)
+    for (DType t : {DType::f16, DType::bf16, DType::f32, DType::f64}) {
+      if (!(info.accepts & dtype_bit(t))) continue;
+      const Tensor xc = as_type(zeros, t);
+      Tensor got;
+      try {
+        got = apply_op(info.op, {xc.to(*dev_)}).to(cpu);
+      } catch (const Error& e) {
+        if (e.code() == ErrorCode::unsupported) continue;  // f64 transcendental on GLSL, a dtype the device lacks
+        throw;
+      }
+      const Tensor want = apply_op(info.op, {xc});
+      ASSERT_EQ(got.dtype(), want.dtype());
+      const auto g = got.to_host(), w = want.to_host();
+      const auto gd = as_type(got, DType::f64).to_vector<double>(), wd = as_type(want, DType::f64).to_vector<double>();
+      for (std::size_t i = 0; i < 2; ++i) {
+        const std::size_t es = dtype_size(got.dtype());
+        const bool same = std::equal(g.begin() + std::ptrdiff_t(i * es), g.begin() + std::ptrdiff_t((i + 1) * es),
+                                     w.begin() + std::ptrdiff_t(i * es));
+        EXPECT_TRUE(same || (std::isnan(gd[i]) && std::isnan(wd[i])))
+            << info.name << " " << dtype_name(t) << "(" << (i ? "-0" : "+0") << "): got " << gd[i] << ", want " << wd[i]
+            << (gd[i] == wd[i] ? " (the sign of zero differs)" : "");
+      }
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 40);
+}
+
 TEST_P(Numerics, SubnormalsAreKept) {
   Device& cpu = device("cpu");
   const float big_sub = 1.1754942e-38f, tiny = 0x1p-149f;  // the largest and smallest subnormal
