@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <random>
 
 #include <atomic>
@@ -32,11 +33,16 @@ bool write_file_atomically(const std::string& path, std::span<const char> bytes)
   fs::create_directories(fs::path(path).parent_path(), ec);
   // A name no other writer uses — processes in other PID namespaces or on other hosts share a
   // cache folder with the same pids — created exclusively (never through a link left there).
-  std::random_device rd;
   std::string tmp;
   int fd = -1;
   for (int attempt = 0; attempt < 8 && fd < 0; ++attempt) {
-    const std::uint64_t r = (std::uint64_t(rd()) << 32) ^ rd();
+    std::uint64_t r = std::uint64_t(std::chrono::steady_clock::now().time_since_epoch().count()) ^
+                      reinterpret_cast<std::uintptr_t>(&tmp);
+    try {  // a sandbox without an entropy source: the clock and an address only
+      std::random_device rd;
+      r ^= (std::uint64_t(rd()) << 32) ^ rd();
+    } catch (const std::exception&) {
+    }
     tmp = fmt::format("{}.tmp-{}-{}-{:016x}", path, ::getpid(), counter.fetch_add(1), r);
     fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
   }

@@ -169,13 +169,14 @@ Tensor result_tensor(std::string_view op, const std::vector<Tensor>& operands, c
 }
 
 void run_plan(std::string_view op, const KernelSpec& spec, const std::string* name, const std::vector<Tensor>& operands,
-              Device& device, PlanRequest request, const Registry* first, const KernelEntry* entry) {
+              Device& device, PlanRequest request, const Registry* first, const KernelEntry* entry,
+              const std::string* canonical) {
   if (trace_launch(op, spec, name, operands, device, request, first, entry)) return;  // kiln::jit is tracing
   if (device.backend() == Backend::cpu) {
     family_of(spec).run_cpu(spec, request);
     return;
   }
-  const PreparedRun run = prepare_run(op, spec, name, operands, device, std::move(request), first, entry);
+  const PreparedRun run = prepare_run(op, spec, name, operands, device, std::move(request), first, entry, canonical);
   Stream& stream = device.default_stream();
   launch(stream, run.kernel, run.plan);
   for (const LaunchStep& step : run.plan.then) launch(stream, run.kernel, step);
@@ -183,7 +184,7 @@ void run_plan(std::string_view op, const KernelSpec& spec, const std::string* na
 
 PreparedRun prepare_run(std::string_view op, const KernelSpec& spec, const std::string* name,
                         const std::vector<Tensor>& operands, Device& device, PlanRequest request, const Registry* first,
-                        const KernelEntry* entry) {
+                        const KernelEntry* entry, const std::string* canonical_in) {
   const Family& family = family_of(spec);
   PreparedRun run;
   // Planned before the kernel is resolved, so that the JIT compiles only the functions it uses.
@@ -203,15 +204,16 @@ PreparedRun prepare_run(std::string_view op, const KernelSpec& spec, const std::
   request.subgroup_size = device.info().subgroup_arithmetic ? device.info().subgroup_size : 0;
   plan(spec.block_size);
   std::string why, computed, canonical;
+  const std::string* canon = name && canonical_in && !canonical_in->empty() ? canonical_in : nullptr;
   if (!name && !entry) {
     canonical = spec.canonical();
     name = &(computed = spec.name(canonical));
+    canon = &canonical;
   }
   const FunctionSet functions = functions_of(run.plan);
   try {
     run.kernel = entry ? resolve_entry(device, spec, *first, *entry, &why, functions)
-                       : resolve_kernel(device, spec, *name, first, &why, functions,
-                                        canonical.empty() ? nullptr : &canonical);
+                       : resolve_kernel(device, spec, *name, first, &why, functions, canon);
   } catch (const Error& e) {  // a JIT compile error: give it the op, the shapes and the device
     if (e.code() != ErrorCode::compile_error) throw;
     fail_op(e.code(), op, operands, e.what());

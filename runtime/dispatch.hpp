@@ -66,8 +66,10 @@ Tensor run_map_kernel(std::string_view op, const KernelSpec& spec, const std::st
 // (|entry| of |first| when given, else by |name| or spec.name(): |first|, the built-in registry,
 // the JIT) with the family's plan (request.block_size becomes the kernel's). Errors name |op| and
 // describe |operands|.
+// |canonical|, when given with |name|, is spec.canonical() (kept beside the name by kiln::jit).
 void run_plan(std::string_view op, const KernelSpec& spec, const std::string* name, const std::vector<Tensor>& operands,
-              Device& device, PlanRequest request, const Registry* first, const KernelEntry* entry = nullptr);
+              Device& device, PlanRequest request, const Registry* first, const KernelEntry* entry = nullptr,
+              const std::string* canonical = nullptr);
 
 // What run_plan launches on a GPU device, resolved and planned but not launched: the kernel, its
 // plan (the first step, then plan.then) and the scratch memory the plan uses (alive as long as
@@ -80,7 +82,7 @@ struct PreparedRun {
 };
 PreparedRun prepare_run(std::string_view op, const KernelSpec& spec, const std::string* name,
                         const std::vector<Tensor>& operands, Device& device, PlanRequest request, const Registry* first,
-                        const KernelEntry* entry = nullptr);
+                        const KernelEntry* entry = nullptr, const std::string* canonical = nullptr);
 
 // The family's view of tensors: addresses and element strides.
 std::vector<PlanOperand> plan_operands(const std::vector<Tensor>& operands);

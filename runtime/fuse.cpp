@@ -246,7 +246,8 @@ class Fuser {
       spec.inputs = s.input_dtypes();
       spec.inputs.resize(kept.size());
       C.spec = std::move(spec);
-      C.name = C.spec.name();
+      C.canonical = C.spec.canonical();
+      C.name = C.spec.name(C.canonical);
       C.entry = nullptr;  // a generated header's kernel computes the old expression: found by name
       C.inputs.clear();
       C.strides.clear();
@@ -515,7 +516,8 @@ class Fuser {
       inputs.push_back(R.inputs[std::size_t(j)]);
       strides.push_back(R.strides[std::size_t(j)]);
     }
-    L.name = L.spec.name();
+    L.canonical = L.spec.canonical();
+    L.name = L.spec.name(L.canonical);
     L.op = "layer_norm (" + S.op + ", " + R.op + ")";
     L.inputs = std::move(inputs);
     L.strides = std::move(strides);
@@ -575,7 +577,8 @@ class Fuser {
       return;
     }
     rows.op = name + " (" + A.op + (bi >= 0 ? ", " + p_.launches[std::size_t(bi)].op : "") + ", " + C.op + ")";
-    rows.name = rows.spec.name();
+    rows.canonical = rows.spec.canonical();
+    rows.name = rows.spec.name(rows.canonical);
     rows.shape = A.shape;
     rows.inputs = A.inputs;
     rows.strides = A.strides;
@@ -642,7 +645,8 @@ class Fuser {
     TracedLaunch merged = P;
     merged.op = P.op + "+" + C.op;
     merged.spec = std::move(f->spec);
-    merged.name = merged.spec.name();
+    merged.canonical = merged.spec.canonical();
+    merged.name = merged.spec.name(merged.canonical);
     merged.library.reset();  // the vendor library has no such epilogue
     for (std::size_t j = 0; j < others.size(); ++j) {
       merged.inputs.push_back(other_addresses[j]);

@@ -141,7 +141,8 @@ class Siblings {
     merged.spec.expr = x.e.pruned();
     merged.spec.inputs = merged.spec.expr.input_dtypes();
     merged.spec.inputs.resize(x.ops.size());
-    merged.name = merged.spec.name();
+    merged.canonical = merged.spec.canonical();
+    merged.name = merged.spec.name(merged.canonical);
     merged.op += "+" + J.op;
     merged.inputs.clear();
     merged.strides.clear();

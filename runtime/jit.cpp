@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <shaderc/shaderc.hpp>
+#include <glslang/build_info.h>
 #include <spirv-tools/libspirv.h>
 #include <xxhash.h>
 
@@ -153,8 +154,8 @@ std::string compiler_id(Device& device, bool fast_compile) {
   }
   unsigned version = 0, revision = 0;
   shaderc_get_spv_version(&version, &revision);
-  // SPIRV-Tools' version stands for the glslang it ships with (one static shaderc_combined set).
-  return fmt::format("shaderc spv {}.{} {} vulkan1.3 O0", version, revision, spvSoftwareVersionString());
+  return fmt::format("shaderc spv {}.{} glslang {}.{}.{}{} {} vulkan1.3 O0", version, revision, GLSLANG_VERSION_MAJOR,
+                     GLSLANG_VERSION_MINOR, GLSLANG_VERSION_PATCH, GLSLANG_VERSION_FLAVOR, spvSoftwareVersionString());
 }
 
 // The templates the sources include (CUDA sources name them; GLSL sources inline them): part of

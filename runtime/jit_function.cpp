@@ -93,7 +93,8 @@ std::string compile_all(const TraceProgram& p) {
     try {
       const FunctionSet functions = traced_functions(l, dev);
       KernelRef ref = l.entry ? resolve_entry(dev, l.spec, *l.registry, *l.entry, &why, functions)
-                              : resolve_kernel(dev, l.spec, l.name, l.registry, &why, functions);
+                              : resolve_kernel(dev, l.spec, l.name, l.registry, &why, functions,
+                                               l.canonical.empty() ? nullptr : &l.canonical);
       if (!ref) return fmt::format("{} ({}): {}", l.name, l.op, why);
     } catch (const Error& e) {
       if (e.code() != ErrorCode::compile_error && e.code() != ErrorCode::unsupported) throw;

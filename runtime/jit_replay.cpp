@@ -152,7 +152,7 @@ void run_launch(Device& dev, const TracedLaunch& l, const Binding& b) {
   std::vector<PlanOperand> ops;
   std::vector<LaunchOption> options;
   std::vector<std::uint64_t> more;
-  run_plan(l.op, l.spec, &l.name, {}, dev, request_for(l, b, ops, options, more), l.registry, l.entry);
+  run_plan(l.op, l.spec, &l.name, {}, dev, request_for(l, b, ops, options, more), l.registry, l.entry, &l.canonical);
 }
 
 // Plans and launches |c|'s launches one by one, keeping what each launched.
@@ -178,7 +178,8 @@ std::unique_ptr<Recording> launch_and_keep(const Compiled& c, const Binding& b) 
       }
     }
     const PreparedRun run =
-        prepare_run(l.op, l.spec, &l.name, {}, dev, request_for(l, b, ops, options, more), l.registry, l.entry);
+        prepare_run(l.op, l.spec, &l.name, {}, dev, request_for(l, b, ops, options, more), l.registry, l.entry,
+                    &l.canonical);
     step.launches.push_back(graph_launch(stream, run.kernel, run.plan));
     for (const LaunchStep& s : run.plan.then) step.launches.push_back(graph_launch(stream, run.kernel, s));
     step.scratch = run.scratch;

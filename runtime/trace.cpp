@@ -103,7 +103,8 @@ bool trace_launch(std::string_view op, const KernelSpec& spec, const std::string
   TracedLaunch l;
   l.op = std::string(op);
   l.spec = spec;
-  l.name = name ? *name : spec.name();
+  l.canonical = spec.canonical();
+  l.name = name ? *name : spec.name(l.canonical);
   l.shape.assign(request.shape.begin(), request.shape.end());
   for (const PlanOperand& o : request.inputs) {
     l.inputs.push_back(o.address);

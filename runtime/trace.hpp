@@ -53,7 +53,8 @@ class TraceBuffer final : public Buffer {
 struct TracedLaunch {
   std::string op;
   KernelSpec spec;
-  std::string name;  // spec.name()
+  std::string name;       // spec.name()
+  std::string canonical;  // spec.canonical(), made with the name (lookups compare it: names are 32-bit)
   Shape shape;
   std::vector<std::uint64_t> inputs;
   std::vector<Shape> strides;  // per input, over |shape|

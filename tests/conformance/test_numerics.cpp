@@ -213,8 +213,6 @@ TEST_P(Numerics, SigmoidWhereEToTheMinusXOverflows) {
     EXPECT_TRUE(close(got[i], std::exp(ds[i]), 3, -1074)) << "sigmoid(" << ds[i] << ") = " << got[i] << ", want " << std::exp(ds[i]);
 }
 
-// Subnormal inputs and results are kept on every backend (docs/semantics.md, "Subnormals"): exact
-// IEEE results (each case is exactly representable or rounds once), compared bit for bit.
 // Every unary op of every float dtype at +0 and -0, bit for bit against the CPU reference (the
 // sign of a zero result included: the conformance comparison sees -0 == +0; GLSL's expm1, log1p,
 // tanh, erf and erf_inv returned +0 for -0). Two NaN results agree whatever their sign and payload.
@@ -252,6 +250,8 @@ TEST_P(Numerics, SignedZerosKeepTheirSign) {
   EXPECT_GT(checked, 40);
 }
 
+// Subnormal inputs and results are kept on every backend (docs/semantics.md, "Subnormals"): exact
+// IEEE results (each case is exactly representable or rounds once), compared bit for bit.
 TEST_P(Numerics, SubnormalsAreKept) {
   Device& cpu = device("cpu");
   const float big_sub = 1.1754942e-38f, tiny = 0x1p-149f;  // the largest and smallest subnormal
