@@ -298,8 +298,8 @@ void Allocator::release(Block* block, std::size_t offset, std::size_t reserved) 
     try {
       const VulkanStream* def = device_.default_stream_if_created();
       const bool others = std::any_of(waits.begin(), waits.end(), [&](const StreamMark& w) { return w.stream != def; });
-      for (const StreamMark& w : waits)
-        if ((w.stream != def || others) && !device_.stream_reached(w)) defer = true;
+      if (others)
+        defer = std::any_of(waits.begin(), waits.end(), [&](const StreamMark& w) { return !device_.stream_reached(w); });
     } catch (...) {
       // A failing driver query (a lost device: nothing runs any more): reused at once. Buffer
       // destructors call this; nothing may escape.
