@@ -22,7 +22,7 @@
 #include "codegen/family.hpp"
 #include "core/error.hpp"
 #include "runtime/cuda/cuda_interop.hpp"
-#include "runtime/disk_cache.hpp"
+#include "core/disk_cache.hpp"
 #include "runtime/jit_cache_file.hpp"
 
 namespace kiln {
@@ -191,13 +191,16 @@ JitBlobs compile_or_load(Device& device, const std::string& name, const std::vec
                               ? std::string() : cache_dir("jit");
   const std::string path = dir.empty() ? std::string() : fmt::format("{}/{}-{:016x}.bin", dir, name, key);
   if (!path.empty()) {
-    if (auto file = read_file(path)) {
-      std::string why;
+    std::string why;
+    if (auto file = read_cache_entry(path, &why)) {
       if (auto blobs = unpack_jit_entry(*file, key, &why); blobs && blobs->size() == sources.size()) {
         g_disk_hits.fetch_add(1, std::memory_order_relaxed);
+        touch_cache_entry(path);
         return std::move(*blobs);
       }
       if (why.empty()) why = "another number of functions";
+    }
+    if (!why.empty()) {
       std::fprintf(stderr, "kiln: warning: ignoring the JIT cache entry '%s': %s; compiling it again\n", path.c_str(),
                    why.c_str());
     }
@@ -207,7 +210,10 @@ JitBlobs compile_or_load(Device& device, const std::string& name, const std::vec
   for (const std::string& s : sources)
     blobs.push_back(cuda ? compile_cuda_cubin(s, name, device.info().arch, fast_compile)
                          : compile_glsl_spirv(s, name, subgroups));
-  if (!path.empty()) write_file_atomically(path, pack_jit_entry(key, blobs));  // best effort
+  if (!path.empty()) {  // best effort
+    const std::vector<char> entry = pack_jit_entry(key, blobs);
+    if (write_file_atomically(path, entry)) note_cache_write(dir, entry.size());
+  }
   return blobs;
 }
 

@@ -1,7 +1,7 @@
 // Just-in-time kernels: specs that are not in the built-in registry are emitted and compiled at run
 // time (Vulkan: shaderc to SPIR-V; CUDA: NVRTC to a cubin for the device's arch), then cached in
 // memory for the life of the process (by device and spec name) and on disk under
-// cache_dir("jit") (runtime/disk_cache.hpp; by the XXH64 of the target, device arch, compiler and
+// cache_dir("jit") (core/disk_cache.hpp; by the XXH64 of the target, device arch, compiler and
 // Kiln versions and the emitted sources; format in runtime/jit_cache_file.hpp), so a second process
 // loads a kernel instead of compiling it. KILN_JIT_DISK_CACHE=0 keeps the cache in memory only.
 // Thread-safety: jit_kernel may be called from any thread; concurrent calls for one spec compile once.

@@ -2,14 +2,17 @@
 // options every supported NVRTC accepts. Its disk cache (runtime/jit_cache_file.hpp): the entry
 // format rejects every truncation and flipped byte; a second process loads a kernel instead of
 // compiling it; a corrupt or truncated entry is reported and rebuilt; processes and threads
-// compiling one kernel at once leave one valid entry and no temporary files. The processes are
-// this test binary run again on one disabled test (JitCacheChild), with KILN_CACHE_DIR pointing
-// at a fresh folder.
+// compiling one kernel at once leave one valid entry and no temporary files; the folder keeps to
+// KILN_CACHE_MAX_SIZE; a FIFO or another user's file under an entry's name is passed over. The
+// processes are this test binary run again on one disabled test (JitCacheChild), with
+// KILN_CACHE_DIR pointing at a fresh folder.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -198,14 +201,15 @@ class JitDiskCache : public ::testing::Test {
     int compiles = -1, hits = -1, ok = 0;
     std::string err;
   };
-  // Starts |count| children at once (each with |threads| threads) and waits for them.
-  std::vector<Run> run(int count = 1, int threads = 1) {
+  // Starts |count| children at once (each with |threads| threads, |env| added to their
+  // environment) and waits for them (5 minutes at most: a child that blocks fails the test).
+  std::vector<Run> run(int count = 1, int threads = 1, const std::string& env = "") {
     std::string cmd;
     for (int i = 0; i < count; ++i)
-      cmd += fmt::format("KILN_CACHE_DIR='{}' KILN_TEST_OUT='{}/out{}' KILN_TEST_THREADS={} '{}' "
+      cmd += fmt::format("{} KILN_CACHE_DIR='{}' KILN_TEST_OUT='{}/out{}' KILN_TEST_THREADS={} timeout 300 '{}' "
                          "--gtest_also_run_disabled_tests --gtest_filter=JitCacheChild.DISABLED_MapOneKernel "
                          ">'{}/log{}' 2>&1 & ",
-                         (dir_ / "cache").string(), dir_.string(), i, threads, exe_, dir_.string(), i);
+                         env, (dir_ / "cache").string(), dir_.string(), i, threads, exe_, dir_.string(), i);
     cmd += "wait";
     EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
     std::vector<Run> runs(static_cast<std::size_t>(count));
@@ -271,6 +275,63 @@ TEST_F(JitDiskCache, ProcessesAndThreadsAtOnceLeaveOneValidEntry) {
   Run after = run()[0];
   EXPECT_EQ(after.compiles, 0) << after.err;
   EXPECT_EQ(std::size_t(after.hits), files.size()) << after.err;
+}
+
+// KILN_CACHE_MAX_SIZE: a process that writes an entry trims the folder, least recently used
+// first: the stale entries of earlier work go, the new kernel stays and the next process loads it.
+TEST_F(JitDiskCache, KeepsToKilnCacheMaxSize) {
+  const fs::path jit = dir_ / "cache" / "jit";
+  fs::create_directories(jit);
+  for (int i = 0; i < 10; ++i) {
+    const fs::path p = jit / fmt::format("old-{:016x}.bin", i);
+    std::ofstream(p, std::ios::binary) << std::string(100 << 10, 'o');
+    fs::last_write_time(p, fs::file_time_type::clock::now() - std::chrono::hours(24 + i));
+  }
+  const Run a = run(1, 1, "KILN_CACHE_MAX_SIZE=600K")[0];
+  EXPECT_EQ(a.ok, 1) << a.err;
+  ASSERT_GE(a.compiles, 1) << a.err;
+  std::uint64_t total = 0;
+  int old = 0, fresh = 0;
+  for (const fs::path& p : entries()) {
+    total += fs::file_size(p);
+    (p.filename().string().rfind("old-", 0) == 0 ? old : fresh) += 1;
+  }
+  EXPECT_LE(total, 600u << 10);
+  EXPECT_LT(old, 10);
+  EXPECT_FALSE(fs::exists(jit / fmt::format("old-{:016x}.bin", 9))) << "the least recently used goes first";
+  EXPECT_EQ(fresh, a.compiles);
+  const Run b = run(1, 1, "KILN_CACHE_MAX_SIZE=600K")[0];
+  EXPECT_EQ(b.ok, 1) << b.err;
+  EXPECT_EQ(b.compiles, 0) << b.err;
+  EXPECT_EQ(b.hits, a.compiles) << b.err;
+  const Run c = run(1, 1, "KILN_CACHE_MAX_SIZE=lots")[0];  // not a size: said, the default kept
+  EXPECT_EQ(c.ok, 1) << c.err;
+  EXPECT_EQ(c.compiles, 0) << c.err;
+  EXPECT_NE(c.err.find("KILN_CACHE_MAX_SIZE='lots' is not a size"), std::string::npos) << c.err;
+}
+
+// An entry's name held by what Kiln did not write — a FIFO, another user's file in a shared
+// folder — is passed over with a warning (never blocking on the FIFO), compiled and replaced.
+TEST_F(JitDiskCache, AFifoOrAnotherUsersFileUnderAnEntrysNameIsPassedOver) {
+  const Run a = run()[0];
+  ASSERT_EQ(a.ok, 1) << a.err;
+  const std::vector<fs::path> files = entries();
+  for (const fs::path& p : files) {
+    fs::remove(p);
+    ASSERT_EQ(::mkfifo(p.c_str(), 0644), 0) << p;
+  }
+  const Run b = run()[0];
+  EXPECT_EQ(b.ok, 1) << b.err;
+  EXPECT_EQ(b.compiles, a.compiles) << b.err;
+  EXPECT_NE(b.err.find("it is not a regular file; compiling it again"), std::string::npos) << b.err;
+  for (const fs::path& p : files) EXPECT_TRUE(fs::is_regular_file(p)) << p << " was not replaced";
+  EXPECT_EQ(run()[0].compiles, 0);
+  if (::geteuid() != 0) GTEST_SKIP() << "changing a file's owner needs root";
+  for (const fs::path& p : files) ASSERT_EQ(::chown(p.c_str(), 54321, 54321), 0) << p;
+  const Run c = run()[0];
+  EXPECT_EQ(c.ok, 1) << c.err;
+  EXPECT_EQ(c.compiles, a.compiles) << c.err;
+  EXPECT_NE(c.err.find("belongs to another user (uid 54321)"), std::string::npos) << c.err;
 }
 
 }  // namespace

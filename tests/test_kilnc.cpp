@@ -4,12 +4,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
 #include <string>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "codegen/api_header.hpp"
@@ -42,10 +44,11 @@ struct KilncRun {
   std::string out, err;
 };
 
-KilncRun kilnc(const std::string& args) {
+// Runs kilnc with |args|, |env| (NAME=value ...) added to its environment.
+KilncRun kilnc(const std::string& args, const std::string& env = "") {
   const fs::path dir = fs::temp_directory_path() / ("kiln-kilnc-" + std::to_string(::getpid()));
   fs::create_directories(dir);
-  const std::string cmd = "'" + kKilnc.string() + "' " + args + " >'" + (dir / "out").string() + "' 2>'" +
+  const std::string cmd = env + " '" + kKilnc.string() + "' " + args + " >'" + (dir / "out").string() + "' 2>'" +
                           (dir / "err").string() + "'";
   const int rc = std::system(cmd.c_str());
   KilncRun r{WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, read_all(dir / "out"), read_all(dir / "err")};
@@ -412,6 +415,43 @@ TEST_F(Kilnc, CorruptCacheEntriesAreCompiledAgain) {
   ASSERT_EQ(again.status, 0) << again.err;
   EXPECT_NE(again.err.find("is corrupt or truncated; compiling it again"), std::string::npos) << again.err;
   for (const auto& [path, bytes] : good) EXPECT_EQ(read_all(path), bytes) << path;
+}
+
+// The machine-wide cache keeps to KILN_CACHE_MAX_SIZE: a compile that leaves it over the limit
+// removes its least recently used entries (a blob with its checksum), never the ones it just used.
+TEST_F(Kilnc, TheMachineWideCacheKeepsToItsSizeLimit) {
+  const fs::path m = tmp_ / "one.toml", out = tmp_ / "out", cache = tmp_ / "cache";
+  std::ofstream(m) << "[[kernel]]\nexpr = 'x * 5 - 2'\ninputs = [\"f32\"]\n";
+  ASSERT_EQ(kilnc("build --manifest '" + m.string() + "' --out '" + out.string() + "' --targets vulkan").status, 0);
+  const std::string compile = "compile --index '" + (out / "kernels.json").string() + "' --cache-dir '" + cache.string() + "'";
+  fs::create_directories(cache);
+  for (int i = 0; i < 8; ++i) {  // entries of builds long gone
+    for (const std::string ext : {".spv", ".spv.sum"}) {
+      const fs::path p = cache / (fmt::format("old-{:016x}", i) + ext);
+      std::ofstream(p, std::ios::binary) << std::string(ext == ".spv" ? 64 << 10 : 17, 'o');
+      fs::last_write_time(p, fs::file_time_type::clock::now() - std::chrono::hours(48 + i));
+    }
+  }
+  const KilncRun first = kilnc(compile, "KILN_CACHE_MAX_SIZE=256K");
+  ASSERT_EQ(first.status, 0) << first.err;
+  EXPECT_NE(first.err.find("least recently used entries"), std::string::npos) << first.err;
+  std::uint64_t total = 0;
+  int old_blobs = 0, old_sums = 0, new_blobs = 0;
+  for (const auto& e : fs::directory_iterator(cache)) {
+    total += fs::file_size(e.path());
+    const std::string name = e.path().filename().string();
+    if (name.rfind("old", 0) == 0) (e.path().extension() == ".sum" ? old_sums : old_blobs) += 1;
+    else if (e.path().extension() == ".spv") ++new_blobs;
+  }
+  EXPECT_LE(total, 256u << 10);
+  EXPECT_LT(old_blobs, 8);
+  EXPECT_EQ(old_sums, old_blobs) << "a blob and its checksum go together";
+  EXPECT_GE(new_blobs, 1);
+  // The next build takes its blobs from the cache.
+  fs::remove_all(out / "spirv");
+  const KilncRun again = kilnc(compile, "KILN_CACHE_MAX_SIZE=256K");
+  ASSERT_EQ(again.status, 0) << again.err;
+  EXPECT_NE(again.err.find(fmt::format("{} blobs from the cache", new_blobs)), std::string::npos) << again.err;
 }
 
 // The generated functions' own locals are kiln_*: attention's q, k, v are fine input names (k

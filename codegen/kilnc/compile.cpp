@@ -36,6 +36,7 @@
 #include "codegen/families/reduce.hpp"
 #include "codegen/family.hpp"
 #include "codegen/manifest.hpp"
+#include "core/disk_cache.hpp"
 #include "core/error.hpp"
 
 namespace fs = std::filesystem;
@@ -179,7 +180,14 @@ fs::path default_kernel_cache() {
 // looks like its kind — SPIR-V's magic and whole words, a fatbin's magic — and gets one.
 bool cache_entry_ok(const fs::path& c) {
   try {
-    const std::string blob = read_text(c);
+    std::string why;
+    const auto bytes = read_cache_entry(c.string(), &why);
+    if (!bytes) {
+      if (!why.empty())
+        std::cerr << fmt::format("kilnc compile: warning: passing over the cache entry {}: {}\n", c.string(), why);
+      return false;
+    }
+    const std::string blob(bytes->begin(), bytes->end());
     const std::string sum = hex64(hash_of(blob)) + "\n";
     std::error_code ec;
     const fs::path sum_file = c.string() + ".sum";
@@ -342,6 +350,7 @@ int cmd_compile(const CompileOptions& o) {
         fs::rename(j.tmp, j.output, ec);
         if (!ec) {
           write_if_changed(j.key_file, j.key);
+          touch_cache_entry(c.string());
           ++from_cache;
           continue;
         }
@@ -432,6 +441,13 @@ int cmd_compile(const CompileOptions& o) {
   for (auto& t : threads) t.join();
   if (failed) return 1;
 
+  if (!o.cache_dir.empty()) {  // the machine-wide cache keeps to KILN_CACHE_MAX_SIZE
+    if (const TrimResult t = trim_cache(o.cache_dir.string(), cache_max_bytes()); t.entries_removed)
+      std::cerr << fmt::format("kilnc compile: the cache {} held {:.1f} MiB; removed its {} least recently used entries "
+                               "({:.1f} MiB) to keep under KILN_CACHE_MAX_SIZE\n",
+                               o.cache_dir.string(), t.bytes_before / 1048576.0, t.entries_removed,
+                               t.bytes_removed / 1048576.0);
+  }
   if (o.cuda && !o.nvcc.empty()) remove_stale(dir / "cuda", ".fatbin", keep_fatbin);
   if (o.vulkan) remove_stale(dir / "spirv", ".spv", keep_spv);
   std::cerr << fmt::format("kilnc compile: {} compiled, {} up to date, {:.1f} s\n", todo.size(), jobs.size() - todo.size(),

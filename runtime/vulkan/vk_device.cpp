@@ -233,6 +233,7 @@ VulkanDevice::VulkanDevice(const InstanceState& instance, VkPhysicalDevice physi
   pin_subgroup_size_ = f.subgroup_size_control && f.full_subgroups &&
                        (q.pssc.requiredSubgroupSizeStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
                        info_.subgroup_size >= q.pssc.minSubgroupSize && info_.subgroup_size <= q.pssc.maxSubgroupSize;
+  max_workgroup_subgroups_ = q.pssc.maxComputeWorkgroupSubgroups;
   const char* no_arithmetic = std::getenv("KILN_VK_NO_SUBGROUP_ARITHMETIC");
   info_.subgroup_arithmetic = (q.p11.subgroupSupportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
                               (q.p11.subgroupSupportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT) &&

@@ -69,8 +69,13 @@ class VulkanDevice final : public Device {
   // The float widths whose subnormals shaders can ask to keep (VkPhysicalDeviceVulkan12Properties
   // shaderDenormPreserveFloat16/32/64); kernels get DenormPreserve for them (vk_spirv.hpp).
   const DenormWidths& denorm_preserve() const { return denorm_preserve_; }
-  // Whether pipelines of kernels with subgroup operations require info().subgroup_size, full.
-  bool pin_subgroup_size() const { return pin_subgroup_size_; }
+  // Whether a pipeline of |block_size| invocations with subgroup operations can require
+  // info().subgroup_size, full: the device lets pipelines choose, |block_size| is whole subgroups of
+  // that size and at most maxComputeWorkgroupSubgroups of them (lavapipe at 4-wide: 32 x 4 = 128).
+  bool pin_subgroup_size(std::uint32_t block_size) const {
+    const std::uint32_t size = info().subgroup_size;
+    return pin_subgroup_size_ && block_size % size == 0 && block_size / size <= max_workgroup_subgroups_;
+  }
   std::uint64_t max_buffer_size() const { return max_buffer_size_; }
   std::uint32_t queue_family() const { return queue_family_; }
   std::uint32_t timestamp_valid_bits() const { return timestamp_valid_bits_; }
@@ -103,6 +108,7 @@ class VulkanDevice final : public Device {
   EnabledFeatures features_;
   DenormWidths denorm_preserve_;
   bool pin_subgroup_size_ = false;
+  std::uint32_t max_workgroup_subgroups_ = 0;
   std::uint64_t max_buffer_size_ = 0;
   std::uint32_t queue_family_ = 0;
   std::uint32_t timestamp_valid_bits_ = 0;

@@ -7,7 +7,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <iostream>
 #include <string_view>
@@ -16,7 +15,7 @@
 #include <spirv-tools/libspirv.hpp>
 
 #include "runtime/device_state.hpp"
-#include "runtime/disk_cache.hpp"
+#include "core/disk_cache.hpp"
 #include "runtime/vulkan/vk_cache_file.hpp"
 #include "runtime/vulkan/vk_device.hpp"
 #include "runtime/vulkan/vk_spirv.hpp"
@@ -98,16 +97,19 @@ KernelCache::KernelCache(VulkanDevice& device) : device_(device) {
   if (std::string dir = pipeline_cache_dir(); !dir.empty()) {
     cache_path_ = dir + "/pipelines-" + std::to_string(props.vendorID) + "-" +
                   std::to_string(props.deviceID) + "-" + hex(props.pipelineCacheUUID, VK_UUID_SIZE) + ".bin";
-    std::ifstream in(cache_path_, std::ios::binary);
-    if (in) data.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    // The driver trusts the data it is given: hand it only a complete file written for it.
+    // The driver trusts the data it is given: hand it only a complete file written for it, by this
+    // user.
     std::string why;
-    if (!data.empty()) {
-      if (auto p = unwrap_pipeline_cache(data, identity(props), &why))
+    if (auto file = read_cache_entry(cache_path_, &why); file && !file->empty()) {
+      data = std::move(*file);
+      if (auto p = unwrap_pipeline_cache(data, identity(props), &why)) {
         payload = *p;
-      else
-        std::cerr << "kiln: warning: " << device.label() << ": ignoring the pipeline cache '" << cache_path_
-                  << "': " << why << "; starting with an empty cache (it is rewritten)\n";
+        touch_cache_entry(cache_path_);
+      }
+    }
+    if (!why.empty()) {
+      std::cerr << "kiln: warning: " << device.label() << ": ignoring the pipeline cache '" << cache_path_
+                << "': " << why << "; starting with an empty cache (it is rewritten)\n";
     }
   }
   VkPipelineCacheCreateInfo ci{VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO};
@@ -135,7 +137,8 @@ void KernelCache::save() {
   if (vkGetPipelineCacheData(device_.handle(), cache_, &size, raw.data()) != VK_SUCCESS) return;
   const std::vector<char> data = wrap_pipeline_cache(std::span<const char>(raw.data(), size),
                                                      identity(device_.properties()));
-  write_file_atomically(cache_path_, data);
+  if (write_file_atomically(cache_path_, data))
+    note_cache_write(std::filesystem::path(cache_path_).parent_path().string(), data.size());
 }
 
 // ---- loading ---------------------------------------------------------------------------------
@@ -201,7 +204,7 @@ const Kernel& KernelCache::get(const KernelEntry& entry, int function) {
   VkPipelineShaderStageRequiredSubgroupSizeCreateInfo required{
       VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_REQUIRED_SUBGROUP_SIZE_CREATE_INFO};
   required.requiredSubgroupSize = device_.info().subgroup_size;
-  if (device_.pin_subgroup_size() && block % required.requiredSubgroupSize == 0 &&
+  if (device_.pin_subgroup_size(block) &&
       spirv_has_capability(std::as_bytes(std::span<const std::uint32_t>(code)), kCapabilityGroupNonUniformArithmetic)) {
     pi.stage.pNext = &required;
     pi.stage.flags |= VK_PIPELINE_SHADER_STAGE_CREATE_REQUIRE_FULL_SUBGROUPS_BIT;
