@@ -206,8 +206,9 @@ Scalar round_to_dtype(Scalar v, DType t) {
       return Scalar::from_i(wrap_signed(v.u, dtype_bits(t)));
     case DType::u8: case DType::u16: case DType::u32: case DType::u64:
       return Scalar::from_u(v.u & width_mask(dtype_bits(t)));
-    case DType::f16: return Scalar::from_f(f16_bits_to_f32(f32_to_f16_bits(float(v.f))));
-    case DType::bf16: return Scalar::from_f(bf16_bits_to_f32(f32_to_bf16_bits(float(v.f))));
+    // Rounded once (through f32 by round to odd: core/half.hpp).
+    case DType::f16: return Scalar::from_f(f16_bits_to_f32(f32_to_f16_bits(f64_to_f32_odd(v.f))));
+    case DType::bf16: return Scalar::from_f(bf16_bits_to_f32(f32_to_bf16_bits(f64_to_f32_odd(v.f))));
     case DType::f32: return Scalar::from_f(double(float(v.f)));
     case DType::f64: return v;
   }
@@ -221,9 +222,11 @@ Scalar cast_scalar(Scalar v, DType from, DType to) {
   }
   if (is_float(to)) {
     double d = is_float(from) ? v.f : is_signed_int(from) ? double(v.i) : double(v.u);
-    // Integers and f64 reach 16-bit floats through f32 (two roundings, as on the GPU).
-    if (!is_float(from) && (to == DType::f16 || to == DType::bf16 || to == DType::f32))
-      d = is_signed_int(from) ? double(float(v.i)) : double(float(v.u));
+    // Integers reach f32 rounded once, and f16/bf16 rounded once through f32 by round to odd (a
+    // 64-bit integer through f64 would round twice).
+    if (!is_float(from) && to == DType::f32) d = is_signed_int(from) ? double(float(v.i)) : double(float(v.u));
+    if (!is_float(from) && (to == DType::f16 || to == DType::bf16))
+      d = is_signed_int(from) ? double(s64_to_f32_odd(v.i)) : double(u64_to_f32_odd(v.u));
     return round_to_dtype(Scalar::from_f(d), to);
   }
   if (is_float(from)) {

@@ -1,5 +1,6 @@
 // Bit-exact conversions between f32 and the 16-bit float formats (round to nearest even, NaN
-// stays NaN, overflow goes to infinity). The same rules are written in the CUDA and GLSL preludes.
+// stays NaN, overflow goes to infinity), and round-to-odd steps that take f64 and 64-bit integers
+// to them with one rounding. The same rules are written in the CUDA and GLSL preludes.
 #pragma once
 
 #include <bit>
@@ -52,6 +53,32 @@ inline std::uint16_t f32_to_bf16_bits(float f) {
 
 inline float bf16_bits_to_f32(std::uint16_t b) {
   return std::bit_cast<float>(std::uint32_t(b) << 16);
+}
+
+// Round to odd, to f32: the f32 next to |d| toward zero, its last bit set when that is not |d|
+// (NaN and infinities as they are). Rounding the result to f16 or bf16 (nearest even) rounds |d|
+// once, as XLA does: f32 keeps at least two bits more than either, and the set last bit stands for
+// what was cut. Two roundings to nearest (f64 -> f32 -> bf16) are one unit off where the first
+// lands on a midpoint of the second: 1 + 2^-8 + 2^-40 gives 1 for bf16 that way, 1 + 2^-7 once.
+inline float f64_to_f32_odd(double d) {
+  const float f = float(d);
+  if (double(f) == d || d != d) return f;
+  std::uint32_t b = std::bit_cast<std::uint32_t>(f);
+  if ((d > 0) == (double(f) > d)) --b;  // rounded away from zero: the neighbour toward it
+  return std::bit_cast<float>(b | 1u);
+}
+
+// Round to odd, to f32, from an integer's magnitude |m| (exact below 2^24).
+inline float u64_to_f32_odd(std::uint64_t m) {
+  if (m < (std::uint64_t(1) << 24)) return float(m);
+  const int shift = 40 - std::countl_zero(m);  // the bits past the 24 an f32 keeps
+  const std::uint64_t kept = (m >> shift) | ((m & ((std::uint64_t(1) << shift) - 1)) != 0 ? 1u : 0u);
+  return float(kept) * std::bit_cast<float>(std::uint32_t(127 + shift) << 23);  // exact: 2^shift
+}
+
+inline float s64_to_f32_odd(std::int64_t v) {
+  const float f = u64_to_f32_odd(v < 0 ? 0 - std::uint64_t(v) : std::uint64_t(v));
+  return v < 0 ? -f : f;
 }
 
 // Host types for f16 and bf16 elements (Tensor::from_vector / to_vector): the 16-bit pattern, built

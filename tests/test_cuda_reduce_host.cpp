@@ -22,6 +22,7 @@
 #include "codegen/family.hpp"
 #include "core/half.hpp"
 #include "tests/conformance/reduce_order.hpp"
+#include "tests/narrowing_cases.hpp"
 
 namespace cuda_host {
 
@@ -361,6 +362,37 @@ TEST(CudaReduceOnHost, ColumnsGroupedOrNotInTheDocumentedOrder) {
         ADD_FAILURE() << "column " << col << " (split " << split << "): " << got[std::size_t(col)] << " vs " << want;
     }
   }
+}
+
+// The CUDA prelude's conversions to f16 and bf16 (ops.cuh, kiln_cast_*) round f64 and integers
+// once, as the CPU reference and GLSL: the cases of tests/narrowing_cases.hpp, expected bits from
+// the formats alone.
+TEST(CudaOpsOnHost, NarrowingConversionsRoundOnce) {
+  int checked = 0;
+  for (bool bf16 : {false, true}) {
+    for (const auto& c : narrowing::float_cases(bf16)) {
+      const float got = bf16 ? cuda_host::kiln_cast_bf16(c.x) : cuda_host::kiln_cast_f16(c.x);
+      const std::uint16_t bits = bf16 ? f32_to_bf16_bits(got) : f32_to_f16_bits(got);  // exact: got is one
+      ASSERT_EQ(bits, c.want) << "f64 " << std::hexfloat << c.x << (bf16 ? " -> bf16" : " -> f16");
+      ++checked;
+    }
+  }
+  for (int bits : {32, 64}) {
+    for (bool is_signed : {false, true}) {
+      for (const auto& c : narrowing::int_cases(bits, is_signed)) {
+        const std::uint64_t m = c.magnitude;
+        float got;
+        const std::uint64_t v = c.negative ? 0 - m : m;  // two's complement, wrapped to |bits| below
+        if (bits == 64)
+          got = is_signed ? cuda_host::kiln_cast_bf16((long long)v) : cuda_host::kiln_cast_bf16((cuda_host::kiln_u64)v);
+        else
+          got = is_signed ? cuda_host::kiln_cast_bf16((int)v) : cuda_host::kiln_cast_bf16((unsigned)v);
+        ASSERT_EQ(f32_to_bf16_bits(got), c.want) << (is_signed ? "s" : "u") << bits << " " << (c.negative ? "-" : "") << m;
+        ++checked;
+      }
+    }
+  }
+  EXPECT_GT(checked, 380000);
 }
 
 }  // namespace

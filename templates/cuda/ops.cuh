@@ -326,10 +326,32 @@ template <class T> KILN_DEVICE unsigned kiln_cast_u8(T x) { return (unsigned)kil
 template <class T> KILN_DEVICE unsigned kiln_cast_u16(T x) { return (unsigned)kiln_to_unsigned(x, 16); }
 template <class T> KILN_DEVICE unsigned kiln_cast_u32(T x) { return (unsigned)kiln_to_unsigned(x, 32); }
 template <class T> KILN_DEVICE kiln_u64 kiln_cast_u64(T x) { return kiln_to_unsigned(x, 64); }
-// Integers and f64 reach f16/bf16 through f32 (two roundings, as in cast_scalar).
+// Integers and f64 reach f16/bf16 rounded once: to f32 by round to odd (the f32 toward zero, its
+// last bit set when inexact), then to nearest even (core/half.hpp, as cast_scalar).
+KILN_DEVICE float kiln_f32_odd(float x) { return x; }
+KILN_DEVICE float kiln_f32_odd(double d) {
+  const float f = (float)d;
+  if ((double)f == d || kiln_isnan(d)) return f;
+  unsigned b = __float_as_uint(f);
+  if ((d > 0) == ((double)f > d)) b -= 1u;  // rounded away from zero: the neighbour toward it
+  return __uint_as_float(b | 1u);
+}
+KILN_DEVICE float kiln_f32_odd_magnitude(kiln_u64 m) {
+  if (m < (1ull << 24)) return (float)m;
+  const int shift = 40 - __clzll((long long)m);  // the bits past the 24 an f32 keeps
+  const kiln_u64 kept = (m >> shift) | ((m & ((1ull << shift) - 1ull)) != 0ull ? 1ull : 0ull);
+  return (float)kept * __uint_as_float((unsigned)(127 + shift) << 23);  // exact: 2^shift
+}
+KILN_DEVICE float kiln_f32_odd(kiln_u64 x) { return kiln_f32_odd_magnitude(x); }
+KILN_DEVICE float kiln_f32_odd(unsigned x) { return kiln_f32_odd_magnitude(x); }
+KILN_DEVICE float kiln_f32_odd(long long x) {
+  const float f = kiln_f32_odd_magnitude(x < 0 ? 0ull - (kiln_u64)x : (kiln_u64)x);
+  return x < 0 ? -f : f;
+}
+KILN_DEVICE float kiln_f32_odd(int x) { return kiln_f32_odd((long long)x); }
 template <class T> KILN_DEVICE float kiln_cast_f32(T x) { return (float)x; }
-template <class T> KILN_DEVICE float kiln_cast_f16(T x) { return kiln_narrow_f16((float)x); }
-template <class T> KILN_DEVICE float kiln_cast_bf16(T x) { return kiln_narrow_bf16((float)x); }
+template <class T> KILN_DEVICE float kiln_cast_f16(T x) { return kiln_narrow_f16(kiln_f32_odd(x)); }
+template <class T> KILN_DEVICE float kiln_cast_bf16(T x) { return kiln_narrow_bf16(kiln_f32_odd(x)); }
 template <class T> KILN_DEVICE double kiln_cast_f64(T x) { return (double)x; }
 
 #undef KILN_U

@@ -382,6 +382,35 @@ KILN_FLOAT_TO_INT(float)
 #ifdef KILN_NEED_FLOAT64
 KILN_FLOAT_TO_INT(double)
 #endif
+// Integers and f64 reach f16/bf16 rounded once: to f32 by round to odd (the f32 toward zero, its
+// last bit set when inexact), then to nearest even (core/half.hpp, as cast_scalar).
+float kiln_f32_odd_magnitude(uint64_t m) {
+  if (m < (1ul << 24)) return float(m);
+  const uint hi = uint(m >> 32);
+  const int shift = (hi != 0u ? 33 + findMSB(hi) : 1 + findMSB(uint(m))) - 24;  // bits past the 24 kept
+  const uint64_t kept = (m >> shift) | ((m & ((1ul << shift) - 1ul)) != 0ul ? 1ul : 0ul);
+  return float(kept) * uintBitsToFloat(uint(127 + shift) << 23);  // exact: 2^shift
+}
+float kiln_f32_odd(float x) { return x; }
+float kiln_f32_odd(uint64_t x) { return kiln_f32_odd_magnitude(x); }
+float kiln_f32_odd(uint x) { return kiln_f32_odd_magnitude(uint64_t(x)); }
+float kiln_f32_odd(int64_t x) {
+  const float f = kiln_f32_odd_magnitude(x < 0l ? 0ul - uint64_t(x) : uint64_t(x));
+  return x < 0l ? -f : f;
+}
+float kiln_f32_odd(int x) {  // in 32 bits: lavapipe (Mesa 22.3) got int64_t(x) < 0 wrong here
+  const float f = kiln_f32_odd_magnitude(uint64_t(x < 0 ? 0u - uint(x) : uint(x)));
+  return x < 0 ? -f : f;
+}
+#ifdef KILN_NEED_FLOAT64
+float kiln_f32_odd(double d) {
+  const float f = float(d);
+  if (double(f) == d || kiln_isnan(d)) return f;
+  uint b = floatBitsToUint(f);
+  if ((d > 0.0LF) == (double(f) > d)) b -= 1u;  // rounded away from zero: the neighbour toward it
+  return uintBitsToFloat(b | 1u);
+}
+#endif
 #define KILN_INT_TO_INT(S)                                                                          \
   int64_t kiln_to_signed(S x, int bits) { return kiln_wrap_signed(kiln_int_bits(x), bits); }        \
   uint64_t kiln_to_unsigned(S x, int bits) { return kiln_wrap_unsigned(kiln_int_bits(x), bits); }
@@ -397,9 +426,9 @@ KILN_FLOAT_TO_INT(double)
   uint kiln_cast_u32(S x) { return uint(kiln_to_unsigned(x, 32)); }                                 \
   uint64_t kiln_cast_u64(S x) { return kiln_to_unsigned(x, 64); }                                   \
   float kiln_cast_f32(S x) { return float(x); }                                                     \
-  /* integers and f64 reach f16/bf16 through f32 (two roundings, as in cast_scalar) */              \
-  float kiln_cast_f16(S x) { return kiln_narrow_f16(float(x)); }                                    \
-  float kiln_cast_bf16(S x) { return kiln_narrow_bf16(float(x)); }
+  /* integers and f64 reach f16/bf16 rounded once (kiln_f32_odd) */                                \
+  float kiln_cast_f16(S x) { return kiln_narrow_f16(kiln_f32_odd(x)); }                             \
+  float kiln_cast_bf16(S x) { return kiln_narrow_bf16(kiln_f32_odd(x)); }
 #ifdef KILN_USE_S32
 KILN_INT_TO_INT(int)
 KILN_CASTS_FROM(int)

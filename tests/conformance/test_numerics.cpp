@@ -6,13 +6,17 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <optional>
+#include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "codegen/ops.hpp"
 #include "runtime/kiln.hpp"
 #include "tests/conformance/device_suite.hpp"
+#include "tests/narrowing_cases.hpp"
 
 namespace kiln {
 namespace {
@@ -293,6 +297,74 @@ TEST_P(Numerics, SubnormalsAreKept) {
     EXPECT_EQ(q64[1], 1e-310 / 4.0);
   } catch (const Error& err) {
     GTEST_SKIP() << "f64: " << err.what();
+  }
+}
+
+// f64 and integers reach f16 and bf16 rounded once, as XLA does (docs/semantics.md, Conversions):
+// at every midpoint between neighbouring 16-bit values and just beside it (tests/narrowing_cases.hpp:
+// the expected bits come from the formats, not from a conversion), and over random f64 and
+// integer bits as the CPU reference rounds them.
+TEST_P(Numerics, NarrowingConversionsRoundOnce) {
+  Device& cpu = device("cpu");
+  auto bits_of = [&](const Tensor& t) {
+    const auto bytes = t.to(cpu).to_host();
+    std::vector<std::uint16_t> v(bytes.size() / 2);
+    std::memcpy(v.data(), bytes.data(), v.size() * 2);
+    return v;
+  };
+  auto narrowed = [&](const Tensor& x, DType to) -> std::optional<std::vector<std::uint16_t>> {
+    try {
+      return bits_of(as_type(x.to(*dev_), to));
+    } catch (const Error& e) {
+      if (e.code() == ErrorCode::unsupported) return std::nullopt;  // a device without f64 or 64-bit integers
+      throw;
+    }
+  };
+  for (DType to : {DType::f16, DType::bf16}) {
+    const auto cases = narrowing::float_cases(to == DType::bf16);
+    std::vector<double> xs;
+    for (const auto& c : cases) xs.push_back(c.x);
+    const auto got = narrowed(Tensor::from_vector(xs, {std::int64_t(xs.size())}, cpu), to);
+    if (!got) continue;
+    int wrong = 0;
+    for (std::size_t i = 0; i < cases.size() && wrong < 5; ++i)
+      if ((*got)[i] != cases[i].want)
+        ++wrong, ADD_FAILURE() << "f64 " << std::hexfloat << xs[i] << std::defaultfloat << " -> " << dtype_name(to)
+                               << ": got 0x" << std::hex << (*got)[i] << ", want 0x" << cases[i].want << std::dec;
+  }
+  for (auto [from, bits, is_signed] : {std::tuple{DType::s64, 64, true}, std::tuple{DType::u64, 64, false},
+                                       std::tuple{DType::s32, 32, true}, std::tuple{DType::u32, 32, false}}) {
+    const auto cases = narrowing::int_cases(bits, is_signed);
+    std::vector<std::uint64_t> raw;
+    for (const auto& c : cases) raw.push_back(c.negative ? 0 - c.magnitude : c.magnitude);
+    const Tensor x = as_type(Tensor::from_vector(raw, {std::int64_t(raw.size())}, cpu), from);  // wraps to |bits|
+    const auto got = narrowed(x, DType::bf16);
+    if (!got) continue;
+    int wrong = 0;
+    for (std::size_t i = 0; i < cases.size() && wrong < 5; ++i)
+      if ((*got)[i] != cases[i].want)
+        ++wrong, ADD_FAILURE() << dtype_name(from) << " " << (cases[i].negative ? "-" : "") << cases[i].magnitude
+                               << " -> bf16: got 0x" << std::hex << (*got)[i] << ", want 0x" << cases[i].want << std::dec;
+  }
+  // Random bits of every f64 (NaN, infinities, subnormals) and 64-bit integer, as the CPU rounds them.
+  std::mt19937_64 rng(2026);
+  std::vector<std::uint64_t> raw(1 << 16);
+  for (auto& r : raw) r = rng();
+  for (DType from : {DType::f64, DType::s64, DType::u64}) {
+    const Tensor x = Tensor::from_host(raw.data(), raw.size() * 8, {std::int64_t(raw.size())}, from, cpu);
+    for (DType to : {DType::f16, DType::bf16}) {
+      const auto got = narrowed(x, to);
+      if (!got) continue;
+      const auto want = bits_of(as_type(x, to));
+      int wrong = 0;
+      for (std::size_t i = 0; i < want.size() && wrong < 5; ++i) {
+        const bool nan = (want[i] & 0x7FFFu) > (to == DType::f16 ? 0x7C00u : 0x7F80u);
+        const bool got_nan = ((*got)[i] & 0x7FFFu) > (to == DType::f16 ? 0x7C00u : 0x7F80u);
+        if ((*got)[i] != want[i] && !(nan && got_nan))
+          ++wrong, ADD_FAILURE() << dtype_name(from) << " bits 0x" << std::hex << raw[i] << " -> " << dtype_name(to)
+                                 << ": got 0x" << (*got)[i] << ", want 0x" << want[i] << std::dec;
+      }
+    }
   }
 }
 

@@ -1,0 +1,75 @@
+// Inputs that tell one rounding from two when f64 and integers are narrowed to f16 and bf16, with
+// their expected bits worked out from the format alone (no conversion code): for every pair of
+// neighbouring finite values v < w of the target (and the largest value with infinity), the
+// midpoint rounds to the one with the even pattern, anything above it to w, anything below to v.
+// Rounded through f32 to nearest twice, the value just above a midpoint lands on it (f32 cannot
+// hold the difference) and ties to even: one unit off at every other pair.
+// Used by tests/conformance/test_numerics.cpp (every device) and tests/test_cuda_reduce_host.cpp
+// (the CUDA prelude compiled for the host).
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "core/half.hpp"
+
+namespace kiln::narrowing {
+
+struct FloatCase {
+  double x;
+  std::uint16_t want;
+};
+
+struct IntCase {
+  std::uint64_t magnitude;
+  bool negative;
+  std::uint16_t want;
+};
+
+inline double value_of(bool bf16, std::uint32_t bits) {
+  return bf16 ? double(bf16_bits_to_f32(std::uint16_t(bits))) : double(f16_bits_to_f32(std::uint16_t(bits)));
+}
+
+// Each midpoint, the doubles next to it on both sides, of both signs: 6 cases per pair.
+inline std::vector<FloatCase> float_cases(bool bf16) {
+  const std::uint32_t inf = bf16 ? 0x7F80u : 0x7C00u;
+  std::vector<FloatCase> cases;
+  for (std::uint32_t b = 0; b < inf; ++b) {
+    const double v = value_of(bf16, b);
+    // Past the largest value the next step is as wide as the last one (the overflow threshold).
+    const double mid = b + 1 == inf ? v + (v - value_of(bf16, b - 1)) / 2 : (v + value_of(bf16, b + 1)) / 2;
+    const std::uint16_t even = std::uint16_t(b & 1u ? b + 1 : b);
+    for (std::uint16_t sign : {std::uint16_t(0), std::uint16_t(0x8000)}) {
+      const double s = sign ? -1.0 : 1.0;
+      cases.push_back({s * mid, std::uint16_t(sign | even)});
+      cases.push_back({s * std::nextafter(mid, INFINITY), std::uint16_t(sign | (b + 1))});
+      cases.push_back({s * std::nextafter(mid, 0.0), std::uint16_t(sign | b)});
+    }
+  }
+  return cases;
+}
+
+// To bf16 from an integer of |bits| bits: each midpoint between neighbouring bf16 integers (from
+// 256 on, where they are 2 or more apart) and the integers next to it, within the source's range;
+// negated too for signed sources.
+inline std::vector<IntCase> int_cases(int bits, bool is_signed) {
+  const long double top = std::ldexp(1.0L, is_signed ? bits - 1 : bits);  // first magnitude out of range
+  std::vector<IntCase> cases;
+  for (std::uint32_t b = 0x4380u; b < 0x7F80u; ++b) {  // 0x4380: 256
+    const long double v = value_of(true, b), w = value_of(true, b + 1);
+    if (w >= top) break;
+    const std::uint64_t vm = std::uint64_t(v), mid = vm + (std::uint64_t(w) - vm) / 2;
+    const std::uint16_t even = std::uint16_t(b & 1u ? b + 1 : b);
+    for (bool negative : {false, true}) {
+      if (negative && !is_signed) continue;
+      const std::uint16_t sign = negative ? 0x8000 : 0;
+      cases.push_back({mid, negative, std::uint16_t(sign | even)});
+      cases.push_back({mid + 1, negative, std::uint16_t(sign | (b + 1))});
+      cases.push_back({mid - 1, negative, std::uint16_t(sign | b)});
+    }
+  }
+  return cases;
+}
+
+}  // namespace kiln::narrowing
