@@ -114,9 +114,11 @@ void inject_fault(Device& device, Fault fault) {
   switch (fault) {
     case Fault::none:
       s.clear_injected();
+      s.clear_submit_faults();
       if (cuda) cuda->health()->clear_injected();
       break;
     case Fault::out_of_memory: s.arm_oom_fault(); break;
+    case Fault::submit_out_of_memory: s.arm_submit_fault(); break;
     case Fault::device_lost:
       if (cuda) {
         // The sticky-error path: from now on every call on the device throws device_lost.

@@ -31,6 +31,15 @@ class DeviceState {
   // Consumes an armed out-of-memory fault (true once per injection); allocate() calls it first.
   bool take_oom_fault() { return oom_fault_.exchange(false); }
   void arm_oom_fault() { oom_fault_.store(true); }
+  // Injected submission failures (Vulkan): each arm fails one more submission; take consumes one.
+  void arm_submit_fault() { submit_faults_.fetch_add(1); }
+  bool take_submit_fault() {
+    int n = submit_faults_.load();
+    while (n > 0 && !submit_faults_.compare_exchange_weak(n, n - 1)) {
+    }
+    return n > 0;
+  }
+  void clear_submit_faults() { submit_faults_.store(0); }
 
   // Device loss. take_lost_fault consumes an armed device_lost fault: the backend then acts as if
   // the driver had reported the loss and calls mark_lost.
@@ -49,6 +58,7 @@ class DeviceState {
   std::atomic<std::uint64_t> reserved_{0};
   std::atomic<bool> oom_fault_{false};
   std::atomic<bool> lost_fault_{false};
+  std::atomic<int> submit_faults_{0};
   std::atomic<bool> lost_{false};
   mutable std::mutex mu_;
   std::string why_;

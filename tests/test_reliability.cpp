@@ -283,6 +283,47 @@ TEST_F(VulkanReliability, InjectedDeviceLossWithDestructionWhileLost) {
   expect_device_works(dev());
 }
 
+// A batch the driver will not take (vkQueueSubmit out of memory) holds the work of calls that have
+// returned. Refused once, the stream waits for its submitted work and submits it again: nothing is
+// lost. Refused again, the work is gone: the stream says so on every later call (instead of
+// running what follows on memory that was never written), and other streams carry on.
+TEST_F(VulkanReliability, ABatchTheDriverRefusesIsRetriedThenRefusedForGood) {
+  DeviceGuard guard(dev());
+  auto s = dev().create_stream();
+  auto buf = dev().allocate(1 << 16);
+  std::vector<std::uint8_t> out(16, 0);
+  s->fill(*buf, 0, buf->size_bytes(), 7);  // recorded, not submitted
+  kiln::inject_fault(dev(), kiln::Fault::submit_out_of_memory);
+  s->download(*buf, 0, out.data(), out.size());  // submits: refused once, then taken
+  EXPECT_EQ(out[5], 7);
+
+  s->fill(*buf, 0, buf->size_bytes(), 9);
+  kiln::inject_fault(dev(), kiln::Fault::submit_out_of_memory);
+  kiln::inject_fault(dev(), kiln::Fault::submit_out_of_memory);
+  std::string what;
+  EXPECT_EQ(error_of([&] { s->synchronize(); }, &what), ErrorCode::out_of_memory);
+  EXPECT_TRUE(contains(what, "VK_ERROR_OUT_OF_DEVICE_MEMORY") && contains(what, "never ran")) << what;
+  EXPECT_EQ(error_of([&] { s->fill(*buf, 0, 16, 1); }, &what), ErrorCode::out_of_memory);
+  EXPECT_TRUE(contains(what, "takes no more work")) << what;
+  EXPECT_EQ(error_of([&] { s->download(*buf, 0, out.data(), out.size()); }), ErrorCode::out_of_memory);
+  EXPECT_EQ(error_of([&] { s->record(); }), ErrorCode::out_of_memory);
+
+  auto t = dev().create_stream();  // the dropped fill never ran: still 7
+  t->download(*buf, 0, out.data(), out.size());
+  EXPECT_EQ(out[3], 7);
+  t->fill(*buf, 0, 16, 3);
+  t->download(*buf, 0, out.data(), out.size());
+  EXPECT_EQ(out[15], 3);
+  buf.reset();
+  s.reset();  // destroyed after failing: no throw, no hang
+  t.reset();
+  expect_device_works(dev());
+  // The injection is used up by submissions; Fault::none clears what is left.
+  kiln::inject_fault(dev(), kiln::Fault::submit_out_of_memory);
+  kiln::inject_fault(dev(), kiln::Fault::none);
+  expect_device_works(dev());
+}
+
 TEST(Reliability, CudaInjectedDeviceLoss) {
   Device* dev = first_device(kiln::Backend::cuda);
   if (!dev) GTEST_SKIP() << "no CUDA device";

@@ -4,6 +4,9 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <string>
+
+#include <fmt/format.h>
 
 #include "runtime/vulkan/vk_device.hpp"
 #include "runtime/vulkan/vk_kernel.hpp"
@@ -111,6 +114,22 @@ void VulkanStream::alive_locked(const char* what) {
     state.mark_lost("VK_ERROR_DEVICE_LOST injected by kiln::inject_fault", /*injected=*/true);
   }
   state.check(what);
+  if (failed_flag_.load()) fail(failed_code_, fmt::format("{} ({}): {}", device_.label(), what, failed_));
+}
+
+VkResult VulkanStream::queue_submit_locked(const Batch& batch) {
+  if (timeline_->state->take_submit_fault()) return VK_ERROR_OUT_OF_DEVICE_MEMORY;
+  VkTimelineSemaphoreSubmitInfo ts{VK_STRUCTURE_TYPE_TIMELINE_SEMAPHORE_SUBMIT_INFO};
+  ts.signalSemaphoreValueCount = 1;
+  ts.pSignalSemaphoreValues = &batch.value;
+  VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
+  si.pNext = &ts;
+  si.commandBufferCount = 1;
+  si.pCommandBuffers = &batch.cmd;
+  si.signalSemaphoreCount = 1;
+  si.pSignalSemaphores = &timeline_->semaphore;
+  std::lock_guard lock(queue_.mutex);
+  return vkQueueSubmit(queue_.queue, 1, &si, VK_NULL_HANDLE);
 }
 
 VkCommandBuffer VulkanStream::begin_locked() {
@@ -246,25 +265,36 @@ void VulkanStream::submit_locked(bool reclaim) {
   vkCmdPipelineBarrier(batch.cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
                        VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0, nullptr, 0, nullptr);
   VkResult r = vkEndCommandBuffer(batch.cmd);
+  const char* step = "vkEndCommandBuffer";
   if (r == VK_SUCCESS) {
-    VkTimelineSemaphoreSubmitInfo ts{VK_STRUCTURE_TYPE_TIMELINE_SEMAPHORE_SUBMIT_INFO};
-    ts.signalSemaphoreValueCount = 1;
-    ts.pSignalSemaphoreValues = &batch.value;
-    VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
-    si.pNext = &ts;
-    si.commandBufferCount = 1;
-    si.pCommandBuffers = &batch.cmd;
-    si.signalSemaphoreCount = 1;
-    si.pSignalSemaphores = &timeline_->semaphore;
-    std::lock_guard lock(queue_.mutex);
-    r = vkQueueSubmit(queue_.queue, 1, &si, VK_NULL_HANDLE);
+    step = "vkQueueSubmit";
+    r = queue_submit_locked(batch);
+    if (r == VK_ERROR_OUT_OF_HOST_MEMORY || r == VK_ERROR_OUT_OF_DEVICE_MEMORY) {
+      // The driver is short of memory: let the work this stream submitted finish and give back
+      // what it held (command buffers, staging), then try once more.
+      timeline_->wait(submitted_value_.load(), /*checked=*/false);
+      reclaim_locked();
+      r = queue_submit_locked(batch);
+    }
   }
   if (r != VK_SUCCESS) {
     // The batch never runs: its value is never signalled, so let later batches reuse it.
     horizon_ = submitted_value_.load();
     free_cmds_.push_back(batch.cmd);
-    if (r == VK_ERROR_DEVICE_LOST) timeline_->state->mark_lost("vkQueueSubmit returned VK_ERROR_DEVICE_LOST");
-    throw_vk_error("vkQueueSubmit(batch)", r, __FILE__, __LINE__);
+    if (r == VK_ERROR_DEVICE_LOST) {
+      timeline_->state->mark_lost(std::string(step) + " returned VK_ERROR_DEVICE_LOST");
+      throw_vk_error(step, r, __FILE__, __LINE__);
+    }
+    // It held the work of calls that have returned (launches, copies, uploads recorded since the
+    // last submission): that work is lost, so nothing recorded after it may run either.
+    failed_code_ = r == VK_ERROR_OUT_OF_HOST_MEMORY || r == VK_ERROR_OUT_OF_DEVICE_MEMORY ? ErrorCode::out_of_memory
+                                                                                      : ErrorCode::internal;
+    failed_ = fmt::format("{} failed with {} for a batch of {} commands recorded by earlier calls on this stream (after "
+                          "its submitted work had finished), so their work never ran; the stream takes no more work: "
+                          "use another stream",
+                          step, result_name(r), batch.commands);
+    failed_flag_ = true;
+    fail(failed_code_, fmt::format("{}: {}", device_.label(), failed_));
   }
   submitted_value_ = batch.value;
   in_flight_staging_ += batch.staging_bytes;

@@ -9,8 +9,10 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
+#include "core/error.hpp"
 #include "runtime/stream.hpp"
 #include "runtime/vulkan/vk_memory.hpp"
 
@@ -56,7 +58,12 @@ class VulkanStream final : public Stream {
 
   // The timeline value that covers everything recorded so far (submitted or not).
   std::uint64_t horizon() const { return horizon_.load(); }
-  std::uint64_t completed() const { return timeline_->completed(); }
+  // The timeline value reached; past everything once the stream failed and its submitted work is
+  // done (what it dropped never runs: memory freed under it may be reused).
+  std::uint64_t completed() const {
+    const std::uint64_t c = timeline_->completed();
+    return failed_flag_.load() && c >= submitted_value_.load() ? UINT64_MAX : c;
+  }
   // Submissions made so far (for tests of batching).
   std::uint64_t submissions() const { return submitted_value_.load(); }
 
@@ -83,8 +90,10 @@ class VulkanStream final : public Stream {
   const VulkanKernel& checked_kernel(const Kernel& kernel, Dim3 groups, const void* params,
                                      std::size_t params_size) const;
   // Throws device_lost once the device is lost; consumes an injected device_lost fault (after
-  // letting the work already submitted finish).
+  // letting the work already submitted finish). Throws failed_code_ once a batch was dropped.
   void alive_locked(const char* what);
+  // vkQueueSubmit of |batch| (or an injected Fault::submit_out_of_memory).
+  VkResult queue_submit_locked(const Batch& batch);
   VkCommandBuffer begin_locked();
   // Emits a barrier when a command reading |reads| and writing |writes| (or, for a dispatch, any
   // memory) depends on commands recorded since the last barrier.
@@ -117,6 +126,11 @@ class VulkanStream final : public Stream {
   std::vector<Range> pending_reads_, pending_writes_;
   std::atomic<std::uint64_t> submitted_value_{0};
   std::atomic<std::uint64_t> horizon_{0};
+  // Set when a batch could not be submitted even after the stream's work finished: the work of
+  // calls that had returned never ran, so the stream refuses everything after it (sticky).
+  std::atomic<bool> failed_flag_{false};
+  std::string failed_;
+  ErrorCode failed_code_ = ErrorCode::internal;
 };
 
 class VulkanEvent final : public Event {
