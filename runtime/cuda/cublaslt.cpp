@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "core/error.hpp"
+#include "runtime/device_state.hpp"
 #include "runtime/cuda/cuda_device.hpp"
 #include "runtime/cuda/cuda_driver.hpp"
 #include "runtime/cuda/cuda_interop.hpp"
@@ -104,13 +105,17 @@ bool lt_operands(std::int64_t m, std::int64_t n, std::int64_t k, std::int64_t a_
   return transposed_view(k, n, b_k, b_n, lt_a) && transposed_view(m, k, a_m, a_k, lt_b);
 }
 
-void CudaStream::release_lt(LtState& s) {
+void CudaStream::release_lt(LtState& s, Device& device) {
   if (s.handle) {
     if (const Lt* lt = load_cublaslt(nullptr)) lt->cublasLtDestroy(static_cast<cublasLtHandle_t>(s.handle));
     s.handle = nullptr;
   }
-  if (s.workspace) driver().cuMemFree(s.workspace);
+  if (s.workspace) {
+    driver().cuMemFree(s.workspace);
+    detail::device_state(device).unreserve(s.workspace_bytes);
+  }
   s.workspace = 0;
+  s.workspace_bytes = 0;
 }
 
 bool CudaDevice::library_gemm(Stream& stream, const LibraryGemm& g, std::string* why) {
@@ -176,8 +181,17 @@ bool CudaDevice::library_gemm(Stream& stream, const LibraryGemm& g, std::string*
     st.handle = h;
   }
   if (!st.workspace) {
-    if (driver().cuMemAlloc(&st.workspace, kWorkspaceBytes) == CUDA_SUCCESS) st.workspace_bytes = kWorkspaceBytes;
-    else st.workspace = 0, st.workspace_bytes = 0;  // cuBLASLt then picks algorithms without one
+    // Under the device's memory cap (kiln::set_memory_limit) like any buffer. Without room under it
+    // or memory, cuBLASLt picks algorithms that need no workspace.
+    detail::DeviceState& state = detail::device_state(*this);
+    if (state.try_reserve(kWorkspaceBytes)) {
+      if (driver().cuMemAlloc(&st.workspace, kWorkspaceBytes) == CUDA_SUCCESS) {
+        st.workspace_bytes = kWorkspaceBytes;
+      } else {
+        st.workspace = 0, st.workspace_bytes = 0;
+        state.unreserve(kWorkspaceBytes);
+      }
+    }
   }
   // C^T [n, m] = op(B stored) x op(A stored): cuBLASLt's A is Kiln's b, its B Kiln's a.
   cublasLtMatmulDesc_t desc = nullptr;

@@ -69,7 +69,7 @@ CudaStream::~CudaStream() {
   if (bound) driver().cuStreamSynchronize(stream_);
   device_.unregister_stream(stream_);
   if (!bound) return;
-  release_lt(lt_);
+  release_lt(lt_, device_);
   if (owned_) driver().cuStreamDestroy(stream_);
   if (staging_) driver().cuMemFreeHost(staging_);
 }

@@ -61,7 +61,8 @@ class CudaStream final : public Stream {
   LtState& lt_state() { return lt_; }
   // Held while a contraction creates or uses lt_state() (threads sharing this stream).
   std::mutex& lt_mutex() { return lt_mu_; }
-  static void release_lt(LtState& s);  // cublaslt.cpp
+  // Destroys the handle and frees the workspace, giving its bytes back under |device|'s memory cap.
+  static void release_lt(LtState& s, Device& device);  // cublaslt.cpp
 
  private:
   // Pinned host memory for transfers, allocated on first use. Requires mu_ and a bound context.
