@@ -99,8 +99,19 @@ std::optional<std::vector<char>> read_cache_entry(const std::string& path, std::
     return std::nullopt;
   }
   if (st.st_uid != ::geteuid() && st.st_uid != 0) {
-    *why = fmt::format("it belongs to another user (uid {}), and Kiln loads only its user's entries", st.st_uid);
-    return std::nullopt;
+    // Another user's file is taken only from that user's own folder, which nobody else can write
+    // (root, or a container's user, reading a cache a user mounted or shared with it).
+    const std::size_t slash = path.find_last_of('/');
+    const std::string folder = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+    struct stat dir {};
+    const bool owners_folder =
+        ::stat(folder.c_str(), &dir) == 0 && dir.st_uid == st.st_uid && !(dir.st_mode & (S_IWGRP | S_IWOTH));
+    if (!owners_folder) {
+      *why = fmt::format("it belongs to another user (uid {}) in a folder others can write, and Kiln loads only "
+                         "its user's entries there",
+                         st.st_uid);
+      return std::nullopt;
+    }
   }
   const std::uint64_t limit = cache_max_bytes();
   if (limit && std::uint64_t(st.st_size) > limit) {
@@ -219,7 +230,7 @@ TrimResult trim_cache(const std::string& dir, std::uint64_t max_bytes) {
       if (of.size() > 4 && of.substr(of.size() - 4) == ".sum") of.remove_suffix(4);
       if (!is_entry_name(of)) continue;
       r.bytes_before += size;
-      if (time < stale_before && fs::remove(it->path(), e)) {
+      if (time < stale_before && (fs::remove(it->path(), e), !e)) {
         r.bytes_removed += size;
         ++r.entries_removed;
       }
@@ -242,7 +253,12 @@ TrimResult trim_cache(const std::string& dir, std::uint64_t max_bytes) {
   const std::uint64_t target = max_bytes / 4 * 3;
   for (const Entry* entry : order) {
     if (total <= target) break;
-    for (const fs::path& f : entry->files) fs::remove(f, ec);
+    bool removed = true;  // a file gone already counts as removed; one that stays does not
+    for (const fs::path& f : entry->files) {
+      fs::remove(f, ec);
+      removed = removed && !ec;
+    }
+    if (!removed) continue;  // a read-only folder, another user's file in a sticky one
     total -= entry->bytes;
     r.bytes_removed += entry->bytes;
     ++r.entries_removed;

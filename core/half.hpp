@@ -5,6 +5,7 @@
 
 #include <bit>
 #include <cstdint>
+#include <type_traits>
 
 namespace kiln {
 
@@ -82,12 +83,20 @@ inline float s64_to_f32_odd(std::int64_t v) {
 }
 
 // Host types for f16 and bf16 elements (Tensor::from_vector / to_vector): the 16-bit pattern, built
-// from a float with round to nearest even and read back as a float exactly.
+// from a number rounded once to nearest even (as as_type), and read back as a float exactly.
 template <std::uint16_t (*ToBits)(float), float (*FromBits)(std::uint16_t)>
 struct Float16Storage {
   std::uint16_t bits = 0;
   Float16Storage() = default;
   explicit Float16Storage(float f) : bits(ToBits(f)) {}
+  // double (and long double, through double) and integers: through f32 by round to odd.
+  template <class T>
+    requires(std::is_floating_point_v<T> && !std::is_same_v<T, float>)
+  explicit Float16Storage(T d) : bits(ToBits(f64_to_f32_odd(double(d)))) {}
+  template <class T>
+    requires std::is_integral_v<T>
+  explicit Float16Storage(T i)
+      : bits(ToBits(std::is_signed_v<T> ? s64_to_f32_odd(std::int64_t(i)) : u64_to_f32_odd(std::uint64_t(i)))) {}
   static Float16Storage from_bits(std::uint16_t b) {
     Float16Storage h;
     h.bits = b;

@@ -47,6 +47,13 @@ inline std::vector<FloatCase> float_cases(bool bf16) {
       cases.push_back({s * std::nextafter(mid, 0.0), std::uint16_t(sign | b)});
     }
   }
+  // Past f32's range (the f32 step gives FLT_MAX with its last bit set, then infinity; the last is
+  // FLT_MAX plus half its step, where f32's own rounding ties), and below f32's smallest subnormal
+  // (the f32 step gives that subnormal, then 0 or -0).
+  for (double big : {1e39, 1e300, 3.4028235677973366e38})
+    for (double s : {1.0, -1.0}) cases.push_back({s * big, std::uint16_t((s < 0 ? 0x8000u : 0u) | inf)});
+  for (double tiny : {1e-300, 4.9406564584124654e-324, 1e-46})
+    for (double s : {1.0, -1.0}) cases.push_back({s * tiny, std::uint16_t(s < 0 ? 0x8000 : 0)});
   return cases;
 }
 
@@ -68,6 +75,15 @@ inline std::vector<IntCase> int_cases(int bits, bool is_signed) {
       cases.push_back({mid + 1, negative, std::uint16_t(sign | (b + 1))});
       cases.push_back({mid - 1, negative, std::uint16_t(sign | b)});
     }
+  }
+  // The ends of the range: -2^(bits-1) exactly; 2^bits - 1 rounds up to 2^bits (a power of two
+  // past the last bf16 step of the range: 0x5F80 is 2^64, 0x4F80 2^32).
+  const std::uint16_t pow2 = std::uint16_t((127 + (is_signed ? bits - 1 : bits)) << 7);
+  if (is_signed) {
+    cases.push_back({std::uint64_t(1) << (bits - 1), true, std::uint16_t(0x8000 | pow2)});
+    cases.push_back({(std::uint64_t(1) << (bits - 1)) - 1, false, pow2});  // 2^(bits-1) - 1
+  } else {
+    cases.push_back({bits == 64 ? ~std::uint64_t(0) : (std::uint64_t(1) << bits) - 1, false, pow2});
   }
   return cases;
 }

@@ -151,17 +151,27 @@ TEST_F(DiskCache, ReadsOnlyRegularFilesItsUserOwns) {
   EXPECT_NE(why.find("symbolic link"), std::string::npos) << why;
 }
 
-// Another user's file in a shared folder (a world-writable KILN_CACHE_DIR) is not loaded: it
-// could hold any kernel with a valid checksum. Changing a file's owner needs root.
-TEST_F(DiskCache, AnotherUsersEntryIsNotLoaded) {
+// Another user's file in a folder others can write (a shared KILN_CACHE_DIR) is not loaded: it
+// could hold any kernel with a valid checksum. From that user's own folder, which nobody else can
+// write, it is (root reading a user's cache). Changing owners needs root.
+TEST_F(DiskCache, AnotherUsersEntryIsLoadedOnlyFromThatUsersOwnFolder) {
   if (::geteuid() != 0) GTEST_SKIP() << "changing a file's owner needs root";
   const fs::path entry = file("planted.bin", 8, seconds(0));
   ASSERT_EQ(::chown(entry.c_str(), 54321, 54321), 0);
   std::string why;
-  EXPECT_FALSE(read_cache_entry(entry.string(), &why));
-  EXPECT_NE(why.find("belongs to another user (uid 54321)"), std::string::npos) << why;
-  ASSERT_EQ(::chown(entry.c_str(), 0, 0), 0);  // root's own: taken
+  EXPECT_FALSE(read_cache_entry(entry.string(), &why));  // in root's folder
+  EXPECT_NE(why.find("belongs to another user (uid 54321) in a folder others can write"), std::string::npos) << why;
+  ASSERT_EQ(::chown(dir_.c_str(), 54321, 54321), 0);
+  ASSERT_EQ(::chmod(dir_.c_str(), 0755), 0);
+  EXPECT_TRUE(read_cache_entry(entry.string(), &why)) << why;  // the user's own, private folder
+  ASSERT_EQ(::chmod(dir_.c_str(), 0775), 0);
+  EXPECT_FALSE(read_cache_entry(entry.string(), &why));  // group-writable: anyone in it could plant
+  ASSERT_EQ(::chmod(dir_.c_str(), 01777), 0);
+  EXPECT_FALSE(read_cache_entry(entry.string(), &why));  // sticky /tmp-like: still not the owner's alone
+  ASSERT_EQ(::chown(entry.c_str(), 0, 0), 0);  // root's own: taken anywhere
   EXPECT_TRUE(read_cache_entry(entry.string(), &why)) << why;
+  ASSERT_EQ(::chown(dir_.c_str(), 0, 0), 0);
+  ASSERT_EQ(::chmod(dir_.c_str(), 0755), 0);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // The kilnc binary: build, compile, pack, emit and ops as a user runs them — exit codes, what is
 // written and what is left untouched, the machine-wide blob cache.
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -452,6 +453,33 @@ TEST_F(Kilnc, TheMachineWideCacheKeepsToItsSizeLimit) {
   const KilncRun again = kilnc(compile, "KILN_CACHE_MAX_SIZE=256K");
   ASSERT_EQ(again.status, 0) << again.err;
   EXPECT_NE(again.err.find(fmt::format("{} blobs from the cache", new_blobs)), std::string::npos) << again.err;
+}
+
+// A FIFO (or anything but this user's regular file) under a blob's or its checksum's name is passed
+// over without blocking, said, and the blob compiled.
+TEST_F(Kilnc, ACacheEntryHeldByAFifoIsPassedOver) {
+  const fs::path m = tmp_ / "one.toml", out = tmp_ / "out", cache = tmp_ / "cache";
+  std::ofstream(m) << "[[kernel]]\nexpr = 'x * 7 - 3'\ninputs = [\"f32\"]\n";
+  ASSERT_EQ(kilnc("build --manifest '" + m.string() + "' --out '" + out.string() + "' --targets vulkan").status, 0);
+  const std::string compile = "compile --index '" + (out / "kernels.json").string() + "' --cache-dir '" + cache.string() + "'";
+  ASSERT_EQ(kilnc(compile).status, 0);
+  std::vector<fs::path> blobs;
+  for (const auto& e : fs::directory_iterator(cache))
+    if (e.path().extension() == ".spv") blobs.push_back(e.path());
+  ASSERT_FALSE(blobs.empty());
+  for (const char* held : {".sum", ""}) {
+    for (const fs::path& b : blobs) {
+      const fs::path p = b.string() + held;
+      fs::remove(p);
+      ASSERT_EQ(::mkfifo(p.c_str(), 0644), 0) << p;
+    }
+    fs::remove_all(out / "spirv");
+    const KilncRun again = kilnc(compile, "timeout 120");
+    ASSERT_EQ(again.status, 0) << held << again.err;
+    EXPECT_NE(again.err.find("not a regular file"), std::string::npos) << held << again.err;
+    EXPECT_EQ(again.err.find("blobs from the cache"), std::string::npos) << held << again.err;
+    for (const fs::path& b : blobs) EXPECT_TRUE(fs::is_regular_file(b.string() + held)) << "not replaced: " << b;
+  }
 }
 
 // The generated functions' own locals are kiln_*: attention's q, k, v are fine input names (k

@@ -17,6 +17,7 @@
 #include <iostream>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -177,23 +178,30 @@ fs::path default_kernel_cache() {
 // The machine-wide cache's entries: the blob, and <blob>.sum holding its XXH64. An entry whose
 // checksum does not match (a torn or truncated copy) is not taken (and removed); one without a
 // checksum (from before checksums, or its writer is between the two renames) is taken when it
-// looks like its kind — SPIR-V's magic and whole words, a fatbin's magic — and gets one.
-bool cache_entry_ok(const fs::path& c) {
+// looks like its kind — SPIR-V's magic and whole words, a fatbin's magic — and gets one. Both files
+// are read as cache entries (core/disk_cache.hpp: this user's regular files, never blocking), and
+// the bytes checked are the bytes returned: the caller writes them, never the path again.
+std::optional<std::string> cache_entry_ok(const fs::path& c) {
   try {
     std::string why;
     const auto bytes = read_cache_entry(c.string(), &why);
     if (!bytes) {
       if (!why.empty())
         std::cerr << fmt::format("kilnc compile: warning: passing over the cache entry {}: {}\n", c.string(), why);
-      return false;
+      return std::nullopt;
     }
-    const std::string blob(bytes->begin(), bytes->end());
+    std::string blob(bytes->begin(), bytes->end());
     const std::string sum = hex64(hash_of(blob)) + "\n";
     std::error_code ec;
     const fs::path sum_file = c.string() + ".sum";
     bool ok;
-    if (fs::exists(sum_file, ec)) {
-      ok = read_text(sum_file) == sum;
+    std::string sum_why;
+    if (const auto stored = read_cache_entry(sum_file.string(), &sum_why)) {
+      ok = std::string(stored->begin(), stored->end()) == sum;
+    } else if (!sum_why.empty()) {  // something else under the checksum's name: not this entry's
+      std::cerr << fmt::format("kilnc compile: warning: passing over the cache entry {}: its checksum file {}\n",
+                               c.string(), sum_why);
+      return std::nullopt;
     } else {
       std::uint32_t magic = 0;
       if (blob.size() >= 4) std::memcpy(&magic, blob.data(), 4);
@@ -211,10 +219,11 @@ bool cache_entry_ok(const fs::path& c) {
                                c.string());
       fs::remove(c, ec);
       fs::remove(sum_file, ec);
+      return std::nullopt;
     }
-    return ok;
+    return blob;
   } catch (const std::exception&) {  // unreadable: a miss
-    return false;
+    return std::nullopt;
   }
 }
 
@@ -344,17 +353,22 @@ int cmd_compile(const CompileOptions& o) {
     std::error_code ec;
     if (fs::exists(j.output, ec) && fs::exists(j.key_file, ec) && read_text(j.key_file) == j.key) continue;
     fs::create_directories(j.output.parent_path());
-    if (const fs::path c = cached(j); !c.empty() && fs::exists(c, ec) && cache_entry_ok(c)) {
-      fs::copy_file(c, j.tmp, fs::copy_options::overwrite_existing, ec);
-      if (!ec) {
-        fs::rename(j.tmp, j.output, ec);
-        if (!ec) {
-          write_if_changed(j.key_file, j.key);
-          touch_cache_entry(c.string());
-          ++from_cache;
-          continue;
-        }
+    const fs::path c = cached(j);
+    if (const auto blob = c.empty() ? std::nullopt : cache_entry_ok(c)) {
+      ec.clear();
+      {
+        std::ofstream out(j.tmp, std::ios::binary | std::ios::trunc);
+        out.write(blob->data(), std::streamsize(blob->size()));
+        if (!out.flush()) ec = std::make_error_code(std::errc::io_error);
       }
+      if (!ec) fs::rename(j.tmp, j.output, ec);
+      if (!ec) {
+        write_if_changed(j.key_file, j.key);
+        touch_cache_entry(c.string());
+        ++from_cache;
+        continue;
+      }
+      fs::remove(j.tmp, ec);  // compiled below instead
     }
     todo.push_back(&j);
   }

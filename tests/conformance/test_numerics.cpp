@@ -347,6 +347,7 @@ TEST_P(Numerics, NarrowingConversionsRoundOnce) {
                                << " -> bf16: got 0x" << std::hex << (*got)[i] << ", want 0x" << cases[i].want << std::dec;
   }
   // Random bits of every f64 (NaN, infinities, subnormals) and 64-bit integer, as the CPU rounds them.
+  if (dev_->backend() == Backend::cpu) return;  // the reference itself
   std::mt19937_64 rng(2026);
   std::vector<std::uint64_t> raw(1 << 16);
   for (auto& r : raw) r = rng();
