@@ -74,6 +74,27 @@ bool write_file_atomically(const std::string& path, std::span<const char> bytes)
   return true;
 }
 
+namespace {
+
+// Whether only |owner| or root can create or replace files in |folder|: it and every folder above
+// it (links resolved) belong to |owner| or root, and none is writable by group or others.
+bool only_owner_writes(const std::string& folder, uid_t owner) {
+  char* real = ::realpath(folder.c_str(), nullptr);
+  if (!real) return false;
+  std::string p = real;
+  std::free(real);
+  for (;;) {
+    struct stat st {};
+    if (::stat(p.c_str(), &st) != 0) return false;
+    if ((st.st_uid != owner && st.st_uid != 0) || (st.st_mode & (S_IWGRP | S_IWOTH))) return false;
+    if (p == "/") return true;
+    const std::size_t slash = p.find_last_of('/');
+    p = slash == 0 ? std::string("/") : p.substr(0, slash);
+  }
+}
+
+}  // namespace
+
 std::optional<std::vector<char>> read_cache_entry(const std::string& path, std::string* why) {
   why->clear();
   // O_NONBLOCK: a FIFO planted under an entry's name must not block the open; O_NOFOLLOW: a link
@@ -99,13 +120,12 @@ std::optional<std::vector<char>> read_cache_entry(const std::string& path, std::
     return std::nullopt;
   }
   if (st.st_uid != ::geteuid() && st.st_uid != 0) {
-    // Another user's file is taken only from that user's own folder, which nobody else can write
-    // (root, or a container's user, reading a cache a user mounted or shared with it).
+    // Another user's file is taken only where nobody but that user (or root) can have put it: the
+    // file and every folder from its own up to / theirs or root's, none writable by group or
+    // others (root, or a container's user, reading a cache a user mounted or shared with it).
     const std::size_t slash = path.find_last_of('/');
     const std::string folder = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-    struct stat dir {};
-    const bool owners_folder =
-        ::stat(folder.c_str(), &dir) == 0 && dir.st_uid == st.st_uid && !(dir.st_mode & (S_IWGRP | S_IWOTH));
+    const bool owners_folder = !(st.st_mode & (S_IWGRP | S_IWOTH)) && only_owner_writes(folder, st.st_uid);
     if (!owners_folder) {
       *why = fmt::format("it belongs to another user (uid {}) in a folder others can write, and Kiln loads only "
                          "its user's entries there",

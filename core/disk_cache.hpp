@@ -3,9 +3,10 @@
 // just in time; kernels: kilnc's machine-wide blobs; vulkan: the persisted VkPipelineCache).
 // - Writing: to a unique temporary name, renamed into place, so a reader (another thread or
 //   process) sees a whole file or none.
-// - Reading: only a regular file owned by this user or root, or by the owner of a folder nobody
-//   else can write, is taken; another user's file in a shared folder, a link, a FIFO or a device
-//   node is passed over (a miss), never opened blocking.
+// - Reading: only a regular file owned by this user or root, or by another user where nobody else
+//   can have put it (the file and every folder up to / theirs or root's and writable by no one
+//   else), is taken; another user's file in a shared folder, a link, a FIFO or a device node is
+//   passed over (a miss), never opened blocking.
 // - Size: a folder that grows past cache_max_bytes() loses its least recently used entries (a hit
 //   renews an entry's time) down to three quarters of the limit.
 // Thread-safety: every function may be called from any thread.

@@ -57,7 +57,8 @@ inline std::vector<FloatCase> float_cases(bool bf16) {
   return cases;
 }
 
-// To bf16 from an integer of |bits| bits: each midpoint between neighbouring bf16 integers (from
+// To bf16 from an integer of |bits| bits (16 or more: the range ends below assume 2^bits - 1 is
+// not a bf16 value): each midpoint between neighbouring bf16 integers (from
 // 256 on, where they are 2 or more apart) and the integers next to it, within the source's range;
 // negated too for signed sources.
 inline std::vector<IntCase> int_cases(int bits, bool is_signed) {

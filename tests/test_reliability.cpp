@@ -485,6 +485,37 @@ TEST(ReliabilityChild, MemoryLimitFromEnvironment) {
   std::printf("child ok\n");
 }
 
+// Child: the default stream refuses a batch for good (Fault::submit_out_of_memory twice). Eager ops,
+// which run on it, say so; other streams can still be made (create_stream waits for the default
+// stream's submitted work without throwing) and work.
+TEST(ReliabilityChild, DefaultStreamFailsForGood) {
+  if (!std::getenv("KILN_RELIABILITY_CHILD")) GTEST_SKIP() << "run by VulkanReliability.ADefaultStreamThatFailsLeavesOtherStreams";
+  Device* dev = first_device(kiln::Backend::vulkan);
+  if (!dev) GTEST_SKIP() << "no Vulkan device";
+  std::vector<float> x = {1, 2, 3, 4};
+  const auto t = kiln::Tensor::from_host(x.data(), 16, {4}, kiln::DType::f32, *dev);
+  kiln::inject_fault(*dev, kiln::Fault::submit_out_of_memory);
+  kiln::inject_fault(*dev, kiln::Fault::submit_out_of_memory);
+  std::string what;
+  EXPECT_EQ(error_of([&] { kiln::add(t, t).to_host(); }, &what), ErrorCode::out_of_memory);
+  EXPECT_TRUE(contains(what, "never ran")) << what;
+  EXPECT_EQ(error_of([&] { kiln::add(t, t).to_host(); }, &what), ErrorCode::out_of_memory);
+  EXPECT_TRUE(contains(what, "takes no more work")) << what;
+  auto s = dev->create_stream();
+  auto buf = dev->allocate(64);
+  std::vector<std::uint8_t> out(64, 0);
+  s->fill(*buf, 0, 64, 5);
+  s->download(*buf, 0, out.data(), out.size());
+  EXPECT_EQ(out[63], 5);
+  std::printf("child ok\n");
+}
+
+TEST_F(VulkanReliability, ADefaultStreamThatFailsLeavesOtherStreams) {
+  std::string out;
+  EXPECT_EQ(run_child("ReliabilityChild.DefaultStreamFailsForGood", "", &out), 0) << out;
+  EXPECT_TRUE(contains(out, "child ok")) << out;
+}
+
 // Child: the default device with KILN_VK_VALIDATION=1 and no validation layer to be found.
 TEST(ReliabilityChild, DefaultDeviceWithoutTheValidationLayer) {
   if (!std::getenv("KILN_RELIABILITY_CHILD")) GTEST_SKIP() << "run by Reliability.ValidationRequestedWithoutTheLayer";

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "runtime/cuda/cuda_device.hpp"
+#include "runtime/device_state.hpp"
 #include "core/error.hpp"
 
 // The graph calls' parameter structs (CUDA_KERNEL_NODE_PARAMS is _v2) are those of the CUDA 12.0
@@ -68,7 +69,10 @@ CudaStream::~CudaStream() {
   // again while that launch runs (and cuBLASLt's workspace released under it).
   if (bound) driver().cuStreamSynchronize(stream_);
   device_.unregister_stream(stream_);
-  if (!bound) return;
+  if (!bound) {  // the context is gone with its memory: give the workspace's bytes back to the cap
+    if (lt_.workspace) detail::device_state(device_).unreserve(lt_.workspace_bytes);
+    return;
+  }
   release_lt(lt_, device_);
   if (owned_) driver().cuStreamDestroy(stream_);
   if (staging_) driver().cuMemFreeHost(staging_);

@@ -300,7 +300,7 @@ std::unique_ptr<Stream> VulkanDevice::create_stream() {
   // the only stream (Allocator::release): the new stream must not touch it before that work ends.
   // It is registered first, so that memory freed from now on waits for it instead.
   auto stream = std::make_unique<VulkanStream>(*this);
-  if (default_stream_if_created()) default_stream().synchronize();
+  if (default_stream_if_created()) static_cast<VulkanStream&>(default_stream()).settle();
   return stream;
 }
 

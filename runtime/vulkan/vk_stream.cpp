@@ -198,6 +198,7 @@ void VulkanStream::hazard_locked(const std::vector<Range>& reads, const std::vec
 }
 
 VulkanStream::Staging VulkanStream::stage_locked(std::size_t bytes, std::size_t align) {
+  alive_locked("staging");  // before taking memory: a failed stream takes none
   if (recording_ && current_.staging_bytes + bytes > kMaxBatchStaging && current_.commands > 0)
     submit_locked();
   while (in_flight_staging_ > kMaxInFlightStaging && !in_flight_.empty()) {
@@ -266,21 +267,27 @@ void VulkanStream::submit_locked(bool reclaim) {
                        VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0, nullptr, 0, nullptr);
   VkResult r = vkEndCommandBuffer(batch.cmd);
   const char* step = "vkEndCommandBuffer";
+  bool retried = false;
   if (r == VK_SUCCESS) {
     step = "vkQueueSubmit";
     r = queue_submit_locked(batch);
     if (r == VK_ERROR_OUT_OF_HOST_MEMORY || r == VK_ERROR_OUT_OF_DEVICE_MEMORY) {
       // The driver is short of memory: let the work this stream submitted finish and give back
-      // what it held (command buffers, staging), then try once more.
+      // what it held (command buffers, staging), then try once more. Nothing here throws: a
+      // batch that is not submitted must reach the failure below.
       timeline_->wait(submitted_value_.load(), /*checked=*/false);
-      reclaim_locked();
+      try {
+        reclaim_locked();
+      } catch (...) {  // the semaphore's value unreadable (out of memory too): keep what is held
+      }
       r = queue_submit_locked(batch);
+      retried = true;
     }
   }
   if (r != VK_SUCCESS) {
-    // The batch never runs: its value is never signalled, so let later batches reuse it.
+    // The batch never runs: its value is never signalled, so let later batches reuse it. The
+    // state is settled before anything that can throw.
     horizon_ = submitted_value_.load();
-    free_cmds_.push_back(batch.cmd);
     if (r == VK_ERROR_DEVICE_LOST) {
       timeline_->state->mark_lost(std::string(step) + " returned VK_ERROR_DEVICE_LOST");
       throw_vk_error(step, r, __FILE__, __LINE__);
@@ -289,12 +296,18 @@ void VulkanStream::submit_locked(bool reclaim) {
     // last submission): that work is lost, so nothing recorded after it may run either.
     failed_code_ = r == VK_ERROR_OUT_OF_HOST_MEMORY || r == VK_ERROR_OUT_OF_DEVICE_MEMORY ? ErrorCode::out_of_memory
                                                                                       : ErrorCode::internal;
-    failed_ = fmt::format("{} failed with {} for a batch of {} commands recorded by earlier calls on this stream (after "
-                          "its submitted work had finished), so their work never ran; the stream takes no more work: "
-                          "use another stream",
-                          step, result_name(r), batch.commands);
     failed_flag_ = true;
-    fail(failed_code_, fmt::format("{}: {}", device_.label(), failed_));
+    try {
+      free_cmds_.push_back(batch.cmd);
+      failed_ = fmt::format("{} failed with {} for a batch of {} commands recorded by earlier calls on this stream{}, "
+                            "so their work never ran; the stream takes no more work: use another stream",
+                            step, result_name(r), batch.commands,
+                            retried ? " (again, after its submitted work had finished)" : "");
+    } catch (...) {  // out of host memory: the flag stands, with a message that needs nothing
+      failed_ = "a batch of commands recorded by earlier calls on this stream could not be submitted, so their "
+                "work never ran; the stream takes no more work";
+    }
+    fail(failed_code_, device_.label() + ": " + failed_);
   }
   submitted_value_ = batch.value;
   in_flight_staging_ += batch.staging_bytes;
@@ -586,6 +599,16 @@ void VulkanStream::flush() {
 
 void VulkanStream::synchronize() {
   std::lock_guard lock(mutex_);
+  submit_locked();
+  wait_locked(submitted_value_.load());
+}
+
+void VulkanStream::settle() {
+  std::lock_guard lock(mutex_);
+  if (failed_flag_.load()) {
+    timeline_->wait(submitted_value_.load(), /*checked=*/false);
+    return;
+  }
   submit_locked();
   wait_locked(submitted_value_.load());
 }

@@ -55,6 +55,9 @@ class VulkanStream final : public Stream {
   std::unique_ptr<Event> record() override;
   void flush() override;
   void synchronize() override;
+  // synchronize(), or on a failed stream a wait for the work it did submit (no throw: other streams
+  // can still be made once the default stream has failed).
+  void settle();
 
   // The timeline value that covers everything recorded so far (submitted or not).
   std::uint64_t horizon() const { return horizon_.load(); }
