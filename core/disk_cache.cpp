@@ -74,27 +74,6 @@ bool write_file_atomically(const std::string& path, std::span<const char> bytes)
   return true;
 }
 
-namespace {
-
-// Whether only |owner| or root can create or replace files in |folder|: it and every folder above
-// it (links resolved) belong to |owner| or root, and none is writable by group or others.
-bool only_owner_writes(const std::string& folder, uid_t owner) {
-  char* real = ::realpath(folder.c_str(), nullptr);
-  if (!real) return false;
-  std::string p = real;
-  std::free(real);
-  for (;;) {
-    struct stat st {};
-    if (::stat(p.c_str(), &st) != 0) return false;
-    if ((st.st_uid != owner && st.st_uid != 0) || (st.st_mode & (S_IWGRP | S_IWOTH))) return false;
-    if (p == "/") return true;
-    const std::size_t slash = p.find_last_of('/');
-    p = slash == 0 ? std::string("/") : p.substr(0, slash);
-  }
-}
-
-}  // namespace
-
 std::optional<std::vector<char>> read_cache_entry(const std::string& path, std::string* why) {
   why->clear();
   // O_NONBLOCK: a FIFO planted under an entry's name must not block the open; O_NOFOLLOW: a link
@@ -119,19 +98,13 @@ std::optional<std::vector<char>> read_cache_entry(const std::string& path, std::
     *why = "it is not a regular file";
     return std::nullopt;
   }
+  // Another user's file is never taken, not even from that user's own folder: a link anywhere on
+  // the path (a shared KILN_CACHE_DIR's subfolder pointing into their home) would pass any check of
+  // the folders, and a planted entry can hold any kernel with a valid checksum.
   if (st.st_uid != ::geteuid() && st.st_uid != 0) {
-    // Another user's file is taken only where nobody but that user (or root) can have put it: the
-    // file and every folder from its own up to / theirs or root's, none writable by group or
-    // others (root, or a container's user, reading a cache a user mounted or shared with it).
-    const std::size_t slash = path.find_last_of('/');
-    const std::string folder = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-    const bool owners_folder = !(st.st_mode & (S_IWGRP | S_IWOTH)) && only_owner_writes(folder, st.st_uid);
-    if (!owners_folder) {
-      *why = fmt::format("it belongs to another user (uid {}) in a folder others can write, and Kiln loads only "
-                         "its user's entries there",
-                         st.st_uid);
-      return std::nullopt;
-    }
+    *why = fmt::format("it belongs to another user (uid {}), and Kiln loads only its user's and root's entries",
+                       st.st_uid);
+    return std::nullopt;
   }
   const std::uint64_t limit = cache_max_bytes();
   if (limit && std::uint64_t(st.st_size) > limit) {

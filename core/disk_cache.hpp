@@ -3,10 +3,9 @@
 // just in time; kernels: kilnc's machine-wide blobs; vulkan: the persisted VkPipelineCache).
 // - Writing: to a unique temporary name, renamed into place, so a reader (another thread or
 //   process) sees a whole file or none.
-// - Reading: only a regular file owned by this user or root, or by another user where nobody else
-//   can have put it (the file and every folder up to / theirs or root's and writable by no one
-//   else), is taken; another user's file in a shared folder, a link, a FIFO or a device node is
-//   passed over (a miss), never opened blocking.
+// - Reading: only a regular file owned by this user or root is taken; another user's file (in a
+//   shared folder or not), a link, a FIFO or a device node is passed over (a miss), never opened
+//   blocking.
 // - Size: a folder that grows past cache_max_bytes() loses its least recently used entries (a hit
 //   renews an entry's time) down to three quarters of the limit.
 // Thread-safety: every function may be called from any thread.
@@ -29,8 +28,8 @@ std::string cache_dir(std::string_view sub);
 bool write_file_atomically(const std::string& path, std::span<const char> bytes);
 
 // The whole of the cache entry |path|, or nullopt: with *why empty when there is no such file,
-// else saying why it was not taken (not a regular file, owned by another user in a folder others
-// can write, unreadable, larger than the folder's limit).
+// else saying why it was not taken (not a regular file, owned by another user, unreadable, larger
+// than the folder's limit).
 std::optional<std::vector<char>> read_cache_entry(const std::string& path, std::string* why);
 
 // Marks the entry |path| as used now (its modification time), so trimming keeps it longer. Best

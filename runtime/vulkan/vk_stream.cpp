@@ -605,12 +605,16 @@ void VulkanStream::synchronize() {
 
 void VulkanStream::settle() {
   std::lock_guard lock(mutex_);
-  if (failed_flag_.load()) {
-    timeline_->wait(submitted_value_.load(), /*checked=*/false);
-    return;
+  try {
+    if (!failed_flag_.load()) {
+      submit_locked();
+      wait_locked(submitted_value_.load());
+      return;
+    }
+  } catch (const Error&) {
+    if (!failed_flag_.load()) throw;  // a lost device; a refused batch failed the stream: go on
   }
-  submit_locked();
-  wait_locked(submitted_value_.load());
+  timeline_->wait(submitted_value_.load(), /*checked=*/false);
 }
 
 // ---- events ----------------------------------------------------------------------------------
