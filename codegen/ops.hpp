@@ -87,8 +87,9 @@ std::optional<DType> result_dtype(Op op, DType operand);
 // |op|'s bound in ulps of |dtype| (a float dtype): ulps.f32 / ulps.f64, 1 for f16 and bf16.
 double ulp_bound(Op op, DType dtype);
 // How far a device's result may be from the CPU reference's, in ulps of the result dtype: 0 for
-// exact and correctly rounded ops (both backends round the exact value once), 1 for f16/bf16 (each
-// rounds its own f32/f64 value), else the bound plus one (the reference's own error is below 1 ulp).
+// exact and correctly rounded ops (both backends round the exact value once; for f16/bf16 the f32
+// step before is innocuous), 1 for other f16/bf16 ops (each rounds its own f32/f64 value), else
+// the bound plus one (the reference's own error is below 1 ulp).
 double conformance_ulps(Op op, DType result);
 // |got| within |ulps| units in the last place of |want| (of |dtype|'s format, in |want|'s binade,
 // the subnormal ulp below the normal range; so at want = 0, within ulps subnormal ulps of 0).
