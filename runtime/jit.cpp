@@ -20,9 +20,9 @@
 
 #include "codegen/emit.hpp"
 #include "codegen/family.hpp"
+#include "core/disk_cache.hpp"
 #include "core/error.hpp"
 #include "runtime/cuda/cuda_interop.hpp"
-#include "core/disk_cache.hpp"
 #include "runtime/jit_cache_file.hpp"
 
 namespace kiln {

@@ -14,8 +14,8 @@
 
 #include <spirv-tools/libspirv.hpp>
 
-#include "runtime/device_state.hpp"
 #include "core/disk_cache.hpp"
+#include "runtime/device_state.hpp"
 #include "runtime/vulkan/vk_cache_file.hpp"
 #include "runtime/vulkan/vk_device.hpp"
 #include "runtime/vulkan/vk_spirv.hpp"
