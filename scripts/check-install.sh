@@ -84,4 +84,43 @@ grep -E "kernels\.toml:[0-9]+:[0-9]+: " "$log" || { echo "check-install: no file
 step "pkg-config"
 PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --cflags --libs kiln
 
+# A package is copied or unpacked elsewhere (a container layer, a tarball, a Spack store): nothing
+# in it may name the folder it was installed to. The original folder is moved away for the check,
+# so a leftover absolute path fails instead of silently reading the old place.
+step "the prefix moved elsewhere still works (CMake package, pkg-config, RPATH, kilnc, templates)"
+moved="$build/moved-prefix"
+rm -rf "$moved" "$build/src-moved" "$build/app-moved" "$build/pc-app"
+mv "$prefix" "$moved"
+trap 'mv "$moved" "$prefix" 2>/dev/null || true' EXIT
+if grep -rlF "$prefix" "$moved/lib/cmake" "$moved/lib/pkgconfig"; then
+  echo "check-install: the package files above name the install folder $prefix" >&2; exit 1
+fi
+mkdir -p "$build/src-moved"
+cp -r "$root/examples/host-app/." "$build/src-moved/"
+cmake -S "$build/src-moved" -B "$build/app-moved" -G Ninja -DCMAKE_PREFIX_PATH="$moved" \
+      -DKILN_CUDA_ARCHS="${KILN_CUDA_ARCHS:-90}" "${cuda_args[@]}" >/dev/null
+cmake --build "$build/app-moved" >"$log" 2>&1 || { cat "$log"; exit 1; }
+"$build/app-moved/host-app" | tail -1
+ldd "$build/app-moved/host-app" | grep -F "$moved/lib/libkiln_runtime.so" >/dev/null ||
+  { echo "check-install: the moved host-app does not load $moved/lib/libkiln_runtime.so:" >&2; ldd "$build/app-moved/host-app" >&2; exit 1; }
+"$moved/bin/kiln-bench" --devices >/dev/null
+# A pkg-config consumer: the flags alone build and run a program against the moved prefix.
+mkdir -p "$build/pc-app"
+cat >"$build/pc-app/main.cpp" <<'CPP'
+#include <kiln/kiln.hpp>
+#include <cstdio>
+int main() {
+  auto x = kiln::Tensor::from_vector(std::vector<float>{1, 2, 3}, {3}, kiln::device("cpu"));
+  const float s = kiln::sum(x * x).to_vector<float>().at(0);
+  std::printf("pkg-config consumer: sum(x * x) = %g\n", s);
+  return s == 14.0f ? 0 : 1;
+}
+CPP
+pc_flags=$(PKG_CONFIG_PATH="$moved/lib/pkgconfig" pkg-config --cflags --libs kiln)
+# shellcheck disable=SC2086  # the flags are words
+${CXX:-c++} -O1 -o "$build/pc-app/pc-app" "$build/pc-app/main.cpp" $pc_flags -Wl,-rpath,"$moved/lib"
+"$build/pc-app/pc-app"
+mv "$moved" "$prefix"
+trap - EXIT
+
 step "check-install: ok"
