@@ -207,8 +207,8 @@ Scalar round_to_dtype(Scalar v, DType t) {
     case DType::u8: case DType::u16: case DType::u32: case DType::u64:
       return Scalar::from_u(v.u & width_mask(dtype_bits(t)));
     // Rounded once (through f32 by round to odd: core/half.hpp).
-    case DType::f16: return Scalar::from_f(f16_bits_to_f32(f32_to_f16_bits(f64_to_f32_odd(v.f))));
-    case DType::bf16: return Scalar::from_f(bf16_bits_to_f32(f32_to_bf16_bits(f64_to_f32_odd(v.f))));
+    case DType::f16: return Scalar::from_f(f16_bits_to_f32(to_f16_bits(v.f)));
+    case DType::bf16: return Scalar::from_f(bf16_bits_to_f32(to_bf16_bits(v.f)));
     case DType::f32: return Scalar::from_f(double(float(v.f)));
     case DType::f64: return v;
   }
@@ -289,8 +289,8 @@ void store_scalar(DType t, void* p, Scalar v) {
     case DType::s16: case DType::u16: { std::uint16_t b = std::uint16_t(v.u); std::memcpy(p, &b, 2); return; }
     case DType::s32: case DType::u32: { std::uint32_t b = std::uint32_t(v.u); std::memcpy(p, &b, 4); return; }
     case DType::s64: case DType::u64: std::memcpy(p, &v.u, 8); return;
-    case DType::f16: { std::uint16_t b = f32_to_f16_bits(f64_to_f32_odd(v.f)); std::memcpy(p, &b, 2); return; }
-    case DType::bf16: { std::uint16_t b = f32_to_bf16_bits(f64_to_f32_odd(v.f)); std::memcpy(p, &b, 2); return; }
+    case DType::f16: { std::uint16_t b = to_f16_bits(v.f); std::memcpy(p, &b, 2); return; }
+    case DType::bf16: { std::uint16_t b = to_bf16_bits(v.f); std::memcpy(p, &b, 2); return; }
     case DType::f32: { float f = float(v.f); std::memcpy(p, &f, 4); return; }
     case DType::f64: std::memcpy(p, &v.f, 8); return;
   }

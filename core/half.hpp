@@ -61,13 +61,22 @@ inline float bf16_bits_to_f32(std::uint16_t b) {
 // once, as XLA does: f32 keeps at least two bits more than either, and the set last bit stands for
 // what was cut. Two roundings to nearest (f64 -> f32 -> bf16) are one unit off where the first
 // lands on a midpoint of the second: 1 + 2^-8 + 2^-40 gives 1 for bf16 that way, 1 + 2^-7 once.
-inline float f64_to_f32_odd(double d) {
+template <class F>
+  requires std::is_floating_point_v<F>
+inline float to_f32_odd(F d) {
   const float f = float(d);
-  if (double(f) == d || d != d) return f;
+  if (F(f) == d || d != d) return f;
   std::uint32_t b = std::bit_cast<std::uint32_t>(f);
-  if ((d > 0) == (double(f) > d)) --b;  // rounded away from zero: the neighbour toward it
+  if ((d > 0) == (F(f) > d)) --b;  // rounded away from zero: the neighbour toward it
   return std::bit_cast<float>(b | 1u);
 }
+inline float f64_to_f32_odd(double d) { return to_f32_odd(d); }
+
+// f64 (or long double: also once, straight to f32) to f16 and bf16 bits, rounded once to nearest even.
+template <class F>
+inline std::uint16_t to_f16_bits(F d) { return f32_to_f16_bits(to_f32_odd(d)); }
+template <class F>
+inline std::uint16_t to_bf16_bits(F d) { return f32_to_bf16_bits(to_f32_odd(d)); }
 
 // Round to odd, to f32, from an integer's magnitude |m| (exact below 2^24).
 inline float u64_to_f32_odd(std::uint64_t m) {
@@ -89,10 +98,10 @@ struct Float16Storage {
   std::uint16_t bits = 0;
   Float16Storage() = default;
   explicit Float16Storage(float f) : bits(ToBits(f)) {}
-  // double (and long double, through double) and integers: through f32 by round to odd.
+  // double, long double and integers: through f32 by round to odd (once, from the value given).
   template <class T>
     requires(std::is_floating_point_v<T> && !std::is_same_v<T, float>)
-  explicit Float16Storage(T d) : bits(ToBits(f64_to_f32_odd(double(d)))) {}
+  explicit Float16Storage(T d) : bits(ToBits(to_f32_odd(d))) {}
   template <class T>
     requires std::is_integral_v<T>
   explicit Float16Storage(T i)

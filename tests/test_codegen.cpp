@@ -16,6 +16,7 @@
 #include "codegen/spec.hpp"
 #include "core/error.hpp"
 #include "core/suggest.hpp"
+#include "tests/narrowing_cases.hpp"
 
 namespace kiln {
 namespace {
@@ -82,6 +83,39 @@ TEST(Half, RoundsToNearestEven) {
   EXPECT_EQ(f32_to_bf16_bits(1.0f + 1.0f / 256), 0x3F80);           // tie to even
   EXPECT_EQ(f32_to_bf16_bits(1.0f + 3.0f / 256), 0x3F82);
   EXPECT_TRUE(std::isnan(bf16_bits_to_f32(f32_to_bf16_bits(NAN))));
+}
+
+// kiln::half and kiln::bfloat16 built from a double, a long double or an integer round once, as
+// as_type does (tests/narrowing_cases.hpp: the expected bits come from the formats). A long double
+// just above a midpoint, by less than half a double's step, is the case that goes wrong through
+// double: it lands on the midpoint there and ties to even.
+TEST(Half, HostTypesFromWiderNumbersRoundOnce) {
+  for (bool bf16 : {false, true}) {
+    auto bits = [&](auto x) { return bf16 ? bfloat16(x).bits : half(x).bits; };
+    int wrong = 0;
+    for (const auto& c : narrowing::float_cases(bf16)) {
+      if (bits(c.x) != c.want && ++wrong < 5)
+        ADD_FAILURE() << (bf16 ? "bf16" : "f16") << "(double " << std::hexfloat << c.x << std::defaultfloat << ") = 0x"
+                      << std::hex << bits(c.x) << ", want 0x" << c.want << std::dec;
+    }
+    if constexpr (std::numeric_limits<long double>::digits > 53) {
+      const std::uint32_t inf = bf16 ? 0x7F80u : 0x7C00u;
+      for (std::uint32_t b = 1; b + 1 < inf; ++b) {
+        const long double v = narrowing::value_of(bf16, b), w = narrowing::value_of(bf16, b + 1);
+        const long double mid = (v + w) / 2, nudge = std::ldexp(1.0L, std::ilogb(mid) - 56);  // < half a double's step
+        ASSERT_EQ((long double)(double)(mid + nudge), mid) << "the case must land on the midpoint as a double";
+        EXPECT_EQ(bits(mid + nudge), b + 1) << std::hex << "0x" << b;
+        EXPECT_EQ(bits(-(mid - nudge)), 0x8000u | b) << std::hex << "0x" << b;
+      }
+    }
+    EXPECT_EQ(wrong, 0);
+  }
+  for (auto [bits, is_signed] : {std::pair{64, true}, std::pair{64, false}, std::pair{32, true}, std::pair{32, false}})
+    for (const auto& c : narrowing::int_cases(bits, is_signed)) {
+      const std::uint16_t got = is_signed ? bfloat16(std::int64_t(c.negative ? 0 - c.magnitude : c.magnitude)).bits
+                                          : bfloat16(c.magnitude).bits;
+      ASSERT_EQ(got, c.want) << (c.negative ? "-" : "") << c.magnitude << " (" << bits << " bits)";
+    }
 }
 
 // Evaluates "expr" on scalar inputs through the parser and the reference evaluator.

@@ -48,8 +48,8 @@ double bits_to_double(DType t, std::uint64_t b) {
 // |v| rounded to the dtype (nearest even), as a double.
 double round_to(DType t, double v) {
   switch (t) {
-    case DType::f16: return f16_bits_to_f32(f32_to_f16_bits(f64_to_f32_odd(v)));
-    case DType::bf16: return bf16_bits_to_f32(f32_to_bf16_bits(f64_to_f32_odd(v)));
+    case DType::f16: return f16_bits_to_f32(to_f16_bits(v));
+    case DType::bf16: return bf16_bits_to_f32(to_bf16_bits(v));
     case DType::f32: return double(float(v));
     default: return v;
   }
