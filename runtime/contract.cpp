@@ -147,18 +147,6 @@ Tensor materialize(const Tensor& t, const Shape& batch, std::vector<int>& bt, st
   return v;
 }
 
-// Whether |device| is a CUDA GPU of compute capability 8.0 or later ("sm_80"...) that may run the
-// tensor-core kernels (KILN_MMA=0: never).
-bool tensor_cores_on(Device& device) {
-  if (device.backend() != Backend::cuda) return false;
-  static const bool off = [] {  // read once: this is on every CUDA contraction's path
-    const char* env = std::getenv("KILN_MMA");
-    return env && std::string_view(env) == "0";
-  }();
-  if (off) return false;
-  const std::string& arch = device.info().arch;
-  return arch.rfind("sm_", 0) == 0 && std::atoi(arch.c_str() + 3) >= 80;
-}
 
 Tensor launch(std::string_view op, const KernelSpec& spec, const std::string* name, const std::vector<Tensor>& inputs,
               Prepared& p, const Tensor* into, const Registry* first, const KernelEntry* entry, const ContractCall& call) {
@@ -391,6 +379,19 @@ void check_kernel_operands(std::string_view op, const KernelSpec& spec, const st
 std::uint64_t contraction_copies() { return t_copies; }
 std::uint64_t contraction_library_runs() { return t_library; }
 std::uint64_t contraction_tensor_core_runs() { return t_mma; }
+void note_tensor_core_run() { ++t_mma; }
+
+bool tensor_cores_on(Device& device) {
+  if (device.backend() != Backend::cuda) return false;
+  static const bool off = [] {  // read once: this is on every CUDA contraction's path
+    const char* env = std::getenv("KILN_MMA");
+    return env && std::string_view(env) == "0";
+  }();
+  if (off) return false;
+  const std::string& arch = device.info().arch;
+  return arch.rfind("sm_", 0) == 0 && std::atoi(arch.c_str() + 3) >= 80;
+}
+
 
 Tensor run_contract_kernel(std::string_view op, const KernelSpec& spec, const std::string* name,
                            const std::vector<Tensor>& inputs, const ContractCall& call, const Tensor* into,

@@ -54,8 +54,13 @@ struct DotOptions {
 // How many contractions on this thread ran through a vendor library (cuBLASLt) instead of Kiln's
 // kernel (for the bench and tests).
 std::uint64_t contraction_library_runs();
-// How many ran Kiln's tensor-core kernel (DotOptions::tensor_cores).
+// How many contractions and convolutions on this thread ran Kiln's tensor-core kernels
+// (DotOptions::tensor_cores, ConvOptions::tensor_cores).
 std::uint64_t contraction_tensor_core_runs();
+void note_tensor_core_run();
+// Whether |device| is a CUDA GPU of compute capability 8.0 or later ("sm_80"...) that may run the
+// tensor-core kernels (KILN_MMA=0: never).
+bool tensor_cores_on(Device& device);
 
 // How a contraction kernel is applied: with |axes| (dot) or, without, matmul's rules;
 // |vendor_library| as in DotOptions.

@@ -41,7 +41,7 @@ std::string options_text(const ConvGeometry& g) {
 
 Tensor run_conv_kernel(std::string_view op, const KernelSpec& spec, const std::string* name,
                        const std::vector<Tensor>& inputs, const ConvGeometry& geo, const Tensor* into,
-                       const Registry* first, const KernelEntry* entry) {
+                       const Registry* first, const KernelEntry* entry, bool tensor_cores) {
   check_kernel_operands(op, spec, inputs, "input, kernel");
   auto bad = [&](const std::string& what) {
     fail_op(ErrorCode::invalid_argument, op, inputs, fmt::format("{} ({})", what, options_text(geo)));
@@ -199,6 +199,12 @@ Tensor run_conv_kernel(std::string_view op, const KernelSpec& spec, const std::s
     fail_op(e.code(), op, operands, e.what());
   }
   PlanRequest request{shape, ops, out.address(), axes, spec.block_size};
+  // The tensor ops' kernels (not a manifest's built kernel) on the tensor cores where they apply.
+  if (tensor_cores && !first && !entry && tensor_cores_on(device) && contract_tensor_cores_apply(spec, nullptr)) {
+    run_plan(op, contract_tensor_core_spec(spec), nullptr, operands, device, request, first, entry);
+    note_tensor_core_run();
+    return out;
+  }
   run_plan(op, spec, name, operands, device, request, first, entry);
   return out;
 }
@@ -221,7 +227,7 @@ Tensor conv(const Tensor& input, const Tensor& kernel, const ConvOptions& option
   } catch (const Error& e) {
     fail_op(e.code(), "conv", operands, e.what());
   }
-  return run_conv_kernel("conv", spec, nullptr, operands, options, into, nullptr);
+  return run_conv_kernel("conv", spec, nullptr, operands, options, into, nullptr, nullptr, options.tensor_cores);
 }
 
 }  // namespace kiln

@@ -51,6 +51,10 @@ struct ConvOptions : ConvGeometry {
   // broadcast to the result (a bias shaped [channels, 1, 1] for an NCHW output, a residual).
   std::optional<Expr> epilogue;
   std::vector<Tensor> epilogue_operands;
+  // CUDA sm_80 and later: two f16 or two bf16 operands summed in f32 run on the tensor cores
+  // (mma.sync, templates/cuda/conv_mma.cuh; as DotOptions::tensor_cores says), epilogues included;
+  // false (or KILN_MMA=0) keeps the k-order fma kernel.
+  bool tensor_cores = true;
 };
 
 // Nx.conv(input, kernel, opts). |into|: a contiguous tensor of the result's shape and dtype on the
@@ -58,9 +62,10 @@ struct ConvOptions : ConvGeometry {
 Tensor conv(const Tensor& input, const Tensor& kernel, const ConvOptions& options = {}, const Tensor* into = nullptr);
 
 // Runs conv kernel |spec| over {input, kernel, the epilogue's operands...} with |geometry|: the
-// tensor op and the generated functions of manifests share it. |entry| of |first| when given.
+// tensor op and the generated functions of manifests share it. |entry| of |first| when given;
+// |tensor_cores| (the tensor op's kernels only) as ConvOptions::tensor_cores.
 Tensor run_conv_kernel(std::string_view op, const KernelSpec& spec, const std::string* name,
                        const std::vector<Tensor>& inputs, const ConvGeometry& geometry, const Tensor* into,
-                       const Registry* first, const KernelEntry* entry = nullptr);
+                       const Registry* first, const KernelEntry* entry = nullptr, bool tensor_cores = false);
 
 }  // namespace kiln

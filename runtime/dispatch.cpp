@@ -135,9 +135,10 @@ Tensor run_map_kernel(std::string_view op, const KernelSpec& spec, const std::st
   std::vector<Tensor> views;
   for (const Tensor& t : operands) views.push_back(t.broadcast_to(shape));
   // More dimensions that do not merge than a map kernel takes (rank 6): operands copied dense, in
-  // order, until the others merge (the CPU reference takes any rank). A copy has one operand and
-  // never comes here: when it cannot merge either, Tensor::contiguous goes through the host.
-  if (device.backend() != Backend::cpu && views.size() > 1 && shape.size() > std::size_t(kMaxMapRank))
+  // order, until the others merge (the CPU reference takes any rank). The copy itself (the identity
+  // of Tensor::contiguous) is not: past rank 6 it goes through the host.
+  const bool copy = spec.expr.nodes().size() == 1 && spec.expr.node(spec.expr.root()).kind == NodeKind::input;
+  if (device.backend() != Backend::cpu && !copy && shape.size() > std::size_t(kMaxMapRank))
     for (std::size_t k = 0; k < views.size() && collapsed_rank(shape, views) > kMaxMapRank; ++k)
       if (!views[k].is_contiguous()) views[k] = views[k].contiguous();
   const auto ops = plan_operands(views);
@@ -173,7 +174,13 @@ void run_plan(std::string_view op, const KernelSpec& spec, const std::string* na
               const std::string* canonical) {
   if (trace_launch(op, spec, name, operands, device, request, first, entry)) return;  // kiln::jit is tracing
   if (device.backend() == Backend::cpu) {
-    family_of(spec).run_cpu(spec, request);
+    // The reference takes any kernel, but a program checked on the CPU must not break on a GPU:
+    // what neither GPU target's kernels take (more inputs than they have, ...) is refused here too.
+    const Family& family = family_of(spec);
+    std::string why;
+    if (!family.supports(spec, Target::glsl, &why) && !family.supports(spec, Target::cuda, nullptr))
+      fail_op(ErrorCode::unsupported, op, operands, why + " (on every backend, the CPU's included)");
+    family.run_cpu(spec, request);
     return;
   }
   const PreparedRun run = prepare_run(op, spec, name, operands, device, std::move(request), first, entry, canonical);

@@ -76,6 +76,7 @@ inline int __shfl_down_sync(unsigned, int, int) { cuda_host_unsupported("__shfl_
 #include "templates/cuda/contract.cuh"
 #include "templates/cuda/contract_mma.cuh"
 #include "templates/cuda/conv.cuh"
+#include "templates/cuda/conv_mma.cuh"
 #include "templates/cuda/rows.cuh"
 #include "templates/cuda/scan.cuh"
 #undef __device__
@@ -260,6 +261,16 @@ TEST(CudaBlocksOnHost, ContractTilesBoundsBatchesAndEpilogue) {
   check_contract(1, 5, 130, 0, false);    // K = 0: zeros
 }
 
+// The tensor-core kernels' functor: f32 out, optionally y * 0.5 + bias - residual.
+struct MmaF32Out {
+  typedef float C;
+  template <class P> void put(const P& p, long long i, const long long* ei, C y) const {
+    float v = y;
+    if (p.ext[0]) v = y * 0.5f + reinterpret_cast<const float*>(p.ext[0])[ei[0]] - reinterpret_cast<const float*>(p.ext[1])[ei[1]];
+    reinterpret_cast<float*>(p.out)[i] = v;
+  }
+};
+
 // A convolution (an NCHW or NHWC input, an OIHW kernel; the output permuted by |perm|) planned by
 // the conv family and run on the host threads, against each output's fmaf chain in k order
 // ((input channel, kernel position), or (position, channel) for NHWC) over the window gathered
@@ -270,10 +281,13 @@ struct ConvCase {
   std::vector<int> perm;
   bool epilogue = false;
   bool nhwc = false;  // x laid out [N, spatial..., C]: k in (position, channel) order
+  int cores = 0;  // 0: the fma kernel over f32; 1, 2: the tensor-core kernel over bf16, f16 operands
+  bool hwio = false;  // the kernel laid out [spatial..., I, O] (output channels its unit-stride axis)
 };
 void check_conv(const ConvCase& c) {
   SCOPED_TRACE(testing::Message() << "conv x rank " << c.x.size() << " w[0] " << c.w[0] << " fg " << c.fg << " bg "
-                                  << c.bg << (c.epilogue ? " epilogue" : ""));
+                                  << c.bg << (c.epilogue ? " epilogue" : "") << (c.nhwc ? " nhwc" : "")
+                                  << (c.hwio ? " hwio" : "") << (c.cores == 1 ? " bf16 tensor cores" : c.cores == 2 ? " f16 tensor cores" : ""));
   const std::size_t d = c.x.size() - 2;
   auto row_major = [](const std::vector<std::int64_t>& s) {
     std::vector<std::int64_t> st(s.size());
@@ -308,8 +322,27 @@ void check_conv(const ConvCase& c) {
     xst[1] = 1;
     for (std::size_t j = 0; j < d; ++j) xst[2 + j] = pst[1 + j];
   }
-  const auto wst = row_major(c.w), ost = row_major(os);
-  const std::vector<float> x = random_floats(std::size_t(count(c.x)), 5), w = random_floats(std::size_t(count(c.w)), 6);
+  std::vector<std::int64_t> wst = row_major(c.w);
+  if (c.hwio) {  // strides of the logical [O, I, spatial...] over an [spatial..., I, O] layout
+    std::vector<std::int64_t> phys;
+    for (std::size_t j = 0; j < d; ++j) phys.push_back(c.w[2 + j]);
+    phys.insert(phys.end(), {c.w[1], c.w[0]});
+    const auto pst = row_major(phys);
+    wst[0] = 1;
+    wst[1] = pst[d];
+    for (std::size_t j = 0; j < d; ++j) wst[2 + j] = pst[j];
+  }
+  const auto ost = row_major(os);
+  std::vector<float> x = random_floats(std::size_t(count(c.x)), 5), w = random_floats(std::size_t(count(c.w)), 6);
+  // The tensor cores take 16-bit operands: the values rounded to them, and their bits.
+  const bool bf16 = c.cores == 1;
+  std::vector<std::uint16_t> x16(x.size()), w16(w.size());
+  if (c.cores) {
+    for (std::size_t i = 0; i < x.size(); ++i)
+      x16[i] = bf16 ? f32_to_bf16_bits(x[i]) : f32_to_f16_bits(x[i]), x[i] = bf16 ? bf16_bits_to_f32(x16[i]) : f16_bits_to_f32(x16[i]);
+    for (std::size_t i = 0; i < w.size(); ++i)
+      w16[i] = bf16 ? f32_to_bf16_bits(w[i]) : f32_to_f16_bits(w[i]), w[i] = bf16 ? bf16_bits_to_f32(w16[i]) : f16_bits_to_f32(w16[i]);
+  }
   const std::vector<float> bias = random_floats(std::size_t(O), 7), res = random_floats(std::size_t(count(os)), 8);
   std::vector<float> out(std::size_t(count(os)), -777.0f);
   std::vector<std::int64_t> sx{c.fg > 1 ? cg * xst[1] : c.bg > 1 ? nout * xst[0] : 0, xst[0]}, sw{og * wst[0], 0},
@@ -320,7 +353,9 @@ void check_conv(const ConvCase& c) {
   sbias.insert(sbias.end(), {1, 0});
   sres.insert(sres.end(), {ost[1], 0});
   for (std::size_t j = 0; j < d; ++j) sx.push_back(xst[2 + j]), sw.push_back(wst[2 + j]), sbias.push_back(0), sres.push_back(0);
-  std::vector<PlanOperand> ops{{reinterpret_cast<std::uint64_t>(x.data()), sx}, {reinterpret_cast<std::uint64_t>(w.data()), sw}};
+  std::vector<PlanOperand> ops{
+      {c.cores ? reinterpret_cast<std::uint64_t>(x16.data()) : reinterpret_cast<std::uint64_t>(x.data()), sx},
+      {c.cores ? reinterpret_cast<std::uint64_t>(w16.data()) : reinterpret_cast<std::uint64_t>(w.data()), sw}};
   if (c.epilogue) {
     ops.push_back({reinterpret_cast<std::uint64_t>(bias.data()), sbias});
     ops.push_back({reinterpret_cast<std::uint64_t>(res.data()), sres});
@@ -329,16 +364,26 @@ void check_conv(const ConvCase& c) {
   if (perm.empty())
     for (int i = 0; i < int(d) + 2; ++i) perm.push_back(i);
   const std::vector<int> axes = conv_request_axes(perm, dims, c.nhwc);
-  const KernelSpec spec = make_conv_spec(DType::f32, DType::f32, DType::f32);
+  const DType t = c.cores == 0 ? DType::f32 : bf16 ? DType::bf16 : DType::f16;
+  const Expr epi = parse_expr("x * 0.5 + y - z", {DType::f32, DType::f32, DType::f32});
+  KernelSpec spec = make_conv_spec(t, t, DType::f32, c.cores && c.epilogue ? &epi : nullptr);
+  if (c.cores) spec = contract_tensor_core_spec(spec);
   std::string why;
   const LaunchPlan plan = family_of(spec).plan(spec, {shape, ops, reinterpret_cast<std::uint64_t>(out.data()), axes, 256}, &why);
   ASSERT_EQ(plan.function, 0) << why;
   const auto p = params_from<cuda_blocks::kiln::KilnConvParams>(plan);
   const unsigned blocks = std::min(plan.groups_x, 3u);
-  if (c.epilogue)
+  if (c.cores) {
+    EXPECT_EQ(p.tiles_m, (p.m + 127) / 128);
+    if (bf16)
+      cuda_blocks::launch(blocks, 256, [&] { cuda_blocks::kiln::conv_mma_run_bf16(p, MmaF32Out()); });
+    else
+      cuda_blocks::launch(blocks, 256, [&] { cuda_blocks::kiln::conv_mma_run_f16(p, MmaF32Out()); });
+  } else if (c.epilogue) {
     cuda_blocks::launch(blocks, 256, [&] { cuda_blocks::kiln::conv_run(p, cuda_blocks::MatmulEpilogueF32()); });
-  else
+  } else {
     cuda_blocks::launch(blocks, 256, [&] { cuda_blocks::kiln::conv_run(p, cuda_blocks::MatmulF32()); });
+  }
   // The output's strides: dense over the permuted shape.
   std::vector<std::int64_t> us, cst(d + 2);
   for (int a : perm) us.push_back(os[std::size_t(a)]);
@@ -353,6 +398,7 @@ void check_conv(const ConvCase& c) {
     for (std::size_t a = d + 2; a-- > 0;) idx[a] = rem % os[a], rem /= os[a], at += idx[a] * cst[a];
     const std::int64_t o = idx[1], g = o / og, image = idx[0] + (c.bg > 1 ? g * nout : 0), base = c.fg > 1 ? g * I : 0;
     float acc = 0;
+    long double sum = 0, mag = 0;  // the tensor cores' reference: exact sums, a K-scaled bound
     for (std::int64_t kk = 0; kk < cg * window; ++kk) {
       const std::int64_t ci = c.nhwc ? kk % cg : kk / window, kp = c.nhwc ? kk / cg : kk % window;
       std::int64_t r = kp, xi = image * xst[0] + (base + ci) * xst[1], wi = o * wst[0] + ci * wst[1];
@@ -366,6 +412,18 @@ void check_conv(const ConvCase& c) {
         else xi += q / c.idil[j] * xst[2 + j];
       }
       acc = std::fma(inside ? x[std::size_t(xi)] : 0.0f, w[std::size_t(wi)], acc);
+      const long double prod = (long double)(inside ? x[std::size_t(xi)] : 0.0f) * w[std::size_t(wi)];
+      sum += prod;
+      mag += std::fabs(prod);
+    }
+    if (c.cores) {
+      const double want = c.epilogue ? double(sum) * 0.5 + bias[std::size_t(o)] - res[std::size_t(e)] : double(sum);
+      const double tol = double(cg * window / 16 + 2) * 0x1p-24 * double(mag) + 4e-6 * std::fabs(want) + 1e-6;
+      if (!(std::fabs(out[std::size_t(at)] - want) <= tol)) {
+        ++bad;
+        ADD_FAILURE() << "canonical output " << e << " = " << out[std::size_t(at)] << ", want " << want;
+      }
+      continue;
     }
     const float want = c.epilogue ? acc * 0.5f + bias[std::size_t(o)] - res[std::size_t(e)] : acc;
     if (out[std::size_t(at)] != want) {
@@ -389,18 +447,34 @@ TEST(CudaBlocksOnHost, ConvGathersWindowsPaddingDilationsAndGroups) {
   check_conv({{1, 2, 4, 5, 5}, {5, 2, 2, 3, 3}, {1, 2, 1}, {0, 1, 1}, {0, 1, 1}, {1, 1, 1}, {1, 1, 2}, 1, 1, {}, false});
 }
 
+// The conv kernel on the tensor cores (f16/bf16 operands, templates/cuda/conv_mma.cuh) on the host
+// threads with the mma emulated: the same window gathers over 128 x 128 tiles and K steps of 32,
+// both staging orders (rows or k neighbouring; the kernel along k or n), against long double sums
+// of the 16-bit operands with the K-scaled bound of the contraction's tensor-core test.
+TEST(CudaBlocksOnHost, ConvOnTheTensorCores) {
+  ConvCase groups{{2, 6, 9, 7}, {70, 3, 3, 2}, {2, 1}, {1, 0}, {1, 1}, {1, 2}, {1, 1}, 2, 1, {0, 2, 3, 1}, false};
+  groups.cores = 1;
+  check_conv(groups);
+  ConvCase dilated{{4, 3, 11}, {4, 3, 3}, {2}, {-1}, {2}, {1}, {3}, 1, 2, {}, true};
+  dilated.cores = 2;
+  check_conv(dilated);
+  // NHWC input and HWIO kernel: M = 288 over three tiles, N = 130 over two, K = 45 across the step.
+  ConvCase nhwc{{2, 5, 12, 12}, {130, 5, 3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}, {1, 1}, 1, 1, {0, 2, 3, 1}, true};
+  nhwc.nhwc = nhwc.hwio = true;
+  nhwc.cores = 1;
+  check_conv(nhwc);
+  ConvCase three_d{{1, 2, 4, 5, 5}, {5, 2, 2, 3, 3}, {1, 2, 1}, {0, 1, 1}, {0, 1, 1}, {1, 1, 1}, {1, 1, 2}, 1, 1, {}, false};
+  three_d.cores = 2;
+  check_conv(three_d);
+  ConvCase hwio{{2, 5, 6, 6}, {9, 5, 3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}, {1, 1}, 1, 1, {}, false};
+  hwio.hwio = true;  // the fma kernel reads an HWIO kernel too
+  check_conv(hwio);
+}
+
 // The tensor-core kernel (f16 or bf16 operands, templates/cuda/contract_mma.cuh) on the host threads
 // with the mma emulated as the PTX ISA defines it: a batched [batch, m, k] x [k, n] (b transposed
 // when |bt|: its k axis contiguous), optionally y * 0.5 + bias - residual, against long double sums
 // of the same 16-bit operands (the tensor cores' per-16 rounding: K-scaled tolerance).
-struct MmaF32Out {
-  typedef float C;
-  template <class P> void put(const P& p, long long i, const long long* ei, C y) const {
-    float v = y;
-    if (p.ext[0]) v = y * 0.5f + reinterpret_cast<const float*>(p.ext[0])[ei[0]] - reinterpret_cast<const float*>(p.ext[1])[ei[1]];
-    reinterpret_cast<float*>(p.out)[i] = v;
-  }
-};
 void check_mma(bool bf16, std::int64_t batch, std::int64_t m, std::int64_t n, std::int64_t k, bool bt, bool epilogue) {
   SCOPED_TRACE(testing::Message() << (bf16 ? "bf16 " : "f16 ") << batch << "x" << m << "x" << n << "x" << k
                                   << (bt ? " b transposed" : "") << (epilogue ? " epilogue" : ""));

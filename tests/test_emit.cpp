@@ -549,6 +549,7 @@ TEST(EmitContract, KernelsCompileWithNvrtcAndGlslang) {
   // Fused epilogues: gelu(y + bias) + residual (bf16 operands), an integer bias (s8 -> s32).
   const Expr gelu_bias_res = parse_expr("0.5 * (x + y) * (1 + erf((x + y) * 0.7071067811865476)) + z", {DType::f32, DType::f32, DType::bf16});
   specs.push_back(make_contract_spec(DType::bf16, DType::bf16, DType::bf16, &gelu_bias_res));
+  const Expr gelu_bias_res_f16 = parse_expr("0.5 * (x + y) * (1 + erf((x + y) * 0.7071067811865476)) + z", {DType::f32, DType::f32, DType::f16});
   const Expr int_bias = parse_expr("x + y", {DType::s32, DType::s32});
   specs.push_back(make_contract_spec(DType::s8, DType::s8, DType::s32, &int_bias));
   specs.push_back(make_contract_spec(DType::f32, DType::f32, DType::f32, nullptr, true));  // precision tf32
@@ -556,13 +557,19 @@ TEST(EmitContract, KernelsCompileWithNvrtcAndGlslang) {
   std::vector<KernelSpec> mma{contract_tensor_core_spec(make_contract_spec(DType::bf16, DType::bf16, DType::bf16)),
                               contract_tensor_core_spec(make_contract_spec(DType::f16, DType::f16, DType::f32)),
                               contract_tensor_core_spec(make_contract_spec(DType::bf16, DType::bf16, DType::bf16, &gelu_bias_res))};
+  // Convolutions on the tensor cores (templates/cuda/conv_mma.cuh).
+  mma.push_back(contract_tensor_core_spec(make_conv_spec(DType::bf16, DType::bf16, DType::bf16)));
+  mma.push_back(contract_tensor_core_spec(make_conv_spec(DType::f16, DType::f16, DType::f32, &gelu_bias_res_f16)));
   std::string mma_src;
   for (const KernelSpec& spec : mma) mma_src += emit_cuda(spec);
   EXPECT_EQ(nvrtc_compile(mma_src, {"-Ofc=max"}), "");
   EXPECT_EQ(nvrtc_compile(mma_src, {"--gpu-architecture=sm_80"}), "");
   std::string why;
-  EXPECT_FALSE(family_of(mma[0]).supports(mma[0], Target::glsl, &why));
-  EXPECT_NE(why.find("CUDA-only"), std::string::npos) << why;
+  for (const KernelSpec& spec : {mma[0], mma[3]}) {
+    EXPECT_FALSE(family_of(spec).supports(spec, Target::glsl, &why)) << spec.name();
+    EXPECT_NE(why.find("CUDA-only"), std::string::npos) << why;
+  }
+  EXPECT_THROW(contract_tensor_core_spec(make_conv_spec(DType::f32, DType::f32, DType::f32)), Error);
   EXPECT_THROW(contract_tensor_core_spec(make_contract_spec(DType::f32, DType::f32, DType::f32)), Error);
   EXPECT_THROW(contract_tensor_core_spec(make_contract_spec(DType::bf16, DType::bf16, DType::f64)), Error);
   // Convolutions: the same hooks over the implicit-GEMM template (templates/*/conv.*).

@@ -332,8 +332,19 @@ void ContractCpuSum::add(const std::byte* a, const std::byte* b) {
   const Scalar xa[1] = {load_scalar(spec_.inputs[0], a)}, xb[1] = {load_scalar(spec_.inputs[1], b)};
   Scalar va = conv_a_.eval(xa), vb = conv_b_.eval(xb);
   if (tf32_) va.f = contract_tf32_round(va.f), vb.f = contract_tf32_round(vb.f);
-  if (is_float(acc_)) f_ += static_cast<long double>(va.f) * static_cast<long double>(vb.f);
-  else u_ += va.u * vb.u;
+  if (!is_float(acc_)) {
+    u_ += va.u * vb.u;
+    return;
+  }
+  // The product is exact (the kernels' fused multiply-add); the running sum stays within the
+  // accumulator's range as the kernels hold it: past it +-inf (inf - inf is then NaN, as theirs),
+  // below it 0. So 3e38 + 3e38 - 3e38 overflows here too, in k order.
+  f_ += static_cast<long double>(va.f) * static_cast<long double>(vb.f);
+  if (acc_ == DType::f32) {
+    if (const float r = float(f_); std::isinf(r) || r == 0) f_ = r;
+  } else if (const double r = double(f_); std::isinf(r) || r == 0) {
+    f_ = r;
+  }
 }
 
 void ContractCpuSum::store(std::byte* out, const std::byte* const* ext) {
@@ -490,7 +501,8 @@ bool contract_tensor_cores_apply(const KernelSpec& spec, std::string* why) {
     if (why) *why = std::move(reason);
     return false;
   };
-  if (spec.family != "contract") return no(fmt::format("{} is not a contraction kernel", spec.name()));
+  if (spec.family != "contract" && spec.family != "conv")
+    return no(fmt::format("{} is not a contraction or conv kernel", spec.name()));
   const DType a = spec.inputs.at(0), b = spec.inputs.at(1);
   if (a != b || (a != DType::f16 && a != DType::bf16))
     return no(fmt::format("the tensor-core kernels take two f16 or two bf16 operands, not {} x {}", dtype_name(a),

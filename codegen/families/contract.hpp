@@ -38,8 +38,8 @@ inline constexpr int kMaxContractEpilogueInputs = 2;
 KernelSpec make_contract_spec(DType a, DType b, DType out, const Expr* epilogue = nullptr, bool tf32 = false);
 bool spec_contract_tf32(const KernelSpec& spec);
 
-// The tensor-core variant of contraction kernel |spec| (CUDA sm_80 and later: mma.sync m16n8k16,
-// templates/cuda/contract_mma.cuh): two f16 or two bf16 operands summed in f32, any epilogue and
+// The tensor-core variant of contraction or conv kernel |spec| (CUDA sm_80 and later: mma.sync
+// m16n8k16, templates/cuda/contract_mma.cuh, conv_mma.cuh): two f16 or two bf16 operands summed in f32, any epilogue and
 // output. Its products are summed by the tensor cores (their order and rounding per 16 products,
 // the steps of 16 in k order), deterministic on a GPU model. Throws invalid_argument where it does
 // not apply (contract_tensor_cores_apply says why).

@@ -1,8 +1,10 @@
 // The CPU references' arithmetic of the contraction and conv families (contract.cpp, conv.cpp):
 // one output at a time, each operand element converted to the accumulator as the kernels convert
 // it (Kiln's as_type; rounded to TF32 with precision tf32), the products summed in long double
-// (floats) or in wrapping 64-bit integers, the sum rounded to the accumulator as the kernels hold
-// it, then the epilogue and the conversion to the output dtype in Kiln's semantics (codegen/eval).
+// (floats; a running sum past the accumulator's range becomes +-inf, one below it 0, where the
+// kernels' k-order sum does) or in wrapping 64-bit integers, the sum rounded to the accumulator as
+// the kernels hold it, then the epilogue and the conversion to the output dtype in Kiln's semantics
+// (codegen/eval).
 #pragma once
 
 #include <cstddef>

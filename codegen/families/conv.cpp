@@ -51,13 +51,19 @@ constexpr std::string_view kSlots[] = {"expr", "epilogue"};
 constexpr std::string_view kManifestKeys[] = {"name",    "family",   "op",       "inputs",
                                               "output",  "targets",  "epilogue", "precision"};
 constexpr ContractTemplate kConv = {"conv", "cuda/conv.cuh", "KilnConvParams", "conv_run", "glsl/conv.glsl"};
+// On the tensor cores (CUDA sm_80+, two f16 or two bf16 operands summed in f32): the same entry
+// point, another template (128 x 128 tiles).
+constexpr ContractTemplate kConvMmaBf16 = {"conv", "cuda/conv_mma.cuh", "KilnConvParams", "conv_mma_run_bf16", ""};
+constexpr ContractTemplate kConvMmaF16 = {"conv", "cuda/conv_mma.cuh", "KilnConvParams", "conv_mma_run_f16", ""};
 
 constexpr int kAxesPerDim = 5;
 
 std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
 
-// The request as the kernel's params (addresses left 0); false with |why| when it is malformed.
-bool conv_geometry(const PlanRequest& r, KilnConvParams& p, std::string* why) {
+// The request as the kernel's params (addresses left 0) for tiles of |tile_m| x |tile_n|; false with
+// |why| when it is malformed.
+bool conv_geometry(const PlanRequest& r, KilnConvParams& p, std::string* why, std::int64_t tile_m = kContractTileM,
+                   std::int64_t tile_n = kContractTileN) {
   auto no = [&](std::string reason) {
     *why = std::move(reason);
     return false;
@@ -137,15 +143,17 @@ bool conv_geometry(const PlanRequest& r, KilnConvParams& p, std::string* why) {
     p.ext_o[e - 2] = se[2 + nd];
     for (std::size_t j = 0; j < nd; ++j) p.ext_sp[e - 2][j] = se[2 + j];
   }
-  p.tiles_m = ceil_div(p.m, kContractTileM);
-  p.tiles_n = ceil_div(p.n, kContractTileN);
+  p.tiles_m = ceil_div(p.m, tile_m);
+  p.tiles_n = ceil_div(p.n, tile_n);
   return true;
 }
 
-LaunchPlan conv_plan(const KernelSpec&, const PlanRequest& r, std::string* why) {
+LaunchPlan conv_plan(const KernelSpec& spec, const PlanRequest& r, std::string* why) {
   LaunchPlan plan;
   KilnConvParams p{};
-  if (!conv_geometry(r, p, why)) return plan;
+  const bool mma = spec_contract_tensor_cores(spec);
+  if (!conv_geometry(r, p, why, mma ? kContractMmaTileM : kContractTileM, mma ? kContractMmaTileN : kContractTileN))
+    return plan;
   p.out = r.out;
   p.a = r.inputs[0].address;
   p.b = r.inputs[1].address;
@@ -224,8 +232,19 @@ void conv_run_cpu(const KernelSpec& spec, const PlanRequest& r) {
   }
 }
 
-bool conv_supports(const KernelSpec& spec, Target, std::string* why) { return contract_spec_supported(spec, why); }
-std::string conv_emit_cuda(const KernelSpec& spec, FunctionSet) { return contract_cuda_source(spec, kConv); }
+bool conv_supports(const KernelSpec& spec, Target target, std::string* why) {
+  if (!contract_spec_supported(spec, why)) return false;
+  if (!spec_contract_tensor_cores(spec)) return true;
+  if (target != Target::cuda) {
+    if (why) *why = "tensor-core (mma.sync) conv kernels are CUDA-only";
+    return false;
+  }
+  return contract_tensor_cores_apply(spec, why);
+}
+std::string conv_emit_cuda(const KernelSpec& spec, FunctionSet) {
+  if (!spec_contract_tensor_cores(spec)) return contract_cuda_source(spec, kConv);
+  return contract_cuda_source(spec, spec.inputs[0] == DType::bf16 ? kConvMmaBf16 : kConvMmaF16);
+}
 std::string conv_emit_glsl(const KernelSpec& spec, int) { return contract_glsl_source(spec, kConv); }
 
 FamilyCost conv_cost(const KernelSpec& spec) {
@@ -294,6 +313,7 @@ std::optional<EpilogueFusion> conv_fuse_epilogue(const KernelSpec& spec, std::sp
   }
   try {
     f.spec = make_conv_spec(spec.inputs[0], spec.inputs[1], e->dtype(e->root()), &*e, spec_contract_tf32(spec));
+    if (spec_contract_tensor_cores(spec)) f.spec = contract_tensor_core_spec(f.spec);
   } catch (const Error& err) {
     return no(err.what());
   }

@@ -56,6 +56,35 @@ __device__ __forceinline__ unsigned contract_mma_pair(const unsigned short* s) {
 #endif
 }
 
+// One staged K step (kMmaTileK) of the warp's 64 x 32 outputs: the fragments of the block's [m][k]
+// and [n][k] tiles (warp (wm, wn), lane 4 g + t) through the tensor cores into |acc|.
+template <bool BF16>
+__device__ __forceinline__ void contract_mma_step(const unsigned short* as, const unsigned short* bs, float (&acc)[4][4][4],
+                                                  unsigned wm, unsigned wn, unsigned g, unsigned t) {
+#pragma unroll
+  for (int kk = 0; kk < kMmaTileK; kk += 16) {
+    unsigned af[4][4], bf[4][2];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const unsigned short* s = as + (wm * 64u + 16u * i + g) * kMmaLd + kk + 2u * t;
+      af[i][0] = contract_mma_pair(s);
+      af[i][1] = contract_mma_pair(s + 8 * kMmaLd);
+      af[i][2] = contract_mma_pair(s + 8);
+      af[i][3] = contract_mma_pair(s + 8 * kMmaLd + 8);
+    }
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const unsigned short* s = bs + (wn * 32u + 8u * j + g) * kMmaLd + kk + 2u * t;
+      bf[j][0] = contract_mma_pair(s);
+      bf[j][1] = contract_mma_pair(s + 8);
+    }
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+      for (int j = 0; j < 4; ++j) contract_mma_16816<BF16>(acc[i][j], af[i], bf[j]);
+  }
+}
+
 template <class R, bool BF16>
 __device__ void contract_mma_run(const KilnContractParams& p, const R r) {
   __shared__ __align__(16) unsigned short as[kMmaTileM * kMmaLd];  // [m][k]
@@ -91,28 +120,7 @@ __device__ void contract_mma_run(const KilnContractParams& p, const R r) {
         bs[bn * kMmaLd + bk] = gn < p.n && hk < p.k ? B[off[1] + hk * p.b_k + gn * p.b_n] : (unsigned short)0;
       }
       __syncthreads();
-#pragma unroll
-      for (int kk = 0; kk < kMmaTileK; kk += 16) {
-        unsigned af[4][4], bf[4][2];
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-          const unsigned short* s = as + (wm * 64u + 16u * i + g) * kMmaLd + kk + 2u * t;
-          af[i][0] = contract_mma_pair(s);
-          af[i][1] = contract_mma_pair(s + 8 * kMmaLd);
-          af[i][2] = contract_mma_pair(s + 8);
-          af[i][3] = contract_mma_pair(s + 8 * kMmaLd + 8);
-        }
-#pragma unroll
-        for (int j = 0; j < 4; ++j) {
-          const unsigned short* s = bs + (wn * 32u + 8u * j + g) * kMmaLd + kk + 2u * t;
-          bf[j][0] = contract_mma_pair(s);
-          bf[j][1] = contract_mma_pair(s + 8);
-        }
-#pragma unroll
-        for (int i = 0; i < 4; ++i)
-#pragma unroll
-          for (int j = 0; j < 4; ++j) contract_mma_16816<BF16>(acc[i][j], af[i], bf[j]);
-      }
+      contract_mma_step<BF16>(as, bs, acc, wm, wn, g, t);
       __syncthreads();
     }
 #pragma unroll

@@ -310,6 +310,14 @@ TEST_P(Contract, SpecialValuesAndEmptyOperands) {
                                        device("cpu"));
   const Tensor b = Tensor::from_vector(std::vector<float>{1, 2, 0, 1, 5, 1e30f}, {3, 2}, device("cpu"));
   check_matmul(a, b, "inf * 0, NaN, overflow to inf");
+  // The running sum in k order leaves f32's range (3e38 + 3e38) before the last product brings it
+  // back: +inf on every backend, the CPU reference's included (it sums in long double but keeps the
+  // accumulator's range, as the kernels hold it).
+  DotOptions in_order;
+  in_order.vendor_library = false;
+  const Tensor big = Tensor::from_vector(std::vector<float>{3e38f, 3e38f, -3e38f}, {1, 3}, device("cpu"));
+  const Tensor ones = Tensor::from_vector(std::vector<float>{1, 1, 1}, {3, 1}, device("cpu"));
+  EXPECT_EQ(matmul(big.to(*dev_), ones.to(*dev_), in_order).to(device("cpu")).to_vector<float>(), (std::vector<float>{inf}));
   // K = 0: every output is an empty sum, 0. M = 0 or N = 0: an empty result.
   const Tensor z = matmul(Tensor::empty({3, 0}, DType::f32, *dev_), Tensor::empty({0, 4}, DType::f32, *dev_));
   EXPECT_EQ(z.shape(), (Shape{3, 4}));

@@ -338,10 +338,45 @@ TEST_P(Conv, EveryDtype) {
   }
 }
 
+// CUDA sm_80 and later: f16/bf16 convolutions run on the tensor cores (templates/cuda/conv_mma.cuh),
+// NCHW and NHWC, groups, strides and dilations, within the same K-scaled bound; tensor_cores = false
+// keeps the fma kernel. Skipped elsewhere (the kernel runs on host threads with the mma emulated in
+// CudaBlocksOnHost.ConvOnTheTensorCores).
+TEST_P(Conv, TensorCoresTakeHalfPrecisionOperandsOnCuda) {
+  const std::string& arch = dev_->info().arch;
+  if (dev_->backend() != Backend::cuda || arch.rfind("sm_", 0) != 0 || std::atoi(arch.c_str() + 3) < 80)
+    GTEST_SKIP() << "the tensor-core kernels need a CUDA GPU of compute capability 8.0 or later";
+  unsigned seed = 700;
+  for (DType t : {DType::bf16, DType::f16})
+    for (bool nhwc : {false, true}) {
+      ConvOptions o;
+      o.strides = {2, 1};
+      o.padding = ConvPadding::same;
+      o.kernel_dilation = {1, 2};
+      o.feature_group_size = 2;
+      Tensor x = random_tensor({3, 34, 19, 23}, t, ++seed);
+      const Tensor w = random_tensor({130, 17, 3, 3}, t, ++seed);
+      if (nhwc) {  // an NHWC tensor, given to conv as the [N, C, H, W] view of it
+        x = x.transpose({0, 2, 3, 1}).contiguous();
+        o.input_permutation = {0, 3, 1, 2};
+      }
+      for (bool cores : {true, false}) {
+        o.tensor_cores = cores;
+        const std::uint64_t before = contraction_tensor_core_runs();
+        check(x, w, o, fmt::format("{} {} {}", dtype_name(t), nhwc ? "NHWC" : "NCHW", cores ? "tensor cores" : "fma"));
+        EXPECT_EQ(contraction_tensor_core_runs() - before, cores ? 2u : 0u);  // check() runs it twice
+      }
+    }
+}
+
 TEST_P(Conv, SpecialValuesAndEmptyOperands) {
   const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
   check(Tensor::from_vector(std::vector<float>{1, inf, 0, 2, nan, 1, 3e38f, 3e38f}, {1, 1, 8}, device("cpu")),
         Tensor::from_vector(std::vector<float>{1, 2}, {1, 1, 2}, device("cpu")), {}, "inf, NaN, overflow");
+  // 3e38 + 3e38 - 3e38 in k order overflows f32 on the way: +inf on every backend, the CPU's included.
+  const Tensor big = Tensor::from_vector(std::vector<float>{3e38f, 3e38f, -3e38f}, {1, 1, 3}, device("cpu"));
+  const Tensor ones = Tensor::from_vector(std::vector<float>{1, 1, 1}, {1, 1, 3}, device("cpu"));
+  EXPECT_EQ(conv(big.to(*dev_), ones.to(*dev_)).to(device("cpu")).to_vector<float>(), (std::vector<float>{inf}));
   // No input channels: every output an empty sum, 0; no images: an empty result.
   const Tensor z = conv(Tensor::empty({2, 0, 5}, DType::f32, *dev_), Tensor::empty({3, 0, 2}, DType::f32, *dev_));
   EXPECT_EQ(z.shape(), (Shape{2, 3, 4}));
