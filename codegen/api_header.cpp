@@ -104,7 +104,7 @@ std::string emit_api_header(const Manifest& manifest, const ApiHeaderOptions& o)
     std::string what = readable;
     if (!spec.attribute("combiner").empty()) what = fmt::format("{} of {}", spec.attribute("combiner"), readable);
     if (!spec.attribute("op").empty()) what = fmt::format("{}({})", spec.attribute("op"), readable);
-    if (!spec.epilogue.nodes().empty()) what += ", then " + spec.epilogue.to_string() + " (x: acc, y: n)";
+    if (!spec.epilogue.nodes().empty()) what += ", then " + spec.epilogue.to_string() + " (in0: the value it finishes; in1...: its other inputs)";
     const Family& family = family_of(spec);
     for (const std::string& name : names) {
       if (kReserved.count(name) || reserved_spelling(name))

@@ -303,7 +303,14 @@ Expr renumber_inputs(const Expr& src, const std::vector<int>& map) {
   for (const Node& n : live.nodes())
     if (n.kind == NodeKind::input) used[std::size_t(n.input)] = true;
   std::vector<NodeId> inputs(used.size());
-  for (std::size_t i = 0; i < inputs.size(); ++i)  // unused inputs: a placeholder the copy never reaches
+  // The inputs made in the order of their new numbers, so that the result's canonical text is the
+  // one an expression written over the new numbers has, whatever the old order.
+  std::vector<std::size_t> order(used.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    return (used[a] ? map.at(a) : INT_MAX) < (used[b] ? map.at(b) : INT_MAX);
+  });
+  for (std::size_t i : order)  // unused inputs: a placeholder the copy never reaches
     inputs[i] = used[i] ? e.input(map.at(i), src.input_dtypes()[i]) : e.constant(0, DType::f32);
   const std::vector<NodeId> roots = inline_roots(e, src, inputs);
   e.set_root(roots.front());

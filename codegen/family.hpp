@@ -122,6 +122,12 @@ class ManifestTable {
   // manifest gives none).
   virtual const std::vector<DType>& inputs() const = 0;
   virtual const std::vector<std::string>& input_names() const = 0;
+  // How an expression names input k: its given name, else "z / in2" (x, y, z, w for the first four).
+  std::string input_label(std::size_t k) const {
+    if (k < input_names().size() && !input_names()[k].empty()) return input_names()[k];
+    static constexpr const char* kPositional[] = {"x", "y", "z", "w"};
+    return (k < 4 ? std::string(kPositional[k]) + " / " : std::string()) + "in" + std::to_string(k);
+  }
   // The expression in |key|'s string over inputs of |dtypes|, input k also spelled |names[k]|;
   // nullopt when the key is absent. Parse errors point into the string.
   virtual std::optional<Expr> expr(std::string_view key, const std::vector<DType>& dtypes,

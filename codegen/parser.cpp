@@ -3,6 +3,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
+#include <algorithm>
 #include <charconv>
 #include <numbers>
 #include <optional>
@@ -327,9 +328,12 @@ class Parser {
     if (t.text == "e") { c.number = std::numbers::e; return c; }
     if (t.text == "inf") { c.number = INFINITY; return c; }
     if (t.text == "nan") { c.number = NAN; return c; }
-    std::string extra;
-    for (std::string_view n : names_) extra += fmt::format("{}, ", n);
-    error(t, fmt::format("unknown name '{}': inputs are {}x, y, z, w or in0, in1, ...", t.text, extra));
+    std::string named;  // the names given (each once), then the positional ones
+    for (std::size_t i = 0; i < names_.size(); ++i)
+      if (!names_[i].empty() && std::find(names_.begin(), names_.begin() + std::ptrdiff_t(i), names_[i]) == names_.begin() + std::ptrdiff_t(i))
+        named += fmt::format("{}{}", named.empty() ? "" : ", ", names_[i]);
+    error(t, fmt::format("unknown name '{}': inputs are {}{}x, y, z, w or in0, in1, ...", t.text, named,
+                         named.empty() ? "" : ", or "));
   }
 
   Val call(const Token& name, const Val& at) {

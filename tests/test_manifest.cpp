@@ -348,7 +348,13 @@ TEST(Manifest, RowsKernels) {
   e = error_of(head + "op = \"rms_norm\"\nprologue = 'b * 2'\ninputs = [\"a: f32\", \"b: f32\"]\n");
   EXPECT_NE(e.find("rows.toml:4:12: the prologue uses the first 2 inputs but not input 0"), std::string::npos) << e;
   e = error_of(head + "op = \"rms_norm\"\nepilogue = 'y * a'\ninputs = [\"a: f32\", \"b: f32\"]\n");
-  EXPECT_NE(e.find("rows.toml:4:12: the epilogue uses input 0 but not input 1"), std::string::npos) << e;
+  EXPECT_NE(e.find("rows.toml:4:12: the epilogue uses input 0 (a) but not input 1 (b)"), std::string::npos) << e;
+  // Unnamed inputs keep their names in the epilogue: rms_norm(x) * gamma, gated by input 2 (z).
+  const Manifest un = parse_manifest(head + "op = \"rms_norm\"\nepilogue = 'y * sigmoid(z)'\ninputs = [\"f32\", \"f32\", \"f32\"]\n",
+                                     "rows.toml");
+  RowsFusion gate;
+  gate.epilogue = parse_expr("x * sigmoid(y)", {DType::f32, DType::f32});
+  EXPECT_EQ(un.kernels.at(0).spec.canonical(), make_rows_spec(RowsOp::rms_norm, DType::f32, 1, RowsBias::none, false, &gate).canonical());
   e = error_of(head + "op = \"softmax\"\ninputs = [\"f32\"]\nresidual = true\n");
   EXPECT_NE(e.find("rows.toml:5:12: softmax has no residual output"), std::string::npos) << e;
   e = error_of(head + "op = \"rms_norm\"\ninputs = [\"f32\"]\nresidual = 1\n");
@@ -442,6 +448,24 @@ TEST(Manifest, ContractKernels) {
   EXPECT_NE(e.find("contract.toml:4:13: precision tf32 applies to products summed in f32"), std::string::npos) << e;
   e = error_of(head + "inputs = [\"act: f32\", \"weight: f32\"]\nepilogue = 'y + nope'\n");
   EXPECT_NE(e.find("contract.toml:4:"), std::string::npos) << e;
+  EXPECT_NE(e.find("inputs are act, weight, y, or x, y, z, w or in0, in1, ..."), std::string::npos) << e;
+  // Unnamed inputs keep their names in the epilogue (z, w, in2, in3: inputs 2 and 3), y is the sum,
+  // and x (a) is refused, never taken for the sum.
+  for (const char* epi : {"y + z", "y + in2"}) {
+    const Manifest u = parse_manifest(head + "inputs = [\"bf16\", \"bf16\", \"f32\"]\nepilogue = '" + epi + "'\n",
+                                      "contract.toml");
+    const Expr plus = parse_expr("x + y", {DType::f32, DType::f32});
+    EXPECT_EQ(u.kernels.at(0).spec.canonical(), make_contract_spec(DType::bf16, DType::bf16, DType::bf16, &plus).canonical())
+        << epi;
+  }
+  e = error_of(head + "inputs = [\"f32\", \"f32\", \"f32\"]\nepilogue = 'x + z'\n");
+  EXPECT_NE(e.find("the epilogue must use y (the sum)"), std::string::npos) << e;
+  e = error_of(head + "inputs = [\"f32\", \"f32\", \"f32\"]\nepilogue = 'x + y + z'\n");
+  EXPECT_NE(e.find("not a or b (x and in0 name a"), std::string::npos) << e;
+  e = error_of(head + "inputs = [\"a: f32\", \"b: f32\", \"bias: f32\"]\nepilogue = 'x + bias'\n");
+  EXPECT_NE(e.find("the epilogue must use y (the sum)"), std::string::npos) << e;
+  e = error_of(head + "inputs = [\"f32\", \"f32\", \"f32\", \"f32\"]\nepilogue = 'y + z'\n");
+  EXPECT_NE(e.find("the epilogue does not use input 3 (w / in3)"), std::string::npos) << e;
 }
 
 // Conv kernels: the contraction family's keys; Nx's floating default output (s8 x s8 -> f32).

@@ -427,13 +427,16 @@ KernelSpec contract_manifest_spec(const ManifestTable& t, std::optional<DType> o
   const std::vector<DType>& in = t.inputs();
   if (in.size() < 2) t.error("inputs", fmt::format("a contraction takes two inputs (a, b), not {}", in.size()));
   const DType out = output ? *output : default_output(in[0], in[1]);
-  // The epilogue: over y (the sum, in the accumulator dtype) and the inputs after a and b, by name.
-  std::vector<DType> edt{contract_accumulator_dtype(in[0], in[1], out)};
-  std::vector<std::string_view> enames{"y"};
-  for (std::size_t k = 0; k < in.size(); ++k) {
-    edt.push_back(in[k]);
+  // The epilogue: over y (the sum, in the accumulator dtype) and the inputs after a and b, by their
+  // names or as the kernel's inputs are named anywhere (z, w, in2, in3, ...): the sum is parsed as
+  // one more input after them, named y.
+  const std::size_t sum = in.size();
+  std::vector<DType> edt(in.begin(), in.end());
+  edt.push_back(contract_accumulator_dtype(in[0], in[1], out));
+  std::vector<std::string_view> enames;
+  for (std::size_t k = 0; k < in.size(); ++k)
     enames.push_back(k < t.input_names().size() ? std::string_view(t.input_names()[k]) : std::string_view());
-  }
+  enames.push_back("y");
   std::optional<Expr> epi = t.expr("epilogue", edt, enames);
   if (!epi && in.size() > 2)
     t.error("inputs", fmt::format("a contraction takes two inputs (a, b) and, with an 'epilogue', up to {} more; "
@@ -441,13 +444,16 @@ KernelSpec contract_manifest_spec(const ManifestTable& t, std::optional<DType> o
   Expr renumbered;
   if (epi) {
     const std::vector<bool> used = used_inputs(*epi, edt.size());
-    if (!used[0]) t.error("epilogue", "the epilogue must use y (the sum)");
-    if (used[1] || used[2]) t.error("epilogue", "the epilogue reads y (the sum) and the inputs after a and b, not a or b");
+    if (!used[sum]) t.error("epilogue", "the epilogue must use y (the sum)");
+    if (used[0] || used[1])
+      t.error("epilogue", "the epilogue reads y (the sum) and the inputs after a and b, not a or b (x and in0 name a, "
+                          "in1 names b; y is the sum)");
     for (std::size_t k = 2; k < in.size(); ++k)
-      if (!used[k + 1]) t.error("epilogue", fmt::format("the epilogue does not use input {} ({}); every input after a "
-                                                        "and b is the epilogue's", k, enames[k + 1]));
-    std::vector<int> map(edt.size(), 0);
-    for (std::size_t k = 2; k < in.size(); ++k) map[k + 1] = int(k) - 1;
+      if (!used[k])
+        t.error("epilogue", fmt::format("the epilogue does not use input {} ({}); every input after a and b is the "
+                                        "epilogue's", k, t.input_label(k)));
+    std::vector<int> map(edt.size(), 0);  // y first, then the inputs after a and b
+    for (std::size_t k = 2; k < in.size(); ++k) map[k] = int(k) - 1;
     renumbered = renumber_inputs(*epi, map);
   }
   const std::optional<std::string> precision = t.string("precision");

@@ -465,22 +465,25 @@ KernelSpec rows_from_manifest(const ManifestTable& t, const Expr&, std::optional
   const DType c = x == DType::f64 ? DType::f64 : DType::f32;
   std::size_t ke = 0;
   {
-    std::vector<DType> edt{c};
-    std::vector<std::string_view> enames{"y"};
-    edt.insert(edt.end(), in.begin(), in.end());
-    enames.insert(enames.end(), names.begin(), names.end());
+    // Over y (the op's result) and the last inputs, by their names or as the kernel's inputs are
+    // named anywhere (z, w, in2, ...): the result is parsed as one more input after them, named y.
+    std::vector<DType> edt(in.begin(), in.end());
+    std::vector<std::string_view> enames(names.begin(), names.end());
+    edt.push_back(c);
+    enames.push_back("y");
     if (std::optional<Expr> epi = t.expr("epilogue", edt, enames)) {
       const std::vector<bool> used = used_inputs(*epi, edt.size());
       std::size_t first = in.size();
-      for (std::size_t k = 1; k < used.size(); ++k)
-        if (used[k]) first = std::min(first, k - 1);
+      for (std::size_t k = 0; k < in.size(); ++k)
+        if (used[k]) first = std::min(first, k);
       ke = in.size() - first;
       for (std::size_t k = first; k < in.size(); ++k)
-        if (!used[k + 1]) t.error("epilogue", fmt::format("the epilogue uses input {} but not input {}; the epilogue's "
-                                                          "inputs come last in 'inputs'", first, k));
+        if (!used[k])
+          t.error("epilogue", fmt::format("the epilogue uses input {} ({}) but not input {} ({}); the epilogue's inputs "
+                                          "come last in 'inputs'", first, t.input_label(first), k, t.input_label(k)));
       if (first < kp) t.error("epilogue", "the epilogue's inputs must follow the prologue's");
-      std::vector<int> map(edt.size(), 0);
-      for (std::size_t k = first; k < in.size(); ++k) map[k + 1] = int(k - first) + 1;
+      std::vector<int> map(edt.size(), 0);  // y first, then the epilogue's inputs
+      for (std::size_t k = first; k < in.size(); ++k) map[k] = int(k - first) + 1;
       f.epilogue = renumber_inputs(*epi, map);
     }
   }
