@@ -149,8 +149,17 @@ class Parser {
     if (v.node) return *v.node;
     DType t = v.integral ? DType::s32 : DType::f32;
     if (meet) {
-      if (is_float(*meet)) t = *meet;
-      else if (v.integral) t = *meet;
+      if (is_float(*meet)) {
+        t = *meet;
+      } else if (v.integral) {
+        // Nx.Type.merge_number: the integer dtype when it holds the number, else the smallest wider
+        // one (x + 300 on s8 is s16: 301), which the op then promotes to; a pred operand keeps the
+        // number as pred; past 64 bits it wraps to the dtype.
+        t = *meet;
+        const bool negative = v.number < 0;
+        if (*meet != DType::pred)
+          if (const auto m = merge_integer_literal(*meet, negative, negative ? 0 - v.bits : v.bits)) t = *m;
+      }
     }
     try {
       if (v.integral && !is_float(t)) return expr_.constant_int(std::int64_t(v.bits), t);  // wrapped to t

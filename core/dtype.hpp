@@ -34,6 +34,11 @@ inline bool is_int(DType t) { return is_signed_int(t) || is_unsigned_int(t); }
 // Nx.Type.merge: the type two operands are converted to before a binary op.
 // pred behaves as u8 except that pred with pred stays pred.
 DType promote(DType a, DType b);
+// Nx.Type.merge_number for an integer literal (|negative| and |magnitude|) meeting integer dtype
+// |t| (pred counts as u8): the dtype the literal takes, which then promotes with |t| — |t| itself
+// when it holds the value, else the smallest wider one (s8 + 300 is s16, u8 + -1 is s16). nullopt
+// when no 64-bit integer dtype holds it.
+std::optional<DType> merge_integer_literal(DType t, bool negative, std::uint64_t magnitude);
 // Nx.Type.to_floating: integers and pred become f32, floats stay.
 DType to_floating(DType t);
 

@@ -56,17 +56,22 @@ Tensor arange(std::int64_t n, DType dtype, Device& device) {
 
 namespace {
 
-// Nx's weak literal: a float tensor takes the literal in its own dtype; an integer tensor too when
-// the literal is an integer it can hold, else the literal is f32 (and the op promotes).
+// Nx's weak literal (Nx.Type.merge_number): a float tensor takes the literal in its own dtype; an
+// integer tensor takes an integer literal in its own dtype when it holds it, else in the smallest
+// wider integer dtype (s8 + 300 is s16, u8 + -1 is s16), which the op promotes to; a
+// fraction, or an integer past 64 bits, is f32 (s32 * 2.5 is f32).
 Tensor literal_for(const Tensor& t, double v) {
   const DType d = t.dtype();
   if (is_float(d)) return scalar(v, d, t.device());
-  // In range first: 2^63 would saturate to 2^63 - 1, which reads back as 2^63 in a double.
-  const int bits = dtype_bits(d);
-  const bool in_range = is_signed_int(d) ? v >= -std::ldexp(1.0, bits - 1) && v < std::ldexp(1.0, bits - 1)
-                                         : v >= 0 && v < std::ldexp(1.0, bits);
-  const Scalar s = cast_scalar(Scalar::from_f(v), DType::f64, d);
-  if (in_range && v == std::trunc(v) && scalar_to_double(s, d) == v) return scalar(v, d, t.device());
+  if (v == std::trunc(v) && std::fabs(v) < 0x1p64) {
+    const bool negative = v < 0;
+    const std::uint64_t magnitude = std::uint64_t(std::fabs(v));
+    if (d == DType::pred) {  // as u8 (0 and 1 stay pred)
+      if (!negative && magnitude <= 1) return scalar(v, d, t.device());
+    }
+    if (const std::optional<DType> m = merge_integer_literal(d, negative, magnitude))
+      return scalar(v, *m, t.device());
+  }
   return scalar(v, DType::f32, t.device());
 }
 

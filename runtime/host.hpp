@@ -22,9 +22,10 @@ Tensor scalar(double value, DType dtype, Device& device = default_device());  //
 Tensor arange(std::int64_t n, DType dtype, Device& device = default_device());
 
 // Operators: the ops of the same names (broadcasting, Nx promotion). A double operand is a weak
-// literal, as in Nx: a float tensor takes it in its own dtype (f16 * 0.1 stays f16); an integer
-// tensor too when it is an integer the dtype holds (s32 * 2 stays s32), else it is f32 and the op
-// promotes (s32 * 2.5 is f32).
+// literal, as in Nx (Nx.Type.merge_number): a float tensor takes it in its own dtype (f16 * 0.1
+// stays f16); an integer tensor too when it is an integer the dtype holds (s32 * 2 stays s32), else
+// the smallest wider integer dtype that holds it (s8 + 300 is s16, u8 + -1 is s16) and the op
+// promotes; a fraction is f32 (s32 * 2.5 is f32). Expressions type their numbers the same way.
 Tensor operator+(const Tensor& a, const Tensor& b);
 Tensor operator-(const Tensor& a, const Tensor& b);
 Tensor operator*(const Tensor& a, const Tensor& b);

@@ -297,8 +297,23 @@ TEST(Parser, IntegerLiteralsAreExact) {
   EXPECT_EQ(eval1("x + 010", {D::s32}, {0}), 10);
   EXPECT_EQ(eval1("x + 09", {D::s32}, {0}), 9);
   EXPECT_EQ(eval1("x + 0x10", {D::s32}, {0}), 16);
-  // Wrapped to s32 like a cast, above 2^63 too (no saturation).
-  EXPECT_EQ(eval1("x + 9100000000000000000", {D::s32}, {0}), double(std::int32_t(std::uint32_t(9100000000000000000ull))));
+  auto result_of = [](const char* text, std::vector<DType> dts) {
+    const Expr e = parse_expr(text, dts);
+    return e.dtype(e.root());
+  };
+  // Nx.Type.merge_number: an integer the dtype cannot hold takes the smallest wider one, which the
+  // op promotes to (s8 + 300 is s16); past every signed dtype (above 2^63 for a signed operand) it
+  // wraps to the operand's dtype like a cast.
+  EXPECT_EQ(result_of("x + 300", {D::s8}), D::s16);
+  EXPECT_EQ(eval1("x + 300", {D::s8}, {1}), 301);
+  EXPECT_EQ(result_of("x + 100", {D::s8}), D::s8);
+  EXPECT_EQ(result_of("x + -1", {D::u8}), D::s16);
+  EXPECT_EQ(result_of("x - 1", {D::u8}), D::u8);
+  EXPECT_EQ(result_of("x & 65536", {D::u16}), D::u32);
+  EXPECT_EQ(result_of("x + -129", {D::s8}), D::s16);
+  EXPECT_EQ(result_of("x + -128", {D::s8}), D::s8);
+  EXPECT_EQ(result_of("x + -1", {D::u64}), D::s64);
+  EXPECT_EQ(eval1("x + 9100000000000000000", {D::s32}, {0}), 9100000000000000000.0);  // s64
   EXPECT_EQ(eval1("x + 9300000000000000000", {D::s32}, {0}), double(std::int32_t(std::uint32_t(9300000000000000000ull))));
   EXPECT_EQ(eval1("x + 9007199254740993", {D::f64}, {0}), 9007199254740992.0);  // a float meets it: rounded
 }

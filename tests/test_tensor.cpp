@@ -230,6 +230,15 @@ TEST(Ops, OperatorsAreTheOpsWithNxWeakLiterals) {
     EXPECT_EQ((i * 2.0).dtype(), DType::s32);  // an integer literal the dtype holds
     EXPECT_EQ((i * 2.0).to_vector<std::int32_t>(), (std::vector<std::int32_t>{2, 4, 6}));
     EXPECT_EQ((i * 2.5).dtype(), DType::f32);  // promotes, as Nx
+    // An integer the dtype cannot hold: the smallest wider integer dtype (Nx.Type.merge_number),
+    // as the expression parser types it.
+    const Tensor s8 = as_type(i, DType::s8), u8 = as_type(i, DType::u8);
+    EXPECT_EQ((s8 + 300.0).dtype(), DType::s16);
+    EXPECT_EQ((s8 + 300.0).to_vector<std::int16_t>(), (std::vector<std::int16_t>{301, 302, 303}));
+    EXPECT_EQ((u8 + -1.0).dtype(), DType::s16);
+    EXPECT_EQ((u8 - 1.0).dtype(), DType::u8);
+    EXPECT_EQ((s8 + 300.0).dtype(), map(parse_expr("x + 300", {DType::s8}), {s8}).dtype());
+    EXPECT_EQ((s8 + 300.0).to_vector<std::int16_t>(), map(parse_expr("x + 300", {DType::s8}), {s8}).to_vector<std::int16_t>());
     EXPECT_EQ((i * 2.5).to_vector<float>(), (std::vector<float>{2.5f, 5, 7.5f}));
     const Tensor h = Tensor::from_vector(std::vector<half>{half(1.0f)}, {1}, *d);
     EXPECT_EQ((h * 0.1).dtype(), DType::f16);  // a float tensor keeps its dtype
