@@ -56,27 +56,27 @@ void AotKernel::launch(Stream& stream, const std::vector<const Buffer*>& inputs,
                      offsets.size(), k + 1));
   Device& device = stream.device();
   std::vector<std::uint64_t> address(k + 1);
-  auto check = [&](const Buffer* b, std::size_t i, DType t, const char* what) {
-    if (!b) fail(ErrorCode::invalid_argument, fmt::format("{}: {} {} is null", label_, what, i));
+  auto check = [&](const Buffer* b, std::size_t i, DType t, bool output) {
+    const std::string which = output ? std::string("the output") : fmt::format("input {}", i);
+    if (!b) fail(ErrorCode::invalid_argument, fmt::format("{}: {} is null", label_, which));
     if (&b->device() != &device)
-      fail(ErrorCode::invalid_argument, fmt::format("{}: {} {} is on {}, the stream on {}", label_, what, i,
-                                                    b->device().id(), device.id()));
+      fail(ErrorCode::invalid_argument, fmt::format("{}: {} is on {}, the stream on {}", label_, which, b->device().id(), device.id()));
     const std::size_t off = offsets.empty() ? 0 : offsets[i];
     const std::size_t es = dtype_size(t);
     // A misaligned element is a fault on a GPU (CUDA: sticky, the context is lost).
     if ((b->device_address() + off) % es != 0)
       fail(ErrorCode::invalid_argument,
-           fmt::format("{}: {} {} at byte offset {} (address {:#x}) is not aligned to {}'s {} bytes", label_, what, i,
-                       off, b->device_address() + off, dtype_name(t), es));
+           fmt::format("{}: {} at byte offset {} (address {:#x}) is not aligned to {}'s {} bytes", label_, which, off,
+                       b->device_address() + off, dtype_name(t), es));
     const std::uint64_t need = n > ~std::uint64_t(0) / es ? ~std::uint64_t(0) : n * es;
     if (off > b->size_bytes() || need > b->size_bytes() - off)
       fail(ErrorCode::invalid_argument,
-           fmt::format("{}: {} {} holds {} bytes; {} elements of {} at offset {} need {}", label_, what, i,
-                       b->size_bytes(), n, dtype_name(t), off, need));
+           fmt::format("{}: {} holds {} bytes; {} elements of {} at offset {} need {}", label_, which, b->size_bytes(), n,
+                       dtype_name(t), off, need));
     address[i] = b->device_address() + off;
   };
-  for (std::size_t i = 0; i < k; ++i) check(inputs[i], i, spec_.inputs[i], "input");
-  check(&out, k, spec_.output, "output");
+  for (std::size_t i = 0; i < k; ++i) check(inputs[i], i, spec_.inputs[i], false);
+  check(&out, k, spec_.output, true);
   if (n == 0) return;
 
   // One dimension of n elements, every operand dense: the family's contiguous plan.

@@ -102,6 +102,8 @@ Tensor run_conv_kernel(std::string_view op, const KernelSpec& spec, const std::s
                     channels, kernel_channels, fg));
 
   // Padding and the output's extents.
+  if (geo.padding != ConvPadding::explicit_ && !geo.padding_config.empty())
+    bad("padding_config is given but padding is not ConvPadding::explicit_, so it would be ignored");
   std::vector<ConvDim> dims(nd);
   Shape out_canonical{batch / bg, out_channels};
   for (std::size_t j = 0; j < nd; ++j) {
@@ -121,11 +123,15 @@ Tensor run_conv_kernel(std::string_view op, const KernelSpec& spec, const std::s
       if (lo < -INT_MAX || lo > INT_MAX || hi < -INT_MAX || hi > INT_MAX)
         bad(fmt::format("padding ({}, {}) of spatial dimension {} is beyond 2^31", lo, hi, j));
     }
-    const std::int64_t padded = dilated_in + lo + hi;
-    if (padded < dilated_k)
-      bad(fmt::format("spatial dimension {}: the padded input's extent {} is less than the dilated kernel's {}, which "
-                      "would give a negative output size", j, padded, dilated_k));
-    out_canonical.push_back((padded - dilated_k) / strides[j] + 1);
+    // Nx's extent, floor((padded - dilated kernel) / stride) + 1: 0 when the window passes the end
+    // by at most a stride (an empty input under a one-element kernel: an empty result), refused
+    // below that.
+    const std::int64_t padded = dilated_in + lo + hi, diff = padded - dilated_k;
+    const std::int64_t extent = diff >= 0 ? diff / strides[j] + 1 : 1 - (-diff + strides[j] - 1) / strides[j];
+    if (extent < 0)
+      bad(fmt::format("spatial dimension {}: the padded input's extent {} is less than the dilated kernel's {} by more "
+                      "than the stride {}, which would give a negative output size", j, padded, dilated_k, strides[j]));
+    out_canonical.push_back(extent);
     dims[j] = {strides[j], lo, kdil[j], idil[j], in};
   }
   Shape out_shape(static_cast<std::size_t>(rank));

@@ -50,6 +50,7 @@ static std::string op_title(std::string_view op) {
 }
 
 void fail_op(ErrorCode code, std::string_view op, const std::vector<Tensor>& operands, const std::string& what) {
+  if (operands.empty()) fail(code, fmt::format("{}: {} (no operands)", op_title(op), what));
   fail(code, fmt::format("{}: {} — {}", op_title(op), what, operands_text(operands)));
 }
 

@@ -185,7 +185,9 @@ std::vector<Tensor> fused_rows(RowsOp op, const std::vector<Tensor>& operands, c
   inputs.insert(inputs.end(), params.begin(), params.end());
   inputs.insert(inputs.end(), epilogue_operands.begin(), epilogue_operands.end());
   check_operands(name, inputs);
-  if (operands.empty()) fail_op(ErrorCode::invalid_argument, name, inputs, "no operands for x");
+  if (operands.empty())
+    fail_op(ErrorCode::invalid_argument, name, inputs,
+            "no operands for x: fused_rows needs x, or the prologue's operands, in its first argument");
   const DType x = fusion.prologue.nodes().empty() ? operands[0].dtype() : fusion.prologue.dtype(fusion.prologue.root());
   if (!fusion.prologue.nodes().empty() && fusion.prologue.input_dtypes().size() != operands.size())
     fail_op(ErrorCode::invalid_argument, name, inputs,

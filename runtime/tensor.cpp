@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "core/error.hpp"
 #include "runtime/ops.hpp"
@@ -219,12 +220,17 @@ Tensor Tensor::transpose(std::vector<int> perm) const {
   if (perm.empty())
     for (int i = rank() - 1; i >= 0; --i) perm.push_back(i);
   if (int(perm.size()) != rank())
-    fail(ErrorCode::invalid_argument, fmt::format("transpose: {} axes given for {}", perm.size(), describe()));
+    fail(ErrorCode::invalid_argument,
+         fmt::format("Tensor::transpose: {} axes [{}] given for {}, which has {}", perm.size(), fmt::join(perm, ","),
+                     describe(), rank()));
   std::vector<bool> seen(rank(), false);
   Tensor t = *this;
   for (int i = 0; i < rank(); ++i) {
     if (perm[i] < 0 || perm[i] >= rank() || seen[perm[i]])
-      fail(ErrorCode::invalid_argument, fmt::format("transpose: axes are not a permutation for {}", describe()));
+      fail(ErrorCode::invalid_argument,
+           fmt::format("Tensor::transpose: axes [{}] are not a permutation of 0..{} for {} (axis {} {})",
+                       fmt::join(perm, ","), rank() - 1, describe(), perm[i],
+                       perm[i] < 0 || perm[i] >= rank() ? "is out of range" : "is given twice"));
     seen[perm[i]] = true;
     t.shape_[i] = shape_[perm[i]];
     t.strides_[i] = strides_[perm[i]];
@@ -234,10 +240,17 @@ Tensor Tensor::transpose(std::vector<int> perm) const {
 
 Tensor Tensor::slice(int axis, std::int64_t start, std::int64_t stop, std::int64_t step) const {
   storage("Tensor::slice");
+  const int given = axis;
   if (axis < 0) axis += rank();
-  if (axis < 0 || axis >= rank() || step <= 0 || start < 0 || stop < start || stop > shape_[axis])
-    fail(ErrorCode::invalid_argument, fmt::format("slice: axis {} range [{}:{}:{}] is invalid for {}", axis,
-                                                  start, stop, step, describe()));
+  std::string why;
+  if (axis < 0 || axis >= rank()) why = fmt::format("axis {} is out of range for rank {}", given, rank());
+  else if (step <= 0) why = fmt::format("the step {} must be >= 1 (no reversed slices)", step);
+  else if (start < 0 || start > shape_[axis]) why = fmt::format("start {} is outside [0, {}]", start, shape_[axis]);
+  else if (stop < start) why = fmt::format("stop {} is before start {}", stop, start);
+  else if (stop > shape_[axis]) why = fmt::format("stop {} is past the axis's size {}", stop, shape_[axis]);
+  if (!why.empty())
+    fail(ErrorCode::invalid_argument, fmt::format("Tensor::slice: axis {} range [{}:{}:{}] of {}: {}", given, start,
+                                                  stop, step, describe(), why));
   Tensor t = *this;
   t.offset_ += start * strides_[axis];
   t.shape_[axis] = stop == start ? 0 : (stop - start - 1) / step + 1;  // no overflow for any step

@@ -228,6 +228,14 @@ TEST(Interop, AotKernelTensorAndRawForms) {
     const std::vector<float> raw = host_floats(out);
     for (std::size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(raw[i], want[i], 1e-5f * std::abs(want[i]));
     EXPECT_THROW(k.launch(d->default_stream(), {xd.storage().get()}, *out.storage(), 36), kiln::Error);
+    try {  // the output too small: named as the output, not by its position among the buffers
+      Tensor small = Tensor::empty({2}, DType::f32, *d);
+      k.launch(d->default_stream(), {xd.storage().get()}, *small.storage(), 4);
+      ADD_FAILURE() << "an output too small was launched";
+    } catch (const kiln::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("the output holds 8 bytes; 4 elements of f32 at offset 0 need 16"),
+                std::string::npos) << e.what();
+    }
     // Byte offsets that split an element (a misaligned load is a sticky fault on CUDA), and an
     // element count whose byte size overflows: refused, naming what was wrong.
     try {

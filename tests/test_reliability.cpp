@@ -506,6 +506,9 @@ TEST(ReliabilityChild, DefaultStreamFailsForGood) {
   auto s = dev->create_stream();  // "wait": the upload above is refused here
   EXPECT_EQ(error_of([&] { kiln::add(t, t).to_host(); }, &what), ErrorCode::out_of_memory);
   EXPECT_TRUE(contains(what, "takes no more work")) << what;
+  // It says what an eager caller can do, not "use another stream".
+  EXPECT_TRUE(contains(what, "the device's default stream, so the tensor ops on this device fail")) << what;
+  EXPECT_TRUE(contains(what, "create_stream() still run")) << what;
   auto buf = dev->allocate(64);
   std::vector<std::uint8_t> out(64, 0);
   s->fill(*buf, 0, 64, 5);

@@ -64,6 +64,21 @@ void expect_error(F f, ErrorCode code, const std::string& text) {
   }
 }
 
+// View errors say which argument is wrong and why, with the call's arguments and the tensor.
+TEST(Tensor, ViewErrorsSayWhatIsWrong) {
+  auto x = make<float>(std::vector<float>(12), {3, 4}, DType::f32);
+  const ErrorCode bad = ErrorCode::invalid_argument;
+  expect_error([&] { x.slice(0, 2, 1); }, bad, "Tensor::slice: axis 0 range [2:1:1] of [3,4] f32 on cpu: stop 1 is before start 2");
+  expect_error([&] { x.slice(1, 0, 4, 0); }, bad, "the step 0 must be >= 1");
+  expect_error([&] { x.slice(1, 0, 5); }, bad, "stop 5 is past the axis's size 4");
+  expect_error([&] { x.slice(-3, 0, 1); }, bad, "axis -3 is out of range for rank 2");
+  expect_error([&] { x.slice(0, -1, 2); }, bad, "start -1 is outside [0, 3]");
+  expect_error([&] { x.transpose({0, 0}); }, bad, "axes [0,0] are not a permutation of 0..1 for [3,4] f32 on cpu (axis 0 is given twice)");
+  expect_error([&] { x.transpose({0, 2}); }, bad, "(axis 2 is out of range)");
+  expect_error([&] { x.transpose({1, 0, 2}); }, bad, "3 axes [1,0,2] given for [3,4] f32 on cpu, which has 2");
+  EXPECT_EQ(x.slice(1, 4, 4).shape(), (Shape{3, 0}));  // an empty range at the end is fine
+}
+
 TEST(Tensor, EveryMemberOfAnUndefinedTensorWorksOrThrows) {
   // Regression: to_host(), to(dev) and device() of a default-constructed or moved-from tensor
   // crashed; contiguous(), transpose() and reshape() returned silently.

@@ -299,10 +299,15 @@ void VulkanStream::submit_locked(bool reclaim) {
     failed_flag_ = true;
     try {
       free_cmds_.push_back(batch.cmd);
+      const bool is_default = device_.default_stream_if_created() == this;
       failed_ = fmt::format("{} failed with {} for a batch of {} commands recorded by earlier calls on this stream{}, "
-                            "so their work never ran; the stream takes no more work: use another stream",
+                            "so their work never ran; the stream takes no more work: {}",
                             step, result_name(r), batch.commands,
-                            retried ? " (again, after its submitted work had finished)" : "");
+                            retried ? " (again, after its submitted work had finished)" : "",
+                            is_default ? "it is the device's default stream, so the tensor ops on this device fail "
+                                         "from now on (their results may hold the lost work); streams made with "
+                                         "create_stream() still run, and a new process starts afresh"
+                                       : "use another stream");
     } catch (...) {  // out of host memory: the flag stands, with a message that needs nothing
       failed_ = "a batch of commands recorded by earlier calls on this stream could not be submitted, so their "
                 "work never ran; the stream takes no more work";

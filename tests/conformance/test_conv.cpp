@@ -442,13 +442,27 @@ TEST_P(Conv, BadInputNamesOpShapesOptionsDtypesAndDevice) {
   EXPECT_NE(e.find("strides has 3 values for 2 spatial dimensions"), std::string::npos) << e;
   o = {};
   o.padding = ConvPadding::explicit_;
-  o.padding_config = {{-4, 0}, {0, 0}};
+  o.padding_config = {{-5, 0}, {0, 0}};  // 6 - 5 = 1 position for a 3-tap kernel
   e = error_message([&] { conv(x, w4, o); });
   EXPECT_NE(e.find("negative output size"), std::string::npos) << e;
-  EXPECT_NE(e.find("padding [(-4,0),(0,0)]"), std::string::npos) << e;
+  EXPECT_NE(e.find("padding [(-5,0),(0,0)]"), std::string::npos) << e;
   o.padding_config = {{std::numeric_limits<std::int64_t>::min(), 0}, {0, std::numeric_limits<std::int64_t>::max()}};
   e = error_message([&] { conv(x, w4, o); });
   EXPECT_NE(e.find("is beyond 2^31"), std::string::npos) << e;
+  ConvOptions ignored;
+  ignored.padding = ConvPadding::same;
+  ignored.padding_config = {{1, 1}, {1, 1}};
+  e = error_message([&] { conv(x, w4, ignored); });
+  EXPECT_NE(e.find("padding_config is given but padding is not ConvPadding::explicit_"), std::string::npos) << e;
+  // Past the end by at most a stride: 0 positions (Nx's floor((padded - kernel) / stride) + 1).
+  const Tensor none = Tensor::empty({1, 2, 0}, DType::f32, *dev_), k1 = random_tensor({3, 2, 1}, DType::f32, 9).to(*dev_);
+  EXPECT_EQ(conv(none, k1).shape(), (Shape{1, 3, 0}));
+  ConvOptions s2;
+  s2.strides = {2};
+  const Tensor two = random_tensor({1, 1, 2}, DType::f32, 10).to(*dev_), k3 = random_tensor({1, 1, 3}, DType::f32, 11).to(*dev_);
+  EXPECT_EQ(conv(two, k3, s2).shape(), (Shape{1, 1, 0}));
+  e = error_message([&] { conv(two, random_tensor({1, 1, 5}, DType::f32, 12).to(*dev_), s2); });
+  EXPECT_NE(e.find("by more than the stride 2, which would give a negative output size"), std::string::npos) << e;
   // Every option in range, the same padding of a dilation near 2^31 past 32 bits: the call named.
   o = {};
   o.padding = ConvPadding::same;
