@@ -109,6 +109,7 @@ Expr simplified(const Expr& src);
 // Calls: any op name, e.g. pow(x, 2), select(c, a, b), as_type(x, f16), and dtype names: f16(x).
 // Constants: numbers, pi, e, inf, nan. A number takes the dtype of what it meets (Nx's weak
 // scalars): an integer literal meets an f16 as f16, a fractional one meets an s32 as f32.
+// Every input of |input_dtypes| is the expression's, used or not (input_dtypes() returns them all).
 // Errors throw kiln::Error(parse_error) with "<origin>:line:col: message".
 Expr parse_expr(std::string_view text, const std::vector<DType>& input_dtypes,
                 std::string_view origin = "expr", int first_line = 1, int first_col = 1);

@@ -401,7 +401,14 @@ class Parser {
 Expr parse_expr(std::string_view text, const std::vector<DType>& input_dtypes, std::string_view origin,
                 int first_line, int first_col) {
   Parser p(text, input_dtypes, origin, first_line, first_col);
-  return p.parse();
+  Expr e = p.parse();
+  // Every declared input keeps its dtype, used or not: an unused first input would otherwise read
+  // as an s32 placeholder (the caller's operands then seem mistyped), an unused last one as absent.
+  const std::vector<bool> used = used_inputs(e, input_dtypes.size());
+  if (std::find(used.begin(), used.end(), false) == used.end()) return e;
+  for (std::size_t k = 0; k < input_dtypes.size(); ++k)
+    if (!used[k]) e.input(int(k), input_dtypes[k]);
+  return e.pruned();
 }
 
 Expr parse_expr_named(std::string_view text, const std::vector<DType>& input_dtypes,

@@ -369,6 +369,22 @@ TEST(Ops, BroadcastAndPromoteLikeNx) {
   }
 }
 
+// Inputs declared to parse_expr but not read keep their place and dtype: the operands line up
+// (an unused first input read as an s32 placeholder before, and an unused last one as absent).
+TEST(Ops, DeclaredInputsKeepTheirPlaceUsedOrNot) {
+  const Expr second = parse_expr("y / 4", {DType::f32, DType::f32});
+  EXPECT_EQ(second.input_dtypes(), (std::vector<DType>{DType::f32, DType::f32}));
+  const Expr first = parse_expr("round(x)", {DType::f32, DType::bf16});
+  EXPECT_EQ(first.input_dtypes(), (std::vector<DType>{DType::f32, DType::bf16}));
+  Device& cpu = device("cpu");
+  const Tensor a = Tensor::from_vector(std::vector<float>{1, 2}, {2}, cpu), b = Tensor::from_vector(std::vector<float>{8, 12}, {2}, cpu);
+  for (Device* d : devices()) {
+    SCOPED_TRACE(d->id());
+    EXPECT_EQ(map(second, {a.to(*d), b.to(*d)}).to(cpu).to_vector<float>(), (std::vector<float>{2, 3}));
+    EXPECT_EQ(map(first, {b.to(*d), as_type(a, DType::bf16).to(*d)}).to(cpu).to_vector<float>(), (std::vector<float>{8, 12}));
+  }
+}
+
 TEST(Ops, ScalarAndEmptyTensors) {
   auto s = make<float>({2}, {}, DType::f32);
   EXPECT_EQ(multiply(s, s).shape(), Shape{});
