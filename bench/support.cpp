@@ -85,7 +85,8 @@ std::string support_markdown() {
         "it with the CPU reference; \"compiled, not run here\" means the kernel is emitted and compiled for that "
         "target (the build checks it) but no device executed it on this machine. Each cell lists the backends "
         "that support the op on that operand dtype; `as_type` cells count target dtypes (e.g. `V 11/12`). "
-        "`·` marks an op that does not accept the dtype.\n\n";
+        "`·` marks an op whose kernels do not take the dtype; the tensor ops still take a `pred` operand there, "
+        "read as `u8` (`pred + pred` is `u8`) or, for floating ops, as `f32` (docs/semantics.md, Promotion).\n\n";
 
   md << "| op |";
   for (DType t : kAllDTypes) md << " " << dtype_name(t) << " |";

@@ -13,24 +13,6 @@ namespace kiln {
 namespace {
 
 // C++ keywords and names the generated header itself uses.
-const std::set<std::string> kReserved = {
-    "alignas", "alignof", "and", "asm", "auto", "bool", "break", "case", "catch", "char", "class", "const",
-    "constexpr", "continue", "default", "delete", "do", "double", "else", "enum", "explicit", "export",
-    "extern", "false", "float", "for", "friend", "goto", "if", "inline", "int", "long", "mutable",
-    "namespace", "new", "noexcept", "not", "nullptr", "operator", "or", "private", "protected", "public",
-    "register", "return", "short", "signed", "sizeof", "static", "struct", "switch", "template", "this",
-    "throw", "true", "try", "typedef", "typeid", "typename", "union", "unsigned", "using", "virtual", "void",
-    "volatile", "while", "xor", "and_eq", "bitand", "bitor", "compl", "not_eq", "or_eq", "xor_eq", "char8_t",
-    "char16_t", "char32_t", "wchar_t", "concept", "requires", "consteval", "constinit", "co_await", "co_return",
-    "co_yield", "decltype", "static_assert", "thread_local", "static_cast", "dynamic_cast", "reinterpret_cast",
-    "const_cast", "assert", "errno", "NULL", "registry", "detail"};
-
-// Names C++ reserves to the implementation: a leading underscore and a capital, or a double one.
-bool reserved_spelling(std::string_view n) {
-  return (n.size() > 1 && n[0] == '_' && std::isupper(static_cast<unsigned char>(n[1]))) ||
-         n.find("__") != std::string_view::npos;
-}
-
 std::string cpp_string(std::string_view s) {
   std::string out = "\"";
   for (char c : s) {
@@ -92,9 +74,7 @@ std::string emit_api_header(const Manifest& manifest, const ApiHeaderOptions& o)
     for (std::size_t i = 0; i < spec.inputs.size(); ++i) {
       const std::string p = i < k.input_names.size() && !k.input_names[i].empty() ? k.input_names[i] : param_name(i);
       // The generated functions' own parameters; their locals are kiln_*.
-      static const std::set<std::string> kParams = {"into", "stream", "out",  "n",   "axes",
-                                                    "keep_axes", "kiln", "std", "options", "call"};
-      if (kReserved.count(p) || kParams.count(p) || p.starts_with("kiln_") || reserved_spelling(p))
+      if (reserved_cpp_parameter(p))
         fail(ErrorCode::invalid_argument,
              fmt::format("{}: input name '{}' is reserved in C++ or by the generated function; rename it", k.origin, p));
       f.params.push_back(p);
@@ -107,7 +87,7 @@ std::string emit_api_header(const Manifest& manifest, const ApiHeaderOptions& o)
     if (!spec.epilogue.nodes().empty()) what += ", then " + spec.epilogue.to_string() + " (in0: the value it finishes; in1...: its other inputs)";
     const Family& family = family_of(spec);
     for (const std::string& name : names) {
-      if (kReserved.count(name) || reserved_spelling(name))
+      if (reserved_cpp_name(name))
         fail(ErrorCode::invalid_argument,
              fmt::format("{}: kernel name '{}' is reserved in C++ or by the generated header; rename it", k.origin, name));
       if (auto [it, fresh] = used.emplace(name, k.name); !fresh)

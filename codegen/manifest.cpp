@@ -1,8 +1,10 @@
 #include "codegen/manifest.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <fstream>
 #include <map>
+#include <set>
 #include <span>
 #include <sstream>
 #include <tuple>
@@ -16,6 +18,37 @@
 #include "core/suggest.hpp"
 
 namespace kiln {
+
+namespace {
+
+const std::set<std::string> kReserved = {
+    "alignas", "alignof", "and", "asm", "auto", "bool", "break", "case", "catch", "char", "class", "const",
+    "constexpr", "continue", "default", "delete", "do", "double", "else", "enum", "explicit", "export",
+    "extern", "false", "float", "for", "friend", "goto", "if", "inline", "int", "long", "mutable",
+    "namespace", "new", "noexcept", "not", "nullptr", "operator", "or", "private", "protected", "public",
+    "register", "return", "short", "signed", "sizeof", "static", "struct", "switch", "template", "this",
+    "throw", "true", "try", "typedef", "typeid", "typename", "union", "unsigned", "using", "virtual", "void",
+    "volatile", "while", "xor", "and_eq", "bitand", "bitor", "compl", "not_eq", "or_eq", "xor_eq", "char8_t",
+    "char16_t", "char32_t", "wchar_t", "concept", "requires", "consteval", "constinit", "co_await", "co_return",
+    "co_yield", "decltype", "static_assert", "thread_local", "static_cast", "dynamic_cast", "reinterpret_cast",
+    "const_cast", "assert", "errno", "NULL", "registry", "detail"};
+
+// Names C++ reserves to the implementation: a leading underscore and a capital, or a double one.
+bool reserved_spelling(std::string_view n) {
+  return (n.size() > 1 && n[0] == '_' && std::isupper(static_cast<unsigned char>(n[1]))) ||
+         n.find("__") != std::string_view::npos;
+}
+
+}  // namespace
+
+bool reserved_cpp_name(std::string_view name) { return kReserved.count(std::string(name)) || reserved_spelling(name); }
+
+bool reserved_cpp_parameter(std::string_view name) {
+  // The generated functions' own parameters; their locals are kiln_*.
+  static const std::set<std::string> kParams = {"into", "stream", "out", "n", "axes", "keep_axes", "kiln", "std",
+                                                "options", "call"};
+  return reserved_cpp_name(name) || kParams.count(std::string(name)) || name.starts_with("kiln_");
+}
 
 const ManifestKernel* Manifest::find(std::string_view name) const {
   auto it = std::lower_bound(kernels.begin(), kernels.end(), name,
@@ -94,7 +127,8 @@ class Reader {
 
   const toml::node& require(const toml::table& t, std::string_view kind, std::string_view key) const {
     const toml::node* n = t.get(key);
-    if (!n) error(t, fmt::format("[[{}]] needs a '{}' key", kind, key));
+    const bool vowel = !key.empty() && std::string_view("aeiou").find(key.front()) != std::string_view::npos;
+    if (!n) error(t, fmt::format("[[{}]] needs {} '{}' key", kind, vowel ? "an" : "a", key));
     return *n;
   }
 
@@ -167,6 +201,8 @@ class Reader {
                            return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
                          });
       if (!ident) error(e, fmt::format("input name '{}' must be an identifier (letters, digits, _)", name));
+      if (reserved_cpp_parameter(name))
+        error(e, fmt::format("input name '{}' is reserved in C++ or by the generated function; rename it", name));
       const bool positional = name == "x" || name == "y" || name == "z" || name == "w" ||
                               (name.size() > 2 && name.rfind("in", 0) == 0 &&
                                name.find_first_not_of("0123456789", 2) == std::string::npos);
@@ -251,6 +287,8 @@ class Reader {
                         return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
                       });
       if (!ok) error(*n, fmt::format("kernel name '{}' must be an identifier (letters, digits, _)", alias));
+      if (reserved_cpp_name(alias))
+        error(*n, fmt::format("kernel name '{}' is reserved in C++ or by the generated header; rename it", alias));
     }
     const toml::node& inputs_node = require(t, "kernel", "inputs");
     std::vector<std::string> names;

@@ -43,6 +43,12 @@ struct Manifest {
 // [[kernel]] lists `targets` to be built for fewer. [[ops]] tables leave out, per target, the op
 // and dtype pairs the target cannot run (GLSL has no f64 transcendentals), as documented.
 Manifest parse_manifest(std::string_view text, std::string_view origin, TargetSet requested = {});
+
+// Names a manifest cannot give: a kernel name that is a C++ keyword, a name the generated header
+// uses (registry, detail) or a spelling C++ reserves (_X..., __); an input name that is one of
+// those, a generated function's own parameter (into, stream, options, ...) or kiln_*.
+bool reserved_cpp_name(std::string_view name);
+bool reserved_cpp_parameter(std::string_view name);
 // Reads and parses a manifest file (io_error when it cannot be read).
 Manifest read_manifest(const std::filesystem::path& file, TargetSet requested = {});
 

@@ -37,7 +37,8 @@ struct DotOptions {
   // Fused into the kernel: an expression over y (the sum, in the accumulator dtype: f32, f64 or
   // the integer output's compute type) and |epilogue_operands| (up to two, broadcast to the
   // result's shape), applied to each output before its conversion to the output dtype:
-  // parse_expr("gelu(x + y)", {f32, f32}) with {bias} is GEMM + bias + GELU in one kernel.
+  // parse_expr("0.5 * (x + y) * (1 + erf((x + y) * 0.7071067811865476))", {f32, f32}) with {bias}
+  // is GEMM + bias + GELU in one kernel (Kiln has no gelu op: GELU is written out).
   std::optional<Expr> epilogue;
   std::vector<Tensor> epilogue_operands;
   // CUDA: contractions without an epilogue whose a, b and output share a dtype (f16, bf16, f32,

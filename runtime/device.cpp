@@ -131,7 +131,7 @@ Device& default_device() {
       std::string ids;
       for (Device* d : devices()) ids.append(ids.empty() ? "" : ", ").append(d->id());
       fail(ErrorCode::device_unavailable,
-           fmt::format("KILN_DEVICE=\"{}\": {} (devices here: {}; ids are cpu, cuda:N, vulkan:N)", env, e.what(),
+           fmt::format("KILN_DEVICE=\"{}\": {} (devices here: {})", env, e.what(),
                        ids.empty() ? "none" : ids));
     }
   }

@@ -42,8 +42,9 @@ Tensor argmin(const Tensor& x, std::optional<int> axis = {}, bool keep_axis = fa
 // A fused reduction: |prologue| (input k = inputs[k], broadcast together) reduced with |c| over
 // |axes|, then |epilogue| when given (input 0: the reduced value in reduce_result_dtype, input 1:
 // the number of reduced elements as s64), converted to |out| when given. For example the RMS
-// factor of each row: reduce(Combiner::sum, parse_expr("x * x", {f32}), {x}, {-1}, true,
-// &rsqrt_of_mean) with rsqrt_of_mean = parse_expr("rsqrt(x / y + 1e-6)", {f32, s64}).
+// factor of each row: reduce(Combiner::sum, parse_expr("x * x", {f32}), {x}, {.axes = {-1},
+// .keep_axes = true, .epilogue = &rsqrt_of_mean}) with rsqrt_of_mean =
+// parse_expr("rsqrt(x / y + 1e-6)", {f32, s64}).
 struct ReduceOptions {
   std::vector<int> axes;            // empty: all
   bool keep_axes = false;

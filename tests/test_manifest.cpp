@@ -166,6 +166,19 @@ inputs = ["v: f32", "f32"]
   EXPECT_NE(error_of(R"(["a: f31"])").find("m.toml:3:11: unknown dtype 'f31'; did you mean 'f32'?"), std::string::npos)
       << error_of(R"(["a: f31"])");
   EXPECT_NE(error_of(R"(["into: f32"])", "into").find("input name 'into' is reserved"), std::string::npos);
+  // Reserved names are refused by the manifest reader itself, at their place, header or not.
+  try {
+    parse_manifest("[[kernel]]\nname = \"class\"\nexpr = 'x'\ninputs = [\"f32\"]\n", "keyword.toml");
+    ADD_FAILURE() << "a kernel named class was read";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("keyword.toml:2:8: kernel name 'class' is reserved"), std::string::npos) << e.what();
+  }
+  try {
+    parse_manifest("[[kernel]]\nexpr = 'options'\ninputs = [\"options: f32\"]\n", "param.toml");
+    ADD_FAILURE() << "an input named options was read";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("param.toml:3:11: input name 'options' is reserved"), std::string::npos) << e.what();
+  }
   EXPECT_NE(error_of(R"(["a: f32", "b: f32"])", "a").find("input 1 (b) is listed in 'inputs' but"), std::string::npos);
 }
 

@@ -340,6 +340,12 @@ TEST(Ops, BroadcastAndPromoteLikeNx) {
   EXPECT_EQ(values<std::uint8_t>(p), (std::vector<std::uint8_t>{1, 0, 0}));
   auto sel = select(p, a, make<std::int32_t>({-1}, {}, DType::s32));
   EXPECT_EQ(values<std::int32_t>(sel), (std::vector<std::int32_t>{1, -1, -1}));
+  // A pred operand of an op whose kernels do not take pred reads as u8 (floating ops: f32).
+  const Tensor pr = as_type(make<float>({0, 1}, {2}, DType::f32), DType::pred);
+  EXPECT_EQ(add(pr, pr).dtype(), DType::u8);
+  EXPECT_EQ(values<std::uint8_t>(add(pr, pr)), (std::vector<std::uint8_t>{0, 2}));
+  EXPECT_EQ(values<std::uint8_t>(negate(pr)), (std::vector<std::uint8_t>{0, 255}));
+  EXPECT_EQ(exp(pr).dtype(), DType::f32);
   auto h = as_type(make<float>({1.5f, 70000.f}, {2}, DType::f32), DType::f16);
   EXPECT_EQ(values<std::uint16_t>(h), (std::vector<std::uint16_t>{0x3E00, 0x7C00}));
   // Seven dimensions that do not merge (broadcasts alternating between the operands: more than a

@@ -112,8 +112,9 @@ int main(int argc, char** argv) {
                                            "default: the first");
   emit->add_option("--reduce", reduce, "reduce family: the reduction (sum, max, argmax, ...); --expr is the prologue");
   emit->add_option("--epilogue", epilogue, "reduce family: the epilogue over acc and n");
-  emit->add_option("--op", op, "rows and scan families: the op (softmax, ..., rms_norm; cumulative_sum, ...); --expr x, "
-                               "--dtypes x's dtype, the other inputs' (gamma, beta, a bias or mask), then the output's");
+  emit->add_option("--op", op, "families named by an op: rows (softmax, ..., rms_norm), scan (cumulative_sum, ...), "
+                               "contract (matmul), conv (conv); --expr x, --dtypes the inputs' (rows: x, gamma, beta, a "
+                               "bias or mask; contract and conv: a, b), then the output's");
   emit->add_option("--block-size", block_size, "Threads per block")->capture_default_str()->check(kBlockSize);
 
   std::string manifest, out_dir;
