@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "codegen/abi.hpp"
 #include "core/error.hpp"
 #include "runtime/dispatch.hpp"
 #include "runtime/ops.hpp"
@@ -97,14 +98,21 @@ Tensor run_rows_kernel(std::string_view op, const KernelSpec& spec, const std::s
   if (lay.residual) h = Tensor::empty(x_shape, lay.x, device);
   if (residual) *residual = h;
   if (shape_numel(x_shape) == 0 && out.numel() == 0) return out;
+  // Past rank 7 on a GPU the dimensions beside the axis may not merge into the kernels' 6: the
+  // operands read over x's shape are copied dense first (one extra pass each), after which they do.
+  std::vector<Tensor> ins = inputs;
+  if (device.backend() != Backend::cpu && rank > kMaxMapRank + 1)
+    for (std::size_t k = 0; k < ins.size(); ++k)
+      if (!(k >= p0 && k < e0 && bias == RowsBias::none))
+        if (const Tensor v = ins[k].broadcast_to(x_shape); !v.is_contiguous()) ins[k] = v.contiguous();
   // The prologue's and epilogue's operands broadcast to x's shape; gamma and beta along the axis
   // (stride 0 elsewhere); a bias broadcast.
-  std::vector<Shape> strides(inputs.size(), Shape(std::size_t(rank), 0));
+  std::vector<Shape> strides(ins.size(), Shape(std::size_t(rank), 0));
   std::vector<PlanOperand> ops;
-  for (std::size_t k = 0; k < inputs.size(); ++k) {
-    if (k >= p0 && k < e0 && bias == RowsBias::none) strides[k][std::size_t(a)] = inputs[k].strides()[0];
-    else strides[k] = inputs[k].broadcast_to(x_shape).strides();
-    ops.push_back({inputs[k].address(), std::span<const std::int64_t>(strides[k])});
+  for (std::size_t k = 0; k < ins.size(); ++k) {
+    if (k >= p0 && k < e0 && bias == RowsBias::none) strides[k][std::size_t(a)] = ins[k].strides()[0];
+    else strides[k] = ins[k].broadcast_to(x_shape).strides();
+    ops.push_back({ins[k].address(), std::span<const std::int64_t>(strides[k])});
   }
   const int axes[1] = {a};
   PlanRequest request{x_shape, ops, out.address(), axes, spec.block_size};
@@ -112,7 +120,7 @@ Tensor run_rows_kernel(std::string_view op, const KernelSpec& spec, const std::s
   request.options = options;
   const std::uint64_t more[1] = {lay.residual ? h.address() : 0};
   if (lay.residual) request.more_outputs = more;
-  run_plan(op, spec, name, inputs, device, request, first, entry);
+  run_plan(op, spec, name, ins, device, request, first, entry);
   return out;
 }
 

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "codegen/abi.hpp"
 #include "core/error.hpp"
 #include "runtime/dispatch.hpp"
 
@@ -29,12 +30,16 @@ Tensor run_scan_kernel(std::string_view op, const KernelSpec& spec, const std::s
   Tensor out = result_tensor(op, inputs, into, x.shape(), spec.output, device, Overlap::in_place,
                              fmt::format("along axis {}", axis));
   if (x.numel() == 0) return out;
-  const std::vector<PlanOperand> ops = plan_operands(inputs);
+  // Past rank 7 on a GPU the dimensions beside the axis may not merge into the kernels' 6: x is
+  // copied dense first (one extra pass), after which they do.
+  std::vector<Tensor> ins = inputs;
+  if (device.backend() != Backend::cpu && rank > kMaxMapRank + 1 && !x.is_contiguous()) ins[0] = x.contiguous();
+  const std::vector<PlanOperand> ops = plan_operands(ins);
   const int axes[1] = {a};
   PlanRequest request{x.shape(), ops, out.address(), axes, spec.block_size};
   const LaunchOption options[] = {{"reverse", call.reverse ? 1.0 : 0.0}};
   request.options = options;
-  run_plan(op, spec, name, inputs, device, request, first, entry);
+  run_plan(op, spec, name, ins, device, request, first, entry);
   return out;
 }
 

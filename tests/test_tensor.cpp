@@ -373,6 +373,23 @@ TEST(Ops, BroadcastAndPromoteLikeNx) {
     EXPECT_EQ(e.shape(), x7.shape());
     EXPECT_EQ(as_type(x7.to(*d), DType::f64).to(cpu).to_vector<double>(), as_type(x7, DType::f64).to_vector<double>());
   }
+  // Rank 8, transposed: a row op and a scan copy dense first on a GPU; the values of the CPU's.
+  std::vector<float> v256(256);
+  for (int i = 0; i < 256; ++i) v256[std::size_t(i)] = float((i * 37) % 19) - 9;
+  const Tensor x8 = Tensor::from_vector(v256, {2, 2, 2, 2, 2, 2, 2, 2}, cpu).transpose({1, 0, 3, 2, 5, 4, 7, 6});
+  const Tensor g = Tensor::from_vector(std::vector<float>{0.5f, 2}, {2}, cpu), be = Tensor::from_vector(std::vector<float>{1, -1}, {2}, cpu);
+  const std::vector<float> sm = softmax(x8, -1).to_vector<float>(), cs = cumulative_sum(x8, {.axis = 1}).to_vector<float>();
+  const std::vector<float> ln = layer_norm(x8, &g, &be).to_vector<float>();
+  for (Device* d : devices()) {
+    SCOPED_TRACE(d->id());
+    const std::vector<float> got = softmax(x8.to(*d), -1).to(cpu).to_vector<float>();
+    ASSERT_EQ(got.size(), sm.size());
+    for (std::size_t i = 0; i < sm.size(); ++i) EXPECT_NEAR(got[i], sm[i], 1e-6f);
+    EXPECT_EQ(cumulative_sum(x8.to(*d), {.axis = 1}).to(cpu).to_vector<float>(), cs);
+    const Tensor gd = g.to(*d), bd = be.to(*d);
+    const std::vector<float> gl = layer_norm(x8.to(*d), &gd, &bd).to(cpu).to_vector<float>();
+    for (std::size_t i = 0; i < ln.size(); ++i) EXPECT_NEAR(gl[i], ln[i], 1e-5f);
+  }
 }
 
 // Inputs declared to parse_expr but not read keep their place and dtype: the operands line up
