@@ -67,7 +67,8 @@ struct ConvCase : ShapedCase {
     return 2 * double(d.n) * double(d.out_hw * d.out_hw) * double(layer.o) * double(layer.c * layer.k * layer.k);
   }
   Tensor run(const std::vector<Tensor>& inputs, const Tensor* out) const override {
-    return run_conv_kernel("conv", kernel, nullptr, inputs, options(), out, nullptr);
+    // As kiln::conv runs it: on the tensor cores where they apply (bf16, CUDA sm_80+).
+    return run_conv_kernel("conv", kernel, nullptr, inputs, options(), out, nullptr, nullptr, /*tensor_cores=*/true);
   }
   std::vector<std::string> torch_operands(std::uint64_t size) const override {
     const Dims d = dims(size);
