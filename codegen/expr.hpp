@@ -113,9 +113,10 @@ Expr simplified(const Expr& src);
 // Errors throw kiln::Error(parse_error) with "<origin>:line:col: message".
 Expr parse_expr(std::string_view text, const std::vector<DType>& input_dtypes,
                 std::string_view origin = "expr", int first_line = 1, int first_col = 1);
-// As parse_expr, where input k may also be written |names[k]| (a reduction's epilogue: acc, n).
+// As parse_expr, where input k may also be written |names[k]| (a reduction's epilogue: acc, n),
+// and only the first |positional| inputs by x, y, z, w or in<k> (the others by their names only).
 Expr parse_expr_named(std::string_view text, const std::vector<DType>& input_dtypes,
                       const std::vector<std::string_view>& names, std::string_view origin = "expr",
-                      int first_line = 1, int first_col = 1);
+                      int first_line = 1, int first_col = 1, std::size_t positional = ~std::size_t(0));
 
 }  // namespace kiln

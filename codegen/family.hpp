@@ -128,10 +128,12 @@ class ManifestTable {
     static constexpr const char* kPositional[] = {"x", "y", "z", "w"};
     return (k < 4 ? std::string(kPositional[k]) + " / " : std::string()) + "in" + std::to_string(k);
   }
-  // The expression in |key|'s string over inputs of |dtypes|, input k also spelled |names[k]|;
-  // nullopt when the key is absent. Parse errors point into the string.
+  // The expression in |key|'s string over inputs of |dtypes|, input k also spelled |names[k]|, the
+  // first |positional| also x, y, z, w, in<k>; nullopt when the key is absent. Parse errors point
+  // into the string.
   virtual std::optional<Expr> expr(std::string_view key, const std::vector<DType>& dtypes,
-                                   const std::vector<std::string_view>& names) const = 0;
+                                   const std::vector<std::string_view>& names,
+                                   std::size_t positional = ~std::size_t(0)) const = 0;
   // Throws parse_error "<file>:<line>:<col>: |message|" at |key| (at the table when absent).
   [[noreturn]] void error(std::string_view key, const std::string& message) const {
     raise(key, message);

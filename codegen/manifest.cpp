@@ -362,12 +362,13 @@ class Reader {
       return r_.string_of(*n, key);
     }
     std::optional<Expr> expr(std::string_view key, const std::vector<DType>& dtypes,
-                             const std::vector<std::string_view>& names) const override {
+                             const std::vector<std::string_view>& names,
+                             std::size_t positional = ~std::size_t(0)) const override {
       const toml::node* n = r_.get(t_, key);
       if (!n) return std::nullopt;
       const std::string text = r_.string_of(*n, key);
       auto [line, col] = r_.content_start(*n);
-      return parse_expr_named(text, dtypes, names, r_.origin_, line, col);
+      return parse_expr_named(text, dtypes, names, r_.origin_, line, col, positional);
     }
    protected:
     void raise(std::string_view key, const std::string& message) const override {

@@ -48,6 +48,7 @@ class Parser {
   }
 
   void set_names(const std::vector<std::string_view>& names) { names_ = names; }
+  void set_positional(std::size_t count) { positional_ = count; }
 
   Expr parse() {
     if (tok_.kind == Tok::end) error(tok_, "expected an expression, found end of input");
@@ -153,12 +154,11 @@ class Parser {
         t = *meet;
       } else if (v.integral) {
         // Nx.Type.merge_number: the integer dtype when it holds the number, else the smallest wider
-        // one (x + 300 on s8 is s16: 301), which the op then promotes to; a pred operand keeps the
-        // number as pred; past 64 bits it wraps to the dtype.
-        t = *meet;
-        const bool negative = v.number < 0;
-        if (*meet != DType::pred)
-          if (const auto m = merge_integer_literal(*meet, negative, negative ? 0 - v.bits : v.bits)) t = *m;
+        // one (x + 300 on s8 is s16: 301), which the op then promotes to (pred counts as u8); s64,
+        // wrapped, past them all. The sign: the exact 64-bit value's below 2^63 in magnitude (a fold
+        // may round to 0 in double), the double's above.
+        const bool negative = std::fabs(v.number) < 0x1p63 ? std::int64_t(v.bits) < 0 : v.number < 0;
+        t = merge_integer_literal(*meet, negative, negative ? 0 - v.bits : v.bits);
       }
     }
     try {
@@ -313,16 +313,21 @@ class Parser {
     int index = -1;
     for (int i = 0; i < 4; ++i)
       if (t.text == kInputs[i]) index = i;
+    const std::size_t positional = std::min(positional_, inputs_.size());
     if (t.text.size() > 2 && t.text.substr(0, 2) == "in" &&
         t.text.find_first_not_of("0123456789", 2) == std::string::npos) {
       std::uint64_t k = 0;
       const auto [end, ec] = std::from_chars(t.text.data() + 2, t.text.data() + t.text.size(), k);
-      if (ec != std::errc() || k >= inputs_.size())
-        error(t, fmt::format("input '{}' is not given: the kernel has {} input(s)", t.text, inputs_.size()));
+      if (ec != std::errc() || k >= positional)
+        error(t, fmt::format("input '{}' is not given: the kernel has {} input(s)", t.text, positional));
       index = int(k);
     }
+    // Past the positional inputs (an epilogue's y, named only): a positional name reaches nothing.
+    const int positional_index = index;
     for (std::size_t i = 0; i < names_.size(); ++i)
       if (t.text == names_[i]) index = int(i);
+    if (index >= 0 && index == positional_index && std::size_t(index) >= positional)
+      error(t, fmt::format("input '{}' (input {}) is not given: the kernel has {} input(s)", t.text, index, positional));
     if (index >= 0) {
       if (index >= int(inputs_.size()))
         error(t, fmt::format("input '{}' (input {}) is not given: the kernel has {} input(s)", t.text, index, inputs_.size()));
@@ -388,6 +393,7 @@ class Parser {
   std::string_view text_;
   const std::vector<DType>& inputs_;
   std::vector<std::string_view> names_;  // extra names of the inputs, by index
+  std::size_t positional_ = ~std::size_t(0);  // inputs x, y, z, w, in<k> may name (the rest: by name only)
   std::string_view origin_;
   int line_, col_;
   int depth_ = 0;
@@ -413,9 +419,10 @@ Expr parse_expr(std::string_view text, const std::vector<DType>& input_dtypes, s
 
 Expr parse_expr_named(std::string_view text, const std::vector<DType>& input_dtypes,
                       const std::vector<std::string_view>& names, std::string_view origin, int first_line,
-                      int first_col) {
+                      int first_col, std::size_t positional) {
   Parser p(text, input_dtypes, origin, first_line, first_col);
   p.set_names(names);
+  p.set_positional(positional);
   return p.parse();
 }
 

@@ -58,20 +58,19 @@ DType promote(DType a, DType b) {
   return sized(true, std::max(std::min(ubits * 2, 64), sbits));
 }
 
-std::optional<DType> merge_integer_literal(DType t, bool negative, std::uint64_t magnitude) {
+DType merge_integer_literal(DType t, bool negative, std::uint64_t magnitude) {
   if (t == DType::pred) t = DType::u8;
   auto unsigned_bits = [](std::uint64_t v) { return v <= 0xFF ? 8 : v <= 0xFFFF ? 16 : v <= 0xFFFFFFFFull ? 32 : 64; };
-  // The bits of a signed dtype holding -magnitude (negative) or magnitude; 0: none does.
+  // The bits of a signed dtype holding -magnitude (negative) or magnitude; 64 past them all (Nx's
+  // signed_size falls back to 64 too).
   auto signed_bits = [](bool neg, std::uint64_t m) {
     const std::uint64_t v = neg ? m - 1 : m;  // -2^(b-1) fits b bits as 2^(b-1) - 1 does
     if (neg && m == 0) return 8;
-    return v <= 0x7F ? 8 : v <= 0x7FFF ? 16 : v <= 0x7FFFFFFFull ? 32 : v <= 0x7FFFFFFFFFFFFFFFull ? 64 : 0;
+    return v <= 0x7F ? 8 : v <= 0x7FFF ? 16 : v <= 0x7FFFFFFFull ? 32 : 64;
   };
   const int bits = dtype_bits(t);
   if (is_unsigned_int(t) && !negative) return sized(false, std::max(bits, unsigned_bits(magnitude)));
-  const int need = signed_bits(negative, magnitude);
-  if (need == 0) return std::nullopt;
-  return sized(true, std::max(is_unsigned_int(t) ? std::min(2 * bits, 64) : bits, need));
+  return sized(true, std::max(is_unsigned_int(t) ? std::min(2 * bits, 64) : bits, signed_bits(negative, magnitude)));
 }
 
 DType to_floating(DType t) { return is_float(t) ? t : DType::f32; }

@@ -36,9 +36,9 @@ inline bool is_int(DType t) { return is_signed_int(t) || is_unsigned_int(t); }
 DType promote(DType a, DType b);
 // Nx.Type.merge_number for an integer literal (|negative| and |magnitude|) meeting integer dtype
 // |t| (pred counts as u8): the dtype the literal takes, which then promotes with |t| — |t| itself
-// when it holds the value, else the smallest wider one (s8 + 300 is s16, u8 + -1 is s16). nullopt
-// when no 64-bit integer dtype holds it.
-std::optional<DType> merge_integer_literal(DType t, bool negative, std::uint64_t magnitude);
+// when it holds the value, else the smallest wider one (s8 + 300 is s16, u8 + -1 is s16); s64 when
+// none does (a signed operand and a value past 2^63 - 1: wrapped to it, as Nx's fallback).
+DType merge_integer_literal(DType t, bool negative, std::uint64_t magnitude);
 // Nx.Type.to_floating: integers and pred become f32, floats stay.
 DType to_floating(DType t);
 

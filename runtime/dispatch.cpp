@@ -136,12 +136,20 @@ Tensor run_map_kernel(std::string_view op, const KernelSpec& spec, const std::st
   std::vector<Tensor> views;
   for (const Tensor& t : operands) views.push_back(t.broadcast_to(shape));
   // More dimensions that do not merge than a map kernel takes (rank 6): operands copied dense, in
-  // order, until the others merge (the CPU reference takes any rank). The copy itself (the identity
-  // of Tensor::contiguous) is not: past rank 6 it goes through the host.
+  // order, until the others merge (the CPU reference takes any rank). An identity map (a copy:
+  // Tensor::contiguous's, a user's) copies its operand through the host instead, since its dense
+  // copy would come back here.
   const bool copy = spec.expr.nodes().size() == 1 && spec.expr.node(spec.expr.root()).kind == NodeKind::input;
-  if (device.backend() != Backend::cpu && !copy && shape.size() > std::size_t(kMaxMapRank))
-    for (std::size_t k = 0; k < views.size() && collapsed_rank(shape, views) > kMaxMapRank; ++k)
-      if (!views[k].is_contiguous()) views[k] = views[k].contiguous();
+  if (device.backend() != Backend::cpu && shape.size() > std::size_t(kMaxMapRank) && !(copy && active_trace()))
+    for (std::size_t k = 0; k < views.size() && collapsed_rank(shape, views) > kMaxMapRank; ++k) {
+      if (views[k].is_contiguous()) continue;
+      if (!copy) {
+        views[k] = views[k].contiguous();
+        continue;
+      }
+      const std::vector<std::byte> host = views[k].to_host();
+      views[k] = Tensor::from_host(host.data(), host.size(), views[k].shape(), views[k].dtype(), device);
+    }
   const auto ops = plan_operands(views);
   run_plan(op, spec, name, operands, device, {out.shape(), ops, out.address(), {}, spec.block_size}, first, entry);
   return out;

@@ -56,21 +56,23 @@ Tensor arange(std::int64_t n, DType dtype, Device& device) {
 
 namespace {
 
-// Nx's weak literal (Nx.Type.merge_number): a float tensor takes the literal in its own dtype; an
-// integer tensor takes an integer literal in its own dtype when it holds it, else in the smallest
-// wider integer dtype (s8 + 300 is s16, u8 + -1 is s16), which the op promotes to; a
-// fraction, or an integer past 64 bits, is f32 (s32 * 2.5 is f32).
+// Nx's weak literal (Nx.Type.merge_number), as expressions type their numbers: a float tensor
+// takes the literal in its own dtype; an integer (or pred, as u8) tensor takes an integer literal
+// in its own dtype when it holds it, else in the smallest wider integer dtype (s8 + 300 is s16,
+// u8 + -1 is s16), which the op promotes to, or s64 wrapped past them all; a fraction, or an
+// integer past 64 bits, is f32 (s32 * 2.5 is f32).
 Tensor literal_for(const Tensor& t, double v) {
   const DType d = t.dtype();
   if (is_float(d)) return scalar(v, d, t.device());
   if (v == std::trunc(v) && std::fabs(v) < 0x1p64) {
     const bool negative = v < 0;
     const std::uint64_t magnitude = std::uint64_t(std::fabs(v));
-    if (d == DType::pred) {  // as u8 (0 and 1 stay pred)
-      if (!negative && magnitude <= 1) return scalar(v, d, t.device());
-    }
-    if (const std::optional<DType> m = merge_integer_literal(d, negative, magnitude))
-      return scalar(v, *m, t.device());
+    const DType m = merge_integer_literal(d, negative, magnitude);
+    // The value's bits, wrapped to m (s64 past 2^63 - 1), as the expression parser's constant.
+    const std::uint64_t bits = negative ? 0 - magnitude : magnitude;
+    std::byte b[8];
+    store_scalar(m, b, cast_scalar(Scalar::from_u(bits), DType::u64, m));
+    return Tensor::from_host(b, dtype_size(m), {}, m, t.device());
   }
   return scalar(v, DType::f32, t.device());
 }

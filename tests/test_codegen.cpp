@@ -303,7 +303,7 @@ TEST(Parser, IntegerLiteralsAreExact) {
   };
   // Nx.Type.merge_number: an integer the dtype cannot hold takes the smallest wider one, which the
   // op promotes to (s8 + 300 is s16); past every signed dtype (above 2^63 for a signed operand) it
-  // wraps to the operand's dtype like a cast.
+  // is s64, wrapped (Nx's fallback). The sign is the exact value's, not the rounded double's.
   EXPECT_EQ(result_of("x + 300", {D::s8}), D::s16);
   EXPECT_EQ(eval1("x + 300", {D::s8}, {1}), 301);
   EXPECT_EQ(result_of("x + 100", {D::s8}), D::s8);
@@ -314,7 +314,12 @@ TEST(Parser, IntegerLiteralsAreExact) {
   EXPECT_EQ(result_of("x + -128", {D::s8}), D::s8);
   EXPECT_EQ(result_of("x + -1", {D::u64}), D::s64);
   EXPECT_EQ(eval1("x + 9100000000000000000", {D::s32}, {0}), 9100000000000000000.0);  // s64
-  EXPECT_EQ(eval1("x + 9300000000000000000", {D::s32}, {0}), double(std::int32_t(std::uint32_t(9300000000000000000ull))));
+  EXPECT_EQ(result_of("x + 9300000000000000000", {D::s32}), D::s64);
+  EXPECT_EQ(eval1("x + 9300000000000000000", {D::s32}, {0}), double(std::int64_t(9300000000000000000ull)));
+  EXPECT_EQ(result_of("x + (9007199254740992 - 9007199254740993)", {D::u8}), D::s16);  // -1, though 0 as a double
+  EXPECT_EQ(eval1("x + (9007199254740992 - 9007199254740993)", {D::u8}, {5}), 4);
+  EXPECT_EQ(result_of("x == 2", {D::pred}), D::pred);
+  EXPECT_EQ(eval1("x == 2", {D::pred}, {1}), 0);  // true is 1 (as u8), not 2
   EXPECT_EQ(eval1("x + 9007199254740993", {D::f64}, {0}), 9007199254740992.0);  // a float meets it: rounded
 }
 

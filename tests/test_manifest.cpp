@@ -368,6 +368,10 @@ TEST(Manifest, RowsKernels) {
   RowsFusion gate;
   gate.epilogue = parse_expr("x * sigmoid(y)", {DType::f32, DType::f32});
   EXPECT_EQ(un.kernels.at(0).spec.canonical(), make_rows_spec(RowsOp::rms_norm, DType::f32, 1, RowsBias::none, false, &gate).canonical());
+  e = error_of(head + "op = \"softmax\"\nepilogue = 'z * 2'\ninputs = [\"f32\", \"f32\"]\n");
+  EXPECT_NE(e.find("input 'z' (input 2) is not given: the kernel has 2 input(s)"), std::string::npos) << e;
+  e = error_of(head + "op = \"rms_norm\"\nepilogue = 'sigmoid(z)'\ninputs = [\"f32\", \"f32\", \"f32\"]\n");
+  EXPECT_NE(e.find("the epilogue must use y (the op's result)"), std::string::npos) << e;
   e = error_of(head + "op = \"softmax\"\ninputs = [\"f32\"]\nresidual = true\n");
   EXPECT_NE(e.find("rows.toml:5:12: softmax has no residual output"), std::string::npos) << e;
   e = error_of(head + "op = \"rms_norm\"\ninputs = [\"f32\"]\nresidual = 1\n");
@@ -479,6 +483,11 @@ TEST(Manifest, ContractKernels) {
   EXPECT_NE(e.find("the epilogue must use y (the sum)"), std::string::npos) << e;
   e = error_of(head + "inputs = [\"f32\", \"f32\", \"f32\", \"f32\"]\nepilogue = 'y + z'\n");
   EXPECT_NE(e.find("the epilogue does not use input 3 (w / in3)"), std::string::npos) << e;
+  // The sum is y only: a positional name past the kernel's inputs reaches nothing.
+  for (const char* epi : {"relu(z)", "y + z", "in2 * 2", "y + w"}) {
+    e = error_of(head + "inputs = [\"f32\", \"f32\"]\nepilogue = '" + epi + "'\n");
+    EXPECT_NE(e.find("is not given: the kernel has 2 input(s)"), std::string::npos) << epi << ": " << e;
+  }
 }
 
 // Conv kernels: the contraction family's keys; Nx's floating default output (s8 x s8 -> f32).

@@ -254,13 +254,22 @@ TEST(Ops, OperatorsAreTheOpsWithNxWeakLiterals) {
     EXPECT_EQ((u8 - 1.0).dtype(), DType::u8);
     EXPECT_EQ((s8 + 300.0).dtype(), map(parse_expr("x + 300", {DType::s8}), {s8}).dtype());
     EXPECT_EQ((s8 + 300.0).to_vector<std::int16_t>(), map(parse_expr("x + 300", {DType::s8}), {s8}).to_vector<std::int16_t>());
+    // pred reads as u8 on both paths: a true + 2 is 3, and true == 2 is false.
+    const Tensor pt = as_type(i, DType::pred);
+    EXPECT_EQ((pt + 2.0).to_vector<std::uint8_t>(), map(parse_expr("x + 2", {DType::pred}), {pt}).to_vector<std::uint8_t>());
+    EXPECT_EQ((pt + 2.0).to_vector<std::uint8_t>(), (std::vector<std::uint8_t>{3, 3, 3}));
+    EXPECT_EQ(map(parse_expr("x == 2", {DType::pred}), {pt}).to_vector<bool>(), (std::vector<bool>{false, false, false}));
     EXPECT_EQ((i * 2.5).to_vector<float>(), (std::vector<float>{2.5f, 5, 7.5f}));
     const Tensor h = Tensor::from_vector(std::vector<half>{half(1.0f)}, {1}, *d);
     EXPECT_EQ((h * 0.1).dtype(), DType::f16);  // a float tensor keeps its dtype
-    // Just past the dtype's range: f32, not the saturated maximum (2^63 - 1 reads back as 2^63).
+    // Just past every signed dtype: s64, wrapped (Nx's fallback, as expressions: never the
+    // saturated maximum); past 64 bits: f32.
     const Tensor s64 = Tensor::from_vector(std::vector<std::int64_t>{0}, {1}, *d);
     const Tensor u64 = Tensor::from_vector(std::vector<std::uint64_t>{0}, {1}, *d);
-    EXPECT_EQ((s64 + 0x1p63).dtype(), DType::f32);
+    EXPECT_EQ((s64 + 0x1p63).dtype(), DType::s64);
+    EXPECT_EQ((s64 + 0x1p63).to_vector<std::int64_t>(), (std::vector<std::int64_t>{std::numeric_limits<std::int64_t>::min()}));
+    EXPECT_EQ((i + 0x1p63).dtype(), DType::s64);
+    EXPECT_EQ((i + 0x1p63).to_vector<std::int64_t>(), map(parse_expr("x + 9223372036854775808", {DType::s32}), {i}).to_vector<std::int64_t>());
     EXPECT_EQ((s64 + -0x1p63).dtype(), DType::s64);  // the minimum is held
     EXPECT_EQ((s64 + -0x1p63).to_vector<std::int64_t>(), (std::vector<std::int64_t>{std::numeric_limits<std::int64_t>::min()}));
     EXPECT_EQ((u64 + 0x1p64).dtype(), DType::f32);
@@ -372,6 +381,9 @@ TEST(Ops, BroadcastAndPromoteLikeNx) {
     const Tensor e = exp(x7.to(*d)).to(cpu);
     EXPECT_EQ(e.shape(), x7.shape());
     EXPECT_EQ(as_type(x7.to(*d), DType::f64).to(cpu).to_vector<double>(), as_type(x7, DType::f64).to_vector<double>());
+    // An identity map (a copy) of the same view: through the host, where the kernel cannot go.
+    EXPECT_EQ(map(parse_expr("x", {DType::f32}), {x7.to(*d)}).to(cpu).to_vector<float>(), x7.to_vector<float>());
+    EXPECT_EQ(x7.to(*d).contiguous().to(cpu).to_vector<float>(), x7.to_vector<float>());
   }
   // Rank 8, transposed: a row op and a scan copy dense first on a GPU; the values of the CPU's.
   std::vector<float> v256(256);

@@ -437,7 +437,7 @@ KernelSpec contract_manifest_spec(const ManifestTable& t, std::optional<DType> o
   for (std::size_t k = 0; k < in.size(); ++k)
     enames.push_back(k < t.input_names().size() ? std::string_view(t.input_names()[k]) : std::string_view());
   enames.push_back("y");
-  std::optional<Expr> epi = t.expr("epilogue", edt, enames);
+  std::optional<Expr> epi = t.expr("epilogue", edt, enames, in.size());  // the sum: by its name, y
   if (!epi && in.size() > 2)
     t.error("inputs", fmt::format("a contraction takes two inputs (a, b) and, with an 'epilogue', up to {} more; "
                                   "got {} without one", kMaxContractEpilogueInputs, in.size()));

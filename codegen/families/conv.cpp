@@ -220,7 +220,10 @@ void conv_run_cpu(const KernelSpec& spec, const PlanRequest& r) {
             else ia += q / p.idil[j] * p.in_sp[j];
           }
           if (!p.channels_last) ci = rem;
-          if (inside) sum.add(in + (ia + ci * p.in_c) * ea, kern + (ib + ci * p.kn_c) * eb);  // else padding: 0
+          // Padding and the holes of a dilated input read 0, times the kernel's element, as in the
+          // kernels (0 x inf is NaN there too).
+          static constexpr std::byte kZero[8] = {};
+          sum.add(inside ? in + (ia + ci * p.in_c) * ea : kZero, kern + (ib + ci * p.kn_c) * eb);
         }
         const std::byte* ext[kMaxContractEpilogueInputs] = {nullptr, nullptr};
         for (std::size_t e = 0; e < n_ext; ++e)

@@ -471,8 +471,9 @@ KernelSpec rows_from_manifest(const ManifestTable& t, const Expr&, std::optional
     std::vector<std::string_view> enames(names.begin(), names.end());
     edt.push_back(c);
     enames.push_back("y");
-    if (std::optional<Expr> epi = t.expr("epilogue", edt, enames)) {
+    if (std::optional<Expr> epi = t.expr("epilogue", edt, enames, in.size())) {  // the result: by its name, y
       const std::vector<bool> used = used_inputs(*epi, edt.size());
+      if (!used[in.size()]) t.error("epilogue", "the epilogue must use y (the op's result)");
       std::size_t first = in.size();
       for (std::size_t k = 0; k < in.size(); ++k)
         if (used[k]) first = std::min(first, k);

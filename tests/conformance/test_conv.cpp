@@ -147,8 +147,10 @@ Ref reference(const Tensor& input, const Tensor& kernel, const ConvGeometry& g, 
           pat += (idx[2 + uj] * strides[uj] + kq) * pst[2 + uj];
           kat += kq * kst[2 + uj];
         }
-        if (!present[std::size_t(pat)] || !kpresent[std::size_t(kat)]) continue;
-        const Scalar xa = padded[std::size_t(pat)], xb = dk[std::size_t(kat)];
+        // A position of the padding or between dilated input elements is 0 times the kernel's
+        // element (0 x inf is NaN, as XLA has it); a hole of the dilated kernel is no product.
+        if (!kpresent[std::size_t(kat)]) continue;
+        const Scalar xa = present[std::size_t(pat)] ? padded[std::size_t(pat)] : Scalar::from_u(0), xb = dk[std::size_t(kat)];
         if (is_float(acc)) {
           const long double p = value_of(input.dtype(), xa) * value_of(kernel.dtype(), xb);
           f += p;
@@ -373,6 +375,17 @@ TEST_P(Conv, SpecialValuesAndEmptyOperands) {
   const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
   check(Tensor::from_vector(std::vector<float>{1, inf, 0, 2, nan, 1, 3e38f, 3e38f}, {1, 1, 8}, device("cpu")),
         Tensor::from_vector(std::vector<float>{1, 2}, {1, 1, 2}, device("cpu")), {}, "inf, NaN, overflow");
+  // An infinite kernel element over the padding: 0 x inf is NaN there (as XLA), on every backend.
+  {
+    ConvOptions same;
+    same.padding = ConvPadding::same;
+    const Tensor xs = Tensor::from_vector(std::vector<float>{1, 2, 3}, {1, 1, 3}, device("cpu"));
+    const Tensor ws = Tensor::from_vector(std::vector<float>{inf, 1, 1}, {1, 1, 3}, device("cpu"));
+    check(xs, ws, same, "inf kernel over padding");
+    const std::vector<float> got = conv(xs.to(*dev_), ws.to(*dev_), same).to(device("cpu")).to_vector<float>();
+    EXPECT_TRUE(std::isnan(got[0])) << got[0];  // the window's first tap is on the padding
+    EXPECT_EQ(got[1], inf);
+  }
   // 3e38 + 3e38 - 3e38 in k order overflows f32 on the way: +inf on every backend, the CPU's included.
   const Tensor big = Tensor::from_vector(std::vector<float>{3e38f, 3e38f, -3e38f}, {1, 1, 3}, device("cpu"));
   const Tensor ones = Tensor::from_vector(std::vector<float>{1, 1, 1}, {1, 1, 3}, device("cpu"));
