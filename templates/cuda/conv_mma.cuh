@@ -7,7 +7,7 @@
 // or between dilated input elements read 0); no im2col in memory. What each row and each k of the
 // step needs (the image's offset, the window's origin, the channel's and the kernel position's
 // offsets) is worked out once per tile and once per step into shared memory, so staging an element
-// is additions and one division per spatial dimension (input dilation). The epilogue is the
+// is additions (and a division per spatial dimension of a dilated input). The epilogue is the
 // contraction family's functor (R::put over the f32 sum).
 #ifndef KILN_TEMPLATES_CUDA_CONV_MMA_CUH
 #define KILN_TEMPLATES_CUDA_CONV_MMA_CUH
@@ -97,8 +97,10 @@ __device__ void conv_mma_run(const KilnConvParams& p, const R r) {
 #pragma unroll
           for (int j = 0; j < 3; ++j) {
             if (j < p.rank) {
-              const long long q = row_org[am][j] + k_dil[ak][j], qi = q >= 0 ? q / p.idil[j] : -1;
-              inside = inside && q >= 0 && qi * p.idil[j] == q && qi < p.in_size[j];
+              // No 64-bit division for an undilated input (the common case).
+              const long long q = row_org[am][j] + k_dil[ak][j], dil = p.idil[j];
+              const long long qi = q < 0 ? -1 : dil == 1 ? q : q / dil;
+              inside = inside && q >= 0 && (dil == 1 || qi * dil == q) && qi < p.in_size[j];
               off += qi * p.in_sp[j];
             }
           }
