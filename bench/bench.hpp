@@ -280,7 +280,8 @@ struct Result {
   // whether the vendor library (cuBLASLt) ran instead of Kiln's kernel.
   std::uint64_t copies = 0;
   bool library = false;
-  bool tensor_cores = false;        // Kiln's tensor-core (mma.sync) kernel ran
+  bool tensor_cores = false;        // Kiln's tensor-core kernel ran (mma.sync, or on sm_90 wgmma:)
+  bool wgmma = false;               // the Hopper kernel (wgmma with TMA loads)
   bool failed() const;              // a failed check or an error (exit status 1)
 };
 

@@ -88,7 +88,7 @@ nlohmann::json report_json(const RunInfo& run, const std::vector<Result>& result
     if (!r.verify.message.empty()) c["verify_message"] = r.verify.message;
     if (b.conf) c["conformance_case"] = b.conf->name();
     if (b.shaped && !b.shaped->note().empty()) c["note"] = b.shaped->note();
-    if (b.kind == CaseKind::contract) c["contraction"] = {{"path", r.library ? "cublaslt" : r.tensor_cores ? "kernel_mma" : "kernel"}, {"operand_copies", r.copies}};
+    if (b.kind == CaseKind::contract) c["contraction"] = {{"path", r.library ? "cublaslt" : r.wgmma ? "kernel_wgmma" : r.tensor_cores ? "kernel_mma" : "kernel"}, {"operand_copies", r.copies}};
     if (r.timing.ok) {
       c["buffer_sets"] = r.timing.sets;
       c["mode"] = r.timing.mode();

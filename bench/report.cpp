@@ -163,7 +163,10 @@ void print_table(const RunInfo& run, const std::vector<Result>& results) {
       fmt::print("{} ({}): {}\n", r->bench->name, kind_name(r->bench->kind), r->bench->shaped->note());
     if (r->bench->kind == CaseKind::contract && r->timing.ok)
       fmt::print("{} (contraction): {}, {} operand copies while timed\n", r->bench->name,
-                 r->library ? "cuBLASLt" : r->tensor_cores ? "Kiln's tensor-core kernel (mma.sync)" : "Kiln's kernel",
+                 r->library        ? "cuBLASLt"
+                 : r->wgmma        ? "Kiln's Hopper kernel (wgmma + TMA, 128x128x64 tiles, 4 stages)"
+                 : r->tensor_cores ? "Kiln's tensor-core kernel (mma.sync, 128x128x32 tiles)"
+                                   : "Kiln's kernel",
                  r->copies);
   }
   fmt::print("\n%bw: of the bandwidth roof; %flop: of the compute roof (1 FLOP per arithmetic node; casts and "

@@ -69,10 +69,27 @@ struct PlanRequest {
 };
 
 // One kernel launch: the entry point, the grid (x only for now) and the params block.
+// A TMA tensor map (CUDA sm_90 and later: a CUtensorMap, 128 bytes) that the launch makes from
+// plain numbers (Device::encode_tensor_map: the driver's cuTensorMapEncodeTiled) and writes into
+// the params block at |offset| (64-byte aligned): boxes of |box| elements of a |rank|-dimensional
+// tensor at |address| (16-byte aligned), dim 0 contiguous, dim d >= 1 |strides|[d - 1] bytes apart
+// (multiples of 16); a box's elements outside the tensor read as zero.
+struct TensorMapRequest {
+  std::uint32_t offset = 0;
+  std::uint32_t rank = 0;           // 1..5
+  std::uint32_t element_bytes = 2;  // 1, 2, 4 or 8 (copied as raw bits)
+  std::uint32_t swizzle_bytes = 0;  // the shared-memory swizzle: 0 (none), 32, 64 or 128
+  std::uint64_t address = 0;
+  std::uint64_t dims[5] = {};
+  std::uint64_t strides[4] = {};
+  std::uint32_t box[5] = {};
+};
+
 struct LaunchStep {
   int function = -1;  // -1: no plan; see the |why| of plan()
   std::uint32_t groups_x = 1;
   std::vector<std::byte> params;
+  std::vector<TensorMapRequest> tensor_maps;  // written into |params| at launch (CUDA only)
 };
 
 // What a run needs: a first launch, then |then| in order on the same stream. A plan that needs
@@ -216,7 +233,16 @@ struct Family {
   // Kernels bound by memory traffic, whose just-in-time compile may skip NVRTC's expensive
   // optimizations (-Ofc=min: a third less compile time; see runtime/jit.cpp).
   bool jit_fast_compile = false;
+  // The params size of entry point |function| of |spec| where a family's kernel variants take
+  // different params blocks (contract: the wgmma kernels' tensor maps); null: entry_points' sizes.
+  std::uint32_t (*params_bytes)(const KernelSpec& spec, int function) = nullptr;
 };
+
+// The params size of entry point |function| of |spec|, a kernel of |family|.
+inline std::uint32_t entry_params_bytes(const Family& family, const KernelSpec& spec, int function) {
+  return family.params_bytes ? family.params_bytes(spec, function)
+                             : family.entry_points[std::size_t(function)].params_bytes;
+}
 
 // Every family, in a fixed order; find_family returns nullptr for an unknown name.
 std::span<const Family* const> all_families();

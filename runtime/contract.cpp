@@ -22,7 +22,7 @@ namespace kiln {
 
 namespace {
 
-thread_local std::uint64_t t_copies = 0, t_library = 0, t_mma = 0;
+thread_local std::uint64_t t_copies = 0, t_library = 0, t_mma = 0, t_wgmma = 0;
 
 // The iteration space of one contraction: the output's shape, and a and b (possibly copied) with
 // their axes grouped as batch, free (M for a, N for b) and contracted (K, paired in order).
@@ -226,7 +226,10 @@ Tensor launch(std::string_view op, const KernelSpec& spec, const std::string* na
   // The tensor ops' kernels (not a manifest's built kernel) on the tensor cores where they apply.
   const bool mma =
       call.tensor_cores && !first && !entry && tensor_cores_on(device) && contract_tensor_cores_apply(spec, nullptr);
-  const KernelSpec run_spec = mma ? contract_tensor_core_spec(spec) : KernelSpec{};
+  // On an sm_90 GPU the Hopper kernel (wgmma, TMA loads) where the TMA can load the operands; not
+  // inside a kiln::jit trace, whose replays may bind operands the TMA cannot load.
+  const bool wgmma = mma && wgmma_on(device) && !active_trace() && contract_wgmma_fits(request, nullptr);
+  const KernelSpec run_spec = wgmma ? contract_wgmma_spec(spec) : mma ? contract_tensor_core_spec(spec) : KernelSpec{};
   if (vendor && device.backend() != Backend::cpu && k > 0) {
     if (std::optional<LibraryGemm> g = library_form(spec, shape, sa, sb)) {
       g->a = p.a.address();
@@ -245,6 +248,7 @@ Tensor launch(std::string_view op, const KernelSpec& spec, const std::string* na
   if (mma) {
     run_plan(op, run_spec, nullptr, operands, device, request, first, entry);
     ++t_mma;
+    if (wgmma) ++t_wgmma;
     return out;
   }
   run_plan(op, spec, name, operands, device, request, first, entry);
@@ -379,6 +383,7 @@ void check_kernel_operands(std::string_view op, const KernelSpec& spec, const st
 std::uint64_t contraction_copies() { return t_copies; }
 std::uint64_t contraction_library_runs() { return t_library; }
 std::uint64_t contraction_tensor_core_runs() { return t_mma; }
+std::uint64_t contraction_wgmma_runs() { return t_wgmma; }
 void note_tensor_core_run() { ++t_mma; }
 
 bool tensor_cores_on(Device& device) {
@@ -390,6 +395,14 @@ bool tensor_cores_on(Device& device) {
   if (off) return false;
   const std::string& arch = device.info().arch;
   return arch.rfind("sm_", 0) == 0 && std::atoi(arch.c_str() + 3) >= 80;
+}
+
+bool wgmma_on(Device& device) {
+  static const bool off = [] {
+    const char* env = std::getenv("KILN_WGMMA");
+    return env && std::string_view(env) == "0";
+  }();
+  return !off && tensor_cores_on(device) && device.info().arch == "sm_90";
 }
 
 

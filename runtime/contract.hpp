@@ -48,7 +48,8 @@ struct DotOptions {
   bool vendor_library = true;
   // CUDA sm_80 and later: Kiln's kernel for two f16 or two bf16 operands summed in f32 runs on the
   // tensor cores (mma.sync; their summation order and rounding per 16 products, deterministic on a
-  // GPU model), epilogues included; false (or KILN_MMA=0) keeps the k-order fma kernel.
+  // GPU model), epilogues included; on sm_90 the Hopper kernel (wgmma with TMA loads) where the TMA
+  // can load the operands (KILN_WGMMA=0: mma.sync); false (or KILN_MMA=0) keeps the k-order fma kernel.
   bool tensor_cores = true;
 };
 
@@ -58,10 +59,15 @@ std::uint64_t contraction_library_runs();
 // How many contractions and convolutions on this thread ran Kiln's tensor-core kernels
 // (DotOptions::tensor_cores, ConvOptions::tensor_cores).
 std::uint64_t contraction_tensor_core_runs();
+// How many of those ran the Hopper kernel (wgmma with TMA loads: sm_90, KILN_WGMMA unset or not 0).
+std::uint64_t contraction_wgmma_runs();
 void note_tensor_core_run();
 // Whether |device| is a CUDA GPU of compute capability 8.0 or later ("sm_80"...) that may run the
 // tensor-core kernels (KILN_MMA=0: never).
 bool tensor_cores_on(Device& device);
+// Whether |device| is an sm_90 GPU (H100, H200) whose tensor-core contractions use the wgmma
+// kernel (where the TMA can load the operands; KILN_WGMMA=0 keeps them on mma.sync).
+bool wgmma_on(Device& device);
 
 // How a contraction kernel is applied: with |axes| (dot) or, without, matmul's rules;
 // |vendor_library| as in DotOptions.

@@ -37,6 +37,10 @@ Device::~Device() {
   forget_jit_kernels(*this);
 }
 
+void Device::encode_tensor_map(const TensorMapRequest&, void*) {
+  fail(ErrorCode::unsupported, fmt::format("{}: TMA tensor maps need a CUDA device of compute capability 9.0 or later", id()));
+}
+
 std::string Device::id() const {
   if (backend() == Backend::cpu) return "cpu";
   return std::string(backend_name(backend())) + ":" + std::to_string(info().index);

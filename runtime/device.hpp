@@ -38,6 +38,7 @@ struct DeviceInfo {
 };
 
 class Stream;
+struct TensorMapRequest;  // codegen/family.hpp
 
 // A batched row-major product out[b] = a[b] x b[b] for a backend's vendor library (runtime/contract.cpp
 // offers it before launching Kiln's kernel): one dtype for a, b and out; element strides; the
@@ -88,6 +89,9 @@ class Device {
     *why = "no vendor GEMM on this backend";
     return false;
   }
+  // Writes the 128-byte TMA descriptor of |r| to |out| (64-byte aligned): CUDA sm_90 and later.
+  // Throws unsupported elsewhere, invalid_argument naming the values the driver refused.
+  virtual void encode_tensor_map(const TensorMapRequest& r, void* out);
 
  protected:
   Device() = default;

@@ -1,6 +1,7 @@
 #include "runtime/dispatch.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
 
 #include <fmt/format.h>
@@ -290,12 +291,30 @@ const Kernel& loaded_kernel(Stream& stream, const KernelRef& ref, const LaunchSt
   return stream.device().kernel(*ref.registry, e, plan.function);
 }
 
+// The params of |plan| with its tensor maps written in (the device encodes them).
+std::vector<std::byte> params_with_tensor_maps(Stream& stream, const LaunchStep& plan) {
+  std::vector<std::byte> params = plan.params;
+  for (const TensorMapRequest& r : plan.tensor_maps) {
+    if (r.offset % 64 != 0 || std::size_t(r.offset) + 128 > params.size())
+      fail(ErrorCode::internal, fmt::format("a tensor map at byte {} of a {}-byte params block", r.offset, params.size()));
+    alignas(64) std::byte map[128];
+    stream.device().encode_tensor_map(r, map);
+    std::memcpy(params.data() + r.offset, map, sizeof map);
+  }
+  return params;
+}
+
 }  // namespace
 
 void launch(Stream& stream, const KernelRef& ref, const LaunchStep& plan) {
   const Kernel& kernel = loaded_kernel(stream, ref, plan);
   Dim3 groups;
   groups.x = plan.groups_x;
+  if (!plan.tensor_maps.empty()) {
+    const std::vector<std::byte> params = params_with_tensor_maps(stream, plan);
+    stream.launch(kernel, groups, params.data(), params.size());
+    return;
+  }
   stream.launch(kernel, groups, plan.params.data(), plan.params.size());
 }
 
@@ -303,7 +322,7 @@ GraphLaunch graph_launch(Stream& stream, const KernelRef& ref, const LaunchStep&
   GraphLaunch g;
   g.kernel = &loaded_kernel(stream, ref, plan);
   g.groups.x = plan.groups_x;
-  g.params = plan.params;
+  g.params = plan.tensor_maps.empty() ? plan.params : params_with_tensor_maps(stream, plan);
   return g;
 }
 

@@ -145,12 +145,12 @@ namespace {
 std::atomic<std::uint64_t> g_compiles{0}, g_disk_hits{0};
 
 // The compiler's identity for the disk cache's key: its version and options.
-std::string compiler_id(Device& device, bool fast_compile) {
+std::string compiler_id(Device& device, const std::string& cuda_arch, bool fast_compile) {
   if (device.backend() == Backend::cuda) {
     const Nvrtc& nv = Nvrtc::get();
     int major = 0, minor = 0;
     if (nv.error.empty()) nv.version(&major, &minor);
-    return fmt::format("nvrtc {}.{} {}", major, minor, fmt::join(nvrtc_options(device.info().arch, fast_compile), " "));
+    return fmt::format("nvrtc {}.{} {}", major, minor, fmt::join(nvrtc_options(cuda_arch, fast_compile), " "));
   }
   unsigned version = 0, revision = 0;
   shaderc_get_spv_version(&version, &revision);
@@ -175,16 +175,17 @@ std::uint64_t templates_hash() {
   return hash;
 }
 
-// Compiles |sources| (one per function; CUDA: one) for |device|, or loads them from the disk cache
-// (cache_dir("jit"), keyed by everything the blobs depend on). A bad entry is reported and rebuilt.
+// Compiles |sources| (one per function; CUDA: one, for |cuda_arch|) for |device|, or loads them
+// from the disk cache (cache_dir("jit"), keyed by everything the blobs depend on). A bad entry is
+// reported and rebuilt.
 JitBlobs compile_or_load(Device& device, const std::string& name, const std::vector<std::string>& sources,
-                         bool fast_compile) {
+                         const std::string& cuda_arch, bool fast_compile) {
   const bool cuda = device.backend() == Backend::cuda;
   const bool subgroups = device.info().subgroup_arithmetic;
   std::string key_text = fmt::format("kiln {}\n{}\n{}\n{}\ntemplates {:016x}\n", KILN_VERSION,
-                                     cuda ? "cuda " + device.info().arch : "spirv",
+                                     cuda ? "cuda " + cuda_arch : "spirv",
                                      subgroups ? "subgroup arithmetic" : "no subgroup arithmetic",
-                                     compiler_id(device, fast_compile), templates_hash());
+                                     compiler_id(device, cuda_arch, fast_compile), templates_hash());
   for (const std::string& s : sources) key_text += s;
   const std::uint64_t key = XXH64(key_text.data(), key_text.size(), 0);
   const std::string dir = std::getenv("KILN_JIT_DISK_CACHE") && std::string_view(std::getenv("KILN_JIT_DISK_CACHE")) == "0"
@@ -208,13 +209,26 @@ JitBlobs compile_or_load(Device& device, const std::string& name, const std::vec
   g_compiles.fetch_add(1, std::memory_order_relaxed);
   JitBlobs blobs;
   for (const std::string& s : sources)
-    blobs.push_back(cuda ? compile_cuda_cubin(s, name, device.info().arch, fast_compile)
+    blobs.push_back(cuda ? compile_cuda_cubin(s, name, cuda_arch, fast_compile)
                          : compile_glsl_spirv(s, name, subgroups));
   if (!path.empty()) {  // best effort
     const std::vector<char> entry = pack_jit_entry(key, blobs);
     if (write_file_atomically(path, entry)) note_cache_write(dir, entry.size());
   }
   return blobs;
+}
+
+// The architecture |spec| is compiled for on CUDA |device|: the device's, or the spec's "arch"
+// attribute (an arch-specific target such as sm_90a, for instructions only that chip has) when
+// the device is that chip.
+std::string cuda_arch_of(const KernelSpec& spec, Device& device) {
+  const std::string& own = device.info().arch;
+  const std::string wanted(spec.attribute("arch"));
+  if (wanted.empty()) return own;
+  if (wanted != own + "a")
+    fail(ErrorCode::unsupported, fmt::format("{}: kernel {} is built for {} only, not for {} ({})", device.id(),
+                                             spec.name(), wanted, own, device.info().name));
+  return wanted;
 }
 
 // The kernel of |spec| with the entry points in |functions| (the others have no symbol).
@@ -232,13 +246,14 @@ std::unique_ptr<JitRecord> build(Device& device, const KernelSpec& spec, Functio
     for (int f = 0; f < num_functions; ++f)
       if (functions >> f & 1) sources.push_back(emit_glsl(spec, f));
   }
-  r->blobs = compile_or_load(device, r->name, sources, family.jit_fast_compile);
+  r->blobs = compile_or_load(device, r->name, sources, cuda ? cuda_arch_of(spec, device) : std::string(),
+                             family.jit_fast_compile);
   if (cuda) {
     r->symbols = cuda_symbols(spec);
     r->cuda_images.push_back({r->blobs[0].data(), r->blobs[0].size()});
   }
   for (int f = 0, blob = 0; f < num_functions; ++f) {
-    KernelFunction fn{nullptr, {}, family.entry_points[f].params_bytes};
+    KernelFunction fn{nullptr, {}, entry_params_bytes(family, spec, f)};
     if (functions >> f & 1) {
       if (cuda) {
         fn.symbol = r->symbols[f].c_str();

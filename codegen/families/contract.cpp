@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -51,6 +52,19 @@ struct KilnContractParams {
   std::int64_t reserved[2];
 };
 static_assert(sizeof(KilnContractParams) == 368);
+
+// The wgmma kernel's params (templates/cuda/contract_wgmma.cuh): the above, the operands' layouts
+// and their tensor maps (written at launch from the plan's TensorMapRequests).
+struct KilnWgmmaParams {
+  KilnContractParams c;
+  std::int64_t layout;  // bit 0: a is M-major, bit 1: b is N-major
+  std::int64_t reserved;
+  alignas(64) std::byte a_map[128];
+  alignas(64) std::byte b_map[128];
+};
+static_assert(sizeof(KilnWgmmaParams) == 640 && offsetof(KilnWgmmaParams, a_map) == 384 &&
+              offsetof(KilnWgmmaParams, b_map) == 512);
+constexpr int kWgmmaTileK = 64;  // the k extent of a stage's boxes
 
 constexpr FamilyEntryPoint kEntryPoints[] = {{"gemm", sizeof(KilnContractParams)}};
 constexpr std::string_view kSlots[] = {"expr", "epilogue"};
@@ -94,8 +108,12 @@ bool contract_spec_supported(const KernelSpec& spec, std::string* why) {
   if (spec.inputs.size() != 2 + extra)
     return no(fmt::format("a contraction takes a, b and its epilogue's {} operands, not {} inputs", extra,
                           spec.inputs.size()));
-  if (spec.block_size != kContractThreads)
-    return no(fmt::format("contraction kernels run {} threads per block, not {}", kContractThreads, spec.block_size));
+  const int threads = spec_contract_wgmma(spec) ? kContractWgmmaThreads : kContractThreads;
+  if (spec.block_size != threads)
+    return no(fmt::format("{} kernels run {} threads per block, not {}",
+                          spec_contract_wgmma(spec) ? "wgmma contraction" : "contraction", threads, spec.block_size));
+  if (spec_contract_wgmma(spec) && spec.family != "contract")
+    return no(fmt::format("{} kernels have no wgmma variant", spec.family));
   for (DType t : {spec.inputs[0], spec.inputs[1], spec.output})
     if (t == DType::pred) return no("a contraction takes no pred operands");
   if (!is_float(spec.output) && (is_float(spec.inputs[0]) || is_float(spec.inputs[1])))
@@ -133,9 +151,16 @@ std::string contract_cuda_source(const KernelSpec& spec, const ContractTemplate&
   s += cuda_locals(st, "    ");
   s += fmt::format("    reinterpret_cast<{}*>(p.out)[i] = kiln_store_{}(v{});\n  }}\n}};\n\n", cuda_storage(spec.output),
                    dtype_name(spec.output), st.root());
+  if (!t.shared_bytes.empty()) {  // read at load time (runtime/cuda/cuda_device.cpp)
+    s += fmt::format("extern \"C\" __device__ unsigned {}_{}_shared_bytes = {};\n", name, t.entry, t.shared_bytes);
+    s += fmt::format("extern \"C\" __global__ void __launch_bounds__({0}, 1) {1}_{2}(const __grid_constant__ "
+                     "kiln::{3} p) {{\n  kiln::{4}<{1}_fn>(p, {1}_fn());\n}}\n",
+                     t.threads, name, t.entry, t.cuda_params, t.cuda_run);
+    return s;
+  }
   s += fmt::format("extern \"C\" __global__ void __launch_bounds__({0}) {1}_{2}(const __grid_constant__ "
                    "kiln::{3} p) {{\n  kiln::{4}<{1}_fn>(p, {1}_fn());\n}}\n",
-                   kContractThreads, name, t.entry, t.cuda_params, t.cuda_run);
+                   t.threads, name, t.entry, t.cuda_params, t.cuda_run);
   return s;
 }
 
@@ -194,19 +219,29 @@ constexpr ContractTemplate kGemm = {"gemm", "cuda/contract.cuh", "KilnContractPa
 // The tensor-core kernels (CUDA only; the same entry point, another template).
 constexpr ContractTemplate kMmaBf16 = {"gemm", "cuda/contract_mma.cuh", "KilnContractParams", "contract_mma_run_bf16", ""};
 constexpr ContractTemplate kMmaF16 = {"gemm", "cuda/contract_mma.cuh", "KilnContractParams", "contract_mma_run_f16", ""};
+constexpr ContractTemplate kWgmmaBf16 = {"gemm", "cuda/contract_wgmma.cuh", "KilnWgmmaParams", "contract_wgmma_run_bf16", "",
+                                         kContractWgmmaThreads, "kiln::kWgSharedBytes"};
+constexpr ContractTemplate kWgmmaF16 = {"gemm", "cuda/contract_wgmma.cuh", "KilnWgmmaParams", "contract_wgmma_run_f16", "",
+                                        kContractWgmmaThreads, "kiln::kWgSharedBytes"};
 
 bool contract_supports(const KernelSpec& spec, Target target, std::string* why) {
   if (!contract_spec_supported(spec, why)) return false;
   if (!spec_contract_tensor_cores(spec)) return true;
   if (target != Target::cuda) {
-    if (why) *why = "tensor-core (mma.sync) contraction kernels are CUDA-only";
+    if (why) *why = spec_contract_wgmma(spec) ? "wgmma contraction kernels are CUDA-only (sm_90a)"
+                                              : "tensor-core (mma.sync) contraction kernels are CUDA-only";
     return false;
   }
   return contract_tensor_cores_apply(spec, why);
 }
 std::string contract_emit_cuda(const KernelSpec& spec, FunctionSet) {
   if (!spec_contract_tensor_cores(spec)) return contract_cuda_source(spec, kGemm);
-  return contract_cuda_source(spec, spec.inputs[0] == DType::bf16 ? kMmaBf16 : kMmaF16);
+  const bool bf16 = spec.inputs[0] == DType::bf16;
+  if (spec_contract_wgmma(spec)) return contract_cuda_source(spec, bf16 ? kWgmmaBf16 : kWgmmaF16);
+  return contract_cuda_source(spec, bf16 ? kMmaBf16 : kMmaF16);
+}
+std::uint32_t contract_params_bytes(const KernelSpec& spec, int) {
+  return spec_contract_wgmma(spec) ? sizeof(KilnWgmmaParams) : sizeof(KilnContractParams);
 }
 std::string contract_emit_glsl(const KernelSpec& spec, int) { return contract_glsl_source(spec, kGemm); }
 
@@ -289,6 +324,54 @@ bool contract_geometry(const PlanRequest& r, KilnContractParams& p, std::string*
   return true;
 }
 
+// The TMA map of operand |o| (0: a, 1: b) of the wgmma kernel, and whether its m (n) axis is the
+// contiguous one (else k is): dim 0 that axis, dim 1 the other, then the batch dimensions with a
+// nonzero stride, innermost first (templates/cuda/contract_wgmma.cuh); false with |why| when the
+// TMA cannot load it (cuTensorMapEncodeTiled's rules: 16-byte aligned address and strides, each
+// stride at least the extent below it; at most 5 dimensions).
+bool wgmma_operand_map(const KilnContractParams& p, int o, TensorMapRequest& t, bool& mn_major, std::string* why) {
+  const char* name = o == 0 ? "a" : "b";
+  const char* axis = o == 0 ? "m" : "n";
+  const std::uint64_t address = o == 0 ? p.a : p.b;
+  const std::int64_t rows = o == 0 ? p.m : p.n, s_rows = o == 0 ? p.a_m : p.b_n, s_k = o == 0 ? p.a_k : p.b_k;
+  auto no = [&](std::string reason) {
+    *why = fmt::format("the TMA cannot load operand {}: {}", name, reason);
+    return false;
+  };
+  if (address % 16 != 0) return no(fmt::format("its address {:#x} is not 16-byte aligned", address));
+  if (rows >= (std::int64_t(1) << 31) || p.k >= (std::int64_t(1) << 31)) return no("a dimension past 2^31 - 1");
+  if (s_k == 1 || p.k == 1) mn_major = false;
+  else if (s_rows == 1 || rows == 1) mn_major = true;
+  else return no(fmt::format("neither k nor {} is contiguous (strides {} and {})", axis, s_k, s_rows));
+  const std::int64_t inner = mn_major ? rows : p.k, outer = mn_major ? p.k : rows;
+  std::int64_t outer_stride = mn_major ? s_k : s_rows;
+  if (outer == 1) outer_stride = (inner + 7) / 8 * 8;  // never stepped over: any valid value
+  t.element_bytes = 2;
+  t.swizzle_bytes = 128;
+  t.address = address;
+  t.dims[0] = std::uint64_t(inner);
+  t.box[0] = 64;  // 128 bytes: the swizzle's span
+  t.rank = 1;
+  std::int64_t below = inner;  // elements spanned by the dimensions so far
+  auto add = [&](std::int64_t size, std::int64_t stride, const char* what) {
+    if (stride <= 0 || stride % 8 != 0 || stride < below || stride >= (std::int64_t(1) << 39))
+      return no(fmt::format("the {} stride {} (elements) is not a positive multiple of 8 past the {} elements below it",
+                            what, stride, below));
+    if (t.rank == 5) return no("more than 3 batch dimensions with a stride");
+    t.dims[t.rank] = std::uint64_t(size);
+    t.strides[t.rank - 1] = std::uint64_t(stride) * 2;
+    t.box[t.rank] = 1;
+    ++t.rank;
+    below = stride * size;
+    return true;
+  };
+  if (!add(outer, outer_stride, mn_major ? "k" : axis)) return false;
+  t.box[1] = mn_major ? kWgmmaTileK : (o == 0 ? kContractMmaTileM : kContractMmaTileN);
+  for (std::int64_t d = p.batch_rank - 1; d >= 0; --d)
+    if (p.batch_strides[o][d] != 0 && !add(p.batch_shape[d], p.batch_strides[o][d], "batch")) return false;
+  return true;
+}
+
 LaunchPlan contract_plan(const KernelSpec& spec, const PlanRequest& r, std::string* why) {
   LaunchPlan plan;
   KilnContractParams p{};
@@ -301,6 +384,21 @@ LaunchPlan contract_plan(const KernelSpec& spec, const PlanRequest& r, std::stri
   for (std::size_t e = 2; e < r.inputs.size(); ++e) p.ext[e - 2] = r.inputs[e].address;
   plan.function = 0;
   plan.groups_x = std::uint32_t(std::clamp<std::int64_t>(p.batch * p.tiles_m * p.tiles_n, 1, 65535));
+  if (spec_contract_wgmma(spec)) {
+    KilnWgmmaParams w{};
+    w.c = p;
+    TensorMapRequest maps[2];
+    for (int o = 0; o < 2; ++o) {
+      bool mn = false;
+      if (!wgmma_operand_map(p, o, maps[o], mn, why)) return LaunchPlan{};
+      w.layout |= std::int64_t(mn) << o;
+    }
+    maps[0].offset = offsetof(KilnWgmmaParams, a_map);
+    maps[1].offset = offsetof(KilnWgmmaParams, b_map);
+    plan.params = params_of(w);
+    plan.tensor_maps.assign(maps, maps + 2);
+    return plan;
+  }
   plan.params = params_of(p);
   return plan;
 }
@@ -500,7 +598,10 @@ DType contract_accumulator_dtype(DType a, DType b, DType out) {
 }
 
 bool spec_contract_tf32(const KernelSpec& spec) { return spec.attribute("precision") == "tf32"; }
-bool spec_contract_tensor_cores(const KernelSpec& spec) { return spec.attribute("path") == "mma"; }
+bool spec_contract_tensor_cores(const KernelSpec& spec) {
+  return spec.attribute("path") == "mma" || spec.attribute("path") == "wgmma";
+}
+bool spec_contract_wgmma(const KernelSpec& spec) { return spec.attribute("path") == "wgmma"; }
 
 bool contract_tensor_cores_apply(const KernelSpec& spec, std::string* why) {
   auto no = [&](std::string reason) {
@@ -524,6 +625,32 @@ KernelSpec contract_tensor_core_spec(const KernelSpec& spec) {
   KernelSpec t = spec;
   t.set_attribute("path", "mma");
   return t;
+}
+
+KernelSpec contract_wgmma_spec(const KernelSpec& spec) {
+  std::string why;
+  if (spec.family != "contract") fail(ErrorCode::invalid_argument, fmt::format("{} kernels have no wgmma variant", spec.family));
+  if (!contract_tensor_cores_apply(spec, &why)) fail(ErrorCode::invalid_argument, why);
+  KernelSpec t = spec;
+  t.set_attribute("path", "wgmma");
+  t.set_attribute("arch", "sm_90a");
+  t.block_size = kContractWgmmaThreads;
+  return t;
+}
+
+bool contract_wgmma_fits(const PlanRequest& r, std::string* why) {
+  KilnContractParams p{};
+  std::string reason;
+  std::string* out = why ? why : &reason;
+  if (!contract_geometry(r, p, out, kContractMmaTileM, kContractMmaTileN)) return false;
+  p.a = r.inputs[0].address;
+  p.b = r.inputs[1].address;
+  for (int o = 0; o < 2; ++o) {
+    TensorMapRequest t;
+    bool mn = false;
+    if (!wgmma_operand_map(p, o, t, mn, out)) return false;
+  }
+  return true;
 }
 
 KernelSpec make_contract_spec(DType a, DType b, DType out, const Expr* epilogue, bool tf32) {
@@ -637,7 +764,8 @@ std::optional<EpilogueFusion> contract_fuse_epilogue(const KernelSpec& spec, std
   if (!e) return std::nullopt;
   try {
     f.spec = make_contract_spec(spec.inputs[0], spec.inputs[1], e->dtype(e->root()), &*e, spec_contract_tf32(spec));
-    if (spec_contract_tensor_cores(spec)) f.spec = contract_tensor_core_spec(f.spec);
+    if (spec_contract_wgmma(spec)) f.spec = contract_wgmma_spec(f.spec);
+    else if (spec_contract_tensor_cores(spec)) f.spec = contract_tensor_core_spec(f.spec);
   } catch (const Error& err) {
     return no(err.what());
   }
@@ -650,7 +778,8 @@ const Family kContractFamily = {
     contract_plan, contract_run_cpu, contract_cost,
     "a batched matrix product over strided operands (dot, matmul): out[b, m, n] = sum_k a[b, m, k] * b[b, k, n]",
     contract_from_manifest, contract_op_names, contract_expand_op, contract_api_functions, "runtime/contract.hpp",
-    /*elementwise=*/false, /*pointwise_inputs=*/false, contract_fuse_epilogue,
+    /*elementwise=*/false, /*pointwise_inputs=*/false, contract_fuse_epilogue, /*jit_fast_compile=*/false,
+    contract_params_bytes,
 };
 
 }  // namespace kiln

@@ -48,6 +48,19 @@ bool contract_tensor_cores_apply(const KernelSpec& spec, std::string* why);
 bool spec_contract_tensor_cores(const KernelSpec& spec);
 // The tensor-core kernels' output tile (a block of 256 threads).
 inline constexpr int kContractMmaTileM = 128, kContractMmaTileN = 128;
+
+// The Hopper variant of tensor-core contraction kernel |spec| (CUDA sm_90a only, compiled for that
+// target: wgmma with TMA loads, templates/cuda/contract_wgmma.cuh; 384 threads, 128 x 128 tiles):
+// the same operands, sums and epilogues as contract_tensor_core_spec. Throws invalid_argument
+// where it does not apply (a conv kernel, or what contract_tensor_cores_apply refuses).
+KernelSpec contract_wgmma_spec(const KernelSpec& spec);
+bool spec_contract_wgmma(const KernelSpec& spec);
+inline constexpr int kContractWgmmaThreads = 384;
+struct PlanRequest;
+// Whether the TMA can load request |r|'s operands (each with a contiguous axis, 16-byte aligned
+// addresses and strides, at most 3 batch dimensions with a stride); false with |why| when not
+// (the caller runs the mma.sync kernel instead).
+bool contract_wgmma_fits(const PlanRequest& r, std::string* why);
 // The dtype the products are summed in: f64 when any of a, b, out is f64, else f32 for a float
 // output; an integer output's compute dtype (s32, u32, s64, u64: wrapping, as the output wraps).
 DType contract_accumulator_dtype(DType a, DType b, DType out);
@@ -73,6 +86,8 @@ bool contract_spec_supported(const KernelSpec& spec, std::string* why);
 // header, params struct and run function, and the GLSL template (inlined after the hooks).
 struct ContractTemplate {
   std::string_view entry, cuda_header, cuda_params, cuda_run, glsl_template;
+  int threads = kContractThreads;       // per block (__launch_bounds__)
+  std::string_view shared_bytes = {};  // the dynamic shared memory a block needs (a C++ expression), or none
 };
 std::string contract_cuda_source(const KernelSpec& spec, const ContractTemplate& t);
 std::string contract_glsl_source(const KernelSpec& spec, const ContractTemplate& t);

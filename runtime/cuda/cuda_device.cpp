@@ -1,7 +1,11 @@
 #include "runtime/cuda/cuda_device.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 
+#include <fmt/format.h>
+
+#include "codegen/family.hpp"
 #include "runtime/backends.hpp"
 #include "runtime/cuda/cuda_interop.hpp"
 #include "runtime/cuda/cuda_stream.hpp"
@@ -190,10 +194,71 @@ const Kernel& CudaDevice::kernel(const Registry& registry, const KernelEntry& en
          id() + ": kernel " + kname + " (" + symbol + ") needs blocks of " +
              std::to_string(entry.block_size) + " threads but its code allows at most " +
              std::to_string(max_threads) + " on " + info_.arch);
-  auto k = std::make_unique<CudaKernel>(kname + ":" + symbol, entry.block_size, this, fn);
+  // A kernel that needs dynamic shared memory says how much in a global of its module,
+  // <symbol>_shared_bytes (templates/cuda/contract_wgmma.cuh); above 48 KiB the function must be
+  // allowed it first.
+  unsigned shared_bytes = 0;
+  CUdeviceptr global = 0;
+  std::size_t global_size = 0;
+  const std::string global_name = std::string(symbol) + "_shared_bytes";
+  if (const CUresult g = driver().cuModuleGetGlobal(&global, &global_size, module, global_name.c_str());
+      g == CUDA_SUCCESS && global_size == sizeof shared_bytes) {
+    KILN_CU(&health_, cuMemcpyDtoH, &shared_bytes, global, sizeof shared_bytes);
+    int static_bytes = 0, optin = 0;
+    KILN_CU(&health_, cuFuncGetAttribute, &static_bytes, CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, fn);
+    KILN_CU(&health_, cuDeviceGetAttribute, &optin, CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN, cu_device_);
+    if (std::int64_t(shared_bytes) + static_bytes > optin)
+      fail(ErrorCode::unsupported, id() + ": kernel " + kname + " (" + symbol + ") needs " +
+                                       std::to_string(shared_bytes + unsigned(static_bytes)) +
+                                       " bytes of shared memory per block; " + info_.name + " allows " +
+                                       std::to_string(optin));
+    KILN_CU(&health_, cuFuncSetAttribute, fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, int(shared_bytes));
+  } else if (g != CUDA_SUCCESS && g != CUDA_ERROR_NOT_FOUND && is_sticky(g)) {
+    raise(g, "cuModuleGetGlobal(&global, &size, module, name)", __FILE__, __LINE__, &health_);
+  }
+  auto k = std::make_unique<CudaKernel>(kname + ":" + symbol, entry.block_size, this, fn, shared_bytes);
   const Kernel& ref = *k;
   kernels_.emplace(std::move(key), std::move(k));
   return ref;
+}
+
+void CudaDevice::encode_tensor_map(const TensorMapRequest& r, void* out) {
+  CUtensorMapDataType type;
+  switch (r.element_bytes) {
+    case 1: type = CU_TENSOR_MAP_DATA_TYPE_UINT8; break;
+    case 2: type = CU_TENSOR_MAP_DATA_TYPE_UINT16; break;
+    case 4: type = CU_TENSOR_MAP_DATA_TYPE_UINT32; break;
+    case 8: type = CU_TENSOR_MAP_DATA_TYPE_UINT64; break;
+    default: fail(ErrorCode::internal, fmt::format("{}: a tensor map of {}-byte elements", id(), r.element_bytes));
+  }
+  CUtensorMapSwizzle swizzle = CU_TENSOR_MAP_SWIZZLE_NONE;
+  if (r.swizzle_bytes == 32) swizzle = CU_TENSOR_MAP_SWIZZLE_32B;
+  if (r.swizzle_bytes == 64) swizzle = CU_TENSOR_MAP_SWIZZLE_64B;
+  if (r.swizzle_bytes == 128) swizzle = CU_TENSOR_MAP_SWIZZLE_128B;
+  if (r.rank < 1 || r.rank > 5 || (r.swizzle_bytes && swizzle == CU_TENSOR_MAP_SWIZZLE_NONE))
+    fail(ErrorCode::internal, fmt::format("{}: a tensor map of rank {}, swizzle {}", id(), r.rank, r.swizzle_bytes));
+  if (std::atoi(info_.arch.c_str() + 3) < 90)
+    fail(ErrorCode::unsupported, fmt::format("{}: TMA tensor maps need compute capability 9.0 or later ({} is {})", id(),
+                                             info_.name, info_.arch));
+  const cuuint32_t element_strides[5] = {1, 1, 1, 1, 1};
+  bind();
+  const CUresult res = driver().cuTensorMapEncodeTiled(
+      static_cast<CUtensorMap*>(out), type, r.rank, reinterpret_cast<void*>(std::uintptr_t(r.address)), r.dims, r.strides,
+      r.box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+      CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (res != CUDA_SUCCESS) {
+    if (is_sticky(res)) raise(res, "cuTensorMapEncodeTiled", __FILE__, __LINE__, &health_);
+    std::string dims, strides, box;
+    for (std::uint32_t d = 0; d < r.rank; ++d) {
+      dims += fmt::format("{}{}", d ? ", " : "", r.dims[d]);
+      box += fmt::format("{}{}", d ? ", " : "", r.box[d]);
+      if (d + 1 < r.rank) strides += fmt::format("{}{}", d ? ", " : "", r.strides[d]);
+    }
+    fail(ErrorCode::invalid_argument,
+         fmt::format("{}: cuTensorMapEncodeTiled refused a tensor map ({}): address {:#x}, dims [{}], byte strides [{}], "
+                     "box [{}], {}-byte elements, swizzle {}", id(), result_name(res), r.address, dims, strides, box,
+                     r.element_bytes, r.swizzle_bytes));
+  }
 }
 
 // ---- interop ---------------------------------------------------------------------------------

@@ -35,14 +35,17 @@ class CudaBuffer final : public Buffer {
 
 class CudaKernel final : public Kernel {
  public:
-  CudaKernel(std::string name, int block_size, CudaDevice* device, CUfunction function)
-      : Kernel(std::move(name), block_size), device_(device), function_(function) {}
+  CudaKernel(std::string name, int block_size, CudaDevice* device, CUfunction function, unsigned shared_bytes = 0)
+      : Kernel(std::move(name), block_size), device_(device), function_(function), shared_bytes_(shared_bytes) {}
   CudaDevice* device() const { return device_; }
   CUfunction function() const { return function_; }
+  // The dynamic shared memory each block gets (the module's <symbol>_shared_bytes, else 0).
+  unsigned shared_bytes() const { return shared_bytes_; }
 
  private:
   CudaDevice* device_;
   CUfunction function_;
+  unsigned shared_bytes_;
 };
 
 class CudaDevice final : public Device {
@@ -58,6 +61,7 @@ class CudaDevice final : public Device {
   // cuBLASLt (runtime/cuda/cublaslt.cpp): f16, bf16, f32 (no TF32), f64 with unit stride along one
   // axis of each operand and at most one batch stride each; KILN_CUBLASLT=0 turns it off.
   bool library_gemm(Stream& stream, const LibraryGemm& g, std::string* why) override;
+  void encode_tensor_map(const TensorMapRequest& r, void* out) override;
 
   // Throws device_lost after a sticky error; retains the primary context on first use and makes it
   // current on the calling thread.

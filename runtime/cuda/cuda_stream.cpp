@@ -223,10 +223,10 @@ void CudaStream::launch(const Kernel& kernel, Dim3 groups, const void* params,
   device_.bind();
   if (params_size > 0)
     KILN_CU(device_.health(), cuLaunchKernel, k.function(), groups.x, groups.y, groups.z, block, 1,
-            1, 0, stream_, nullptr, extra);
+            1, k.shared_bytes(), stream_, nullptr, extra);
   else
     KILN_CU(device_.health(), cuLaunchKernel, k.function(), groups.x, groups.y, groups.z, block, 1,
-            1, 0, stream_, nullptr, nullptr);
+            1, k.shared_bytes(), stream_, nullptr, nullptr);
 }
 
 // An explicit graph (no stream capture: nothing else enqueued on any stream can slip in): one
@@ -267,6 +267,7 @@ std::unique_ptr<StreamGraph> CudaStream::record_graph(std::span<const GraphLaunc
     p.blockDimX = static_cast<unsigned>(k.block_size());
     p.blockDimY = 1;
     p.blockDimZ = 1;
+    p.sharedMemBytes = k.shared_bytes();
     sizes[i] = l.params.size();
     void* extra[] = {CU_LAUNCH_PARAM_BUFFER_POINTER, const_cast<std::byte*>(l.params.data()),
                      CU_LAUNCH_PARAM_BUFFER_SIZE, &sizes[i], CU_LAUNCH_PARAM_END};

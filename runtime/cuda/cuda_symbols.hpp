@@ -54,6 +54,11 @@ KILN_CU_SYMBOL(cuModuleUnload)
 KILN_CU_SYMBOL(cuModuleGetFunction)
 KILN_CU_SYMBOL(cuFuncGetAttribute)
 KILN_CU_SYMBOL(cuLaunchKernel)
+// Kernels with dynamic shared memory (a module global <symbol>_shared_bytes) and TMA tensor maps.
+KILN_CU_SYMBOL(cuModuleGetGlobal)
+KILN_CU_SYMBOL(cuMemcpyDtoH)
+KILN_CU_SYMBOL(cuFuncSetAttribute)
+KILN_CU_SYMBOL(cuTensorMapEncodeTiled)
 // Graphs (kiln::jit's replay: Stream::record_graph).
 KILN_CU_SYMBOL(cuGraphCreate)
 KILN_CU_SYMBOL(cuGraphDestroy)

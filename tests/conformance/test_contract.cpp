@@ -472,6 +472,49 @@ TEST_P(Contract, TensorCoresTakeHalfPrecisionOperandsOnCuda) {
     }
 }
 
+// sm_90 (H100, H200): f16/bf16 contractions whose operands the TMA can load run the Hopper kernel
+// (wgmma, TMA, warp-specialized; templates/cuda/contract_wgmma.cuh): both operand layouts each
+// (a as a transposed view is M-major), partial tiles, K tails, a broadcast batch, a fused epilogue
+// bit for bit against the same sums op by op; an operand the TMA cannot load (rows 50 elements
+// apart) stays on mma.sync. Skipped elsewhere (CudaWgmmaOnHost runs the kernel on host threads).
+TEST_P(Contract, HopperKernelOnSm90) {
+  if (dev_->backend() != Backend::cuda || dev_->info().arch != "sm_90" || !wgmma_on(*dev_))
+    GTEST_SKIP() << "the wgmma kernel runs on sm_90 GPUs (KILN_WGMMA unset)";
+  DotOptions o;
+  o.vendor_library = false;
+  unsigned seed = 900;
+  struct Case {
+    std::int64_t batch, m, n, k;
+    bool a_t, b_t, wgmma;
+  };
+  for (DType t : {DType::bf16, DType::f16})
+    for (const Case& c : {Case{1, 128, 128, 64, false, false, true}, Case{1, 136, 136, 72, true, false, true},
+                          Case{3, 96, 200, 64, false, true, true}, Case{1, 304, 264, 1000, true, true, true},
+                          Case{1, 1, 8, 4096, false, false, true}, Case{1, 64, 64, 50, false, false, false}}) {
+      const Tensor a = c.a_t ? random_tensor({c.batch, c.k, c.m}, t, ++seed).to(*dev_).transpose({0, 2, 1})
+                             : random_tensor({c.batch, c.m, c.k}, t, ++seed).to(*dev_);
+      const Tensor b = c.b_t ? random_tensor({c.n, c.k}, t, ++seed).to(*dev_).transpose({1, 0})
+                             : random_tensor({c.k, c.n}, t, ++seed).to(*dev_);
+      const std::uint64_t before = contraction_wgmma_runs();
+      const Tensor got = matmul(a, b, o);
+      const std::string what = fmt::format("{} {}x{}x{}x{}{}{}", dtype_name(t), c.batch, c.m, c.n, c.k,
+                                           c.a_t ? " a transposed" : "", c.b_t ? " b transposed" : "");
+      EXPECT_EQ(contraction_wgmma_runs() - before, c.wgmma ? 1u : 0u) << what;
+      expect_matches(got, reference(a.to(device("cpu")), b.to(device("cpu")), {{2}, {}, {0}, {}}, t), t, t, what);
+    }
+  const Tensor a = random_tensor({2, 136, 64}, DType::bf16, 950).to(*dev_), b = random_tensor({64, 72}, DType::bf16, 951).to(*dev_);
+  const Tensor res = random_tensor({136, 72}, DType::bf16, 952).to(*dev_), col = random_tensor({72}, DType::f32, 953).to(*dev_);
+  DotOptions epi = o, f32 = o;
+  epi.epilogue = parse_expr("0.5 * (x + y) * (1 + erf((x + y) * 0.7071067811865476)) + z", {DType::f32, DType::f32, DType::bf16});
+  epi.epilogue_operands = {col, res};
+  f32.output = DType::f32;
+  const std::uint64_t before = contraction_wgmma_runs();
+  const Tensor fused = matmul(a, b, epi), plain = matmul(a, b, f32);
+  EXPECT_EQ(contraction_wgmma_runs() - before, 2u);
+  EXPECT_EQ(fused.to(device("cpu")).to_host(),
+            as_type(map(*epi.epilogue, {plain, col, res}), DType::bf16).to(device("cpu")).to_host());
+}
+
 TEST_P(Contract, BadInputNamesOpShapesAxesDtypesAndDevice) {
   const Tensor a = random_tensor({3, 4}, DType::f32, 1).to(*dev_), b = random_tensor({5, 6}, DType::f32, 2).to(*dev_);
   std::string e = error_message([&] { matmul(a, b); });

@@ -1,0 +1,339 @@
+// Contractions on Hopper's tensor cores (sm_90a only; codegen/families/contract.cpp, path "wgmma"):
+// f16 or bf16 operands, f32 accumulators, wgmma.mma_async m64n128k16 reading both operands from
+// shared memory, the operands brought in by the TMA (cp.async.bulk.tensor) through a ring of
+// kWgStages stages, a warp-specialized block of 384 threads:
+//   warpgroup 0, the producer: one thread waits for a free stage (its "empty" mbarrier), arms the
+//     stage's "full" mbarrier with the bytes to come and issues the stage's tensor loads (the TMA
+//     fills what lies outside the operand with zeros: partial tiles and the K tail need no code);
+//   warpgroups 1 and 2, the consumers: each owns 64 rows of the 128 x 128 output tile, waits for a
+//     full stage, runs four k16 steps of wgmma over it, waits for them and frees the stage (each
+//     warp's lane 0 arrives on "empty": 8 arrivals), then applies the contraction family's
+//     epilogue functor (R::put) to its 64 accumulators per thread.
+// The tiles of the grid are walked by a grid-stride loop; producer and consumers count the same
+// k steps, so stage s = step % kWgStages and the mbarrier phase parity = (step / kWgStages) & 1.
+//
+// Shared memory (dynamic, kWgSharedBytes, the stages 1024-byte aligned): per stage a then b, each
+// 16 KiB, written by the TMA with the 128-byte swizzle (16-byte chunk c of 128-byte row r stored
+// at chunk c ^ (r % 8)), and read by wgmma through matrix descriptors in the same swizzle mode:
+//   K-major operand (its k axis contiguous; a as [m][k], b as [n][k]): one box of 64 k x 128 rows,
+//     row r at 128 r bytes: the canonical layout ((8, rows / 8), (8 elements, 2)) with 8-row groups
+//     1024 bytes apart (SBO); a k16 step starts 32 bytes further into the rows.
+//   MN-major operand (a's m or b's n contiguous: imm-trans 1): two boxes of 64 (m or n) x 64 k,
+//     each k row 128 bytes; the canonical layout ((64 elements, 2 blocks), (8, k / 8)) with the
+//     64-wide blocks 8 KiB apart (LBO) and 8-k groups 1024 bytes apart (SBO); a k16 step starts
+//     2048 bytes further.
+// Descriptor (PTX ISA, "Matrix Descriptor Format"): bits 0-13 start address >> 4, 16-29 LBO >> 4,
+// 32-45 SBO >> 4, 49-51 base offset (0: the stages are 1024-byte aligned), 62-63 swizzle (1: 128B).
+// Accumulators (PTX ISA, "wgmma .m64nNk16 register fragment D"): warp w of the warpgroup, lane
+// 4 g + t, register i holds (m, n) = (16 w + g + 8 ((i / 2) % 2), 8 (i / 4) + 2 t + i % 2).
+//
+// The tensor maps (CUtensorMap, 128 bytes) are made at launch from LaunchStep::tensor_maps (the
+// plan's requests; the driver's cuTensorMapEncodeTiled) into KilnWgmmaParams: dim 0 the operand's
+// contiguous axis, dim 1 its other matrix axis, then its batch dimensions with a nonzero stride,
+// innermost first. Summation: the tensor cores' order and rounding per k16 step, the steps in k
+// order; deterministic, not bit-identical to the mma.sync or fma kernels.
+#ifndef KILN_TEMPLATES_CUDA_CONTRACT_WGMMA_CUH
+#define KILN_TEMPLATES_CUDA_CONTRACT_WGMMA_CUH
+
+#include "cuda/contract.cuh"
+
+namespace kiln {
+
+constexpr int kWgTileM = 128, kWgTileN = 128, kWgTileK = 64, kWgStages = 4, kWgThreads = 384;
+constexpr unsigned kWgOperandBytes = kWgTileM * kWgTileK * 2;  // one operand's stage: 16 KiB
+constexpr unsigned kWgStageBytes = 2 * kWgOperandBytes;
+constexpr unsigned kWgSharedBytes = kWgStages * kWgStageBytes + 2 * kWgStages * 8 + 1024;  // + barriers, alignment
+
+// cuda.h's CUtensorMap: 128 opaque bytes, 64-byte aligned.
+struct __align__(64) KilnTensorMap {
+  unsigned long long opaque[16];
+};
+
+// The kernel ABI (codegen/families/contract.cpp).
+struct KilnWgmmaParams {
+  KilnContractParams c;
+  long long layout;  // bit 0: a is M-major (its m axis contiguous); bit 1: b is N-major
+  long long reserved;
+  KilnTensorMap a_map, b_map;
+};
+static_assert(sizeof(KilnWgmmaParams) == 640, "KilnWgmmaParams must match codegen/families/contract.cpp");
+
+#if !defined(__CUDA_ARCH__)
+// Compiled for the host (tests/test_cuda_wgmma_host.cpp runs the template on host threads: these
+// are the instructions as the PTX ISA defines them; NVRTC, the only compiler of these kernels,
+// always defines __CUDA_ARCH__).
+unsigned char* contract_wgmma_shared_on_host();
+unsigned contract_wgmma_address_on_host(const void* p);
+void contract_mbar_init_on_host(unsigned bar, unsigned count);
+void contract_mbar_arrive_on_host(unsigned bar, unsigned expect_bytes);
+bool contract_mbar_test_on_host(unsigned bar, unsigned parity);
+void contract_tma_load_on_host(unsigned dst, const KilnTensorMap* map, const int* coords, int rank, unsigned bar);
+void contract_wgmma_on_host(float (&d)[64], unsigned long long a, unsigned long long b, bool a_mn, bool b_mn, bool bf16);
+void contract_wgmma_wait_on_host();
+#endif
+
+__device__ __forceinline__ unsigned char* contract_wgmma_shared() {
+#if defined(__CUDA_ARCH__)
+  extern __shared__ __align__(128) unsigned char kiln_wgmma_shared[];
+  const unsigned long long at = reinterpret_cast<unsigned long long>(kiln_wgmma_shared);
+  const unsigned pad = (1024u - (unsigned)__cvta_generic_to_shared(kiln_wgmma_shared) % 1024u) % 1024u;
+  return reinterpret_cast<unsigned char*>(at + pad);
+#else
+  return contract_wgmma_shared_on_host();
+#endif
+}
+
+__device__ __forceinline__ unsigned contract_wgmma_address(const void* p) {
+#if defined(__CUDA_ARCH__)
+  return (unsigned)__cvta_generic_to_shared(p);
+#else
+  return contract_wgmma_address_on_host(p);
+#endif
+}
+
+__device__ __forceinline__ void contract_mbar_init(unsigned bar, unsigned count) {
+#if defined(__CUDA_ARCH__)
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+#else
+  contract_mbar_init_on_host(bar, count);
+#endif
+}
+
+// The initialized barriers made visible to the other threads and to the TMA (the async proxy).
+__device__ __forceinline__ void contract_mbar_fence_init() {
+#if defined(__CUDA_ARCH__)
+  asm volatile("fence.mbarrier_init.release.cluster;\nfence.proxy.async.shared::cta;\n" ::: "memory");
+#endif
+}
+
+// An arrival; with |expect_bytes| > 0 the phase also waits for that many bytes of TMA loads.
+__device__ __forceinline__ void contract_mbar_arrive(unsigned bar, unsigned expect_bytes) {
+#if defined(__CUDA_ARCH__)
+  if (expect_bytes)
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(expect_bytes) : "memory");
+  else
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+#else
+  contract_mbar_arrive_on_host(bar, expect_bytes);
+#endif
+}
+
+// Waits until the phase of parity |parity| has completed (a fresh barrier counts its phase 1 done).
+__device__ __forceinline__ void contract_mbar_wait(unsigned bar, unsigned parity) {
+#if defined(__CUDA_ARCH__)
+  unsigned done = 0;
+  do {
+    asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+                 : "=r"(done)
+                 : "r"(bar), "r"(parity)
+                 : "memory");
+  } while (!done);
+#else
+  while (!contract_mbar_test_on_host(bar, parity)) {
+  }
+#endif
+}
+
+// A box of |map| at |coords| (rank 2..5, dim 0 first) into shared memory at |dst|, completing its
+// bytes on mbarrier |bar|.
+__device__ __forceinline__ void contract_tma_load(unsigned dst, const KilnTensorMap* map, const int* c, int rank, unsigned bar) {
+#if defined(__CUDA_ARCH__)
+  const unsigned long long m = reinterpret_cast<unsigned long long>(map);
+  if (rank == 2)
+    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n"
+                 ::"r"(dst), "l"(m), "r"(c[0]), "r"(c[1]), "r"(bar) : "memory");
+  else if (rank == 3)
+    asm volatile("cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];\n"
+                 ::"r"(dst), "l"(m), "r"(c[0]), "r"(c[1]), "r"(c[2]), "r"(bar) : "memory");
+  else if (rank == 4)
+    asm volatile("cp.async.bulk.tensor.4d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4, %5}], [%6];\n"
+                 ::"r"(dst), "l"(m), "r"(c[0]), "r"(c[1]), "r"(c[2]), "r"(c[3]), "r"(bar) : "memory");
+  else
+    asm volatile("cp.async.bulk.tensor.5d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4, %5, %6}], [%7];\n"
+                 ::"r"(dst), "l"(m), "r"(c[0]), "r"(c[1]), "r"(c[2]), "r"(c[3]), "r"(c[4]), "r"(bar) : "memory");
+#else
+  contract_tma_load_on_host(dst, map, c, rank, bar);
+#endif
+}
+
+// A shared-memory matrix descriptor in the 128-byte swizzle mode.
+__device__ __forceinline__ unsigned long long contract_wgmma_desc(unsigned address, unsigned lbo, unsigned sbo) {
+  return (unsigned long long)((address & 0x3FFFFu) >> 4) | (unsigned long long)((lbo & 0x3FFFFu) >> 4) << 16 |
+         (unsigned long long)((sbo & 0x3FFFFu) >> 4) << 32 | 1ull << 62;
+}
+
+__device__ __forceinline__ void contract_wgmma_fence() {
+#if defined(__CUDA_ARCH__)
+  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void contract_wgmma_commit_and_wait() {
+#if defined(__CUDA_ARCH__)
+  asm volatile("wgmma.commit_group.sync.aligned;\nwgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+#else
+  contract_wgmma_wait_on_host();
+#endif
+}
+
+#define KILN_WGMMA_D_REGS \
+  "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
+  "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, " \
+  "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, " \
+  "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
+#define KILN_WGMMA_D_OPERANDS \
+  "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+  "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), \
+  "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), \
+  "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), \
+  "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), \
+  "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), \
+  "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), \
+  "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+#define KILN_WGMMA_M64N128K16(TYPE, TA, TB)                                                                       \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\nwgmma.mma_async.sync.aligned.m64n128k16.f32." TYPE "." TYPE \
+               " {" KILN_WGMMA_D_REGS "}, %64, %65, p, 1, 1, " TA ", " TB ";\n}\n"                             \
+               : KILN_WGMMA_D_OPERANDS                                                                            \
+               : "l"(a), "l"(b), "r"(1))
+
+// d += a b over one m64n128k16 step of the warpgroup (a: 64 x 16, b: 16 x 128, from their descriptors).
+template <bool BF16, bool A_MN, bool B_MN>
+__device__ __forceinline__ void contract_wgmma_step(float (&d)[64], unsigned long long a, unsigned long long b) {
+#if defined(__CUDA_ARCH__)
+  if (BF16 && !A_MN && !B_MN) KILN_WGMMA_M64N128K16("bf16", "0", "0");
+  if (BF16 && !A_MN && B_MN) KILN_WGMMA_M64N128K16("bf16", "0", "1");
+  if (BF16 && A_MN && !B_MN) KILN_WGMMA_M64N128K16("bf16", "1", "0");
+  if (BF16 && A_MN && B_MN) KILN_WGMMA_M64N128K16("bf16", "1", "1");
+  if (!BF16 && !A_MN && !B_MN) KILN_WGMMA_M64N128K16("f16", "0", "0");
+  if (!BF16 && !A_MN && B_MN) KILN_WGMMA_M64N128K16("f16", "0", "1");
+  if (!BF16 && A_MN && !B_MN) KILN_WGMMA_M64N128K16("f16", "1", "0");
+  if (!BF16 && A_MN && B_MN) KILN_WGMMA_M64N128K16("f16", "1", "1");
+#else
+  contract_wgmma_on_host(d, a, b, A_MN, B_MN, BF16);
+#endif
+}
+#undef KILN_WGMMA_M64N128K16
+#undef KILN_WGMMA_D_OPERANDS
+#undef KILN_WGMMA_D_REGS
+
+// The coordinates of batch |bi| in operand |o|'s tensor map (dims 2..): the batch dimensions with
+// a nonzero stride, innermost first; returns the map's rank.
+__device__ __forceinline__ int contract_wgmma_batch_coords(const KilnContractParams& p, int o, long long bi, int* c) {
+  int rank = 2;
+  long long rem = bi;
+  for (int d = (int)p.batch_rank - 1; d >= 0; --d) {
+    const long long s = p.batch_shape[d], q = rem / s, idx = rem - q * s;
+    rem = q;
+    if (p.batch_strides[o][d] != 0) c[rank++] = (int)idx;
+  }
+  return rank;
+}
+
+template <class R, bool BF16, bool A_MN, bool B_MN>
+__device__ void contract_wgmma_run(const KilnWgmmaParams& P, const R r) {
+  const KilnContractParams& p = P.c;
+  unsigned char* smem = contract_wgmma_shared();
+  const unsigned base = contract_wgmma_address(smem);
+  const unsigned full0 = base + kWgStages * kWgStageBytes, empty0 = full0 + 8u * kWgStages;
+  const unsigned tid = threadIdx.x, wg = tid / 128u, warp = tid % 128u / 32u, lane = tid % 32u;
+  if (tid == 0) {
+    for (int s = 0; s < kWgStages; ++s) {
+      contract_mbar_init(full0 + 8u * s, 1);
+      contract_mbar_init(empty0 + 8u * s, 8);  // lane 0 of each consumer warp
+    }
+    contract_mbar_fence_init();
+  }
+  __syncthreads();
+  const long long tiles = p.tiles_m * p.tiles_n, work = p.batch * tiles, ksteps = (p.k + kWgTileK - 1) / kWgTileK;
+  unsigned long long step = 0;
+  if (wg == 0) {  // the producer
+    if (tid != 0) return;
+    for (long long w = blockIdx.x; w < work; w += gridDim.x) {
+      const long long bi = w / tiles, tt = w - bi * tiles, tm = tt / p.tiles_n, tn = tt - tm * p.tiles_n;
+      int ca[5], cb[5];
+      const int ra = contract_wgmma_batch_coords(p, 0, bi, ca), rb = contract_wgmma_batch_coords(p, 1, bi, cb);
+      const int m0 = (int)(tm * kWgTileM), n0 = (int)(tn * kWgTileN);
+      for (long long kt = 0; kt < ksteps; ++kt, ++step) {
+        const unsigned s = (unsigned)(step % kWgStages), parity = (unsigned)(step / kWgStages) & 1u;
+        const unsigned full = full0 + 8u * s, as = base + s * kWgStageBytes, bs = as + kWgOperandBytes;
+        const int k0 = (int)(kt * kWgTileK);
+        contract_mbar_wait(empty0 + 8u * s, parity ^ 1u);
+        contract_mbar_arrive(full, kWgStageBytes);
+        if (A_MN) {  // two boxes of 64 m x 64 k
+          ca[0] = m0, ca[1] = k0;
+          contract_tma_load(as, &P.a_map, ca, ra, full);
+          ca[0] = m0 + 64;
+          contract_tma_load(as + kWgOperandBytes / 2, &P.a_map, ca, ra, full);
+        } else {  // one box of 64 k x 128 m
+          ca[0] = k0, ca[1] = m0;
+          contract_tma_load(as, &P.a_map, ca, ra, full);
+        }
+        if (B_MN) {
+          cb[0] = n0, cb[1] = k0;
+          contract_tma_load(bs, &P.b_map, cb, rb, full);
+          cb[0] = n0 + 64;
+          contract_tma_load(bs + kWgOperandBytes / 2, &P.b_map, cb, rb, full);
+        } else {
+          cb[0] = k0, cb[1] = n0;
+          contract_tma_load(bs, &P.b_map, cb, rb, full);
+        }
+      }
+    }
+    return;
+  }
+  const unsigned cw = wg - 1u;  // this consumer's rows of the tile: 64 cw ..
+  for (long long w = blockIdx.x; w < work; w += gridDim.x) {
+    const long long bi = w / tiles, tt = w - bi * tiles, tm = tt / p.tiles_n, tn = tt - tm * p.tiles_n;
+    float acc[64];
+#pragma unroll
+    for (int i = 0; i < 64; ++i) acc[i] = 0.0f;
+    for (long long kt = 0; kt < ksteps; ++kt, ++step) {
+      const unsigned s = (unsigned)(step % kWgStages), parity = (unsigned)(step / kWgStages) & 1u;
+      const unsigned as = base + s * kWgStageBytes + cw * (kWgOperandBytes / 2), bs = base + s * kWgStageBytes + kWgOperandBytes;
+      contract_mbar_wait(full0 + 8u * s, parity);
+      contract_wgmma_fence();
+#pragma unroll
+      for (unsigned kk = 0; kk < kWgTileK / 16; ++kk) {
+        const unsigned long long da = contract_wgmma_desc(A_MN ? as + 2048u * kk : as + 32u * kk, kWgOperandBytes / 2, 1024);
+        const unsigned long long db = contract_wgmma_desc(B_MN ? bs + 2048u * kk : bs + 32u * kk, kWgOperandBytes / 2, 1024);
+        contract_wgmma_step<BF16, A_MN, B_MN>(acc, da, db);
+      }
+      contract_wgmma_commit_and_wait();
+      if (lane == 0) contract_mbar_arrive(empty0 + 8u * s, 0);
+    }
+    long long off[3], eoff[2];
+    contract_batch_offsets(p, bi, off, eoff);
+    const long long row0 = tm * kWgTileM + 64 * cw + 16 * warp + lane / 4, col0 = tn * kWgTileN + 2 * (lane % 4);
+#pragma unroll
+    for (int i = 0; i < 64; ++i) {
+      const long long om = row0 + 8 * ((i / 2) % 2), on = col0 + 8 * (i / 4) + i % 2;
+      if (om < p.m && on < p.n) {
+        const long long ei[2] = {eoff[0] + om * p.ext_m[0] + on * p.ext_n[0], eoff[1] + om * p.ext_m[1] + on * p.ext_n[1]};
+        r.put(p, off[2] + om * p.n + on, ei, acc[i]);
+      }
+    }
+  }
+}
+
+// The operands' layouts (KilnWgmmaParams::layout) as template arguments: each wgmma has its
+// transposes as immediates, and the warpgroup's code stays free of divergent branches.
+template <class R, bool BF16>
+__device__ void contract_wgmma_dispatch(const KilnWgmmaParams& p, const R r) {
+  switch (p.layout & 3) {
+    case 0: contract_wgmma_run<R, BF16, false, false>(p, r); break;
+    case 1: contract_wgmma_run<R, BF16, true, false>(p, r); break;
+    case 2: contract_wgmma_run<R, BF16, false, true>(p, r); break;
+    default: contract_wgmma_run<R, BF16, true, true>(p, r); break;
+  }
+}
+template <class R>
+__device__ void contract_wgmma_run_bf16(const KilnWgmmaParams& p, const R r) {
+  contract_wgmma_dispatch<R, true>(p, r);
+}
+template <class R>
+__device__ void contract_wgmma_run_f16(const KilnWgmmaParams& p, const R r) {
+  contract_wgmma_dispatch<R, false>(p, r);
+}
+
+}  // namespace kiln
+
+#endif  // KILN_TEMPLATES_CUDA_CONTRACT_WGMMA_CUH

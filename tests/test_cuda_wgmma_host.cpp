@@ -1,0 +1,322 @@
+// The Hopper contraction kernel (templates/cuda/contract_wgmma.cuh: wgmma, TMA loads, mbarriers,
+// a producer warpgroup and two consumers) compiled for the host and run on host threads, with the
+// instructions it uses emulated here as the PTX ISA and the driver API define them:
+//   - the TMA box load (cp.async.bulk.tensor, 128-byte swizzle: 16-byte chunk c of 128-byte row r
+//     lands at chunk c ^ (r % 8); elements outside the tensor read 0), its bytes completed on an
+//     mbarrier; the tensor map is this file's own encoding of the plan's TensorMapRequest (the
+//     driver's CUtensorMap is opaque);
+//   - mbarriers (arrivals, expected transaction bytes, phases and try_wait.parity);
+//   - wgmma.mma_async m64n128k16 reading both operands through shared-memory matrix descriptors
+//     (start, LBO, SBO, 128-byte swizzle; K-major and MN-major canonical layouts) into the
+//     documented accumulator fragment; wgmma.wait_group as a warp-wide point.
+// Plans come from the contract family's planner (the tensor maps it asks for), results are
+// checked against long double sums of the 16-bit operands. A wrong descriptor field, box,
+// coordinate, stage or phase in the template or the planner fails these tests.
+#include <gtest/gtest.h>
+
+#include <barrier>
+#include <cmath>
+#include <condition_variable>
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "codegen/families/contract.hpp"
+#include "codegen/family.hpp"
+#include "codegen/emit.hpp"
+#include "codegen/expr.hpp"
+#include "core/error.hpp"
+#include "runtime/jit.hpp"
+#include "core/half.hpp"
+
+namespace cuda_blocks {
+
+#include "tests/cuda_host_blocks.hpp"
+
+#define __device__
+#define __forceinline__ inline
+#define __noinline__
+#define __shared__ static
+#define __align__(n) __attribute__((aligned(n)))
+#include "templates/cuda/contract_wgmma.cuh"
+#undef __device__
+#undef __forceinline__
+#undef __noinline__
+#undef __shared__
+#undef __align__
+
+// ---- shared memory, mbarriers, the TMA and wgmma on the host ------------------------------------
+alignas(1024) inline unsigned char wg_shared[kiln::kWgSharedBytes + 1024];
+
+unsigned char* kiln::contract_wgmma_shared_on_host() { return wg_shared; }
+unsigned kiln::contract_wgmma_address_on_host(const void* p) {
+  return unsigned(static_cast<const unsigned char*>(p) - wg_shared);
+}
+
+// The byte a swizzled shared-memory address lands on (128-byte mode: address bits 4-6 ^= 7-9).
+inline unsigned swizzle128(unsigned address) { return address ^ (((address >> 7) & 7u) << 4); }
+
+struct Mbarrier {
+  unsigned count = 0, pending = 0, phase = 0;
+  long long tx = 0;
+};
+inline std::mutex bar_mutex;
+inline std::condition_variable bar_cv;
+inline std::map<unsigned, Mbarrier> bars;
+
+inline void bar_step(Mbarrier& b) {
+  if (b.pending == 0 && b.tx == 0) {
+    ++b.phase;
+    b.pending = b.count;
+    bar_cv.notify_all();
+  }
+}
+void kiln::contract_mbar_init_on_host(unsigned bar, unsigned count) {
+  std::lock_guard lock(bar_mutex);
+  bars[bar] = Mbarrier{count, count, 0, 0};
+}
+void kiln::contract_mbar_arrive_on_host(unsigned bar, unsigned expect_bytes) {
+  std::lock_guard lock(bar_mutex);
+  Mbarrier& b = bars.at(bar);
+  if (b.pending == 0) throw std::logic_error("an arrival on an mbarrier whose phase has all its arrivals");
+  b.tx += expect_bytes;
+  --b.pending;
+  bar_step(b);
+}
+// try_wait.parity: true once the current phase's parity differs from |parity| (a waiter blocks
+// here instead of spinning: 384 host threads share two cores).
+bool kiln::contract_mbar_test_on_host(unsigned bar, unsigned parity) {
+  std::unique_lock lock(bar_mutex);
+  bar_cv.wait(lock, [&] { return (bars.at(bar).phase & 1u) != parity; });
+  return true;
+}
+
+// This file's tensor map: the request's numbers.
+struct HostTensorMap {
+  std::uint64_t address;
+  std::uint32_t rank, element_bytes;
+  std::uint64_t dims[5], strides[4];
+  std::uint32_t box[5];
+};
+static_assert(sizeof(HostTensorMap) <= sizeof(kiln::KilnTensorMap));
+
+void kiln::contract_tma_load_on_host(unsigned dst, const KilnTensorMap* map, const int* c, int rank, unsigned bar) {
+  HostTensorMap m;
+  std::memcpy(&m, map, sizeof m);
+  if (int(m.rank) != rank) throw std::logic_error("a TMA load with a coordinate count other than the map's rank");
+  if (m.element_bytes != 2 || m.box[0] * 2 > 128) throw std::logic_error("a box the 128-byte swizzle cannot take");
+  if (dst % 1024 != 0) throw std::logic_error("a swizzled box not 1024-byte aligned in shared memory");
+  std::uint64_t boxes = 1;
+  for (int d = 2; d < rank; ++d) boxes *= m.box[d];
+  if (boxes != 1) throw std::logic_error("a box of more than one batch entry");
+  for (std::uint32_t i1 = 0; i1 < m.box[1]; ++i1)
+    for (std::uint32_t i0 = 0; i0 < m.box[0]; ++i0) {
+      const std::int64_t g0 = std::int64_t(c[0]) + i0, g1 = std::int64_t(c[1]) + i1;
+      bool inside = g0 >= 0 && g1 >= 0 && std::uint64_t(g0) < m.dims[0] && std::uint64_t(g1) < m.dims[1];
+      std::uint64_t at = m.address + std::uint64_t(g0) * 2 + std::uint64_t(g1) * m.strides[0];
+      for (int d = 2; d < rank; ++d) {
+        inside = inside && c[d] >= 0 && std::uint64_t(c[d]) < m.dims[d];
+        at += std::uint64_t(c[d]) * m.strides[d - 1];
+      }
+      std::uint16_t v = 0;
+      if (inside) std::memcpy(&v, reinterpret_cast<const void*>(at), 2);
+      std::memcpy(wg_shared + swizzle128(dst + (i1 * m.box[0] + i0) * 2), &v, 2);
+    }
+  std::lock_guard lock(bar_mutex);
+  Mbarrier& b = bars.at(bar);
+  b.tx -= std::int64_t(m.box[0]) * m.box[1] * 2;
+  bar_step(b);
+}
+
+// Element (row, k) of a descriptor's matrix (rows: a's m or b's n): its shared-memory byte.
+inline unsigned desc_element(unsigned long long desc, bool mn_major, unsigned row, unsigned k) {
+  if (desc >> 62 != 1) throw std::logic_error("a descriptor not in the 128-byte swizzle mode");
+  if ((desc >> 49 & 7u) != 0) throw std::logic_error("a descriptor with a base offset");
+  const unsigned start = unsigned(desc & 0x3FFFu) << 4, lbo = unsigned(desc >> 16 & 0x3FFFu) << 4,
+                 sbo = unsigned(desc >> 32 & 0x3FFFu) << 4;
+  // K-major: ((8, rows / 8), (8, 2)) : ((128 B, SBO), (2 B, 16 B)); MN-major: ((8, 8, rows / 64),
+  // (8, k / 8)) : ((2 B, 16 B, LBO), (128 B, SBO)) (CUTLASS's canonical GMMA layouts).
+  const unsigned at = mn_major ? start + row / 64 * lbo + row % 64 * 2 + k % 8 * 128 + k / 8 * sbo
+                               : start + row / 8 * sbo + row % 8 * 128 + k * 2;
+  return swizzle128(at);
+}
+
+void kiln::contract_wgmma_on_host(float (&d)[64], unsigned long long a, unsigned long long b, bool a_mn, bool b_mn,
+                                  bool bf16) {
+  auto value = [&](unsigned byte) {
+    std::uint16_t bits;
+    std::memcpy(&bits, wg_shared + byte, 2);
+    return (long double)(bf16 ? ::kiln::bf16_bits_to_f32(bits) : ::kiln::f16_bits_to_f32(bits));
+  };
+  const unsigned t = threadIdx.x % 128u, w = t / 32u, lane = t % 32u;
+  for (unsigned i = 0; i < 64; ++i) {
+    const unsigned row = 16 * w + lane / 4 + 8 * ((i / 2) % 2), col = 8 * (i / 4) + 2 * (lane % 4) + i % 2;
+    long double s = d[i];
+    for (unsigned k = 0; k < 16; ++k) s += value(desc_element(a, a_mn, row, k)) * value(desc_element(b, b_mn, col, k));
+    d[i] = float(s);
+  }
+}
+void kiln::contract_wgmma_wait_on_host() { warp_barriers[threadIdx.x / 32]->arrive_and_wait(); }
+
+struct WgmmaF32Out {
+  typedef float C;
+  template <class P> void put(const P& p, long long i, const long long* ei, C y) const {
+    float v = y;
+    if (p.ext[0]) v = y * 0.5f + reinterpret_cast<const float*>(p.ext[0])[ei[0]] - reinterpret_cast<const float*>(p.ext[1])[ei[1]];
+    reinterpret_cast<float*>(p.out)[i] = v;
+  }
+};
+
+}  // namespace cuda_blocks
+
+namespace kiln {
+namespace {
+
+// A wgmma contraction [batch, m, k] x [k, n] -> [batch, m, n] f32 run on the host threads: a given
+// as [batch, m, k] (or [batch, k, m] when |a_mn|: m contiguous), b as [k, n] (n contiguous) or
+// [n, k] when |b_k_major| (b shared by the batch: stride 0), optionally y * 0.5 + bias - residual;
+// |blocks| blocks walk the tiles.
+void check_wgmma(bool bf16, std::int64_t batch, std::int64_t m, std::int64_t n, std::int64_t k, bool a_mn,
+                 bool b_k_major, bool epilogue, unsigned blocks) {
+  SCOPED_TRACE(testing::Message() << (bf16 ? "bf16 " : "f16 ") << batch << "x" << m << "x" << n << "x" << k
+                                  << (a_mn ? " a m-major" : "") << (b_k_major ? " b k-major" : "")
+                                  << (epilogue ? " epilogue" : "") << ", " << blocks << " blocks");
+  std::mt19937 rng(unsigned(m * 31 + n * 7 + k));
+  std::uniform_real_distribution<float> u(-2, 2);
+  auto bits = [&] { return bf16 ? f32_to_bf16_bits(u(rng)) : f32_to_f16_bits(u(rng)); };
+  auto of_bits = [bf16](std::uint16_t v) { return (long double)(bf16 ? bf16_bits_to_f32(v) : f16_bits_to_f32(v)); };
+  std::vector<std::uint16_t> a(std::size_t(batch * m * k)), b(std::size_t(k * n));
+  for (auto& v : a) v = bits();
+  for (auto& v : b) v = bits();
+  std::vector<float> bias(std::size_t(n), 0.0f), res(std::size_t(batch * m * n), 0.0f), out(std::size_t(batch * m * n), -777.0f);
+  for (float& v : bias) v = u(rng);
+  for (float& v : res) v = u(rng);
+  const Expr epi = parse_expr("x * 0.5 + y - z", {DType::f32, DType::f32, DType::f32});
+  const DType t = bf16 ? DType::bf16 : DType::f16;
+  const KernelSpec spec = contract_wgmma_spec(make_contract_spec(t, t, DType::f32, epilogue ? &epi : nullptr));
+  ASSERT_EQ(spec.block_size, 384);
+  const std::vector<std::int64_t> shape{batch, m, n, k};
+  const std::vector<std::int64_t> sa = a_mn ? std::vector<std::int64_t>{m * k, 1, 0, m} : std::vector<std::int64_t>{m * k, k, 0, 1};
+  const std::vector<std::int64_t> sb = b_k_major ? std::vector<std::int64_t>{0, 0, k, 1} : std::vector<std::int64_t>{0, 0, 1, n};
+  const std::vector<std::int64_t> sbias{0, 0, 1, 0}, sres{m * n, n, 1, 0};
+  std::vector<PlanOperand> ops{{reinterpret_cast<std::uint64_t>(a.data()), sa}, {reinterpret_cast<std::uint64_t>(b.data()), sb}};
+  if (epilogue) {
+    ops.push_back({reinterpret_cast<std::uint64_t>(bias.data()), sbias});
+    ops.push_back({reinterpret_cast<std::uint64_t>(res.data()), sres});
+  }
+  const PlanRequest request{shape, ops, reinterpret_cast<std::uint64_t>(out.data()), {}, 384};
+  std::string why;
+  ASSERT_TRUE(contract_wgmma_fits(request, &why)) << why;
+  LaunchPlan plan = family_of(spec).plan(spec, request, &why);
+  ASSERT_EQ(plan.function, 0) << why;
+  ASSERT_EQ(plan.params.size(), entry_params_bytes(family_of(spec), spec, 0));
+  ASSERT_EQ(plan.tensor_maps.size(), 2u);
+  for (const TensorMapRequest& r : plan.tensor_maps) {  // "encode" them as the launch does
+    ASSERT_EQ(r.offset % 64, 0u);
+    EXPECT_EQ(r.swizzle_bytes, 128u);
+    for (std::uint32_t d = 1; d < r.rank; ++d) EXPECT_EQ(r.strides[d - 1] % 16, 0u);
+    cuda_blocks::HostTensorMap map{r.address, r.rank, r.element_bytes, {}, {}, {}};
+    std::memcpy(map.dims, r.dims, sizeof map.dims);
+    std::memcpy(map.strides, r.strides, sizeof map.strides);
+    std::memcpy(map.box, r.box, sizeof map.box);
+    std::memcpy(plan.params.data() + r.offset, &map, sizeof map);
+  }
+  cuda_blocks::kiln::KilnWgmmaParams p;
+  std::memcpy(&p, plan.params.data(), sizeof p);
+  EXPECT_EQ(p.layout, (a_mn ? 1 : 0) | (b_k_major ? 0 : 2));
+  cuda_blocks::launch(std::min(plan.groups_x, blocks), 384, [&] {
+    if (bf16) cuda_blocks::kiln::contract_wgmma_run_bf16(p, cuda_blocks::WgmmaF32Out());
+    else cuda_blocks::kiln::contract_wgmma_run_f16(p, cuda_blocks::WgmmaF32Out());
+  });
+  int bad = 0;
+  for (std::int64_t bi = 0; bi < batch; ++bi)
+    for (std::int64_t i = 0; i < m; ++i)
+      for (std::int64_t j = 0; j < n && bad < 5; ++j) {
+        long double s = 0, mag = 0;
+        for (std::int64_t kk = 0; kk < k; ++kk) {
+          const long double x = of_bits(a[std::size_t(a_mn ? (bi * k + kk) * m + i : (bi * m + i) * k + kk)]);
+          const long double y = of_bits(b[std::size_t(b_k_major ? j * k + kk : kk * n + j)]);
+          s += x * y;
+          mag += std::fabs(x * y);
+        }
+        const std::size_t o = std::size_t((bi * m + i) * n + j);
+        const double want = epilogue ? double(s) * 0.5 + bias[std::size_t(j)] - res[o] : double(s);
+        const double tol = double(k / 16 + 2) * 0x1p-24 * double(mag) + 4e-6 * std::fabs(want) + 1e-6;
+        if (!(std::fabs(out[o] - want) <= tol)) {
+          ++bad;
+          ADD_FAILURE() << "out[" << bi << "," << i << "," << j << "] = " << out[o] << ", want " << want;
+        }
+      }
+}
+
+TEST(CudaWgmmaOnHost, TmaStagesDescriptorsAndFragments) {
+  // Partial tiles each way, K across the 64-wide stage with a tail (72 = 64 + 8).
+  check_wgmma(true, 1, 130, 136, 72, false, false, false, 2);
+  // f16, a batch (b shared: stride 0, a 3-D map for a), b K-major, the epilogue's operands.
+  check_wgmma(false, 2, 40, 24, 32, false, true, true, 1);
+  // a M-major (transposed: imm-trans-a), b N-major; one block walks 4 tiles x 3 k steps: the ring
+  // of 4 stages wraps three times, both mbarrier parities in use.
+  check_wgmma(true, 1, 256, 200, 136, true, false, false, 1);
+  // Both K-major, exact tiles.
+  check_wgmma(false, 1, 128, 128, 64, false, true, false, 1);
+}
+
+TEST(CudaWgmmaOnHost, WhatTheTmaCannotLoadStaysOnMmaSync) {
+  std::vector<std::uint16_t> a(4096 + 8), b(4096 + 8);
+  const std::uint64_t pa = reinterpret_cast<std::uint64_t>(a.data()), pb = reinterpret_cast<std::uint64_t>(b.data());
+  const std::vector<std::int64_t> shape{1, 32, 32, 36};
+  auto fits = [&](std::uint64_t at_a, std::vector<std::int64_t> sa, std::vector<std::int64_t> sb, std::string* why) {
+    const std::vector<PlanOperand> ops{{at_a, sa}, {pb, sb}};
+    return contract_wgmma_fits(PlanRequest{shape, ops, 0, {}, 384}, why);
+  };
+  std::string why;
+  EXPECT_FALSE(fits(pa, {0, 36, 0, 1}, {0, 0, 1, 40}, &why));  // a's rows 72 bytes apart
+  EXPECT_NE(why.find("operand a"), std::string::npos) << why;
+  EXPECT_FALSE(fits(pa + 2, {0, 40, 0, 1}, {0, 0, 1, 40}, &why));  // a 2 bytes off alignment
+  EXPECT_NE(why.find("16-byte"), std::string::npos) << why;
+  EXPECT_FALSE(fits(pa, {0, 80, 0, 2}, {0, 0, 1, 40}, &why));  // no contiguous axis
+  EXPECT_NE(why.find("contiguous"), std::string::npos) << why;
+  EXPECT_FALSE(fits(pa, {0, 40, 0, 1}, {0, 0, 1, 24}, &why));  // b's k rows overlap (24 < 32 elements)
+  EXPECT_NE(why.find("operand b"), std::string::npos) << why;
+  EXPECT_TRUE(fits(pa, {0, 40, 0, 1}, {0, 0, 1, 40}, &why)) << why;
+  // Conv kernels and operands the tensor cores do not take have no wgmma variant.
+  EXPECT_THROW(contract_wgmma_spec(make_contract_spec(DType::f32, DType::f32, DType::f32)), Error);
+  const KernelSpec w = contract_wgmma_spec(make_contract_spec(DType::bf16, DType::bf16, DType::bf16));
+  EXPECT_TRUE(spec_contract_wgmma(w));
+  EXPECT_EQ(w.attribute("arch"), "sm_90a");
+  EXPECT_FALSE(target_supports(w, Target::glsl, &why));
+  EXPECT_TRUE(target_supports(w, Target::cuda, &why)) << why;
+}
+
+// The kernels compile with NVRTC for sm_90a as kiln::jit compiles them (bf16 and f16, a fused
+// GELU + residual epilogue); the wgmma and TMA instructions exist on no other target, so plain
+// sm_90 refuses them (why the spec carries arch = sm_90a). Each names its dynamic shared memory.
+TEST(CudaWgmmaOnHost, KernelsCompileForSm90aOnly) {
+  const Expr gelu_bias_res =
+      parse_expr("0.5 * (x + y) * (1 + erf((x + y) * 0.7071067811865476)) + z", {DType::f32, DType::f32, DType::bf16});
+  std::string src;
+  std::vector<KernelSpec> specs{contract_wgmma_spec(make_contract_spec(DType::bf16, DType::bf16, DType::bf16)),
+                                contract_wgmma_spec(make_contract_spec(DType::f16, DType::f16, DType::f32)),
+                                contract_wgmma_spec(make_contract_spec(DType::bf16, DType::bf16, DType::bf16, &gelu_bias_res))};
+  for (const KernelSpec& spec : specs) src += emit_cuda(spec);
+  try {
+    const std::vector<unsigned char> cubin = compile_cuda_cubin(src, "wgmma_test", "sm_90a", false);
+    const std::string text(cubin.begin(), cubin.end());
+    for (const KernelSpec& spec : specs)
+      EXPECT_NE(text.find(spec.name() + "_gemm_shared_bytes"), std::string::npos) << spec.name();
+  } catch (const Error& e) {
+    if (e.code() == ErrorCode::unsupported) GTEST_SKIP() << e.what();  // no NVRTC here
+    ADD_FAILURE() << e.what();
+  }
+  EXPECT_THROW(compile_cuda_cubin(src, "wgmma_test", "sm_90", false), Error);
+}
+
+}  // namespace
+}  // namespace kiln
