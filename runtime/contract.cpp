@@ -81,10 +81,19 @@ Tensor copy_in_order(const Tensor& t, std::vector<std::vector<int>*> groups) {
 }
 
 // The vendor library's form of the space (one batch stride per operand after merging), or nullopt.
+// An epilogue only where it is a bias along N (strides 0 but along N, 1 there: |ext_strides|[0]).
 std::optional<LibraryGemm> library_form(const KernelSpec& spec, const std::vector<std::int64_t>& shape,
-                                        const std::vector<std::int64_t>& sa, const std::vector<std::int64_t>& sb) {
-  if (spec.inputs.size() != 2 || spec.inputs[0] != spec.inputs[1]) return std::nullopt;
+                                        const std::vector<std::int64_t>& sa, const std::vector<std::int64_t>& sb,
+                                        const std::vector<std::vector<std::int64_t>>& ext_strides) {
   const std::size_t nb = shape.size() - 3;
+  if (spec.inputs.size() == 3) {
+    if (!contract_epilogue_is_bias(spec) || ext_strides.size() != 1) return std::nullopt;
+    for (std::size_t d = 0; d < shape.size(); ++d)
+      if (ext_strides[0][d] != (d == nb + 1 ? 1 : 0) && shape[d] != 1) return std::nullopt;
+  } else if (spec.inputs.size() != 2) {
+    return std::nullopt;
+  }
+  if (spec.inputs[0] != spec.inputs[1]) return std::nullopt;
   // s8 x s8 -> s32 sums exactly in s32 while no sum can leave it: K * 2^14 < 2^31 (Kiln's sums wrap).
   const bool imma = spec.inputs[0] == DType::s8 && spec.output == DType::s32 && shape[nb + 2] < (std::int64_t(1) << 17);
   if (spec.inputs[0] != spec.output && !imma) return std::nullopt;
@@ -230,11 +239,14 @@ Tensor launch(std::string_view op, const KernelSpec& spec, const std::string* na
   // inside a kiln::jit trace, whose replays may bind operands the TMA cannot load.
   const bool wgmma = mma && wgmma_on(device) && !active_trace() && contract_wgmma_fits(request, nullptr);
   const KernelSpec run_spec = wgmma ? contract_wgmma_spec(spec) : mma ? contract_tensor_core_spec(spec) : KernelSpec{};
-  if (vendor && device.backend() != Backend::cpu && k > 0) {
-    if (std::optional<LibraryGemm> g = library_form(spec, shape, sa, sb)) {
+  // (A bias epilogue is left to Kiln's kernel inside a kiln::jit trace: its replays bind a, b and
+  // the output only.)
+  if (vendor && device.backend() != Backend::cpu && k > 0 && (ext.empty() || !active_trace())) {
+    if (std::optional<LibraryGemm> g = library_form(spec, shape, sa, sb, ext_strides)) {
       g->a = p.a.address();
       g->b = p.b.address();
       g->out = out.address();
+      if (!ext.empty()) g->bias = ext[0].address();
       // kiln::jit records the library call with the kernel to run when the library cannot.
       if (trace_launch(op, mma ? run_spec : spec, mma ? nullptr : name, operands, device, request, first, entry, &*g))
         return out;

@@ -41,7 +41,8 @@ struct DotOptions {
   // is GEMM + bias + GELU in one kernel (Kiln has no gelu op: GELU is written out).
   std::optional<Expr> epilogue;
   std::vector<Tensor> epilogue_operands;
-  // CUDA: contractions without an epilogue whose a, b and output share a dtype (f16, bf16, f32,
+  // CUDA: contractions without an epilogue (or with exactly y + bias, a bias along N of the output's
+  // dtype: cuBLASLt's BIAS epilogue) whose a, b and output share a dtype (f16, bf16, f32,
   // f64), or s8 x s8 -> s32 with K < 2^17 (exact), and whose operands have unit stride along one
   // axis run through cuBLASLt when it is
   // installed (its summation order, not k order; no TF32); false always launches Kiln's kernel.

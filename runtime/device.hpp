@@ -51,6 +51,9 @@ struct LibraryGemm {
   std::int64_t a_m = 0, a_k = 0, b_k = 0, b_n = 0;
   std::int64_t a_batch = 0, b_batch = 0, out_batch = 0;
   std::uint64_t a = 0, b = 0, out = 0;
+  // A bias along N added to each sum before its rounding to |out_dtype| (0: none): n contiguous
+  // elements of |out_dtype|, the same for every row and batch (cuBLASLt's BIAS epilogue).
+  std::uint64_t bias = 0;
 };
 
 class Device {

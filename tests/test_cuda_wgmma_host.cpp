@@ -148,8 +148,8 @@ inline unsigned desc_element(unsigned long long desc, bool mn_major, unsigned ro
   return swizzle128(at);
 }
 
-void kiln::contract_wgmma_on_host(float (&d)[64], unsigned long long a, unsigned long long b, bool a_mn, bool b_mn,
-                                  bool bf16) {
+void kiln::contract_wgmma_on_host(float (&d)[64], unsigned long long a, unsigned long long b, bool accumulate,
+                                  bool a_mn, bool b_mn, bool bf16) {
   auto value = [&](unsigned byte) {
     std::uint16_t bits;
     std::memcpy(&bits, wg_shared + byte, 2);
@@ -158,7 +158,7 @@ void kiln::contract_wgmma_on_host(float (&d)[64], unsigned long long a, unsigned
   const unsigned t = threadIdx.x % 128u, w = t / 32u, lane = t % 32u;
   for (unsigned i = 0; i < 64; ++i) {
     const unsigned row = 16 * w + lane / 4 + 8 * ((i / 2) % 2), col = 8 * (i / 4) + 2 * (lane % 4) + i % 2;
-    long double s = d[i];
+    long double s = accumulate ? d[i] : 0;  // scale-d 0: d's old value (here uninitialized) is not read
     for (unsigned k = 0; k < 16; ++k) s += value(desc_element(a, a_mn, row, k)) * value(desc_element(b, b_mn, col, k));
     d[i] = float(s);
   }
@@ -266,6 +266,9 @@ TEST(CudaWgmmaOnHost, TmaStagesDescriptorsAndFragments) {
   check_wgmma(true, 1, 256, 200, 136, true, false, false, 1);
   // Both K-major, exact tiles.
   check_wgmma(false, 1, 128, 128, 64, false, true, false, 1);
+  // a M-major and batched (a 3-D map over [k, m] planes), b K-major; partial last M box (m0 + 64
+  // past m: a box wholly outside the tensor reads zeros).
+  check_wgmma(true, 2, 48, 40, 24, true, true, true, 2);
 }
 
 TEST(CudaWgmmaOnHost, WhatTheTmaCannotLoadStaysOnMmaSync) {
@@ -285,6 +288,10 @@ TEST(CudaWgmmaOnHost, WhatTheTmaCannotLoadStaysOnMmaSync) {
   EXPECT_NE(why.find("contiguous"), std::string::npos) << why;
   EXPECT_FALSE(fits(pa, {0, 40, 0, 1}, {0, 0, 1, 24}, &why));  // b's k rows overlap (24 < 32 elements)
   EXPECT_NE(why.find("operand b"), std::string::npos) << why;
+  const std::vector<std::int64_t> empty_k{1, 32, 32, 0}, sa{0, 1, 0, 32}, sb{0, 0, 1, 32};  // K = 0: no map has a 0 dim
+  const std::vector<PlanOperand> ops{{pa, sa}, {pb, sb}};
+  EXPECT_FALSE(contract_wgmma_fits(PlanRequest{empty_k, ops, 0, {}, 384}, &why));
+  EXPECT_NE(why.find("empty"), std::string::npos) << why;
   EXPECT_TRUE(fits(pa, {0, 40, 0, 1}, {0, 0, 1, 40}, &why)) << why;
   // Conv kernels and operands the tensor cores do not take have no wgmma variant.
   EXPECT_THROW(contract_wgmma_spec(make_contract_spec(DType::f32, DType::f32, DType::f32)), Error);

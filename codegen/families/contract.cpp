@@ -339,6 +339,7 @@ bool wgmma_operand_map(const KilnContractParams& p, int o, TensorMapRequest& t, 
     return false;
   };
   if (address % 16 != 0) return no(fmt::format("its address {:#x} is not 16-byte aligned", address));
+  if (rows == 0 || p.k == 0) return no("an empty dimension (a tensor map's dimensions are at least 1)");
   if (rows >= (std::int64_t(1) << 31) || p.k >= (std::int64_t(1) << 31)) return no("a dimension past 2^31 - 1");
   if (s_k == 1 || p.k == 1) mn_major = false;
   else if (s_rows == 1 || rows == 1) mn_major = true;
@@ -602,6 +603,19 @@ bool spec_contract_tensor_cores(const KernelSpec& spec) {
   return spec.attribute("path") == "mma" || spec.attribute("path") == "wgmma";
 }
 bool spec_contract_wgmma(const KernelSpec& spec) { return spec.attribute("path") == "wgmma"; }
+
+bool contract_epilogue_is_bias(const KernelSpec& spec) {
+  const Expr& e = spec.epilogue;
+  if (spec.inputs.size() != 3 || e.nodes().empty() || spec.inputs[2] != spec.output) return false;
+  const Node& r = e.node(e.root());
+  if (r.kind != NodeKind::op || r.op != Op::add) return false;
+  auto is_input = [&](NodeId id, int index) {  // the bias may be converted to the accumulator first
+    const Node* n = &e.node(id);
+    if (index == 1 && n->kind == NodeKind::op && n->op == Op::as_type) n = &e.node(n->args[0]);
+    return n->kind == NodeKind::input && n->input == index;
+  };
+  return (is_input(r.args[0], 0) && is_input(r.args[1], 1)) || (is_input(r.args[0], 1) && is_input(r.args[1], 0));
+}
 
 bool contract_tensor_cores_apply(const KernelSpec& spec, std::string* why) {
   auto no = [&](std::string reason) {

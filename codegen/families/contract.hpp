@@ -79,6 +79,10 @@ std::optional<Expr> contract_fused_epilogue(const KernelSpec& spec, const Expr& 
                                             std::size_t more_operands, std::string* why);
 // An f32 value rounded to TF32 (to nearest even at 10 mantissa bits; inf and NaN kept).
 double contract_tf32_round(double v);
+// Whether |spec|'s epilogue is y + bias, nothing else, with the bias of the output's dtype (read as
+// the accumulator): what a vendor library's BIAS epilogue computes (cuBLASLt: D = sum + bias in the
+// compute type, one rounding), so it may run there when the bias lies along N.
+bool contract_epilogue_is_bias(const KernelSpec& spec);
 // Whether |spec| (a, b, the epilogue's operands; 256 threads) is a kernel the templates can take.
 bool contract_spec_supported(const KernelSpec& spec, std::string* why);
 

@@ -210,6 +210,14 @@ bool CudaDevice::library_gemm(Stream& stream, const LibraryGemm& g, std::string*
              "cublasLtMatmulDescSetAttribute(TRANSA)", dev);
     check_lt(lt->cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &ob.op, sizeof ob.op),
              "cublasLtMatmulDescSetAttribute(TRANSB)", dev);
+    if (g.bias) {  // D = sum + bias in the compute type, the bias of D's type along D's rows (Kiln's N)
+      const std::uint32_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+      const void* bias = reinterpret_cast<const void*>(g.bias);
+      check_lt(lt->cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue),
+               "cublasLtMatmulDescSetAttribute(EPILOGUE)", dev);
+      check_lt(lt->cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias),
+               "cublasLtMatmulDescSetAttribute(BIAS_POINTER)", dev);
+    }
     check_lt(lt->cublasLtMatrixLayoutCreate(&la, type, oa.rows, oa.cols, oa.ld), "cublasLtMatrixLayoutCreate(A)", dev);
     check_lt(lt->cublasLtMatrixLayoutCreate(&lb, type, ob.rows, ob.cols, ob.ld), "cublasLtMatrixLayoutCreate(B)", dev);
     check_lt(lt->cublasLtMatrixLayoutCreate(&lc, out_type, std::uint64_t(g.n), std::uint64_t(g.m), g.n),

@@ -68,7 +68,8 @@ void contract_mbar_init_on_host(unsigned bar, unsigned count);
 void contract_mbar_arrive_on_host(unsigned bar, unsigned expect_bytes);
 bool contract_mbar_test_on_host(unsigned bar, unsigned parity);
 void contract_tma_load_on_host(unsigned dst, const KilnTensorMap* map, const int* coords, int rank, unsigned bar);
-void contract_wgmma_on_host(float (&d)[64], unsigned long long a, unsigned long long b, bool a_mn, bool b_mn, bool bf16);
+void contract_wgmma_on_host(float (&d)[64], unsigned long long a, unsigned long long b, bool accumulate, bool a_mn,
+                            bool b_mn, bool bf16);
 void contract_wgmma_wait_on_host();
 #endif
 
@@ -193,11 +194,25 @@ __device__ __forceinline__ void contract_wgmma_commit_and_wait() {
   asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\nwgmma.mma_async.sync.aligned.m64n128k16.f32." TYPE "." TYPE \
                " {" KILN_WGMMA_D_REGS "}, %64, %65, p, 1, 1, " TA ", " TB ";\n}\n"                             \
                : KILN_WGMMA_D_OPERANDS                                                                            \
-               : "l"(a), "l"(b), "r"(1))
+               : "l"(a), "l"(b), "r"(accumulate))
 
-// d += a b over one m64n128k16 step of the warpgroup (a: 64 x 16, b: 16 x 128, from their descriptors).
+// The accumulators as defined by an (empty) asm statement: keeps the compiler from moving register
+// accesses across wgmma.fence / wait_group (PTX ISA: other accesses of the registers a wgmma in
+// flight uses are undefined; ptxas would serialize the wgmmas).
+__device__ __forceinline__ void contract_wgmma_fence_registers(float (&d)[64]) {
+#if defined(__CUDA_ARCH__)
+#pragma unroll
+  for (int i = 0; i < 64; ++i) asm volatile("" : "+f"(d[i])::"memory");
+#else
+  (void)d;
+#endif
+}
+
+// d = a b (|accumulate| 0) or d += a b over one m64n128k16 step of the warpgroup (a: 64 x 16,
+// b: 16 x 128, from their descriptors).
 template <bool BF16, bool A_MN, bool B_MN>
-__device__ __forceinline__ void contract_wgmma_step(float (&d)[64], unsigned long long a, unsigned long long b) {
+__device__ __forceinline__ void contract_wgmma_step(float (&d)[64], unsigned long long a, unsigned long long b,
+                                                    unsigned accumulate) {
 #if defined(__CUDA_ARCH__)
   if (BF16 && !A_MN && !B_MN) KILN_WGMMA_M64N128K16("bf16", "0", "0");
   if (BF16 && !A_MN && B_MN) KILN_WGMMA_M64N128K16("bf16", "0", "1");
@@ -208,7 +223,7 @@ __device__ __forceinline__ void contract_wgmma_step(float (&d)[64], unsigned lon
   if (!BF16 && A_MN && !B_MN) KILN_WGMMA_M64N128K16("f16", "1", "0");
   if (!BF16 && A_MN && B_MN) KILN_WGMMA_M64N128K16("f16", "1", "1");
 #else
-  contract_wgmma_on_host(d, a, b, A_MN, B_MN, BF16);
+  contract_wgmma_on_host(d, a, b, accumulate != 0, A_MN, B_MN, BF16);
 #endif
 }
 #undef KILN_WGMMA_M64N128K16
@@ -283,21 +298,27 @@ __device__ void contract_wgmma_run(const KilnWgmmaParams& P, const R r) {
   const unsigned cw = wg - 1u;  // this consumer's rows of the tile: 64 cw ..
   for (long long w = blockIdx.x; w < work; w += gridDim.x) {
     const long long bi = w / tiles, tt = w - bi * tiles, tm = tt / p.tiles_n, tn = tt - tm * p.tiles_n;
+    // The first k16 step of a tile overwrites the accumulators (scale-d 0): no ordinary register
+    // writes define them (ptxas would serialize the wgmmas after such writes).
     float acc[64];
-#pragma unroll
-    for (int i = 0; i < 64; ++i) acc[i] = 0.0f;
     for (long long kt = 0; kt < ksteps; ++kt, ++step) {
       const unsigned s = (unsigned)(step % kWgStages), parity = (unsigned)(step / kWgStages) & 1u;
       const unsigned as = base + s * kWgStageBytes + cw * (kWgOperandBytes / 2), bs = base + s * kWgStageBytes + kWgOperandBytes;
       contract_mbar_wait(full0 + 8u * s, parity);
+#if defined(__CUDA_ARCH__)
+      __syncwarp();  // the warp converged again for the .aligned instructions
+#endif
+      contract_wgmma_fence_registers(acc);
       contract_wgmma_fence();
 #pragma unroll
       for (unsigned kk = 0; kk < kWgTileK / 16; ++kk) {
-        const unsigned long long da = contract_wgmma_desc(A_MN ? as + 2048u * kk : as + 32u * kk, kWgOperandBytes / 2, 1024);
-        const unsigned long long db = contract_wgmma_desc(B_MN ? bs + 2048u * kk : bs + 32u * kk, kWgOperandBytes / 2, 1024);
-        contract_wgmma_step<BF16, A_MN, B_MN>(acc, da, db);
+        // LBO: the 64-wide blocks of an MN-major operand 8 KiB apart; unused (1) for K-major.
+        const unsigned long long da = contract_wgmma_desc(A_MN ? as + 2048u * kk : as + 32u * kk, A_MN ? kWgOperandBytes / 2 : 16, 1024);
+        const unsigned long long db = contract_wgmma_desc(B_MN ? bs + 2048u * kk : bs + 32u * kk, B_MN ? kWgOperandBytes / 2 : 16, 1024);
+        contract_wgmma_step<BF16, A_MN, B_MN>(acc, da, db, kt > 0 || kk > 0 ? 1u : 0u);
       }
       contract_wgmma_commit_and_wait();
+      contract_wgmma_fence_registers(acc);
       if (lane == 0) contract_mbar_arrive(empty0 + 8u * s, 0);
     }
     long long off[3], eoff[2];
@@ -308,7 +329,7 @@ __device__ void contract_wgmma_run(const KilnWgmmaParams& P, const R r) {
       const long long om = row0 + 8 * ((i / 2) % 2), on = col0 + 8 * (i / 4) + i % 2;
       if (om < p.m && on < p.n) {
         const long long ei[2] = {eoff[0] + om * p.ext_m[0] + on * p.ext_n[0], eoff[1] + om * p.ext_m[1] + on * p.ext_n[1]};
-        r.put(p, off[2] + om * p.n + on, ei, acc[i]);
+        r.put(p, off[2] + om * p.n + on, ei, ksteps > 0 ? acc[i] : 0.0f);
       }
     }
   }

@@ -20,6 +20,7 @@
 #include <fmt/format.h>
 
 #include "codegen/eval.hpp"
+#include "codegen/families/contract.hpp"
 #include "runtime/kiln.hpp"
 #include "tests/conformance/cases.hpp"
 #include "tests/conformance/contraction_check.hpp"
@@ -415,6 +416,51 @@ TEST_P(Contract, VendorLibraryTakesPlainFloatProductsOnCuda) {
   matmul(a, b, epi);
   matmul(as_type(a, DType::s32), as_type(b, DType::s32));
   EXPECT_EQ(contraction_library_runs(), before) << "none of these is cuBLASLt's";
+}
+
+// A bias epilogue (y + bias along N, the bias in the output's dtype) goes to cuBLASLt's BIAS epilogue
+// on CUDA, within the K-scaled bound of Kiln's own kernel (cuBLAS sums in its own order; both add
+// the bias in f32 and round once); every other epilogue, a bias along M, or one of another dtype
+// stays on Kiln's kernel. On other backends nothing goes to a library; the matcher is tested too.
+TEST_P(Contract, VendorLibraryTakesABiasAlongNOnCuda) {
+  const bool cuda = dev_->backend() == Backend::cuda;
+  for (DType t : {DType::f32, DType::bf16}) {
+    const Tensor a = random_tensor({2, 40, 96}, t, 11).to(*dev_), b = random_tensor({96, 72}, t, 12).to(*dev_);
+    const Tensor bias = random_tensor({72}, t, 13).to(*dev_), col = random_tensor({40, 1}, t, 14).to(*dev_);
+    DotOptions o, kernel;
+    o.epilogue = parse_expr("x + y", {DType::f32, t});
+    o.epilogue_operands = {bias};
+    kernel = o;
+    kernel.vendor_library = false;
+    std::uint64_t before = contraction_library_runs();
+    const Tensor got = matmul(a, b, o);
+    EXPECT_EQ(contraction_library_runs(), before + (cuda ? 1 : 0)) << dtype_name(t);
+    const Tensor want = matmul(a, b, kernel);
+    const std::vector<double> g = as_type(got, DType::f64).to(device("cpu")).to_vector<double>(),
+                              w = as_type(want, DType::f64).to(device("cpu")).to_vector<double>();
+    ASSERT_EQ(g.size(), w.size());
+    // Two summation orders of 96 products (each at most 4 in magnitude) in f32, then (bf16) the
+    // output's rounding, which may go either way: far below a missing or doubled bias.
+    const double sums = 96 * 0x1p-23 * 96 * 4, round = t == DType::bf16 ? 0x1p-7 : 0;
+    for (std::size_t i = 0; i < g.size(); ++i)
+      ASSERT_LE(std::fabs(g[i] - w[i]), sums + round * std::fabs(w[i])) << dtype_name(t) << " element " << i;
+    before = contraction_library_runs();
+    DotOptions along_m = o, relu = o;
+    along_m.epilogue_operands = {col};
+    matmul(a, b, along_m);
+    relu.epilogue = parse_expr("max(x + y, 0)", {DType::f32, t});
+    matmul(a, b, relu);
+    EXPECT_EQ(contraction_library_runs(), before) << "a bias along M and a ReLU stay on Kiln's kernel";
+  }
+  const Expr f32_bias = parse_expr("x + y", {DType::f32, DType::f32}), bf16_bias = parse_expr("y + x", {DType::f32, DType::bf16});
+  const Expr scaled = parse_expr("x * 2 + y", {DType::f32, DType::f32}), minus = parse_expr("x - y", {DType::f32, DType::f32});
+  EXPECT_TRUE(contract_epilogue_is_bias(make_contract_spec(DType::f32, DType::f32, DType::f32, &f32_bias)));
+  EXPECT_TRUE(contract_epilogue_is_bias(make_contract_spec(DType::bf16, DType::bf16, DType::bf16, &bf16_bias)));
+  EXPECT_FALSE(contract_epilogue_is_bias(make_contract_spec(DType::bf16, DType::bf16, DType::bf16, &f32_bias)))
+      << "an f32 bias on a bf16 output: cuBLASLt's bias has D's type";
+  EXPECT_FALSE(contract_epilogue_is_bias(make_contract_spec(DType::f32, DType::f32, DType::f32, &scaled)));
+  EXPECT_FALSE(contract_epilogue_is_bias(make_contract_spec(DType::f32, DType::f32, DType::f32, &minus)));
+  EXPECT_FALSE(contract_epilogue_is_bias(make_contract_spec(DType::f32, DType::f32, DType::f32)));
 }
 
 // precision tf32: f32 operands rounded to 10 mantissa bits (to nearest even) before the products,
