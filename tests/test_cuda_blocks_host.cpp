@@ -28,27 +28,20 @@
 #include "codegen/families/scan.hpp"
 #include "codegen/family.hpp"
 #include "core/half.hpp"
+#include "tests/tensor_core_sums.hpp"
 
 namespace cuda_blocks {
 
 #include "tests/cuda_host_blocks.hpp"
 
-#define __device__
-#define __forceinline__ inline
-#define __noinline__
-#define __shared__ static
-#define __align__(n) __attribute__((aligned(n)))
+#include "tests/cuda_host_templates_begin.hpp"
 #include "templates/cuda/contract.cuh"
 #include "templates/cuda/contract_mma.cuh"
 #include "templates/cuda/conv.cuh"
 #include "templates/cuda/conv_mma.cuh"
 #include "templates/cuda/rows.cuh"
 #include "templates/cuda/scan.cuh"
-#undef __device__
-#undef __forceinline__
-#undef __noinline__
-#undef __shared__
-#undef __align__
+#include "tests/cuda_host_templates_end.hpp"
 
 // mma.sync.aligned.m16n8k16 (f32 += f16/bf16 products) as the PTX ISA defines it, the warp's
 // fragments exchanged through memory: lane 4 g + t holds A (m, k) = (g + 8 v1, 2 t + v0 + 8 v2)
@@ -451,25 +444,11 @@ void check_mma(bool bf16, std::int64_t batch, std::int64_t m, std::int64_t n, st
     cuda_blocks::launch(blocks, 256, [&] { cuda_blocks::kiln::contract_mma_run_bf16(p, MmaF32Out()); });
   else
     cuda_blocks::launch(blocks, 256, [&] { cuda_blocks::kiln::contract_mma_run_f16(p, MmaF32Out()); });
-  int bad = 0;
-  for (std::int64_t bi = 0; bi < batch; ++bi)
-    for (std::int64_t i = 0; i < m; ++i)
-      for (std::int64_t j = 0; j < n && bad < 5; ++j) {
-        long double s = 0, mag = 0;
-        for (std::int64_t kk = 0; kk < k; ++kk) {
-          const long double x = of_bits(a[std::size_t((bi * m + i) * k + kk)]);
-          const long double y = of_bits(b[std::size_t(bt ? j * k + kk : kk * n + j)]);
-          s += x * y;
-          mag += std::fabs(x * y);
-        }
-        const std::size_t o = std::size_t((bi * m + i) * n + j);
-        const double want = epilogue ? double(s) * 0.5 + bias[std::size_t(j)] - res[o] : double(s);
-        const double tol = double(k / 16 + 2) * 0x1p-24 * double(mag) + 4e-6 * std::fabs(want) + 1e-6;
-        if (!(std::fabs(out[o] - want) <= tol)) {
-          ++bad;
-          ADD_FAILURE() << "out[" << bi << "," << i << "," << j << "] = " << out[o] << ", want " << want;
-        }
-      }
+  expect_tensor_core_sums(
+      batch, m, n, k,
+      [&](std::int64_t bi, std::int64_t i, std::int64_t kk) { return (long double)of_bits(a[std::size_t((bi * m + i) * k + kk)]); },
+      [&](std::int64_t kk, std::int64_t j) { return (long double)of_bits(b[std::size_t(bt ? j * k + kk : kk * n + j)]); },
+      epilogue, bias, res, out);
 }
 
 TEST(CudaBlocksOnHost, TensorCoreTilesFragmentsAndEpilogue) {

@@ -35,22 +35,15 @@
 #include "core/error.hpp"
 #include "runtime/jit.hpp"
 #include "core/half.hpp"
+#include "tests/tensor_core_sums.hpp"
 
 namespace cuda_blocks {
 
 #include "tests/cuda_host_blocks.hpp"
 
-#define __device__
-#define __forceinline__ inline
-#define __noinline__
-#define __shared__ static
-#define __align__(n) __attribute__((aligned(n)))
+#include "tests/cuda_host_templates_begin.hpp"
 #include "templates/cuda/contract_wgmma.cuh"
-#undef __device__
-#undef __forceinline__
-#undef __noinline__
-#undef __shared__
-#undef __align__
+#include "tests/cuda_host_templates_end.hpp"
 
 // ---- shared memory, mbarriers, the TMA and wgmma on the host ------------------------------------
 alignas(1024) inline unsigned char wg_shared[kiln::kWgSharedBytes + 1024];
@@ -235,25 +228,13 @@ void check_wgmma(bool bf16, std::int64_t batch, std::int64_t m, std::int64_t n, 
     if (bf16) cuda_blocks::kiln::contract_wgmma_run_bf16(p, cuda_blocks::WgmmaF32Out());
     else cuda_blocks::kiln::contract_wgmma_run_f16(p, cuda_blocks::WgmmaF32Out());
   });
-  int bad = 0;
-  for (std::int64_t bi = 0; bi < batch; ++bi)
-    for (std::int64_t i = 0; i < m; ++i)
-      for (std::int64_t j = 0; j < n && bad < 5; ++j) {
-        long double s = 0, mag = 0;
-        for (std::int64_t kk = 0; kk < k; ++kk) {
-          const long double x = of_bits(a[std::size_t(a_mn ? (bi * k + kk) * m + i : (bi * m + i) * k + kk)]);
-          const long double y = of_bits(b[std::size_t(b_k_major ? j * k + kk : kk * n + j)]);
-          s += x * y;
-          mag += std::fabs(x * y);
-        }
-        const std::size_t o = std::size_t((bi * m + i) * n + j);
-        const double want = epilogue ? double(s) * 0.5 + bias[std::size_t(j)] - res[o] : double(s);
-        const double tol = double(k / 16 + 2) * 0x1p-24 * double(mag) + 4e-6 * std::fabs(want) + 1e-6;
-        if (!(std::fabs(out[o] - want) <= tol)) {
-          ++bad;
-          ADD_FAILURE() << "out[" << bi << "," << i << "," << j << "] = " << out[o] << ", want " << want;
-        }
-      }
+  expect_tensor_core_sums(
+      batch, m, n, k,
+      [&](std::int64_t bi, std::int64_t i, std::int64_t kk) {
+        return of_bits(a[std::size_t(a_mn ? (bi * k + kk) * m + i : (bi * m + i) * k + kk)]);
+      },
+      [&](std::int64_t kk, std::int64_t j) { return of_bits(b[std::size_t(b_k_major ? j * k + kk : kk * n + j)]); },
+      epilogue, bias, res, out);
 }
 
 TEST(CudaWgmmaOnHost, TmaStagesDescriptorsAndFragments) {

@@ -8,8 +8,8 @@
 // accumulator type on load, zero outside the operands), each thread keeps a 4 x 4 block of outputs
 // in registers (rows ty + 16 i, columns tx + 16 j: conflict-free shared reads). Every output sums its
 // products in k order, each a fused multiply-add for floats (rounded once: the same on CUDA, every
-// Vulkan driver and compiler; docs/semantics.md, "Reproducibility"), so results are deterministic. This is the portable path (it runs on
-// lavapipe); the tensor-core paths (cuBLASLt, wgmma, cooperative matrices) come as more entry points.
+// Vulkan driver and compiler; docs/semantics.md, "Reproducibility"): deterministic. The portable path (lavapipe
+// too); the tensor-core variants (path mma: contract_mma.cuh, wgmma: contract_wgmma.cuh) are CUDA-only.
 #include "codegen/families/contract.hpp"
 #include "codegen/families/contract_cpu.hpp"
 
@@ -224,16 +224,6 @@ constexpr ContractTemplate kWgmmaBf16 = {"gemm", "cuda/contract_wgmma.cuh", "Kil
 constexpr ContractTemplate kWgmmaF16 = {"gemm", "cuda/contract_wgmma.cuh", "KilnWgmmaParams", "contract_wgmma_run_f16", "",
                                         kContractWgmmaThreads, "kiln::kWgSharedBytes"};
 
-bool contract_supports(const KernelSpec& spec, Target target, std::string* why) {
-  if (!contract_spec_supported(spec, why)) return false;
-  if (!spec_contract_tensor_cores(spec)) return true;
-  if (target != Target::cuda) {
-    if (why) *why = spec_contract_wgmma(spec) ? "wgmma contraction kernels are CUDA-only (sm_90a)"
-                                              : "tensor-core (mma.sync) contraction kernels are CUDA-only";
-    return false;
-  }
-  return contract_tensor_cores_apply(spec, why);
-}
 std::string contract_emit_cuda(const KernelSpec& spec, FunctionSet) {
   if (!spec_contract_tensor_cores(spec)) return contract_cuda_source(spec, kGemm);
   const bool bf16 = spec.inputs[0] == DType::bf16;
@@ -598,6 +588,18 @@ DType contract_accumulator_dtype(DType a, DType b, DType out) {
   return compute_dtype(out);
 }
 
+bool contract_family_supports(const KernelSpec& spec, Target target, std::string* why) {
+  if (!contract_spec_supported(spec, why)) return false;
+  if (!spec_contract_tensor_cores(spec)) return true;
+  if (target != Target::cuda) {
+    const char* kind = spec.family == "conv" ? "conv" : "contraction";
+    if (why) *why = spec_contract_wgmma(spec) ? fmt::format("wgmma {} kernels are CUDA-only (sm_90a)", kind)
+                                              : fmt::format("tensor-core (mma.sync) {} kernels are CUDA-only", kind);
+    return false;
+  }
+  return contract_tensor_cores_apply(spec, why);
+}
+
 bool spec_contract_tf32(const KernelSpec& spec) { return spec.attribute("precision") == "tf32"; }
 bool spec_contract_tensor_cores(const KernelSpec& spec) {
   return spec.attribute("path") == "mma" || spec.attribute("path") == "wgmma";
@@ -788,7 +790,7 @@ std::optional<EpilogueFusion> contract_fuse_epilogue(const KernelSpec& spec, std
 }
 
 const Family kContractFamily = {
-    "contract", kEntryPoints, kSlots, kManifestKeys, contract_supports, contract_emit_cuda, contract_emit_glsl,
+    "contract", kEntryPoints, kSlots, kManifestKeys, contract_family_supports, contract_emit_cuda, contract_emit_glsl,
     contract_plan, contract_run_cpu, contract_cost,
     "a batched matrix product over strided operands (dot, matmul): out[b, m, n] = sum_k a[b, m, k] * b[b, k, n]",
     contract_from_manifest, contract_op_names, contract_expand_op, contract_api_functions, "runtime/contract.hpp",

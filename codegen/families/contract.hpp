@@ -83,6 +83,10 @@ double contract_tf32_round(double v);
 // the accumulator): what a vendor library's BIAS epilogue computes (cuBLASLt: D = sum + bias in the
 // compute type, one rounding), so it may run there when the bias lies along N.
 bool contract_epilogue_is_bias(const KernelSpec& spec);
+// The contract and conv families' supports(): what contract_spec_supported takes, the tensor-core
+// variants on CUDA only (and where contract_tensor_cores_apply says they apply).
+enum class Target;
+bool contract_family_supports(const KernelSpec& spec, Target target, std::string* why);
 // Whether |spec| (a, b, the epilogue's operands; 256 threads) is a kernel the templates can take.
 bool contract_spec_supported(const KernelSpec& spec, std::string* why);
 

@@ -235,15 +235,6 @@ void conv_run_cpu(const KernelSpec& spec, const PlanRequest& r) {
   }
 }
 
-bool conv_supports(const KernelSpec& spec, Target target, std::string* why) {
-  if (!contract_spec_supported(spec, why)) return false;
-  if (!spec_contract_tensor_cores(spec)) return true;
-  if (target != Target::cuda) {
-    if (why) *why = "tensor-core (mma.sync) conv kernels are CUDA-only";
-    return false;
-  }
-  return contract_tensor_cores_apply(spec, why);
-}
 std::string conv_emit_cuda(const KernelSpec& spec, FunctionSet) {
   if (!spec_contract_tensor_cores(spec)) return contract_cuda_source(spec, kConv);
   return contract_cuda_source(spec, spec.inputs[0] == DType::bf16 ? kConvMmaBf16 : kConvMmaF16);
@@ -349,7 +340,7 @@ KernelSpec make_conv_spec(DType a, DType b, DType out, const Expr* epilogue, boo
 }
 
 const Family kConvFamily = {
-    "conv", kEntryPoints, kSlots, kManifestKeys, conv_supports, conv_emit_cuda, conv_emit_glsl, conv_plan,
+    "conv", kEntryPoints, kSlots, kManifestKeys, contract_family_supports, conv_emit_cuda, conv_emit_glsl, conv_plan,
     conv_run_cpu, conv_cost,
     "Nx's conv as an implicit GEMM: out[image, o, position] = sum over (channel, kernel position) of input windows x kernel",
     conv_from_manifest, conv_op_names, conv_expand_op, conv_api_functions, "runtime/conv.hpp",
