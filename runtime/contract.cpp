@@ -87,7 +87,8 @@ std::optional<LibraryGemm> library_form(const KernelSpec& spec, const std::vecto
                                         const std::vector<std::vector<std::int64_t>>& ext_strides) {
   const std::size_t nb = shape.size() - 3;
   if (spec.inputs.size() == 3) {
-    if (!contract_epilogue_is_bias(spec) || ext_strides.size() != 1) return std::nullopt;
+    // (Float outputs only: how cuBLASLt adds an integer bias to IMMA sums is not Kiln's wrapping add.)
+    if (!contract_epilogue_is_bias(spec) || ext_strides.size() != 1 || !is_float(spec.output)) return std::nullopt;
     for (std::size_t d = 0; d < shape.size(); ++d)
       if (ext_strides[0][d] != (d == nb + 1 ? 1 : 0) && shape[d] != 1) return std::nullopt;
   } else if (spec.inputs.size() != 2) {

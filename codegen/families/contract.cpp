@@ -53,8 +53,7 @@ struct KilnContractParams {
 };
 static_assert(sizeof(KilnContractParams) == 368);
 
-// The wgmma kernel's params (templates/cuda/contract_wgmma.cuh): the above, the operands' layouts
-// and their tensor maps (written at launch from the plan's TensorMapRequests).
+// The wgmma kernel's params (contract_wgmma.cuh): + layouts, tensor maps (written at launch).
 struct KilnWgmmaParams {
   KilnContractParams c;
   std::int64_t layout;  // bit 0: a is M-major, bit 1: b is N-major
