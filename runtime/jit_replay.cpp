@@ -137,6 +137,9 @@ PlanRequest request_for(const TracedLaunch& l, const Binding& b, std::vector<Pla
 }
 
 LibraryGemm remapped(LibraryGemm g, const Binding& b) {
+  // A bias epilogue never reaches a trace (runtime/contract.cpp keeps it out: its operand may be a
+  // copy made inside the call, which no binding holds).
+  if (g.bias) fail(ErrorCode::internal, "a traced library GEMM with a bias epilogue");
   g.a = b.remap(g.a);
   g.b = b.remap(g.b);
   g.out = b.remap(g.out);

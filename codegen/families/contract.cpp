@@ -319,8 +319,7 @@ bool contract_geometry(const PlanRequest& r, KilnContractParams& p, std::string*
 // TMA cannot load it (cuTensorMapEncodeTiled's rules: 16-byte aligned address and strides, each
 // stride at least the extent below it; at most 5 dimensions).
 bool wgmma_operand_map(const KilnContractParams& p, int o, TensorMapRequest& t, bool& mn_major, std::string* why) {
-  const char* name = o == 0 ? "a" : "b";
-  const char* axis = o == 0 ? "m" : "n";
+  const char *name = o == 0 ? "a" : "b", *axis = o == 0 ? "m" : "n";
   const std::uint64_t address = o == 0 ? p.a : p.b;
   const std::int64_t rows = o == 0 ? p.m : p.n, s_rows = o == 0 ? p.a_m : p.b_n, s_k = o == 0 ? p.a_k : p.b_k;
   auto no = [&](std::string reason) {
@@ -612,6 +611,7 @@ bool contract_epilogue_is_bias(const KernelSpec& spec) {
   if (r.kind != NodeKind::op || r.op != Op::add) return false;
   auto is_input = [&](NodeId id, int index) {  // the bias may be converted to the accumulator first
     const Node* n = &e.node(id);
+    if (n->dtype != contract_accumulator_dtype(spec.inputs[0], spec.inputs[1], spec.output)) return false;
     if (index == 1 && n->kind == NodeKind::op && n->op == Op::as_type) n = &e.node(n->args[0]);
     return n->kind == NodeKind::input && n->input == index;
   };

@@ -441,16 +441,23 @@ TEST_P(Contract, VendorLibraryTakesABiasAlongNOnCuda) {
     ASSERT_EQ(g.size(), w.size());
     // Two summation orders of 96 products (each at most 4 in magnitude) in f32, then (bf16) the
     // output's rounding, which may go either way: far below a missing or doubled bias.
-    const double sums = 96 * 0x1p-23 * 96 * 4, round = t == DType::bf16 ? 0x1p-7 : 0;
+    const double sums = 96 * 0x1p-23 * 96 * 4, round = t == DType::bf16 ? 0x1p-7 : 0x1p-23;
     for (std::size_t i = 0; i < g.size(); ++i)
       ASSERT_LE(std::fabs(g[i] - w[i]), sums + round * std::fabs(w[i])) << dtype_name(t) << " element " << i;
     before = contraction_library_runs();
-    DotOptions along_m = o, relu = o;
+    DotOptions along_m = o, per_batch = o, strided = o, scalar = o, relu = o;
     along_m.epilogue_operands = {col};
     matmul(a, b, along_m);
+    per_batch.epilogue_operands = {random_tensor({2, 1, 72}, t, 15).to(*dev_)};  // cuBLASLt's bias is one for all
+    matmul(a, b, per_batch);
+    strided.epilogue_operands = {random_tensor({144}, t, 16).to(*dev_).slice(0, 0, 144, 2)};  // not packed
+    matmul(a, b, strided);
+    scalar.epilogue_operands = {random_tensor({1}, t, 17).to(*dev_)};  // broadcast along N: stride 0
+    matmul(a, b, scalar);
     relu.epilogue = parse_expr("max(x + y, 0)", {DType::f32, t});
     matmul(a, b, relu);
-    EXPECT_EQ(contraction_library_runs(), before) << "a bias along M and a ReLU stay on Kiln's kernel";
+    EXPECT_EQ(contraction_library_runs(), before)
+        << "a bias along M, per batch, strided or broadcast along N, and a ReLU stay on Kiln's kernel";
   }
   const Expr f32_bias = parse_expr("x + y", {DType::f32, DType::f32}), bf16_bias = parse_expr("y + x", {DType::f32, DType::bf16});
   const Expr scaled = parse_expr("x * 2 + y", {DType::f32, DType::f32}), minus = parse_expr("x - y", {DType::f32, DType::f32});
