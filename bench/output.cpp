@@ -28,7 +28,11 @@ nlohmann::json device_json(const DeviceInfo& d, const std::string& id) {
           {"memory_bytes", d.memory_bytes},
           {"max_allocation_bytes", d.max_allocation_bytes},
           {"subgroup_size", d.subgroup_size},
-          {"dtypes", dtype_names(d.dtypes)}};
+          {"dtypes", dtype_names(d.dtypes)},
+          {"cooperative_matrix", d.cooperative_matrix.m ? fmt::format("{}x{}x{}", d.cooperative_matrix.m,
+                                                                      d.cooperative_matrix.n, d.cooperative_matrix.k)
+                                                        : ""},
+          {"matrix_shapes", d.matrix_shapes}};
 }
 
 nlohmann::json opt_json(const std::optional<double>& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); }
@@ -88,7 +92,8 @@ nlohmann::json report_json(const RunInfo& run, const std::vector<Result>& result
     if (!r.verify.message.empty()) c["verify_message"] = r.verify.message;
     if (b.conf) c["conformance_case"] = b.conf->name();
     if (b.shaped && !b.shaped->note().empty()) c["note"] = b.shaped->note();
-    if (b.kind == CaseKind::contract) c["contraction"] = {{"path", r.library ? "cublaslt" : r.wgmma ? "kernel_wgmma" : r.tensor_cores ? "kernel_mma" : "kernel"}, {"operand_copies", r.copies}};
+    if (b.kind == CaseKind::contract) c["contraction"] = {{"path", r.library ? "cublaslt" : r.wgmma ? "kernel_wgmma" : r.tensor_cores ? "kernel_mma" : !r.coopmat.empty() ? "kernel_coopmat" : "kernel"}, {"operand_copies", r.copies}};
+    if (b.kind == CaseKind::contract && !r.coopmat.empty()) c["contraction"]["fragment"] = r.coopmat;
     if (r.timing.ok) {
       c["buffer_sets"] = r.timing.sets;
       c["mode"] = r.timing.mode();

@@ -77,6 +77,12 @@ void print_devices() {
     fmt::print("             memory {}, max allocation {}\n", format_bytes(i.memory_bytes),
                format_bytes(i.max_allocation_bytes));
     fmt::print("             dtypes {}\n", dtype_list(i.dtypes));
+    if (i.backend == Backend::vulkan)
+      fmt::print("             cooperative matrices: {} (reported: {})\n",
+                 i.cooperative_matrix.m ? fmt::format("{}x{}x{} f16 fragments", i.cooperative_matrix.m,
+                                                      i.cooperative_matrix.n, i.cooperative_matrix.k)
+                                        : std::string("not used"),
+                 i.matrix_shapes.empty() ? "none" : i.matrix_shapes);
   }
   bool header = false;
   for (const BackendStatus& s : backend_status()) {
@@ -161,13 +167,17 @@ void print_table(const RunInfo& run, const std::vector<Result>& results) {
     if (!r->timing.error.empty()) fmt::print("{} (timing): {}\n", r->bench->name, r->timing.error);
     if (r->bench->shaped && r->timing.ok && !r->bench->shaped->note().empty())
       fmt::print("{} ({}): {}\n", r->bench->name, kind_name(r->bench->kind), r->bench->shaped->note());
-    if (r->bench->kind == CaseKind::contract && r->timing.ok)
+    if (r->bench->kind == CaseKind::contract && r->timing.ok) {
+      const std::string coopmat = fmt::format(
+          "Kiln's cooperative-matrix kernel (VK_NV_cooperative_matrix, {} fragments, 128x128x32 tiles)", r->coopmat);
       fmt::print("{} (contraction): {}, {} operand copies while timed\n", r->bench->name,
-                 r->library        ? "cuBLASLt"
-                 : r->wgmma        ? "Kiln's Hopper kernel (wgmma + TMA, 128x128x64 tiles, 4 stages)"
-                 : r->tensor_cores ? "Kiln's tensor-core kernel (mma.sync, 128x128x32 tiles)"
-                                   : "Kiln's kernel",
+                 r->library              ? "cuBLASLt"
+                 : r->wgmma              ? "Kiln's Hopper kernel (wgmma + TMA, 128x128x64 tiles, 4 stages)"
+                 : r->tensor_cores       ? "Kiln's tensor-core kernel (mma.sync, 128x128x32 tiles)"
+                 : !r->coopmat.empty()   ? coopmat.c_str()
+                                         : "Kiln's kernel",
                  r->copies);
+    }
   }
   fmt::print("\n%bw: of the bandwidth roof; %flop: of the compute roof (1 FLOP per arithmetic node; casts and "
              "selects 0); check: before timing/timed output sampled\n");

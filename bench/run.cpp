@@ -136,12 +136,18 @@ int run_bench(const RunOptions& opt) {
       r.check = check_case(c, *dev);
       if (r.check.state == CheckResult::State::pass) {
         const std::uint64_t copies = contraction_copies(), library = contraction_library_runs(),
-                            mma = contraction_tensor_core_runs(), wgmma = contraction_wgmma_runs();
+                            mma = contraction_tensor_core_runs(), wgmma = contraction_wgmma_runs(),
+                            coopmat = contraction_coopmat_runs();
         r.timing = time_case(c, *dev, n, run.timing, &r.verify);
         r.copies = contraction_copies() - copies;
         r.library = contraction_library_runs() > library;
         r.tensor_cores = contraction_tensor_core_runs() > mma;
         r.wgmma = contraction_wgmma_runs() > wgmma;
+        if (contraction_coopmat_runs() > coopmat) {
+          bool emulated = false;
+          const DeviceInfo::MatrixShape s = coopmat_on(*dev, &emulated);
+          r.coopmat = fmt::format("{}x{}x{}{}", s.m, s.n, s.k, emulated ? " emulated" : "");
+        }
       } else {
         r.verify.state = CheckResult::State::skipped;
         if (r.check.state == CheckResult::State::error) r.timing.error = "not timed: the check could not run";

@@ -22,7 +22,7 @@ namespace kiln {
 
 namespace {
 
-thread_local std::uint64_t t_copies = 0, t_library = 0, t_mma = 0, t_wgmma = 0;
+thread_local std::uint64_t t_copies = 0, t_library = 0, t_mma = 0, t_wgmma = 0, t_coopmat = 0;
 
 // The iteration space of one contraction: the output's shape, and a and b (possibly copied) with
 // their axes grouped as batch, free (M for a, N for b) and contracted (K, paired in order).
@@ -239,7 +239,17 @@ Tensor launch(std::string_view op, const KernelSpec& spec, const std::string* na
   // On an sm_90 GPU the Hopper kernel (wgmma, TMA loads) where the TMA can load the operands; not
   // inside a kiln::jit trace, whose replays may bind operands the TMA cannot load.
   const bool wgmma = mma && wgmma_on(device) && !active_trace() && contract_wgmma_fits(request, nullptr);
-  const KernelSpec run_spec = wgmma ? contract_wgmma_spec(spec) : mma ? contract_tensor_core_spec(spec) : KernelSpec{};
+  // On Vulkan the cooperative-matrix kernel where the device has the matrix units.
+  bool emulated = false;
+  const DeviceInfo::MatrixShape cm =
+      call.tensor_cores && !first && !entry && device.backend() == Backend::vulkan && contract_coopmat_applies(spec, nullptr)
+          ? coopmat_on(device, &emulated)
+          : DeviceInfo::MatrixShape{};
+  const KernelSpec run_spec = wgmma ? contract_wgmma_spec(spec)
+                             : mma  ? contract_tensor_core_spec(spec)
+                             : cm.m ? contract_coopmat_spec(spec, {cm.m, cm.n, cm.k}, emulated)
+                                    : KernelSpec{};
+  const bool variant = mma || cm.m;
   // (A bias epilogue is left to Kiln's kernel inside a kiln::jit trace: its replays bind a, b and
   // the output only.)
   if (vendor && device.backend() != Backend::cpu && k > 0 && (ext.empty() || !active_trace())) {
@@ -249,7 +259,7 @@ Tensor launch(std::string_view op, const KernelSpec& spec, const std::string* na
       g->out = out.address();
       if (!ext.empty()) g->bias = ext[0].address();
       // kiln::jit records the library call with the kernel to run when the library cannot.
-      if (trace_launch(op, mma ? run_spec : spec, mma ? nullptr : name, operands, device, request, first, entry, &*g))
+      if (trace_launch(op, variant ? run_spec : spec, variant ? nullptr : name, operands, device, request, first, entry, &*g))
         return out;
       std::string why;
       if (device.library_gemm(device.default_stream(), *g, &why)) {
@@ -258,8 +268,12 @@ Tensor launch(std::string_view op, const KernelSpec& spec, const std::string* na
       }
     }
   }
-  if (mma) {
+  if (variant) {
     run_plan(op, run_spec, nullptr, operands, device, request, first, entry);
+    if (cm.m) {
+      ++t_coopmat;
+      return out;
+    }
     ++t_mma;
     if (wgmma) ++t_wgmma;
     return out;
@@ -397,6 +411,7 @@ std::uint64_t contraction_copies() { return t_copies; }
 std::uint64_t contraction_library_runs() { return t_library; }
 std::uint64_t contraction_tensor_core_runs() { return t_mma; }
 std::uint64_t contraction_wgmma_runs() { return t_wgmma; }
+std::uint64_t contraction_coopmat_runs() { return t_coopmat; }
 void note_tensor_core_run() { ++t_mma; }
 
 bool tensor_cores_on(Device& device) {
@@ -416,6 +431,17 @@ bool wgmma_on(Device& device) {
     return env && std::string_view(env) == "0";
   }();
   return !off && tensor_cores_on(device) && device.info().arch == "sm_90";
+}
+
+DeviceInfo::MatrixShape coopmat_on(Device& device, bool* emulated) {
+  *emulated = false;
+  if (device.backend() != Backend::vulkan) return {};
+  const char* env = std::getenv("KILN_COOPMAT");
+  if (env && std::string_view(env) == "emulate") {
+    *emulated = true;
+    return {16, 16, 16};
+  }
+  return env && std::string_view(env) == "0" ? DeviceInfo::MatrixShape{} : device.info().cooperative_matrix;
 }
 
 

@@ -51,6 +51,8 @@ struct DotOptions {
   // tensor cores (mma.sync; their summation order and rounding per 16 products, deterministic on a
   // GPU model), epilogues included; on sm_90 the Hopper kernel (wgmma with TMA loads) where the TMA
   // can load the operands (KILN_WGMMA=0: mma.sync); false (or KILN_MMA=0) keeps the k-order fma kernel.
+  // Vulkan: two f16 operands summed in f32 run on cooperative matrices where the device has them
+  // (DeviceInfo::cooperative_matrix; their order and rounding); false (or KILN_COOPMAT=0) does not.
   bool tensor_cores = true;
 };
 
@@ -69,6 +71,13 @@ bool tensor_cores_on(Device& device);
 // Whether |device| is an sm_90 GPU (H100, H200) whose tensor-core contractions use the wgmma
 // kernel (where the TMA can load the operands; KILN_WGMMA=0 keeps them on mma.sync).
 bool wgmma_on(Device& device);
+// How many contractions on this thread ran Kiln's cooperative-matrix kernel (Vulkan).
+std::uint64_t contraction_coopmat_runs();
+// The cooperative-matrix fragment |device|'s f16 contractions use: its DeviceInfo::cooperative_matrix
+// on a Vulkan device (m = 0: none); KILN_COOPMAT=emulate (read on each call) runs the kernel with
+// emulated 16x16x16 fragments on any Vulkan device (|emulated| set; slow: for checking the kernel
+// where no device has the extension), KILN_COOPMAT=0 never.
+DeviceInfo::MatrixShape coopmat_on(Device& device, bool* emulated);
 
 // How a contraction kernel is applied: with |axes| (dot) or, without, matmul's rules;
 // |vendor_library| as in DotOptions.

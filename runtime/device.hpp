@@ -35,6 +35,14 @@ struct DeviceInfo {
   bool subgroup_arithmetic = false;
   std::vector<DType> dtypes;     // dtypes the device's kernels can load, store and compute
   std::uint64_t max_allocation_bytes = 0;
+  // Vulkan: the cooperative-matrix fragment (A: m x k and B: k x n of f16, C: m x n of f32, one
+  // subgroup of 32) Kiln's f16 contractions use, chosen at device creation among the shapes the
+  // device reports (VK_NV_cooperative_matrix, enabled then); m = 0 where there is none, or with
+  // KILN_COOPMAT=0. |matrix_shapes|: every f16 x f16 + f32 subgroup shape reported ("16x8x16 ...").
+  struct MatrixShape {
+    int m = 0, n = 0, k = 0;
+  } cooperative_matrix;
+  std::string matrix_shapes;
 };
 
 class Stream;

@@ -56,6 +56,27 @@ inline constexpr int kContractMmaTileM = 128, kContractMmaTileN = 128;
 KernelSpec contract_wgmma_spec(const KernelSpec& spec);
 bool spec_contract_wgmma(const KernelSpec& spec);
 inline constexpr int kContractWgmmaThreads = 384;
+
+// The cooperative-matrix variant of contraction kernel |spec| (Vulkan: VK_NV_cooperative_matrix,
+// templates/glsl/contract_coopmat.glsl; 256 invocations in subgroups of 32, 128 x 128 tiles) on
+// fragments of |shape| (A: M x K, B: K x N, f16; C: M x N, f32), the shape the device reports
+// (DeviceInfo::cooperative_matrix): two f16 operands summed in f32 by the matrix units (their order
+// and rounding), any epilogue and output. |emulated|: the fragments are plain arrays and their
+// operations loops in k order, so the kernel runs on any Vulkan device (lavapipe: the check of its
+// tiling where no device has the extension; never chosen by the runtime unless KILN_COOPMAT=emulate).
+// Throws invalid_argument where it does not apply (contract_coopmat_applies says why).
+struct CoopmatShape {
+  int m = 0, n = 0, k = 0;
+};
+KernelSpec contract_coopmat_spec(const KernelSpec& spec, const CoopmatShape& shape, bool emulated = false);
+bool contract_coopmat_applies(const KernelSpec& spec, std::string* why);
+bool coopmat_shape_fits(const CoopmatShape& shape, std::string* why);
+bool spec_contract_coopmat(const KernelSpec& spec);
+std::string contract_coopmat_glsl(const KernelSpec& spec);
+// |spec| as the same variant (path, fragment, ...) as kernel |variant|: an epilogue fused into a
+// tensor-core or cooperative-matrix kernel stays on it. Throws invalid_argument where it cannot.
+KernelSpec contract_same_variant(const KernelSpec& variant, const KernelSpec& spec);
+
 struct PlanRequest;
 // Whether the TMA can load request |r|'s operands (each with a contiguous axis, 16-byte aligned
 // addresses and strides, at most 3 batch dimensions with a stride); false with |why| when not
@@ -96,9 +117,11 @@ struct ContractTemplate {
   std::string_view entry, cuda_header, cuda_params, cuda_run, glsl_template;
   int threads = kContractThreads;       // per block (__launch_bounds__)
   std::string_view shared_bytes = {};  // the dynamic shared memory a block needs (a C++ expression), or none
+  std::string_view glsl_params = {};   // a GLSL template inlined before glsl_template (its params block)
 };
 std::string contract_cuda_source(const KernelSpec& spec, const ContractTemplate& t);
-std::string contract_glsl_source(const KernelSpec& spec, const ContractTemplate& t);
+// |defines|: lines for the top of the prelude (#extension and #define lines of a variant).
+std::string contract_glsl_source(const KernelSpec& spec, const ContractTemplate& t, std::string_view defines = {});
 
 // A manifest [[kernel]] of a contraction family: `op` (|op_name| or absent; errors call it a |what|
 // op), `inputs` (a, b, the epilogue's operands), `output` (default: |default_output|(a, b)),

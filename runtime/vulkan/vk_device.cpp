@@ -5,7 +5,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <string_view>
+#include <tuple>
 
+#include <fmt/format.h>
+
+#include "codegen/families/contract.hpp"
 #include "runtime/vulkan/vk_kernel.hpp"
 #include "runtime/vulkan/vk_memory.hpp"
 #include "runtime/vulkan/vk_stream.hpp"
@@ -50,7 +54,10 @@ struct Query {
   VkPhysicalDeviceVulkan12Properties p12{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_PROPERTIES};
   VkPhysicalDeviceMaintenance4Properties pm4{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_4_PROPERTIES};
   VkPhysicalDeviceSubgroupSizeControlProperties pssc{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_PROPERTIES};
-  bool maintenance4_ext = false, ssc_ext = false, atomic_float_ext = false;
+  VkPhysicalDeviceCooperativeMatrixFeaturesNV cm{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV};
+  VkPhysicalDeviceCooperativeMatrixPropertiesNV pcm{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_PROPERTIES_NV};
+  std::vector<VkCooperativeMatrixPropertiesNV> matrix_shapes;  // where cm.cooperativeMatrix
+  bool maintenance4_ext = false, ssc_ext = false, atomic_float_ext = false, coopmat_ext = false;
 
   Query(VkPhysicalDevice p, std::uint32_t instance_api) {
     vkGetPhysicalDeviceProperties(p, &props);
@@ -61,23 +68,63 @@ struct Query {
     maintenance4_ext = api >= VK_API_VERSION_1_3 || has(VK_KHR_MAINTENANCE_4_EXTENSION_NAME);
     ssc_ext = api >= VK_API_VERSION_1_3 || has(VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME);
     atomic_float_ext = has(VK_EXT_SHADER_ATOMIC_FLOAT_EXTENSION_NAME);
+    coopmat_ext = has(VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME) && vkGetPhysicalDeviceCooperativeMatrixPropertiesNV;
     f2.pNext = &f11;
     f11.pNext = &f12;
     void** tail = &f12.pNext;
     if (maintenance4_ext) { *tail = &m4; tail = &m4.pNext; }
     if (ssc_ext) { *tail = &ssc; tail = &ssc.pNext; }
     if (atomic_float_ext) { *tail = &af; tail = &af.pNext; }
+    if (coopmat_ext) { *tail = &cm; tail = &cm.pNext; }
     vkGetPhysicalDeviceFeatures2(p, &f2);
+    if (coopmat_ext && cm.cooperativeMatrix) {
+      std::uint32_t n = 0;
+      vkGetPhysicalDeviceCooperativeMatrixPropertiesNV(p, &n, nullptr);
+      matrix_shapes.assign(n, {VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_NV});
+      vkGetPhysicalDeviceCooperativeMatrixPropertiesNV(p, &n, matrix_shapes.data());
+      matrix_shapes.resize(n);
+    }
     p2.pNext = &p11;
     p11.pNext = &p12;
     void** ptail = &p12.pNext;
     if (maintenance4_ext) { *ptail = &pm4; ptail = &pm4.pNext; }
     if (ssc_ext) { *ptail = &pssc; ptail = &pssc.pNext; }
+    if (coopmat_ext) { *ptail = &pcm; ptail = &pcm.pNext; }
     vkGetPhysicalDeviceProperties2(p, &p2);
   }
 };
 
+const char* component_name(VkComponentTypeNV t) {
+  switch (t) {
+    case VK_COMPONENT_TYPE_FLOAT16_NV: return "f16";
+    case VK_COMPONENT_TYPE_FLOAT32_NV: return "f32";
+    case VK_COMPONENT_TYPE_FLOAT64_NV: return "f64";
+    case VK_COMPONENT_TYPE_SINT8_NV: return "s8";
+    case VK_COMPONENT_TYPE_UINT8_NV: return "u8";
+    case VK_COMPONENT_TYPE_SINT32_NV: return "s32";
+    case VK_COMPONENT_TYPE_UINT32_NV: return "u32";
+    default: return "other";
+  }
+}
+
 }  // namespace
+
+DeviceInfo::MatrixShape choose_matrix_shape(std::span<const VkCooperativeMatrixPropertiesNV> shapes, bool usable,
+                                            std::string* listed) {
+  DeviceInfo::MatrixShape best;
+  for (const VkCooperativeMatrixPropertiesNV& p : shapes) {
+    *listed += fmt::format("{}{}x{}x{} {}*{}+{}->{}{}", listed->empty() ? "" : ", ", p.MSize, p.NSize, p.KSize,
+                           component_name(p.AType), component_name(p.BType), component_name(p.CType),
+                           component_name(p.DType), p.scope == VK_SCOPE_SUBGROUP_NV ? "" : " (not subgroup scope)");
+    const CoopmatShape s{int(p.MSize), int(p.NSize), int(p.KSize)};
+    if (p.scope != VK_SCOPE_SUBGROUP_NV || p.AType != VK_COMPONENT_TYPE_FLOAT16_NV ||
+        p.BType != VK_COMPONENT_TYPE_FLOAT16_NV || p.CType != VK_COMPONENT_TYPE_FLOAT32_NV ||
+        p.DType != VK_COMPONENT_TYPE_FLOAT32_NV || !coopmat_shape_fits(s, nullptr))
+      continue;
+    if (std::tuple(s.m * s.n * s.k, s.n) > std::tuple(best.m * best.n * best.k, best.n)) best = {s.m, s.n, s.k};
+  }
+  return usable ? best : DeviceInfo::MatrixShape{};
+}
 
 VulkanDevice::VulkanDevice(const InstanceState& instance, VkPhysicalDevice physical, int index,
                            const AdoptedDevice* adopt)
@@ -163,6 +210,28 @@ VulkanDevice::VulkanDevice(const InstanceState& instance, VkPhysicalDevice physi
     tail = &eaf.pNext;
     extensions.push_back(VK_EXT_SHADER_ATOMIC_FLOAT_EXTENSION_NAME);
   }
+  // The cooperative-matrix kernel's SPIR-V declares f16, 16-bit storage and the Vulkan memory
+  // model; it runs in compute shaders as 8 subgroups of exactly 32 invocations: the only size the
+  // device has, or one its pipelines can require in whole subgroups (vk_kernel.cpp pins it).
+  const char* coopmat_env = std::getenv("KILN_COOPMAT");
+  const bool only_32 = q.pssc.minSubgroupSize == 32 && q.pssc.maxSubgroupSize == 32;
+  const bool pin_32 = q.ssc.subgroupSizeControl && q.ssc.computeFullSubgroups &&
+                      (q.pssc.requiredSubgroupSizeStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+                      q.pssc.minSubgroupSize <= 32 && q.pssc.maxSubgroupSize >= 32 &&
+                      q.pssc.maxComputeWorkgroupSubgroups >= 8;
+  std::string matrix_shapes;
+  const DeviceInfo::MatrixShape matrix = choose_matrix_shape(
+      q.matrix_shapes,
+      !(coopmat_env && std::string_view(coopmat_env) == "0") && (q.pcm.cooperativeMatrixSupportedStages & VK_SHADER_STAGE_COMPUTE_BIT) && q.p11.subgroupSize == 32 &&
+          (only_32 || pin_32) && q.f12.shaderFloat16 && q.f11.storageBuffer16BitAccess && q.f12.vulkanMemoryModel,
+      &matrix_shapes);
+  VkPhysicalDeviceCooperativeMatrixFeaturesNV ecm{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV};
+  if (matrix.m) {
+    ecm.cooperativeMatrix = VK_TRUE;
+    *tail = &ecm;
+    tail = &ecm.pNext;
+    extensions.push_back(VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME);
+  }
   f.int8 = e12.shaderInt8;
   f.int16 = e2.features.shaderInt16;
   f.int64 = e2.features.shaderInt64;
@@ -180,6 +249,7 @@ VulkanDevice::VulkanDevice(const InstanceState& instance, VkPhysicalDevice physi
   f.scalar_block_layout = e12.scalarBlockLayout;
   f.atomic_float = eaf.shaderBufferFloat32AtomicAdd;
   f.int64_atomics = e12.shaderBufferInt64Atomics;
+  f.cooperative_matrix = ecm.cooperativeMatrix;
   if (adopt) f = adopt->features;
 
   const float priorities[4] = {1, 1, 1, 1};
@@ -244,6 +314,9 @@ VulkanDevice::VulkanDevice(const InstanceState& instance, VkPhysicalDevice physi
     denorm_preserve_ = denorm_widths(q.p12.shaderDenormPreserveFloat16, q.p12.shaderDenormPreserveFloat32,
                                      q.p12.shaderDenormPreserveFloat64, int(q.p12.denormBehaviorIndependence));
   info_.max_allocation_bytes = q.p11.maxMemoryAllocationSize;
+  // (An adopted device: where its creator enabled cooperative matrices and what the kernel declares.)
+  if (f.cooperative_matrix && f.memory_model && f.float16 && f.storage16) info_.cooperative_matrix = matrix;
+  info_.matrix_shapes = matrix_shapes;
   max_buffer_size_ = q.maintenance4_ext && q.pm4.maxBufferSize ? q.pm4.maxBufferSize : q.p11.maxMemoryAllocationSize;
   for (DType t : kAllDTypes) {
     bool ok = true;

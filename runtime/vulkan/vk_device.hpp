@@ -6,6 +6,7 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,7 @@ struct EnabledFeatures {
   bool maintenance4 = false, memory_model = false, host_query_reset = false;
   bool subgroup_size_control = false, full_subgroups = false, scalar_block_layout = false, atomic_float = false;
   bool int64_atomics = false;
+  bool cooperative_matrix = false;  // VK_NV_cooperative_matrix's cooperativeMatrix
 };
 
 // A caller's VkDevice that a VulkanDevice uses without owning it (runtime/interop.hpp).
@@ -42,6 +44,13 @@ struct AdoptedDevice {
   std::uint32_t queue_family = 0;
   EnabledFeatures features;      // what the caller enabled at vkCreateDevice
 };
+
+// The cooperative-matrix fragment Kiln's kernel uses (templates/glsl/contract_coopmat.glsl) among
+// the shapes a device reports (VK_NV_cooperative_matrix): the largest subgroup-scope
+// f16 x f16 + f32 -> f32 shape the kernel takes (more n on a tie); none unless |usable|. |listed|
+// gets every shape reported ("16x8x16 f16*f16+f32->f32, ...").
+DeviceInfo::MatrixShape choose_matrix_shape(std::span<const VkCooperativeMatrixPropertiesNV> shapes, bool usable,
+                                            std::string* listed);
 
 class VulkanDevice final : public Device {
  public:

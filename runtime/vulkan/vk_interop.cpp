@@ -91,6 +91,9 @@ Enabled read_chain(const void* chain) {
         f.int8 |= bool(x->shaderInt8), f.float16 |= bool(x->shaderFloat16);
         break;
       }
+      case VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV:
+        f.cooperative_matrix |= bool(reinterpret_cast<const VkPhysicalDeviceCooperativeMatrixFeaturesNV*>(s)->cooperativeMatrix);
+        break;
       case VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_4_FEATURES:
         f.maintenance4 |= bool(reinterpret_cast<const VkPhysicalDeviceMaintenance4Features*>(s)->maintenance4);
         break;

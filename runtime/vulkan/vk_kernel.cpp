@@ -200,12 +200,14 @@ const Kernel& KernelCache::get(const KernelEntry& entry, int function) {
   pi.stage.module = module;
   pi.stage.pName = "main";
   pi.stage.pSpecializationInfo = &spec;
-  // Subgroup kernels at the size the plans assume, in whole subgroups (where the device allows).
+  // Subgroup and cooperative-matrix kernels at the size the plans assume, in whole subgroups (where the
+  // device allows).
   VkPipelineShaderStageRequiredSubgroupSizeCreateInfo required{
       VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_REQUIRED_SUBGROUP_SIZE_CREATE_INFO};
   required.requiredSubgroupSize = device_.info().subgroup_size;
-  if (device_.pin_subgroup_size(block) &&
-      spirv_has_capability(std::as_bytes(std::span<const std::uint32_t>(code)), kCapabilityGroupNonUniformArithmetic)) {
+  const auto bytes = std::as_bytes(std::span<const std::uint32_t>(code));
+  if (device_.pin_subgroup_size(block) && (spirv_has_capability(bytes, kCapabilityGroupNonUniformArithmetic) ||
+                                           spirv_has_capability(bytes, kCapabilityCooperativeMatrixNV))) {
     pi.stage.pNext = &required;
     pi.stage.flags |= VK_PIPELINE_SHADER_STAGE_CREATE_REQUIRE_FULL_SUBGROUPS_BIT;
   }

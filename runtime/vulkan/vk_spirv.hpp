@@ -30,8 +30,10 @@ DenormWidths denorm_widths(bool preserve16, bool preserve32, bool preserve64, in
 // structurally sound module (check_spirv).
 std::vector<std::uint32_t> with_denorm_preserve(std::span<const std::uint32_t> words, DenormWidths widths);
 
-// SPIR-V's GroupNonUniformArithmetic capability (subgroupAdd, subgroupMax, ...).
+// SPIR-V's GroupNonUniformArithmetic capability (subgroupAdd, subgroupMax, ...) and
+// CooperativeMatrixNV (SPV_NV_cooperative_matrix).
 inline constexpr std::uint32_t kCapabilityGroupNonUniformArithmetic = 63;
+inline constexpr std::uint32_t kCapabilityCooperativeMatrixNV = 5357;
 // Whether the module (|bytes|, any alignment) declares |capability|: its OpCapability instructions
 // lead it, after the 5-word header, so only those words are read.
 bool spirv_has_capability(std::span<const std::byte> bytes, std::uint32_t capability);

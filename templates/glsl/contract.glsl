@@ -11,31 +11,13 @@
 //                                       precise accumulator: rounded once, the same on every
 //                                       driver); integers wrapping
 
-// ABI: the device address of a KilnContractParams block (368 bytes, codegen/families/contract.cpp)
-// as the push constant. A workgroup of 256 invocations per output tile, grid-stride over
-// batch x tiles; per K step the a tile (64 x 16) and the b tile (16 x 64) are staged in shared
-// memory, zero outside the operands; invocation (tx, ty) = (t % 16, t / 16) accumulates outputs
-// (ty + 16 i, tx + 16 j), i, j < 4, in registers, each in k order (deterministic). Workgroup size:
-// specialization constant 0, which must be 256.
+// ABI: the device address of a KilnContractParams block (glsl/contract_params.glsl) as the push
+// constant. A workgroup of 256 invocations per output tile, grid-stride over batch x tiles; per K
+// step the a tile (64 x 16) and the b tile (16 x 64) are staged in shared memory, zero outside the
+// operands; invocation (tx, ty) = (t % 16, t / 16) accumulates outputs (ty + 16 i, tx + 16 j),
+// i, j < 4, in registers, each in k order (deterministic). Workgroup size: specialization
+// constant 0, which must be 256.
 layout(local_size_x_id = 0) in;
-
-layout(buffer_reference, std430, buffer_reference_align = 8) readonly buffer KilnContractParams {
-  uint64_t out_;
-  uint64_t a_;
-  uint64_t b_;
-  int64_t m, n, k;
-  int64_t batch;
-  int64_t batch_rank;
-  int64_t batch_shape[4];
-  int64_t batch_strides[12];  // [a, b, out][dim], in elements
-  int64_t a_m, a_k, b_k, b_n;
-  int64_t tiles_m, tiles_n;
-  uint64_t ext[2];             // the epilogue's operands (0: none), laid out over the result
-  int64_t ext_batch_strides[8];  // [operand][dim]
-  int64_t ext_m[2], ext_n[2];
-  int64_t reserved[2];
-};
-layout(push_constant, std430) uniform KilnContractPush { KilnContractParams params; } pc;
 
 shared KILN_C kiln_as[KILN_TILE_K * (KILN_TILE_M + 1)];  // [k][m], rows padded: conflict-free stores
 shared KILN_C kiln_bs[KILN_TILE_K * KILN_TILE_N];  // [k][n]
@@ -46,18 +28,8 @@ void main() {
   const int64_t tiles = P.tiles_m * P.tiles_n, work = P.batch * tiles;
   for (int64_t w = int64_t(gl_WorkGroupID.x); w < work; w += int64_t(gl_NumWorkGroups.x)) {
     const int64_t bi = w / tiles, t = w - bi * tiles, tm = t / P.tiles_n, tn = t - tm * P.tiles_n;
-    int64_t off_a = 0l, off_b = 0l, off_o = 0l, off_e0 = 0l, off_e1 = 0l, rem = bi;
-    [[unroll]] for (int d = 3; d >= 0; --d) {
-      if (int64_t(d) < P.batch_rank) {
-        const int64_t s = P.batch_shape[d], q = rem / s, idx = rem - q * s;
-        rem = q;
-        off_a += idx * P.batch_strides[d];
-        off_b += idx * P.batch_strides[4 + d];
-        off_o += idx * P.batch_strides[8 + d];
-        off_e0 += idx * P.ext_batch_strides[d];
-        off_e1 += idx * P.ext_batch_strides[4 + d];
-      }
-    }
+    int64_t off_a, off_b, off_o, off_e0, off_e1;
+    kiln_batch_offsets(P, bi, off_a, off_b, off_o, off_e0, off_e1);
     const int64_t m0 = tm * int64_t(KILN_TILE_M), n0 = tn * int64_t(KILN_TILE_N);
     KILN_PRECISE KILN_C acc[4][4];
     [[unroll]] for (int i = 0; i < 4; ++i)

@@ -568,6 +568,87 @@ TEST_P(Contract, HopperKernelOnSm90) {
             as_type(map(*epi.epilogue, {plain, col, res}), DType::bf16).to(device("cpu")).to_host());
 }
 
+// Vulkan: f16 contractions run the cooperative-matrix kernel (templates/glsl/contract_coopmat.glsl)
+// where the device has VK_NV_cooperative_matrix, within the K-scaled bound. KILN_COOPMAT=emulate
+// runs the same kernel on any Vulkan device with its fragments as plain arrays summed in k order by
+// fused multiply-adds, which is the portable kernel's order and rounding: there its results equal
+// tensor_cores = false bit for bit, so lavapipe checks the kernel's staging (both layouts of each
+// operand, register prefetch, zero fill), tiling, grid-stride over batches and epilogue exactly.
+// bf16 and tensor_cores = false stay on the portable kernel.
+TEST_P(Contract, CooperativeMatrixKernelOnVulkan) {
+  if (dev_->backend() != Backend::vulkan) GTEST_SKIP() << "cooperative matrices are a Vulkan kernel";
+  struct Env {  // KILN_COOPMAT for the scope (read on each contraction)
+    std::string saved;
+    bool had;
+    explicit Env(const char* v) : had(std::getenv("KILN_COOPMAT") != nullptr) {
+      if (had) saved = std::getenv("KILN_COOPMAT");
+      if (v) ::setenv("KILN_COOPMAT", v, 1);
+      else ::unsetenv("KILN_COOPMAT");
+    }
+    ~Env() { had ? (void)::setenv("KILN_COOPMAT", saved.c_str(), 1) : (void)::unsetenv("KILN_COOPMAT"); }
+  };
+  struct Case {
+    std::int64_t batch, m, n, k;
+    bool a_t, b_t;
+  };
+  const bool device_has = dev_->info().cooperative_matrix.m != 0;
+  unsigned seed = 1200;
+  for (const char* mode : {"emulate", static_cast<const char*>(nullptr)}) {
+    if (!mode && !device_has) continue;  // the extension: where the device reports it
+    const Env env(mode);
+    for (const Case& c : {Case{1, 1, 1, 1, false, false}, Case{1, 130, 70, 50, false, false},
+                          Case{2, 33, 129, 64, true, false}, Case{1, 128, 128, 32, false, true},
+                          Case{3, 7, 200, 33, true, true}}) {
+      const Tensor a = c.a_t ? random_tensor({c.batch, c.k, c.m}, DType::f16, ++seed).to(*dev_).transpose({0, 2, 1})
+                             : random_tensor({c.batch, c.m, c.k}, DType::f16, ++seed).to(*dev_);
+      const Tensor b = c.b_t ? random_tensor({c.n, c.k}, DType::f16, ++seed).to(*dev_).transpose({1, 0})
+                             : random_tensor({c.k, c.n}, DType::f16, ++seed).to(*dev_);
+      const std::string what = fmt::format("{} {}x{}x{}x{}{}{}", mode ? "emulated" : "device", c.batch, c.m, c.n, c.k,
+                                           c.a_t ? " a transposed" : "", c.b_t ? " b transposed" : "");
+      DotOptions o;
+      const std::uint64_t before = contraction_coopmat_runs();
+      const Tensor got = matmul(a, b, o);
+      EXPECT_EQ(contraction_coopmat_runs() - before, 1u) << what;
+      expect_matches(got, reference(a.to(device("cpu")), b.to(device("cpu")), {{2}, {}, {0}, {}}, DType::f16),
+                     DType::f16, DType::f16, what);
+      o.tensor_cores = false;
+      const Tensor portable = matmul(a, b, o);
+      EXPECT_EQ(contraction_coopmat_runs() - before, 1u) << what;
+      if (mode) {
+        EXPECT_EQ(got.to(device("cpu")).to_host(), portable.to(device("cpu")).to_host()) << what;
+      }
+    }
+    // A fused epilogue (GELU of sum + bias, plus a residual; f16 out) bit for bit against the same
+    // sums op by op; K = 0 gives zeros; bf16 stays on the portable kernel.
+    const Tensor a = random_tensor({2, 136, 40}, DType::f16, 1250).to(*dev_), b = random_tensor({40, 72}, DType::f16, 1251).to(*dev_);
+    const Tensor res = random_tensor({136, 72}, DType::f16, 1252).to(*dev_), col = random_tensor({72}, DType::f32, 1253).to(*dev_);
+    DotOptions epi, f32;
+    epi.epilogue = parse_expr("0.5 * (x + y) * (1 + erf((x + y) * 0.7071067811865476)) + z", {DType::f32, DType::f32, DType::f16});
+    epi.epilogue_operands = {col, res};
+    f32.output = DType::f32;
+    const std::uint64_t before = contraction_coopmat_runs();
+    const Tensor fused = matmul(a, b, epi), plain = matmul(a, b, f32);
+    EXPECT_EQ(fused.to(device("cpu")).to_host(),
+              as_type(map(*epi.epilogue, {plain, col, res}), DType::f16).to(device("cpu")).to_host());
+    const Tensor empty = matmul(random_tensor({5, 0}, DType::f16, 1254).to(*dev_), random_tensor({0, 3}, DType::f16, 1255).to(*dev_));
+    EXPECT_EQ(empty.to_host(), std::vector<std::byte>(5 * 3 * 2));  // +0.0 (K = 0)
+    EXPECT_EQ(contraction_coopmat_runs() - before, 3u);
+    matmul(as_type(a, DType::bf16), as_type(b, DType::bf16));
+    EXPECT_EQ(contraction_coopmat_runs() - before, 3u);
+    // kiln::jit: the consumer (an exact doubling) moves into the kernel's epilogue, which stays on
+    // cooperative matrices; the replay (a recorded command buffer) gives the same bits as op by op.
+    auto doubled = jit([](const Tensor& x, const Tensor& y) { return matmul(x, y) * 2.0; });
+    const Tensor once = doubled(a, b);
+    const std::string plan = doubled.plan(a, b);
+    EXPECT_EQ(doubled.stats().launches_per_call, 1) << plan;
+    EXPECT_NE(plan.find("path=coopmat|%0"), std::string::npos) << plan;
+    const Tensor want = matmul(a, b) * 2.0;
+    EXPECT_EQ(once.to(device("cpu")).to_host(), want.to(device("cpu")).to_host());
+    EXPECT_EQ(doubled(a, b).to(device("cpu")).to_host(), want.to(device("cpu")).to_host());
+  }
+  if (!device_has) std::printf("(%s reports no cooperative matrices: only the emulated kernel ran)\n", dev_->id().c_str());
+}
+
 TEST_P(Contract, BadInputNamesOpShapesAxesDtypesAndDevice) {
   const Tensor a = random_tensor({3, 4}, DType::f32, 1).to(*dev_), b = random_tensor({5, 6}, DType::f32, 2).to(*dev_);
   std::string e = error_message([&] { matmul(a, b); });
