@@ -283,6 +283,7 @@ struct Result {
   bool tensor_cores = false;        // Kiln's tensor-core kernel ran (mma.sync, or on sm_90 wgmma:)
   bool wgmma = false;               // the Hopper kernel (wgmma with TMA loads)
   std::string coopmat;              // Vulkan: the cooperative-matrix kernel's fragment ("16x8x16"), or none
+  std::string tile;                 // Kiln's kernel's tile, "MxNxK" (contraction_last_tile)
   bool failed() const;              // a failed check or an error (exit status 1)
 };
 

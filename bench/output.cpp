@@ -93,6 +93,7 @@ nlohmann::json report_json(const RunInfo& run, const std::vector<Result>& result
     if (b.conf) c["conformance_case"] = b.conf->name();
     if (b.shaped && !b.shaped->note().empty()) c["note"] = b.shaped->note();
     if (b.kind == CaseKind::contract) c["contraction"] = {{"path", r.library ? "cublaslt" : r.wgmma ? "kernel_wgmma" : r.tensor_cores ? "kernel_mma" : !r.coopmat.empty() ? "kernel_coopmat" : "kernel"}, {"operand_copies", r.copies}};
+    if (b.kind == CaseKind::contract && !r.library) c["contraction"]["tile"] = r.tile;
     if (b.kind == CaseKind::contract && !r.coopmat.empty()) c["contraction"]["fragment"] = r.coopmat;
     if (r.timing.ok) {
       c["buffer_sets"] = r.timing.sets;

@@ -168,15 +168,14 @@ void print_table(const RunInfo& run, const std::vector<Result>& results) {
     if (r->bench->shaped && r->timing.ok && !r->bench->shaped->note().empty())
       fmt::print("{} ({}): {}\n", r->bench->name, kind_name(r->bench->kind), r->bench->shaped->note());
     if (r->bench->kind == CaseKind::contract && r->timing.ok) {
-      const std::string coopmat = fmt::format(
-          "Kiln's cooperative-matrix kernel (VK_NV_cooperative_matrix, {} fragments, 128x128x32 tiles)", r->coopmat);
-      fmt::print("{} (contraction): {}, {} operand copies while timed\n", r->bench->name,
-                 r->library              ? "cuBLASLt"
-                 : r->wgmma              ? "Kiln's Hopper kernel (wgmma + TMA, 128x128x64 tiles, 4 stages)"
-                 : r->tensor_cores       ? "Kiln's tensor-core kernel (mma.sync, 128x128x32 tiles)"
-                 : !r->coopmat.empty()   ? coopmat.c_str()
-                                         : "Kiln's kernel",
-                 r->copies);
+      const std::string kernel =
+          r->library              ? "cuBLASLt"
+          : r->wgmma              ? fmt::format("Kiln's Hopper kernel (wgmma + TMA, {} tiles, 4 stages)", r->tile)
+          : r->tensor_cores       ? fmt::format("Kiln's tensor-core kernel (mma.sync, {} tiles)", r->tile)
+          : !r->coopmat.empty()   ? fmt::format("Kiln's cooperative-matrix kernel (VK_NV_cooperative_matrix, {} "
+                                                "fragments, {} tiles)", r->coopmat, r->tile)
+                                  : fmt::format("Kiln's kernel ({} tiles)", r->tile);
+      fmt::print("{} (contraction): {}, {} operand copies while timed\n", r->bench->name, kernel, r->copies);
     }
   }
   fmt::print("\n%bw: of the bandwidth roof; %flop: of the compute roof (1 FLOP per arithmetic node; casts and "

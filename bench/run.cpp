@@ -143,6 +143,7 @@ int run_bench(const RunOptions& opt) {
         r.library = contraction_library_runs() > library;
         r.tensor_cores = contraction_tensor_core_runs() > mma;
         r.wgmma = contraction_wgmma_runs() > wgmma;
+        r.tile = contraction_last_tile();
         if (contraction_coopmat_runs() > coopmat) {
           bool emulated = false;
           const DeviceInfo::MatrixShape s = coopmat_on(*dev, &emulated);

@@ -23,6 +23,7 @@ namespace kiln {
 namespace {
 
 thread_local std::uint64_t t_copies = 0, t_library = 0, t_mma = 0, t_wgmma = 0, t_coopmat = 0;
+thread_local std::string t_tile;
 
 // The iteration space of one contraction: the output's shape, and a and b (possibly copied) with
 // their axes grouped as batch, free (M for a, N for b) and contracted (K, paired in order).
@@ -245,7 +246,7 @@ Tensor launch(std::string_view op, const KernelSpec& spec, const std::string* na
       call.tensor_cores && !first && !entry && device.backend() == Backend::vulkan && contract_coopmat_applies(spec, nullptr)
           ? coopmat_on(device, &emulated)
           : DeviceInfo::MatrixShape{};
-  const KernelSpec run_spec = wgmma ? contract_wgmma_spec(spec)
+  const KernelSpec run_spec = wgmma ? contract_wgmma_spec(spec, contract_wgmma_tile_for(m))
                              : mma  ? contract_tensor_core_spec(spec)
                              : cm.m ? contract_coopmat_spec(spec, {cm.m, cm.n, cm.k}, emulated)
                                     : KernelSpec{};
@@ -267,6 +268,10 @@ Tensor launch(std::string_view op, const KernelSpec& spec, const std::string* na
         return out;
       }
     }
+  }
+  if (device.backend() != Backend::cpu) {  // (the CPU backend runs the reference: no tiles)
+    const ContractTile tile = contract_tile(variant ? run_spec : spec);
+    t_tile = fmt::format("{}x{}x{}", tile.m, tile.n, tile.k);
   }
   if (variant) {
     run_plan(op, run_spec, nullptr, operands, device, request, first, entry);
@@ -412,6 +417,7 @@ std::uint64_t contraction_library_runs() { return t_library; }
 std::uint64_t contraction_tensor_core_runs() { return t_mma; }
 std::uint64_t contraction_wgmma_runs() { return t_wgmma; }
 std::uint64_t contraction_coopmat_runs() { return t_coopmat; }
+const std::string& contraction_last_tile() { return t_tile; }
 void note_tensor_core_run() { ++t_mma; }
 
 bool tensor_cores_on(Device& device) {

@@ -73,6 +73,10 @@ bool tensor_cores_on(Device& device);
 bool wgmma_on(Device& device);
 // How many contractions on this thread ran Kiln's cooperative-matrix kernel (Vulkan).
 std::uint64_t contraction_coopmat_runs();
+// The tile ("MxNxK": output tile and K step, contract_tile) of the last of Kiln's contraction
+// kernels launched on a Vulkan or CUDA device on this thread (for the bench: which row of the tile
+// table ran).
+const std::string& contraction_last_tile();
 // The cooperative-matrix fragment |device|'s f16 contractions use: its DeviceInfo::cooperative_matrix
 // on a Vulkan device (m = 0: none); KILN_COOPMAT=emulate (read on each call) runs the kernel with
 // emulated 16x16x16 fragments on any Vulkan device (|emulated| set; slow: for checking the kernel

@@ -1,5 +1,5 @@
 // The Hopper contraction kernel (templates/cuda/contract_wgmma.cuh: wgmma, TMA loads, mbarriers,
-// a producer warpgroup and two consumers) compiled for the host and run on host threads, with the
+// a producer warpgroup and one or two consumers) compiled for the host and run on host threads, with the
 // instructions it uses emulated here as the PTX ISA and the driver API define them:
 //   - the TMA box load (cp.async.bulk.tensor, 128-byte swizzle: 16-byte chunk c of 128-byte row r
 //     lands at chunk c ^ (r % 8); elements outside the tensor read 0), its bytes completed on an
@@ -175,12 +175,13 @@ namespace {
 // A wgmma contraction [batch, m, k] x [k, n] -> [batch, m, n] f32 run on the host threads: a given
 // as [batch, m, k] (or [batch, k, m] when |a_mn|: m contiguous), b as [k, n] (n contiguous) or
 // [n, k] when |b_k_major| (b shared by the batch: stride 0), optionally y * 0.5 + bias - residual;
-// |blocks| blocks walk the tiles.
+// |blocks| blocks of the |tile_m| x 128 kernel walk the tiles.
 void check_wgmma(bool bf16, std::int64_t batch, std::int64_t m, std::int64_t n, std::int64_t k, bool a_mn,
-                 bool b_k_major, bool epilogue, unsigned blocks) {
+                 bool b_k_major, bool epilogue, unsigned blocks, int tile_m = 128) {
   SCOPED_TRACE(testing::Message() << (bf16 ? "bf16 " : "f16 ") << batch << "x" << m << "x" << n << "x" << k
                                   << (a_mn ? " a m-major" : "") << (b_k_major ? " b k-major" : "")
-                                  << (epilogue ? " epilogue" : "") << ", " << blocks << " blocks");
+                                  << (epilogue ? " epilogue" : "") << ", " << blocks << " blocks of " << tile_m
+                                  << " x 128");
   std::mt19937 rng(unsigned(m * 31 + n * 7 + k));
   std::uniform_real_distribution<float> u(-2, 2);
   auto bits = [&] { return bf16 ? f32_to_bf16_bits(u(rng)) : f32_to_f16_bits(u(rng)); };
@@ -193,8 +194,9 @@ void check_wgmma(bool bf16, std::int64_t batch, std::int64_t m, std::int64_t n, 
   for (float& v : res) v = u(rng);
   const Expr epi = parse_expr("x * 0.5 + y - z", {DType::f32, DType::f32, DType::f32});
   const DType t = bf16 ? DType::bf16 : DType::f16;
-  const KernelSpec spec = contract_wgmma_spec(make_contract_spec(t, t, DType::f32, epilogue ? &epi : nullptr));
-  ASSERT_EQ(spec.block_size, 384);
+  const KernelSpec spec = contract_wgmma_spec(make_contract_spec(t, t, DType::f32, epilogue ? &epi : nullptr), tile_m);
+  ASSERT_EQ(spec.block_size, tile_m == 128 ? 384 : 256);
+  ASSERT_EQ(contract_tile(spec).m, tile_m);
   const std::vector<std::int64_t> shape{batch, m, n, k};
   const std::vector<std::int64_t> sa = a_mn ? std::vector<std::int64_t>{m * k, 1, 0, m} : std::vector<std::int64_t>{m * k, k, 0, 1};
   const std::vector<std::int64_t> sb = b_k_major ? std::vector<std::int64_t>{0, 0, k, 1} : std::vector<std::int64_t>{0, 0, 1, n};
@@ -204,7 +206,7 @@ void check_wgmma(bool bf16, std::int64_t batch, std::int64_t m, std::int64_t n, 
     ops.push_back({reinterpret_cast<std::uint64_t>(bias.data()), sbias});
     ops.push_back({reinterpret_cast<std::uint64_t>(res.data()), sres});
   }
-  const PlanRequest request{shape, ops, reinterpret_cast<std::uint64_t>(out.data()), {}, 384};
+  const PlanRequest request{shape, ops, reinterpret_cast<std::uint64_t>(out.data()), {}, spec.block_size};
   std::string why;
   ASSERT_TRUE(contract_wgmma_fits(request, &why)) << why;
   LaunchPlan plan = family_of(spec).plan(spec, request, &why);
@@ -224,9 +226,17 @@ void check_wgmma(bool bf16, std::int64_t batch, std::int64_t m, std::int64_t n, 
   cuda_blocks::kiln::KilnWgmmaParams p;
   std::memcpy(&p, plan.params.data(), sizeof p);
   EXPECT_EQ(p.layout, (a_mn ? 1 : 0) | (b_k_major ? 0 : 2));
-  cuda_blocks::launch(std::min(plan.groups_x, blocks), 384, [&] {
-    if (bf16) cuda_blocks::kiln::contract_wgmma_run_bf16(p, cuda_blocks::WgmmaF32Out());
-    else cuda_blocks::kiln::contract_wgmma_run_f16(p, cuda_blocks::WgmmaF32Out());
+  EXPECT_EQ(p.c.tiles_m, (m + tile_m - 1) / tile_m);
+  cuda_blocks::launch(std::min(plan.groups_x, blocks), unsigned(spec.block_size), [&] {
+    namespace k = cuda_blocks::kiln;
+    if (tile_m == 64) {
+      if (bf16) k::contract_wgmma_run_bf16_m64(p, cuda_blocks::WgmmaF32Out());
+      else k::contract_wgmma_run_f16_m64(p, cuda_blocks::WgmmaF32Out());
+    } else if (bf16) {
+      k::contract_wgmma_run_bf16(p, cuda_blocks::WgmmaF32Out());
+    } else {
+      k::contract_wgmma_run_f16(p, cuda_blocks::WgmmaF32Out());
+    }
   });
   expect_tensor_core_sums(
       batch, m, n, k,
@@ -250,6 +260,34 @@ TEST(CudaWgmmaOnHost, TmaStagesDescriptorsAndFragments) {
   // a M-major and batched (a 3-D map over [k, m] planes), b K-major; partial last M box (m0 + 64
   // past m: a box wholly outside the tensor reads zeros).
   check_wgmma(true, 2, 48, 40, 24, true, true, true, 2);
+}
+
+// The tile table's 64 x 128 row (one consumer warpgroup, 256 threads; M <= 64, LLM decode): every
+// layout of a and b, a K tail, a batch with the epilogue, one block walking 2 batches x 2 tiles x 3
+// k steps (the ring wraps with 4 arrivals per empty phase), M = 1 (a decode step); and the table.
+TEST(CudaWgmmaOnHost, TheSixtyFourRowTile) {
+  check_wgmma(true, 1, 13, 136, 72, false, false, false, 2, 64);
+  check_wgmma(false, 2, 64, 200, 136, true, true, true, 1, 64);
+  check_wgmma(true, 1, 40, 24, 40, true, false, false, 1, 64);
+  check_wgmma(false, 1, 1, 130, 64, false, true, false, 2, 64);
+  // A 64-row box of an M-major a over 128 rows: the second tile's box starts at row 64.
+  check_wgmma(true, 1, 104, 64, 32, true, true, false, 1, 64);
+  EXPECT_EQ(contract_wgmma_tile_for(1), 64);
+  EXPECT_EQ(contract_wgmma_tile_for(64), 64);
+  EXPECT_EQ(contract_wgmma_tile_for(65), 128);
+  const KernelSpec plain = make_contract_spec(DType::bf16, DType::bf16, DType::bf16);
+  const KernelSpec small = contract_wgmma_spec(plain, 64), big = contract_wgmma_spec(plain);
+  EXPECT_NE(small.name(), big.name());
+  EXPECT_EQ(contract_same_variant(small, plain).name(), small.name());
+  EXPECT_THROW(contract_wgmma_spec(plain, 96), Error);
+  KernelSpec wrong = small;
+  wrong.block_size = 384;
+  std::string why;
+  EXPECT_FALSE(target_supports(wrong, Target::cuda, &why));
+  EXPECT_NE(why.find("256 threads"), std::string::npos) << why;
+  EXPECT_EQ(contract_tile(big).m, 128);
+  EXPECT_EQ(contract_tile(plain).m, kContractTileM);
+  EXPECT_EQ(contract_tile(contract_tensor_core_spec(plain)).k, 32);
 }
 
 TEST(CudaWgmmaOnHost, WhatTheTmaCannotLoadStaysOnMmaSync) {
@@ -284,15 +322,18 @@ TEST(CudaWgmmaOnHost, WhatTheTmaCannotLoadStaysOnMmaSync) {
 }
 
 // The kernels compile with NVRTC for sm_90a as kiln::jit compiles them (bf16 and f16, a fused
-// GELU + residual epilogue); the wgmma and TMA instructions exist on no other target, so plain
-// sm_90 refuses them (why the spec carries arch = sm_90a). Each names its dynamic shared memory.
+// GELU + residual epilogue, both rows of the tile table); the wgmma and TMA instructions exist on
+// no other target, so plain sm_90 refuses them (why the spec carries arch = sm_90a). Each names
+// its dynamic shared memory.
 TEST(CudaWgmmaOnHost, KernelsCompileForSm90aOnly) {
   const Expr gelu_bias_res =
       parse_expr("0.5 * (x + y) * (1 + erf((x + y) * 0.7071067811865476)) + z", {DType::f32, DType::f32, DType::bf16});
   std::string src;
   std::vector<KernelSpec> specs{contract_wgmma_spec(make_contract_spec(DType::bf16, DType::bf16, DType::bf16)),
                                 contract_wgmma_spec(make_contract_spec(DType::f16, DType::f16, DType::f32)),
-                                contract_wgmma_spec(make_contract_spec(DType::bf16, DType::bf16, DType::bf16, &gelu_bias_res))};
+                                contract_wgmma_spec(make_contract_spec(DType::bf16, DType::bf16, DType::bf16, &gelu_bias_res)),
+                                contract_wgmma_spec(make_contract_spec(DType::f16, DType::f16, DType::f16), 64),
+                                contract_wgmma_spec(make_contract_spec(DType::bf16, DType::bf16, DType::bf16, &gelu_bias_res), 64)};
   for (const KernelSpec& spec : specs) src += emit_cuda(spec);
   try {
     const std::vector<unsigned char> cubin = compile_cuda_cubin(src, "wgmma_test", "sm_90a", false);

@@ -107,7 +107,7 @@ bool contract_spec_supported(const KernelSpec& spec, std::string* why) {
   if (spec.inputs.size() != 2 + extra)
     return no(fmt::format("a contraction takes a, b and its epilogue's {} operands, not {} inputs", extra,
                           spec.inputs.size()));
-  const int threads = spec_contract_wgmma(spec) ? kContractWgmmaThreads : kContractThreads;
+  const int threads = spec_contract_wgmma(spec) ? 128 * (1 + contract_wgmma_tile_m(spec) / 64) : kContractThreads;
   if (spec.block_size != threads)
     return no(fmt::format("{} kernels run {} threads per block, not {}",
                           spec_contract_wgmma(spec) ? "wgmma contraction" : "contraction", threads, spec.block_size));
@@ -219,15 +219,16 @@ constexpr ContractTemplate kGemm = {"gemm", "cuda/contract.cuh", "KilnContractPa
 // The tensor-core kernels (CUDA only; the same entry point, another template).
 constexpr ContractTemplate kMmaBf16 = {"gemm", "cuda/contract_mma.cuh", "KilnContractParams", "contract_mma_run_bf16", ""};
 constexpr ContractTemplate kMmaF16 = {"gemm", "cuda/contract_mma.cuh", "KilnContractParams", "contract_mma_run_f16", ""};
-constexpr ContractTemplate kWgmmaBf16 = {"gemm", "cuda/contract_wgmma.cuh", "KilnWgmmaParams", "contract_wgmma_run_bf16", "",
-                                         kContractWgmmaThreads, "kiln::kWgSharedBytes"};
-constexpr ContractTemplate kWgmmaF16 = {"gemm", "cuda/contract_wgmma.cuh", "KilnWgmmaParams", "contract_wgmma_run_f16", "",
-                                        kContractWgmmaThreads, "kiln::kWgSharedBytes"};
+constexpr ContractTemplate kWgmma[2][2] = {  // [bf16][tile 128]
+    {{"gemm", "cuda/contract_wgmma.cuh", "KilnWgmmaParams", "contract_wgmma_run_f16_m64", "", 256, "kiln::kWgSharedBytesM64"},
+     {"gemm", "cuda/contract_wgmma.cuh", "KilnWgmmaParams", "contract_wgmma_run_f16", "", 384, "kiln::kWgSharedBytes"}},
+    {{"gemm", "cuda/contract_wgmma.cuh", "KilnWgmmaParams", "contract_wgmma_run_bf16_m64", "", 256, "kiln::kWgSharedBytesM64"},
+     {"gemm", "cuda/contract_wgmma.cuh", "KilnWgmmaParams", "contract_wgmma_run_bf16", "", 384, "kiln::kWgSharedBytes"}}};
 
 std::string contract_emit_cuda(const KernelSpec& spec, FunctionSet) {
   if (!spec_contract_tensor_cores(spec)) return contract_cuda_source(spec, kGemm);
   const bool bf16 = spec.inputs[0] == DType::bf16;
-  if (spec_contract_wgmma(spec)) return contract_cuda_source(spec, bf16 ? kWgmmaBf16 : kWgmmaF16);
+  if (spec_contract_wgmma(spec)) return contract_cuda_source(spec, kWgmma[bf16][contract_wgmma_tile_m(spec) == 128]);
   return contract_cuda_source(spec, bf16 ? kMmaBf16 : kMmaF16);
 }
 std::uint32_t contract_params_bytes(const KernelSpec& spec, int) {
@@ -321,7 +322,8 @@ bool contract_geometry(const PlanRequest& r, KilnContractParams& p, std::string*
 // nonzero stride, innermost first (templates/cuda/contract_wgmma.cuh); false with |why| when the
 // TMA cannot load it (cuTensorMapEncodeTiled's rules: 16-byte aligned address and strides, each
 // stride at least the extent below it; at most 5 dimensions).
-bool wgmma_operand_map(const KilnContractParams& p, int o, TensorMapRequest& t, bool& mn_major, std::string* why) {
+bool wgmma_operand_map(const KilnContractParams& p, int o, int tile_m, TensorMapRequest& t, bool& mn_major,
+                       std::string* why) {
   const char *name = o == 0 ? "a" : "b", *axis = o == 0 ? "m" : "n";
   const std::uint64_t address = o == 0 ? p.a : p.b;
   const std::int64_t rows = o == 0 ? p.m : p.n, s_rows = o == 0 ? p.a_m : p.b_n, s_k = o == 0 ? p.a_k : p.b_k;
@@ -358,7 +360,7 @@ bool wgmma_operand_map(const KilnContractParams& p, int o, TensorMapRequest& t, 
     return true;
   };
   if (!add(outer, outer_stride, mn_major ? "k" : axis)) return false;
-  t.box[1] = mn_major ? kWgmmaTileK : (o == 0 ? kContractMmaTileM : kContractMmaTileN);
+  t.box[1] = mn_major ? kWgmmaTileK : (o == 0 ? tile_m : kContractMmaTileN);
   for (std::int64_t d = p.batch_rank - 1; d >= 0; --d)
     if (p.batch_strides[o][d] != 0 && !add(p.batch_shape[d], p.batch_strides[o][d], "batch")) return false;
   return true;
@@ -367,9 +369,8 @@ bool wgmma_operand_map(const KilnContractParams& p, int o, TensorMapRequest& t, 
 LaunchPlan contract_plan(const KernelSpec& spec, const PlanRequest& r, std::string* why) {
   LaunchPlan plan;
   KilnContractParams p{};
-  const bool mma = spec_contract_tensor_cores(spec) || spec_contract_coopmat(spec);  // 128 x 128 tiles
-  if (!contract_geometry(r, p, why, mma ? kContractMmaTileM : kContractTileM, mma ? kContractMmaTileN : kContractTileN))
-    return plan;
+  const ContractTile tile = contract_tile(spec);
+  if (!contract_geometry(r, p, why, tile.m, tile.n)) return plan;
   p.out = r.out;
   p.a = r.inputs[0].address;
   p.b = r.inputs[1].address;
@@ -382,7 +383,7 @@ LaunchPlan contract_plan(const KernelSpec& spec, const PlanRequest& r, std::stri
     TensorMapRequest maps[2];
     for (int o = 0; o < 2; ++o) {
       bool mn = false;
-      if (!wgmma_operand_map(p, o, maps[o], mn, why)) return LaunchPlan{};
+      if (!wgmma_operand_map(p, o, tile.m, maps[o], mn, why)) return LaunchPlan{};
       w.layout |= std::int64_t(mn) << o;
     }
     maps[0].offset = offsetof(KilnWgmmaParams, a_map);
@@ -614,7 +615,7 @@ bool contract_wgmma_fits(const PlanRequest& r, std::string* why) {
   for (int o = 0; o < 2; ++o) {
     TensorMapRequest t;
     bool mn = false;
-    if (!wgmma_operand_map(p, o, t, mn, out)) return false;
+    if (!wgmma_operand_map(p, o, kContractMmaTileM, t, mn, out)) return false;
   }
   return true;
 }

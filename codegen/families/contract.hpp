@@ -50,12 +50,24 @@ bool spec_contract_tensor_cores(const KernelSpec& spec);
 inline constexpr int kContractMmaTileM = 128, kContractMmaTileN = 128;
 
 // The Hopper variant of tensor-core contraction kernel |spec| (CUDA sm_90a only, compiled for that
-// target: wgmma with TMA loads, templates/cuda/contract_wgmma.cuh; 384 threads, 128 x 128 tiles):
-// the same operands, sums and epilogues as contract_tensor_core_spec. Throws invalid_argument
-// where it does not apply (a conv kernel, or what contract_tensor_cores_apply refuses).
-KernelSpec contract_wgmma_spec(const KernelSpec& spec);
+// target: wgmma with TMA loads, templates/cuda/contract_wgmma.cuh) with output tiles of |tile_m|
+// x 128: 128 (384 threads) or 64 (256 threads: one consumer warpgroup, for M <= 64, e.g. LLM
+// decode) — contract_tile_for picks. The same operands, sums and epilogues as
+// contract_tensor_core_spec. Throws invalid_argument where it does not apply (a conv kernel, what
+// contract_tensor_cores_apply refuses, another tile).
+KernelSpec contract_wgmma_spec(const KernelSpec& spec, int tile_m = 128);
 bool spec_contract_wgmma(const KernelSpec& spec);
-inline constexpr int kContractWgmmaThreads = 384;
+int contract_wgmma_tile_m(const KernelSpec& spec);  // 128 or 64
+
+// The tile table: the output tile (M x N) and K step of the kernel a contraction spec runs (every
+// path: the portable kernel 64 x 64 x 16; mma.sync 128 x 128 x 32; wgmma 128 or 64 x 128 x 64;
+// Vulkan cooperative matrices 128 x 128 x 32), and the wgmma tile for M rows (64 where M <= 64:
+// half the tensor-core work and shared memory of a 128-row tile that would be mostly zeros).
+struct ContractTile {
+  int m = 0, n = 0, k = 0;
+};
+ContractTile contract_tile(const KernelSpec& spec);
+int contract_wgmma_tile_for(std::int64_t m);
 
 // The cooperative-matrix variant of contraction kernel |spec| (Vulkan: VK_NV_cooperative_matrix,
 // templates/glsl/contract_coopmat.glsl; 256 invocations in subgroups of 32, 128 x 128 tiles) on

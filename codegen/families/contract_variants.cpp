@@ -90,15 +90,27 @@ KernelSpec contract_tensor_core_spec(const KernelSpec& spec) {
   return t;
 }
 
-KernelSpec contract_wgmma_spec(const KernelSpec& spec) {
+KernelSpec contract_wgmma_spec(const KernelSpec& spec, int tile_m) {
   std::string why;
   if (spec.family != "contract") fail(ErrorCode::invalid_argument, fmt::format("{} kernels have no wgmma variant", spec.family));
   if (!contract_tensor_cores_apply(spec, &why)) fail(ErrorCode::invalid_argument, why);
+  if (tile_m != 128 && tile_m != 64)
+    fail(ErrorCode::invalid_argument, fmt::format("the wgmma kernel has tiles of 128 or 64 rows, not {}", tile_m));
   KernelSpec t = spec;
   t.set_attribute("path", "wgmma");
   t.set_attribute("arch", "sm_90a");
-  t.block_size = kContractWgmmaThreads;
+  if (tile_m == 64) t.set_attribute("tile", "64x128");  // (128 x 128 carries no attribute)
+  t.block_size = 128 * (1 + tile_m / 64);
   return t;
+}
+
+int contract_wgmma_tile_m(const KernelSpec& spec) { return spec.attribute("tile") == "64x128" ? 64 : 128; }
+int contract_wgmma_tile_for(std::int64_t m) { return m <= 64 ? 64 : 128; }
+
+ContractTile contract_tile(const KernelSpec& spec) {
+  if (spec_contract_wgmma(spec)) return {contract_wgmma_tile_m(spec), 128, 64};
+  if (spec_contract_tensor_cores(spec) || spec_contract_coopmat(spec)) return {kContractMmaTileM, kContractMmaTileN, 32};
+  return {kContractTileM, kContractTileN, kContractTileK};
 }
 
 // ---- Vulkan: cooperative matrices ----------------------------------------------------------------
@@ -145,7 +157,7 @@ KernelSpec contract_coopmat_spec(const KernelSpec& spec, const CoopmatShape& sha
 }
 
 KernelSpec contract_same_variant(const KernelSpec& variant, const KernelSpec& spec) {
-  if (spec_contract_wgmma(variant)) return contract_wgmma_spec(spec);
+  if (spec_contract_wgmma(variant)) return contract_wgmma_spec(spec, contract_wgmma_tile_m(variant));
   if (spec_contract_tensor_cores(variant)) return contract_tensor_core_spec(spec);
   if (spec_contract_coopmat(variant)) {
     CoopmatShape s;

@@ -1,24 +1,25 @@
 // Contractions on Hopper's tensor cores (sm_90a only; codegen/families/contract.cpp, path "wgmma"):
 // f16 or bf16 operands, f32 accumulators, wgmma.mma_async m64n128k16 reading both operands from
 // shared memory, the operands brought in by the TMA (cp.async.bulk.tensor) through a ring of
-// kWgStages stages, a warp-specialized block of 384 threads:
+// kWgStages stages, a warp-specialized block of 128 (1 + C) threads (C = 2: 128 x 128 output tiles;
+// C = 1: 64 x 128 tiles for M <= 64, WgTile):
 //   warpgroup 0, the producer: one thread waits for a free stage (its "empty" mbarrier), arms the
 //     stage's "full" mbarrier with the bytes to come and issues the stage's tensor loads (the TMA
 //     fills what lies outside the operand with zeros: partial tiles and the K tail need no code);
-//   warpgroups 1 and 2, the consumers: each owns 64 rows of the 128 x 128 output tile, waits for a
+//   warpgroups 1 .. C, the consumers: each owns 64 rows of the 64 C x 128 output tile, waits for a
 //     full stage, runs four k16 steps of wgmma over it, waits for them and frees the stage (each
-//     warp's lane 0 arrives on "empty": 8 arrivals), then applies the contraction family's
+//     warp's lane 0 arrives on "empty": 4 C arrivals), then applies the contraction family's
 //     epilogue functor (R::put) to its 64 accumulators per thread.
 // The tiles of the grid are walked by a grid-stride loop; producer and consumers count the same
 // k steps, so stage s = step % kWgStages and the mbarrier phase parity = (step / kWgStages) & 1.
 //
-// Shared memory (dynamic, kWgSharedBytes, the stages 1024-byte aligned): per stage a then b, each
-// 16 KiB, written by the TMA with the 128-byte swizzle (16-byte chunk c of 128-byte row r stored
-// at chunk c ^ (r % 8)), and read by wgmma through matrix descriptors in the same swizzle mode:
-//   K-major operand (its k axis contiguous; a as [m][k], b as [n][k]): one box of 64 k x 128 rows,
+// Shared memory (dynamic, WgTile<C>::kSharedBytes, the stages 1024-byte aligned): per stage a (8 C
+// KiB) then b (16 KiB), written by the TMA with the 128-byte swizzle (16-byte chunk c of 128-byte
+// row r stored at chunk c ^ (r % 8)), and read by wgmma through matrix descriptors in that mode:
+//   K-major operand (its k axis contiguous; a as [m][k], b as [n][k]): one box of 64 k x rows,
 //     row r at 128 r bytes: the canonical layout ((8, rows / 8), (8 elements, 2)) with 8-row groups
 //     1024 bytes apart (SBO); a k16 step starts 32 bytes further into the rows.
-//   MN-major operand (a's m or b's n contiguous: imm-trans 1): two boxes of 64 (m or n) x 64 k,
+//   MN-major operand (a's m or b's n contiguous: imm-trans 1): boxes of 64 (m or n) x 64 k,
 //     each k row 128 bytes; the canonical layout ((64 elements, 2 blocks), (8, k / 8)) with the
 //     64-wide blocks 8 KiB apart (LBO) and 8-k groups 1024 bytes apart (SBO); a k16 step starts
 //     2048 bytes further.
@@ -39,10 +40,18 @@
 
 namespace kiln {
 
-constexpr int kWgTileM = 128, kWgTileN = 128, kWgTileK = 64, kWgStages = 4, kWgThreads = 384;
-constexpr unsigned kWgOperandBytes = kWgTileM * kWgTileK * 2;  // one operand's stage: 16 KiB
-constexpr unsigned kWgStageBytes = 2 * kWgOperandBytes;
-constexpr unsigned kWgSharedBytes = kWgStages * kWgStageBytes + 2 * kWgStages * 8 + 1024;  // + barriers, alignment
+constexpr int kWgTileN = 128, kWgTileK = 64, kWgStages = 4;
+constexpr unsigned kWgBBytes = kWgTileN * kWgTileK * 2;  // b's part of a stage: 16 KiB
+// The tile table's rows: C consumer warpgroups of 64 rows each (C = 2: 128 x 128 tiles, 384
+// threads; C = 1: 64 x 128, 256 threads, for M <= 64; codegen/families/contract.cpp chooses).
+template <int C>
+struct WgTile {
+  static constexpr int kM = 64 * C, kThreads = 128 * (1 + C);
+  static constexpr unsigned kABytes = 8192u * C;  // a's part of a stage: 64 C rows x 64 k
+  static constexpr unsigned kStageBytes = kABytes + kWgBBytes;
+  static constexpr unsigned kSharedBytes = kWgStages * kStageBytes + 2 * kWgStages * 8 + 1024;  // + barriers, alignment
+};
+constexpr unsigned kWgSharedBytes = WgTile<2>::kSharedBytes, kWgSharedBytesM64 = WgTile<1>::kSharedBytes;
 
 // cuda.h's CUtensorMap: 128 opaque bytes, 64-byte aligned.
 struct __align__(64) KilnTensorMap {
@@ -243,17 +252,18 @@ __device__ __forceinline__ int contract_wgmma_batch_coords(const KilnContractPar
   return rank;
 }
 
-template <class R, bool BF16, bool A_MN, bool B_MN>
+template <class R, bool BF16, bool A_MN, bool B_MN, int C>
 __device__ void contract_wgmma_run(const KilnWgmmaParams& P, const R r) {
+  typedef WgTile<C> T;
   const KilnContractParams& p = P.c;
   unsigned char* smem = contract_wgmma_shared();
   const unsigned base = contract_wgmma_address(smem);
-  const unsigned full0 = base + kWgStages * kWgStageBytes, empty0 = full0 + 8u * kWgStages;
+  const unsigned full0 = base + kWgStages * T::kStageBytes, empty0 = full0 + 8u * kWgStages;
   const unsigned tid = threadIdx.x, wg = tid / 128u, warp = tid % 128u / 32u, lane = tid % 32u;
   if (tid == 0) {
     for (int s = 0; s < kWgStages; ++s) {
       contract_mbar_init(full0 + 8u * s, 1);
-      contract_mbar_init(empty0 + 8u * s, 8);  // lane 0 of each consumer warp
+      contract_mbar_init(empty0 + 8u * s, 4 * C);  // lane 0 of each consumer warp
     }
     contract_mbar_fence_init();
   }
@@ -266,19 +276,19 @@ __device__ void contract_wgmma_run(const KilnWgmmaParams& P, const R r) {
       const long long bi = w / tiles, tt = w - bi * tiles, tm = tt / p.tiles_n, tn = tt - tm * p.tiles_n;
       int ca[5], cb[5];
       const int ra = contract_wgmma_batch_coords(p, 0, bi, ca), rb = contract_wgmma_batch_coords(p, 1, bi, cb);
-      const int m0 = (int)(tm * kWgTileM), n0 = (int)(tn * kWgTileN);
+      const int m0 = (int)(tm * T::kM), n0 = (int)(tn * kWgTileN);
       for (long long kt = 0; kt < ksteps; ++kt, ++step) {
         const unsigned s = (unsigned)(step % kWgStages), parity = (unsigned)(step / kWgStages) & 1u;
-        const unsigned full = full0 + 8u * s, as = base + s * kWgStageBytes, bs = as + kWgOperandBytes;
+        const unsigned full = full0 + 8u * s, as = base + s * T::kStageBytes, bs = as + T::kABytes;
         const int k0 = (int)(kt * kWgTileK);
         contract_mbar_wait(empty0 + 8u * s, parity ^ 1u);
-        contract_mbar_arrive(full, kWgStageBytes);
-        if (A_MN) {  // two boxes of 64 m x 64 k
-          ca[0] = m0, ca[1] = k0;
-          contract_tma_load(as, &P.a_map, ca, ra, full);
-          ca[0] = m0 + 64;
-          contract_tma_load(as + kWgOperandBytes / 2, &P.a_map, ca, ra, full);
-        } else {  // one box of 64 k x 128 m
+        contract_mbar_arrive(full, T::kStageBytes);
+        if (A_MN) {  // C boxes of 64 m x 64 k
+          for (int c = 0; c < C; ++c) {
+            ca[0] = m0 + 64 * c, ca[1] = k0;
+            contract_tma_load(as + 8192u * c, &P.a_map, ca, ra, full);
+          }
+        } else {  // one box of 64 k x 64 C m
           ca[0] = k0, ca[1] = m0;
           contract_tma_load(as, &P.a_map, ca, ra, full);
         }
@@ -286,7 +296,7 @@ __device__ void contract_wgmma_run(const KilnWgmmaParams& P, const R r) {
           cb[0] = n0, cb[1] = k0;
           contract_tma_load(bs, &P.b_map, cb, rb, full);
           cb[0] = n0 + 64;
-          contract_tma_load(bs + kWgOperandBytes / 2, &P.b_map, cb, rb, full);
+          contract_tma_load(bs + kWgBBytes / 2, &P.b_map, cb, rb, full);
         } else {
           cb[0] = k0, cb[1] = n0;
           contract_tma_load(bs, &P.b_map, cb, rb, full);
@@ -303,7 +313,7 @@ __device__ void contract_wgmma_run(const KilnWgmmaParams& P, const R r) {
     float acc[64];
     for (long long kt = 0; kt < ksteps; ++kt, ++step) {
       const unsigned s = (unsigned)(step % kWgStages), parity = (unsigned)(step / kWgStages) & 1u;
-      const unsigned as = base + s * kWgStageBytes + cw * (kWgOperandBytes / 2), bs = base + s * kWgStageBytes + kWgOperandBytes;
+      const unsigned as = base + s * T::kStageBytes + cw * 8192u, bs = base + s * T::kStageBytes + T::kABytes;
       contract_mbar_wait(full0 + 8u * s, parity);
 #if defined(__CUDA_ARCH__)
       __syncwarp();  // the warp converged again for the .aligned instructions
@@ -313,8 +323,8 @@ __device__ void contract_wgmma_run(const KilnWgmmaParams& P, const R r) {
 #pragma unroll
       for (unsigned kk = 0; kk < kWgTileK / 16; ++kk) {
         // LBO: the 64-wide blocks of an MN-major operand 8 KiB apart; unused (1) for K-major.
-        const unsigned long long da = contract_wgmma_desc(A_MN ? as + 2048u * kk : as + 32u * kk, A_MN ? kWgOperandBytes / 2 : 16, 1024);
-        const unsigned long long db = contract_wgmma_desc(B_MN ? bs + 2048u * kk : bs + 32u * kk, B_MN ? kWgOperandBytes / 2 : 16, 1024);
+        const unsigned long long da = contract_wgmma_desc(A_MN ? as + 2048u * kk : as + 32u * kk, A_MN ? 8192u : 16u, 1024);
+        const unsigned long long db = contract_wgmma_desc(B_MN ? bs + 2048u * kk : bs + 32u * kk, B_MN ? 8192u : 16u, 1024);
         contract_wgmma_step<BF16, A_MN, B_MN>(acc, da, db, kt > 0 || kk > 0 ? 1u : 0u);
       }
       contract_wgmma_commit_and_wait();
@@ -323,7 +333,7 @@ __device__ void contract_wgmma_run(const KilnWgmmaParams& P, const R r) {
     }
     long long off[3], eoff[2];
     contract_batch_offsets(p, bi, off, eoff);
-    const long long row0 = tm * kWgTileM + 64 * cw + 16 * warp + lane / 4, col0 = tn * kWgTileN + 2 * (lane % 4);
+    const long long row0 = tm * T::kM + 64 * cw + 16 * warp + lane / 4, col0 = tn * kWgTileN + 2 * (lane % 4);
 #pragma unroll
     for (int i = 0; i < 64; ++i) {
       const long long om = row0 + 8 * ((i / 2) % 2), on = col0 + 8 * (i / 4) + i % 2;
@@ -337,22 +347,30 @@ __device__ void contract_wgmma_run(const KilnWgmmaParams& P, const R r) {
 
 // The operands' layouts (KilnWgmmaParams::layout) as template arguments: each wgmma has its
 // transposes as immediates, and the warpgroup's code stays free of divergent branches.
-template <class R, bool BF16>
+template <class R, bool BF16, int C>
 __device__ void contract_wgmma_dispatch(const KilnWgmmaParams& p, const R r) {
   switch (p.layout & 3) {
-    case 0: contract_wgmma_run<R, BF16, false, false>(p, r); break;
-    case 1: contract_wgmma_run<R, BF16, true, false>(p, r); break;
-    case 2: contract_wgmma_run<R, BF16, false, true>(p, r); break;
-    default: contract_wgmma_run<R, BF16, true, true>(p, r); break;
+    case 0: contract_wgmma_run<R, BF16, false, false, C>(p, r); break;
+    case 1: contract_wgmma_run<R, BF16, true, false, C>(p, r); break;
+    case 2: contract_wgmma_run<R, BF16, false, true, C>(p, r); break;
+    default: contract_wgmma_run<R, BF16, true, true, C>(p, r); break;
   }
 }
 template <class R>
 __device__ void contract_wgmma_run_bf16(const KilnWgmmaParams& p, const R r) {
-  contract_wgmma_dispatch<R, true>(p, r);
+  contract_wgmma_dispatch<R, true, 2>(p, r);
 }
 template <class R>
 __device__ void contract_wgmma_run_f16(const KilnWgmmaParams& p, const R r) {
-  contract_wgmma_dispatch<R, false>(p, r);
+  contract_wgmma_dispatch<R, false, 2>(p, r);
+}
+template <class R>
+__device__ void contract_wgmma_run_bf16_m64(const KilnWgmmaParams& p, const R r) {
+  contract_wgmma_dispatch<R, true, 1>(p, r);
+}
+template <class R>
+__device__ void contract_wgmma_run_f16_m64(const KilnWgmmaParams& p, const R r) {
+  contract_wgmma_dispatch<R, false, 1>(p, r);
 }
 
 }  // namespace kiln
