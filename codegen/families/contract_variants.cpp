@@ -67,18 +67,23 @@ bool spec_contract_wgmma(const KernelSpec& spec) { return spec.attribute("path")
 bool spec_contract_coopmat(const KernelSpec& spec) { return spec.attribute("path") == "coopmat"; }
 
 bool contract_tensor_cores_apply(const KernelSpec& spec, std::string* why) {
-  auto no = [&](std::string reason) {
-    if (why) *why = std::move(reason);
+  auto no = [&](const auto& reason) {  // (formatted only when asked for: this is on every contraction's path)
+    if (why) *why = reason();
     return false;
   };
   if (spec.family != "contract" && spec.family != "conv")
-    return no(fmt::format("{} is not a contraction or conv kernel", spec.name()));
+    return no([&] { return fmt::format("{} is not a contraction or conv kernel", spec.name()); });
   const DType a = spec.inputs.at(0), b = spec.inputs.at(1);
   if (a != b || (a != DType::f16 && a != DType::bf16))
-    return no(fmt::format("the tensor-core kernels take two f16 or two bf16 operands, not {} x {}", dtype_name(a),
-                          dtype_name(b)));
+    return no([&] {
+      return fmt::format("the tensor-core kernels take two f16 or two bf16 operands, not {} x {}", dtype_name(a),
+                         dtype_name(b));
+    });
   if (contract_accumulator_dtype(a, b, spec.output) != DType::f32)
-    return no(fmt::format("the tensor-core kernels sum in f32, not {}", dtype_name(contract_accumulator_dtype(a, b, spec.output))));
+    return no([&] {
+      return fmt::format("the tensor-core kernels sum in f32, not {}",
+                         dtype_name(contract_accumulator_dtype(a, b, spec.output)));
+    });
   return true;
 }
 
@@ -125,22 +130,27 @@ bool coopmat_shape_fits(const CoopmatShape& s, std::string* why) {
 }
 
 bool contract_coopmat_applies(const KernelSpec& spec, std::string* why) {
-  auto no = [&](std::string reason) {
-    if (why) *why = std::move(reason);
+  auto no = [&](const auto& reason) {  // (formatted only when asked for: this is on every contraction's path)
+    if (why) *why = reason();
     return false;
   };
-  if (spec.family != "contract") return no(fmt::format("{} kernels have no cooperative-matrix variant", spec.family));
+  if (spec.family != "contract")
+    return no([&] { return fmt::format("{} kernels have no cooperative-matrix variant", spec.family); });
   const DType a = spec.inputs.at(0), b = spec.inputs.at(1);
   if (a != DType::f16 || b != DType::f16)
-    return no(fmt::format("the cooperative-matrix kernel takes two f16 operands (VK_NV_cooperative_matrix has no "
-                          "bf16), not {} x {}", dtype_name(a), dtype_name(b)));
+    return no([&] {
+      return fmt::format("the cooperative-matrix kernel takes two f16 operands (VK_NV_cooperative_matrix has no "
+                         "bf16), not {} x {}", dtype_name(a), dtype_name(b));
+    });
   if (contract_accumulator_dtype(a, b, spec.output) != DType::f32)
-    return no(fmt::format("the cooperative-matrix kernel sums in f32, not {}",
-                          dtype_name(contract_accumulator_dtype(a, b, spec.output))));
+    return no([&] {
+      return fmt::format("the cooperative-matrix kernel sums in f32, not {}",
+                         dtype_name(contract_accumulator_dtype(a, b, spec.output)));
+    });
   if (spec_contract_coopmat(spec)) {
     CoopmatShape s;
     if (!parse_fragment(spec.attribute("fragment"), s))
-      return no(fmt::format("fragment '{}' is not MxNxK", spec.attribute("fragment")));
+      return no([&] { return fmt::format("fragment '{}' is not MxNxK", spec.attribute("fragment")); });
     if (!coopmat_shape_fits(s, why)) return false;
   }
   return true;
