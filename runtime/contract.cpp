@@ -23,7 +23,7 @@ namespace kiln {
 namespace {
 
 thread_local std::uint64_t t_copies = 0, t_library = 0, t_mma = 0, t_wgmma = 0, t_coopmat = 0;
-thread_local std::string t_tile;
+thread_local ContractTile t_tile;  // (formatted when asked: contraction_last_tile)
 
 // The iteration space of one contraction: the output's shape, and a and b (possibly copied) with
 // their axes grouped as batch, free (M for a, N for b) and contracted (K, paired in order).
@@ -269,10 +269,7 @@ Tensor launch(std::string_view op, const KernelSpec& spec, const std::string* na
       }
     }
   }
-  if (device.backend() != Backend::cpu) {  // (the CPU backend runs the reference: no tiles)
-    const ContractTile tile = contract_tile(variant ? run_spec : spec);
-    t_tile = fmt::format("{}x{}x{}", tile.m, tile.n, tile.k);
-  }
+  if (device.backend() != Backend::cpu) t_tile = contract_tile(variant ? run_spec : spec);  // (the CPU: no tiles)
   if (variant) {
     run_plan(op, run_spec, nullptr, operands, device, request, first, entry);
     if (cm.m) {
@@ -417,7 +414,11 @@ std::uint64_t contraction_library_runs() { return t_library; }
 std::uint64_t contraction_tensor_core_runs() { return t_mma; }
 std::uint64_t contraction_wgmma_runs() { return t_wgmma; }
 std::uint64_t contraction_coopmat_runs() { return t_coopmat; }
-const std::string& contraction_last_tile() { return t_tile; }
+const std::string& contraction_last_tile() {
+  thread_local std::string text;
+  text = t_tile.m ? fmt::format("{}x{}x{}", t_tile.m, t_tile.n, t_tile.k) : std::string();
+  return text;
+}
 void note_tensor_core_run() { ++t_mma; }
 
 bool tensor_cores_on(Device& device) {
