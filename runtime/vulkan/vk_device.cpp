@@ -219,11 +219,12 @@ VulkanDevice::VulkanDevice(const InstanceState& instance, VkPhysicalDevice physi
                       (q.pssc.requiredSubgroupSizeStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
                       q.pssc.minSubgroupSize <= 32 && q.pssc.maxSubgroupSize >= 32 &&
                       q.pssc.maxComputeWorkgroupSubgroups >= 8;
+  const bool wanted = !(coopmat_env && std::string_view(coopmat_env) == "0");
+  const bool in_compute = q.pcm.cooperativeMatrixSupportedStages & VK_SHADER_STAGE_COMPUTE_BIT;
+  const bool declared = q.f12.shaderFloat16 && q.f11.storageBuffer16BitAccess && q.f12.vulkanMemoryModel;
   std::string matrix_shapes;
   const DeviceInfo::MatrixShape matrix = choose_matrix_shape(
-      q.matrix_shapes,
-      !(coopmat_env && std::string_view(coopmat_env) == "0") && (q.pcm.cooperativeMatrixSupportedStages & VK_SHADER_STAGE_COMPUTE_BIT) && q.p11.subgroupSize == 32 &&
-          (only_32 || pin_32) && q.f12.shaderFloat16 && q.f11.storageBuffer16BitAccess && q.f12.vulkanMemoryModel,
+      q.matrix_shapes, wanted && in_compute && declared && q.p11.subgroupSize == 32 && (only_32 || pin_32),
       &matrix_shapes);
   VkPhysicalDeviceCooperativeMatrixFeaturesNV ecm{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV};
   if (matrix.m) {
