@@ -1,8 +1,9 @@
-// Convolution cases: ResNet-50 layers in NHWC bf16 (the input [N, H, W, C], the kernel [O, kh, kw, C],
-// the output [N, H', W', O]: permutations, no copies), 3x3 and 1x1, against
+// Convolution cases: ResNet-50 layers in NHWC bf16 and f16 (the input [N, H, W, C], the kernel
+// [O, kh, kw, C], the output [N, H', W', O]: permutations, no copies), 3x3 and 1x1, against
 // torch.nn.functional.conv2d on channels-last tensors with --peer torch. The elements of --size
 // pick the batch (up to 32 images) or, below one image, a smaller square image; FLOPs are
-// 2 N H' W' O C kh kw, bytes the operands read once and the output written once. Not in the default
+// 2 N H' W' O C kh kw, bytes the operands read once and the output written once. f16 is the Vulkan
+// cooperative-matrix kernel's dtype (bf16 has no NV cooperative-matrix type). Not in the default
 // run: kiln-bench --op conv.
 #include <algorithm>
 #include <cmath>
@@ -67,7 +68,8 @@ struct ConvCase : ShapedCase {
     return 2 * double(d.n) * double(d.out_hw * d.out_hw) * double(layer.o) * double(layer.c * layer.k * layer.k);
   }
   Tensor run(const std::vector<Tensor>& inputs, const Tensor* out) const override {
-    // As kiln::conv runs it: on the tensor cores where they apply (bf16, CUDA sm_80+).
+    // As kiln::conv runs it: on the tensor cores where they apply (bf16 and f16 on CUDA sm_80+, f16
+    // on Vulkan cooperative matrices).
     return run_conv_kernel("conv", kernel, nullptr, inputs, options(), out, nullptr, nullptr, /*tensor_cores=*/true);
   }
   std::vector<std::string> torch_operands(std::uint64_t size) const override {
@@ -88,24 +90,26 @@ struct ConvCase : ShapedCase {
 
 std::vector<BenchCase> conv_cases() {
   std::vector<BenchCase> out;
-  for (const Layer& l : kLayers) {
-    BenchCase b;
-    b.kind = CaseKind::contract;
-    auto c = std::make_shared<ConvCase>();
-    c->kernel = make_conv_spec(DType::bf16, DType::bf16, DType::bf16);
-    c->layer = l;
-    b.shaped = c;
-    b.op = "conv";
-    b.name = fmt::format("conv.{}.bf16", l.name);
-    b.expr = parse_expr("x", {DType::bf16}, b.name);
-    b.expr_text = fmt::format("ResNet-50 {}: NHWC [N,{},{},{}] * [{},{},{},{}], stride {}, same padding", l.name, l.hw,
-                              l.hw, l.c, l.o, l.k, l.k, l.c, l.stride);
-    b.torch_fn = fmt::format("return torch.nn.functional.conv2d({{0}}, {{1}}, stride={}, padding={})", l.stride, l.k / 2);
-    // Inputs in [-1, 1]; sums of up to 4608 products in f32, the bf16 output rounded to 8 bits.
-    b.ranges = {InputRange{-1, 1}, InputRange{-1, 1}};
-    b.atol = 5e-2;
-    b.rtol = 2e-2;
-    out.push_back(std::move(b));
+  for (DType t : {DType::bf16, DType::f16}) {
+    for (const Layer& l : kLayers) {
+      BenchCase b;
+      b.kind = CaseKind::contract;
+      auto c = std::make_shared<ConvCase>();
+      c->kernel = make_conv_spec(t, t, t);
+      c->layer = l;
+      b.shaped = c;
+      b.op = "conv";
+      b.name = fmt::format("conv.{}.{}", l.name, dtype_name(t));
+      b.expr = parse_expr("x", {t}, b.name);
+      b.expr_text = fmt::format("ResNet-50 {}: NHWC [N,{},{},{}] * [{},{},{},{}], stride {}, same padding", l.name, l.hw,
+                                l.hw, l.c, l.o, l.k, l.k, l.c, l.stride);
+      b.torch_fn = fmt::format("return torch.nn.functional.conv2d({{0}}, {{1}}, stride={}, padding={})", l.stride, l.k / 2);
+      // Inputs in [-1, 1]; sums of up to 4608 products in f32, the output rounded to 8 (bf16) or 11 bits.
+      b.ranges = {InputRange{-1, 1}, InputRange{-1, 1}};
+      b.atol = 5e-2;
+      b.rtol = 2e-2;
+      out.push_back(std::move(b));
+    }
   }
   return out;
 }

@@ -174,6 +174,7 @@ void print_table(const RunInfo& run, const std::vector<Result>& results) {
           : r->tensor_cores       ? fmt::format("Kiln's tensor-core kernel (mma.sync, {} tiles)", r->tile)
           : !r->coopmat.empty()   ? fmt::format("Kiln's cooperative-matrix kernel (VK_NV_cooperative_matrix, {} "
                                                 "fragments, {} tiles)", r->coopmat, r->tile)
+          : r->tile.empty()       ? std::string("Kiln's kernel")  // (the CPU backend: no tiles)
                                   : fmt::format("Kiln's kernel ({} tiles)", r->tile);
       fmt::print("{} (contraction): {}, {} operand copies while timed\n", r->bench->name, kernel, r->copies);
     }

@@ -269,7 +269,7 @@ Tensor launch(std::string_view op, const KernelSpec& spec, const std::string* na
       }
     }
   }
-  if (device.backend() != Backend::cpu) t_tile = contract_tile(variant ? run_spec : spec);  // (the CPU: no tiles)
+  note_contraction_tile(device, variant ? run_spec : spec);
   if (variant) {
     run_plan(op, run_spec, nullptr, operands, device, request, first, entry);
     if (cm.m) {
@@ -420,6 +420,10 @@ const std::string& contraction_last_tile() {
   return text;
 }
 void note_tensor_core_run() { ++t_mma; }
+void note_coopmat_run() { ++t_coopmat; }
+void note_contraction_tile(Device& device, const KernelSpec& spec) {
+  if (device.backend() != Backend::cpu) t_tile = contract_tile(spec);  // (the CPU: no tiles)
+}
 
 bool tensor_cores_on(Device& device) {
   if (device.backend() != Backend::cuda) return false;

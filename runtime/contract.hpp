@@ -71,12 +71,14 @@ bool tensor_cores_on(Device& device);
 // Whether |device| is an sm_90 GPU (H100, H200) whose tensor-core contractions use the wgmma
 // kernel (where the TMA can load the operands; KILN_WGMMA=0 keeps them on mma.sync).
 bool wgmma_on(Device& device);
-// How many contractions on this thread ran Kiln's cooperative-matrix kernel (Vulkan).
+// How many contractions and convolutions on this thread ran Kiln's cooperative-matrix kernels (Vulkan).
 std::uint64_t contraction_coopmat_runs();
-// The tile ("MxNxK": output tile and K step, contract_tile) of the last of Kiln's contraction
+void note_coopmat_run();
+// The tile ("MxNxK": output tile and K step, contract_tile) of the last of Kiln's contraction or conv
 // kernels launched on a Vulkan or CUDA device on this thread (for the bench: which row of the tile
 // table ran).
 const std::string& contraction_last_tile();
+void note_contraction_tile(Device& device, const KernelSpec& spec);  // (spec: the kernel launched)
 // The cooperative-matrix fragment |device|'s f16 contractions use: its DeviceInfo::cooperative_matrix
 // on a Vulkan device (m = 0: none); KILN_COOPMAT=emulate (read on each call) runs the kernel with
 // emulated 16x16x16 fragments on any Vulkan device (|emulated| set; slow: for checking the kernel

@@ -207,10 +207,25 @@ Tensor run_conv_kernel(std::string_view op, const KernelSpec& spec, const std::s
   PlanRequest request{shape, ops, out.address(), axes, spec.block_size};
   // The tensor ops' kernels (not a manifest's built kernel) on the tensor cores where they apply.
   if (tensor_cores && !first && !entry && tensor_cores_on(device) && contract_tensor_cores_apply(spec, nullptr)) {
-    run_plan(op, contract_tensor_core_spec(spec), nullptr, operands, device, request, first, entry);
+    const KernelSpec mma = contract_tensor_core_spec(spec);
+    note_contraction_tile(device, mma);
+    run_plan(op, mma, nullptr, operands, device, request, first, entry);
     note_tensor_core_run();
     return out;
   }
+  // On Vulkan the cooperative-matrix kernel where the device has the matrix units.
+  if (tensor_cores && !first && !entry && device.backend() == Backend::vulkan && contract_coopmat_applies(spec, nullptr) &&
+      conv_coopmat_fits(request, nullptr)) {
+    bool emulated = false;
+    if (const DeviceInfo::MatrixShape cm = coopmat_on(device, &emulated); cm.m) {
+      const KernelSpec coopmat = contract_coopmat_spec(spec, {cm.m, cm.n, cm.k}, emulated);
+      note_contraction_tile(device, coopmat);
+      run_plan(op, coopmat, nullptr, operands, device, request, first, entry);
+      note_coopmat_run();
+      return out;
+    }
+  }
+  note_contraction_tile(device, spec);
   run_plan(op, spec, name, operands, device, request, first, entry);
   return out;
 }

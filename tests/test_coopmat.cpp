@@ -1,9 +1,10 @@
-// The Vulkan cooperative-matrix contraction kernel (templates/glsl/contract_coopmat.glsl) where no
-// device has the extension: its SPIR-V for VK_NV_cooperative_matrix compiles and validates for
-// every fragment shape it takes (as the JIT compiles it), the variant refuses what it cannot do, an
-// epilogue fused into it stays on it, and the device's shape is chosen from what a driver reports.
-// It runs in Vulkan/Contract.CooperativeMatrixKernelOnVulkan (emulated on lavapipe, and on the
-// matrix units where a device has them).
+// The Vulkan cooperative-matrix contraction and conv kernels (templates/glsl/coopmat.glsl with
+// contract_coopmat.glsl, conv_coopmat.glsl) where no device has the extension: their SPIR-V for
+// VK_NV_cooperative_matrix compiles and validates for every fragment shape they take (as the JIT
+// compiles it), the variant refuses what it cannot do, an epilogue fused into it stays on it, and
+// the device's shape is chosen from what a driver reports. They run in
+// Vulkan/Contract.CooperativeMatrixKernelOnVulkan and Vulkan/Conv.CooperativeMatrixKernelOnVulkan
+// (emulated on lavapipe, and on the matrix units where a device has them).
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -53,7 +54,9 @@ TEST(EmitCoopmat, KernelsCompileAndValidateForEveryFragmentShape) {
                                    {DType::f32, DType::f32, DType::f16});
   const std::vector<KernelSpec> plain{make_contract_spec(DType::f16, DType::f16, DType::f16),
                                       make_contract_spec(DType::f16, DType::f16, DType::f32),
-                                      make_contract_spec(DType::f16, DType::f16, DType::f16, &gelu_res)};
+                                      make_contract_spec(DType::f16, DType::f16, DType::f16, &gelu_res),
+                                      make_conv_spec(DType::f16, DType::f16, DType::f16),
+                                      make_conv_spec(DType::f16, DType::f16, DType::f32, &gelu_res)};
   for (const CoopmatShape s : {CoopmatShape{16, 16, 16}, CoopmatShape{16, 8, 16}, CoopmatShape{16, 8, 8},
                                CoopmatShape{8, 8, 8}, CoopmatShape{32, 8, 16}})
     for (const KernelSpec& p : plain)
@@ -90,7 +93,10 @@ TEST(EmitCoopmat, RefusesWhatItCannotDoAndKeepsFusedEpilogues) {
   refused(make_contract_spec(DType::bf16, DType::bf16, DType::bf16), {16, 16, 16}, "two f16 operands");
   refused(make_contract_spec(DType::f16, DType::f32, DType::f32), {16, 16, 16}, "two f16 operands");
   refused(make_contract_spec(DType::f16, DType::f16, DType::f64), {16, 16, 16}, "sums in f32, not f64");
-  refused(make_conv_spec(DType::f16, DType::f16, DType::f16), {16, 16, 16}, "no cooperative-matrix variant");
+  refused(make_conv_spec(DType::bf16, DType::bf16, DType::f32), {16, 16, 16}, "two f16 operands");
+  KernelSpec reduce = make_contract_spec(DType::f16, DType::f16, DType::f16);
+  reduce.family = "reduce";
+  refused(reduce, {16, 16, 16}, "reduce kernels have no cooperative-matrix variant");
   refused(make_contract_spec(DType::f16, DType::f16, DType::f16), {16, 16, 64}, "not 16x16x64");
   refused(make_contract_spec(DType::f16, DType::f16, DType::f16), {32, 32, 16}, "at most 256");
   refused(make_contract_spec(DType::f16, DType::f16, DType::f16), {12, 16, 16}, "not 12x16x16");
@@ -108,6 +114,29 @@ TEST(EmitCoopmat, RefusesWhatItCannotDoAndKeepsFusedEpilogues) {
   EXPECT_EQ(fused.attribute("fragment"), "16x8x16");
   EXPECT_EQ(fused.attribute("emulate"), "1");
   EXPECT_EQ(contract_same_variant(make_contract_spec(DType::f16, DType::f16, DType::f32), fused).name(), fused.name());
+}
+
+// The conv kernel splits rows and k in 32-bit arithmetic: requests with 2^31 or more output rows or
+// products per output are refused (the runtime keeps them on the portable kernel), with the sizes.
+TEST(EmitCoopmat, ConvRequestsPastThirtyTwoBitIndicesAreRefused) {
+  auto fits = [](std::int64_t images, std::int64_t positions, std::int64_t channels, std::string* why) {
+    // 1-D, [G, N, o, O, C, k]: 8 output channels, a kernel of width 1, stride 1, no padding.
+    const std::vector<std::int64_t> shape{1, images, positions, 8, channels, 1};
+    const std::vector<std::int64_t> in{0, positions * channels, 1, 0, positions, 1}, kern{0, 0, 0, channels, 1, 1};
+    const std::vector<PlanOperand> ops{{0, in}, {0, kern}};
+    const std::vector<ConvDim> dims{{1, 0, 1, 1, positions}};
+    const std::vector<int> axes = conv_request_axes(std::vector<int>{0, 1, 2}, dims, false);
+    return conv_coopmat_fits(PlanRequest{shape, ops, 0, axes}, why);
+  };
+  std::string why;
+  EXPECT_TRUE(fits(4, 1 << 20, 64, &why)) << why;
+  EXPECT_TRUE(fits(2047, 1 << 20, 1, &why)) << why;  // 2^31 - 2^20 rows
+  EXPECT_FALSE(fits(2048, 1 << 20, 1, &why));        // 2^31
+  EXPECT_NE(why.find("this request has 2147483648 and 1"), std::string::npos) << why;
+  EXPECT_FALSE(fits(1, 16, std::int64_t(1) << 31, &why));
+  EXPECT_NE(why.find("this request has 16 and 2147483648"), std::string::npos) << why;
+  EXPECT_FALSE(fits(1, 16, -1, &why));  // a malformed request: the geometry's reason
+  EXPECT_NE(why.find("negative extent"), std::string::npos) << why;
 }
 
 // Shape lists of the kind a driver with matrix units reports for VK_NV_cooperative_matrix (f16

@@ -208,6 +208,7 @@ std::string contract_glsl_source(const KernelSpec& spec, const ContractTemplate&
     s += fmt::format("  {} a{} = KILN_LOAD{}(KilnIn{}Ref(e{}).v);\n", glsl_compute(spec.inputs[k]), k - 1, k, k, k - 2);
   s += glsl_locals(st, "  ") + fmt::format("  KilnOutRef(address).v = KILN_STORE(v{});\n}}\n", st.root());
   if (!t.glsl_params.empty()) s += glsl_inline(t.glsl_params);
+  if (!t.glsl_core.empty()) s += glsl_inline(t.glsl_core);
   s += glsl_inline(t.glsl_template);
   return s;
 }

@@ -69,8 +69,9 @@ struct ContractTile {
 ContractTile contract_tile(const KernelSpec& spec);
 int contract_wgmma_tile_for(std::int64_t m);
 
-// The cooperative-matrix variant of contraction kernel |spec| (Vulkan: VK_NV_cooperative_matrix,
-// templates/glsl/contract_coopmat.glsl; 256 invocations in subgroups of 32, 128 x 128 tiles) on
+// The cooperative-matrix variant of contraction or conv kernel |spec| (Vulkan:
+// VK_NV_cooperative_matrix, templates/glsl/coopmat.glsl with the family's contract_coopmat.glsl or
+// conv_coopmat.glsl; 256 invocations in subgroups of 32, 128 x 128 tiles) on
 // fragments of |shape| (A: M x K, B: K x N, f16; C: M x N, f32), the shape the device reports
 // (DeviceInfo::cooperative_matrix): two f16 operands summed in f32 by the matrix units (their order
 // and rounding), any epilogue and output. |emulated|: the fragments are plain arrays and their
@@ -130,6 +131,8 @@ struct ContractTemplate {
   int threads = kContractThreads;       // per block (__launch_bounds__)
   std::string_view shared_bytes = {};  // the dynamic shared memory a block needs (a C++ expression), or none
   std::string_view glsl_params = {};   // a GLSL template inlined before glsl_template (its params block)
+  std::string_view glsl_core = {};     // one inlined between the two (glsl/coopmat.glsl: the tile product
+                                       // whose hooks glsl_template defines)
 };
 std::string contract_cuda_source(const KernelSpec& spec, const ContractTemplate& t);
 // |defines|: lines for the top of the prelude (#extension and #define lines of a variant).

@@ -1,9 +1,9 @@
 // The contraction family's kernel variants beside the portable k-order kernel (contract.cpp): the
 // tensor-core kernels on CUDA (path mma: mma.sync, templates/cuda/contract_mma.cuh and
 // conv_mma.cuh; path wgmma: sm_90a, contract_wgmma.cuh) and the cooperative-matrix kernel on Vulkan
-// (path coopmat: templates/glsl/contract_coopmat.glsl). A variant is a spec attribute, so it is
-// part of the kernel's name; each takes two f16 (coopmat) or f16/bf16 (CUDA) operands summed in f32
-// and every epilogue and output the portable kernel takes.
+// (path coopmat: templates/glsl/coopmat.glsl with contract_coopmat.glsl or conv_coopmat.glsl). A
+// variant is a spec attribute, so it is part of the kernel's name; each takes two f16 (coopmat) or
+// f16/bf16 (CUDA) operands summed in f32 and every epilogue and output the portable kernel takes.
 #include "codegen/families/contract.hpp"
 
 #include <algorithm>
@@ -20,8 +20,10 @@ namespace kiln {
 
 namespace {
 
-constexpr ContractTemplate kCoopmat = {"gemm", "", "", "", "glsl/contract_coopmat.glsl", kContractThreads, {},
-                                       "glsl/contract_params.glsl"};
+// The tile product (glsl/coopmat.glsl) with each family's operands: [contraction, conv].
+constexpr ContractTemplate kCoopmat[2] = {
+    {"gemm", "", "", "", "glsl/contract_coopmat.glsl", kContractThreads, {}, "glsl/contract_params.glsl", "glsl/coopmat.glsl"},
+    {"conv", "", "", "", "glsl/conv_coopmat.glsl", kContractThreads, {}, "glsl/conv_params.glsl", "glsl/coopmat.glsl"}};
 
 bool parse_fragment(std::string_view text, CoopmatShape& s) {
   int* fields[3] = {&s.m, &s.n, &s.k};
@@ -134,7 +136,7 @@ bool contract_coopmat_applies(const KernelSpec& spec, std::string* why) {
     if (why) *why = reason();
     return false;
   };
-  if (spec.family != "contract")
+  if (spec.family != "contract" && spec.family != "conv")
     return no([&] { return fmt::format("{} kernels have no cooperative-matrix variant", spec.family); });
   const DType a = spec.inputs.at(0), b = spec.inputs.at(1);
   if (a != DType::f16 || b != DType::f16)
@@ -187,7 +189,7 @@ std::string contract_coopmat_glsl(const KernelSpec& spec) {
                "#extension GL_NV_cooperative_matrix : require\n";
   defines += fmt::format("#define KILN_CM_M {}\n#define KILN_CM_N {}\n#define KILN_CM_K {}\n#define KILN_CM_EMULATED {}",
                          s.m, s.n, s.k, emulated ? 1 : 0);
-  return contract_glsl_source(spec, kCoopmat, defines);
+  return contract_glsl_source(spec, kCoopmat[spec.family == "conv"], defines);
 }
 
 }  // namespace kiln

@@ -50,7 +50,8 @@ constexpr FamilyEntryPoint kEntryPoints[] = {{"conv", sizeof(KilnConvParams)}};
 constexpr std::string_view kSlots[] = {"expr", "epilogue"};
 constexpr std::string_view kManifestKeys[] = {"name",    "family",   "op",       "inputs",
                                               "output",  "targets",  "epilogue", "precision"};
-constexpr ContractTemplate kConv = {"conv", "cuda/conv.cuh", "KilnConvParams", "conv_run", "glsl/conv.glsl"};
+constexpr ContractTemplate kConv = {"conv", "cuda/conv.cuh", "KilnConvParams", "conv_run", "glsl/conv.glsl",
+                                    kContractThreads, {}, "glsl/conv_params.glsl"};
 // On the tensor cores (CUDA sm_80+, two f16 or two bf16 operands summed in f32): the same entry
 // point, another template (128 x 128 tiles).
 constexpr ContractTemplate kConvMmaBf16 = {"conv", "cuda/conv_mma.cuh", "KilnConvParams", "conv_mma_run_bf16", ""};
@@ -151,9 +152,9 @@ bool conv_geometry(const PlanRequest& r, KilnConvParams& p, std::string* why, st
 LaunchPlan conv_plan(const KernelSpec& spec, const PlanRequest& r, std::string* why) {
   LaunchPlan plan;
   KilnConvParams p{};
-  const bool mma = spec_contract_tensor_cores(spec);
-  if (!conv_geometry(r, p, why, mma ? kContractMmaTileM : kContractTileM, mma ? kContractMmaTileN : kContractTileN))
-    return plan;
+  const ContractTile tile = contract_tile(spec);
+  if (!conv_geometry(r, p, why, tile.m, tile.n)) return plan;
+  if (spec_contract_coopmat(spec) && !conv_coopmat_fits(r, why)) return plan;
   p.out = r.out;
   p.a = r.inputs[0].address;
   p.b = r.inputs[1].address;
@@ -239,7 +240,9 @@ std::string conv_emit_cuda(const KernelSpec& spec, FunctionSet) {
   if (!spec_contract_tensor_cores(spec)) return contract_cuda_source(spec, kConv);
   return contract_cuda_source(spec, spec.inputs[0] == DType::bf16 ? kConvMmaBf16 : kConvMmaF16);
 }
-std::string conv_emit_glsl(const KernelSpec& spec, int) { return contract_glsl_source(spec, kConv); }
+std::string conv_emit_glsl(const KernelSpec& spec, int) {
+  return spec_contract_coopmat(spec) ? contract_coopmat_glsl(spec) : contract_glsl_source(spec, kConv);
+}
 
 FamilyCost conv_cost(const KernelSpec& spec) {
   FamilyCost c;  // per output element; the products depend on the geometry (the bench counts them)
@@ -307,7 +310,7 @@ std::optional<EpilogueFusion> conv_fuse_epilogue(const KernelSpec& spec, std::sp
   }
   try {
     f.spec = make_conv_spec(spec.inputs[0], spec.inputs[1], e->dtype(e->root()), &*e, spec_contract_tf32(spec));
-    if (spec_contract_tensor_cores(spec)) f.spec = contract_tensor_core_spec(f.spec);
+    f.spec = contract_same_variant(spec, f.spec);  // (a tensor-core or cooperative-matrix kernel stays on it)
   } catch (const Error& err) {
     return no(err.what());
   }
@@ -332,6 +335,18 @@ std::vector<int> conv_request_axes(std::span<const int> output_permutation, std:
 }
 
 DType conv_default_output(DType a, DType b) { return to_floating(promote(a, b)); }
+
+bool conv_coopmat_fits(const PlanRequest& r, std::string* why) {
+  KilnConvParams p{};
+  std::string ignored;
+  if (!conv_geometry(r, p, why ? why : &ignored)) return false;
+  constexpr std::int64_t kLimit = std::int64_t(1) << 31;
+  if (p.m < kLimit && p.k < kLimit) return true;
+  if (why)
+    *why = fmt::format("the cooperative-matrix conv kernel takes fewer than 2^31 output rows and products per output "
+                       "(32-bit indices); this request has {} and {}", p.m, p.k);
+  return false;
+}
 
 KernelSpec make_conv_spec(DType a, DType b, DType out, const Expr* epilogue, bool tf32) {
   KernelSpec spec = make_contract_spec(a, b, out, epilogue, tf32);

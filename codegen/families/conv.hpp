@@ -50,4 +50,11 @@ KernelSpec make_conv_spec(DType a, DType b, DType out, const Expr* epilogue = nu
 // Nx's output dtype of a conv: the promotion of the two, made floating (s8 x s8 -> f32).
 DType conv_default_output(DType a, DType b);
 
+// Whether the cooperative-matrix conv kernel (contract_coopmat_spec of a conv spec; Vulkan,
+// templates/glsl/conv_coopmat.glsl) takes request |r|: fewer than 2^31 output rows (images x output
+// positions per group) and products per output (input channels per group x kernel positions), which
+// it splits in 32-bit arithmetic; false with |why| when not (the caller runs the portable kernel).
+struct PlanRequest;
+bool conv_coopmat_fits(const PlanRequest& r, std::string* why);
+
 }  // namespace kiln

@@ -45,7 +45,7 @@ struct AdoptedDevice {
   EnabledFeatures features;      // what the caller enabled at vkCreateDevice
 };
 
-// The cooperative-matrix fragment Kiln's kernel uses (templates/glsl/contract_coopmat.glsl) among
+// The cooperative-matrix fragment Kiln's kernels use (templates/glsl/coopmat.glsl) among
 // the shapes a device reports (VK_NV_cooperative_matrix): the largest subgroup-scope
 // f16 x f16 + f32 -> f32 shape the kernel takes (more n on a tie); none unless |usable|. |listed|
 // gets every shape reported ("16x8x16 f16*f16+f32->f32, ...").

@@ -4,51 +4,13 @@
 // kiln_put, KILN_S*, KILN_TILE_*, KILN_FMA, KILN_PRECISE) whose a tile is gathered from the input
 // windows while it is staged: positions in the padding or between dilated input elements read 0.
 
-// ABI: the device address of a KilnConvParams block (528 bytes, codegen/families/conv.cpp) as the
-// push constant. A workgroup of 256 invocations per output tile, grid-stride over groups x tiles.
-// Workgroup size: specialization constant 0, which must be 256.
+// ABI: the device address of a KilnConvParams block (glsl/conv_params.glsl, inlined before this
+// file) as the push constant. A workgroup of 256 invocations per output tile, grid-stride over
+// groups x tiles. Workgroup size: specialization constant 0, which must be 256.
 layout(local_size_x_id = 0) in;
-
-layout(buffer_reference, std430, buffer_reference_align = 8) readonly buffer KilnConvParams {
-  uint64_t out_;
-  uint64_t a_;  // the input
-  uint64_t b_;  // the kernel
-  uint64_t ext[2];
-  int64_t groups, m, n, k;
-  int64_t tiles_m, tiles_n;
-  int64_t rank, batch, cg;
-  int64_t out_size[3], k_size[3], in_size[3];
-  int64_t stride[3], pad_lo[3], kdil[3], idil[3];
-  int64_t in_group, in_n, in_c, in_sp[3];
-  int64_t kn_group, kn_o, kn_c, kn_sp[3];
-  int64_t out_group, out_n, out_o, out_sp[3];
-  int64_t ext_group[2], ext_n[2], ext_o[2], ext_sp[6];  // ext_sp: [operand][dim]
-  int64_t channels_last;  // k = (kernel position, input channel) instead of (input channel, position)
-};
-layout(push_constant, std430) uniform KilnConvPush { KilnConvParams params; } pc;
 
 shared KILN_C kiln_as[KILN_TILE_K * (KILN_TILE_M + 1)];  // [k][m], rows padded: conflict-free stores
 shared KILN_C kiln_bs[KILN_TILE_K * KILN_TILE_N];  // [k][n]
-
-// k = (input channel, kernel position) — or (position, channel) with channels_last — split into
-// its parts (the position's last spatial dimension fastest); returns the channel.
-int64_t kiln_split_k(KilnConvParams P, int64_t k, out int64_t kj[3]) {
-  int64_t ci = 0l;
-  if (P.channels_last != 0l) {
-    const int64_t q = k / P.cg;
-    ci = k - q * P.cg;
-    k = q;
-  }
-  [[unroll]] for (int j = 2; j >= 0; --j) {
-    kj[j] = 0l;
-    if (int64_t(j) < P.rank) {
-      const int64_t q = k / P.k_size[j];
-      kj[j] = k - q * P.k_size[j];
-      k = q;
-    }
-  }
-  return P.channels_last != 0l ? ci : k;
-}
 
 void main() {
   KilnConvParams P = pc.params;

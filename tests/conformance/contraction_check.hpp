@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <random>
 #include <string>
 #include <vector>
@@ -100,5 +101,23 @@ inline void expect_contraction_matches(const Tensor& got, const Ref& ref, DType 
     }
   }
 }
+
+// KILN_COOPMAT set to |value| (nullptr: unset) for the scope: which Vulkan kernel f16 contractions
+// and convolutions run (runtime/contract.hpp, coopmat_on; read on each call).
+class ScopedCoopmat {
+ public:
+  explicit ScopedCoopmat(const char* value) : had_(std::getenv("KILN_COOPMAT") != nullptr) {
+    if (had_) saved_ = std::getenv("KILN_COOPMAT");
+    if (value) ::setenv("KILN_COOPMAT", value, 1);
+    else ::unsetenv("KILN_COOPMAT");
+  }
+  ~ScopedCoopmat() { had_ ? (void)::setenv("KILN_COOPMAT", saved_.c_str(), 1) : (void)::unsetenv("KILN_COOPMAT"); }
+  ScopedCoopmat(const ScopedCoopmat&) = delete;
+  ScopedCoopmat& operator=(const ScopedCoopmat&) = delete;
+
+ private:
+  bool had_;
+  std::string saved_;
+};
 
 }  // namespace kiln::conformance

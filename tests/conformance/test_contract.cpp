@@ -568,7 +568,7 @@ TEST_P(Contract, HopperKernelOnSm90) {
             as_type(map(*epi.epilogue, {plain, col, res}), DType::bf16).to(device("cpu")).to_host());
 }
 
-// Vulkan: f16 contractions run the cooperative-matrix kernel (templates/glsl/contract_coopmat.glsl)
+// Vulkan: f16 contractions run the cooperative-matrix kernel (templates/glsl/coopmat.glsl)
 // where the device has VK_NV_cooperative_matrix, within the K-scaled bound. KILN_COOPMAT=emulate
 // runs the same kernel on any Vulkan device with its fragments as plain arrays summed in k order by
 // fused multiply-adds, which is the portable kernel's order and rounding: there its results equal
@@ -577,16 +577,6 @@ TEST_P(Contract, HopperKernelOnSm90) {
 // bf16 and tensor_cores = false stay on the portable kernel.
 TEST_P(Contract, CooperativeMatrixKernelOnVulkan) {
   if (dev_->backend() != Backend::vulkan) GTEST_SKIP() << "cooperative matrices are a Vulkan kernel";
-  struct Env {  // KILN_COOPMAT for the scope (read on each contraction)
-    std::string saved;
-    bool had;
-    explicit Env(const char* v) : had(std::getenv("KILN_COOPMAT") != nullptr) {
-      if (had) saved = std::getenv("KILN_COOPMAT");
-      if (v) ::setenv("KILN_COOPMAT", v, 1);
-      else ::unsetenv("KILN_COOPMAT");
-    }
-    ~Env() { had ? (void)::setenv("KILN_COOPMAT", saved.c_str(), 1) : (void)::unsetenv("KILN_COOPMAT"); }
-  };
   struct Case {
     std::int64_t batch, m, n, k;
     bool a_t, b_t;
@@ -595,10 +585,10 @@ TEST_P(Contract, CooperativeMatrixKernelOnVulkan) {
   unsigned seed = 1200;
   for (const char* mode : {"emulate", static_cast<const char*>(nullptr)}) {
     if (!mode && !device_has) continue;  // the extension: where the device reports it
-    const Env env(mode);
+    const conformance::ScopedCoopmat env(mode);
     for (const Case& c : {Case{1, 1, 1, 1, false, false}, Case{1, 130, 70, 50, false, false},
                           Case{2, 33, 129, 64, true, false}, Case{1, 128, 128, 32, false, true},
-                          Case{3, 7, 200, 33, true, true}}) {
+                          Case{3, 7, 200, 33, true, true}, Case{1, 5, 20, 2000, false, true}}) {
       const Tensor a = c.a_t ? random_tensor({c.batch, c.k, c.m}, DType::f16, ++seed).to(*dev_).transpose({0, 2, 1})
                              : random_tensor({c.batch, c.m, c.k}, DType::f16, ++seed).to(*dev_);
       const Tensor b = c.b_t ? random_tensor({c.n, c.k}, DType::f16, ++seed).to(*dev_).transpose({1, 0})

@@ -371,6 +371,95 @@ TEST_P(Conv, TensorCoresTakeHalfPrecisionOperandsOnCuda) {
     }
 }
 
+// Vulkan: f16 convolutions run the cooperative-matrix kernel (templates/glsl/coopmat.glsl with
+// conv_coopmat.glsl) where the device has VK_NV_cooperative_matrix. KILN_COOPMAT=emulate runs it on
+// any Vulkan device with its fragments summed in k order by fused multiply-adds, the portable
+// kernel's order and rounding: there its results equal tensor_cores = false bit for bit, so
+// lavapipe checks its gathering (NCHW and NHWC inputs, OIHW and HWIO kernels: both staging orders
+// of each operand), padding, strides, dilations, groups, partial tiles and epilogue exactly.
+TEST_P(Conv, CooperativeMatrixKernelOnVulkan) {
+  if (dev_->backend() != Backend::vulkan) GTEST_SKIP() << "cooperative matrices are a Vulkan kernel";
+  const bool device_has = dev_->info().cooperative_matrix.m != 0;
+  auto same_bits = [](const Tensor& x, const Tensor& y, const std::string& what) {
+    EXPECT_EQ(x.to(device("cpu")).to_host(), y.to(device("cpu")).to_host()) << what;
+  };
+  struct Case {
+    Shape x, w;
+    ConvOptions o;
+    bool nhwc;  // x given as the [N, C, spatial...] view of an NHWC tensor
+    const char* what;
+  };
+  std::vector<Case> cases(6);
+  cases[0] = {{3, 34, 19, 23}, {130, 17, 3, 3}, {}, false, "NCHW x OIHW, 2 feature groups, partial tiles"};
+  cases[0].o.strides = {2, 1};
+  cases[0].o.padding = ConvPadding::same;
+  cases[0].o.kernel_dilation = {1, 2};
+  cases[0].o.feature_group_size = 2;
+  cases[1] = {{2, 9, 11, 40}, {3, 3, 9, 33}, {}, true, "NHWC x HWIO, input dilation, explicit padding"};
+  cases[1].o.kernel_permutation = {3, 2, 0, 1};
+  cases[1].o.output_permutation = {0, 3, 1, 2};
+  cases[1].o.padding = ConvPadding::explicit_;
+  cases[1].o.padding_config = {{-1, 2}, {2, 0}};
+  cases[1].o.input_dilation = {2, 1};
+  cases[2] = {{4, 3, 5, 4, 6}, {6, 3, 2, 3, 2}, {}, false, "3-D, 2 batch groups"};
+  cases[2].o.batch_group_size = 2;
+  cases[2].o.padding = ConvPadding::same;
+  cases[3] = {{1, 2, 300}, {5, 2, 4}, {}, true, "1-D NWC, stride 3"};
+  cases[3].o.strides = {3};
+  cases[4] = {{2, 64, 7, 7}, {160, 64, 1, 1}, {}, true, "NHWC x OIHW 1x1"};
+  cases[5] = {{1, 1024, 2, 2}, {256, 1, 1, 1024}, {}, true, "NHWC x OHWI 1x1, K 1024 (ResNet's res4 layout)"};
+  cases[5].o.kernel_permutation = {0, 3, 1, 2};
+  unsigned seed = 800;
+  for (const char* mode : {"emulate", static_cast<const char*>(nullptr)}) {
+    if (!mode && !device_has) continue;  // the extension: where the device reports it
+    const conformance::ScopedCoopmat env(mode);
+    for (Case c : cases) {
+      Tensor x = random_tensor(c.x, DType::f16, ++seed);
+      if (c.nhwc) {
+        std::vector<int> to_nhwc{0}, back{0, int(c.x.size()) - 1};
+        for (int j = 2; j < int(c.x.size()); ++j) to_nhwc.push_back(j), back.push_back(j - 1);
+        to_nhwc.push_back(1);
+        x = x.transpose(to_nhwc).contiguous().transpose(back);  // the same elements, channels innermost
+      }
+      const Tensor w = random_tensor(c.w, DType::f16, ++seed);
+      const std::string what = fmt::format("{} ({})", c.what, mode ? "emulated" : "device");
+      const std::uint64_t before = contraction_coopmat_runs();
+      check(x, w, c.o, what);
+      EXPECT_EQ(contraction_coopmat_runs() - before, 2u) << what;  // check() runs it twice
+      if (mode) {
+        ConvOptions portable = c.o;
+        portable.tensor_cores = false;
+        same_bits(conv(x.to(*dev_), w.to(*dev_), c.o), conv(x.to(*dev_), w.to(*dev_), portable), what);
+        EXPECT_EQ(contraction_coopmat_runs() - before, 3u) << what;
+      }
+    }
+    // GELU(y + bias) + residual into f16, bit for bit against op by op; no channels (K = 0) gives
+    // zeros; bf16 stays on the portable kernel; a kiln::jit consumer moves into the kernel's epilogue.
+    const Tensor x = random_tensor({2, 5, 9, 9}, DType::f16, 850).to(*dev_), w = random_tensor({7, 5, 3, 3}, DType::f16, 851).to(*dev_);
+    const Tensor bias = random_tensor({7, 1, 1}, DType::f32, 852).to(*dev_), res = random_tensor({2, 7, 7, 7}, DType::f16, 853).to(*dev_);
+    ConvOptions epi, f32;
+    epi.epilogue = parse_expr("0.5 * (x + y) * (1 + erf((x + y) * 0.7071067811865476)) + z", {DType::f32, DType::f32, DType::f16});
+    epi.epilogue_operands = {bias, res};
+    f32.output = DType::f32;
+    const std::uint64_t before = contraction_coopmat_runs();
+    same_bits(conv(x, w, epi), as_type(map(*epi.epilogue, {conv(x, w, f32), bias, res}), DType::f16), "epilogue");
+    const Tensor none = conv(Tensor::empty({1, 0, 4}, DType::f16, *dev_), Tensor::empty({3, 0, 2}, DType::f16, *dev_));
+    EXPECT_EQ(none.to_host(), std::vector<std::byte>(1 * 3 * 3 * 2));  // +0.0 (K = 0)
+    EXPECT_EQ(contraction_coopmat_runs() - before, 3u);
+    conv(as_type(x, DType::bf16), as_type(w, DType::bf16));
+    EXPECT_EQ(contraction_coopmat_runs() - before, 3u);
+    auto doubled = jit([](const Tensor& a, const Tensor& b) { return conv(a, b) * 2.0; });
+    const Tensor once = doubled(x, w);
+    const std::string plan = doubled.plan(x, w);
+    EXPECT_EQ(doubled.stats().launches_per_call, 1) << plan;
+    EXPECT_NE(plan.find("path=coopmat"), std::string::npos) << plan;
+    const Tensor want = conv(x, w) * 2.0;
+    same_bits(once, want, "jit");
+    same_bits(doubled(x, w), want, "jit replay");
+  }
+  if (!device_has) std::printf("(%s reports no cooperative matrices: only the emulated kernel ran)\n", dev_->id().c_str());
+}
+
 TEST_P(Conv, SpecialValuesAndEmptyOperands) {
   const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
   check(Tensor::from_vector(std::vector<float>{1, inf, 0, 2, nan, 1, 3e38f, 3e38f}, {1, 1, 8}, device("cpu")),
