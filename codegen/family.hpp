@@ -98,6 +98,11 @@ struct LaunchStep {
 struct LaunchPlan : LaunchStep {
   std::uint64_t scratch_bytes = 0;
   std::vector<LaunchStep> then;
+  // An upper bound on the loop iterations one invocation of these launches runs, over all its
+  // loops, where that grows with the request (0: small, not counted): checked against the
+  // device's DeviceInfo::loop_limit before launching (lavapipe ends an invocation's loops after
+  // 65535).
+  std::uint64_t loop_iterations = 0;
 };
 
 // A params block as the bytes of a LaunchStep.

@@ -35,6 +35,11 @@ struct DeviceInfo {
   bool subgroup_arithmetic = false;
   std::vector<DType> dtypes;     // dtypes the device's kernels can load, store and compute
   std::uint64_t max_allocation_bytes = 0;
+  // The loop iterations (over every loop, in all) after which the driver ends a shader
+  // invocation's loops, silently: 65535 on lavapipe (llvmpipe's loop limiter); 0 where there is no
+  // such limit. A launch whose plan may loop longer (LaunchPlan::loop_iterations: a row of
+  // millions of elements, a contraction over a K of millions) is refused with that reason.
+  std::uint64_t loop_limit = 0;
   // Vulkan: the cooperative-matrix fragment (A: m x k and B: k x n of f16, C: m x n of f32, one
   // subgroup of 32) Kiln's f16 contractions use, chosen at device creation among the shapes the
   // device reports (VK_NV_cooperative_matrix, enabled then); m = 0 where there is none, or with

@@ -217,6 +217,13 @@ PreparedRun prepare_run(std::string_view op, const KernelSpec& spec, const std::
       run.plan = family.plan(spec, request, &no_plan);
     }
     if (run.plan.function < 0) fail_op(ErrorCode::unsupported, op, operands, no_plan);
+    const std::uint64_t limit = device.info().loop_limit;
+    if (limit && run.plan.loop_iterations > limit)  // (the driver would skip the rest silently)
+      fail_op(ErrorCode::unsupported, op, operands,
+              fmt::format("{} ends a shader invocation's loops after {} iterations in all, and this {} kernel may "
+                          "loop up to {} times in one invocation for these shapes (a long row or K): the results "
+                          "would be wrong; run it on another device (cpu, a GPU)",
+                          device.info().name, limit, spec.family, run.plan.loop_iterations));
   };
   request.subgroup_size = device.info().subgroup_arithmetic ? device.info().subgroup_size : 0;
   plan(spec.block_size);

@@ -378,6 +378,7 @@ LaunchPlan contract_plan(const KernelSpec& spec, const PlanRequest& r, std::stri
   for (std::size_t e = 2; e < r.inputs.size(); ++e) p.ext[e - 2] = r.inputs[e].address;
   plan.function = 0;
   plan.groups_x = std::uint32_t(std::clamp<std::int64_t>(p.batch * p.tiles_m * p.tiles_n, 1, 65535));
+  plan.loop_iterations = contract_loop_iterations(spec, p.batch * p.tiles_m * p.tiles_n, p.k, plan.groups_x);
   if (spec_contract_wgmma(spec)) {
     KilnWgmmaParams w{};
     w.c = p;

@@ -68,6 +68,11 @@ struct ContractTile {
 };
 ContractTile contract_tile(const KernelSpec& spec);
 int contract_wgmma_tile_for(std::int64_t m);
+// An upper bound on the loop iterations one invocation of contraction or conv kernel |spec| runs
+// (LaunchPlan::loop_iterations) for |tiles| output tiles over |groups| workgroups and a K of |k|:
+// per K step 1 for the portable kernels and, for the cooperative-matrix ones as lavapipe runs them
+// (emulated; measured there: about 94 for a contraction, 190 for a conv), 100 and 200.
+std::uint64_t contract_loop_iterations(const KernelSpec& spec, std::int64_t tiles, std::int64_t k, std::uint32_t groups);
 
 // The cooperative-matrix variant of contraction or conv kernel |spec| (Vulkan:
 // VK_NV_cooperative_matrix, templates/glsl/coopmat.glsl with the family's contract_coopmat.glsl or

@@ -161,6 +161,7 @@ LaunchPlan conv_plan(const KernelSpec& spec, const PlanRequest& r, std::string* 
   for (std::size_t e = 2; e < r.inputs.size(); ++e) p.ext[e - 2] = r.inputs[e].address;
   plan.function = 0;
   plan.groups_x = std::uint32_t(std::clamp<std::int64_t>(p.groups * p.tiles_m * p.tiles_n, 1, 65535));
+  plan.loop_iterations = contract_loop_iterations(spec, p.groups * p.tiles_m * p.tiles_n, p.k, plan.groups_x);
   plan.params = params_of(p);
   return plan;
 }

@@ -305,6 +305,12 @@ LaunchPlan rows_plan(const KernelSpec& spec, const PlanRequest& r, std::string* 
   const bool by_subgroup = sub > 0 && r.block_size > sub && g.n <= sub * kRowsCache;
   const std::int64_t per = by_subgroup ? r.block_size / sub : 1;
   plan.groups_x = std::uint32_t(std::clamp<std::int64_t>((g.n_rows + per - 1) / per, 1, 65535));
+  // Per row: two passes over a row held in memory (longer than a lane's 16 registers) by the
+  // workgroup's lanes, and the group sums' loops.
+  const double lanes = double(by_subgroup ? sub : std::max(r.block_size, 1));
+  const double rows_each = std::ceil(double(g.n_rows) / (double(plan.groups_x) * double(per)));
+  const double loops = rows_each * (2 * std::ceil(double(g.n) / lanes) + 128);
+  plan.loop_iterations = loops >= 1.8e19 ? UINT64_MAX : std::uint64_t(loops);
   plan.params = params_of(p);
   return plan;
 }

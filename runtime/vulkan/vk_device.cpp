@@ -315,6 +315,7 @@ VulkanDevice::VulkanDevice(const InstanceState& instance, VkPhysicalDevice physi
     denorm_preserve_ = denorm_widths(q.p12.shaderDenormPreserveFloat16, q.p12.shaderDenormPreserveFloat32,
                                      q.p12.shaderDenormPreserveFloat64, int(q.p12.denormBehaviorIndependence));
   info_.max_allocation_bytes = q.p11.maxMemoryAllocationSize;
+  if (q.p12.driverID == VK_DRIVER_ID_MESA_LLVMPIPE) info_.loop_limit = 65535;  // (LP_MAX_TGSI_LOOP_ITERATIONS)
   // (An adopted device: where its creator enabled cooperative matrices and what the kernel declares.)
   if (f.cooperative_matrix && f.memory_model && f.float16 && f.storage16) info_.cooperative_matrix = matrix;
   info_.matrix_shapes = matrix_shapes;
