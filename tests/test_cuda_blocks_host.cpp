@@ -540,13 +540,26 @@ void check_scan(Combiner c, DType t, std::int64_t rows, std::int64_t n, bool rev
   ASSERT_GE(plan.function, 0) << why;
   std::vector<LaunchStep> steps{plan};
   steps.insert(steps.end(), plan.then.begin(), plan.then.end());
+  std::vector<T> by_block;
   for (const LaunchStep& s : steps) {
     const auto p = params_from<cuda_blocks::kiln::KilnScanParams>(LaunchPlan{s});
     const unsigned blocks = std::min(s.groups_x, 3u);
+    if (s.function == 0 && p.by_thread) {  // a thread per short row: the bits of a block per row
+      EXPECT_TRUE(n <= 8 && plan.then.empty());
+      auto q = p;
+      q.by_thread = 0;
+      cuda_blocks::launch(std::min<unsigned>(unsigned(rows), 3u), 256, [&] { cuda_blocks::kiln::scan_scan<256>(q, R()); });
+      by_block = out;
+      std::fill(out.begin(), out.end(), T(-77));
+    }
     if (s.function == 0) cuda_blocks::launch(blocks, 256, [&] { cuda_blocks::kiln::scan_scan<256>(p, R()); });
     if (s.function == 1) cuda_blocks::launch(blocks, 256, [&] { cuda_blocks::kiln::scan_reduce<256>(p, R()); });
     if (s.function == 2) cuda_blocks::launch(blocks, 256, [&] { cuda_blocks::kiln::scan_spine<256>(p, R()); });
   }
+  if (!by_block.empty()) {
+    EXPECT_TRUE(by_block == out) << "a thread per row and a block per row differ";
+  }
+  EXPECT_EQ(!by_block.empty(), n <= 8);
   int bad = 0;
   for (std::int64_t i = 0; i < rows && bad < 5; ++i) {
     long double acc = 0;
@@ -571,6 +584,10 @@ TEST(CudaBlocksOnHost, ScansInChunksAndSplitRows) {
   check_scan<cuda_blocks::SumF32, float>(Combiner::sum, DType::f32, 5, 3000, false);   // two chunks of 2048
   check_scan<cuda_blocks::SumF32, float>(Combiner::sum, DType::f32, 3, 1, true);
   check_scan<cuda_blocks::MaxS32, std::int32_t>(Combiner::max, DType::s32, 300, 37, true);
+  // Many rows of up to 8 elements: a thread per row (3 blocks of 256 grid-striding over them).
+  check_scan<cuda_blocks::SumF32, float>(Combiner::sum, DType::f32, 3000, 8, false);
+  check_scan<cuda_blocks::MaxS32, std::int32_t>(Combiner::max, DType::s32, 1000, 5, true);
+  check_scan<cuda_blocks::SumF32, float>(Combiner::sum, DType::f32, 300, 9, true);
   // Few long rows: split into segments (reduce, spine, scan).
   check_scan<cuda_blocks::SumF32, float>(Combiner::sum, DType::f32, 1, 40000, false);
   check_scan<cuda_blocks::MaxS32, std::int32_t>(Combiner::max, DType::s32, 2, 20001, true);

@@ -9,8 +9,11 @@
 // forward-progress guarantee between workgroups, which look-back needs. A row that a few
 // workgroups cannot cover (few, long rows) is split into segments: "reduce" writes each segment's
 // total to scratch, "spine" turns each row's totals into exclusive prefixes (in order), and "scan"
-// rescans each segment from its prefix. Otherwise "scan" alone runs a workgroup per row. The input
-// is read twice when split, once otherwise; the output is written once.
+// rescans each segment from its prefix. Otherwise "scan" alone runs a workgroup per row — or, for
+// rows of up to kScanItems elements (what one thread scans in its registers anyway), a thread per
+// row: the same combines in the same order, without a workgroup's barriers per row (a cumulative
+// sum over an axis of 2 of a [2, 4M] tensor was 4M workgroup scans of one busy thread each). The
+// input is read twice when split, once otherwise; the output is written once.
 #include "codegen/families/scan.hpp"
 
 #include <algorithm>
@@ -50,8 +53,9 @@ struct KilnScanParams {
   std::int64_t axis_stride[2];
   std::int64_t n_split;
   std::int64_t seg;
+  std::int64_t by_thread;  // 1: a thread per row (rows of at most kScanItems elements, not split)
 };
-static_assert(sizeof(KilnScanParams) == 224);
+static_assert(sizeof(KilnScanParams) == 232);
 
 // Elements a thread scans in registers per pass over a chunk (the templates' kScanItems and
 // KILN_SCAN_ITEMS): a workgroup covers block_size * kScanItems elements per step.
@@ -214,7 +218,8 @@ LaunchPlan scan_plan(const KernelSpec& spec, const PlanRequest& r, std::string* 
   const auto groups = [](std::int64_t n) { return std::uint32_t(std::clamp<std::int64_t>(n, 1, 65535)); };
   if (split == 1) {
     plan.function = 0;
-    plan.groups_x = groups(work);
+    p.by_thread = g.n <= kScanItems;
+    plan.groups_x = groups(p.by_thread ? ceil_div(g.n_rows, r.block_size) : work);
     plan.params = params_of(p);
     return plan;
   }

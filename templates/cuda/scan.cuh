@@ -29,8 +29,9 @@ struct KilnScanParams {
   long long axis_stride[2];
   long long n_split;
   long long seg;
+  long long by_thread;  // 1: a thread per row (rows of at most kScanItems elements, not split)
 };
-static_assert(sizeof(KilnScanParams) == 224, "KilnScanParams must match codegen/families/scan.cpp");
+static_assert(sizeof(KilnScanParams) == 232, "KilnScanParams must match codegen/families/scan.cpp");
 
 constexpr int kScanItems = 8;  // elements a thread scans in registers per chunk (scan.cpp: kScanItems)
 
@@ -149,9 +150,29 @@ __device__ void scan_segments(const KilnScanParams& p, const R r) {
   }
 }
 
+// A thread per row (rows of at most kScanItems elements): the combines a thread makes of its
+// registers' elements in scan_segments, whose prefix for thread 0 is the identity — so the same bits.
+template <int BLOCK, class R>
+__device__ void scan_by_thread(const KilnScanParams& p, const R r) {
+  typedef typename R::C C;
+  typedef typename R::T T;
+  for (long long row = (long long)blockIdx.x * BLOCK + threadIdx.x; row < p.n_rows; row += (long long)gridDim.x * BLOCK) {
+    unsigned long long in_off, out_off;
+    scan_detail::row_offsets(p, row, in_off, out_off);
+    const T* x = reinterpret_cast<const T*>(p.in) + in_off;
+    T* y = reinterpret_cast<T*>(p.out) + out_off;
+    C run = r.identity();
+    for (long long j = 0; j < p.n; ++j) {
+      run = j == 0 ? r.load(x[j * p.axis_stride[0]]) : r.combine(run, r.load(x[j * p.axis_stride[0]]));
+      y[j * p.axis_stride[1]] = r.store(r.combine(r.identity(), run));
+    }
+  }
+}
+
 template <int BLOCK, class R>
 __device__ void scan_scan(const KilnScanParams& p, const R r) {
-  scan_segments<BLOCK, false>(p, r);
+  if (p.by_thread) scan_by_thread<BLOCK>(p, r);
+  else scan_segments<BLOCK, false>(p, r);
 }
 
 template <int BLOCK, class R>

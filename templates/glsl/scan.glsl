@@ -37,6 +37,7 @@ layout(buffer_reference, std430, buffer_reference_align = 8) readonly buffer Kil
   int64_t axis_stride[2];
   int64_t n_split;
   int64_t seg;
+  int64_t by_thread;  // 1: a thread per row (rows of at most KILN_SCAN_ITEMS elements, not split)
 };
 layout(buffer_reference, std430, buffer_reference_align = KILN_C_SIZE) buffer KilnAccRef { KILN_C v; };
 layout(push_constant, std430) uniform KilnScanPush { KilnScanParams params; } pc;
@@ -148,6 +149,21 @@ void main() {
     }
   }
 #else
+#if KILN_SCAN_FUNCTION == 0
+  if (P.by_thread != 0l) {
+    // A thread per row: the combines a thread makes of its registers' elements in the chunked scan
+    // below, whose prefix for the first thread is the identity — so the same bits.
+    for (int64_t row = int64_t(gl_GlobalInvocationID.x); row < P.n_rows; row += int64_t(gl_NumWorkGroups.x) * size) {
+      kiln_row_bases(P, row);
+      KILN_C run = kiln_identity();
+      for (int64_t j = 0l; j < P.n; ++j) {
+        run = j == 0l ? kiln_x(j) : kiln_combine(run, kiln_x(j));
+        kiln_put(j, kiln_combine(kiln_identity(), run));
+      }
+    }
+    return;
+  }
+#endif
   const int64_t work = P.n_rows * P.n_split;
   for (int64_t w = int64_t(gl_WorkGroupID.x); w < work; w += int64_t(gl_NumWorkGroups.x)) {
     const int64_t row = w / P.n_split, s = w - row * P.n_split;

@@ -215,6 +215,13 @@ TEST_P(Scan, LongRowsSplitInSegmentsAndManyShortRows) {
     check(Combiner::product, DType::f64, 3, 40000, random_input(Combiner::product, DType::f64, 120000, 4), reverse,
           "three long rows");
     check(Combiner::sum, DType::bf16, 4096, 3, random_input(Combiner::sum, DType::bf16, 4096 * 3, 5), reverse, "short");
+    // Rows of up to 8 elements go a thread each (the same combines as a workgroup's first thread,
+    // CudaBlocksOnHost.ScansInChunksAndSplitRows compares the bits); 9 a workgroup each.
+    check(Combiner::sum, DType::f32, 20000, 8, random_input(Combiner::sum, DType::f32, 20000 * 8, 6), reverse,
+          "a thread per row");
+    check(Combiner::product, DType::f16, 5000, 2, random_input(Combiner::product, DType::f16, 5000 * 2, 7), reverse,
+          "a thread per row");
+    check(Combiner::max, DType::s32, 3000, 9, random_input(Combiner::max, DType::s32, 3000 * 9, 8), reverse, "nine");
   }
 }
 
