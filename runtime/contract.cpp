@@ -242,10 +242,12 @@ Tensor launch(std::string_view op, const KernelSpec& spec, const std::string* na
   const bool wgmma = mma && wgmma_on(device) && !active_trace() && contract_wgmma_fits(request, nullptr);
   // On Vulkan the cooperative-matrix kernel where the device has the matrix units.
   bool emulated = false;
-  const DeviceInfo::MatrixShape cm =
+  DeviceInfo::MatrixShape cm =
       call.tensor_cores && !first && !entry && device.backend() == Backend::vulkan && contract_coopmat_applies(spec, nullptr)
           ? coopmat_on(device, &emulated)
           : DeviceInfo::MatrixShape{};
+  if (cm.m && !within_loop_limit(device, contract_coopmat_spec(spec, {cm.m, cm.n, cm.k}, emulated), request))
+    cm = {};  // (lavapipe, emulated: the portable kernel takes a K about 100 times longer)
   const KernelSpec run_spec = wgmma ? contract_wgmma_spec(spec, contract_wgmma_tile_for(m))
                              : mma  ? contract_tensor_core_spec(spec)
                              : cm.m ? contract_coopmat_spec(spec, {cm.m, cm.n, cm.k}, emulated)
@@ -421,6 +423,13 @@ const std::string& contraction_last_tile() {
 }
 void note_tensor_core_run() { ++t_mma; }
 void note_coopmat_run() { ++t_coopmat; }
+bool within_loop_limit(Device& device, const KernelSpec& spec, const PlanRequest& request) {
+  const std::uint64_t limit = device.info().loop_limit;
+  if (!limit) return true;
+  std::string why;
+  const LaunchPlan plan = family_of(spec).plan(spec, request, &why);
+  return plan.function >= 0 && plan.loop_iterations <= limit;
+}
 void note_contraction_tile(Device& device, const KernelSpec& spec) {
   if (device.backend() != Backend::cpu) t_tile = contract_tile(spec);  // (the CPU: no tiles)
 }

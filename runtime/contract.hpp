@@ -74,6 +74,9 @@ bool wgmma_on(Device& device);
 // How many contractions and convolutions on this thread ran Kiln's cooperative-matrix kernels (Vulkan).
 std::uint64_t contraction_coopmat_runs();
 void note_coopmat_run();
+// Whether kernel |spec|'s plan for |request| keeps within |device|'s DeviceInfo::loop_limit (a
+// variant that does not is passed over for the portable kernel, which loops less).
+bool within_loop_limit(Device& device, const KernelSpec& spec, const PlanRequest& request);
 // The tile ("MxNxK": output tile and K step, contract_tile) of the last of Kiln's contraction or conv
 // kernels launched on a Vulkan or CUDA device on this thread (for the bench: which row of the tile
 // table ran).

@@ -217,8 +217,9 @@ Tensor run_conv_kernel(std::string_view op, const KernelSpec& spec, const std::s
   if (tensor_cores && !first && !entry && device.backend() == Backend::vulkan && contract_coopmat_applies(spec, nullptr) &&
       conv_coopmat_fits(request, nullptr)) {
     bool emulated = false;
-    if (const DeviceInfo::MatrixShape cm = coopmat_on(device, &emulated); cm.m) {
-      const KernelSpec coopmat = contract_coopmat_spec(spec, {cm.m, cm.n, cm.k}, emulated);
+    const DeviceInfo::MatrixShape cm = coopmat_on(device, &emulated);
+    const KernelSpec coopmat = cm.m ? contract_coopmat_spec(spec, {cm.m, cm.n, cm.k}, emulated) : KernelSpec{};
+    if (cm.m && within_loop_limit(device, coopmat, request)) {
       note_contraction_tile(device, coopmat);
       run_plan(op, coopmat, nullptr, operands, device, request, first, entry);
       note_coopmat_run();

@@ -71,7 +71,8 @@ int contract_wgmma_tile_for(std::int64_t m);
 // An upper bound on the loop iterations one invocation of contraction or conv kernel |spec| runs
 // (LaunchPlan::loop_iterations) for |tiles| output tiles over |groups| workgroups and a K of |k|:
 // per K step 1 for the portable kernels and, for the cooperative-matrix ones as lavapipe runs them
-// (emulated; measured there: about 94 for a contraction, 190 for a conv), 100 and 200.
+// (emulated; measured there: about 94 for a contraction, 190 to 246 for a conv — an NCHW input and
+// an HWIO kernel split k per element for both operands), 100 and 300.
 std::uint64_t contract_loop_iterations(const KernelSpec& spec, std::int64_t tiles, std::int64_t k, std::uint32_t groups);
 
 // The cooperative-matrix variant of contraction or conv kernel |spec| (Vulkan:

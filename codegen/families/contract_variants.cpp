@@ -125,7 +125,7 @@ ContractTile contract_tile(const KernelSpec& spec) {
 std::uint64_t contract_loop_iterations(const KernelSpec& spec, std::int64_t tiles, std::int64_t k, std::uint32_t groups) {
   const ContractTile t = contract_tile(spec);
   const bool cm = spec_contract_coopmat(spec);
-  const double per_step = !cm ? 1 : spec.family == "conv" ? 200 : 100, per_tile = cm ? 200 : 16;
+  const double per_step = !cm ? 1 : spec.family == "conv" ? 300 : 100, per_tile = cm ? 200 : 16;
   const double each = std::ceil(double(std::max<std::int64_t>(tiles, 0)) / std::max(groups, 1u));
   const double n = each * (std::ceil(double(std::max<std::int64_t>(k, 0)) / t.k) * per_step + per_tile);
   return n >= 1.8e19 ? UINT64_MAX : std::uint64_t(n);

@@ -216,13 +216,25 @@ LaunchPlan scan_plan(const KernelSpec& spec, const PlanRequest& r, std::string* 
   p.seg = seg;
   const std::int64_t work = g.n_rows * split;
   const auto groups = [](std::int64_t n) { return std::uint32_t(std::clamp<std::int64_t>(n, 1, 65535)); };
+  // The loop iterations of one invocation (LaunchPlan::loop_iterations): per work item its chunks,
+  // each a combine of the threads' totals (the subgroups' in order, or a tree in shared memory).
+  const double block = double(std::max(r.block_size, 1));
+  const double per_chunk = 4 + std::log2(block) + (r.subgroup_size > 0 ? block / double(r.subgroup_size) : 0);
+  const double items_each = std::ceil(double(work) / double(groups(work)));
+  double loops = items_each * (std::ceil(double(seg) / double(chunk)) * per_chunk + 4);
   if (split == 1) {
     plan.function = 0;
     p.by_thread = g.n <= kScanItems;
     plan.groups_x = groups(p.by_thread ? ceil_div(g.n_rows, r.block_size) : work);
+    if (p.by_thread) loops = std::ceil(double(g.n_rows) / (double(plan.groups_x) * block)) * double(g.n + 2);
+    plan.loop_iterations = loops >= 1.8e19 ? UINT64_MAX : std::uint64_t(loops);
     plan.params = params_of(p);
     return plan;
   }
+  // (The spine: a thread per row, its segments in order.)
+  loops = std::max(loops, std::ceil(double(g.n_rows) / (double(groups(ceil_div(g.n_rows, r.block_size))) * block)) *
+                              double(split + 2));
+  plan.loop_iterations = loops >= 1.8e19 ? UINT64_MAX : std::uint64_t(loops);
   plan.scratch_bytes = std::uint64_t(work) * dtype_size(compute_dtype(acc_of(spec)));
   p.scratch = r.scratch;
   plan.function = 1;  // reduce, then spine (a thread per row), then scan

@@ -16,7 +16,7 @@
 // shared memory as f16 (zero outside the operands; rows padded by 8 halves), the next step's
 // elements already loaded into registers (kiln_cm_fetch) while the matrix units work on this one.
 // Subgroup s computes the 64 x 32 block (64 (s / 4), 32 (s % 4)) of the tile as (64 / M) x (32 / N)
-// accumulator fragments. The epilogue: each fragment is stored to the subgroup's own 16 x 16 f32
+// accumulator fragments. The epilogue: each fragment is stored to the subgroup's own M x N f32
 // scratch, then the subgroup's invocations pass its elements to kiln_cm_put (bounds checked).
 // Workgroup size: specialization constant 0, which must be 256; the pipeline is created with the
 // subgroup size pinned at 32 in whole subgroups (runtime/vulkan/vk_kernel.cpp).

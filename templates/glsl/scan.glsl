@@ -12,7 +12,7 @@
 //   KILN_C_INT64                       KILN_C is a 64-bit integer (no subgroup arithmetic: it would
 //                                      need the extended-types feature)
 //   KILN_SUBGROUP                      1: subgroup arithmetic scans inside the workgroup; 0: shared memory
-// ABI: the device address of a KilnScanParams block (224 bytes, codegen/families/scan.cpp) as the
+// ABI: the device address of a KilnScanParams block (232 bytes, codegen/families/scan.cpp) as the
 // push constant. Reduce-then-scan (scan.cpp says why not a decoupled look-back): a workgroup per
 // (row, segment), grid-stride. "scan" walks its segment in chunks of size * KILN_SCAN_ITEMS: each
 // thread scans KILN_SCAN_ITEMS consecutive elements in registers, the workgroup scans the threads'
