@@ -246,7 +246,8 @@ Tensor launch(std::string_view op, const KernelSpec& spec, const std::string* na
       call.tensor_cores && !first && !entry && device.backend() == Backend::vulkan && contract_coopmat_applies(spec, nullptr)
           ? coopmat_on(device, &emulated)
           : DeviceInfo::MatrixShape{};
-  if (cm.m && !within_loop_limit(device, contract_coopmat_spec(spec, {cm.m, cm.n, cm.k}, emulated), request))
+  if (cm.m && device.info().loop_limit &&
+      !within_loop_limit(device, contract_coopmat_spec(spec, {cm.m, cm.n, cm.k}, emulated), request))
     cm = {};  // (lavapipe, emulated: the portable kernel takes a K about 100 times longer)
   const KernelSpec run_spec = wgmma ? contract_wgmma_spec(spec, contract_wgmma_tile_for(m))
                              : mma  ? contract_tensor_core_spec(spec)
