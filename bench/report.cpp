@@ -170,7 +170,8 @@ void print_table(const RunInfo& run, const std::vector<Result>& results) {
     if (r->bench->kind == CaseKind::contract && r->timing.ok) {
       const std::string kernel =
           r->library              ? "cuBLASLt"
-          : r->wgmma              ? fmt::format("Kiln's Hopper kernel (wgmma + TMA, {} tiles, 4 stages)", r->tile)
+          : r->wgmma              ? fmt::format("Kiln's Hopper kernel (wgmma + {}, {} tiles, 4 stages)",
+                                                r->bench->name.rfind("conv.", 0) == 0 ? "gathered windows" : "TMA", r->tile)
           : r->tensor_cores       ? fmt::format("Kiln's tensor-core kernel (mma.sync, {} tiles)", r->tile)
           : !r->coopmat.empty()   ? fmt::format("Kiln's cooperative-matrix kernel (VK_NV_cooperative_matrix, {} "
                                                 "fragments, {} tiles)", r->coopmat, r->tile)

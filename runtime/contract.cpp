@@ -422,7 +422,10 @@ const std::string& contraction_last_tile() {
   text = t_tile.m ? fmt::format("{}x{}x{}", t_tile.m, t_tile.n, t_tile.k) : std::string();
   return text;
 }
-void note_tensor_core_run() { ++t_mma; }
+void note_tensor_core_run(bool wgmma) {
+  ++t_mma;
+  if (wgmma) ++t_wgmma;
+}
 void note_coopmat_run() { ++t_coopmat; }
 bool within_loop_limit(Device& device, const KernelSpec& spec, const PlanRequest& request) {
   const std::uint64_t limit = device.info().loop_limit;

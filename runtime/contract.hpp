@@ -62,14 +62,15 @@ std::uint64_t contraction_library_runs();
 // How many contractions and convolutions on this thread ran Kiln's tensor-core kernels
 // (DotOptions::tensor_cores, ConvOptions::tensor_cores).
 std::uint64_t contraction_tensor_core_runs();
-// How many of those ran the Hopper kernel (wgmma with TMA loads: sm_90, KILN_WGMMA unset or not 0).
+// How many of those ran a Hopper kernel (wgmma: sm_90, KILN_WGMMA unset or not 0).
 std::uint64_t contraction_wgmma_runs();
-void note_tensor_core_run();
+void note_tensor_core_run(bool wgmma = false);
 // Whether |device| is a CUDA GPU of compute capability 8.0 or later ("sm_80"...) that may run the
 // tensor-core kernels (KILN_MMA=0: never).
 bool tensor_cores_on(Device& device);
-// Whether |device| is an sm_90 GPU (H100, H200) whose tensor-core contractions use the wgmma
-// kernel (where the TMA can load the operands; KILN_WGMMA=0 keeps them on mma.sync).
+// Whether |device| is an sm_90 GPU (H100, H200) whose tensor-core contractions and convolutions use
+// the wgmma kernels (contractions where the TMA can load the operands; KILN_WGMMA=0 keeps them on
+// mma.sync).
 bool wgmma_on(Device& device);
 // How many contractions and convolutions on this thread ran Kiln's cooperative-matrix kernels (Vulkan).
 std::uint64_t contraction_coopmat_runs();

@@ -205,12 +205,15 @@ Tensor run_conv_kernel(std::string_view op, const KernelSpec& spec, const std::s
     fail_op(e.code(), op, operands, e.what());
   }
   PlanRequest request{shape, ops, out.address(), axes, spec.block_size};
-  // The tensor ops' kernels (not a manifest's built kernel) on the tensor cores where they apply.
+  // The tensor ops' kernels (not a manifest's built kernel) on the tensor cores where they apply:
+  // on an sm_90 GPU the Hopper kernel (wgmma; its producer gathers the windows, no tensor maps: any
+  // layout, and kiln::jit's replays too).
   if (tensor_cores && !first && !entry && tensor_cores_on(device) && contract_tensor_cores_apply(spec, nullptr)) {
-    const KernelSpec mma = contract_tensor_core_spec(spec);
+    const bool wgmma = wgmma_on(device);
+    const KernelSpec mma = wgmma ? contract_wgmma_spec(spec) : contract_tensor_core_spec(spec);
     note_contraction_tile(device, mma);
     run_plan(op, mma, nullptr, operands, device, request, first, entry);
-    note_tensor_core_run();
+    note_tensor_core_run(wgmma);
     return out;
   }
   // On Vulkan the cooperative-matrix kernel where the device has the matrix units.

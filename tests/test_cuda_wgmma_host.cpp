@@ -35,6 +35,7 @@
 #include "core/error.hpp"
 #include "runtime/jit.hpp"
 #include "core/half.hpp"
+#include "tests/conv_host_case.hpp"
 #include "tests/tensor_core_sums.hpp"
 
 namespace cuda_blocks {
@@ -43,6 +44,7 @@ namespace cuda_blocks {
 
 #include "tests/cuda_host_templates_begin.hpp"
 #include "templates/cuda/contract_wgmma.cuh"
+#include "templates/cuda/conv_wgmma.cuh"
 #include "tests/cuda_host_templates_end.hpp"
 
 // ---- shared memory, mbarriers, the TMA and wgmma on the host ------------------------------------
@@ -312,13 +314,73 @@ TEST(CudaWgmmaOnHost, WhatTheTmaCannotLoadStaysOnMmaSync) {
   EXPECT_FALSE(contract_wgmma_fits(PlanRequest{empty_k, ops, 0, {}, 384}, &why));
   EXPECT_NE(why.find("empty"), std::string::npos) << why;
   EXPECT_TRUE(fits(pa, {0, 40, 0, 1}, {0, 0, 1, 40}, &why)) << why;
-  // Conv kernels and operands the tensor cores do not take have no wgmma variant.
+  // Operands the tensor cores do not take have no wgmma variant.
   EXPECT_THROW(contract_wgmma_spec(make_contract_spec(DType::f32, DType::f32, DType::f32)), Error);
   const KernelSpec w = contract_wgmma_spec(make_contract_spec(DType::bf16, DType::bf16, DType::bf16));
   EXPECT_TRUE(spec_contract_wgmma(w));
   EXPECT_EQ(w.attribute("arch"), "sm_90a");
   EXPECT_FALSE(target_supports(w, Target::glsl, &why));
   EXPECT_TRUE(target_supports(w, Target::cuda, &why)) << why;
+}
+
+// The conv kernel on Hopper's tensor cores (templates/cuda/conv_wgmma.cuh) on the host threads: the
+// producer warpgroup's window gathers into the swizzled stages (8 k a chunk: element by element, or
+// one 16-byte load where 8 k are adjacent: a channels-last input with channels per group a multiple
+// of 8, an OHWI kernel, an OIHW kernel read channels first), the k counters across stages and
+// tiles, the consumers' wgmmas through the same descriptors as the contraction, the epilogue at
+// each row's offsets; against long double sums of the 16-bit operands.
+void check_conv_wgmma(ConvCase c, unsigned blocks) {
+  c.wgmma = true;
+  run_conv_case(c, [&](const KernelSpec& spec, const LaunchPlan& plan) {
+    ASSERT_EQ(spec.block_size, 384);
+    EXPECT_EQ(spec.attribute("arch"), "sm_90a");
+    EXPECT_TRUE(plan.tensor_maps.empty());  // (the producer gathers: nothing for the driver to encode)
+    cuda_blocks::kiln::KilnConvParams p;
+    std::memcpy(&p, plan.params.data(), sizeof p);
+    EXPECT_EQ(p.tiles_m, (p.m + 127) / 128);
+    EXPECT_EQ(p.tiles_n, (p.n + 127) / 128);
+    cuda_blocks::launch(std::min(plan.groups_x, blocks), 384, [&] {
+      if (c.cores == 1) cuda_blocks::kiln::conv_wgmma_run_bf16(p, cuda_blocks::WgmmaF32Out());
+      else cuda_blocks::kiln::conv_wgmma_run_f16(p, cuda_blocks::WgmmaF32Out());
+    });
+  });
+}
+
+TEST(CudaWgmmaOnHost, ConvGathersWindowsIntoTheSwizzledStages) {
+  // NCHW, two feature groups of 35 output channels, stride (2, 1), kernel dilation (1, 2), an NHWC
+  // output; K = 18 (one stage, a tail chunk), element by element.
+  ConvCase groups{{2, 6, 9, 7}, {70, 3, 3, 2}, {2, 1}, {1, 0}, {1, 1}, {1, 2}, {1, 1}, 2, 1, {0, 2, 3, 1}, false};
+  groups.cores = 1;
+  check_conv_wgmma(groups, 2);
+  // 1-D, input dilation 3 and negative padding, batch groups, the epilogue's operands; f16.
+  ConvCase dilated{{4, 3, 11}, {4, 3, 3}, {2}, {-1}, {2}, {1}, {3}, 1, 2, {}, true};
+  dilated.cores = 2;
+  check_conv_wgmma(dilated, 1);
+  // NHWC with 16 channels and an OHWI kernel: both operands in 16-byte chunks. M = 288 (3 tiles),
+  // N = 130 (2), K = 144 (3 stages, the last part-filled); one block walks the 6 tiles x 3 stages:
+  // the ring of 4 wraps, the k counters restart per tile.
+  ConvCase chunks{{2, 16, 12, 12}, {130, 16, 3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}, {1, 1}, 1, 1, {0, 2, 3, 1}, true};
+  chunks.nhwc = chunks.ohwi = true;
+  chunks.cores = 1;
+  check_conv_wgmma(chunks, 1);
+  // NHWC with 5 channels and an HWIO kernel: element by element, channels fastest in k.
+  ConvCase hwio{{2, 5, 6, 6}, {9, 5, 3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}, {1, 1}, 1, 1, {}, false};
+  hwio.nhwc = hwio.hwio = true;
+  hwio.cores = 2;
+  check_conv_wgmma(hwio, 2);
+  // NCHW with an OIHW kernel of K = 72 (8 x 3 x 3): the kernel in chunks read channels first, the
+  // input element by element with stride 2 and padding.
+  ConvCase oihw{{1, 8, 10, 10}, {136, 8, 3, 3}, {2, 2}, {1, 1}, {1, 1}, {1, 1}, {1, 1}, 1, 1, {}, false};
+  oihw.cores = 1;
+  check_conv_wgmma(oihw, 2);
+  // NHWC in chunks with an input dilation (chunks in the holes read 0) and 2 feature groups of 8
+  // channels, 3-D.
+  ConvCase three_d{{1, 16, 3, 4, 4}, {8, 8, 2, 2, 3}, {1, 1, 1}, {0, 1, 1}, {0, 1, 1}, {1, 1, 1}, {2, 1, 2}, 2, 1, {}, false};
+  three_d.nhwc = three_d.ohwi = true;
+  three_d.cores = 2;
+  check_conv_wgmma(three_d, 1);
+  // Conv kernels have only the 128-row tile.
+  EXPECT_THROW(contract_wgmma_spec(make_conv_spec(DType::bf16, DType::bf16, DType::f32), 64), Error);
 }
 
 // The kernels compile with NVRTC for sm_90a as kiln::jit compiles them (bf16 and f16, a fused
@@ -328,18 +390,23 @@ TEST(CudaWgmmaOnHost, WhatTheTmaCannotLoadStaysOnMmaSync) {
 TEST(CudaWgmmaOnHost, KernelsCompileForSm90aOnly) {
   const Expr gelu_bias_res =
       parse_expr("0.5 * (x + y) * (1 + erf((x + y) * 0.7071067811865476)) + z", {DType::f32, DType::f32, DType::bf16});
+  const Expr gelu_bias_res16 =
+      parse_expr("0.5 * (x + y) * (1 + erf((x + y) * 0.7071067811865476)) + z", {DType::f32, DType::f16, DType::f16});
   std::string src;
   std::vector<KernelSpec> specs{contract_wgmma_spec(make_contract_spec(DType::bf16, DType::bf16, DType::bf16)),
                                 contract_wgmma_spec(make_contract_spec(DType::f16, DType::f16, DType::f32)),
                                 contract_wgmma_spec(make_contract_spec(DType::bf16, DType::bf16, DType::bf16, &gelu_bias_res)),
                                 contract_wgmma_spec(make_contract_spec(DType::f16, DType::f16, DType::f16), 64),
-                                contract_wgmma_spec(make_contract_spec(DType::bf16, DType::bf16, DType::bf16, &gelu_bias_res), 64)};
+                                contract_wgmma_spec(make_contract_spec(DType::bf16, DType::bf16, DType::bf16, &gelu_bias_res), 64),
+                                contract_wgmma_spec(make_conv_spec(DType::bf16, DType::bf16, DType::bf16)),
+                                contract_wgmma_spec(make_conv_spec(DType::f16, DType::f16, DType::f16, &gelu_bias_res16))};
   for (const KernelSpec& spec : specs) src += emit_cuda(spec);
   try {
     const std::vector<unsigned char> cubin = compile_cuda_cubin(src, "wgmma_test", "sm_90a", false);
     const std::string text(cubin.begin(), cubin.end());
     for (const KernelSpec& spec : specs)
-      EXPECT_NE(text.find(spec.name() + "_gemm_shared_bytes"), std::string::npos) << spec.name();
+      EXPECT_NE(text.find(spec.name() + (spec.family == "conv" ? "_conv" : "_gemm") + "_shared_bytes"), std::string::npos)
+          << spec.name();
   } catch (const Error& e) {
     if (e.code() == ErrorCode::unsupported) GTEST_SKIP() << e.what();  // no NVRTC here
     ADD_FAILURE() << e.what();

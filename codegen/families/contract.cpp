@@ -111,8 +111,9 @@ bool contract_spec_supported(const KernelSpec& spec, std::string* why) {
   if (spec.block_size != threads)
     return no(fmt::format("{} kernels run {} threads per block, not {}",
                           spec_contract_wgmma(spec) ? "wgmma contraction" : "contraction", threads, spec.block_size));
-  if (spec_contract_wgmma(spec) && spec.family != "contract")
-    return no(fmt::format("{} kernels have no wgmma variant", spec.family));
+  if (spec_contract_wgmma(spec) && spec.family != "contract" && (spec.family != "conv" || contract_wgmma_tile_m(spec) != 128))
+    return no(fmt::format("{} kernels have no wgmma variant{}", spec.family,
+                          spec.family == "conv" ? " with 64-row tiles" : ""));
   for (DType t : {spec.inputs[0], spec.inputs[1], spec.output})
     if (t == DType::pred) return no("a contraction takes no pred operands");
   if (!is_float(spec.output) && (is_float(spec.inputs[0]) || is_float(spec.inputs[1])))

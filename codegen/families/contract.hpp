@@ -49,12 +49,13 @@ bool spec_contract_tensor_cores(const KernelSpec& spec);
 // The tensor-core kernels' output tile (a block of 256 threads).
 inline constexpr int kContractMmaTileM = 128, kContractMmaTileN = 128;
 
-// The Hopper variant of tensor-core contraction kernel |spec| (CUDA sm_90a only, compiled for that
-// target: wgmma with TMA loads, templates/cuda/contract_wgmma.cuh) with output tiles of |tile_m|
-// x 128: 128 (384 threads) or 64 (256 threads: one consumer warpgroup, for M <= 64, e.g. LLM
-// decode) — contract_tile_for picks. The same operands, sums and epilogues as
-// contract_tensor_core_spec. Throws invalid_argument where it does not apply (a conv kernel, what
-// contract_tensor_cores_apply refuses, another tile).
+// The Hopper variant of tensor-core contraction or conv kernel |spec| (CUDA sm_90a only, compiled
+// for that target: wgmma, templates/cuda/contract_wgmma.cuh with TMA loads, conv_wgmma.cuh with the
+// windows gathered by a producer warpgroup) with output tiles of |tile_m| x 128: 128 (384 threads)
+// or, for contractions only, 64 (256 threads: one consumer warpgroup, for M <= 64, e.g. LLM decode)
+// — contract_tile_for picks. The same operands, sums and epilogues as contract_tensor_core_spec.
+// Throws invalid_argument where it does not apply (what contract_tensor_cores_apply refuses,
+// another tile).
 KernelSpec contract_wgmma_spec(const KernelSpec& spec, int tile_m = 128);
 bool spec_contract_wgmma(const KernelSpec& spec);
 int contract_wgmma_tile_m(const KernelSpec& spec);  // 128 or 64

@@ -1,6 +1,6 @@
 // The contraction family's kernel variants beside the portable k-order kernel (contract.cpp): the
 // tensor-core kernels on CUDA (path mma: mma.sync, templates/cuda/contract_mma.cuh and
-// conv_mma.cuh; path wgmma: sm_90a, contract_wgmma.cuh) and the cooperative-matrix kernel on Vulkan
+// conv_mma.cuh; path wgmma: sm_90a, contract_wgmma.cuh and conv_wgmma.cuh) and the cooperative-matrix kernel on Vulkan
 // (path coopmat: templates/glsl/coopmat.glsl with contract_coopmat.glsl or conv_coopmat.glsl). A
 // variant is a spec attribute, so it is part of the kernel's name; each takes two f16 (coopmat) or
 // f16/bf16 (CUDA) operands summed in f32 and every epilogue and output the portable kernel takes.
@@ -101,10 +101,10 @@ KernelSpec contract_tensor_core_spec(const KernelSpec& spec) {
 
 KernelSpec contract_wgmma_spec(const KernelSpec& spec, int tile_m) {
   std::string why;
-  if (spec.family != "contract") fail(ErrorCode::invalid_argument, fmt::format("{} kernels have no wgmma variant", spec.family));
   if (!contract_tensor_cores_apply(spec, &why)) fail(ErrorCode::invalid_argument, why);
-  if (tile_m != 128 && tile_m != 64)
-    fail(ErrorCode::invalid_argument, fmt::format("the wgmma kernel has tiles of 128 or 64 rows, not {}", tile_m));
+  if (tile_m != 128 && (tile_m != 64 || spec.family == "conv"))
+    fail(ErrorCode::invalid_argument, fmt::format("the wgmma {} kernel has tiles of {} rows, not {}", spec.family,
+                                                  spec.family == "conv" ? "128" : "128 or 64", tile_m));
   KernelSpec t = spec;
   t.set_attribute("path", "wgmma");
   t.set_attribute("arch", "sm_90a");

@@ -56,6 +56,10 @@ constexpr ContractTemplate kConv = {"conv", "cuda/conv.cuh", "KilnConvParams", "
 // point, another template (128 x 128 tiles).
 constexpr ContractTemplate kConvMmaBf16 = {"conv", "cuda/conv_mma.cuh", "KilnConvParams", "conv_mma_run_bf16", ""};
 constexpr ContractTemplate kConvMmaF16 = {"conv", "cuda/conv_mma.cuh", "KilnConvParams", "conv_mma_run_f16", ""};
+// On Hopper's (sm_90a: wgmma; 384 threads, the contraction's ring of stages in dynamic shared memory).
+constexpr ContractTemplate kConvWgmma[2] = {
+    {"conv", "cuda/conv_wgmma.cuh", "KilnConvParams", "conv_wgmma_run_f16", "", 384, "kiln::kWgSharedBytes"},
+    {"conv", "cuda/conv_wgmma.cuh", "KilnConvParams", "conv_wgmma_run_bf16", "", 384, "kiln::kWgSharedBytes"}};
 
 constexpr int kAxesPerDim = 5;
 
@@ -239,7 +243,9 @@ void conv_run_cpu(const KernelSpec& spec, const PlanRequest& r) {
 
 std::string conv_emit_cuda(const KernelSpec& spec, FunctionSet) {
   if (!spec_contract_tensor_cores(spec)) return contract_cuda_source(spec, kConv);
-  return contract_cuda_source(spec, spec.inputs[0] == DType::bf16 ? kConvMmaBf16 : kConvMmaF16);
+  const bool bf16 = spec.inputs[0] == DType::bf16;
+  if (spec_contract_wgmma(spec)) return contract_cuda_source(spec, kConvWgmma[bf16]);
+  return contract_cuda_source(spec, bf16 ? kConvMmaBf16 : kConvMmaF16);
 }
 std::string conv_emit_glsl(const KernelSpec& spec, int) {
   return spec_contract_coopmat(spec) ? contract_coopmat_glsl(spec) : contract_glsl_source(spec, kConv);

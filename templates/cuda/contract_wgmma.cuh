@@ -116,6 +116,14 @@ __device__ __forceinline__ void contract_mbar_fence_init() {
 #endif
 }
 
+// This thread's generic-proxy writes of shared memory (st.shared) made visible to the async proxy
+// (wgmma's operand reads) once the thread's next release (its mbarrier arrival) is acquired.
+__device__ __forceinline__ void contract_fence_proxy_async() {
+#if defined(__CUDA_ARCH__)
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+#endif
+}
+
 // An arrival; with |expect_bytes| > 0 the phase also waits for that many bytes of TMA loads.
 __device__ __forceinline__ void contract_mbar_arrive(unsigned bar, unsigned expect_bytes) {
 #if defined(__CUDA_ARCH__)
@@ -252,6 +260,53 @@ __device__ __forceinline__ int contract_wgmma_batch_coords(const KilnContractPar
   return rank;
 }
 
+// The ring's mbarriers (2 kWgStages of them at |full0| and |empty0|, 8 bytes each), initialized
+// by thread 0 before the block's first barrier: full[s] completes on |full_arrivals| arrivals (the
+// producer's) and the bytes they announce, empty[s] on 4 C (lane 0 of each consumer warp).
+template <int C>
+__device__ __forceinline__ void contract_wgmma_init_ring(unsigned full0, unsigned empty0, unsigned full_arrivals) {
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < kWgStages; ++s) {
+      contract_mbar_init(full0 + 8u * s, full_arrivals);
+      contract_mbar_init(empty0 + 8u * s, 4 * C);
+    }
+    contract_mbar_fence_init();
+  }
+  __syncthreads();
+}
+
+// A consumer warpgroup's part of one output tile: its 64 rows (consumer |cw|) of the stages' a
+// against all 128 columns of their b, over |ksteps| k steps from ring position |step| (advanced
+// past them): wait for a full stage, four k16 wgmmas, wait for them, free the stage. The first k16
+// step overwrites the accumulators (scale-d 0): no ordinary register writes define them (ptxas
+// would serialize the wgmmas after such writes); |acc| is undefined when |ksteps| is 0.
+template <bool BF16, bool A_MN, bool B_MN, int C>
+__device__ __forceinline__ void contract_wgmma_consume(float (&acc)[64], unsigned base, unsigned full0, unsigned empty0,
+                                                       unsigned cw, unsigned lane, long long ksteps,
+                                                       unsigned long long& step) {
+  typedef WgTile<C> T;
+  for (long long kt = 0; kt < ksteps; ++kt, ++step) {
+    const unsigned s = (unsigned)(step % kWgStages), parity = (unsigned)(step / kWgStages) & 1u;
+    const unsigned as = base + s * T::kStageBytes + cw * 8192u, bs = base + s * T::kStageBytes + T::kABytes;
+    contract_mbar_wait(full0 + 8u * s, parity);
+#if defined(__CUDA_ARCH__)
+    __syncwarp();  // the warp converged again for the .aligned instructions
+#endif
+    contract_wgmma_fence_registers(acc);
+    contract_wgmma_fence();
+#pragma unroll
+    for (unsigned kk = 0; kk < kWgTileK / 16; ++kk) {
+      // LBO: the 64-wide blocks of an MN-major operand 8 KiB apart; unused (1) for K-major.
+      const unsigned long long da = contract_wgmma_desc(A_MN ? as + 2048u * kk : as + 32u * kk, A_MN ? 8192u : 16u, 1024);
+      const unsigned long long db = contract_wgmma_desc(B_MN ? bs + 2048u * kk : bs + 32u * kk, B_MN ? 8192u : 16u, 1024);
+      contract_wgmma_step<BF16, A_MN, B_MN>(acc, da, db, kt > 0 || kk > 0 ? 1u : 0u);
+    }
+    contract_wgmma_commit_and_wait();
+    contract_wgmma_fence_registers(acc);
+    if (lane == 0) contract_mbar_arrive(empty0 + 8u * s, 0);
+  }
+}
+
 template <class R, bool BF16, bool A_MN, bool B_MN, int C>
 __device__ void contract_wgmma_run(const KilnWgmmaParams& P, const R r) {
   typedef WgTile<C> T;
@@ -260,14 +315,7 @@ __device__ void contract_wgmma_run(const KilnWgmmaParams& P, const R r) {
   const unsigned base = contract_wgmma_address(smem);
   const unsigned full0 = base + kWgStages * T::kStageBytes, empty0 = full0 + 8u * kWgStages;
   const unsigned tid = threadIdx.x, wg = tid / 128u, warp = tid % 128u / 32u, lane = tid % 32u;
-  if (tid == 0) {
-    for (int s = 0; s < kWgStages; ++s) {
-      contract_mbar_init(full0 + 8u * s, 1);
-      contract_mbar_init(empty0 + 8u * s, 4 * C);  // lane 0 of each consumer warp
-    }
-    contract_mbar_fence_init();
-  }
-  __syncthreads();
+  contract_wgmma_init_ring<C>(full0, empty0, 1);
   const long long tiles = p.tiles_m * p.tiles_n, work = p.batch * tiles, ksteps = (p.k + kWgTileK - 1) / kWgTileK;
   unsigned long long step = 0;
   if (wg == 0) {  // the producer
@@ -308,29 +356,8 @@ __device__ void contract_wgmma_run(const KilnWgmmaParams& P, const R r) {
   const unsigned cw = wg - 1u;  // this consumer's rows of the tile: 64 cw ..
   for (long long w = blockIdx.x; w < work; w += gridDim.x) {
     const long long bi = w / tiles, tt = w - bi * tiles, tm = tt / p.tiles_n, tn = tt - tm * p.tiles_n;
-    // The first k16 step of a tile overwrites the accumulators (scale-d 0): no ordinary register
-    // writes define them (ptxas would serialize the wgmmas after such writes).
     float acc[64];
-    for (long long kt = 0; kt < ksteps; ++kt, ++step) {
-      const unsigned s = (unsigned)(step % kWgStages), parity = (unsigned)(step / kWgStages) & 1u;
-      const unsigned as = base + s * T::kStageBytes + cw * 8192u, bs = base + s * T::kStageBytes + T::kABytes;
-      contract_mbar_wait(full0 + 8u * s, parity);
-#if defined(__CUDA_ARCH__)
-      __syncwarp();  // the warp converged again for the .aligned instructions
-#endif
-      contract_wgmma_fence_registers(acc);
-      contract_wgmma_fence();
-#pragma unroll
-      for (unsigned kk = 0; kk < kWgTileK / 16; ++kk) {
-        // LBO: the 64-wide blocks of an MN-major operand 8 KiB apart; unused (1) for K-major.
-        const unsigned long long da = contract_wgmma_desc(A_MN ? as + 2048u * kk : as + 32u * kk, A_MN ? 8192u : 16u, 1024);
-        const unsigned long long db = contract_wgmma_desc(B_MN ? bs + 2048u * kk : bs + 32u * kk, B_MN ? 8192u : 16u, 1024);
-        contract_wgmma_step<BF16, A_MN, B_MN>(acc, da, db, kt > 0 || kk > 0 ? 1u : 0u);
-      }
-      contract_wgmma_commit_and_wait();
-      contract_wgmma_fence_registers(acc);
-      if (lane == 0) contract_mbar_arrive(empty0 + 8u * s, 0);
-    }
+    contract_wgmma_consume<BF16, A_MN, B_MN, C>(acc, base, full0, empty0, cw, lane, ksteps, step);
     long long off[3], eoff[2];
     contract_batch_offsets(p, bi, off, eoff);
     const long long row0 = tm * T::kM + 64 * cw + 16 * warp + lane / 4, col0 = tn * kWgTileN + 2 * (lane % 4);

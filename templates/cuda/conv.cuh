@@ -53,6 +53,53 @@ __device__ __forceinline__ long long conv_split_k(const KilnConvParams& p, long 
   return p.channels_last ? ci : k;
 }
 
+// Output row m of group |grp| (image, output position): the input's offset of its image, its
+// window's origin per spatial dimension (in the dilated, padded input), the output's and the
+// epilogue operands' offsets.
+struct ConvRow {
+  long long in, out, ext[2], org[3];
+};
+__device__ __forceinline__ ConvRow conv_row(const KilnConvParams& p, long long grp, long long m) {
+  ConvRow w;
+  long long rem = m, o_off = 0, e_off[2] = {0, 0};
+#pragma unroll
+  for (int j = 2; j >= 0; --j) {
+    w.org[j] = 0;
+    if (j < p.rank) {
+      const long long q = rem / p.out_size[j], o = rem - q * p.out_size[j];
+      rem = q;
+      w.org[j] = o * p.stride[j] - p.pad_lo[j];
+      o_off += o * p.out_sp[j];
+#pragma unroll
+      for (int e = 0; e < 2; ++e) e_off[e] += o * p.ext_sp[e][j];
+    }
+  }
+  w.in = grp * p.in_group + rem * p.in_n;
+  w.out = grp * p.out_group + rem * p.out_n + o_off;
+#pragma unroll
+  for (int e = 0; e < 2; ++e) w.ext[e] = grp * p.ext_group[e] + rem * p.ext_n[e] + e_off[e];
+  return w;
+}
+
+// The input's element for window origin |org| (ConvRow::org) at input channel |ci| and kernel
+// position |kj|: true with its offset from the image's in |off|, false in the padding or between
+// the elements of a dilated input (no 64-bit division for an undilated input, the common case).
+__device__ __forceinline__ bool conv_window_at(const KilnConvParams& p, const long long* org, long long ci,
+                                               const long long* kj, long long& off) {
+  bool inside = true;
+  off = ci * p.in_c;
+#pragma unroll
+  for (int j = 0; j < 3; ++j) {
+    if (j < p.rank) {
+      const long long q = org[j] + kj[j] * p.kdil[j], dil = p.idil[j];
+      const long long qi = q < 0 ? -1 : dil == 1 ? q : q / dil;
+      inside = inside && q >= 0 && (dil == 1 || qi * dil == q) && qi < p.in_size[j];
+      off += qi * p.in_sp[j];
+    }
+  }
+  return inside;
+}
+
 template <class R>
 __device__ void conv_run(const KilnConvParams& p, const R r) {
   typedef typename R::C C;
@@ -63,31 +110,14 @@ __device__ void conv_run(const KilnConvParams& p, const R r) {
   for (long long w = blockIdx.x; w < work; w += gridDim.x) {
     const long long g = w / tiles, t = w - g * tiles, tm = t / p.tiles_n, tn = t - tm * p.tiles_n;
     const long long m0 = tm * kContractTileM, n0 = tn * kContractTileN;
-    // This thread's rows ty + 16 i (it stages their a elements and stores their outputs): the input
-    // offset of the image, the window's origin per dimension, the output's and operands' offsets.
-    long long in_row[4], out_row[4], ext_row[2][4], origin[4][3];
+    // This thread's rows ty + 16 i (it stages their a elements and stores their outputs).
+    ConvRow row[4];
     bool row_ok[4];
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
       const long long m = m0 + ty + 16 * i;
       row_ok[i] = m < p.m;
-      long long rem = row_ok[i] ? m : 0, o_off = 0, e_off[2] = {0, 0};
-#pragma unroll
-      for (int j = 2; j >= 0; --j) {
-        origin[i][j] = 0;
-        if (j < p.rank) {
-          const long long q = rem / p.out_size[j], o = rem - q * p.out_size[j];
-          rem = q;
-          origin[i][j] = o * p.stride[j] - p.pad_lo[j];
-          o_off += o * p.out_sp[j];
-#pragma unroll
-          for (int e = 0; e < 2; ++e) e_off[e] += o * p.ext_sp[e][j];
-        }
-      }
-      in_row[i] = g * p.in_group + rem * p.in_n;
-      out_row[i] = g * p.out_group + rem * p.out_n + o_off;
-#pragma unroll
-      for (int e = 0; e < 2; ++e) ext_row[e][i] = g * p.ext_group[e] + rem * p.ext_n[e] + e_off[e];
+      row[i] = conv_row(p, g, row_ok[i] ? m : 0);
     }
     C acc[4][4];
 #pragma unroll
@@ -102,17 +132,9 @@ __device__ void conv_run(const KilnConvParams& p, const R r) {
         const long long ci = conv_split_k(p, ak < p.k ? ak : 0, kj);
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
-          bool inside = row_ok[i] && ak < p.k;
-          long long off = in_row[i] + ci * p.in_c;
-#pragma unroll
-          for (int j = 0; j < 3; ++j) {
-            if (j < p.rank) {
-              const long long q = origin[i][j] + kj[j] * p.kdil[j], qi = q >= 0 ? q / p.idil[j] : -1;
-              inside = inside && q >= 0 && qi * p.idil[j] == q && qi < p.in_size[j];
-              off += qi * p.in_sp[j];
-            }
-          }
-          as[tx * (kContractTileM + 1) + ty + 16 * i] = inside ? r.load_a(p, off) : C(0);
+          long long off = 0;
+          const bool inside = conv_window_at(p, row[i].org, ci, kj, off) && row_ok[i] && ak < p.k;
+          as[tx * (kContractTileM + 1) + ty + 16 * i] = inside ? r.load_a(p, row[i].in + off) : C(0);
         }
       }
       // The b tile: element e = (k = e / 64, n = e % 64) of the group's kernel.
@@ -141,8 +163,8 @@ __device__ void conv_run(const KilnConvParams& p, const R r) {
       for (int j = 0; j < 4; ++j) {
         const long long on = n0 + tx + 16 * j;
         if (row_ok[i] && on < p.n) {
-          const long long ei[2] = {ext_row[0][i] + on * p.ext_o[0], ext_row[1][i] + on * p.ext_o[1]};
-          r.put(p, out_row[i] + on * p.out_o, ei, acc[i][j]);
+          const long long ei[2] = {row[i].ext[0] + on * p.ext_o[0], row[i].ext[1] + on * p.ext_o[1]};
+          r.put(p, row[i].out + on * p.out_o, ei, acc[i][j]);
         }
       }
     }

@@ -44,23 +44,13 @@ __device__ void conv_mma_run(const KilnConvParams& p, const R r) {
     if (tid < unsigned(kMmaTileM)) {
       const long long m = m0 + tid;
       row_ok[tid] = m < p.m;
-      long long rem = m < p.m ? m : 0, o_off = 0, e_off[2] = {0, 0};
+      const ConvRow w = conv_row(p, grp, m < p.m ? m : 0);
 #pragma unroll
-      for (int j = 2; j >= 0; --j) {
-        row_org[tid][j] = 0;
-        if (j < p.rank) {
-          const long long q = rem / p.out_size[j], o = rem - q * p.out_size[j];
-          rem = q;
-          row_org[tid][j] = o * p.stride[j] - p.pad_lo[j];
-          o_off += o * p.out_sp[j];
+      for (int j = 0; j < 3; ++j) row_org[tid][j] = w.org[j];
+      row_in[tid] = w.in;
+      row_out[tid] = w.out;
 #pragma unroll
-          for (int e = 0; e < 2; ++e) e_off[e] += o * p.ext_sp[e][j];
-        }
-      }
-      row_in[tid] = grp * p.in_group + rem * p.in_n;
-      row_out[tid] = grp * p.out_group + rem * p.out_n + o_off;
-#pragma unroll
-      for (int e = 0; e < 2; ++e) row_ext[e][tid] = grp * p.ext_group[e] + rem * p.ext_n[e] + e_off[e];
+      for (int e = 0; e < 2; ++e) row_ext[e][tid] = w.ext[e];
     }
     __syncthreads();  // the rows are in shared memory (K = 0 reads them too)
     float acc[4][4][4];

@@ -371,6 +371,55 @@ TEST_P(Conv, TensorCoresTakeHalfPrecisionOperandsOnCuda) {
     }
 }
 
+// sm_90 (H100, H200): f16/bf16 convolutions run the Hopper kernel (templates/cuda/conv_wgmma.cuh:
+// wgmma, a producer warpgroup gathering the windows): an NHWC input with an OHWI kernel (both in
+// 16-byte chunks: ResNet's layout), NCHW with OIHW (the kernel in chunks, the input element by
+// element), NHWC with HWIO and 12 channels (element by element), input dilation and feature
+// groups, a partial last tile each way and a K tail; a fused GELU + residual epilogue bit for bit
+// against the same sums op by op. Skipped elsewhere (CudaWgmmaOnHost.Conv* runs the kernel on host
+// threads).
+TEST_P(Conv, HopperKernelOnSm90) {
+  if (dev_->backend() != Backend::cuda || dev_->info().arch != "sm_90" || !wgmma_on(*dev_))
+    GTEST_SKIP() << "the wgmma kernels run on sm_90 GPUs (KILN_WGMMA unset)";
+  unsigned seed = 1500;
+  struct Case {
+    Shape x, w;  // as laid out: NHWC / NCHW, OHWI / OIHW / HWIO
+    bool nhwc;
+    int kernel_layout;  // 0 OIHW, 1 OHWI, 2 HWIO
+    std::int64_t fg, idil;
+  };
+  for (DType t : {DType::bf16, DType::f16})
+    for (const Case& c : {Case{{2, 14, 14, 64}, {136, 3, 3, 64}, true, 1, 1, 1}, Case{{1, 16, 15, 13}, {70, 16, 3, 3}, false, 0, 1, 1},
+                          Case{{2, 9, 9, 12}, {3, 3, 12, 24}, true, 2, 1, 1}, Case{{1, 7, 7, 32}, {64, 1, 1, 16}, true, 1, 2, 2}}) {
+      ConvOptions o;
+      o.padding = ConvPadding::same;
+      o.feature_group_size = c.fg;
+      o.input_dilation = {c.idil};
+      if (c.nhwc) o.input_permutation = {0, 3, 1, 2};
+      o.kernel_permutation = c.kernel_layout == 1 ? std::vector<int>{0, 3, 1, 2}
+                             : c.kernel_layout == 2 ? std::vector<int>{3, 2, 0, 1}
+                                                    : std::vector<int>{};
+      const Tensor x = random_tensor(c.x, t, ++seed), w = random_tensor(c.w, t, ++seed);
+      const std::uint64_t before = contraction_wgmma_runs();
+      check(x, w, o, fmt::format("{} {} x {} {}{}", dtype_name(t), shape_text(c.x), shape_text(c.w),
+                                 c.nhwc ? "NHWC" : "NCHW", c.fg > 1 ? " 2 groups" : ""));
+      EXPECT_EQ(contraction_wgmma_runs() - before, 2u);  // check() runs it twice
+    }
+  const Tensor x = random_tensor({2, 10, 10, 32}, DType::bf16, 1600).to(*dev_);
+  const Tensor w = random_tensor({48, 3, 3, 32}, DType::bf16, 1601).to(*dev_);
+  ConvOptions plain, epi;
+  plain.input_permutation = epi.input_permutation = {0, 3, 1, 2};
+  plain.kernel_permutation = epi.kernel_permutation = {0, 3, 1, 2};
+  plain.output = DType::f32;
+  const Tensor bias = random_tensor({1, 48, 1, 1}, DType::f32, 1602).to(*dev_);
+  const Tensor res = random_tensor({2, 48, 8, 8}, DType::bf16, 1603).to(*dev_);
+  epi.epilogue = parse_expr("0.5 * (x + y) * (1 + erf((x + y) * 0.7071067811865476)) + z", {DType::f32, DType::f32, DType::bf16});
+  epi.epilogue_operands = {bias, res};
+  const Tensor fused = conv(x, w, epi), sums = conv(x, w, plain);
+  EXPECT_EQ(fused.to(device("cpu")).to_host(),
+            as_type(map(*epi.epilogue, {sums, bias, res}), DType::bf16).to(device("cpu")).to_host());
+}
+
 // Vulkan: f16 convolutions run the cooperative-matrix kernel (templates/glsl/coopmat.glsl with
 // conv_coopmat.glsl) where the device has VK_NV_cooperative_matrix. KILN_COOPMAT=emulate runs it on
 // any Vulkan device with its fragments summed in k order by fused multiply-adds, the portable
