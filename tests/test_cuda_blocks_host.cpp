@@ -265,13 +265,18 @@ TEST(CudaBlocksOnHost, ConvOnTheTensorCores) {
 // The tensor-core kernel (f16 or bf16 operands, templates/cuda/contract_mma.cuh) on the host threads
 // with the mma emulated as the PTX ISA defines it: a batched [batch, m, k] x [k, n] (b transposed
 // when |bt|: its k axis contiguous), optionally y * 0.5 + bias - residual, against long double sums
-// of the same 16-bit operands (the tensor cores' per-16 rounding: K-scaled tolerance).
-void check_mma(bool bf16, std::int64_t batch, std::int64_t m, std::int64_t n, std::int64_t k, bool bt, bool epilogue) {
+// of the same 16-bit operands (the tensor cores' per-16 rounding: K-scaled tolerance). The rows
+// along k (a's, and b's when |bt|) are |k| + |pad| elements apart; |chunks|: whether a and b are
+// expected to be staged by 16-byte copies (bit 0: a, bit 1: b).
+void check_mma(bool bf16, std::int64_t batch, std::int64_t m, std::int64_t n, std::int64_t k, bool bt, bool epilogue,
+               std::int64_t pad = 0, int chunks = -1) {
   SCOPED_TRACE(testing::Message() << (bf16 ? "bf16 " : "f16 ") << batch << "x" << m << "x" << n << "x" << k
-                                  << (bt ? " b transposed" : "") << (epilogue ? " epilogue" : ""));
+                                  << (bt ? " b transposed" : "") << (epilogue ? " epilogue" : "") << " pad " << pad);
   auto to_bits = [bf16](float f) { return bf16 ? f32_to_bf16_bits(f) : f32_to_f16_bits(f); };
   auto of_bits = [bf16](std::uint16_t b) { return bf16 ? bf16_bits_to_f32(b) : f16_bits_to_f32(b); };
-  const std::vector<float> af = random_floats(std::size_t(batch * m * k), 11), bfl = random_floats(std::size_t(k * n), 12);
+  const std::int64_t ld = k + pad, bld = bt ? ld : n;  // a's row length; b's ([n][ld] or [k][n])
+  const std::vector<float> af = random_floats(std::size_t(batch * m * ld), 11),
+                           bfl = random_floats(std::size_t((bt ? n : k) * bld), 12);
   std::vector<std::uint16_t> a(af.size()), b(bfl.size());
   for (std::size_t i = 0; i < a.size(); ++i) a[i] = to_bits(af[i]);
   for (std::size_t i = 0; i < b.size(); ++i) b[i] = to_bits(bfl[i]);  // [k, n], or [n, k] when bt
@@ -281,7 +286,7 @@ void check_mma(bool bf16, std::int64_t batch, std::int64_t m, std::int64_t n, st
   const DType t = bf16 ? DType::bf16 : DType::f16;
   const KernelSpec spec = contract_tensor_core_spec(make_contract_spec(t, t, DType::f32, epilogue ? &epi : nullptr));
   const std::vector<std::int64_t> shape{batch, m, n, k};
-  const std::vector<std::int64_t> sa{m * k, k, 0, 1}, sb{0, 0, bt ? k : 1, bt ? 1 : n}, sbias{0, 0, 1, 0}, sres{m * n, n, 1, 0};
+  const std::vector<std::int64_t> sa{m * ld, ld, 0, 1}, sb{0, 0, bt ? ld : 1, bt ? 1 : n}, sbias{0, 0, 1, 0}, sres{m * n, n, 1, 0};
   std::vector<PlanOperand> ops{{reinterpret_cast<std::uint64_t>(a.data()), sa}, {reinterpret_cast<std::uint64_t>(b.data()), sb}};
   if (epilogue) {
     ops.push_back({reinterpret_cast<std::uint64_t>(bias.data()), sbias});
@@ -292,6 +297,10 @@ void check_mma(bool bf16, std::int64_t batch, std::int64_t m, std::int64_t n, st
   ASSERT_EQ(plan.function, 0) << why;
   const auto p = params_from<cuda_blocks::kiln::KilnContractParams>(plan);
   EXPECT_EQ(p.tiles_m, (m + 127) / 128);
+  if (chunks >= 0) {
+    EXPECT_EQ(cuda_blocks::kiln::contract_mma_chunks(p, 0), (chunks & 1) != 0);
+    EXPECT_EQ(cuda_blocks::kiln::contract_mma_chunks(p, 1), (chunks & 2) != 0);
+  }
   const unsigned blocks = std::min(plan.groups_x, 2u);
   if (bf16)
     cuda_blocks::launch(blocks, 256, [&] { cuda_blocks::kiln::contract_mma_run_bf16(p, MmaF32Out()); });
@@ -299,8 +308,8 @@ void check_mma(bool bf16, std::int64_t batch, std::int64_t m, std::int64_t n, st
     cuda_blocks::launch(blocks, 256, [&] { cuda_blocks::kiln::contract_mma_run_f16(p, MmaF32Out()); });
   expect_tensor_core_sums(
       batch, m, n, k,
-      [&](std::int64_t bi, std::int64_t i, std::int64_t kk) { return (long double)of_bits(a[std::size_t((bi * m + i) * k + kk)]); },
-      [&](std::int64_t kk, std::int64_t j) { return (long double)of_bits(b[std::size_t(bt ? j * k + kk : kk * n + j)]); },
+      [&](std::int64_t bi, std::int64_t i, std::int64_t kk) { return (long double)of_bits(a[std::size_t((bi * m + i) * ld + kk)]); },
+      [&](std::int64_t kk, std::int64_t j) { return (long double)of_bits(b[std::size_t(bt ? j * ld + kk : kk * n + j)]); },
       epilogue, bias, res, out);
 }
 
@@ -309,6 +318,18 @@ TEST(CudaBlocksOnHost, TensorCoreTilesFragmentsAndEpilogue) {
   check_mma(true, 1, 130, 70, 50, false, false);   // partial tiles each way, K across the step of 32
   check_mma(false, 2, 33, 129, 40, true, true);    // f16, a batch, b transposed (k contiguous), epilogue
   check_mma(true, 1, 128, 128, 32, true, false);   // exact tiles
+}
+
+// The staging by asynchronous 16-byte copies (cp.async, two buffers): operands along k with rows a
+// multiple of 8 elements apart, a K tail inside a chunk (the copy's zero fill: K = 44 in rows of
+// 48), several K steps through both buffers and tiles in turn (one block walks them), one operand
+// copied and the other staged element by element, and both element by element (rows 50 apart).
+TEST(CudaBlocksOnHost, TensorCoreStagingByAsynchronousCopies) {
+  check_mma(true, 1, 130, 136, 44, true, false, 4, 3);    // both copied, the tail zero-filled
+  check_mma(false, 3, 40, 24, 136, true, true, 0, 3);     // a batch, K over 5 steps, the epilogue
+  check_mma(true, 1, 200, 72, 96, false, false, 0, 1);    // a copied, b [k][n] element by element
+  check_mma(false, 1, 33, 160, 21, true, false, 11, 3);   // rows of 32: K = 21, one step, 2 tail chunks
+  check_mma(true, 1, 70, 40, 50, true, false, 0, 0);      // rows of 50: element by element
 }
 
 // A row op over [rows, n] run on the host threads against long double.

@@ -5,6 +5,7 @@
 // variant is a spec attribute, so it is part of the kernel's name; each takes two f16 (coopmat) or
 // f16/bf16 (CUDA) operands summed in f32 and every epilogue and output the portable kernel takes.
 #include "codegen/families/contract.hpp"
+#include "codegen/families/loop_count.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -128,7 +129,7 @@ std::uint64_t contract_loop_iterations(const KernelSpec& spec, std::int64_t tile
   const double per_step = !cm ? 1 : spec.family == "conv" ? 300 : 100, per_tile = cm ? 200 : 16;
   const double each = std::ceil(double(std::max<std::int64_t>(tiles, 0)) / std::max(groups, 1u));
   const double n = each * (std::ceil(double(std::max<std::int64_t>(k, 0)) / t.k) * per_step + per_tile);
-  return n >= 1.8e19 ? UINT64_MAX : std::uint64_t(n);
+  return loop_count(n);
 }
 
 // ---- Vulkan: cooperative matrices ----------------------------------------------------------------

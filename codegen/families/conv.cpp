@@ -153,12 +153,22 @@ bool conv_geometry(const PlanRequest& r, KilnConvParams& p, std::string* why, st
   return true;
 }
 
+// Whether the cooperative-matrix kernel takes geometry |p| (conv_coopmat_fits).
+bool coopmat_fits(const KilnConvParams& p, std::string* why) {
+  constexpr std::int64_t kLimit = std::int64_t(1) << 31;
+  if (p.m < kLimit && p.k < kLimit) return true;
+  if (why)
+    *why = fmt::format("the cooperative-matrix conv kernel takes fewer than 2^31 output rows and products per output "
+                       "(32-bit indices); this request has {} and {}", p.m, p.k);
+  return false;
+}
+
 LaunchPlan conv_plan(const KernelSpec& spec, const PlanRequest& r, std::string* why) {
   LaunchPlan plan;
   KilnConvParams p{};
   const ContractTile tile = contract_tile(spec);
   if (!conv_geometry(r, p, why, tile.m, tile.n)) return plan;
-  if (spec_contract_coopmat(spec) && !conv_coopmat_fits(r, why)) return plan;
+  if (spec_contract_coopmat(spec) && !coopmat_fits(p, why)) return plan;
   p.out = r.out;
   p.a = r.inputs[0].address;
   p.b = r.inputs[1].address;
@@ -346,13 +356,7 @@ DType conv_default_output(DType a, DType b) { return to_floating(promote(a, b));
 bool conv_coopmat_fits(const PlanRequest& r, std::string* why) {
   KilnConvParams p{};
   std::string ignored;
-  if (!conv_geometry(r, p, why ? why : &ignored)) return false;
-  constexpr std::int64_t kLimit = std::int64_t(1) << 31;
-  if (p.m < kLimit && p.k < kLimit) return true;
-  if (why)
-    *why = fmt::format("the cooperative-matrix conv kernel takes fewer than 2^31 output rows and products per output "
-                       "(32-bit indices); this request has {} and {}", p.m, p.k);
-  return false;
+  return conv_geometry(r, p, why ? why : &ignored) && coopmat_fits(p, why);
 }
 
 KernelSpec make_conv_spec(DType a, DType b, DType out, const Expr* epilogue, bool tf32) {

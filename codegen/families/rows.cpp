@@ -6,6 +6,7 @@
 // without it) in an order fixed for the device (deterministic: no atomics), then the row written. f16/bf16 compute in f32, rounded once at the
 // store. The formulas, the handling of -inf/+inf/NaN rows and eps: docs/semantics.md, "Row ops".
 #include "codegen/families/rows.hpp"
+#include "codegen/families/loop_count.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -310,7 +311,7 @@ LaunchPlan rows_plan(const KernelSpec& spec, const PlanRequest& r, std::string* 
   const double lanes = double(by_subgroup ? sub : std::max(r.block_size, 1));
   const double rows_each = std::ceil(double(g.n_rows) / (double(plan.groups_x) * double(per)));
   const double loops = rows_each * (2 * std::ceil(double(g.n) / lanes) + 128);
-  plan.loop_iterations = loops >= 1.8e19 ? UINT64_MAX : std::uint64_t(loops);
+  plan.loop_iterations = loop_count(loops);
   plan.params = params_of(p);
   return plan;
 }

@@ -15,6 +15,7 @@
 // sum over an axis of 2 of a [2, 4M] tensor was 4M workgroup scans of one busy thread each). The
 // input is read twice when split, once otherwise; the output is written once.
 #include "codegen/families/scan.hpp"
+#include "codegen/families/loop_count.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -227,14 +228,14 @@ LaunchPlan scan_plan(const KernelSpec& spec, const PlanRequest& r, std::string* 
     p.by_thread = g.n <= kScanItems;
     plan.groups_x = groups(p.by_thread ? ceil_div(g.n_rows, r.block_size) : work);
     if (p.by_thread) loops = std::ceil(double(g.n_rows) / (double(plan.groups_x) * block)) * double(g.n + 2);
-    plan.loop_iterations = loops >= 1.8e19 ? UINT64_MAX : std::uint64_t(loops);
+    plan.loop_iterations = loop_count(loops);
     plan.params = params_of(p);
     return plan;
   }
   // (The spine: a thread per row, its segments in order.)
   loops = std::max(loops, std::ceil(double(g.n_rows) / (double(groups(ceil_div(g.n_rows, r.block_size))) * block)) *
                               double(split + 2));
-  plan.loop_iterations = loops >= 1.8e19 ? UINT64_MAX : std::uint64_t(loops);
+  plan.loop_iterations = loop_count(loops);
   plan.scratch_bytes = std::uint64_t(work) * dtype_size(compute_dtype(acc_of(spec)));
   p.scratch = r.scratch;
   plan.function = 1;  // reduce, then spine (a thread per row), then scan

@@ -36,6 +36,74 @@ struct KilnContractParams {
 };
 static_assert(sizeof(KilnContractParams) == 368, "KilnContractParams must match codegen/families/contract.cpp");
 
+// ---- asynchronous 16-byte copies (cp.async, sm_80+): the tensor-core kernels' staging ------------
+#if !defined(__CUDA_ARCH__)
+// On the host (the tests run the templates on host threads): a thread's copies wait in its queue
+// until the wait or arrival that completes them, so a missing wait reads stale shared memory there
+// too; a copy that is not 16-byte aligned throws, as the GPU faults.
+struct ContractHostCopy {
+  unsigned char* dst;
+  const unsigned char* src;
+  unsigned bytes;
+  unsigned long long group;  // the commits before it
+};
+inline thread_local std::vector<ContractHostCopy> contract_host_copies;
+inline thread_local unsigned long long contract_host_commits = 0;
+inline void contract_land_copies_on_host(unsigned long long groups_before) {
+  std::vector<ContractHostCopy>& q = contract_host_copies;
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < q.size(); ++i) {
+    if (q[i].group < groups_before) {
+      for (unsigned b = 0; b < 16; ++b) q[i].dst[b] = b < q[i].bytes ? q[i].src[b] : (unsigned char)0;
+    } else {
+      q[kept++] = q[i];
+    }
+  }
+  q.resize(kept);
+}
+#endif
+
+// 16 bytes from global |src| to shared |dst| (both 16-byte aligned) as an asynchronous copy
+// (cp.async.cg): the first |bytes| read, the rest zero-filled (0: 16 zeros, nothing read).
+__device__ __forceinline__ void contract_copy16(void* dst, const void* src, unsigned bytes) {
+#if defined(__CUDA_ARCH__)
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"((unsigned)__cvta_generic_to_shared(dst)),
+               "l"(__cvta_generic_to_global(src)), "r"(bytes)
+               : "memory");
+#else
+  if (reinterpret_cast<unsigned long long>(dst) % 16 != 0 || reinterpret_cast<unsigned long long>(src) % 16 != 0 ||
+      bytes > 16)
+    throw std::logic_error("a cp.async of 16 bytes not 16-byte aligned, or of a source over 16 bytes");
+  contract_host_copies.push_back({static_cast<unsigned char*>(dst), static_cast<const unsigned char*>(src), bytes,
+                                  contract_host_commits});
+#endif
+}
+// The copies issued since the last commit as one group.
+__device__ __forceinline__ void contract_copy_commit() {
+#if defined(__CUDA_ARCH__)
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+#else
+  ++contract_host_commits;
+#endif
+}
+// Waits until at most |N| committed groups are in flight (their copies visible to this thread).
+template <int N>
+__device__ __forceinline__ void contract_copy_wait() {
+#if defined(__CUDA_ARCH__)
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+#else
+  contract_land_copies_on_host(contract_host_commits >= (unsigned long long)N ? contract_host_commits - N : 0);
+#endif
+}
+// Waits for all of this thread's copies, committed or not.
+__device__ __forceinline__ void contract_copy_wait_all() {
+#if defined(__CUDA_ARCH__)
+  asm volatile("cp.async.wait_all;\n" ::: "memory");
+#else
+  contract_land_copies_on_host(~0ull);
+#endif
+}
+
 constexpr int kContractTileM = 64, kContractTileN = 64, kContractTileK = 16;
 
 // An f32 value rounded to TF32 (precision tf32): to nearest even at 10 mantissa bits, inf and NaN kept.

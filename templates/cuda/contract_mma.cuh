@@ -2,9 +2,12 @@
 // the tensor cores give it): f16 or bf16 operands, f32 accumulators, mma.sync.aligned.m16n8k16.
 // A block of 256 threads (8 warps, 2 x 4) per 128 x 128 output tile; K in steps of 32 staged in
 // shared memory as raw 16-bit elements (a as [m][k], b as [n][k], rows padded by 8 elements:
-// conflict-free 32-bit fragment loads); each warp computes 64 x 32 outputs as 4 x 4 m16n8 tiles.
-// Operands are read through their strides (a transposed operand is a stride: the staging loop
-// walks the contiguous axis with neighbouring threads). The epilogue is the contraction family's
+// conflict-free 32-bit fragment loads) through two buffers; each warp computes 64 x 32 outputs as
+// 4 x 4 m16n8 tiles. An operand whose k is its unit-stride axis (with 16-byte aligned rows: a
+// row-major a, an nn.Linear weight [n][k]) is staged by asynchronous 16-byte copies (cp.async)
+// issued a step ahead, which land while the tensor cores work on the step before; others are read
+// through their strides element by element before each step (a transposed operand is a stride:
+// the staging loop walks the contiguous axis with neighbouring threads). The epilogue is the contraction family's
 // functor (R::put over the f32 sum), so fused epilogues work alike. The products of a k16 step are
 // summed by the tensor cores (their order and rounding), the steps in k order: deterministic on a
 // GPU model, not bit-identical to contract.cuh's fma chain.
@@ -85,14 +88,66 @@ __device__ __forceinline__ void contract_mma_step(const unsigned short* as, cons
   }
 }
 
-template <class R, bool BF16>
-__device__ void contract_mma_run(const KilnContractParams& p, const R r) {
-  __shared__ __align__(16) unsigned short as[kMmaTileM * kMmaLd];  // [m][k]
-  __shared__ __align__(16) unsigned short bs[kMmaTileN * kMmaLd];  // [n][k]
+// Whether operand |o| (0: a, 1: b) of |p| is copied in 16-byte chunks along k: k its unit-stride
+// axis, its address and its other strides multiples of 16 bytes (a chunk of 8 k from a multiple
+// of 8 then starts 16-byte aligned).
+__device__ __forceinline__ bool contract_mma_chunks(const KilnContractParams& p, int o) {
+  const unsigned long long at = o == 0 ? p.a : p.b;
+  bool ok = (o == 0 ? p.a_k : p.b_k) == 1 && (o == 0 ? p.a_m : p.b_n) % 8 == 0 && at % 16 == 0;
+  for (int d = 0; d < (int)p.batch_rank; ++d) ok = ok && p.batch_strides[o][d] % 8 == 0;
+  return ok;
+}
+
+// Stages the K step at |k0| of the tile at (|m0|, |n0|) into |as| ([m][k]) and |bs| ([n][k]): an
+// operand along k in chunks (|a_chunks|, |b_chunks|: 512 chunks of 8 k, 2 per thread, as
+// asynchronous copies; the K tail zero-filled), otherwise element by element through registers
+// (16 per thread, neighbouring threads on the operand's unit-stride axis when it has one).
+__device__ __forceinline__ void contract_mma_stage(const KilnContractParams& p, const long long* off, long long m0,
+                                                   long long n0, long long k0, bool a_chunks, bool b_chunks,
+                                                   unsigned short* as, unsigned short* bs, unsigned tid) {
   const unsigned short* A = reinterpret_cast<const unsigned short*>(p.a);
   const unsigned short* B = reinterpret_cast<const unsigned short*>(p.b);
+#pragma unroll
+  for (int rr = 0; rr < 2; ++rr) {
+    const unsigned e = tid + 256u * rr, row = e / 4u, kc = 8u * (e % 4u);  // chunk: row, its first k
+    const long long gk = k0 + kc, left = p.k - gk;
+    const unsigned bytes = left <= 0 ? 0u : left >= 8 ? 16u : unsigned(2 * left);
+    if (a_chunks) {
+      const long long gm = m0 + row;
+      const bool in = gm < p.m && bytes > 0;
+      contract_copy16(as + row * kMmaLd + kc, in ? A + off[0] + gm * p.a_m + gk : A, in ? bytes : 0u);
+    }
+    if (b_chunks) {
+      const long long gn = n0 + row;
+      const bool in = gn < p.n && bytes > 0;
+      contract_copy16(bs + row * kMmaLd + kc, in ? B + off[1] + gn * p.b_n + gk : B, in ? bytes : 0u);
+    }
+  }
+  if (a_chunks && b_chunks) return;
+#pragma unroll 4
+  for (int rr = 0; rr < 16; ++rr) {
+    const unsigned e = tid + 256u * rr;
+    if (!a_chunks) {
+      const unsigned am = p.a_k == 1 ? e / 32u : e % 128u, ak = p.a_k == 1 ? e % 32u : e / 128u;
+      const long long gm = m0 + am, gk = k0 + ak;
+      as[am * kMmaLd + ak] = gm < p.m && gk < p.k ? A[off[0] + gm * p.a_m + gk * p.a_k] : (unsigned short)0;
+    }
+    if (!b_chunks) {
+      const unsigned bn = p.b_n == 1 ? e % 128u : e / 32u, bk = p.b_n == 1 ? e / 128u : e % 32u;
+      const long long gn = n0 + bn, hk = k0 + bk;
+      bs[bn * kMmaLd + bk] = gn < p.n && hk < p.k ? B[off[1] + hk * p.b_k + gn * p.b_n] : (unsigned short)0;
+    }
+  }
+}
+
+template <class R, bool BF16>
+__device__ void contract_mma_run(const KilnContractParams& p, const R r) {
+  // Two buffers: the next K step is staged (its chunks copied asynchronously) while this one runs.
+  __shared__ __align__(16) unsigned short as[2][kMmaTileM * kMmaLd];  // [m][k]
+  __shared__ __align__(16) unsigned short bs[2][kMmaTileN * kMmaLd];  // [n][k]
   const unsigned tid = threadIdx.x, lane = tid % 32u, warp = tid / 32u;
   const unsigned wm = warp / 4u, wn = warp % 4u, g = lane / 4u, t = lane % 4u;
+  const bool a_chunks = contract_mma_chunks(p, 0), b_chunks = contract_mma_chunks(p, 1);
   const long long tiles = p.tiles_m * p.tiles_n, work = p.batch * tiles;
   for (long long w = blockIdx.x; w < work; w += gridDim.x) {
     const long long bi = w / tiles, tt = w - bi * tiles, tm = tt / p.tiles_n, tn = tt - tm * p.tiles_n;
@@ -106,22 +161,20 @@ __device__ void contract_mma_run(const KilnContractParams& p, const R r) {
       for (int j = 0; j < 4; ++j)
 #pragma unroll
         for (int c = 0; c < 4; ++c) acc[i][j][c] = 0.0f;
-    for (long long k0 = 0; k0 < p.k; k0 += kMmaTileK) {
-      // Stage a (128 x 32) and b (32 x 128), 16 elements each per thread, neighbouring threads on
-      // the operand's unit-stride axis when it has one.
-#pragma unroll 4
-      for (int rr = 0; rr < 16; ++rr) {
-        const unsigned e = tid + 256u * rr;
-        const unsigned am = p.a_k == 1 ? e / 32u : e % 128u, ak = p.a_k == 1 ? e % 32u : e / 128u;
-        const long long gm = m0 + am, gk = k0 + ak;
-        as[am * kMmaLd + ak] = gm < p.m && gk < p.k ? A[off[0] + gm * p.a_m + gk * p.a_k] : (unsigned short)0;
-        const unsigned bn = p.b_n == 1 ? e % 128u : e / 32u, bk = p.b_n == 1 ? e / 128u : e % 32u;
-        const long long gn = n0 + bn, hk = k0 + bk;
-        bs[bn * kMmaLd + bk] = gn < p.n && hk < p.k ? B[off[1] + hk * p.b_k + gn * p.b_n] : (unsigned short)0;
+    if (p.k > 0) contract_mma_stage(p, off, m0, n0, 0, a_chunks, b_chunks, as[0], bs[0], tid);
+    contract_copy_commit();
+    unsigned buf = 0;
+    for (long long k0 = 0; k0 < p.k; k0 += kMmaTileK, buf ^= 1u) {
+      if (k0 + kMmaTileK < p.k) {  // the next step into the other buffer (free since the last barrier)
+        contract_mma_stage(p, off, m0, n0, k0 + kMmaTileK, a_chunks, b_chunks, as[buf ^ 1u], bs[buf ^ 1u], tid);
+        contract_copy_commit();
+        contract_copy_wait<1>();  // this step's copies have landed (the next step's may still fly)
+      } else {
+        contract_copy_wait<0>();
       }
       __syncthreads();
-      contract_mma_step<BF16>(as, bs, acc, wm, wn, g, t);
-      __syncthreads();
+      contract_mma_step<BF16>(as[buf], bs[buf], acc, wm, wn, g, t);
+      __syncthreads();  // the buffer is read before the step after next stages into it
     }
 #pragma unroll
     for (int i = 0; i < 4; ++i)

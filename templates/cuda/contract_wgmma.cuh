@@ -136,6 +136,17 @@ __device__ __forceinline__ void contract_mbar_arrive(unsigned bar, unsigned expe
 #endif
 }
 
+// An arrival on |bar| once this thread's earlier cp.async copies have landed (.noinc: one of the
+// arrivals the barrier was initialized to expect).
+__device__ __forceinline__ void contract_cp_async_arrive(unsigned bar) {
+#if defined(__CUDA_ARCH__)
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
+#else
+  contract_land_copies_on_host(~0ull);  // (the host lands them here)
+  contract_mbar_arrive_on_host(bar, 0);
+#endif
+}
+
 // Waits until the phase of parity |parity| has completed (a fresh barrier counts its phase 1 done).
 __device__ __forceinline__ void contract_mbar_wait(unsigned bar, unsigned parity) {
 #if defined(__CUDA_ARCH__)
@@ -279,8 +290,10 @@ __device__ __forceinline__ void contract_wgmma_init_ring(unsigned full0, unsigne
 // against all 128 columns of their b, over |ksteps| k steps from ring position |step| (advanced
 // past them): wait for a full stage, four k16 wgmmas, wait for them, free the stage. The first k16
 // step overwrites the accumulators (scale-d 0): no ordinary register writes define them (ptxas
-// would serialize the wgmmas after such writes); |acc| is undefined when |ksteps| is 0.
-template <bool BF16, bool A_MN, bool B_MN, int C>
+// would serialize the wgmmas after such writes); |acc| is undefined when |ksteps| is 0. |COPIED|:
+// the stages were written by cp.async (generic-proxy writes no producer fence covers: each
+// consumer thread fences the proxies after its wait, before its wgmmas read them).
+template <bool BF16, bool A_MN, bool B_MN, int C, bool COPIED = false>
 __device__ __forceinline__ void contract_wgmma_consume(float (&acc)[64], unsigned base, unsigned full0, unsigned empty0,
                                                        unsigned cw, unsigned lane, long long ksteps,
                                                        unsigned long long& step) {
@@ -289,6 +302,7 @@ __device__ __forceinline__ void contract_wgmma_consume(float (&acc)[64], unsigne
     const unsigned s = (unsigned)(step % kWgStages), parity = (unsigned)(step / kWgStages) & 1u;
     const unsigned as = base + s * T::kStageBytes + cw * 8192u, bs = base + s * T::kStageBytes + T::kABytes;
     contract_mbar_wait(full0 + 8u * s, parity);
+    if (COPIED) contract_fence_proxy_async();
 #if defined(__CUDA_ARCH__)
     __syncwarp();  // the warp converged again for the .aligned instructions
 #endif

@@ -10,10 +10,13 @@
 //     consumers read both operands as K-major matrices exactly as they read the contraction's.
 //     Where 8 consecutive k are 8 adjacent elements of the operand (a channels-last input with
 //     channels per group a multiple of 8; a kernel whose k is its contiguous axis), the chunk is
-//     one 16-byte load. The TMA cannot load a window gather (its im2col mode takes neither every
-//     layout nor dilated inputs), so no tensor maps: any layout, dilation, padding and group runs
-//     here. Each thread then makes its stores visible to the async proxy (fence.proxy.async) and
-//     arrives on the stage's "full" mbarrier (128 arrivals complete it).
+//     one asynchronous 16-byte copy (cp.async, zero-filled where the window is outside the
+//     input), and the thread goes on to the next stage without waiting for it; elsewhere the 8
+//     are loaded one by one and stored from registers. The TMA cannot load a window gather (its
+//     im2col mode takes neither every layout nor dilated inputs), so no tensor maps: any layout,
+//     dilation, padding and group runs here. Each thread then makes its stores visible to the
+//     async proxy (fence.proxy.async) and arrives on the stage's "full" mbarrier, and arrives
+//     again when its copies land (cp.async.mbarrier.arrive.noinc): 256 arrivals complete it.
 //   warpgroups 1, 2, the consumers: contract_wgmma_consume (four k16 wgmmas per stage), then the
 //     contraction family's epilogue functor (R::put) over their 64 accumulators per thread, at the
 //     offsets of their two output rows.
@@ -111,20 +114,24 @@ __device__ __forceinline__ void conv_wgmma_produce(const KilnConvParams& p, unsi
       contract_mbar_wait(empty0 + 8u * s, parity ^ 1u);
 #pragma unroll 1
       for (unsigned c = 0; c < kWgTileK / 8; ++c, k += 8) {
-        ConvChunk va = {{0, 0, 0, 0}}, vb = {{0, 0, 0, 0}};
+        const unsigned at = t * 128u + ((c ^ swz) * 16u);
         long long off = 0;
+        // 16-byte chunks as asynchronous copies (cp.async: zeros where nothing is read).
         if (a_chunks) {  // (K is a multiple of 8: a chunk lies wholly before or past it)
-          if (m_ok && k < p.k && conv_window_at(p, row.org, ci, kj, off))
-            va = *reinterpret_cast<const ConvChunk*>(A + row.in + off);
+          const bool in = m_ok && k < p.k && conv_window_at(p, row.org, ci, kj, off);
+          contract_copy16(as + at, in ? A + row.in + off : A, in ? 16u : 0u);
         }
-        if (b_chunks && k + 8 <= p.k) {
-          if (n_ok) vb = *reinterpret_cast<const ConvChunk*>(B + b_row + conv_kernel_at(p, ci, kj));
-        }
-        // Element by element where a chunk is not 8 adjacent elements (and the kernel's K tail).
-        const bool a_each = !a_chunks && m_ok, b_each = !(b_chunks && k + 8 <= p.k) && n_ok;
+        const bool b_chunk = b_chunks && k + 8 <= p.k;
+        if (b_chunk) contract_copy16(bs + at, n_ok ? B + b_row + conv_kernel_at(p, ci, kj) : B, n_ok ? 16u : 0u);
+        // Element by element where a chunk is not 8 adjacent elements (and the kernel's K tail),
+        // stored from the registers.
+        const bool a_each = !a_chunks && m_ok, b_each = !b_chunk && n_ok;
         if (!a_each && !b_each && p.channels_last && p.cg % 8 == 0) {
           conv_next_k(p, ci, kj, 8);
+          if (!a_chunks) *reinterpret_cast<ConvChunk*>(as + at) = ConvChunk{{0, 0, 0, 0}};  // (a row past M)
+          if (!b_chunk) *reinterpret_cast<ConvChunk*>(bs + at) = ConvChunk{{0, 0, 0, 0}};
         } else {
+          ConvChunk va = {{0, 0, 0, 0}}, vb = {{0, 0, 0, 0}};
 #pragma unroll
           for (unsigned e = 0; e < 8; ++e) {
             if (k + e < p.k) {
@@ -136,15 +143,18 @@ __device__ __forceinline__ void conv_wgmma_produce(const KilnConvParams& p, unsi
               conv_next_k(p, ci, kj);
             }
           }
+          if (!a_chunks) *reinterpret_cast<ConvChunk*>(as + at) = va;
+          if (!b_chunk) *reinterpret_cast<ConvChunk*>(bs + at) = vb;
         }
-        const unsigned at = t * 128u + ((c ^ swz) * 16u);
-        *reinterpret_cast<ConvChunk*>(as + at) = va;
-        *reinterpret_cast<ConvChunk*>(bs + at) = vb;
       }
+      // Two arrivals a thread: its stores (made visible to wgmma's async proxy, released by the
+      // arrival) and, once they land, its asynchronous copies (.noinc: counted among the 256).
       contract_fence_proxy_async();
       contract_mbar_arrive(full0 + 8u * s, 0);
+      contract_cp_async_arrive(full0 + 8u * s);
     }
   }
+  contract_copy_wait_all();  // (no copy outlives its thread)
 }
 
 template <class R, bool BF16>
@@ -154,7 +164,7 @@ __device__ void conv_wgmma_run(const KilnConvParams& p, const R r) {
   const unsigned base = contract_wgmma_address(smem);
   const unsigned full0 = base + kWgStages * T::kStageBytes, empty0 = full0 + 8u * kWgStages;
   const unsigned tid = threadIdx.x, wg = tid / 128u, warp = tid % 128u / 32u, lane = tid % 32u;
-  contract_wgmma_init_ring<2>(full0, empty0, 128);
+  contract_wgmma_init_ring<2>(full0, empty0, 256);
   if (wg == 0) {
     conv_wgmma_produce(p, smem, full0, empty0, tid);
     return;
@@ -165,7 +175,7 @@ __device__ void conv_wgmma_run(const KilnConvParams& p, const R r) {
   for (long long w = blockIdx.x; w < work; w += gridDim.x) {
     const long long grp = w / tiles, tt = w - grp * tiles, tm = tt / p.tiles_n, tn = tt - tm * p.tiles_n;
     float acc[64];
-    contract_wgmma_consume<BF16, false, false, 2>(acc, base, full0, empty0, cw, lane, ksteps, step);
+    contract_wgmma_consume<BF16, false, false, 2, true>(acc, base, full0, empty0, cw, lane, ksteps, step);
     // This thread's two output rows (accumulator fragment: rows g and g + 8 of its warp's 16).
     const long long row0 = tm * T::kM + 64 * cw + 16 * warp + lane / 4, col0 = tn * kWgTileN + 2 * (lane % 4);
     ConvRow rows[2];

@@ -102,6 +102,13 @@ inline void expect_contraction_matches(const Tensor& got, const Ref& ref, DType 
   }
 }
 
+// |x| and |y| (on any devices) of one shape and the same bits: a fused kernel against the same
+// expression op by op, or two kernels whose sums are specified to agree exactly.
+inline void expect_same_bits(const Tensor& x, const Tensor& y, const std::string& what) {
+  EXPECT_EQ(x.shape(), y.shape()) << what;
+  EXPECT_EQ(x.to(device("cpu")).to_host(), y.to(device("cpu")).to_host()) << what;
+}
+
 // KILN_COOPMAT set to |value| (nullptr: unset) for the scope: which Vulkan kernel f16 contractions
 // and convolutions run (runtime/contract.hpp, coopmat_on; read on each call).
 class ScopedCoopmat {

@@ -333,10 +333,7 @@ TEST_P(Contract, SpecialValuesAndEmptyOperands) {
 // dtype (matmul with an f32/s32 output), then map(epilogue) over it and the operands, then the
 // output cast — bit for bit, since both evaluate the same expression on the same values.
 TEST_P(Contract, FusedEpiloguesMatchOpByOp) {
-  auto same_bits = [](const Tensor& x, const Tensor& y, const std::string& what) {
-    EXPECT_EQ(x.shape(), y.shape()) << what;
-    EXPECT_EQ(x.to(device("cpu")).to_host(), y.to(device("cpu")).to_host()) << what;
-  };
+  const auto same_bits = conformance::expect_same_bits;
   const char* gelu = "0.5 * (x + y) * (1 + erf((x + y) * 0.7071067811865476))";
   {  // GEMM + bias + GELU in f32; the bias broadcast along the rows.
     const Tensor a = random_tensor({70, 40}, DType::f32, 1).to(*dev_), b = random_tensor({40, 66}, DType::f32, 2).to(*dev_);
@@ -564,8 +561,7 @@ TEST_P(Contract, HopperKernelOnSm90) {
   const std::uint64_t before = contraction_wgmma_runs();
   const Tensor fused = matmul(a, b, epi), plain = matmul(a, b, f32);
   EXPECT_EQ(contraction_wgmma_runs() - before, 2u);
-  EXPECT_EQ(fused.to(device("cpu")).to_host(),
-            as_type(map(*epi.epilogue, {plain, col, res}), DType::bf16).to(device("cpu")).to_host());
+  conformance::expect_same_bits(fused, as_type(map(*epi.epilogue, {plain, col, res}), DType::bf16), "GELU + residual");
 }
 
 // Vulkan: f16 contractions run the cooperative-matrix kernel (templates/glsl/coopmat.glsl)

@@ -416,8 +416,7 @@ TEST_P(Conv, HopperKernelOnSm90) {
   epi.epilogue = parse_expr("0.5 * (x + y) * (1 + erf((x + y) * 0.7071067811865476)) + z", {DType::f32, DType::f32, DType::bf16});
   epi.epilogue_operands = {bias, res};
   const Tensor fused = conv(x, w, epi), sums = conv(x, w, plain);
-  EXPECT_EQ(fused.to(device("cpu")).to_host(),
-            as_type(map(*epi.epilogue, {sums, bias, res}), DType::bf16).to(device("cpu")).to_host());
+  conformance::expect_same_bits(fused, as_type(map(*epi.epilogue, {sums, bias, res}), DType::bf16), "GELU + residual");
 }
 
 // Vulkan: f16 convolutions run the cooperative-matrix kernel (templates/glsl/coopmat.glsl with
@@ -429,9 +428,7 @@ TEST_P(Conv, HopperKernelOnSm90) {
 TEST_P(Conv, CooperativeMatrixKernelOnVulkan) {
   if (dev_->backend() != Backend::vulkan) GTEST_SKIP() << "cooperative matrices are a Vulkan kernel";
   const bool device_has = dev_->info().cooperative_matrix.m != 0;
-  auto same_bits = [](const Tensor& x, const Tensor& y, const std::string& what) {
-    EXPECT_EQ(x.to(device("cpu")).to_host(), y.to(device("cpu")).to_host()) << what;
-  };
+  const auto same_bits = conformance::expect_same_bits;
   struct Case {
     Shape x, w;
     ConvOptions o;
@@ -544,10 +541,7 @@ TEST_P(Conv, SpecialValuesAndEmptyOperands) {
 }
 
 TEST_P(Conv, FusedEpiloguesMatchOpByOp) {
-  auto same_bits = [](const Tensor& x, const Tensor& y, const std::string& what) {
-    EXPECT_EQ(x.shape(), y.shape()) << what;
-    EXPECT_EQ(x.to(device("cpu")).to_host(), y.to(device("cpu")).to_host()) << what;
-  };
+  const auto same_bits = conformance::expect_same_bits;
   const char* gelu = "0.5 * (x + y) * (1 + erf((x + y) * 0.7071067811865476))";
   {  // NCHW: bias per channel ([C, 1, 1]) + GELU, then a residual.
     const Tensor x = random_tensor({2, 3, 6, 6}, DType::f32, 1).to(*dev_), w = random_tensor({5, 3, 3, 3}, DType::f32, 2).to(*dev_);
