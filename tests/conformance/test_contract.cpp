@@ -520,6 +520,25 @@ TEST_P(Contract, TensorCoresTakeHalfPrecisionOperandsOnCuda) {
                                                     cores ? " tensor cores" : ""));
       }
     }
+  // a along k in rows of 48 cut to K = 44 (the kernel's asynchronous copies, the K tail inside a
+  // chunk zero-filled by the copy) with b [k][n] in rows of 137 (element by element; no TMA on
+  // sm_90 either: rows 274 bytes apart), and both along k in rows of 40 (whole chunks; the Hopper
+  // kernel's on sm_90).
+  for (DType t : {DType::bf16, DType::f16})
+    for (bool tail : {true, false}) {
+      const Tensor a = tail ? random_tensor({150, 48}, t, ++seed).to(*dev_).slice(1, 0, 44)
+                            : random_tensor({150, 40}, t, ++seed).to(*dev_);
+      const Tensor b = tail ? random_tensor({44, 137}, t, ++seed).to(*dev_).slice(1, 0, 136)
+                            : random_tensor({136, 40}, t, ++seed).to(*dev_).transpose({1, 0});
+      DotOptions o;
+      o.vendor_library = false;
+      const std::uint64_t before = contraction_tensor_core_runs();
+      const Tensor got = matmul(a, b, o);
+      EXPECT_EQ(contraction_tensor_core_runs() - before, 1u);
+      const Ref ref = reference(a.to(device("cpu")), b.to(device("cpu")), {{1}, {}, {0}, {}}, t);
+      expect_matches(got, ref, t, t,
+                     fmt::format("{} 150x136x{}{}", dtype_name(t), tail ? 44 : 40, tail ? " a in rows of 48" : ""));
+    }
 }
 
 // sm_90 (H100, H200): f16/bf16 contractions whose operands the TMA can load run the Hopper kernel
