@@ -7,10 +7,10 @@
 // row-major a, an nn.Linear weight [n][k]) is staged by asynchronous 16-byte copies (cp.async)
 // issued a step ahead, which land while the tensor cores work on the step before; others are read
 // through their strides element by element before each step (a transposed operand is a stride:
-// the staging loop walks the contiguous axis with neighbouring threads). The epilogue is the contraction family's
-// functor (R::put over the f32 sum), so fused epilogues work alike. The products of a k16 step are
-// summed by the tensor cores (their order and rounding), the steps in k order: deterministic on a
-// GPU model, not bit-identical to contract.cuh's fma chain.
+// the staging loop walks the contiguous axis with neighbouring threads). The epilogue is the
+// contraction family's functor (R::put over the f32 sum), so fused epilogues work alike. The
+// products of a k16 step are summed by the tensor cores (their order and rounding), the steps in k
+// order: deterministic on a GPU model, not bit-identical to contract.cuh's fma chain.
 //
 // Fragment layouts (PTX ISA, "Matrix Fragments for mma.m16n8k16 with floating point type"), lane
 // = 4 g + t: a holds (m, k) = (g + 8 v1, 2 t + v0 + 8 v2) as element v0 + 2 v1 + 4 v2 (two 16-bit
