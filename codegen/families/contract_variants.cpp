@@ -1,7 +1,8 @@
 // The contraction family's kernel variants beside the portable k-order kernel (contract.cpp): the
 // tensor-core kernels on CUDA (path mma: mma.sync, templates/cuda/contract_mma.cuh and
-// conv_mma.cuh; path wgmma: sm_90a, contract_wgmma.cuh and conv_wgmma.cuh) and the cooperative-matrix kernel on Vulkan
-// (path coopmat: templates/glsl/coopmat.glsl with contract_coopmat.glsl or conv_coopmat.glsl). A
+// conv_mma.cuh; path wgmma: sm_90a, contract_wgmma.cuh and conv_wgmma.cuh) and the
+// cooperative-matrix kernel on Vulkan (path coopmat: templates/glsl/coopmat.glsl with
+// contract_coopmat.glsl or conv_coopmat.glsl). A
 // variant is a spec attribute, so it is part of the kernel's name; each takes two f16 (coopmat) or
 // f16/bf16 (CUDA) operands summed in f32 and every epilogue and output the portable kernel takes.
 #include "codegen/families/contract.hpp"
