@@ -249,7 +249,10 @@ Tensor launch(std::string_view op, const KernelSpec& spec, const std::string* na
   if (cm.m && device.info().loop_limit &&
       !within_loop_limit(device, contract_coopmat_spec(spec, {cm.m, cm.n, cm.k}, emulated), request))
     cm = {};  // (lavapipe, emulated: the portable kernel takes a K about 100 times longer)
-  const KernelSpec run_spec = wgmma ? contract_wgmma_spec(spec, contract_wgmma_tile_for(m))
+  std::int64_t batch = 1;
+  for (std::size_t i = 0; i + 3 < shape.size(); ++i) batch *= shape[i];
+  const ContractTile wg_tile = wgmma ? wgmma_tile(batch, m, n) : ContractTile{};
+  const KernelSpec run_spec = wgmma ? contract_wgmma_spec(spec, wg_tile.m, wg_tile.n)
                              : mma  ? contract_tensor_core_spec(spec)
                              : cm.m ? contract_coopmat_spec(spec, {cm.m, cm.n, cm.k}, emulated)
                                     : KernelSpec{};
@@ -447,6 +450,18 @@ bool tensor_cores_on(Device& device) {
   if (off) return false;
   const std::string& arch = device.info().arch;
   return arch.rfind("sm_", 0) == 0 && std::atoi(arch.c_str() + 3) >= 80;
+}
+
+ContractTile wgmma_tile(std::int64_t batch, std::int64_t m, std::int64_t n) {
+  const char* env = std::getenv("KILN_WGMMA_TILE");
+  if (!env || !*env) return contract_wgmma_tile_for(batch, m, n);
+  const std::string_view v(env);
+  if (v == "64x128") return {64, 128, 64};
+  if (v == "128x128") return {128, 128, 64};
+  if (v == "128x256") return {128, 256, 64};
+  fail(ErrorCode::invalid_argument,
+       fmt::format("KILN_WGMMA_TILE={} is not a tile of the wgmma GEMM: 64x128, 128x128 or 128x256 (or unset: "
+                   "chosen by shape)", v));
 }
 
 bool wgmma_on(Device& device) {

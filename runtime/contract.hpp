@@ -72,6 +72,10 @@ bool tensor_cores_on(Device& device);
 // the wgmma kernels (contractions where the TMA can load the operands; KILN_WGMMA=0 keeps them on
 // mma.sync).
 bool wgmma_on(Device& device);
+// The wgmma GEMM's tile for |batch| products of M x N: contract_wgmma_tile_for's choice, or the
+// tile KILN_WGMMA_TILE names (64x128, 128x128 or 128x256; read on each call: for timing one tile
+// against another on a GPU); another value throws invalid_argument naming it.
+ContractTile wgmma_tile(std::int64_t batch, std::int64_t m, std::int64_t n);
 // How many contractions and convolutions on this thread ran Kiln's cooperative-matrix kernels (Vulkan).
 std::uint64_t contraction_coopmat_runs();
 void note_coopmat_run();

@@ -16,9 +16,11 @@
 
 #include <barrier>
 #include <cmath>
+#include <cstdlib>
 #include <condition_variable>
 #include <cstdint>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -33,6 +35,7 @@
 #include "codegen/emit.hpp"
 #include "codegen/expr.hpp"
 #include "core/error.hpp"
+#include "runtime/contract.hpp"
 #include "runtime/jit.hpp"
 #include "core/half.hpp"
 #include "tests/conv_host_case.hpp"
@@ -48,7 +51,7 @@ namespace cuda_blocks {
 #include "tests/cuda_host_templates_end.hpp"
 
 // ---- shared memory, mbarriers, the TMA and wgmma on the host ------------------------------------
-alignas(1024) inline unsigned char wg_shared[kiln::kWgSharedBytes + 1024];
+alignas(1024) inline unsigned char wg_shared[kiln::kWgSharedBytesN256 + 1024];
 
 unsigned char* kiln::contract_wgmma_shared_on_host() { return wg_shared; }
 unsigned kiln::contract_wgmma_address_on_host(const void* p) {
@@ -143,22 +146,73 @@ inline unsigned desc_element(unsigned long long desc, bool mn_major, unsigned ro
   return swizzle128(at);
 }
 
-void kiln::contract_wgmma_on_host(float (&d)[64], unsigned long long a, unsigned long long b, bool accumulate,
-                                  bool a_mn, bool b_mn, bool bf16) {
-  auto value = [&](unsigned byte) {
+// wgmma.mma_async as the asynchronous operation it is: each thread queues its part, commit_group
+// closes a group, and wait_group N runs every group but the newest N, reading shared memory then
+// (the latest moment the PTX ISA allows). What each part reads is also captured at issue: if it
+// changed before the part ran (a stage handed back to the producer while a group reading it was in
+// flight), the run is marked failed (wgmma_in_flight_error).
+struct WgmmaPart {
+  float* d;
+  int n;
+  unsigned long long a, b;
+  bool accumulate, a_mn, b_mn, bf16;
+  std::vector<std::uint16_t> seen;
+};
+inline thread_local std::vector<WgmmaPart> wg_open;
+inline thread_local std::deque<std::vector<WgmmaPart>> wg_groups;
+inline std::mutex wg_error_mutex;
+inline std::string wgmma_in_flight_error;
+
+// This thread's operands of |w| (its two rows of a, its n / 4 columns of b; 16 k each).
+inline std::vector<std::uint16_t> wgmma_operands(const WgmmaPart& w) {
+  const unsigned t = threadIdx.x % 128u, warp = t / 32u, lane = t % 32u;
+  std::vector<std::uint16_t> v;
+  auto add = [&](unsigned byte) {
     std::uint16_t bits;
     std::memcpy(&bits, wg_shared + byte, 2);
-    return (long double)(bf16 ? ::kiln::bf16_bits_to_f32(bits) : ::kiln::f16_bits_to_f32(bits));
+    v.push_back(bits);
   };
-  const unsigned t = threadIdx.x % 128u, w = t / 32u, lane = t % 32u;
-  for (unsigned i = 0; i < 64; ++i) {
-    const unsigned row = 16 * w + lane / 4 + 8 * ((i / 2) % 2), col = 8 * (i / 4) + 2 * (lane % 4) + i % 2;
-    long double s = accumulate ? d[i] : 0;  // scale-d 0: d's old value (here uninitialized) is not read
-    for (unsigned k = 0; k < 16; ++k) s += value(desc_element(a, a_mn, row, k)) * value(desc_element(b, b_mn, col, k));
-    d[i] = float(s);
+  for (unsigned h = 0; h < 2; ++h)
+    for (unsigned k = 0; k < 16; ++k) add(desc_element(w.a, w.a_mn, 16 * warp + lane / 4 + 8 * h, k));
+  for (unsigned c = 0; c < unsigned(w.n) / 4; ++c)
+    for (unsigned k = 0; k < 16; ++k) add(desc_element(w.b, w.b_mn, 8 * (c / 2) + 2 * (lane % 4) + c % 2, k));
+  return v;
+}
+
+inline void wgmma_run(const WgmmaPart& w) {
+  const std::vector<std::uint16_t> v = wgmma_operands(w);
+  if (v != w.seen) {
+    std::lock_guard lock(wg_error_mutex);
+    wgmma_in_flight_error = "the shared memory a wgmma reads changed while its group was in flight";
+  }
+  auto value = [&](std::uint16_t bits) {
+    return (long double)(w.bf16 ? ::kiln::bf16_bits_to_f32(bits) : ::kiln::f16_bits_to_f32(bits));
+  };
+  for (unsigned i = 0; i < unsigned(w.n) / 2; ++i) {
+    const unsigned h = (i / 2) % 2, c = 2 * (i / 4) + i % 2;  // row h of a, column c of b (as gathered)
+    long double s = w.accumulate ? w.d[i] : 0;  // scale-d 0: d's old value (here uninitialized) is not read
+    for (unsigned k = 0; k < 16; ++k) s += value(v[h * 16 + k]) * value(v[32 + c * 16 + k]);
+    w.d[i] = float(s);
   }
 }
-void kiln::contract_wgmma_wait_on_host() { warp_barriers[threadIdx.x / 32]->arrive_and_wait(); }
+
+void kiln::contract_wgmma_on_host(float* d, int n, unsigned long long a, unsigned long long b, bool accumulate,
+                                  bool a_mn, bool b_mn, bool bf16) {
+  WgmmaPart w{d, n, a, b, accumulate, a_mn, b_mn, bf16, {}};
+  w.seen = wgmma_operands(w);
+  wg_open.push_back(std::move(w));
+}
+void kiln::contract_wgmma_commit_on_host() {
+  wg_groups.push_back(std::move(wg_open));
+  wg_open.clear();
+}
+void kiln::contract_wgmma_wait_on_host(int pending) {
+  while (wg_groups.size() > std::size_t(pending)) {
+    for (const WgmmaPart& w : wg_groups.front()) wgmma_run(w);
+    wg_groups.pop_front();
+  }
+  warp_barriers[threadIdx.x / 32]->arrive_and_wait();
+}
 
 struct WgmmaF32Out {
   typedef float C;
@@ -179,11 +233,11 @@ namespace {
 // [n, k] when |b_k_major| (b shared by the batch: stride 0), optionally y * 0.5 + bias - residual;
 // |blocks| blocks of the |tile_m| x 128 kernel walk the tiles.
 void check_wgmma(bool bf16, std::int64_t batch, std::int64_t m, std::int64_t n, std::int64_t k, bool a_mn,
-                 bool b_k_major, bool epilogue, unsigned blocks, int tile_m = 128) {
+                 bool b_k_major, bool epilogue, unsigned blocks, int tile_m = 128, int tile_n = 128) {
   SCOPED_TRACE(testing::Message() << (bf16 ? "bf16 " : "f16 ") << batch << "x" << m << "x" << n << "x" << k
                                   << (a_mn ? " a m-major" : "") << (b_k_major ? " b k-major" : "")
                                   << (epilogue ? " epilogue" : "") << ", " << blocks << " blocks of " << tile_m
-                                  << " x 128");
+                                  << " x " << tile_n);
   std::mt19937 rng(unsigned(m * 31 + n * 7 + k));
   std::uniform_real_distribution<float> u(-2, 2);
   auto bits = [&] { return bf16 ? f32_to_bf16_bits(u(rng)) : f32_to_f16_bits(u(rng)); };
@@ -196,9 +250,11 @@ void check_wgmma(bool bf16, std::int64_t batch, std::int64_t m, std::int64_t n, 
   for (float& v : res) v = u(rng);
   const Expr epi = parse_expr("x * 0.5 + y - z", {DType::f32, DType::f32, DType::f32});
   const DType t = bf16 ? DType::bf16 : DType::f16;
-  const KernelSpec spec = contract_wgmma_spec(make_contract_spec(t, t, DType::f32, epilogue ? &epi : nullptr), tile_m);
+  const KernelSpec spec =
+      contract_wgmma_spec(make_contract_spec(t, t, DType::f32, epilogue ? &epi : nullptr), tile_m, tile_n);
   ASSERT_EQ(spec.block_size, tile_m == 128 ? 384 : 256);
   ASSERT_EQ(contract_tile(spec).m, tile_m);
+  ASSERT_EQ(contract_tile(spec).n, tile_n);
   const std::vector<std::int64_t> shape{batch, m, n, k};
   const std::vector<std::int64_t> sa = a_mn ? std::vector<std::int64_t>{m * k, 1, 0, m} : std::vector<std::int64_t>{m * k, k, 0, 1};
   const std::vector<std::int64_t> sb = b_k_major ? std::vector<std::int64_t>{0, 0, k, 1} : std::vector<std::int64_t>{0, 0, 1, n};
@@ -229,9 +285,14 @@ void check_wgmma(bool bf16, std::int64_t batch, std::int64_t m, std::int64_t n, 
   std::memcpy(&p, plan.params.data(), sizeof p);
   EXPECT_EQ(p.layout, (a_mn ? 1 : 0) | (b_k_major ? 0 : 2));
   EXPECT_EQ(p.c.tiles_m, (m + tile_m - 1) / tile_m);
+  EXPECT_EQ(p.c.tiles_n, (n + tile_n - 1) / tile_n);
+  cuda_blocks::wgmma_in_flight_error.clear();
   cuda_blocks::launch(std::min(plan.groups_x, blocks), unsigned(spec.block_size), [&] {
     namespace k = cuda_blocks::kiln;
-    if (tile_m == 64) {
+    if (tile_n == 256) {
+      if (bf16) k::contract_wgmma_run_bf16_n256(p, cuda_blocks::WgmmaF32Out());
+      else k::contract_wgmma_run_f16_n256(p, cuda_blocks::WgmmaF32Out());
+    } else if (tile_m == 64) {
       if (bf16) k::contract_wgmma_run_bf16_m64(p, cuda_blocks::WgmmaF32Out());
       else k::contract_wgmma_run_f16_m64(p, cuda_blocks::WgmmaF32Out());
     } else if (bf16) {
@@ -247,6 +308,7 @@ void check_wgmma(bool bf16, std::int64_t batch, std::int64_t m, std::int64_t n, 
       },
       [&](std::int64_t kk, std::int64_t j) { return of_bits(b[std::size_t(b_k_major ? j * k + kk : kk * n + j)]); },
       epilogue, bias, res, out);
+  EXPECT_EQ(cuda_blocks::wgmma_in_flight_error, "");
 }
 
 TEST(CudaWgmmaOnHost, TmaStagesDescriptorsAndFragments) {
@@ -274,9 +336,9 @@ TEST(CudaWgmmaOnHost, TheSixtyFourRowTile) {
   check_wgmma(false, 1, 1, 130, 64, false, true, false, 2, 64);
   // A 64-row box of an M-major a over 128 rows: the second tile's box starts at row 64.
   check_wgmma(true, 1, 104, 64, 32, true, true, false, 1, 64);
-  EXPECT_EQ(contract_wgmma_tile_for(1), 64);
-  EXPECT_EQ(contract_wgmma_tile_for(64), 64);
-  EXPECT_EQ(contract_wgmma_tile_for(65), 128);
+  EXPECT_EQ(contract_wgmma_tile_for(1, 1, 4096).m, 64);
+  EXPECT_EQ(contract_wgmma_tile_for(1, 64, 4096).m, 64);
+  EXPECT_EQ(contract_wgmma_tile_for(1, 65, 4096).m, 128);
   const KernelSpec plain = make_contract_spec(DType::bf16, DType::bf16, DType::bf16);
   const KernelSpec small = contract_wgmma_spec(plain, 64), big = contract_wgmma_spec(plain);
   EXPECT_NE(small.name(), big.name());
@@ -290,6 +352,57 @@ TEST(CudaWgmmaOnHost, TheSixtyFourRowTile) {
   EXPECT_EQ(contract_tile(big).m, 128);
   EXPECT_EQ(contract_tile(plain).m, kContractTileM);
   EXPECT_EQ(contract_tile(contract_tensor_core_spec(plain)).k, 32);
+}
+
+// The tile table's 128 x 256 row (two consumer warpgroups of 64 x 256, 128 accumulators per
+// thread, m64n256k16; setmaxnreg on a GPU): b as 4 boxes of 64 n (N-major) or one of 256 n rows
+// (K-major), partial tiles each way, a K tail, a batch with the epilogue, the ring wrapping over
+// tiles; and the rule that picks it.
+TEST(CudaWgmmaOnHost, TheWideTile) {
+  check_wgmma(true, 1, 130, 296, 136, false, false, false, 1, 128, 256);
+  check_wgmma(false, 2, 64, 256, 64, true, true, true, 2, 128, 256);
+  check_wgmma(true, 1, 200, 520, 40, false, true, false, 2, 128, 256);
+  check_wgmma(false, 1, 256, 136, 200, true, false, true, 1, 128, 256);
+  auto tile = [](std::int64_t batch, std::int64_t m, std::int64_t n) {
+    const ContractTile t = contract_wgmma_tile_for(batch, m, n);
+    EXPECT_EQ(t.k, 64);
+    return std::to_string(t.m) + "x" + std::to_string(t.n);
+  };
+  EXPECT_EQ(tile(1, 4096, 4096), "128x256");  // 32 x 16 = 512 wide tiles
+  EXPECT_EQ(tile(1, 8192, 8192), "128x256");
+  EXPECT_EQ(tile(1, 2048, 2048), "128x128");  // 128 wide tiles: under two waves
+  EXPECT_EQ(tile(16, 1024, 1024), "128x256");  // 16 x 8 x 4
+  EXPECT_EQ(tile(1, 8192, 128), "128x128");    // N fits one 128-column tile
+  EXPECT_EQ(tile(1, 64, 14336), "64x128");     // decode rows
+  EXPECT_EQ(tile(1, 65, 1 << 20), "128x256");
+  const KernelSpec plain = make_contract_spec(DType::bf16, DType::bf16, DType::bf16);
+  const KernelSpec wide = contract_wgmma_spec(plain, 128, 256);
+  EXPECT_EQ(wide.attribute("tile"), "128x256");
+  EXPECT_EQ(wide.block_size, 384);
+  EXPECT_NE(wide.name(), contract_wgmma_spec(plain).name());
+  EXPECT_EQ(contract_same_variant(wide, make_contract_spec(DType::f16, DType::f16, DType::f32)).attribute("tile"), "128x256");
+  EXPECT_THROW(contract_wgmma_spec(plain, 64, 256), Error);
+  EXPECT_THROW(contract_wgmma_spec(make_conv_spec(DType::bf16, DType::bf16, DType::f32), 128, 256), Error);
+  KernelSpec odd = wide;
+  odd.set_attribute("tile", "96x128");
+  std::string why;
+  EXPECT_FALSE(target_supports(odd, Target::cuda, &why));
+  EXPECT_NE(why.find("96x128"), std::string::npos) << why;
+  EXPECT_EQ(contract_tile(wide).n, 256);
+  // KILN_WGMMA_TILE overrides the choice (to time one tile against another on a GPU).
+  ::setenv("KILN_WGMMA_TILE", "128x128", 1);
+  EXPECT_EQ(wgmma_tile(1, 8192, 8192).n, 128);
+  ::setenv("KILN_WGMMA_TILE", "64x128", 1);
+  EXPECT_EQ(wgmma_tile(1, 8192, 8192).m, 64);
+  ::setenv("KILN_WGMMA_TILE", "128x512", 1);
+  try {
+    wgmma_tile(1, 8192, 8192);
+    ADD_FAILURE() << "KILN_WGMMA_TILE=128x512 was taken";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("KILN_WGMMA_TILE=128x512"), std::string::npos) << e.what();
+  }
+  ::unsetenv("KILN_WGMMA_TILE");
+  EXPECT_EQ(wgmma_tile(1, 8192, 8192).n, 256);
 }
 
 TEST(CudaWgmmaOnHost, WhatTheTmaCannotLoadStaysOnMmaSync) {
@@ -339,10 +452,12 @@ void check_conv_wgmma(ConvCase c, unsigned blocks) {
     std::memcpy(&p, plan.params.data(), sizeof p);
     EXPECT_EQ(p.tiles_m, (p.m + 127) / 128);
     EXPECT_EQ(p.tiles_n, (p.n + 127) / 128);
+    cuda_blocks::wgmma_in_flight_error.clear();
     cuda_blocks::launch(std::min(plan.groups_x, blocks), 384, [&] {
       if (c.cores == 1) cuda_blocks::kiln::conv_wgmma_run_bf16(p, cuda_blocks::WgmmaF32Out());
       else cuda_blocks::kiln::conv_wgmma_run_f16(p, cuda_blocks::WgmmaF32Out());
     });
+    EXPECT_EQ(cuda_blocks::wgmma_in_flight_error, "");
   });
 }
 
@@ -384,7 +499,7 @@ TEST(CudaWgmmaOnHost, ConvGathersWindowsIntoTheSwizzledStages) {
 }
 
 // The kernels compile with NVRTC for sm_90a as kiln::jit compiles them (bf16 and f16, a fused
-// GELU + residual epilogue, both rows of the tile table); the wgmma and TMA instructions exist on
+// GELU + residual epilogue, every row of the tile table); the wgmma and TMA instructions exist on
 // no other target, so plain sm_90 refuses them (why the spec carries arch = sm_90a). Each names
 // its dynamic shared memory.
 TEST(CudaWgmmaOnHost, KernelsCompileForSm90aOnly) {
@@ -393,11 +508,13 @@ TEST(CudaWgmmaOnHost, KernelsCompileForSm90aOnly) {
   const Expr gelu_bias_res16 =
       parse_expr("0.5 * (x + y) * (1 + erf((x + y) * 0.7071067811865476)) + z", {DType::f32, DType::f16, DType::f16});
   std::string src;
-  std::vector<KernelSpec> specs{contract_wgmma_spec(make_contract_spec(DType::bf16, DType::bf16, DType::bf16)),
-                                contract_wgmma_spec(make_contract_spec(DType::f16, DType::f16, DType::f32)),
+  // (Each entry point once per dtype's instructions: a plain bf16 128 x 128 or f16 64 x 128 kernel
+  // adds NVRTC time, not coverage.)
+  std::vector<KernelSpec> specs{contract_wgmma_spec(make_contract_spec(DType::f16, DType::f16, DType::f32)),
                                 contract_wgmma_spec(make_contract_spec(DType::bf16, DType::bf16, DType::bf16, &gelu_bias_res)),
-                                contract_wgmma_spec(make_contract_spec(DType::f16, DType::f16, DType::f16), 64),
                                 contract_wgmma_spec(make_contract_spec(DType::bf16, DType::bf16, DType::bf16, &gelu_bias_res), 64),
+                                contract_wgmma_spec(make_contract_spec(DType::bf16, DType::bf16, DType::bf16, &gelu_bias_res), 128, 256),
+                                contract_wgmma_spec(make_contract_spec(DType::f16, DType::f16, DType::f32), 128, 256),
                                 contract_wgmma_spec(make_conv_spec(DType::bf16, DType::bf16, DType::bf16)),
                                 contract_wgmma_spec(make_conv_spec(DType::f16, DType::f16, DType::f16, &gelu_bias_res16))};
   for (const KernelSpec& spec : specs) src += emit_cuda(spec);
@@ -411,7 +528,7 @@ TEST(CudaWgmmaOnHost, KernelsCompileForSm90aOnly) {
     if (e.code() == ErrorCode::unsupported) GTEST_SKIP() << e.what();  // no NVRTC here
     ADD_FAILURE() << e.what();
   }
-  EXPECT_THROW(compile_cuda_cubin(src, "wgmma_test", "sm_90", false), Error);
+  EXPECT_THROW(compile_cuda_cubin(emit_cuda(specs[0]), "wgmma_test", "sm_90", false), Error);
 }
 
 }  // namespace

@@ -107,13 +107,17 @@ bool contract_spec_supported(const KernelSpec& spec, std::string* why) {
   if (spec.inputs.size() != 2 + extra)
     return no(fmt::format("a contraction takes a, b and its epilogue's {} operands, not {} inputs", extra,
                           spec.inputs.size()));
-  const int threads = spec_contract_wgmma(spec) ? 128 * (1 + contract_wgmma_tile_m(spec) / 64) : kContractThreads;
+  if (const std::string_view tile = spec.attribute("tile");
+      spec_contract_wgmma(spec) && !tile.empty() && tile != "64x128" && tile != "128x256")
+    return no(fmt::format("wgmma kernels have tiles of 128x128 (no tile attribute), 64x128 or 128x256, not {}", tile));
+  const int threads = spec_contract_wgmma(spec) ? 128 * (1 + contract_tile(spec).m / 64) : kContractThreads;
   if (spec.block_size != threads)
     return no(fmt::format("{} kernels run {} threads per block, not {}",
                           spec_contract_wgmma(spec) ? "wgmma contraction" : "contraction", threads, spec.block_size));
-  if (spec_contract_wgmma(spec) && spec.family != "contract" && (spec.family != "conv" || contract_wgmma_tile_m(spec) != 128))
+  if (spec_contract_wgmma(spec) && spec.family != "contract" &&
+      (spec.family != "conv" || contract_tile(spec).m != 128 || contract_tile(spec).n != 128))
     return no(fmt::format("{} kernels have no wgmma variant{}", spec.family,
-                          spec.family == "conv" ? " with 64-row tiles" : ""));
+                          spec.family == "conv" ? " with tiles other than 128 x 128" : ""));
   for (DType t : {spec.inputs[0], spec.inputs[1], spec.output})
     if (t == DType::pred) return no("a contraction takes no pred operands");
   if (!is_float(spec.output) && (is_float(spec.inputs[0]) || is_float(spec.inputs[1])))
@@ -221,16 +225,21 @@ constexpr ContractTemplate kGemm = {"gemm", "cuda/contract.cuh", "KilnContractPa
 // The tensor-core kernels (CUDA only; the same entry point, another template).
 constexpr ContractTemplate kMmaBf16 = {"gemm", "cuda/contract_mma.cuh", "KilnContractParams", "contract_mma_run_bf16", ""};
 constexpr ContractTemplate kMmaF16 = {"gemm", "cuda/contract_mma.cuh", "KilnContractParams", "contract_mma_run_f16", ""};
-constexpr ContractTemplate kWgmma[2][2] = {  // [bf16][tile 128]
+constexpr ContractTemplate kWgmma[2][3] = {  // [bf16][64 x 128, 128 x 128, 128 x 256]
     {{"gemm", "cuda/contract_wgmma.cuh", "KilnWgmmaParams", "contract_wgmma_run_f16_m64", "", 256, "kiln::kWgSharedBytesM64"},
-     {"gemm", "cuda/contract_wgmma.cuh", "KilnWgmmaParams", "contract_wgmma_run_f16", "", 384, "kiln::kWgSharedBytes"}},
+     {"gemm", "cuda/contract_wgmma.cuh", "KilnWgmmaParams", "contract_wgmma_run_f16", "", 384, "kiln::kWgSharedBytes"},
+     {"gemm", "cuda/contract_wgmma.cuh", "KilnWgmmaParams", "contract_wgmma_run_f16_n256", "", 384, "kiln::kWgSharedBytesN256"}},
     {{"gemm", "cuda/contract_wgmma.cuh", "KilnWgmmaParams", "contract_wgmma_run_bf16_m64", "", 256, "kiln::kWgSharedBytesM64"},
-     {"gemm", "cuda/contract_wgmma.cuh", "KilnWgmmaParams", "contract_wgmma_run_bf16", "", 384, "kiln::kWgSharedBytes"}}};
+     {"gemm", "cuda/contract_wgmma.cuh", "KilnWgmmaParams", "contract_wgmma_run_bf16", "", 384, "kiln::kWgSharedBytes"},
+     {"gemm", "cuda/contract_wgmma.cuh", "KilnWgmmaParams", "contract_wgmma_run_bf16_n256", "", 384, "kiln::kWgSharedBytesN256"}}};
 
 std::string contract_emit_cuda(const KernelSpec& spec, FunctionSet) {
   if (!spec_contract_tensor_cores(spec)) return contract_cuda_source(spec, kGemm);
   const bool bf16 = spec.inputs[0] == DType::bf16;
-  if (spec_contract_wgmma(spec)) return contract_cuda_source(spec, kWgmma[bf16][contract_wgmma_tile_m(spec) == 128]);
+  if (spec_contract_wgmma(spec)) {
+    const ContractTile tile = contract_tile(spec);
+    return contract_cuda_source(spec, kWgmma[bf16][tile.m == 64 ? 0 : tile.n == 128 ? 1 : 2]);
+  }
   return contract_cuda_source(spec, bf16 ? kMmaBf16 : kMmaF16);
 }
 std::uint32_t contract_params_bytes(const KernelSpec& spec, int) {
@@ -324,7 +333,7 @@ bool contract_geometry(const PlanRequest& r, KilnContractParams& p, std::string*
 // nonzero stride, innermost first (templates/cuda/contract_wgmma.cuh); false with |why| when the
 // TMA cannot load it (cuTensorMapEncodeTiled's rules: 16-byte aligned address and strides, each
 // stride at least the extent below it; at most 5 dimensions).
-bool wgmma_operand_map(const KilnContractParams& p, int o, int tile_m, TensorMapRequest& t, bool& mn_major,
+bool wgmma_operand_map(const KilnContractParams& p, int o, ContractTile tile, TensorMapRequest& t, bool& mn_major,
                        std::string* why) {
   const char *name = o == 0 ? "a" : "b", *axis = o == 0 ? "m" : "n";
   const std::uint64_t address = o == 0 ? p.a : p.b;
@@ -362,7 +371,7 @@ bool wgmma_operand_map(const KilnContractParams& p, int o, int tile_m, TensorMap
     return true;
   };
   if (!add(outer, outer_stride, mn_major ? "k" : axis)) return false;
-  t.box[1] = mn_major ? kWgmmaTileK : (o == 0 ? tile_m : kContractMmaTileN);
+  t.box[1] = mn_major ? kWgmmaTileK : (o == 0 ? tile.m : tile.n);
   for (std::int64_t d = p.batch_rank - 1; d >= 0; --d)
     if (p.batch_strides[o][d] != 0 && !add(p.batch_shape[d], p.batch_strides[o][d], "batch")) return false;
   return true;
@@ -386,7 +395,7 @@ LaunchPlan contract_plan(const KernelSpec& spec, const PlanRequest& r, std::stri
     TensorMapRequest maps[2];
     for (int o = 0; o < 2; ++o) {
       bool mn = false;
-      if (!wgmma_operand_map(p, o, tile.m, maps[o], mn, why)) return LaunchPlan{};
+      if (!wgmma_operand_map(p, o, tile, maps[o], mn, why)) return LaunchPlan{};
       w.layout |= std::int64_t(mn) << o;
     }
     maps[0].offset = offsetof(KilnWgmmaParams, a_map);
@@ -618,7 +627,7 @@ bool contract_wgmma_fits(const PlanRequest& r, std::string* why) {
   for (int o = 0; o < 2; ++o) {
     TensorMapRequest t;
     bool mn = false;
-    if (!wgmma_operand_map(p, o, kContractMmaTileM, t, mn, out)) return false;
+    if (!wgmma_operand_map(p, o, ContractTile{kContractMmaTileM, kContractMmaTileN, kWgmmaTileK}, t, mn, out)) return false;
   }
   return true;
 }

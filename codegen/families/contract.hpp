@@ -51,24 +51,30 @@ inline constexpr int kContractMmaTileM = 128, kContractMmaTileN = 128;
 
 // The Hopper variant of tensor-core contraction or conv kernel |spec| (CUDA sm_90a only, compiled
 // for that target: wgmma, templates/cuda/contract_wgmma.cuh with TMA loads, conv_wgmma.cuh with the
-// windows gathered by a producer warpgroup) with output tiles of |tile_m| x 128: 128 (384 threads)
-// or, for contractions only, 64 (256 threads: one consumer warpgroup, for M <= 64, e.g. LLM decode)
-// — contract_tile_for picks. The same operands, sums and epilogues as contract_tensor_core_spec.
-// Throws invalid_argument where it does not apply (what contract_tensor_cores_apply refuses,
-// another tile).
-KernelSpec contract_wgmma_spec(const KernelSpec& spec, int tile_m = 128);
+// windows gathered by a producer warpgroup) with output tiles of |tile_m| x |tile_n|: 128 x 128
+// (384 threads) or, for contractions only, 64 x 128 (256 threads: one consumer warpgroup, for
+// M <= 64, e.g. LLM decode) or 128 x 256 (384 threads, each consumer thread holding 128
+// accumulators: half the shared-memory reads of a's stages per product, for large GEMMs) —
+// contract_wgmma_tile_for picks. The same operands, sums and epilogues as
+// contract_tensor_core_spec. Throws invalid_argument where it does not apply (what
+// contract_tensor_cores_apply refuses, another tile).
+KernelSpec contract_wgmma_spec(const KernelSpec& spec, int tile_m = 128, int tile_n = 128);
 bool spec_contract_wgmma(const KernelSpec& spec);
-int contract_wgmma_tile_m(const KernelSpec& spec);  // 128 or 64
 
 // The tile table: the output tile (M x N) and K step of the kernel a contraction spec runs (every
-// path: the portable kernel 64 x 64 x 16; mma.sync 128 x 128 x 32; wgmma 128 or 64 x 128 x 64;
-// Vulkan cooperative matrices 128 x 128 x 32), and the wgmma tile for M rows (64 where M <= 64:
-// half the tensor-core work and shared memory of a 128-row tile that would be mostly zeros).
+// path: the portable kernel 64 x 64 x 16; mma.sync 128 x 128 x 32; wgmma 128 x 128, 64 x 128 or
+// 128 x 256 x 64; Vulkan cooperative matrices 128 x 128 x 32).
 struct ContractTile {
   int m = 0, n = 0, k = 0;
 };
 ContractTile contract_tile(const KernelSpec& spec);
-int contract_wgmma_tile_for(std::int64_t m);
+// The wgmma tile for |batch| products of M x N: 64 x 128 where M <= 64 (half the tensor-core work
+// and shared memory of a 128-row tile that would be mostly zeros); 128 x 256 where N > 128 and
+// there are at least kWgmmaWideTiles such tiles (about two waves of an H100's 132 SMs at one block
+// each: fewer, larger tiles no longer leave SMs idle); else 128 x 128. A first guess from the
+// tiles' arithmetic, for the first GPU run to tune.
+inline constexpr std::int64_t kWgmmaWideTiles = 256;
+ContractTile contract_wgmma_tile_for(std::int64_t batch, std::int64_t m, std::int64_t n);
 // An upper bound on the loop iterations one invocation of contraction or conv kernel |spec| runs
 // (LaunchPlan::loop_iterations) for |tiles| output tiles over |groups| workgroups and a K of |k|:
 // per K step 1 for the portable kernels and, for the cooperative-matrix ones as lavapipe runs them

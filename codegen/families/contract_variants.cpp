@@ -101,25 +101,33 @@ KernelSpec contract_tensor_core_spec(const KernelSpec& spec) {
   return t;
 }
 
-KernelSpec contract_wgmma_spec(const KernelSpec& spec, int tile_m) {
+KernelSpec contract_wgmma_spec(const KernelSpec& spec, int tile_m, int tile_n) {
   std::string why;
   if (!contract_tensor_cores_apply(spec, &why)) fail(ErrorCode::invalid_argument, why);
-  if (tile_m != 128 && (tile_m != 64 || spec.family == "conv"))
-    fail(ErrorCode::invalid_argument, fmt::format("the wgmma {} kernel has tiles of {} rows, not {}", spec.family,
-                                                  spec.family == "conv" ? "128" : "128 or 64", tile_m));
+  const bool conv = spec.family == "conv";
+  const bool known = (tile_m == 128 && tile_n == 128) || (!conv && ((tile_m == 64 && tile_n == 128) || (tile_m == 128 && tile_n == 256)));
+  if (!known)
+    fail(ErrorCode::invalid_argument, fmt::format("the wgmma {} kernel has tiles of {}, not {} x {}", spec.family,
+                                                  conv ? "128 x 128" : "128 x 128, 64 x 128 or 128 x 256", tile_m, tile_n));
   KernelSpec t = spec;
   t.set_attribute("path", "wgmma");
   t.set_attribute("arch", "sm_90a");
-  if (tile_m == 64) t.set_attribute("tile", "64x128");  // (128 x 128 carries no attribute)
+  if (tile_m != 128 || tile_n != 128) t.set_attribute("tile", fmt::format("{}x{}", tile_m, tile_n));  // (128 x 128: none)
   t.block_size = 128 * (1 + tile_m / 64);
   return t;
 }
 
-int contract_wgmma_tile_m(const KernelSpec& spec) { return spec.attribute("tile") == "64x128" ? 64 : 128; }
-int contract_wgmma_tile_for(std::int64_t m) { return m <= 64 ? 64 : 128; }
+ContractTile contract_wgmma_tile_for(std::int64_t batch, std::int64_t m, std::int64_t n) {
+  if (m <= 64) return {64, 128, 64};
+  const std::int64_t wide = batch * ((m + 127) / 128) * ((n + 255) / 256);
+  return n > 128 && wide >= kWgmmaWideTiles ? ContractTile{128, 256, 64} : ContractTile{128, 128, 64};
+}
 
 ContractTile contract_tile(const KernelSpec& spec) {
-  if (spec_contract_wgmma(spec)) return {contract_wgmma_tile_m(spec), 128, 64};
+  if (spec_contract_wgmma(spec)) {
+    const std::string_view tile = spec.attribute("tile");
+    return tile == "64x128" ? ContractTile{64, 128, 64} : tile == "128x256" ? ContractTile{128, 256, 64} : ContractTile{128, 128, 64};
+  }
   if (spec_contract_tensor_cores(spec) || spec_contract_coopmat(spec)) return {kContractMmaTileM, kContractMmaTileN, 32};
   return {kContractTileM, kContractTileN, kContractTileK};
 }
@@ -182,7 +190,10 @@ KernelSpec contract_coopmat_spec(const KernelSpec& spec, const CoopmatShape& sha
 }
 
 KernelSpec contract_same_variant(const KernelSpec& variant, const KernelSpec& spec) {
-  if (spec_contract_wgmma(variant)) return contract_wgmma_spec(spec, contract_wgmma_tile_m(variant));
+  if (spec_contract_wgmma(variant)) {
+    const ContractTile tile = contract_tile(variant);
+    return contract_wgmma_spec(spec, tile.m, tile.n);
+  }
   if (spec_contract_tensor_cores(variant)) return contract_tensor_core_spec(spec);
   if (spec_contract_coopmat(variant)) {
     CoopmatShape s;

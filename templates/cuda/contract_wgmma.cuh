@@ -1,20 +1,22 @@
 // Contractions on Hopper's tensor cores (sm_90a only; codegen/families/contract.cpp, path "wgmma"):
-// f16 or bf16 operands, f32 accumulators, wgmma.mma_async m64n128k16 reading both operands from
-// shared memory, the operands brought in by the TMA (cp.async.bulk.tensor) through a ring of
-// kWgStages stages, a warp-specialized block of 128 (1 + C) threads (C = 2: 128 x 128 output tiles;
-// C = 1: 64 x 128 tiles for M <= 64, WgTile):
+// f16 or bf16 operands, f32 accumulators, wgmma.mma_async m64nNk16 (N = 128 or 256) reading both
+// operands from shared memory, the operands brought in by the TMA (cp.async.bulk.tensor) through a
+// ring of kWgStages stages, a warp-specialized block of 128 (1 + C) threads (WgTile<C, N>: C = 2,
+// N = 128: 128 x 128 output tiles; C = 1: 64 x 128 tiles for M <= 64; C = 2, N = 256: 128 x 256
+// tiles for large M and N, with setmaxnreg moving registers from the producer to the consumers):
 //   warpgroup 0, the producer: one thread waits for a free stage (its "empty" mbarrier), arms the
 //     stage's "full" mbarrier with the bytes to come and issues the stage's tensor loads (the TMA
 //     fills what lies outside the operand with zeros: partial tiles and the K tail need no code);
-//   warpgroups 1 .. C, the consumers: each owns 64 rows of the 64 C x 128 output tile, waits for a
-//     full stage, runs four k16 steps of wgmma over it, waits for them and frees the stage (each
-//     warp's lane 0 arrives on "empty": 4 C arrivals), then applies the contraction family's
-//     epilogue functor (R::put) to its 64 accumulators per thread.
+//   warpgroups 1 .. C, the consumers: each owns 64 rows of the 64 C x N output tile, waits for a
+//     full stage, issues four k16 steps of wgmma over it as one group, and frees the previous
+//     stage once only this group is in flight (each warp's lane 0 arrives on "empty": 4 C
+//     arrivals), then applies the contraction family's epilogue functor (R::put) to its N / 2
+//     accumulators per thread.
 // The tiles of the grid are walked by a grid-stride loop; producer and consumers count the same
 // k steps, so stage s = step % kWgStages and the mbarrier phase parity = (step / kWgStages) & 1.
 //
-// Shared memory (dynamic, WgTile<C>::kSharedBytes, the stages 1024-byte aligned): per stage a (8 C
-// KiB) then b (16 KiB), written by the TMA with the 128-byte swizzle (16-byte chunk c of 128-byte
+// Shared memory (dynamic, WgTile<C, N>::kSharedBytes, the stages 1024-byte aligned): per stage a (8 C
+// KiB) then b (N / 8 KiB), written by the TMA with the 128-byte swizzle (16-byte chunk c of 128-byte
 // row r stored at chunk c ^ (r % 8)), and read by wgmma through matrix descriptors in that mode:
 //   K-major operand (its k axis contiguous; a as [m][k], b as [n][k]): one box of 64 k x rows,
 //     row r at 128 r bytes: the canonical layout ((8, rows / 8), (8 elements, 2)) with 8-row groups
@@ -26,7 +28,7 @@
 // Descriptor (PTX ISA, "Matrix Descriptor Format"): bits 0-13 start address >> 4, 16-29 LBO >> 4,
 // 32-45 SBO >> 4, 49-51 base offset (0: the stages are 1024-byte aligned), 62-63 swizzle (1: 128B).
 // Accumulators (PTX ISA, "wgmma .m64nNk16 register fragment D"): warp w of the warpgroup, lane
-// 4 g + t, register i holds (m, n) = (16 w + g + 8 ((i / 2) % 2), 8 (i / 4) + 2 t + i % 2).
+// 4 g + t, register i < N / 2 holds (m, n) = (16 w + g + 8 ((i / 2) % 2), 8 (i / 4) + 2 t + i % 2).
 //
 // The tensor maps (CUtensorMap, 128 bytes) are made at launch from LaunchStep::tensor_maps (the
 // plan's requests; the driver's cuTensorMapEncodeTiled) into KilnWgmmaParams: dim 0 the operand's
@@ -40,18 +42,20 @@
 
 namespace kiln {
 
-constexpr int kWgTileN = 128, kWgTileK = 64, kWgStages = 4;
-constexpr unsigned kWgBBytes = kWgTileN * kWgTileK * 2;  // b's part of a stage: 16 KiB
-// The tile table's rows: C consumer warpgroups of 64 rows each (C = 2: 128 x 128 tiles, 384
-// threads; C = 1: 64 x 128, 256 threads, for M <= 64; codegen/families/contract.cpp chooses).
-template <int C>
+constexpr int kWgTileK = 64, kWgStages = 4;
+// The tile table's rows: C consumer warpgroups of 64 rows each, N columns (C = 2, N = 128: 128 x
+// 128 tiles, 384 threads; C = 1: 64 x 128, 256 threads, for M <= 64; C = 2, N = 256: 128 x 256,
+// 384 threads, for large M and N; codegen/families/contract_variants.cpp chooses).
+template <int C, int N = 128>
 struct WgTile {
-  static constexpr int kM = 64 * C, kThreads = 128 * (1 + C);
-  static constexpr unsigned kABytes = 8192u * C;  // a's part of a stage: 64 C rows x 64 k
-  static constexpr unsigned kStageBytes = kABytes + kWgBBytes;
+  static constexpr int kM = 64 * C, kN = N, kThreads = 128 * (1 + C), kAcc = N / 2;  // accumulators per thread
+  static constexpr unsigned kABytes = 8192u * C;                  // a's part of a stage: 64 C rows x 64 k
+  static constexpr unsigned kBBytes = unsigned(N) * kWgTileK * 2;  // b's: N rows x 64 k
+  static constexpr unsigned kStageBytes = kABytes + kBBytes;
   static constexpr unsigned kSharedBytes = kWgStages * kStageBytes + 2 * kWgStages * 8 + 1024;  // + barriers, alignment
 };
-constexpr unsigned kWgSharedBytes = WgTile<2>::kSharedBytes, kWgSharedBytesM64 = WgTile<1>::kSharedBytes;
+constexpr unsigned kWgSharedBytes = WgTile<2>::kSharedBytes, kWgSharedBytesM64 = WgTile<1>::kSharedBytes,
+                   kWgSharedBytesN256 = WgTile<2, 256>::kSharedBytes;
 
 // cuda.h's CUtensorMap: 128 opaque bytes, 64-byte aligned.
 struct __align__(64) KilnTensorMap {
@@ -77,9 +81,10 @@ void contract_mbar_init_on_host(unsigned bar, unsigned count);
 void contract_mbar_arrive_on_host(unsigned bar, unsigned expect_bytes);
 bool contract_mbar_test_on_host(unsigned bar, unsigned parity);
 void contract_tma_load_on_host(unsigned dst, const KilnTensorMap* map, const int* coords, int rank, unsigned bar);
-void contract_wgmma_on_host(float (&d)[64], unsigned long long a, unsigned long long b, bool accumulate, bool a_mn,
+void contract_wgmma_on_host(float* d, int n, unsigned long long a, unsigned long long b, bool accumulate, bool a_mn,
                             bool b_mn, bool bf16);
-void contract_wgmma_wait_on_host();
+void contract_wgmma_commit_on_host();
+void contract_wgmma_wait_on_host(int pending);
 #endif
 
 __device__ __forceinline__ unsigned char* contract_wgmma_shared() {
@@ -196,20 +201,53 @@ __device__ __forceinline__ void contract_wgmma_fence() {
   asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
 #endif
 }
-__device__ __forceinline__ void contract_wgmma_commit_and_wait() {
+// The wgmmas issued since the last commit become one group.
+__device__ __forceinline__ void contract_wgmma_commit() {
 #if defined(__CUDA_ARCH__)
-  asm volatile("wgmma.commit_group.sync.aligned;\nwgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
 #else
-  contract_wgmma_wait_on_host();
+  contract_wgmma_commit_on_host();
+#endif
+}
+// Waits until at most |PENDING| committed groups of this warp are still in flight.
+template <int PENDING>
+__device__ __forceinline__ void contract_wgmma_wait() {
+#if defined(__CUDA_ARCH__)
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(PENDING) : "memory");
+#else
+  contract_wgmma_wait_on_host(PENDING);
 #endif
 }
 
-#define KILN_WGMMA_D_REGS \
+// A warpgroup's register budget changed (setmaxnreg; sm_90a): the producer gives registers back,
+// the consumers take them, so a consumer thread holds 128 accumulators (the 128 x 256 tile) and a
+// fused epilogue with no spills. 384 threads at 168 (the launch's count) = 128 x 56 + 256 x 224
+// (ptxas allocates each side within its count: at 40 the producer's tile arithmetic spills; without
+// setmaxnreg a GELU + residual epilogue spills at 168).
+template <int REGS, bool INC>
+__device__ __forceinline__ void contract_set_max_registers() {
+#if defined(__CUDA_ARCH__)
+  if (INC) asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(REGS));
+  else asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(REGS));
+#endif
+}
+
+// The accumulator operands of an m64nNk16 wgmma: N / 2 registers per thread (N = 128 or 256).
+#define KILN_WGMMA_D_REGS_64 \
   "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
   "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, " \
   "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, " \
   "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
-#define KILN_WGMMA_D_OPERANDS \
+#define KILN_WGMMA_D_REGS_128 \
+  "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
+  "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, " \
+  "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, " \
+  "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, " \
+  "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, " \
+  "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, " \
+  "%96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, " \
+  "%112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127"
+#define KILN_WGMMA_D_OPERANDS_64 \
   "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
   "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), \
   "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), \
@@ -218,45 +256,85 @@ __device__ __forceinline__ void contract_wgmma_commit_and_wait() {
   "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), \
   "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), \
   "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-#define KILN_WGMMA_M64N128K16(TYPE, TA, TB)                                                                       \
-  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\nwgmma.mma_async.sync.aligned.m64n128k16.f32." TYPE "." TYPE \
-               " {" KILN_WGMMA_D_REGS "}, %64, %65, p, 1, 1, " TA ", " TB ";\n}\n"                             \
-               : KILN_WGMMA_D_OPERANDS                                                                            \
+#define KILN_WGMMA_D_OPERANDS_128 \
+  "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+  "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), \
+  "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), \
+  "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), \
+  "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), \
+  "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), \
+  "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), \
+  "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), \
+  "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), \
+  "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), \
+  "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]), \
+  "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]), \
+  "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]), \
+  "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]), \
+  "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]), \
+  "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
+#define KILN_WGMMA_STEP(SHAPE, REGS, OPERANDS, A, B, SCALE, TYPE, TA, TB)                                      \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, " SCALE ", 0;\nwgmma.mma_async.sync.aligned." SHAPE ".f32." TYPE \
+               "." TYPE " {" REGS "}, " A ", " B ", p, 1, 1, " TA ", " TB ";\n}\n"                                \
+               : OPERANDS                                                                                      \
                : "l"(a), "l"(b), "r"(accumulate))
+#define KILN_WGMMA_M64N128K16(TYPE, TA, TB) \
+  KILN_WGMMA_STEP("m64n128k16", KILN_WGMMA_D_REGS_64, KILN_WGMMA_D_OPERANDS_64, "%64", "%65", "%66", TYPE, TA, TB)
+#define KILN_WGMMA_M64N256K16(TYPE, TA, TB)                                                                  \
+  KILN_WGMMA_STEP("m64n256k16", KILN_WGMMA_D_REGS_128, KILN_WGMMA_D_OPERANDS_128, "%128", "%129", "%130", TYPE, \
+                  TA, TB)
 
 // The accumulators as defined by an (empty) asm statement: keeps the compiler from moving register
 // accesses across wgmma.fence / wait_group (PTX ISA: other accesses of the registers a wgmma in
-// flight uses are undefined; ptxas would serialize the wgmmas).
-__device__ __forceinline__ void contract_wgmma_fence_registers(float (&d)[64]) {
+// flight uses are undefined; ptxas would serialize the wgmmas). No instruction: it may stand while
+// a wgmma group is in flight.
+template <int R>
+__device__ __forceinline__ void contract_wgmma_fence_registers(float (&d)[R]) {
 #if defined(__CUDA_ARCH__)
 #pragma unroll
-  for (int i = 0; i < 64; ++i) asm volatile("" : "+f"(d[i])::"memory");
+  for (int i = 0; i < R; ++i) asm volatile("" : "+f"(d[i])::"memory");
 #else
   (void)d;
 #endif
 }
 
-// d = a b (|accumulate| 0) or d += a b over one m64n128k16 step of the warpgroup (a: 64 x 16,
-// b: 16 x 128, from their descriptors).
-template <bool BF16, bool A_MN, bool B_MN>
-__device__ __forceinline__ void contract_wgmma_step(float (&d)[64], unsigned long long a, unsigned long long b,
+// d = a b (|accumulate| 0) or d += a b over one m64nNk16 step of the warpgroup (a: 64 x 16, b:
+// 16 x N, from their descriptors; N = 2 R, 128 or 256).
+template <bool BF16, bool A_MN, bool B_MN, int R>
+__device__ __forceinline__ void contract_wgmma_step(float (&d)[R], unsigned long long a, unsigned long long b,
                                                     unsigned accumulate) {
+  static_assert(R == 64 || R == 128, "wgmma tiles of 128 or 256 columns");
 #if defined(__CUDA_ARCH__)
-  if (BF16 && !A_MN && !B_MN) KILN_WGMMA_M64N128K16("bf16", "0", "0");
-  if (BF16 && !A_MN && B_MN) KILN_WGMMA_M64N128K16("bf16", "0", "1");
-  if (BF16 && A_MN && !B_MN) KILN_WGMMA_M64N128K16("bf16", "1", "0");
-  if (BF16 && A_MN && B_MN) KILN_WGMMA_M64N128K16("bf16", "1", "1");
-  if (!BF16 && !A_MN && !B_MN) KILN_WGMMA_M64N128K16("f16", "0", "0");
-  if (!BF16 && !A_MN && B_MN) KILN_WGMMA_M64N128K16("f16", "0", "1");
-  if (!BF16 && A_MN && !B_MN) KILN_WGMMA_M64N128K16("f16", "1", "0");
-  if (!BF16 && A_MN && B_MN) KILN_WGMMA_M64N128K16("f16", "1", "1");
+  if constexpr (R == 64) {
+    if (BF16 && !A_MN && !B_MN) KILN_WGMMA_M64N128K16("bf16", "0", "0");
+    if (BF16 && !A_MN && B_MN) KILN_WGMMA_M64N128K16("bf16", "0", "1");
+    if (BF16 && A_MN && !B_MN) KILN_WGMMA_M64N128K16("bf16", "1", "0");
+    if (BF16 && A_MN && B_MN) KILN_WGMMA_M64N128K16("bf16", "1", "1");
+    if (!BF16 && !A_MN && !B_MN) KILN_WGMMA_M64N128K16("f16", "0", "0");
+    if (!BF16 && !A_MN && B_MN) KILN_WGMMA_M64N128K16("f16", "0", "1");
+    if (!BF16 && A_MN && !B_MN) KILN_WGMMA_M64N128K16("f16", "1", "0");
+    if (!BF16 && A_MN && B_MN) KILN_WGMMA_M64N128K16("f16", "1", "1");
+  } else {
+    if (BF16 && !A_MN && !B_MN) KILN_WGMMA_M64N256K16("bf16", "0", "0");
+    if (BF16 && !A_MN && B_MN) KILN_WGMMA_M64N256K16("bf16", "0", "1");
+    if (BF16 && A_MN && !B_MN) KILN_WGMMA_M64N256K16("bf16", "1", "0");
+    if (BF16 && A_MN && B_MN) KILN_WGMMA_M64N256K16("bf16", "1", "1");
+    if (!BF16 && !A_MN && !B_MN) KILN_WGMMA_M64N256K16("f16", "0", "0");
+    if (!BF16 && !A_MN && B_MN) KILN_WGMMA_M64N256K16("f16", "0", "1");
+    if (!BF16 && A_MN && !B_MN) KILN_WGMMA_M64N256K16("f16", "1", "0");
+    if (!BF16 && A_MN && B_MN) KILN_WGMMA_M64N256K16("f16", "1", "1");
+  }
 #else
-  contract_wgmma_on_host(d, a, b, accumulate != 0, A_MN, B_MN, BF16);
+  contract_wgmma_on_host(d, R * 2, a, b, accumulate != 0, A_MN, B_MN, BF16);
 #endif
 }
+#undef KILN_WGMMA_M64N256K16
 #undef KILN_WGMMA_M64N128K16
-#undef KILN_WGMMA_D_OPERANDS
-#undef KILN_WGMMA_D_REGS
+#undef KILN_WGMMA_STEP
+#undef KILN_WGMMA_D_OPERANDS_128
+#undef KILN_WGMMA_D_OPERANDS_64
+#undef KILN_WGMMA_D_REGS_128
+#undef KILN_WGMMA_D_REGS_64
 
 // The coordinates of batch |bi| in operand |o|'s tensor map (dims 2..): the batch dimensions with
 // a nonzero stride, innermost first; returns the map's rank.
@@ -287,17 +365,19 @@ __device__ __forceinline__ void contract_wgmma_init_ring(unsigned full0, unsigne
 }
 
 // A consumer warpgroup's part of one output tile: its 64 rows (consumer |cw|) of the stages' a
-// against all 128 columns of their b, over |ksteps| k steps from ring position |step| (advanced
-// past them): wait for a full stage, four k16 wgmmas, wait for them, free the stage. The first k16
-// step overwrites the accumulators (scale-d 0): no ordinary register writes define them (ptxas
-// would serialize the wgmmas after such writes); |acc| is undefined when |ksteps| is 0. |COPIED|:
-// the stages were written by cp.async (generic-proxy writes no producer fence covers: each
-// consumer thread fences the proxies after its wait, before its wgmmas read them).
-template <bool BF16, bool A_MN, bool B_MN, int C, bool COPIED = false>
-__device__ __forceinline__ void contract_wgmma_consume(float (&acc)[64], unsigned base, unsigned full0, unsigned empty0,
-                                                       unsigned cw, unsigned lane, long long ksteps,
+// against all N columns of their b, over |ksteps| k steps from ring position |step| (advanced past
+// them): wait for a full stage, four k16 wgmmas committed as one group, then wait until only that
+// group is in flight and free the stage the previous group read, so the tensor cores always have
+// the next group queued while a stage is handed back; the last stage is freed after all groups
+// complete. The first k16 step overwrites the accumulators (scale-d 0): no ordinary register writes
+// define them (ptxas would serialize the wgmmas after such writes); |acc| is undefined when
+// |ksteps| is 0. |COPIED|: the stages were written by cp.async (generic-proxy writes no producer
+// fence covers: each consumer thread fences the proxies after its wait, before its wgmmas read them).
+template <bool BF16, bool A_MN, bool B_MN, int C, bool COPIED = false, int N = 128>
+__device__ __forceinline__ void contract_wgmma_consume(float (&acc)[N / 2], unsigned base, unsigned full0,
+                                                       unsigned empty0, unsigned cw, unsigned lane, long long ksteps,
                                                        unsigned long long& step) {
-  typedef WgTile<C> T;
+  typedef WgTile<C, N> T;
   for (long long kt = 0; kt < ksteps; ++kt, ++step) {
     const unsigned s = (unsigned)(step % kWgStages), parity = (unsigned)(step / kWgStages) & 1u;
     const unsigned as = base + s * T::kStageBytes + cw * 8192u, bs = base + s * T::kStageBytes + T::kABytes;
@@ -315,15 +395,19 @@ __device__ __forceinline__ void contract_wgmma_consume(float (&acc)[64], unsigne
       const unsigned long long db = contract_wgmma_desc(B_MN ? bs + 2048u * kk : bs + 32u * kk, B_MN ? 8192u : 16u, 1024);
       contract_wgmma_step<BF16, A_MN, B_MN>(acc, da, db, kt > 0 || kk > 0 ? 1u : 0u);
     }
-    contract_wgmma_commit_and_wait();
+    contract_wgmma_commit();
+    contract_wgmma_wait<1>();  // the previous step's group has completed: its stage is read
     contract_wgmma_fence_registers(acc);
-    if (lane == 0) contract_mbar_arrive(empty0 + 8u * s, 0);
+    if (kt > 0 && lane == 0) contract_mbar_arrive(empty0 + 8u * (unsigned)((step - 1) % kWgStages), 0);
   }
+  contract_wgmma_wait<0>();
+  contract_wgmma_fence_registers(acc);
+  if (ksteps > 0 && lane == 0) contract_mbar_arrive(empty0 + 8u * (unsigned)((step - 1) % kWgStages), 0);
 }
 
-template <class R, bool BF16, bool A_MN, bool B_MN, int C>
+template <class R, bool BF16, bool A_MN, bool B_MN, int C, int N>
 __device__ void contract_wgmma_run(const KilnWgmmaParams& P, const R r) {
-  typedef WgTile<C> T;
+  typedef WgTile<C, N> T;
   const KilnContractParams& p = P.c;
   unsigned char* smem = contract_wgmma_shared();
   const unsigned base = contract_wgmma_address(smem);
@@ -333,12 +417,13 @@ __device__ void contract_wgmma_run(const KilnWgmmaParams& P, const R r) {
   const long long tiles = p.tiles_m * p.tiles_n, work = p.batch * tiles, ksteps = (p.k + kWgTileK - 1) / kWgTileK;
   unsigned long long step = 0;
   if (wg == 0) {  // the producer
+    if (N == 256) contract_set_max_registers<56, false>();
     if (tid != 0) return;
     for (long long w = blockIdx.x; w < work; w += gridDim.x) {
       const long long bi = w / tiles, tt = w - bi * tiles, tm = tt / p.tiles_n, tn = tt - tm * p.tiles_n;
       int ca[5], cb[5];
       const int ra = contract_wgmma_batch_coords(p, 0, bi, ca), rb = contract_wgmma_batch_coords(p, 1, bi, cb);
-      const int m0 = (int)(tm * T::kM), n0 = (int)(tn * kWgTileN);
+      const int m0 = (int)(tm * T::kM), n0 = (int)(tn * N);
       for (long long kt = 0; kt < ksteps; ++kt, ++step) {
         const unsigned s = (unsigned)(step % kWgStages), parity = (unsigned)(step / kWgStages) & 1u;
         const unsigned full = full0 + 8u * s, as = base + s * T::kStageBytes, bs = as + T::kABytes;
@@ -354,12 +439,12 @@ __device__ void contract_wgmma_run(const KilnWgmmaParams& P, const R r) {
           ca[0] = k0, ca[1] = m0;
           contract_tma_load(as, &P.a_map, ca, ra, full);
         }
-        if (B_MN) {
-          cb[0] = n0, cb[1] = k0;
-          contract_tma_load(bs, &P.b_map, cb, rb, full);
-          cb[0] = n0 + 64;
-          contract_tma_load(bs + kWgBBytes / 2, &P.b_map, cb, rb, full);
-        } else {
+        if (B_MN) {  // N / 64 boxes of 64 n x 64 k
+          for (int c = 0; c < N / 64; ++c) {
+            cb[0] = n0 + 64 * c, cb[1] = k0;
+            contract_tma_load(bs + 8192u * c, &P.b_map, cb, rb, full);
+          }
+        } else {  // one box of 64 k x N n
           cb[0] = k0, cb[1] = n0;
           contract_tma_load(bs, &P.b_map, cb, rb, full);
         }
@@ -367,16 +452,17 @@ __device__ void contract_wgmma_run(const KilnWgmmaParams& P, const R r) {
     }
     return;
   }
+  if (N == 256) contract_set_max_registers<224, true>();
   const unsigned cw = wg - 1u;  // this consumer's rows of the tile: 64 cw ..
   for (long long w = blockIdx.x; w < work; w += gridDim.x) {
     const long long bi = w / tiles, tt = w - bi * tiles, tm = tt / p.tiles_n, tn = tt - tm * p.tiles_n;
-    float acc[64];
-    contract_wgmma_consume<BF16, A_MN, B_MN, C>(acc, base, full0, empty0, cw, lane, ksteps, step);
+    float acc[T::kAcc];
+    contract_wgmma_consume<BF16, A_MN, B_MN, C, false, N>(acc, base, full0, empty0, cw, lane, ksteps, step);
     long long off[3], eoff[2];
     contract_batch_offsets(p, bi, off, eoff);
-    const long long row0 = tm * T::kM + 64 * cw + 16 * warp + lane / 4, col0 = tn * kWgTileN + 2 * (lane % 4);
+    const long long row0 = tm * T::kM + 64 * cw + 16 * warp + lane / 4, col0 = tn * N + 2 * (lane % 4);
 #pragma unroll
-    for (int i = 0; i < 64; ++i) {
+    for (int i = 0; i < T::kAcc; ++i) {
       const long long om = row0 + 8 * ((i / 2) % 2), on = col0 + 8 * (i / 4) + i % 2;
       if (om < p.m && on < p.n) {
         const long long ei[2] = {eoff[0] + om * p.ext_m[0] + on * p.ext_n[0], eoff[1] + om * p.ext_m[1] + on * p.ext_n[1]};
@@ -388,13 +474,13 @@ __device__ void contract_wgmma_run(const KilnWgmmaParams& P, const R r) {
 
 // The operands' layouts (KilnWgmmaParams::layout) as template arguments: each wgmma has its
 // transposes as immediates, and the warpgroup's code stays free of divergent branches.
-template <class R, bool BF16, int C>
+template <class R, bool BF16, int C, int N = 128>
 __device__ void contract_wgmma_dispatch(const KilnWgmmaParams& p, const R r) {
   switch (p.layout & 3) {
-    case 0: contract_wgmma_run<R, BF16, false, false, C>(p, r); break;
-    case 1: contract_wgmma_run<R, BF16, true, false, C>(p, r); break;
-    case 2: contract_wgmma_run<R, BF16, false, true, C>(p, r); break;
-    default: contract_wgmma_run<R, BF16, true, true, C>(p, r); break;
+    case 0: contract_wgmma_run<R, BF16, false, false, C, N>(p, r); break;
+    case 1: contract_wgmma_run<R, BF16, true, false, C, N>(p, r); break;
+    case 2: contract_wgmma_run<R, BF16, false, true, C, N>(p, r); break;
+    default: contract_wgmma_run<R, BF16, true, true, C, N>(p, r); break;
   }
 }
 template <class R>
@@ -404,6 +490,14 @@ __device__ void contract_wgmma_run_bf16(const KilnWgmmaParams& p, const R r) {
 template <class R>
 __device__ void contract_wgmma_run_f16(const KilnWgmmaParams& p, const R r) {
   contract_wgmma_dispatch<R, false, 2>(p, r);
+}
+template <class R>
+__device__ void contract_wgmma_run_bf16_n256(const KilnWgmmaParams& p, const R r) {
+  contract_wgmma_dispatch<R, true, 2, 256>(p, r);
+}
+template <class R>
+__device__ void contract_wgmma_run_f16_n256(const KilnWgmmaParams& p, const R r) {
+  contract_wgmma_dispatch<R, false, 2, 256>(p, r);
 }
 template <class R>
 __device__ void contract_wgmma_run_bf16_m64(const KilnWgmmaParams& p, const R r) {

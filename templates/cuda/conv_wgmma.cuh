@@ -102,7 +102,7 @@ __device__ __forceinline__ void conv_wgmma_produce(const KilnConvParams& p, unsi
   unsigned long long step = 0;
   for (long long w = blockIdx.x; w < work; w += gridDim.x) {
     const long long grp = w / tiles, tt = w - grp * tiles, tm = tt / p.tiles_n, tn = tt - tm * p.tiles_n;
-    const long long m = tm * T::kM + t, n = tn * kWgTileN + t;
+    const long long m = tm * T::kM + t, n = tn * T::kN + t;
     const bool m_ok = m < p.m, n_ok = n < p.n;
     const ConvRow row = conv_row(p, grp, m_ok ? m : 0);
     const long long b_row = grp * p.kn_group + (n_ok ? n : 0) * p.kn_o;
@@ -177,7 +177,7 @@ __device__ void conv_wgmma_run(const KilnConvParams& p, const R r) {
     float acc[64];
     contract_wgmma_consume<BF16, false, false, 2, true>(acc, base, full0, empty0, cw, lane, ksteps, step);
     // This thread's two output rows (accumulator fragment: rows g and g + 8 of its warp's 16).
-    const long long row0 = tm * T::kM + 64 * cw + 16 * warp + lane / 4, col0 = tn * kWgTileN + 2 * (lane % 4);
+    const long long row0 = tm * T::kM + 64 * cw + 16 * warp + lane / 4, col0 = tn * T::kN + 2 * (lane % 4);
     ConvRow rows[2];
 #pragma unroll
     for (int h = 0; h < 2; ++h) rows[h] = conv_row(p, grp, row0 + 8 * h < p.m ? row0 + 8 * h : 0);

@@ -543,7 +543,8 @@ TEST_P(Contract, TensorCoresTakeHalfPrecisionOperandsOnCuda) {
 
 // sm_90 (H100, H200): f16/bf16 contractions whose operands the TMA can load run the Hopper kernel
 // (wgmma, TMA, warp-specialized; templates/cuda/contract_wgmma.cuh): both operand layouts each
-// (a as a transposed view is M-major), partial tiles, K tails, a broadcast batch, a fused epilogue
+// (a as a transposed view is M-major), partial tiles, K tails, a broadcast batch, each row of the
+// tile table (64 x 128, 128 x 128, 128 x 256) as contract_wgmma_tile_for picks it, a fused epilogue
 // bit for bit against the same sums op by op; an operand the TMA cannot load (rows 50 elements
 // apart) stays on mma.sync. Skipped elsewhere (CudaWgmmaOnHost runs the kernel on host threads).
 TEST_P(Contract, HopperKernelOnSm90) {
@@ -559,7 +560,9 @@ TEST_P(Contract, HopperKernelOnSm90) {
   for (DType t : {DType::bf16, DType::f16})
     for (const Case& c : {Case{1, 128, 128, 64, false, false, true}, Case{1, 136, 136, 72, true, false, true},
                           Case{3, 96, 200, 64, false, true, true}, Case{1, 304, 264, 1000, true, true, true},
-                          Case{1, 1, 8, 4096, false, false, true}, Case{1, 64, 64, 50, false, false, false}}) {
+                          Case{1, 1, 8, 4096, false, false, true}, Case{1, 64, 64, 50, false, false, false},
+                          // 256 and 512 tiles of 128 x 256: the wide row of the tile table
+                          Case{128, 130, 264, 24, true, false, true}, Case{128, 72, 264, 136, false, true, true}}) {
       const Tensor a = c.a_t ? random_tensor({c.batch, c.k, c.m}, t, ++seed).to(*dev_).transpose({0, 2, 1})
                              : random_tensor({c.batch, c.m, c.k}, t, ++seed).to(*dev_);
       const Tensor b = c.b_t ? random_tensor({c.n, c.k}, t, ++seed).to(*dev_).transpose({1, 0})
@@ -569,6 +572,11 @@ TEST_P(Contract, HopperKernelOnSm90) {
       const std::string what = fmt::format("{} {}x{}x{}x{}{}{}", dtype_name(t), c.batch, c.m, c.n, c.k,
                                            c.a_t ? " a transposed" : "", c.b_t ? " b transposed" : "");
       EXPECT_EQ(contraction_wgmma_runs() - before, c.wgmma ? 1u : 0u) << what;
+      if (c.wgmma) {
+        const ContractTile tile = contract_wgmma_tile_for(c.batch, c.m, c.n);
+        EXPECT_EQ(contraction_last_tile(), fmt::format("{}x{}x{}", tile.m, tile.n, tile.k)) << what;
+        EXPECT_EQ(tile.n, c.batch == 128 ? 256 : 128) << what;
+      }
       expect_matches(got, reference(a.to(device("cpu")), b.to(device("cpu")), {{2}, {}, {0}, {}}, t), t, t, what);
     }
   const Tensor a = random_tensor({2, 136, 64}, DType::bf16, 950).to(*dev_), b = random_tensor({64, 72}, DType::bf16, 951).to(*dev_);
