@@ -14,6 +14,7 @@
 // coordinate, stage or phase in the template or the planner fails these tests.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <barrier>
 #include <cmath>
 #include <cstdlib>
@@ -403,6 +404,31 @@ TEST(CudaWgmmaOnHost, TheWideTile) {
   }
   ::unsetenv("KILN_WGMMA_TILE");
   EXPECT_EQ(wgmma_tile(1, 8192, 8192).n, 256);
+}
+
+// The tiles' order (groups of kWgGroupM rows of tiles, down each group's columns): every tile of
+// every batch exactly once; tall problems whose last group has 3 and 1 rows, walked by 3 blocks.
+TEST(CudaWgmmaOnHost, GroupedTileOrder) {
+  for (const auto& [batch, tm_count, tn_count] : std::vector<std::array<long long, 3>>{
+           {1, 1, 1}, {1, 8, 5}, {2, 11, 3}, {3, 19, 1}, {1, 1, 40}, {2, 16, 16}}) {
+    cuda_blocks::kiln::KilnContractParams p{};
+    p.batch = batch, p.tiles_m = tm_count, p.tiles_n = tn_count;
+    std::vector<int> seen(std::size_t(batch * tm_count * tn_count), 0);
+    long long last_tm = -1;
+    for (long long w = 0; w < batch * tm_count * tn_count; ++w) {
+      long long bi, tm, tn;
+      cuda_blocks::kiln::contract_wgmma_tile_at(p, w, bi, tm, tn);
+      ASSERT_TRUE(bi >= 0 && bi < batch && tm >= 0 && tm < tm_count && tn >= 0 && tn < tn_count) << w;
+      ++seen[std::size_t((bi * tm_count + tm) * tn_count + tn)];
+      if ((w % (tm_count * tn_count)) % (cuda_blocks::kiln::kWgGroupM * tn_count) != 0) {  // within a group
+        EXPECT_LE(std::abs(tm - last_tm), cuda_blocks::kiln::kWgGroupM - 1) << w;
+      }
+      last_tm = tm;
+    }
+    for (int s : seen) EXPECT_EQ(s, 1);
+  }
+  check_wgmma(true, 1, 1300, 136, 16, false, false, false, 3);
+  check_wgmma(false, 1, 1096, 264, 40, true, true, false, 3, 128, 256);
 }
 
 TEST(CudaWgmmaOnHost, WhatTheTmaCannotLoadStaysOnMmaSync) {

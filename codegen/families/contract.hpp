@@ -78,8 +78,9 @@ ContractTile contract_wgmma_tile_for(std::int64_t batch, std::int64_t m, std::in
 // An upper bound on the loop iterations one invocation of contraction or conv kernel |spec| runs
 // (LaunchPlan::loop_iterations) for |tiles| output tiles over |groups| workgroups and a K of |k|:
 // per K step 1 for the portable kernels and, for the cooperative-matrix ones as lavapipe runs them
-// (emulated; measured there: about 94 for a contraction, 190 to 246 for a conv — an NCHW input and
-// an HWIO kernel split k per element for both operands), 100 and 300.
+// (emulated; measured there: about 94 for a contraction before its operands were fetched in chunks,
+// whose element-by-element fallback adds up to 18 a step; 190 to 246 for a conv — an NCHW input and
+// an HWIO kernel split k per element for both operands), 120 and 300.
 std::uint64_t contract_loop_iterations(const KernelSpec& spec, std::int64_t tiles, std::int64_t k, std::uint32_t groups);
 
 // The cooperative-matrix variant of contraction or conv kernel |spec| (Vulkan:

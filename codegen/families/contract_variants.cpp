@@ -112,6 +112,7 @@ KernelSpec contract_wgmma_spec(const KernelSpec& spec, int tile_m, int tile_n) {
   KernelSpec t = spec;
   t.set_attribute("path", "wgmma");
   t.set_attribute("arch", "sm_90a");
+  std::erase_if(t.attributes, [](const auto& kv) { return kv.first == "tile"; });  // (a variant's, given back)
   if (tile_m != 128 || tile_n != 128) t.set_attribute("tile", fmt::format("{}x{}", tile_m, tile_n));  // (128 x 128: none)
   t.block_size = 128 * (1 + tile_m / 64);
   return t;
@@ -135,7 +136,7 @@ ContractTile contract_tile(const KernelSpec& spec) {
 std::uint64_t contract_loop_iterations(const KernelSpec& spec, std::int64_t tiles, std::int64_t k, std::uint32_t groups) {
   const ContractTile t = contract_tile(spec);
   const bool cm = spec_contract_coopmat(spec);
-  const double per_step = !cm ? 1 : spec.family == "conv" ? 300 : 100, per_tile = cm ? 200 : 16;
+  const double per_step = !cm ? 1 : spec.family == "conv" ? 300 : 120, per_tile = cm ? 200 : 16;
   const double each = std::ceil(double(std::max<std::int64_t>(tiles, 0)) / std::max(groups, 1u));
   const double n = each * (std::ceil(double(std::max<std::int64_t>(k, 0)) / t.k) * per_step + per_tile);
   return loop_count(n);
@@ -213,6 +214,7 @@ std::string contract_coopmat_glsl(const KernelSpec& spec) {
                "#extension GL_NV_cooperative_matrix : require\n";
   defines += fmt::format("#define KILN_CM_M {}\n#define KILN_CM_N {}\n#define KILN_CM_K {}\n#define KILN_CM_EMULATED {}",
                          s.m, s.n, s.k, emulated ? 1 : 0);
+  if (spec.family != "conv") defines += "\n#define KILN_CM_CHUNKS 1";  // (conv gathers windows element by element)
   return contract_glsl_source(spec, kCoopmat[spec.family == "conv"], defines);
 }
 

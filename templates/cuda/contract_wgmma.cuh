@@ -349,6 +349,21 @@ __device__ __forceinline__ int contract_wgmma_batch_coords(const KilnContractPar
   return rank;
 }
 
+// Tile |w| of the grid-stride walk: batch |bi|, then the tiles in groups of kWgGroupM rows of
+// tiles, down each column of a group before the next (w consecutive over a group's rows): the tiles
+// a wave of blocks computes at once span about kWgGroupM panels of a and (blocks / kWgGroupM) of b
+// instead of a few of a and every one of b, so L2 serves more of their stages.
+constexpr long long kWgGroupM = 8;
+__device__ __forceinline__ void contract_wgmma_tile_at(const KilnContractParams& p, long long w, long long& bi,
+                                                       long long& tm, long long& tn) {
+  const long long tiles = p.tiles_m * p.tiles_n;
+  bi = w / tiles;
+  const long long t = w - bi * tiles, span = kWgGroupM * p.tiles_n, g = t / span, first = g * kWgGroupM;
+  const long long rows = p.tiles_m - first < kWgGroupM ? p.tiles_m - first : kWgGroupM, r = t - g * span;
+  tm = first + r % rows;
+  tn = r / rows;
+}
+
 // The ring's mbarriers (2 kWgStages of them at |full0| and |empty0|, 8 bytes each), initialized
 // by thread 0 before the block's first barrier: full[s] completes on |full_arrivals| arrivals (the
 // producer's) and the bytes they announce, empty[s] on 4 C (lane 0 of each consumer warp).
@@ -420,7 +435,8 @@ __device__ void contract_wgmma_run(const KilnWgmmaParams& P, const R r) {
     if (N == 256) contract_set_max_registers<56, false>();
     if (tid != 0) return;
     for (long long w = blockIdx.x; w < work; w += gridDim.x) {
-      const long long bi = w / tiles, tt = w - bi * tiles, tm = tt / p.tiles_n, tn = tt - tm * p.tiles_n;
+      long long bi, tm, tn;
+      contract_wgmma_tile_at(p, w, bi, tm, tn);
       int ca[5], cb[5];
       const int ra = contract_wgmma_batch_coords(p, 0, bi, ca), rb = contract_wgmma_batch_coords(p, 1, bi, cb);
       const int m0 = (int)(tm * T::kM), n0 = (int)(tn * N);
@@ -455,7 +471,8 @@ __device__ void contract_wgmma_run(const KilnWgmmaParams& P, const R r) {
   if (N == 256) contract_set_max_registers<224, true>();
   const unsigned cw = wg - 1u;  // this consumer's rows of the tile: 64 cw ..
   for (long long w = blockIdx.x; w < work; w += gridDim.x) {
-    const long long bi = w / tiles, tt = w - bi * tiles, tm = tt / p.tiles_n, tn = tt - tm * p.tiles_n;
+    long long bi, tm, tn;
+    contract_wgmma_tile_at(p, w, bi, tm, tn);
     float acc[T::kAcc];
     contract_wgmma_consume<BF16, A_MN, B_MN, C, false, N>(acc, base, full0, empty0, cw, lane, ksteps, step);
     long long off[3], eoff[2];

@@ -116,20 +116,35 @@ void kiln_cm_tile(int64_t w);       // tile w: sets kiln_m0, kiln_n0 (and the fa
 void kiln_cm_fetch(int64_t k0);     // kiln_ra/rb for the step at k0 (kiln_tile_element's order)
 void kiln_cm_put(uint r, int64_t n, float v);  // output (kiln_m0 + r, n), inside M x N
 
-// Element e (= tid + 256 i) of the a and b tiles: (am, ak) and (bk, bn). Along m (a) or n (b)
-// fastest, an invocation keeps one row (am = tid % 128) or column (bn = tid % 128) for all 16 of
-// its elements; along k fastest, one k (tid % 32) for all of them.
-void kiln_tile_element(uint e, out uint am, out uint ak, out uint bk, out uint bn) {
+// Element i (0 .. 15) of invocation tid's share of the a and b tiles: (am, ak) and (bk, bn).
+// KILN_CM_CHUNKS 0: e = tid + 256 i; along m (a) or n (b) fastest, an invocation keeps one row
+// (am = tid % 128) or column (bn = tid % 128) for all 16 of its elements; along k fastest, one k
+// (tid % 32) for all of them. KILN_CM_CHUNKS 1: two chunks of 8 consecutive elements along the
+// walked axis, chunk c = tid + 256 (i / 8), element i % 8 of it (so that a chunk of a dense,
+// 16-byte aligned operand is one 16-byte load: the family's kiln_cm_fetch).
+#ifndef KILN_CM_CHUNKS
+#define KILN_CM_CHUNKS 0
+#endif
+void kiln_tile_element(uint tid, uint i, out uint am, out uint ak, out uint bk, out uint bn) {
+#if KILN_CM_CHUNKS
+  const uint c = tid + 256u * (i / 8u), q = i % 8u;
+  am = kiln_a_m_inner ? (c % 16u) * 8u + q : c / 4u;
+  ak = kiln_a_m_inner ? c / 16u : (c % 4u) * 8u + q;
+  bk = kiln_b_k_inner ? (c % 4u) * 8u + q : c / 16u;
+  bn = kiln_b_k_inner ? c / 4u : (c % 16u) * 8u + q;
+#else
+  const uint e = tid + 256u * i;
   am = kiln_a_m_inner ? e % uint(KILN_BM) : e / uint(KILN_BK);
   ak = kiln_a_m_inner ? e / uint(KILN_BM) : e % uint(KILN_BK);
   bk = kiln_b_k_inner ? e % uint(KILN_BK) : e / uint(KILN_BN);
   bn = kiln_b_k_inner ? e / uint(KILN_BK) : e % uint(KILN_BN);
+#endif
 }
 
 void kiln_stage() {
   KILN_CM_UNROLL for (uint i = 0u; i < 16u; ++i) {
     uint am, ak, bk, bn;
-    kiln_tile_element(gl_LocalInvocationIndex + 256u * i, am, ak, bk, bn);
+    kiln_tile_element(gl_LocalInvocationIndex, i, am, ak, bk, bn);
     kiln_sa[am * uint(KILN_SA_STRIDE) + ak] = kiln_ra[i];
     kiln_sb[bk * uint(KILN_SB_STRIDE) + bn] = kiln_rb[i];
   }

@@ -56,15 +56,16 @@ TEST_P(Limits, LongRowsAndLongSumsStayWithinTheDriversLoopLimit) {
                  "matmul", "[1,1048640]");
   expect_refused(conformance::error_message([&] { conv(filled({1, past, 1}, DType::f32, 1.0), filled({1, past, 1}, DType::f32, 1.0)); }),
                  "conv", "[1,1048640,1]");
-  // The cooperative-matrix kernels as lavapipe runs them (emulated): about 94 (contraction) and up
-  // to 246 (conv) loop iterations per K step of 32, planned as 100 and 300. The longest K each takes
-  // sums every product; a longer one runs the portable kernel instead.
+  // The cooperative-matrix kernels as lavapipe runs them (emulated): up to about 112 (contraction,
+  // both operands fetched element by element: an odd K) and 246 (conv) loop iterations per K step
+  // of 32, planned as 120 and 300. The longest K each takes sums every product; a longer one runs
+  // the portable kernel instead.
   const conformance::ScopedCoopmat emulated("emulate");
   auto ones = [&](const Shape& s) { return filled(s, DType::f16, 1.0); };
   DotOptions f32;
   f32.output = DType::f32;
   std::uint64_t before = contraction_coopmat_runs();
-  const std::int64_t kc = (65535 - 200) / 100 * 32;
+  const std::int64_t kc = (65535 - 200) / 120 * 32 - 1;  // (odd: no 16-byte chunks)
   EXPECT_EQ(matmul(ones({1, kc}), ones({kc, 1}), f32).to(device("cpu")).to_vector<float>(), std::vector<float>{float(kc)});
   EXPECT_EQ(contraction_coopmat_runs() - before, 1u);
   EXPECT_EQ(matmul(ones({1, 40000}), ones({40000, 1}), f32).to(device("cpu")).to_vector<float>(), std::vector<float>{40000.0f});
