@@ -305,25 +305,22 @@ __device__ __forceinline__ void contract_wgmma_step(float (&d)[R], unsigned long
                                                     unsigned accumulate) {
   static_assert(R == 64 || R == 128, "wgmma tiles of 128 or 256 columns");
 #if defined(__CUDA_ARCH__)
+  // The dtype and the transposes are immediates of the instruction: one asm statement each.
+#define KILN_WGMMA_EACH_FORM(STEP)                          \
+  if (BF16 && !A_MN && !B_MN) STEP("bf16", "0", "0");       \
+  if (BF16 && !A_MN && B_MN) STEP("bf16", "0", "1");        \
+  if (BF16 && A_MN && !B_MN) STEP("bf16", "1", "0");        \
+  if (BF16 && A_MN && B_MN) STEP("bf16", "1", "1");         \
+  if (!BF16 && !A_MN && !B_MN) STEP("f16", "0", "0");       \
+  if (!BF16 && !A_MN && B_MN) STEP("f16", "0", "1");        \
+  if (!BF16 && A_MN && !B_MN) STEP("f16", "1", "0");        \
+  if (!BF16 && A_MN && B_MN) STEP("f16", "1", "1");
   if constexpr (R == 64) {
-    if (BF16 && !A_MN && !B_MN) KILN_WGMMA_M64N128K16("bf16", "0", "0");
-    if (BF16 && !A_MN && B_MN) KILN_WGMMA_M64N128K16("bf16", "0", "1");
-    if (BF16 && A_MN && !B_MN) KILN_WGMMA_M64N128K16("bf16", "1", "0");
-    if (BF16 && A_MN && B_MN) KILN_WGMMA_M64N128K16("bf16", "1", "1");
-    if (!BF16 && !A_MN && !B_MN) KILN_WGMMA_M64N128K16("f16", "0", "0");
-    if (!BF16 && !A_MN && B_MN) KILN_WGMMA_M64N128K16("f16", "0", "1");
-    if (!BF16 && A_MN && !B_MN) KILN_WGMMA_M64N128K16("f16", "1", "0");
-    if (!BF16 && A_MN && B_MN) KILN_WGMMA_M64N128K16("f16", "1", "1");
+    KILN_WGMMA_EACH_FORM(KILN_WGMMA_M64N128K16)
   } else {
-    if (BF16 && !A_MN && !B_MN) KILN_WGMMA_M64N256K16("bf16", "0", "0");
-    if (BF16 && !A_MN && B_MN) KILN_WGMMA_M64N256K16("bf16", "0", "1");
-    if (BF16 && A_MN && !B_MN) KILN_WGMMA_M64N256K16("bf16", "1", "0");
-    if (BF16 && A_MN && B_MN) KILN_WGMMA_M64N256K16("bf16", "1", "1");
-    if (!BF16 && !A_MN && !B_MN) KILN_WGMMA_M64N256K16("f16", "0", "0");
-    if (!BF16 && !A_MN && B_MN) KILN_WGMMA_M64N256K16("f16", "0", "1");
-    if (!BF16 && A_MN && !B_MN) KILN_WGMMA_M64N256K16("f16", "1", "0");
-    if (!BF16 && A_MN && B_MN) KILN_WGMMA_M64N256K16("f16", "1", "1");
+    KILN_WGMMA_EACH_FORM(KILN_WGMMA_M64N256K16)
   }
+#undef KILN_WGMMA_EACH_FORM
 #else
   contract_wgmma_on_host(d, R * 2, a, b, accumulate != 0, A_MN, B_MN, BF16);
 #endif
